@@ -1,0 +1,33 @@
+# ClickHouse: Debian's 18.16 server with a generated, self-contained config.
+
+CLICKHOUSE_PATTERN=clickhouse-server
+CLICKHOUSE_LAUNCHED=
+
+clickhouse_start() {
+  local dir=$STACK/clickhouse pid
+  if pid=$(pid_of clickhouse "$CLICKHOUSE_PATTERN"); then
+    say "clickhouse: already running (pid $pid)"
+    return 0
+  fi
+  require_free_port clickhouse 9000
+  require_free_port clickhouse-http 8123
+  mkdir -p "$dir"/{data,tmp,user_files,format_schemas}
+  render "$TEMPLATES/clickhouse/config.xml.in" "$dir/config.xml"
+  cp "$TEMPLATES/clickhouse/users.xml" "$dir/users.xml"
+  # --daemon forks and writes the pid file itself; stdout/stderr only carry start-up errors.
+  (cd "$dir" && /usr/sbin/clickhouse-server --config-file="$dir/config.xml" \
+    --pid-file="$PIDS/clickhouse.pid" --daemon </dev/null >>"$LOGS/clickhouse.err.log" 2>&1 9>&-) ||
+    { log_tail "$LOGS/clickhouse.err.log"; die "clickhouse: failed to start"; }
+  CLICKHOUSE_LAUNCHED=1
+}
+
+clickhouse_ready() {
+  wait_for_pid_file clickhouse "$CLICKHOUSE_PATTERN" "$LOGS/clickhouse.err.log"
+  wait_ready clickhouse "$CLICKHOUSE_PATTERN" "$LOGS/clickhouse.err.log" clickhouse_ping
+  [[ -z $CLICKHOUSE_LAUNCHED ]] || say "clickhouse: started (pid $(pid_of clickhouse "$CLICKHOUSE_PATTERN"))"
+}
+
+clickhouse_ping() { [[ $(curl -sf --max-time 2 http://127.0.0.1:8123/ping) == Ok. ]]; }
+
+clickhouse_stop() { stop_pid clickhouse "$CLICKHOUSE_PATTERN" TERM; }
+clickhouse_status() { status_line clickhouse "$CLICKHOUSE_PATTERN"; }
