@@ -1,0 +1,210 @@
+"""OTLP attribute values as plain Python, and the coercions the mapping tables apply to them.
+
+`AnyValue` becomes str, bool, int, float, list, dict or None; bytes become lowercase hex.
+A coercion returns `SKIP` when a value cannot serve its target (a non-numeric token count, an
+unknown observation type), so the next source in precedence order gets its turn. Coercions
+never raise: whatever a client sends, the span maps.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+SKIP: Any = object()
+
+
+def any_value(v: Any) -> Any:
+    """An `opentelemetry.proto.common.v1.AnyValue` as a Python value (None when unset)."""
+    kind = v.WhichOneof("value")
+    if kind == "string_value":
+        return v.string_value
+    if kind == "int_value":
+        return v.int_value
+    if kind == "double_value":
+        return v.double_value
+    if kind == "bool_value":
+        return v.bool_value
+    if kind == "array_value":
+        return [any_value(x) for x in v.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: any_value(kv.value) for kv in v.kvlist_value.values}
+    if kind == "bytes_value":
+        return v.bytes_value.hex()
+    return None
+
+
+def attributes_dict(attributes: Iterable[Any]) -> dict[str, Any]:
+    """Repeated `KeyValue` as a dict; a repeated key keeps its last value."""
+    return {kv.key: any_value(kv.value) for kv in attributes}
+
+
+# --- time ---------------------------------------------------------------------------------
+
+_SECOND_PREFIX: dict[int, str] = {}
+
+
+def iso_from_unix_nanos(nanos: int) -> str:
+    """Unix nanoseconds as ISO 8601 UTC with exactly six fraction digits (truncated, not rounded).
+
+    Integer arithmetic only, so the microseconds are exact; the per-second prefix is cached
+    because the spans of one export are usually seconds apart.
+    """
+    secs, rem = divmod(nanos, 1_000_000_000)
+    prefix = _SECOND_PREFIX.get(secs)
+    if prefix is None:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+        if len(_SECOND_PREFIX) >= 4096:
+            _SECOND_PREFIX.clear()
+        _SECOND_PREFIX[secs] = prefix
+    return f"{prefix}.{rem // 1000:06d}Z"
+
+
+# --- coercions ----------------------------------------------------------------------------
+
+
+def json_text(value: Any) -> Any:
+    """A string holding a JSON object, array or string is parsed; anything else is kept."""
+    if type(value) is str and value:
+        first = value[0]
+        if first in " \t\r\n":
+            stripped = value.lstrip()
+            first = stripped[:1]
+        if first in ("{", "[", '"'):
+            try:
+                return orjson.loads(value)
+            except orjson.JSONDecodeError:
+                return value
+    return value
+
+
+def json_object(value: Any) -> Any:
+    """A dict, or a string holding a JSON object."""
+    if type(value) is str:
+        value = json_text(value)
+    return value if type(value) is dict else SKIP
+
+
+def text(value: Any) -> Any:
+    """A non-empty string; numbers are written out, other values are skipped."""
+    if type(value) is str:
+        return value if value else SKIP
+    if type(value) in (int, float):
+        return str(value)
+    return SKIP
+
+
+def count(value: Any) -> Any:
+    """A token count as int: ints, integral floats and numeric strings; booleans are not counts."""
+    t = type(value)
+    if t is int:
+        return value
+    if t is float:
+        return int(value) if math.isfinite(value) else SKIP
+    if t is str:
+        try:
+            return int(value)
+        except ValueError:
+            try:
+                f = float(value)
+            except ValueError:
+                return SKIP
+            return int(f) if math.isfinite(f) else SKIP
+    return SKIP
+
+
+def amount(value: Any) -> Any:
+    """A cost as a finite float or int."""
+    t = type(value)
+    if t is int:
+        return value
+    if t is float:
+        return value if math.isfinite(value) else SKIP
+    if t is str:
+        try:
+            f = float(value)
+        except ValueError:
+            return SKIP
+        return f if math.isfinite(f) else SKIP
+    return SKIP
+
+
+def counts_map(value: Any) -> Any:
+    """A usage object (dict or JSON) with its counts coerced; keys without a count dropped."""
+    obj = json_object(value)
+    if obj is SKIP:
+        return SKIP
+    out = {}
+    for k, v in obj.items():
+        n = count(v)
+        if n is not SKIP:
+            out[k] = n
+    return out
+
+
+def amounts_map(value: Any) -> Any:
+    obj = json_object(value)
+    if obj is SKIP:
+        return SKIP
+    out = {}
+    for k, v in obj.items():
+        a = amount(v)
+        if a is not SKIP:
+            out[k] = a
+    return out
+
+
+def flag(value: Any) -> Any:
+    if type(value) is bool:
+        return value
+    if type(value) is str:
+        low = value.strip().lower()
+        if low in ("true", "1"):
+            return True
+        if low in ("false", "0"):
+            return False
+    return SKIP
+
+
+def tag_list(value: Any) -> Any:
+    """Tags from an array, a JSON array string, or a comma-separated string."""
+    if type(value) is str:
+        if value.lstrip().startswith("["):
+            value = json_text(value)
+        else:
+            tags = [t.strip() for t in value.split(",")]
+            return [t for t in tags if t] or SKIP
+    if type(value) is list:
+        return [t if type(t) is str else orjson.dumps(t).decode() for t in value] or SKIP
+    return SKIP
+
+
+def prompt_version(value: Any) -> Any:
+    n = count(value)
+    return n if n is not SKIP else text(value)
+
+
+def timestamp(value: Any) -> Any:
+    """An ISO 8601 string (also JSON-quoted, as older SDKs send it) or unix nanoseconds."""
+    t = type(value)
+    if t is str:
+        s = value.strip().strip('"')
+        return s if s[:1].isdigit() else SKIP
+    if t is int and 0 < value < 1 << 64:
+        return iso_from_unix_nanos(value)
+    return SKIP
+
+
+def one_of(mapping: dict[str, str], fold: Any = str.lower) -> Any:
+    """A coercion to a closed vocabulary, case-insensitively."""
+
+    def coerce(value: Any) -> Any:
+        if type(value) is str:
+            return mapping.get(fold(value.strip()), SKIP)
+        return SKIP
+
+    return coerce

@@ -1,0 +1,157 @@
+"""OTLP/HTTP trace requests and responses in both encodings: binary protobuf and OTLP/JSON.
+
+OTLP/JSON is the protobuf JSON mapping with two differences the stock parser does not know
+(OTLP spec, "JSON Protobuf Encoding"): trace and span ids are hex strings rather than base64,
+and enum values may be integers (the stock parser accepts those). Ids are therefore rewritten
+before `json_format` sees them. An id that is neither hex nor base64 becomes a one-byte id so
+the mapping rejects that span alone instead of the whole request.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import orjson
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError as ProtobufDecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from ingest.encoding import (
+    BodyTooLarge,
+    ClientError,
+    DecodeError,
+    UnsupportedEncoding,
+    UnsupportedMediaType,
+    decompress,
+)
+
+__all__ = [
+    "BodyTooLarge",
+    "ClientError",
+    "DecodeError",
+    "UnsupportedEncoding",
+    "UnsupportedMediaType",
+    "decompress",
+    "encode_response",
+    "media_type",
+    "parse_request",
+    "response_content_type",
+]
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+
+_MEDIA_TYPES = {
+    "application/x-protobuf": PROTOBUF,
+    "application/protobuf": PROTOBUF,
+    "application/json": JSON,
+}
+
+# A one-byte id: valid base64 for the parser, an invalid id for the mapping.
+_BAD_ID = base64.b64encode(b"\x00").decode()
+
+
+def media_type(content_type: str | None) -> str:
+    """`PROTOBUF` or `JSON` for a Content-Type header (parameters ignored); else 415."""
+    essence = (content_type or "").split(";", 1)[0].strip().lower()
+    found = _MEDIA_TYPES.get(essence)
+    if found is None:
+        raise UnsupportedMediaType(
+            f"unsupported Content-Type {essence or '(none)'!r}; "
+            "use application/x-protobuf or application/json"
+        )
+    return found
+
+
+def response_content_type(request_content_type: str | None) -> str:
+    """The Content-Type of the answer: the request's encoding, protobuf when it was unusable."""
+    try:
+        return media_type(request_content_type)
+    except UnsupportedMediaType:
+        return PROTOBUF
+
+
+def parse_request(body: bytes, content_type: str) -> ExportTraceServiceRequest:
+    """Decode an (already decompressed) export request; DecodeError (400) when malformed."""
+    kind = media_type(content_type)
+    request = ExportTraceServiceRequest()
+    if kind is PROTOBUF:
+        try:
+            request.ParseFromString(body)
+        except (ProtobufDecodeError, RuntimeError, ValueError) as exc:
+            # RuntimeError: recursion limit of nested AnyValues; ValueError: bad UTF-8.
+            raise DecodeError(f"malformed protobuf: {exc}") from None
+        return request
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(f"malformed JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise DecodeError("malformed OTLP/JSON: the body must be an object")
+    try:
+        _hex_ids_to_base64(doc)
+        json_format.ParseDict(doc, request, ignore_unknown_fields=True)
+    except (json_format.ParseError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+        raise DecodeError(f"malformed OTLP/JSON: {exc}") from None
+    return request
+
+
+def encode_response(partial_rejected: int, message: str, content_type: str | None) -> bytes:
+    """An `ExportTraceServiceResponse` in the request's encoding.
+
+    `partial_success` is set only when spans were rejected, as the spec asks.
+    """
+    if response_content_type(content_type) is JSON:
+        if partial_rejected <= 0:
+            return b"{}"
+        # int64 fields are decimal strings in the protobuf JSON mapping.
+        return orjson.dumps(
+            {"partialSuccess": {"rejectedSpans": str(partial_rejected), "errorMessage": message}}
+        )
+    response = ExportTraceServiceResponse()
+    if partial_rejected > 0:
+        response.partial_success.rejected_spans = partial_rejected
+        response.partial_success.error_message = message
+    return response.SerializeToString()
+
+
+def _hex_ids_to_base64(doc: dict[str, Any]) -> None:
+    for resource_spans in _objects(doc.get("resourceSpans") or doc.get("resource_spans")):
+        scope_spans = resource_spans.get("scopeSpans") or resource_spans.get("scope_spans")
+        for scope in _objects(scope_spans):
+            for span in _objects(scope.get("spans")):
+                _fix_ids(span, ("traceId", "spanId", "parentSpanId"))
+                _fix_ids(span, ("trace_id", "span_id", "parent_span_id"))
+                for link in _objects(span.get("links")):
+                    _fix_ids(link, ("traceId", "spanId", "trace_id", "span_id"))
+
+
+def _objects(value: Any) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        return []
+    return [v for v in value if isinstance(v, dict)]
+
+
+def _fix_ids(obj: dict[str, Any], keys: tuple[str, ...]) -> None:
+    for key in keys:
+        value = obj.get(key)
+        if isinstance(value, str) and value:
+            obj[key] = _id_to_base64(value)
+
+
+def _id_to_base64(value: str) -> str:
+    try:
+        return base64.b64encode(bytes.fromhex(value)).decode()
+    except ValueError:
+        pass
+    # Not hex: some clients send the stock protobuf JSON mapping (base64); accept that.
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return _BAD_ID
+    return value

@@ -1,0 +1,470 @@
+"""OTLP spans to Langfuse-style ingestion events, driven by declarative attribute tables.
+
+For every valid span: one observation event (`span-create`, `generation-create`, ...), and a
+`trace-create` event when the span is a root or carries trace-level attributes. Event ids are
+derived from the trace and span ids, so a retried export yields the same events.
+
+How a span is read: each attribute is converted once and looked up once. A table row sends an
+attribute key to a *slot* `(group, field)` with a *rank*; when several attributes feed the same
+slot the lowest rank wins (Langfuse's own attributes first, then the OpenTelemetry GenAI
+conventions, then OpenInference and others). An attribute no row claims goes to metadata.
+
+Sources: OpenTelemetry GenAI semantic conventions (gen_ai.*), OpenInference (openinference.*,
+llm.*, input.value, ...) and Langfuse's OTel attribute names (langfuse.*).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ingest.otlp import attributes as coerce
+from ingest.otlp.attributes import SKIP, any_value, attributes_dict, iso_from_unix_nanos
+
+# Slot groups. OBS and TRACE hold body fields; SHARED fields go to both bodies; the others
+# are dicts assembled key by key ("*" is a whole dict given at once, merged over the keys).
+OBS, TRACE, SHARED = "obs", "trace", "shared"
+PARAMS, USAGE, COST, META, TRACE_META = "params", "usage", "cost", "meta", "trace_meta"
+WHOLE = "*"
+
+OBSERVATION_TYPES = frozenset(
+    {"span", "generation", "event", "agent", "tool", "chain", "retriever", "embedding",
+     "guardrail", "evaluator"}
+)
+_LANGFUSE_TYPES = {t: t for t in OBSERVATION_TYPES}
+_EVENT_TYPES = {t: f"{t}-create" for t in OBSERVATION_TYPES}
+_OPENINFERENCE_KINDS = {
+    "LLM": "generation", "EMBEDDING": "embedding", "TOOL": "tool", "AGENT": "agent",
+    "CHAIN": "chain", "RETRIEVER": "retriever", "RERANKER": "retriever",
+    "GUARDRAIL": "guardrail", "EVALUATOR": "evaluator",
+}
+_GENAI_OPERATIONS = {
+    "chat": "generation", "text_completion": "generation", "generate_content": "generation",
+    "embeddings": "embedding", "execute_tool": "tool",
+    "invoke_agent": "agent", "create_agent": "agent",
+}
+_LEVELS = {lv: lv for lv in ("DEBUG", "DEFAULT", "WARNING", "ERROR")}
+
+_type_langfuse = coerce.one_of(_LANGFUSE_TYPES)
+_type_openinference = coerce.one_of(_OPENINFERENCE_KINDS, str.upper)
+_type_genai = coerce.one_of(_GENAI_OPERATIONS)
+_level = coerce.one_of(_LEVELS, str.upper)
+_io = coerce.json_text
+
+
+def _tool_hint(value: Any) -> Any:
+    return "tool" if coerce.text(value) is not SKIP else SKIP
+
+
+Coerce = Callable[[Any], Any] | None
+
+# (attribute key, group, field, rank, coercion). Rank orders the sources of one slot.
+EXACT: tuple[tuple[str, str, str, int, Coerce], ...] = (
+    # observation type
+    ("langfuse.observation.type", OBS, "type", 0, _type_langfuse),
+    ("openinference.span.kind", OBS, "type", 1, _type_openinference),
+    ("gen_ai.operation.name", OBS, "type", 2, _type_genai),
+    ("gen_ai.tool.name", OBS, "type", 3, _tool_hint),
+    ("gen_ai.tool.name", META, "gen_ai.tool.name", 0, None),
+    # level and status
+    ("langfuse.observation.level", OBS, "level", 0, _level),
+    ("langfuse.observation.status_message", OBS, "statusMessage", 0, coerce.text),
+    # input / output
+    ("langfuse.observation.input", OBS, "input", 0, _io),
+    ("gen_ai.input.messages", OBS, "input", 1, _io),
+    ("gen_ai.prompt", OBS, "input", 2, _io),
+    ("input.value", OBS, "input", 3, _io),
+    ("gen_ai.tool.call.arguments", OBS, "input", 4, _io),
+    ("langfuse.observation.output", OBS, "output", 0, _io),
+    ("gen_ai.output.messages", OBS, "output", 1, _io),
+    ("gen_ai.completion", OBS, "output", 2, _io),
+    ("output.value", OBS, "output", 3, _io),
+    ("gen_ai.tool.call.result", OBS, "output", 4, _io),
+    # model
+    ("langfuse.observation.model.name", OBS, "model", 0, coerce.text),
+    ("gen_ai.response.model", OBS, "model", 1, coerce.text),
+    ("gen_ai.request.model", OBS, "model", 2, coerce.text),
+    ("llm.model_name", OBS, "model", 3, coerce.text),
+    ("langfuse.observation.model.parameters", PARAMS, WHOLE, 0, coerce.json_object),
+    ("llm.invocation_parameters", PARAMS, WHOLE, 1, coerce.json_object),
+    # usage (token counts)
+    ("langfuse.observation.usage_details", USAGE, WHOLE, 0, coerce.counts_map),
+    ("gen_ai.usage.input_tokens", USAGE, "input", 1, coerce.count),
+    ("gen_ai.usage.prompt_tokens", USAGE, "input", 2, coerce.count),
+    ("llm.token_count.prompt", USAGE, "input", 3, coerce.count),
+    ("gen_ai.usage.output_tokens", USAGE, "output", 1, coerce.count),
+    ("gen_ai.usage.completion_tokens", USAGE, "output", 2, coerce.count),
+    ("llm.token_count.completion", USAGE, "output", 3, coerce.count),
+    ("gen_ai.usage.total_tokens", USAGE, "total", 1, coerce.count),
+    ("llm.usage.total_tokens", USAGE, "total", 2, coerce.count),
+    ("llm.token_count.total", USAGE, "total", 3, coerce.count),
+    ("gen_ai.usage.cache_read.input_tokens", USAGE, "input_cached_tokens", 1, coerce.count),
+    ("gen_ai.usage.cache_read_input_tokens", USAGE, "input_cached_tokens", 2, coerce.count),
+    ("gen_ai.usage.input_tokens.cached", USAGE, "input_cached_tokens", 2, coerce.count),
+    ("gen_ai.usage.cache_read_tokens", USAGE, "input_cached_tokens", 2, coerce.count),
+    ("llm.token_count.prompt_details.cache_read", USAGE, "input_cached_tokens", 3, coerce.count),
+    ("gen_ai.usage.cache_creation.input_tokens", USAGE, "input_cache_creation", 1, coerce.count),
+    ("gen_ai.usage.cache_creation_input_tokens", USAGE, "input_cache_creation", 2, coerce.count),
+    ("gen_ai.usage.input_tokens.cache_write", USAGE, "input_cache_creation", 2, coerce.count),
+    ("gen_ai.usage.cache_write_tokens", USAGE, "input_cache_creation", 2, coerce.count),
+    ("llm.token_count.prompt_details.cache_write", USAGE, "input_cache_creation", 3,
+     coerce.count),
+    ("gen_ai.usage.reasoning.output_tokens", USAGE, "output_reasoning_tokens", 1, coerce.count),
+    ("gen_ai.usage.output_tokens.reasoning", USAGE, "output_reasoning_tokens", 2, coerce.count),
+    ("llm.token_count.completion_details.reasoning", USAGE, "output_reasoning_tokens", 3,
+     coerce.count),
+    # cost
+    ("langfuse.observation.cost_details", COST, WHOLE, 0, coerce.amounts_map),
+    ("gen_ai.usage.cost", COST, "total", 1, coerce.amount),
+    ("llm.cost.total", COST, "total", 2, coerce.amount),
+    ("llm.cost.prompt", COST, "input", 2, coerce.amount),
+    ("llm.cost.completion", COST, "output", 2, coerce.amount),
+    # generation details
+    ("langfuse.observation.completion_start_time", OBS, "completionStartTime", 0,
+     coerce.timestamp),
+    ("langfuse.observation.prompt.name", OBS, "promptName", 0, coerce.text),
+    ("langfuse.prompt.name", OBS, "promptName", 1, coerce.text),
+    ("langfuse.observation.prompt.version", OBS, "promptVersion", 0, coerce.prompt_version),
+    ("langfuse.prompt.version", OBS, "promptVersion", 1, coerce.prompt_version),
+    # observation metadata given whole
+    ("langfuse.observation.metadata", META, WHOLE, 0, coerce.json_object),
+    ("metadata", META, WHOLE, 1, coerce.json_object),
+    # trace-level attributes
+    ("langfuse.trace.name", TRACE, "name", 0, coerce.text),
+    ("langfuse.trace.input", TRACE, "input", 0, _io),
+    ("langfuse.trace.output", TRACE, "output", 0, _io),
+    ("langfuse.trace.tags", TRACE, "tags", 0, coerce.tag_list),
+    ("langfuse.tags", TRACE, "tags", 1, coerce.tag_list),
+    ("tag.tags", TRACE, "tags", 2, coerce.tag_list),
+    ("langfuse.trace.public", TRACE, "public", 0, coerce.flag),
+    ("langfuse.trace.metadata", TRACE_META, WHOLE, 0, coerce.json_object),
+    ("langfuse.user.id", TRACE, "userId", 0, coerce.text),
+    ("user.id", TRACE, "userId", 1, coerce.text),
+    ("langfuse.session.id", TRACE, "sessionId", 0, coerce.text),
+    ("session.id", TRACE, "sessionId", 1, coerce.text),
+    ("gen_ai.conversation.id", TRACE, "sessionId", 2, coerce.text),
+    ("langfuse.internal.as_root", TRACE, "asRoot", 0, coerce.flag),
+    # fields of both the observation and its trace (span attributes; resource ones below)
+    ("langfuse.environment", SHARED, "environment", 0, coerce.text),
+    ("deployment.environment.name", SHARED, "environment", 1, coerce.text),
+    ("deployment.environment", SHARED, "environment", 2, coerce.text),
+    ("langfuse.release", SHARED, "release", 0, coerce.text),
+    ("service.version", SHARED, "release", 1, coerce.text),
+    ("langfuse.version", SHARED, "version", 0, coerce.text),
+)
+
+# (key prefix, group, rank, coercion): the rest of the key names the field. Exact rows win.
+PREFIXED: tuple[tuple[str, str, int, Coerce], ...] = (
+    ("langfuse.observation.metadata.", META, 0, None),
+    ("langfuse.metadata.", META, 1, None),
+    ("langfuse.trace.metadata.", TRACE_META, 0, None),
+    ("gen_ai.request.", PARAMS, 2, None),
+    ("gen_ai.usage.", USAGE, 4, coerce.count),
+    ("llm.token_count.", USAGE, 5, coerce.count),
+)
+
+# Flattened message lists, `<prefix><index>.<key>`: (prefix, field, rank, key prefix to drop).
+INDEXED: tuple[tuple[str, str, int, str], ...] = (
+    ("gen_ai.prompt.", "input", 5, ""),
+    ("llm.input_messages.", "input", 6, "message."),
+    ("gen_ai.completion.", "output", 5, ""),
+    ("llm.output_messages.", "output", 6, "message."),
+)
+
+# Resource attributes only set defaults for the SHARED fields.
+RESOURCE: tuple[tuple[str, str, int, Coerce], ...] = (
+    ("langfuse.environment", "environment", 0, coerce.text),
+    ("deployment.environment.name", "environment", 1, coerce.text),
+    ("deployment.environment", "environment", 2, coerce.text),
+    ("langfuse.release", "release", 0, coerce.text),
+    ("service.version", "release", 1, coerce.text),
+    ("langfuse.version", "version", 0, coerce.text),
+)
+
+# Trace fields whose presence on a non-root span makes it emit a trace-create event.
+TRACE_LEVEL = frozenset({TRACE, TRACE_META})
+
+_OBS_FIELDS_FROM_SLOTS = ("level", "statusMessage", "input", "output", "model",
+                          "completionStartTime", "promptName", "promptVersion")
+_TRACE_FIELDS = ("name", "userId", "sessionId", "tags", "public", "input", "output")
+_SHARED_FIELDS = ("release", "version", "environment")
+
+
+@dataclass(slots=True)
+class MappingResult:
+    """Events in emission order; `timestamps_us[i]` is `events[i]["timestamp"]` in exact µs."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    rejected: int = 0
+    errors: list[str] = field(default_factory=list)
+    timestamps_us: list[int] = field(default_factory=list)
+
+
+# --- compiled routes ------------------------------------------------------------------------
+
+Rule = tuple[tuple[str, str], int, Coerce]  # (slot, rank, coercion)
+
+
+class _Indexed:
+    __slots__ = ("slot", "rank", "index", "key")
+
+    def __init__(self, slot: tuple[str, str], rank: int, index: int, key: str) -> None:
+        self.slot, self.rank, self.index, self.key = slot, rank, index, key
+
+
+_UNMAPPED: tuple[Rule, ...] = ()
+_ROUTES: dict[str, tuple[Rule, ...] | _Indexed] = {}
+for _key, _group, _field, _rank, _coerce in EXACT:
+    _ROUTES[_key] = (*_ROUTES.get(_key, ()), ((_group, _field), _rank, _coerce))  # type: ignore[misc]
+_STATIC_ROUTES = len(_ROUTES)
+_MAX_ROUTES = _STATIC_ROUTES + 8192
+_PREFIXES = tuple(p for p, *_ in PREFIXED) + tuple(p for p, *_ in INDEXED)
+
+
+def _route(key: str) -> tuple[Rule, ...] | _Indexed:
+    """Route of a key no exact row names; cached, up to a bound, as keys repeat across spans."""
+    route: tuple[Rule, ...] | _Indexed = _UNMAPPED
+    if key.startswith(_PREFIXES):
+        route = _prefixed_route(key)
+    if len(_ROUTES) < _MAX_ROUTES:
+        _ROUTES[key] = route
+    return route
+
+
+def _prefixed_route(key: str) -> tuple[Rule, ...] | _Indexed:
+    for prefix, fld, rank, drop in INDEXED:
+        if key.startswith(prefix):
+            index, _, rest = key[len(prefix):].partition(".")
+            if index.isdigit() and rest:
+                if drop and rest.startswith(drop):
+                    rest = rest[len(drop):]
+                return _Indexed((OBS, fld), rank, int(index), rest)
+            return _UNMAPPED
+    for prefix, group, rank, fn in PREFIXED:
+        if key.startswith(prefix) and len(key) > len(prefix):
+            return (((group, key[len(prefix):]), rank, fn),)
+    return _UNMAPPED
+
+
+# --- mapping --------------------------------------------------------------------------------
+
+_ZERO_TRACE = bytes(16)
+_ZERO_SPAN = bytes(8)
+_STATUS_ERROR = 2
+_MAX_ERRORS = 20
+
+
+def map_request(request: Any) -> MappingResult:
+    """Map an `ExportTraceServiceRequest`; invalid spans are counted and reported, never raised."""
+    result = MappingResult()
+    for resource_spans in request.resource_spans:
+        resource_attrs = attributes_dict(resource_spans.resource.attributes)
+        defaults = _resource_defaults(resource_attrs)
+        for scope_spans in resource_spans.scope_spans:
+            scope = scope_spans.scope
+            scope_meta: dict[str, Any] = {"name": scope.name}
+            if scope.version:
+                scope_meta["version"] = scope.version
+            if len(scope.attributes):
+                scope_meta["attributes"] = attributes_dict(scope.attributes)
+            context = (resource_attrs, scope_meta, defaults)
+            for span in scope_spans.spans:
+                try:
+                    error = _map_span(span, context, result)
+                except Exception as exc:  # a mapping bug must not fail the other spans
+                    error = f"span could not be mapped: {type(exc).__name__}: {exc}"
+                if error is not None:
+                    result.rejected += 1
+                    if len(result.errors) < _MAX_ERRORS:
+                        result.errors.append(error)
+    return result
+
+
+def _resource_defaults(resource_attrs: dict[str, Any]) -> dict[str, Any]:
+    best: dict[str, tuple[int, Any]] = {}
+    for key, fld, rank, fn in RESOURCE:
+        if key in resource_attrs and (fld not in best or best[fld][0] > rank):
+            value = fn(resource_attrs[key]) if fn else resource_attrs[key]
+            if value is not SKIP:
+                best[fld] = (rank, value)
+    return {fld: value for fld, (_, value) in best.items()}
+
+
+def _map_span(span: Any, context: tuple[Any, ...], result: MappingResult) -> str | None:
+    raw_trace, raw_span, raw_parent = span.trace_id, span.span_id, span.parent_span_id
+    if len(raw_trace) != 16 or raw_trace == _ZERO_TRACE:
+        return f"span {raw_span.hex()!r}: invalid trace id {raw_trace.hex()!r}"
+    if len(raw_span) != 8 or raw_span == _ZERO_SPAN:
+        return f"span {raw_span.hex()!r}: invalid span id"
+    if raw_parent and (len(raw_parent) != 8):
+        return f"span {raw_span.hex()!r}: invalid parent span id {raw_parent.hex()!r}"
+    trace_id, span_id = raw_trace.hex(), raw_span.hex()
+    is_root = not raw_parent or raw_parent == _ZERO_SPAN
+    resource_attrs, scope_meta, defaults = context
+
+    # One pass over the attributes: each lands in a ranked slot or in metadata.
+    slots: dict[tuple[str, str], tuple[int, Any]] = {}
+    metadata: dict[str, Any] = {}
+    messages: dict[tuple[tuple[str, str], int], dict[int, dict[str, Any]]] | None = None
+    routes = _ROUTES
+    for kv in span.attributes:
+        key = kv.key
+        value = any_value(kv.value)
+        route = routes.get(key)
+        if route is None:
+            route = _route(key)
+        if route is _UNMAPPED:
+            metadata[key] = value
+        elif type(route) is _Indexed:
+            if messages is None:
+                messages = {}
+            per_index = messages.setdefault((route.slot, route.rank), {})
+            per_index.setdefault(route.index, {})[route.key] = value
+        else:
+            claimed = False
+            for slot, rank, fn in route:  # type: ignore[union-attr]
+                held = slots.get(slot)
+                if held is not None and held[0] <= rank:
+                    claimed = True  # a better source already holds the slot
+                    continue
+                v = fn(value) if fn is not None else value
+                if v is not SKIP:
+                    slots[slot] = (rank, v)
+                    claimed = True
+            if not claimed:  # unusable for its target (say, a non-numeric count): keep it
+                metadata[key] = value
+    if messages:
+        for (slot, rank), per_index in messages.items():
+            held = slots.get(slot)
+            if held is None or held[0] > rank:
+                slots[slot] = (rank, [per_index[i] for i in sorted(per_index)])
+
+    groups: dict[str, dict[str, Any]] = {}
+    for (group, fld), (_, value) in slots.items():
+        g = groups.get(group)
+        if g is None:
+            groups[group] = g = {}
+        g[fld] = value
+
+    start_ns, end_ns = span.start_time_unix_nano, span.end_time_unix_nano
+    if not (start_ns and end_ns):  # a missing edge takes the other; both missing: now
+        start_ns = start_ns or end_ns or time.time_ns()
+        end_ns = end_ns or start_ns
+    start = iso_from_unix_nanos(start_ns)
+    end = iso_from_unix_nanos(end_ns)
+    event_us = end_ns // 1000
+
+    o = groups.get(OBS, {})
+    body: dict[str, Any] = {"id": span_id, "traceId": trace_id, "name": span.name,
+                            "startTime": start, "endTime": end}
+    if not is_root:
+        body["parentObservationId"] = raw_parent.hex()
+    for fld in _OBS_FIELDS_FROM_SLOTS:
+        if fld in o:
+            body[fld] = o[fld]
+    shared = defaults
+    if SHARED in groups:
+        shared = {**defaults, **groups[SHARED]}
+    if "version" in shared:
+        body["version"] = shared["version"]
+    if "environment" in shared:
+        body["environment"] = shared["environment"]
+
+    params = _merged(groups, PARAMS)
+    if params:
+        body["modelParameters"] = params
+    usage = _merged(groups, USAGE)
+    if usage:
+        if "total" not in usage and ("input" in usage or "output" in usage):
+            usage["total"] = usage.get("input", 0) + usage.get("output", 0)
+        body["usageDetails"] = usage
+    cost = _merged(groups, COST)
+    if cost:
+        body["costDetails"] = cost
+
+    status = span.status
+    if "level" not in body and status.code == _STATUS_ERROR:
+        body["level"] = "ERROR"
+    if "statusMessage" not in body and status.message:
+        body["statusMessage"] = status.message
+
+    meta = _merged(groups, META)
+    if meta:
+        metadata.update(meta)
+    if len(span.events):
+        metadata["spanEvents"] = events = [_span_event(e) for e in span.events]
+        if body.get("level") == "ERROR" and "statusMessage" not in body:
+            message = _exception_message(events)
+            if message is not None:
+                body["statusMessage"] = message
+    if len(span.links):
+        metadata["spanLinks"] = [
+            {"traceId": link.trace_id.hex(), "spanId": link.span_id.hex(),
+             **({"attributes": attributes_dict(link.attributes)} if len(link.attributes) else {})}
+            for link in span.links
+        ]
+    metadata["resourceAttributes"] = resource_attrs
+    metadata["scope"] = scope_meta
+    body["metadata"] = metadata
+
+    obs_type = o.get("type")
+    if obs_type is None:
+        obs_type = "generation" if ("model" in body or usage) else "span"
+
+    t = groups.get(TRACE)
+    trace_meta = _merged(groups, TRACE_META)
+    as_root = (t.pop("asRoot", False) if t else False) or is_root
+    if as_root or t or trace_meta:
+        trace: dict[str, Any] = {"id": trace_id}
+        if as_root:
+            trace["timestamp"] = start
+            trace["name"] = span.name
+        if t:
+            for fld in _TRACE_FIELDS:
+                if fld in t:
+                    trace[fld] = t[fld]
+        if as_root:
+            if "input" not in trace and "input" in body:
+                trace["input"] = body["input"]
+            if "output" not in trace and "output" in body:
+                trace["output"] = body["output"]
+        for fld in _SHARED_FIELDS:
+            if fld in shared:
+                trace[fld] = shared[fld]
+        if trace_meta:
+            trace["metadata"] = trace_meta
+        result.events.append({"id": f"{trace_id}-{span_id}-trace", "type": "trace-create",
+                              "timestamp": end, "body": trace})
+        result.timestamps_us.append(event_us)
+
+    result.events.append({"id": f"{span_id}-obs", "type": _EVENT_TYPES[obs_type],
+                          "timestamp": end, "body": body})
+    result.timestamps_us.append(event_us)
+    return None
+
+
+def _merged(groups: dict[str, dict[str, Any]], group: str) -> dict[str, Any] | None:
+    """A dict group: its keys one by one, with a whole-dict source merged over them."""
+    g = groups.get(group)
+    if not g:
+        return None
+    whole = g.pop(WHOLE, None)
+    if whole:
+        g.update(whole)
+    return g
+
+
+def _exception_message(events: list[dict[str, Any]]) -> str | None:
+    for e in events:
+        if e["name"] == "exception":
+            message = coerce.text(e["attributes"].get("exception.message"))
+            if message is not SKIP:
+                return message
+    return None
+
+
+def _span_event(event: Any) -> dict[str, Any]:
+    return {"name": event.name, "time": iso_from_unix_nanos(event.time_unix_nano),
+            "attributes": attributes_dict(event.attributes)}
