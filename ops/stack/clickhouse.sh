@@ -14,6 +14,9 @@ clickhouse_start() {
   mkdir -p "$dir"/{data,tmp,user_files,format_schemas}
   render "$TEMPLATES/clickhouse/config.xml.in" "$dir/config.xml"
   cp "$TEMPLATES/clickhouse/users.xml" "$dir/users.xml"
+  # The server refuses to start (silently, it has no log yet) over a pid file left by a
+  # kill -9, and it is known not to be running here.
+  rm -f "$PIDS/clickhouse.pid"
   # --daemon forks and writes the pid file itself; stdout/stderr only carry start-up errors.
   (cd "$dir" && /usr/sbin/clickhouse-server --config-file="$dir/config.xml" \
     --pid-file="$PIDS/clickhouse.pid" --daemon </dev/null >>"$LOGS/clickhouse.err.log" 2>&1 9>&-) ||

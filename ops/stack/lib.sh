@@ -16,7 +16,7 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # Noisy commands go to setup.log; on failure the user sees its tail instead of a wall of text.
 quiet() {
-  printf '\n$ %s\n' "$*" >>"$SETUP_LOG"
+  { printf '\n$'; printf ' %q' "$@"; printf '\n'; } >>"$SETUP_LOG"
   if ! "$@" >>"$SETUP_LOG" 2>&1 </dev/null; then
     printf 'error: command failed: %s\n--- tail of %s ---\n' "$*" "$SETUP_LOG" >&2
     tail -n 25 "$SETUP_LOG" >&2
@@ -36,14 +36,35 @@ render() {
 # A pid file counts only if the process is alive, not a zombie (PID 1 may not reap here),
 # and its command line still matches, so a recycled pid is not mistaken for our server.
 pid_of() {
-  local name=$1 pattern=$2 pid state
+  local name=$1 pattern=$2 pid
   [[ -s $PIDS/$name.pid ]] || return 1
   pid=$(head -n1 "$PIDS/$name.pid")
-  [[ $pid =~ ^[0-9]+$ ]] && [[ -r /proc/$pid/stat ]] || return 1
-  state=$(sed 's/^.*) //' "/proc/$pid/stat" | cut -d' ' -f1)
-  [[ $state != Z ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$pattern" || return 1
+  proc_alive "$pid" || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$pattern" || return 1
   printf '%s\n' "$pid"
+}
+
+# proc_stat PID: "state ppid ..." from /proc/PID/stat (the comm field may contain spaces).
+proc_stat() {
+  local line
+  [[ $1 =~ ^[0-9]+$ ]] && read -r line 2>/dev/null <"/proc/$1/stat" || return 1
+  printf '%s\n' "${line##*) }"
+}
+
+proc_alive() {
+  local stat
+  stat=$(proc_stat "$1") && [[ ${stat%% *} != Z ]]
+}
+
+# Whether a live process still works in DIR (its cwd), e.g. a server's orphaned children.
+dir_in_use() {
+  local cwd pid
+  for cwd in /proc/[0-9]*/cwd; do
+    [[ $(readlink "$cwd" 2>/dev/null) == "$1" ]] || continue
+    pid=${cwd#/proc/}
+    proc_alive "${pid%/cwd}" && return 0
+  done
+  return 1
 }
 
 port_open() { timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }

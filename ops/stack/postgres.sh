@@ -50,14 +50,14 @@ postgres_start() {
       --auth-local=peer --auth-host=scram-sha-256
     printf "\ninclude 'agenttrace.conf'\n" >>"$data/postgresql.conf"
   fi
+  postgres_clear_stale_lock "$data" "$home"
   conf=$(<"$TEMPLATES/postgres/agenttrace.conf.in")
   printf '%s\n' "${conf//@PGHOME@/$home}" >"$data/agenttrace.conf"
   cp "$TEMPLATES/postgres/pg_hba.conf" "$data/pg_hba.conf"
   chown postgres:postgres "$data/agenttrace.conf" "$data/pg_hba.conf"
   # The postmaster runs in the foreground under setpriv (which execs, unlike runuser), so
   # the pid we record is the postmaster's and its log is opened here by root: the postgres
-  # user needs no access to .stack/logs. A postmaster.pid left by a kill -9 needs no
-  # cleanup: the server checks whether that pid is alive and takes the lock over if not.
+  # user needs no access to .stack/logs.
   (cd "$home" && spawn postgres "$LOGS/postgres.log" \
     setpriv --reuid=postgres --regid=postgres --init-groups "$bin/postgres" -D "$data")
   POSTGRES_LAUNCHED=1
@@ -68,6 +68,18 @@ postgres_ready() {
     "$(postgres_bin)/pg_isready" -q -h 127.0.0.1 -p 5432
   postgres_provision
   [[ -z $POSTGRES_LAUNCHED ]] || say "postgres: started (pid $(pid_of postgres "$POSTGRES_PATTERN"))"
+}
+
+# After a kill -9 the old postmaster can linger as a zombie (PID 1 here reaps lazily), which
+# postgres takes for a live server, and its orphaned children (cwd = the data dir) need a
+# moment to notice and exit. Wait for them, then drop lock files whose pid is dead.
+postgres_clear_stale_lock() {
+  local data=$1 home=$2 lock deadline=$((SECONDS + 15))
+  while dir_in_use "$data" && ((SECONDS < deadline)); do sleep 0.2; done
+  for lock in "$data/postmaster.pid" "$home"/run/.s.PGSQL.*.lock; do
+    [[ -f $lock ]] || continue
+    proc_alive "$(head -n1 "$lock")" || rm -f "$lock"
+  done
 }
 
 # The app's role and database; idempotent, so it also repairs a cluster created by hand.
