@@ -1,9 +1,11 @@
-# The agenttrace processes: migrate, a development key, the api and the worker.
+# The agenttrace processes: migrate, a development key, then the api and the worker.
 
 AGENTTRACE=$ROOT/.venv/bin/agenttrace
-APP_PATTERN=bin/agenttrace
+DEV_KEY=$STACK/dev-key.json
+API_LAUNCHED=
+WORKER_LAUNCHED=
 
-# Defaults match the servers above; a value already in the environment wins.
+# Defaults match the servers started here; a value already in the environment wins.
 app_env() {
   export AGENTTRACE_KAFKA_BOOTSTRAP=${AGENTTRACE_KAFKA_BOOTSTRAP:-127.0.0.1:9092}
   export AGENTTRACE_CLICKHOUSE_URL=${AGENTTRACE_CLICKHOUSE_URL:-clickhouse://default:@127.0.0.1:9000/agenttrace}
@@ -12,16 +14,20 @@ app_env() {
 }
 
 app_env_print() {
-  app_env
   local v
+  app_env
   for v in AGENTTRACE_KAFKA_BOOTSTRAP AGENTTRACE_CLICKHOUSE_URL AGENTTRACE_POSTGRES_DSN AGENTTRACE_REDIS_URL; do
     printf 'export %s=%q\n' "$v" "${!v}"
   done
 }
 
 app_up() {
-  [[ -x $AGENTTRACE ]] || die "app: $AGENTTRACE not found (is agenttrace.cli written and the venv installed?); 'ops/stack.sh services' starts the servers alone"
+  # The console script exists as soon as the venv does; the module it calls may not yet.
+  [[ -x $AGENTTRACE && ( -f $ROOT/agenttrace/cli.py || -f $ROOT/agenttrace/cli/__init__.py ) ]] ||
+    die "app: the agenttrace CLI (agenttrace/cli.py) does not exist yet; 'ops/stack.sh services' starts the servers alone"
   app_env
+  # Idempotent by contract, and cheap, so it runs on every `up`: a new migration applies
+  # without anyone remembering to run it.
   quiet "$AGENTTRACE" migrate
   say "migrate: done"
   app_dev_key
@@ -32,8 +38,91 @@ app_up() {
   app_summary
 }
 
-# Stubs replaced below once the process functions are written.
-api_stop() { stop_pid api "$APP_PATTERN api" TERM; }
-worker_stop() { stop_pid worker "$APP_PATTERN worker" TERM; }
-api_status() { status_line api "$APP_PATTERN api"; }
-worker_status() { status_line worker "$APP_PATTERN worker"; }
+# One key per stack: written through a temp file so a failed run leaves no empty key behind.
+app_dev_key() {
+  if [[ -s $DEV_KEY ]] && dev_key_field public >/dev/null 2>&1; then
+    say "dev key: exists ($DEV_KEY)"
+    return 0
+  fi
+  "$AGENTTRACE" keys create --project dev --json >"$DEV_KEY.tmp" 2>>"$SETUP_LOG" ||
+    { log_tail "$SETUP_LOG"; die "dev key: 'agenttrace keys create' failed"; }
+  mv -f "$DEV_KEY.tmp" "$DEV_KEY"
+  dev_key_field public >/dev/null || die "dev key: no public key found in $DEV_KEY"
+  say "dev key: created ($DEV_KEY)"
+}
+
+# dev_key_field public|secret: tolerant of the CLI's exact field names (publicKey,
+# public_key, ...), at any depth, falling back to Langfuse-style pk-/sk- values.
+dev_key_field() {
+  python3 - "$DEV_KEY" "$1" <<'PY'
+import json, sys
+path, want = sys.argv[1], sys.argv[2]
+prefix = {"public": "pk-", "secret": "sk-"}[want]
+def walk(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield key, value
+            yield from walk(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from walk(item)
+pairs = [(k, v) for k, v in walk(json.load(open(path))) if isinstance(v, str)]
+hits = [v for k, v in pairs if want in k.lower() and "hash" not in k.lower()]
+hits += [v for _, v in pairs if v.startswith(prefix)]
+if not hits:
+    sys.exit(1)
+print(hits[0])
+PY
+}
+
+# app_start NAME PORT: the CLI subcommand is the name; logs one JSON object per line.
+app_start() {
+  local name=$1 port=$2 pid
+  if pid=$(pid_of "$name" "bin/agenttrace $name"); then
+    say "$name: already running (pid $pid)"
+    return 0
+  fi
+  require_free_port "$name" "$port"
+  spawn "$name" "$LOGS/$name.log" "$AGENTTRACE" "$name"
+  printf -v "${name^^}_LAUNCHED" 1
+}
+
+app_readyz() { [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$1/readyz") == 200 ]]; }
+
+app_ready() {
+  local name=$1 port=$2 launched=${name^^}_LAUNCHED
+  wait_ready "$name" "bin/agenttrace $name" "$LOGS/$name.log" app_readyz "$port"
+  [[ -z ${!launched} ]] || say "$name: started (pid $(pid_of "$name" "bin/agenttrace $name"), http://127.0.0.1:$port)"
+}
+
+api_start() { app_start api 8080; }
+api_ready() { app_ready api 8080; }
+api_stop() { stop_pid api "bin/agenttrace api" TERM; }
+api_status() { status_line api "bin/agenttrace api"; }
+
+worker_start() { app_start worker 8081; }
+worker_ready() { app_ready worker 8081; }
+worker_stop() { stop_pid worker "bin/agenttrace worker" TERM; }
+worker_status() { status_line worker "bin/agenttrace worker"; }
+
+app_summary() {
+  local public secret trace gen ev1 ev2 now
+  public=$(dev_key_field public)
+  secret=$(dev_key_field secret) || secret='<secret key: see the output of agenttrace keys create>'
+  read -r trace gen ev1 ev2 < <(python3 -c 'import uuid; print(*(uuid.uuid4() for _ in range(4)))')
+  now=$(date -u +%Y-%m-%dT%H:%M:%S.000Z)
+  cat <<EOT
+
+Stack is up. Dev project keys ($DEV_KEY):
+  public: $public
+  secret: $secret
+
+Send a trace with one generation:
+curl -u '$public:$secret' -H 'Content-Type: application/json' http://127.0.0.1:8080/api/public/ingestion -d '{"batch":[
+  {"id":"$ev1","type":"trace-create","timestamp":"$now","body":{"id":"$trace","name":"hello","userId":"dev-user"}},
+  {"id":"$ev2","type":"generation-create","timestamp":"$now","body":{"id":"$gen","traceId":"$trace","name":"chat","model":"gpt-4o-mini","startTime":"$now","endTime":"$now","input":[{"role":"user","content":"Hi"}],"output":{"role":"assistant","content":"Hello!"},"usage":{"input":3,"output":2,"unit":"TOKENS"}}}]}'
+
+See the rows (after the worker's flush, a second or two):
+clickhouse-client --query "SELECT id, name FROM agenttrace.observations FINAL WHERE trace_id = '$trace'"
+EOT
+}
