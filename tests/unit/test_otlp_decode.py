@@ -1,0 +1,296 @@
+"""OTLP/HTTP request decoding: content codings, protobuf and OTLP/JSON bodies, responses."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import tracemalloc
+import zlib
+
+import orjson
+import pytest
+import zstandard
+from google.protobuf import json_format
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+from ingest.encoding import ClientError
+from ingest.otlp import (
+    BodyTooLarge,
+    DecodeError,
+    UnsupportedEncoding,
+    UnsupportedMediaType,
+    decompress,
+    encode_response,
+    map_request,
+    parse_request,
+    response_content_type,
+)
+
+TRACE = bytes.fromhex("5b8efff798038103d269b633813fc60c")
+SPAN = bytes.fromhex("eee19b7ec3c1b174")
+CHILD = bytes.fromhex("eee19b7ec3c1b175")
+LIMIT = 1 << 20
+
+
+def _request() -> ExportTraceServiceRequest:
+    req = ExportTraceServiceRequest()
+    scope = req.resource_spans.add().scope_spans.add()
+    scope.spans.append(
+        Span(trace_id=TRACE, span_id=SPAN, name="root", start_time_unix_nano=1,
+             end_time_unix_nano=2,
+             attributes=[KeyValue(key="k", value=AnyValue(string_value="v"))])
+    )
+    return req
+
+
+def _json_span(**fields: object) -> bytes:
+    span = {"traceId": TRACE.hex(), "spanId": SPAN.hex(), "name": "s",
+            "startTimeUnixNano": "1700000000000000001", "endTimeUnixNano": 1700000000000000002}
+    span.update(fields)
+    return orjson.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]})
+
+
+# --- content codings ---------------------------------------------------------------------
+
+PAYLOAD = b"otlp " * 5000
+
+
+def _raw_deflate(data: bytes) -> bytes:
+    c = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    return c.compress(data) + c.flush()
+
+
+ENCODERS = {
+    "gzip": gzip.compress,
+    "x-gzip": gzip.compress,
+    "deflate": zlib.compress,
+    "zstd": zstandard.ZstdCompressor().compress,
+}
+
+
+@pytest.mark.parametrize("coding", sorted(ENCODERS))
+def test_each_coding_round_trips(coding: str) -> None:
+    assert decompress(ENCODERS[coding](PAYLOAD), coding, LIMIT) == PAYLOAD
+
+
+@pytest.mark.parametrize("header", [None, "", "identity", " Identity "])
+def test_identity_passes_the_body_through(header: str | None) -> None:
+    assert decompress(PAYLOAD, header, LIMIT) == PAYLOAD
+
+
+def test_raw_deflate_is_accepted_as_some_clients_send_it() -> None:
+    assert decompress(_raw_deflate(PAYLOAD), "deflate", LIMIT) == PAYLOAD
+
+
+def test_coding_names_are_case_insensitive_and_stack_in_order() -> None:
+    layered = zstandard.ZstdCompressor().compress(gzip.compress(PAYLOAD))
+    assert decompress(layered, "GZIP, zstd", LIMIT) == PAYLOAD
+    assert decompress(gzip.compress(PAYLOAD), " Gzip ", LIMIT) == PAYLOAD
+
+
+def test_concatenated_gzip_members_and_zstd_frames_are_all_read() -> None:
+    assert decompress(gzip.compress(b"a" * 10) + gzip.compress(b"b" * 5), "gzip", LIMIT) == (
+        b"a" * 10 + b"b" * 5
+    )
+    z = zstandard.ZstdCompressor()
+    assert decompress(z.compress(b"x" * 7) + z.compress(b"y"), "zstd", LIMIT) == b"x" * 7 + b"y"
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "zstd"])
+def test_bomb_is_rejected_before_it_is_inflated(coding: str) -> None:
+    bomb = ENCODERS[coding](bytes(64 << 20))  # 64 MiB of zeros, a few KiB compressed
+    tracemalloc.start()
+    try:
+        with pytest.raises(BodyTooLarge) as info:
+            decompress(bomb, coding, LIMIT)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert info.value.status == 413
+    assert peak < 8 * LIMIT  # bounded by the limit, not by the 64 MiB the bomb holds
+
+
+def test_limit_is_inclusive_and_identity_bodies_are_limited_too() -> None:
+    assert decompress(gzip.compress(b"z" * 100), "gzip", 100) == b"z" * 100
+    with pytest.raises(BodyTooLarge):
+        decompress(gzip.compress(b"z" * 101), "gzip", 100)
+    with pytest.raises(BodyTooLarge):
+        decompress(b"z" * 101, None, 100)
+
+
+@pytest.mark.parametrize("coding", ["br", "compress", "gzip, br"])
+def test_unknown_coding_is_415(coding: str) -> None:
+    with pytest.raises(UnsupportedEncoding) as info:
+        decompress(gzip.compress(b"x"), coding, LIMIT)
+    assert info.value.status == 415
+    assert repr(coding.split(",")[-1].strip()) in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("coding", "body"),
+    [
+        ("gzip", b"not gzip at all"),
+        ("gzip", gzip.compress(PAYLOAD)[:40]),  # truncated
+        ("gzip", gzip.compress(PAYLOAD) + b"trailing"),
+        ("deflate", b"\x78\x9c garbage"),
+        ("deflate", zlib.compress(PAYLOAD)[:-6]),
+        ("zstd", b"not zstd"),
+        ("zstd", zstandard.ZstdCompressor().compress(os.urandom(50_000))[:-100]),  # truncated
+    ],
+)
+def test_corrupt_data_is_400(coding: str, body: bytes) -> None:
+    with pytest.raises(DecodeError) as info:
+        decompress(body, coding, LIMIT)
+    assert info.value.status == 400
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.binary(max_size=4096), coding=st.sampled_from(sorted(ENCODERS)),
+       limit=st.integers(min_value=0, max_value=5000))
+def test_decompress_returns_the_data_or_says_it_is_too_large(
+    data: bytes, coding: str, limit: int
+) -> None:
+    encoded = ENCODERS[coding](data)
+    if len(data) <= limit:
+        assert decompress(encoded, coding, limit) == data
+    else:
+        with pytest.raises(BodyTooLarge):
+            decompress(encoded, coding, limit)
+
+
+@settings(max_examples=60, deadline=None)
+@given(garbage=st.binary(max_size=512), coding=st.sampled_from(["gzip", "deflate", "zstd"]))
+def test_decompress_raises_only_client_errors_on_garbage(garbage: bytes, coding: str) -> None:
+    try:
+        decompress(garbage, coding, LIMIT)
+    except ClientError as exc:
+        assert exc.status in (400, 413)
+
+
+# --- request bodies ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/x-protobuf", "application/protobuf", "Application/X-Protobuf; charset=binary"],
+)
+def test_protobuf_request_is_parsed(content_type: str) -> None:
+    req = _request()
+    assert parse_request(req.SerializeToString(), content_type) == req
+
+
+def test_malformed_protobuf_is_400() -> None:
+    with pytest.raises(DecodeError) as info:
+        parse_request(b"\x0a\xff\xff\xff\xff\x0f", "application/x-protobuf")
+    assert info.value.status == 400
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/xml", "", None])
+def test_other_content_types_are_415(content_type: str | None) -> None:
+    with pytest.raises(UnsupportedMediaType) as info:
+        parse_request(b"{}", content_type)  # type: ignore[arg-type]
+    assert info.value.status == 415
+
+
+def test_json_ids_are_hex_and_times_may_be_strings_or_numbers() -> None:
+    body = _json_span(parentSpanId=CHILD.hex(), kind=2, status={"code": 2, "message": "boom"},
+                      links=[{"traceId": TRACE.hex(), "spanId": CHILD.hex()}])
+    span = parse_request(body, "application/json").resource_spans[0].scope_spans[0].spans[0]
+    assert (span.trace_id, span.span_id, span.parent_span_id) == (TRACE, SPAN, CHILD)
+    assert (span.links[0].trace_id, span.links[0].span_id) == (TRACE, CHILD)
+    assert span.start_time_unix_nano == 1700000000000000001
+    assert span.end_time_unix_nano == 1700000000000000002
+    assert span.kind == Span.SPAN_KIND_SERVER
+    assert span.status.code == Status.STATUS_CODE_ERROR
+
+
+def test_json_enums_by_name_unknown_fields_and_uppercase_hex_are_accepted() -> None:
+    body = _json_span(traceId=TRACE.hex().upper(), kind="SPAN_KIND_CLIENT", futureField={"x": 1},
+                      attributes=[{"key": "a", "value": {"intValue": "7"}, "extra": True}])
+    span = parse_request(body, "application/json").resource_spans[0].scope_spans[0].spans[0]
+    assert span.trace_id == TRACE and span.kind == Span.SPAN_KIND_CLIENT
+    assert span.attributes[0].value.int_value == 7
+
+
+def test_json_base64_ids_from_the_stock_protobuf_mapping_are_tolerated() -> None:
+    req = _request()
+    body = orjson.dumps(json_format.MessageToDict(req))  # base64 ids
+    span = parse_request(body, "application/json").resource_spans[0].scope_spans[0].spans[0]
+    assert span.trace_id == TRACE and span.span_id == SPAN
+
+
+def test_json_span_with_a_bad_id_is_rejected_alone() -> None:
+    good = {"traceId": TRACE.hex(), "spanId": SPAN.hex(), "name": "ok",
+            "startTimeUnixNano": "1", "endTimeUnixNano": "2"}
+    bad = dict(good, spanId="not-an-id!", name="bad")
+    body = orjson.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [good, bad]}]}]})
+    result = map_request(parse_request(body, "application/json"))
+    assert result.rejected == 1 and "invalid span id" in result.errors[0]
+    assert [e["body"]["name"] for e in result.events if e["type"] == "span-create"] == ["ok"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"{not json", b"[]", b'"x"', b'{"resourceSpans": 5}',
+     b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"startTimeUnixNano": "soon"}]}]}]}',
+     b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": 12}]}]}]}'],
+)
+def test_malformed_json_is_400(body: bytes) -> None:
+    with pytest.raises(DecodeError) as info:
+        parse_request(body, "application/json")
+    assert info.value.status == 400
+
+
+def test_empty_json_object_is_an_empty_request() -> None:
+    assert parse_request(b"{}", "application/json") == ExportTraceServiceRequest()
+
+
+@settings(max_examples=50, deadline=None)
+@given(trace_id=st.binary(min_size=16, max_size=16), span_id=st.binary(min_size=8, max_size=8))
+def test_json_and_protobuf_decode_to_the_same_ids(trace_id: bytes, span_id: bytes) -> None:
+    body = _json_span(traceId=trace_id.hex(), spanId=span_id.hex())
+    span = parse_request(body, "application/json").resource_spans[0].scope_spans[0].spans[0]
+    assert (span.trace_id, span.span_id) == (trace_id, span_id)
+
+
+# --- responses ---------------------------------------------------------------------------
+
+
+def test_protobuf_response_has_partial_success_only_when_spans_were_rejected() -> None:
+    ok = ExportTraceServiceResponse.FromString(encode_response(0, "", "application/x-protobuf"))
+    assert not ok.HasField("partial_success")
+    partial = ExportTraceServiceResponse.FromString(
+        encode_response(3, "3 spans had invalid ids", "application/x-protobuf")
+    )
+    assert partial.partial_success.rejected_spans == 3
+    assert partial.partial_success.error_message == "3 spans had invalid ids"
+
+
+def test_json_response_is_otlp_json() -> None:
+    assert orjson.loads(encode_response(0, "", "application/json")) == {}
+    raw = encode_response(2, "bad ids", "application/json; charset=utf-8")
+    parsed = json_format.Parse(raw, ExportTraceServiceResponse())
+    assert parsed.partial_success.rejected_spans == 2
+    assert parsed.partial_success.error_message == "bad ids"
+
+
+def test_response_falls_back_to_protobuf_for_an_unusable_content_type() -> None:
+    assert response_content_type("text/plain") == "application/x-protobuf"
+    assert response_content_type("application/json") == "application/json"
+    ExportTraceServiceResponse.FromString(encode_response(1, "x", None))
+
+
+def test_client_errors_carry_their_http_status() -> None:
+    statuses = {cls: cls("m").status for cls in
+                (DecodeError, BodyTooLarge, UnsupportedEncoding, UnsupportedMediaType)}
+    assert statuses == {DecodeError: 400, BodyTooLarge: 413, UnsupportedEncoding: 415,
+                        UnsupportedMediaType: 415}
+    assert all(issubclass(cls, ClientError) for cls in statuses)
+    assert DecodeError("why").message == "why"
