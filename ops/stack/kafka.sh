@@ -1,7 +1,7 @@
 # Kafka: KRaft single node from the jars in .stack/kafka/libs (no distribution tarball).
 
 KAFKA_PATTERN=kafka.Kafka
-KAFKA_LOG_OFFSET=
+KAFKA_LAUNCHED=
 
 kafka_java() { java -cp "$STACK/kafka/libs/*" "$@"; }
 
@@ -20,23 +20,27 @@ kafka_start() {
     [[ -s $dir/cluster.id ]] || kafka_java kafka.tools.StorageTool random-uuid 2>>"$SETUP_LOG" >"$dir/cluster.id"
     quiet kafka_java kafka.tools.StorageTool format -t "$(<"$dir/cluster.id")" -c "$props" --ignore-formatted
   fi
-  # Readiness is judged from log lines written after this offset, not by older runs.
-  KAFKA_LOG_OFFSET=$(($(stat -c %s "$log" 2>/dev/null || echo 0) + 1))
+  # Readiness is judged from log lines written after this offset, not by older runs; kept in
+  # a file so that a later `up` can tell a broker still starting from one that is ready.
+  echo $(($(stat -c %s "$log" 2>/dev/null || echo 0) + 1)) >"$dir/log-offset"
   spawn kafka "$log" java -Xms256m -Xmx1g -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$TEMPLATES/kafka/log4j2.yaml" \
     -cp "$STACK/kafka/libs/*" kafka.Kafka "$props"
+  KAFKA_LAUNCHED=1
 }
 
 # An open port is not enough: the broker accepts connections before it serves metadata,
-# so a fresh start waits for the line the broker logs once it is fully up.
+# so wait for the line it logs once fully up.
 kafka_ready() {
-  [[ -n $KAFKA_LOG_OFFSET ]] || { wait_ready kafka "$KAFKA_PATTERN" "$LOGS/kafka.log" port_open 9092; return; }
-  wait_ready kafka "$KAFKA_PATTERN" "$LOGS/kafka.log" kafka_started_since "$KAFKA_LOG_OFFSET"
-  say "kafka: started (pid $(pid_of kafka "$KAFKA_PATTERN"))"
+  wait_ready kafka "$KAFKA_PATTERN" "$LOGS/kafka.log" kafka_started
+  [[ -z $KAFKA_LAUNCHED ]] || say "kafka: started (pid $(pid_of kafka "$KAFKA_PATTERN"))"
 }
 
-kafka_started_since() {
-  tail -c "+$1" "$LOGS/kafka.log" | grep -q 'Kafka Server started' && port_open 9092
+kafka_started() {
+  local offset=1
+  [[ -s $STACK/kafka/log-offset ]] && offset=$(<"$STACK/kafka/log-offset")
+  tail -c "+$offset" "$LOGS/kafka.log" | grep -q 'Kafka Server started' &&
+    port_open 9092
 }
 
 kafka_stop() { stop_pid kafka "$KAFKA_PATTERN" TERM; }
