@@ -62,7 +62,12 @@ cmd_status() {
 cmd_clean() {
   cmd_down
   # The Postgres cluster may live outside the repo (see postgres_home).
-  if [[ -L $STACK/postgres ]]; then rm -rf "$(readlink -f "$STACK/postgres")"; fi
+  if [[ -L $STACK/postgres ]]; then
+    local outside
+    outside=$(readlink -f "$STACK/postgres")
+    rm -rf "$outside"
+    rmdir "$(dirname "$outside")" 2>/dev/null || true
+  fi
   rm -rf "$STACK"
   say "clean: removed $STACK"
 }
