@@ -1,0 +1,79 @@
+"""Settings read from the environment, once, by the entry point.
+
+Each component receives its own frozen config; nothing below this module reads os.environ.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from ingest.config import EdgeConfig, RedisConfig
+from pipeline.config import StageConfig, TopicConfig
+from sinks.clickhouse.config import ClickHouseConfig
+from sinks.postgres.config import PostgresConfig
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    topics: TopicConfig = field(default_factory=TopicConfig)
+    clickhouse: ClickHouseConfig = field(default_factory=ClickHouseConfig)
+    postgres: PostgresConfig = field(default_factory=PostgresConfig)
+    redis: RedisConfig = field(default_factory=RedisConfig)
+    edge: EdgeConfig = field(default_factory=EdgeConfig)
+    stage: StageConfig = field(default_factory=StageConfig)
+    admin_token: str | None = None
+
+    def __repr__(self) -> str:
+        token = "***" if self.admin_token else None
+        return (
+            f"Settings(kafka_bootstrap={self.kafka_bootstrap!r}, topics={self.topics!r}, "
+            f"clickhouse={self.clickhouse!r}, postgres={self.postgres!r}, redis={self.redis!r}, "
+            f"edge={self.edge!r}, stage={self.stage!r}, admin_token={token})"
+        )
+
+    @classmethod
+    def from_env(cls, env: os._Environ[str] | dict[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def get(name: str, default: str) -> str:
+            return env.get(f"AGENTTRACE_{name}", default) or default
+
+        def num(name: str, default: float) -> float:
+            raw = env.get(f"AGENTTRACE_{name}")
+            return type(default)(raw) if raw else default
+
+        topics = TopicConfig(
+            events=get("TOPIC_EVENTS", TopicConfig.events),
+            dead_letters=get("TOPIC_DLQ", TopicConfig.dead_letters),
+            partitions=int(num("TOPIC_PARTITIONS", TopicConfig.partitions)),
+            retention_ms=int(num("TOPIC_RETENTION_MS", TopicConfig.retention_ms)),
+        )
+        settings = cls(
+            kafka_bootstrap=get("KAFKA_BOOTSTRAP", cls.kafka_bootstrap),
+            topics=topics,
+            clickhouse=ClickHouseConfig.from_url(get("CLICKHOUSE_URL", ClickHouseConfig().url())),
+            postgres=PostgresConfig(dsn=get("POSTGRES_DSN", PostgresConfig.dsn)),
+            redis=RedisConfig(url=get("REDIS_URL", RedisConfig.url)),
+            edge=EdgeConfig(
+                max_body_bytes=int(num("MAX_BODY_BYTES", EdgeConfig.max_body_bytes)),
+                max_inflight_bytes=int(num("MAX_INFLIGHT_BYTES", EdgeConfig.max_inflight_bytes)),
+                publish_timeout_s=num("PUBLISH_TIMEOUT_S", EdgeConfig.publish_timeout_s),
+                rate_limit_per_minute=int(num("RATE_LIMIT_PER_MINUTE", EdgeConfig.rate_limit_per_minute)),
+                auth_cache_ttl_s=int(num("AUTH_CACHE_TTL_S", EdgeConfig.auth_cache_ttl_s)),
+            ),
+            stage=StageConfig(
+                flush_rows=int(num("FLUSH_ROWS", StageConfig.flush_rows)),
+                flush_interval_s=num("FLUSH_INTERVAL_S", StageConfig.flush_interval_s),
+            ),
+            admin_token=env.get("AGENTTRACE_ADMIN_TOKEN") or None,
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if not self.kafka_bootstrap:
+            raise ValueError("AGENTTRACE_KAFKA_BOOTSTRAP must not be empty")
+        for part in (self.topics, self.clickhouse, self.postgres, self.redis, self.edge, self.stage):
+            part.validate()

@@ -1,0 +1,77 @@
+"""The API process: the aiohttp edge, its clients and routes.
+
+cleanup_ctx enters resources in order (stores, then the Kafka producer, then the publisher)
+and leaves them in reverse, after aiohttp has stopped accepting and finished in-flight requests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from loguru import logger
+from prometheus_async.aio.web import server_stats
+
+from agenttrace import clients
+from agenttrace.settings import Settings
+from health.checks import Check, Health
+from ingest.auth import Authenticator
+from ingest.batch import ingest_batch
+from ingest.http import observe
+from ingest.intake import Intake
+from ingest.limits import InflightBytes, RateLimiter
+from ingest.otlp.handler import export_traces
+from ingest.publisher import EventPublisher
+
+OTLP_PATHS = ("/v1/traces", "/api/public/otel/v1/traces")
+
+
+def build_app(settings: Settings) -> web.Application:
+    # Compressed bodies may not exceed the decompressed limit either; decompress() checks the rest.
+    app = web.Application(middlewares=[observe], client_max_size=settings.edge.max_body_bytes)
+    app["settings"] = settings
+    app.cleanup_ctx.append(_resources)
+    app.router.add_post("/api/public/ingestion", ingest_batch)
+    for path in OTLP_PATHS:
+        app.router.add_post(path, export_traces)
+    app.router.add_get("/metrics", server_stats)
+    # Checks are added once the clients exist; the routes must exist before start.
+    app["health"] = Health(checks=[])
+    app["health"].add_routes(app)
+    return app
+
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    settings: Settings = app["settings"]
+    pg = await clients.postgres(settings)
+    redis = await clients.redis_client(settings)
+    ch = await clients.clickhouse(settings, pool_size=1)
+    producer = await clients.kafka_producer(settings)
+    publisher = EventPublisher(producer, settings.topics.events, settings.edge.publish_timeout_s)
+    app["intake"] = Intake(
+        settings.edge,
+        Authenticator(pg, redis, settings.edge.auth_cache_ttl_s),
+        publisher,
+        InflightBytes(settings.edge.max_inflight_bytes),
+        RateLimiter(redis, settings.edge.rate_limit_per_minute),
+    )
+    # The edge needs Postgres (keys) and Kafka (the log); ClickHouse and Redis only degrade it.
+    app["health"].checks.extend(
+        [
+            Check("postgres", pg.ping),
+            Check("clickhouse", ch.ping, required=False),
+            Check("redis", redis.ping, required=False),
+            Check("kafka", publisher.ping),
+        ]
+    )
+    logger.info("api ready", host=settings.edge.host, port=settings.edge.port)
+    try:
+        yield
+    finally:
+        await publisher.stop()
+        await producer.stop()
+        await ch.close()
+        await redis.aclose()
+        await pg.close()
+        logger.info("api stopped")
+

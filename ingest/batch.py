@@ -1,0 +1,60 @@
+"""POST /api/public/ingestion: Langfuse's batch ingestion API.
+
+Answers 207 with a status per event: the valid events of a batch are kept even when others are
+invalid. Only an unusable envelope (not JSON, no `batch` list) fails the whole request (400).
+The answer is sent after Kafka acknowledged every accepted event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ingest.encoding import DecodeError
+from ingest.events import InvalidEvent, normalize
+from ingest.intake import Caller, Intake
+
+
+async def ingest_batch(request: web.Request) -> web.Response:
+    intake: Intake = request.app["intake"]
+    caller = await intake.caller(request)
+    body = await intake.body(request)
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(f"malformed JSON: {exc}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("batch"), list):
+        raise DecodeError('the body must be an object with a "batch" list of events')
+    caller = _sdk_from_metadata(request, caller, doc.get("metadata"))
+    accepted: list[tuple[str, str, int, dict[str, Any]]] = []
+    successes: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    for event in doc["batch"]:
+        try:
+            normalized = normalize(event)
+        except InvalidEvent as exc:
+            event_id = event.get("id") if isinstance(event, dict) and isinstance(event.get("id"), str) else None
+            errors.append({"id": event_id, "status": 400, "message": "Invalid request data", "error": str(exc)})
+            continue
+        accepted.append(normalized)
+        successes.append({"id": normalized[0], "status": 201})
+    if accepted:
+        await intake.check_rate(caller, len(accepted))
+        await intake.publish(caller, accepted, "batch")
+    request["log_msg"] = "batch ingested"
+    request["log"] = {"events": len(accepted), "rejected": len(errors)}
+    return web.Response(
+        status=207,
+        body=orjson.dumps({"successes": successes, "errors": errors}),
+        content_type="application/json",
+    )
+
+
+def _sdk_from_metadata(request: web.Request, caller: Caller, metadata: Any) -> Caller:
+    """Langfuse SDKs also name themselves in the batch metadata; headers win when both exist."""
+    if isinstance(metadata, dict) and metadata.get("sdk_name") and not request.headers.get("x-langfuse-sdk-name"):
+        return replace(caller, sdk_name=str(metadata["sdk_name"])[:100], sdk_version=str(metadata.get("sdk_version") or "")[:50])
+    return caller

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from sinks.redact import redact_url
+
+
+@dataclass(frozen=True)
+class EdgeConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Langfuse's limit; measured after decompression so a small gzip bomb is still refused.
+    max_body_bytes: int = 5 * 1024 * 1024
+    # Bytes of request bodies being processed at once; beyond it the edge answers 503
+    # instead of buffering, which keeps memory flat under overload.
+    max_inflight_bytes: int = 64 * 1024 * 1024
+    # How long a request waits for Kafka's acknowledgement before answering 503.
+    publish_timeout_s: float = 10.0
+    # Events per project per minute; 0 disables the limit.
+    rate_limit_per_minute: int = 0
+    auth_cache_ttl_s: int = 60
+
+    def validate(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ValueError("edge port out of range")
+        if self.max_body_bytes <= 0 or self.max_inflight_bytes < self.max_body_bytes:
+            raise ValueError("max_inflight_bytes must be at least max_body_bytes")
+        if self.publish_timeout_s <= 0:
+            raise ValueError("publish_timeout_s must be positive")
+        if self.rate_limit_per_minute < 0 or self.auth_cache_ttl_s < 0:
+            raise ValueError("rate limit and cache ttl must not be negative")
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    url: str = "redis://127.0.0.1:6379/0"
+
+    def __repr__(self) -> str:
+        return f"RedisConfig(url={redact_url(self.url)!r})"
+
+    def validate(self) -> None:
+        if urlsplit(self.url).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("AGENTTRACE_REDIS_URL must be a redis:// URL")

@@ -1,0 +1,207 @@
+"""Validation of Langfuse-style ingestion events, table-driven by event type.
+
+An invalid event is reported on its own (status 400 and a message) and never affects the
+other events of its batch. Field names follow Langfuse's public ingestion API.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from pipeline.envelope import to_micros
+
+LEVELS = frozenset({"DEBUG", "DEFAULT", "WARNING", "ERROR"})
+SCORE_TYPES = frozenset({"NUMERIC", "CATEGORICAL", "BOOLEAN"})
+
+OBSERVATION_TYPES = {
+    "span-create": "SPAN",
+    "span-update": "SPAN",
+    "generation-create": "GENERATION",
+    "generation-update": "GENERATION",
+    "event-create": "EVENT",
+    "agent-create": "AGENT",
+    "tool-create": "TOOL",
+    "chain-create": "CHAIN",
+    "retriever-create": "RETRIEVER",
+    "evaluator-create": "EVALUATOR",
+    "embedding-create": "EMBEDDING",
+    "guardrail-create": "GUARDRAIL",
+}
+UPDATE_TYPES = frozenset({"span-update", "generation-update"})
+EVENT_TYPES = frozenset({"trace-create", "score-create", "sdk-log", *OBSERVATION_TYPES})
+
+
+class InvalidEvent(ValueError):
+    pass
+
+
+Check = Callable[[str, Any], None]
+
+
+def _str(name: str, v: Any) -> None:
+    if not isinstance(v, str):
+        raise InvalidEvent(f"body.{name} must be a string")
+
+
+def _id(name: str, v: Any) -> None:
+    if not isinstance(v, str) or not v or len(v) > 256:
+        raise InvalidEvent(f"body.{name} must be a non-empty string of at most 256 characters")
+
+
+def _time(name: str, v: Any) -> None:
+    try:
+        to_micros(v)
+    except (ValueError, OverflowError) as exc:
+        raise InvalidEvent(f"body.{name} is not an ISO 8601 timestamp") from exc
+
+
+def _bool(name: str, v: Any) -> None:
+    if not isinstance(v, bool):
+        raise InvalidEvent(f"body.{name} must be a boolean")
+
+
+def _obj(name: str, v: Any) -> None:
+    if not isinstance(v, dict):
+        raise InvalidEvent(f"body.{name} must be an object")
+
+
+def _num_map(name: str, v: Any) -> None:
+    """usage/usageDetails/costDetails: numbers (or null) by key; Langfuse's `unit` is a string."""
+    if not isinstance(v, dict):
+        raise InvalidEvent(f"body.{name} must be an object")
+    for k, x in v.items():
+        if x is None or k == "unit" and isinstance(x, str):
+            continue
+        if isinstance(x, bool) or not isinstance(x, (int, float)):
+            raise InvalidEvent(f"body.{name}.{k} must be a number")
+
+
+def _tags(name: str, v: Any) -> None:
+    if not isinstance(v, list) or not all(isinstance(t, str) for t in v):
+        raise InvalidEvent(f"body.{name} must be a list of strings")
+
+
+def _level(name: str, v: Any) -> None:
+    if v not in LEVELS:
+        raise InvalidEvent(f"body.{name} must be one of {', '.join(sorted(LEVELS))}")
+
+
+def _version(name: str, v: Any) -> None:
+    if not isinstance(v, (str, int)) or isinstance(v, bool):
+        raise InvalidEvent(f"body.{name} must be a string or an integer")
+
+
+def _score_value(name: str, v: Any) -> None:
+    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+        raise InvalidEvent(f"body.{name} must be a number or a string")
+
+
+def _score_type(name: str, v: Any) -> None:
+    if v not in SCORE_TYPES:
+        raise InvalidEvent(f"body.{name} must be one of {', '.join(sorted(SCORE_TYPES))}")
+
+
+_COMMON = {"environment": _str, "metadata": lambda n, v: None}
+
+TRACE_FIELDS: dict[str, Check] = {
+    **_COMMON,
+    "id": _id,
+    "timestamp": _time,
+    "name": _str,
+    "userId": _str,
+    "sessionId": _str,
+    "release": _str,
+    "version": _str,
+    "tags": _tags,
+    "public": _bool,
+}
+
+OBSERVATION_FIELDS: dict[str, Check] = {
+    **_COMMON,
+    "id": _id,
+    "traceId": _id,
+    "parentObservationId": _id,
+    "name": _str,
+    "startTime": _time,
+    "endTime": _time,
+    "completionStartTime": _time,
+    "level": _level,
+    "statusMessage": _str,
+    "version": _str,
+    "model": _str,
+    "modelParameters": _obj,
+    "usage": _num_map,
+    "usageDetails": _num_map,
+    "costDetails": _num_map,
+    "promptName": _str,
+    "promptVersion": _version,
+}
+
+SCORE_FIELDS: dict[str, Check] = {
+    **_COMMON,
+    "id": _id,
+    "traceId": _id,
+    "observationId": _id,
+    "sessionId": _id,
+    "datasetRunId": _id,
+    "name": _id,
+    "value": _score_value,
+    "dataType": _score_type,
+    "comment": _str,
+    "configId": _str,
+    "timestamp": _time,
+}
+
+FIELDS_BY_TYPE: dict[str, dict[str, Check]] = {
+    "trace-create": TRACE_FIELDS,
+    "score-create": SCORE_FIELDS,
+    "sdk-log": {},
+    **{t: OBSERVATION_FIELDS for t in OBSERVATION_TYPES},
+}
+
+
+def normalize(event: Any) -> tuple[str, str, int, dict[str, Any]]:
+    """Validate one batch event; return (event id, type, event time in µs, body).
+
+    Raises InvalidEvent with a message meant for the client. Ids the API lets a client omit
+    (a trace's, an observation create's, a score's) are generated here, once, at the edge.
+    """
+    if not isinstance(event, dict):
+        raise InvalidEvent("event must be an object")
+    event_id = event.get("id")
+    if not isinstance(event_id, str) or not event_id or len(event_id) > 256:
+        raise InvalidEvent("event.id must be a non-empty string")
+    etype = event.get("type")
+    fields = FIELDS_BY_TYPE.get(etype) if isinstance(etype, str) else None
+    if fields is None:
+        raise InvalidEvent(f"unknown event type {etype!r}")
+    try:
+        ts = to_micros(event.get("timestamp"))
+    except (ValueError, OverflowError) as exc:
+        raise InvalidEvent("event.timestamp is not an ISO 8601 timestamp") from exc
+    body = event.get("body")
+    if not isinstance(body, dict):
+        raise InvalidEvent("event.body must be an object")
+    for name, value in body.items():
+        check = fields.get(name)
+        if check is not None and value is not None:
+            check(name, value)
+    if etype == "sdk-log":
+        return event_id, etype, ts or 0, body
+    if etype in UPDATE_TYPES:
+        if not body.get("id"):
+            raise InvalidEvent("body.id is required for an update")
+    elif not body.get("id"):
+        body["id"] = str(uuid.uuid4())
+    if etype in OBSERVATION_TYPES and not body.get("traceId") and etype not in UPDATE_TYPES:
+        raise InvalidEvent("body.traceId is required")
+    if etype == "score-create":
+        if not body.get("name"):
+            raise InvalidEvent("body.name is required")
+        if body.get("value") is None:
+            raise InvalidEvent("body.value is required")
+        if not (body.get("traceId") or body.get("sessionId") or body.get("datasetRunId")):
+            raise InvalidEvent("a score needs body.traceId, body.sessionId or body.datasetRunId")
+    return event_id, etype, ts or 0, body

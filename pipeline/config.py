@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TopicConfig:
+    events: str = "agenttrace.events"
+    dead_letters: str = "agenttrace.dlq"
+    partitions: int = 8
+    replication: int = 1
+    retention_ms: int = 7 * 24 * 3600 * 1000
+
+    def validate(self) -> None:
+        if not self.events or not self.dead_letters or self.events == self.dead_letters:
+            raise ValueError("the events and dead-letter topics must be distinct and named")
+        if self.partitions < 1 or self.replication < 1:
+            raise ValueError("partitions and replication must be at least 1")
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    # Flush a stage's buffer when it holds this many events or when its oldest is this old.
+    flush_rows: int = 20_000
+    flush_interval_s: float = 0.25
+    # Bound on one fetch from Kafka, so a backlog does not become one huge batch in memory.
+    max_fetch_records: int = 20_000
+    retry_initial_s: float = 0.2
+    retry_max_s: float = 10.0
+    # SIGTERM drains: stop fetching, flush, commit, within this bound.
+    drain_timeout_s: float = 20.0
+    lag_interval_s: float = 3.0
+
+    def validate(self) -> None:
+        if self.flush_rows < 1 or self.flush_interval_s <= 0 or self.max_fetch_records < 1:
+            raise ValueError("flush_rows, flush_interval_s and max_fetch_records must be positive")
+        if not 0 < self.retry_initial_s <= self.retry_max_s:
+            raise ValueError("retry backoff must satisfy 0 < initial <= max")

@@ -1,0 +1,127 @@
+"""The versioned envelope every accepted event travels in through Kafka.
+
+The edge builds envelopes; stages decode them. The Kafka key is ``project_id:trace_id`` so that
+the events of one trace land in one partition and keep their order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+VERSION = 1
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+class EnvelopeError(ValueError):
+    """A record that is not a valid envelope: permanent, so it goes to the dead-letter path."""
+
+
+@dataclass(slots=True)
+class Envelope:
+    id: str
+    project_id: str
+    type: str
+    # Client event time in microseconds since the epoch; orders updates of the same entity.
+    ts: int
+    received_at: int
+    body: dict[str, Any]
+    request_id: str = ""
+    sdk_name: str = ""
+    sdk_version: str = ""
+    source: str = "batch"
+    v: int = VERSION
+
+    def key(self) -> bytes:
+        """Partition key: the trace, so its events stay ordered; else the entity itself."""
+        trace = self.body.get("traceId") if self.type != "trace-create" else self.body.get("id")
+        return f"{self.project_id}:{trace or self.body.get('id') or self.id}".encode()
+
+    def encode(self) -> bytes:
+        return orjson.dumps(
+            {
+                "v": self.v,
+                "id": self.id,
+                "project_id": self.project_id,
+                "type": self.type,
+                "ts": self.ts,
+                "received_at": self.received_at,
+                "request_id": self.request_id,
+                "sdk": {"name": self.sdk_name, "version": self.sdk_version},
+                "source": self.source,
+                "body": self.body,
+            }
+        )
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Envelope:
+        try:
+            d = orjson.loads(raw)
+            if d.get("v") != VERSION:
+                raise EnvelopeError(f"unsupported envelope version {d.get('v')!r}")
+            sdk = d.get("sdk") or {}
+            env = cls(
+                id=d["id"],
+                project_id=d["project_id"],
+                type=d["type"],
+                ts=int(d["ts"]),
+                received_at=int(d["received_at"]),
+                body=d["body"],
+                request_id=d.get("request_id") or "",
+                sdk_name=sdk.get("name") or "",
+                sdk_version=sdk.get("version") or "",
+                source=d.get("source") or "batch",
+            )
+        except EnvelopeError:
+            raise
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise EnvelopeError(f"undecodable envelope: {exc}") from exc
+        if not isinstance(env.body, dict):
+            raise EnvelopeError("envelope body is not an object")
+        return env
+
+
+def to_micros(value: Any) -> int | None:
+    """ISO 8601 (with Z or offset, any fraction) or epoch numbers to microseconds; None if absent.
+
+    Raises ValueError for a value that is present but not a time.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a timestamp")
+    if isinstance(value, (int, float)):
+        # Heuristic on magnitude: seconds, milliseconds, microseconds or nanoseconds.
+        v = float(value)
+        for scale in (1e6, 1e3, 1.0, 1e-3):
+            if abs(v * scale) < 1e17:
+                return int(round(v * scale))
+        raise ValueError("timestamp out of range")
+    if not isinstance(value, str):
+        raise ValueError("timestamp must be a string")
+    s = value.strip()
+    frac_ns = 0
+    # fromisoformat keeps only 6 fraction digits; cut longer fractions ourselves.
+    dot = s.find(".")
+    if dot != -1:
+        end = dot + 1
+        while end < len(s) and s[end].isdigit():
+            end += 1
+        digits = s[dot + 1 : end]
+        if len(digits) > 6:
+            frac_ns = int(digits[6:9].ljust(3, "0"))
+            s = s[: dot + 7] + s[end:]
+    dt = datetime.fromisoformat(s.replace("Z", "+00:00").replace("z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    delta = dt - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds + frac_ns // 1000
+
+
+def micros_to_iso(us: int) -> str:
+    sec, frac = divmod(us, 1_000_000)
+    return datetime.fromtimestamp(sec, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:06d}Z"

@@ -1,0 +1,222 @@
+"""Folds create and update events into entity states, independent of arrival order.
+
+Each field remembers the event time that last set it (a last-writer-wins register per field),
+so folding the same events in any order, in any batches, any number of times, ends in the same
+state: an update may precede its create, a batch may be redelivered, the log may be replayed.
+Metadata merges per key, tags are a union, and a null never overwrites a value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ingest.events import OBSERVATION_TYPES, UPDATE_TYPES
+from pipeline.envelope import Envelope, to_micros
+
+
+class PoisonEvent(ValueError):
+    """An event that can never be written; it goes to the dead-letter path with this reason."""
+
+
+TRACE, OBSERVATION, SCORE = "traces", "observations", "scores"
+
+
+def table_of(etype: str) -> str | None:
+    if etype == "trace-create":
+        return TRACE
+    if etype in OBSERVATION_TYPES:
+        return OBSERVATION
+    if etype == "score-create":
+        return SCORE
+    return None
+
+
+@dataclass
+class EntityState:
+    project_id: str
+    id: str
+    values: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
+    first_ts: int = 0
+    last_ts: int = 0
+
+    def set(self, column: str, value: Any, ts: int) -> None:
+        if value is None:
+            return
+        if ts >= self.versions.get(column, -1):
+            self.values[column] = value
+            self.versions[column] = ts
+
+    def merge_map(self, column: str, value: dict[str, Any], ts: int) -> None:
+        current = self.values.setdefault(column, {})
+        for k, v in value.items():
+            vkey = f"{column}.{k}"
+            if ts >= self.versions.get(vkey, -1):
+                current[k] = v
+                self.versions[vkey] = ts
+
+    def union(self, column: str, items: list[str]) -> None:
+        current = self.values.setdefault(column, [])
+        for item in items:
+            if item not in current:
+                current.append(item)
+
+    def touch(self, ts: int) -> None:
+        self.first_ts = ts if not self.first_ts else min(self.first_ts, ts)
+        self.last_ts = max(self.last_ts, ts)
+
+
+def _text(v: Any) -> str | None:
+    if v is None:
+        return None
+    return v if isinstance(v, str) else orjson.dumps(v).decode()
+
+
+def _io(v: Any) -> str | None:
+    # Input and output are stored as JSON text, so a string stays distinguishable from an object.
+    return None if v is None else orjson.dumps(v).decode()
+
+
+def _time(v: Any) -> int | None:
+    try:
+        return to_micros(v)
+    except (ValueError, OverflowError) as exc:
+        raise PoisonEvent(f"bad timestamp {v!r}") from exc
+
+
+_USAGE_ALIASES = {
+    "input": "input", "promptTokens": "input", "prompt_tokens": "input", "inputTokens": "input",
+    "input_tokens": "input",
+    "output": "output", "completionTokens": "output", "completion_tokens": "output",
+    "outputTokens": "output", "output_tokens": "output",
+    "total": "total", "totalTokens": "total", "total_tokens": "total",
+}
+_COST_KEYS = {"inputCost": "input", "outputCost": "output", "totalCost": "total"}
+
+
+def usage_and_cost(body: dict[str, Any]) -> tuple[dict[str, int], dict[str, float]]:
+    """Langfuse's `usage` (any of its spellings) and `usageDetails`/`costDetails`, normalised."""
+    usage: dict[str, int] = {}
+    cost: dict[str, float] = {}
+    legacy = body.get("usage")
+    if isinstance(legacy, dict):
+        for k, v in legacy.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                continue
+            if k in _COST_KEYS:
+                cost[_COST_KEYS[k]] = float(v)
+            else:
+                usage[_USAGE_ALIASES.get(k, k)] = int(v)
+    details = body.get("usageDetails")
+    if isinstance(details, dict):
+        for k, v in details.items():
+            if not isinstance(v, bool) and isinstance(v, (int, float)):
+                usage[_USAGE_ALIASES.get(k, k)] = int(v)
+    cost_details = body.get("costDetails")
+    if isinstance(cost_details, dict):
+        for k, v in cost_details.items():
+            if not isinstance(v, bool) and isinstance(v, (int, float)):
+                cost[k] = float(v)
+    if usage and "total" not in usage:
+        usage["total"] = sum(v for k, v in usage.items() if k in ("input", "output"))
+    if cost and "total" not in cost:
+        cost["total"] = sum(cost.values())
+    return usage, cost
+
+
+# body key -> (column, converter); maps merge per key, everything else is last-writer-wins.
+Conv = Callable[[Any], Any]
+_COMMON: dict[str, tuple[str, Conv]] = {
+    "environment": ("environment", _text),
+    "input": ("input", _io),
+    "output": ("output", _io),
+}
+TRACE_FIELDS: dict[str, tuple[str, Conv]] = {
+    **_COMMON,
+    "timestamp": ("timestamp", _time),
+    "name": ("name", _text),
+    "userId": ("user_id", _text),
+    "sessionId": ("session_id", _text),
+    "release": ("release", _text),
+    "version": ("version", _text),
+    "public": ("public", lambda v: 1 if v else 0),
+}
+OBSERVATION_FIELDS: dict[str, tuple[str, Conv]] = {
+    **_COMMON,
+    "traceId": ("trace_id", _text),
+    "parentObservationId": ("parent_observation_id", _text),
+    "name": ("name", _text),
+    "startTime": ("start_time", _time),
+    "endTime": ("end_time", _time),
+    "completionStartTime": ("completion_start_time", _time),
+    "level": ("level", _text),
+    "statusMessage": ("status_message", _text),
+    "version": ("version", _text),
+    "model": ("provided_model_name", _text),
+    "promptName": ("prompt_name", _text),
+    "promptVersion": ("prompt_version", lambda v: None if v is None else str(v)),
+}
+SCORE_FIELDS: dict[str, tuple[str, Conv]] = {
+    "environment": ("environment", _text),
+    "traceId": ("trace_id", _text),
+    "observationId": ("observation_id", _text),
+    "sessionId": ("session_id", _text),
+    "datasetRunId": ("dataset_run_id", _text),
+    "name": ("name", _text),
+    "dataType": ("data_type", _text),
+    "comment": ("comment", _text),
+    "configId": ("config_id", _text),
+    "source": ("source", _text),
+    "timestamp": ("timestamp", _time),
+}
+FIELDS = {TRACE: TRACE_FIELDS, OBSERVATION: OBSERVATION_FIELDS, SCORE: SCORE_FIELDS}
+
+
+def apply(state: EntityState, env: Envelope, table: str) -> None:
+    """Fold one event into its entity's state. Raises PoisonEvent for unusable content."""
+    body, ts = env.body, env.ts or env.received_at
+    try:
+        for key, (column, conv) in FIELDS[table].items():
+            if key in body:
+                state.set(column, conv(body[key]), ts)
+        metadata = body.get("metadata")
+        if isinstance(metadata, dict):
+            state.merge_map("metadata", metadata, ts)
+        elif metadata is not None:
+            state.merge_map("metadata", {"metadata": metadata}, ts)
+        if table == TRACE and isinstance(body.get("tags"), list):
+            state.union("tags", [str(t) for t in body["tags"]])
+        elif table == OBSERVATION:
+            # A create fixes the type; an update only fills it in when no create was seen yet.
+            state.set("type", OBSERVATION_TYPES[env.type], -1 if env.type in UPDATE_TYPES else ts)
+            if isinstance(body.get("modelParameters"), dict):
+                state.merge_map("model_parameters", body["modelParameters"], ts)
+            usage, cost = usage_and_cost(body)
+            if usage:
+                state.merge_map("usage_details", usage, ts)
+            if cost:
+                state.merge_map("cost_details", cost, ts)
+        elif table == SCORE:
+            _apply_score_value(state, body.get("value"), body.get("dataType"), ts)
+    except PoisonEvent:
+        raise
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise PoisonEvent(f"{env.type} {state.id}: {exc}") from exc
+    state.touch(ts)
+
+
+def _apply_score_value(state: EntityState, value: Any, data_type: Any, ts: int) -> None:
+    if value is None:
+        return
+    if isinstance(value, str):
+        state.set("string_value", value, ts)
+        if data_type in (None, "NUMERIC"):
+            state.set("data_type", "CATEGORICAL", ts if data_type is None else -1)
+        return
+    state.set("value", float(value), ts)
+    if data_type == "BOOLEAN":
+        state.set("string_value", "True" if value else "False", ts)

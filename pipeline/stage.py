@@ -1,0 +1,221 @@
+"""A consumer stage: fetch from its consumer group, fold into a sink, then commit.
+
+Offsets are committed only after the sink has durably written the whole buffer, so a crash at
+any point redelivers instead of losing; the sinks are idempotent, so redelivery is harmless.
+Store errors are retried with backoff, without limit, while the stage reports not ready; an
+event that can never be written goes to the dead-letter path and the stage moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import Protocol
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.structs import ConsumerRecord
+from loguru import logger
+
+from pipeline.config import StageConfig
+from pipeline.dead_letters import DeadLetter, DeadLetters
+from pipeline.envelope import Envelope, EnvelopeError
+from pipeline.metrics import ACTIVE_JOBS, JOB_SECONDS, JOBS_PROCESSED, QUEUE_DEPTH
+
+
+class Sink(Protocol):
+    async def write(self, envelopes: list[Envelope]) -> list[tuple[Envelope, str]]:
+        """Write durably; return poison events with reasons; raise for a retryable failure."""
+
+    def forget(self) -> None:
+        """Drop cached state: partitions were reassigned."""
+
+
+class Stage:
+    def __init__(
+        self,
+        name: str,
+        consumer: AIOKafkaConsumer,
+        sink: Sink,
+        dead_letters: DeadLetters,
+        topic: str,
+        config: StageConfig,
+    ) -> None:
+        self.name = name
+        self._consumer = consumer
+        self._sink = sink
+        self._dlq = dead_letters
+        self._topic = topic
+        self._config = config
+        self._buffer: list[ConsumerRecord] = []
+        self._oldest = 0.0
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._lag_task: asyncio.Task[None] | None = None
+        self._flush_lock = asyncio.Lock()
+        self.healthy = False
+        self.heartbeat = 0.0
+        self.last_error: str | None = None
+
+    async def start(self) -> None:
+        self._consumer.subscribe([self._topic], listener=_Rebalance(self))
+        self._task = asyncio.create_task(self._run(), name=f"stage-{self.name}")
+        self._lag_task = asyncio.create_task(self._report_lag(), name=f"lag-{self.name}")
+
+    async def stop(self) -> None:
+        """Stop fetching, flush what is buffered, commit; bounded by the drain timeout."""
+        self._stopping.set()
+        if self._task is None:
+            return
+        task, self._task = self._task, None
+        try:
+            await asyncio.wait_for(asyncio.shield(task), self._config.drain_timeout_s)
+        except (TimeoutError, asyncio.CancelledError):
+            task.cancel()
+            logger.warning("stage drain timed out; uncommitted events will be redelivered", stage=self.name)
+        if self._lag_task:
+            self._lag_task.cancel()
+            await asyncio.gather(self._lag_task, return_exceptions=True)
+
+    def alive(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def _run(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                self.heartbeat = time.monotonic()
+                wait_ms = int(self._config.flush_interval_s * 1000) if self._buffer else 500
+                batches = await self._consumer.getmany(timeout_ms=wait_ms, max_records=self._config.max_fetch_records)
+                for records in batches.values():
+                    if records and not self._buffer:
+                        self._oldest = time.monotonic()
+                    self._buffer.extend(records)
+                if not self._buffer:
+                    self.healthy = True
+                    continue
+                age = time.monotonic() - self._oldest
+                if len(self._buffer) >= self._config.flush_rows or age >= self._config.flush_interval_s:
+                    await self.flush()
+            await self.flush()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("stage crashed", stage=self.name)
+            self.healthy = False
+            raise
+
+    async def flush(self) -> None:
+        async with self._flush_lock:
+            if not self._buffer:
+                return
+            records, self._buffer = self._buffer, []
+            await self._write(records)
+
+    async def _write(self, records: list[ConsumerRecord]) -> None:
+        envelopes, dead = [], []
+        for rec in records:
+            try:
+                envelopes.append(Envelope.decode(rec.value))
+            except EnvelopeError as exc:
+                dead.append(DeadLetter.of_record(rec, str(exc), self.name))
+        delay = self._config.retry_initial_s
+        start = time.perf_counter()
+        ACTIVE_JOBS.labels(self.name).inc()
+        try:
+            while True:
+                try:
+                    poison = await self._sink.write(envelopes)
+                    break
+                except Exception as exc:  # every store failure is retried; poison is returned, not raised
+                    if getattr(exc, "permanent", False) and len(envelopes) > 1:
+                        # The store refused the data itself: split to isolate the culprit.
+                        poison = await self._bisect(envelopes)
+                        break
+                    if getattr(exc, "permanent", False):
+                        poison = [(envelopes[0], str(exc))]
+                        break
+                    self.healthy = False
+                    self.last_error = str(exc)
+                    JOBS_PROCESSED.labels(self.name, "retry").inc()
+                    logger.warning("store write failed; retrying", stage=self.name, error=str(exc), retry_in_s=round(delay, 2))
+                    if self._stopping.is_set() and delay >= self._config.retry_max_s:
+                        raise
+                    await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                    delay = min(delay * 2, self._config.retry_max_s)
+            dead.extend(DeadLetter.of_envelope(env, reason, self.name) for env, reason in poison)
+            if dead:
+                await self._dlq.put(dead)
+                JOBS_PROCESSED.labels(self.name, "dead_letter").inc(len(dead))
+            await self._commit(records)
+        finally:
+            ACTIVE_JOBS.labels(self.name).dec()
+        self.healthy, self.last_error = True, None
+        JOBS_PROCESSED.labels(self.name, "success").inc()
+        JOB_SECONDS.labels(self.name).observe(time.perf_counter() - start)
+        logger.debug("batch written", stage=self.name, events=len(envelopes), duration_ms=round((time.perf_counter() - start) * 1000, 1))
+
+    async def _bisect(self, envelopes: list[Envelope]) -> list[tuple[Envelope, str]]:
+        if len(envelopes) == 1:
+            try:
+                return await self._sink.write(envelopes)
+            except Exception as exc:
+                if getattr(exc, "permanent", False):
+                    return [(envelopes[0], str(exc))]
+                raise
+        mid = len(envelopes) // 2
+        poison = []
+        for half in (envelopes[:mid], envelopes[mid:]):
+            try:
+                poison.extend(await self._sink.write(half))
+            except Exception as exc:
+                if not getattr(exc, "permanent", False):
+                    raise
+                poison.extend(await self._bisect(half))
+        return poison
+
+    async def _commit(self, records: list[ConsumerRecord]) -> None:
+        offsets: dict[TopicPartition, int] = {}
+        for rec in records:
+            tp = TopicPartition(rec.topic, rec.partition)
+            offsets[tp] = max(offsets.get(tp, -1), rec.offset + 1)
+        assigned = self._consumer.assignment()
+        owned = {tp: o for tp, o in offsets.items() if tp in assigned}
+        if owned:
+            await self._consumer.commit(owned)
+
+    async def on_revoke(self) -> None:
+        # Finish what we hold before another member takes these partitions.
+        try:
+            await asyncio.wait_for(self.flush(), self._config.drain_timeout_s)
+        except Exception as exc:
+            logger.warning("flush on revoke failed; events will be redelivered", stage=self.name, error=repr(exc))
+            self._buffer = []
+        self._sink.forget()
+
+    async def _report_lag(self) -> None:
+        while True:
+            try:
+                depth = 0
+                assigned = list(self._consumer.assignment())
+                ends = await self._consumer.end_offsets(assigned) if assigned else {}
+                for tp, end in ends.items():
+                    committed = await self._consumer.committed(tp)
+                    depth += max(0, end - (committed or 0))
+                QUEUE_DEPTH.labels(self.name).set(depth)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.debug("lag refresh failed", stage=self.name, error=repr(exc))
+            await asyncio.sleep(self._config.lag_interval_s)
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, stage: Stage) -> None:
+        self._stage = stage
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        if revoked:
+            await self._stage.on_revoke()
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        logger.info("partitions assigned", stage=self._stage.name, partitions=sorted(tp.partition for tp in assigned))

@@ -1,0 +1,88 @@
+"""The worker process: consumer stages plus a small HTTP server for metrics and probes.
+
+Start order is downstream first: stores, the dead-letter path, the stages' sinks, then the
+consumers; stop is the reverse, and each stage drains (flush, commit) before its consumer
+leaves the group. An AsyncExitStack owns that order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import AsyncExitStack
+
+from aiohttp import web
+from loguru import logger
+from prometheus_async.aio.web import server_stats
+
+from agenttrace import clients
+from agenttrace.settings import Settings
+from health.checks import Check, Health
+from ingest.http import observe
+from pipeline.dead_letters import DeadLetters
+from pipeline.stage import Stage
+from sinks.clickhouse.schema import dialect_for
+from sinks.clickhouse.writer import ClickHouseWriter
+
+STAGES = ("clickhouse",)
+GROUP_PREFIX = "agenttrace-"
+# A stage whose loop has not turned for this long is stuck; liveness fails so it is restarted.
+STALL_S = 120.0
+
+
+async def run_worker(settings: Settings, stages: tuple[str, ...], host: str, port: int, stop: asyncio.Event) -> None:
+    health = Health(checks=[])
+    app = web.Application(middlewares=[observe])
+    app.router.add_get("/metrics", server_stats)
+    health.add_routes(app)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    # Probes answer from the start: not ready until the stages run, which is what they should say.
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    logger.info("worker listening", host=host, port=port, stages=list(stages))
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(runner.cleanup)
+        health.conditions["starting"] = lambda: False
+        pg = await clients.postgres(settings)
+        stack.push_async_callback(pg.close)
+        ch = await clients.clickhouse(settings)
+        stack.push_async_callback(ch.close)
+        producer = await clients.kafka_producer(settings)
+        stack.push_async_callback(producer.stop)
+        dead_letters = DeadLetters(producer, settings.topics.dead_letters, pg)
+        health.checks.extend(
+            [
+                Check("postgres", pg.ping),
+                Check("clickhouse", ch.ping),
+                Check("kafka", lambda: producer.client.fetch_all_metadata()),
+            ]
+        )
+        running: list[Stage] = []
+        for name in stages:
+            sink = ClickHouseWriter(ch, dialect_for(ch.version))
+            consumer = await clients.kafka_consumer(settings, GROUP_PREFIX + name)
+            stack.push_async_callback(consumer.stop)
+            stage = Stage(name, consumer, sink, dead_letters, settings.topics.events, settings.stage)
+            await stage.start()
+            stack.push_async_callback(stage.stop)
+            running.append(stage)
+            health.conditions[f"stage_{name}"] = lambda s=stage: s.alive() and s.healthy
+        del health.conditions["starting"]
+        health.alive = lambda: all(s.alive() and time.monotonic() - s.heartbeat < STALL_S for s in running)
+        logger.info("worker started", stages=list(stages))
+        await _wait(stop, running)
+        logger.info("worker draining")
+    logger.info("worker stopped")
+
+
+async def _wait(stop: asyncio.Event, stages: list[Stage]) -> None:
+    """Until asked to stop, or until a stage dies (then the process exits and is restarted)."""
+    while not stop.is_set():
+        if any(not s.alive() for s in stages):
+            logger.error("a stage stopped unexpectedly; exiting so the supervisor restarts us")
+            return
+        try:
+            await asyncio.wait_for(stop.wait(), 1.0)
+        except TimeoutError:
+            pass

@@ -1,0 +1,121 @@
+"""A small pool of native-protocol ClickHouse connections (asynch), with timing metrics.
+
+A connection that failed is closed and replaced on next use, so a ClickHouse restart heals
+without restarting the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from asynch.connection import Connection
+from asynch.errors import ClickHouseException
+
+from sinks.clickhouse.config import ClickHouseConfig
+from sinks.metrics import CLICKHOUSE_QUERY_SECONDS, DB_QUERY_SECONDS, PoolStats
+
+
+class ClickHouseError(Exception):
+    """Retryable unless `permanent`: a server-side rejection of the data itself."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+# Server error codes that mean the data or the statement is wrong, not that the server is away.
+_PERMANENT_CODES = frozenset({6, 16, 27, 32, 38, 41, 53, 62, 69, 70, 72, 117, 130, 131, 321})
+
+
+class ClickHouse:
+    def __init__(self, config: ClickHouseConfig, *, database: str | None = None) -> None:
+        self.config = config
+        self._database = config.database if database is None else database
+        self._idle: list[Connection] = []
+        self._sem = asyncio.Semaphore(config.pool_size)
+        self._in_use = 0
+        self._closed = False
+        self.version: tuple[int, ...] = ()
+
+    async def start(self) -> None:
+        rows = await self.fetch("SELECT version()", operation="version")
+        self.version = tuple(int(p) for p in str(rows[0][0]).split(".") if p.isdigit())
+
+    async def close(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await _quietly_close(conn)
+
+    def stats(self) -> PoolStats:
+        return PoolStats(active=self._in_use, idle=len(self._idle), max=self.config.pool_size)
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Connection]:
+        async with self._sem:
+            conn = self._idle.pop() if self._idle else None
+            self._in_use += 1
+            try:
+                if conn is None:
+                    conn = Connection(
+                        host=self.config.host,
+                        port=self.config.port,
+                        database=self._database,
+                        user=self.config.user,
+                        password=self.config.password,
+                        connect_timeout=self.config.connect_timeout_s,
+                    )
+                    await conn.connect()
+                yield conn
+            except BaseException:
+                if conn is not None:
+                    await _quietly_close(conn)
+                conn = None
+                raise
+            finally:
+                self._in_use -= 1
+                if conn is not None and not self._closed:
+                    self._idle.append(conn)
+
+    async def _run(self, operation: str, sql: str, params: Any = None, fetch: bool = False) -> Any:
+        start = time.perf_counter()
+        try:
+            async with self._connection() as conn, conn.cursor() as cur:
+                result = await cur.execute(sql, params)
+                return await cur.fetchall() if fetch else result
+        except ClickHouseException as exc:
+            code = getattr(exc, "code", None)
+            raise ClickHouseError(f"{operation}: {exc}", permanent=code in _PERMANENT_CODES) from exc
+        except (OSError, EOFError, asyncio.TimeoutError, ConnectionError) as exc:
+            raise ClickHouseError(f"{operation}: ClickHouse unreachable: {exc!r}") from exc
+        finally:
+            elapsed = time.perf_counter() - start
+            CLICKHOUSE_QUERY_SECONDS.labels(operation).observe(elapsed)
+            DB_QUERY_SECONDS.labels("clickhouse", operation).observe(elapsed)
+
+    async def execute(self, sql: str, *, operation: str = "ddl") -> None:
+        await self._run(operation, sql)
+
+    async def fetch(self, sql: str, params: Any = None, *, operation: str = "select") -> list[tuple]:
+        return await self._run(operation, sql, params, fetch=True)
+
+    async def insert(self, table: str, columns: Sequence[str], rows: list[tuple]) -> int:
+        if not rows:
+            return 0
+        sql = f"INSERT INTO {self._database}.{table} ({', '.join(columns)}) VALUES"
+        await self._run(f"insert_{table}", sql, rows)
+        return len(rows)
+
+    async def ping(self) -> None:
+        await self._run("ping", "SELECT 1", fetch=True)
+
+
+async def _quietly_close(conn: Connection) -> None:
+    try:
+        await conn.close()
+    except Exception:  # the connection is already broken; closing is best effort
+        pass

@@ -1,0 +1,202 @@
+"""The ClickHouse projection: folds a batch of envelopes into rows and inserts them.
+
+Per batch, not per event: one SELECT per table for the entities this worker has not seen yet
+(their stored state, so an update can land on a create from an earlier batch), one INSERT per
+table. States of entities written recently stay in memory while this worker owns their
+partitions, which saves most of those reads.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+from pipeline.envelope import Envelope
+from pipeline.fold import FIELDS, OBSERVATION, SCORE, TRACE, EntityState, PoisonEvent, apply, table_of
+from sinks.clickhouse.client import ClickHouse
+from sinks.clickhouse.schema import Dialect
+from sinks.metrics import CLICKHOUSE_INSERT_ROWS
+
+TIME_COLUMNS = {
+    TRACE: ("timestamp", "created_at", "updated_at"),
+    OBSERVATION: ("start_time", "end_time", "completion_start_time", "created_at", "updated_at"),
+    SCORE: ("timestamp", "created_at", "updated_at"),
+}
+MAP_COLUMNS = {
+    TRACE: ("metadata",),
+    OBSERVATION: ("metadata", "model_parameters", "usage_details", "cost_details"),
+    SCORE: ("metadata",),
+}
+COLUMNS = {
+    TRACE: (
+        "project_id", "id", "timestamp", "name", "user_id", "session_id", "release", "version",
+        "environment", "tags", "public", "metadata", "input", "output", "field_versions",
+        "created_at", "updated_at", "event_ts", "is_deleted",
+    ),
+    OBSERVATION: (
+        "project_id", "id", "trace_id", "type", "parent_observation_id", "name", "start_time",
+        "end_time", "completion_start_time", "level", "status_message", "version", "environment",
+        "metadata", "input", "output", "provided_model_name", "model_parameters", "usage_details",
+        "input_tokens", "output_tokens", "total_tokens", "cost_details", "total_cost",
+        "prompt_name", "prompt_version", "field_versions", "created_at", "updated_at", "event_ts",
+        "is_deleted",
+    ),
+    SCORE: (
+        "project_id", "id", "trace_id", "observation_id", "session_id", "dataset_run_id", "name",
+        "value", "string_value", "data_type", "source", "comment", "config_id", "environment",
+        "metadata", "timestamp", "field_versions", "created_at", "updated_at", "event_ts",
+        "is_deleted",
+    ),
+}
+DEFAULTS: dict[str, dict[str, Any]] = {
+    TRACE: {"environment": "default", "tags": [], "public": 0, "input": None, "output": None},
+    OBSERVATION: {
+        "type": "SPAN", "level": "DEFAULT", "environment": "default", "input": None, "output": None,
+        "end_time": None, "completion_start_time": None,
+    },
+    SCORE: {"value": 0.0, "data_type": "NUMERIC", "source": "API", "environment": "default"},
+}
+NULLABLE = frozenset({"input", "output", "end_time", "completion_start_time", "total_cost"})
+
+Key = tuple[str, str, str]  # table, project_id, id
+
+
+class ClickHouseWriter:
+    def __init__(self, client: ClickHouse, dialect: Dialect, *, cache_size: int = 200_000) -> None:
+        self._ch = client
+        self._dialect = dialect
+        self._cache: OrderedDict[Key, EntityState] = OrderedDict()
+        self._cache_size = cache_size
+
+    def forget(self) -> None:
+        """Partitions moved: another worker may write these entities now."""
+        self._cache.clear()
+
+    async def write(self, envelopes: list[Envelope]) -> list[tuple[Envelope, str]]:
+        """Fold and insert; return the poison events (with reasons) that were left out.
+
+        Raises ClickHouseError when the store failed; nothing is cached then, so a retry of the
+        same batch starts from the stored state again.
+        """
+        grouped: dict[Key, list[Envelope]] = {}
+        for env in envelopes:
+            table = table_of(env.type)
+            if table is not None and env.body.get("id"):
+                grouped.setdefault((table, env.project_id, str(env.body["id"])), []).append(env)
+        stored = await self._load([k for k in grouped if k not in self._cache])
+        poison: list[tuple[Envelope, str]] = []
+        states: dict[Key, EntityState] = {}
+        for key, events in grouped.items():
+            base = self._cache.get(key) or stored.get(key)
+            state = _copy(base) if base else EntityState(project_id=key[1], id=key[2])
+            for env in sorted(events, key=lambda e: e.ts):
+                try:
+                    apply(state, env, key[0])
+                except PoisonEvent as exc:
+                    poison.append((env, str(exc)))
+            if state.last_ts:
+                states[key] = state
+        by_table: dict[str, list[tuple]] = {TRACE: [], OBSERVATION: [], SCORE: []}
+        for key, state in states.items():
+            by_table[key[0]].append(self._row(key[0], state))
+        for table, rows in by_table.items():
+            if rows:
+                await self._ch.insert(table, COLUMNS[table], rows)
+                CLICKHOUSE_INSERT_ROWS.labels(table).inc(len(rows))
+        for key, state in states.items():
+            self._cache[key] = state
+            self._cache.move_to_end(key)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return poison
+
+    async def _load(self, keys: list[Key]) -> dict[Key, EntityState]:
+        found: dict[Key, EntityState] = {}
+        wanted: dict[tuple[str, str], list[str]] = {}
+        for table, project, id_ in keys:
+            wanted.setdefault((table, project), []).append(id_)
+        for (table, project), ids in wanted.items():
+            cols = COLUMNS[table]
+            for chunk in _chunks(ids, 5000):
+                sql = (
+                    f"SELECT {', '.join(cols)} FROM {table} FINAL "
+                    f"WHERE project_id = {_quote(project)} AND id IN ({', '.join(map(_quote, chunk))})"
+                )
+                for row in await self._ch.fetch(sql, operation=f"load_{table}"):
+                    state = self._state(table, dict(zip(cols, row)))
+                    found[(table, project, state.id)] = state
+        return found
+
+    def _row(self, table: str, s: EntityState) -> tuple:
+        v = dict(DEFAULTS[table])
+        for column, value in s.values.items():
+            v[column] = value
+        v["project_id"], v["id"] = s.project_id, s.id
+        if table == OBSERVATION:
+            usage, cost = v.get("usage_details") or {}, v.get("cost_details") or {}
+            v["input_tokens"] = max(0, int(usage.get("input", 0)))
+            v["output_tokens"] = max(0, int(usage.get("output", 0)))
+            v["total_tokens"] = max(0, int(usage.get("total", 0)))
+            v["total_cost"] = cost.get("total")
+            v.setdefault("start_time", s.first_ts)
+        else:
+            v.setdefault("timestamp", s.first_ts)
+        for column in MAP_COLUMNS[table]:
+            v[column] = orjson.dumps(v.get(column) or {}).decode()
+        v["field_versions"] = orjson.dumps(s.versions).decode()
+        v["created_at"], v["updated_at"] = s.first_ts, s.last_ts
+        v["event_ts"], v["is_deleted"] = s.last_ts, 0
+        for column in TIME_COLUMNS[table]:
+            if v.get(column) is not None:
+                v[column] = self._encode_time(v[column])
+        return tuple(v.get(c, None if c in NULLABLE else "") for c in COLUMNS[table])
+
+    def _state(self, table: str, row: dict[str, Any]) -> EntityState:
+        versions = orjson.loads(row["field_versions"] or "{}")
+        state = EntityState(
+            project_id=row["project_id"],
+            id=row["id"],
+            versions=versions,
+            first_ts=self._decode_time(row["created_at"]),
+            last_ts=int(row["event_ts"]),
+        )
+        maps = MAP_COLUMNS[table]
+        settable = {col for col, _ in FIELDS[table].values()} | {"type", "value", "string_value", "tags"}
+        for column, value in row.items():
+            if column in maps:
+                state.values[column] = orjson.loads(value or "{}")
+            elif column in settable and (column in versions or column == "tags"):
+                if column in TIME_COLUMNS[table] and value is not None:
+                    value = self._decode_time(value)
+                state.values[column] = list(value) if column == "tags" else value
+        return state
+
+    def _encode_time(self, us: int) -> Any:
+        if not self._dialect.subsecond_type:
+            return us
+        return datetime.fromtimestamp(us // 1_000_000, timezone.utc).replace(microsecond=us % 1_000_000)
+
+    def _decode_time(self, value: Any) -> int:
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=timezone.utc)
+            return int(value.timestamp()) * 1_000_000 + value.microsecond
+        return int(value)
+
+
+def _copy(s: EntityState) -> EntityState:
+    values = {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v)
+              for k, v in s.values.items()}
+    return EntityState(s.project_id, s.id, values, dict(s.versions), s.first_ts, s.last_ts)
+
+
+def _quote(s: str) -> str:
+    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _chunks(items: list[str], n: int):
+    for i in range(0, len(items), n):
+        yield items[i : i + n]

@@ -1,0 +1,84 @@
+"""An aiopg pool with timing metrics and multi-row inserts (one statement per batch)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import aiopg
+import psycopg2
+
+from sinks.metrics import DB_QUERY_SECONDS, PoolStats
+from sinks.postgres.config import PostgresConfig
+
+
+class PostgresError(Exception):
+    """Retryable unless `permanent` (the statement or data is wrong, not the server away)."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class Postgres:
+    def __init__(self, config: PostgresConfig) -> None:
+        self.config = config
+        self._pool: aiopg.Pool | None = None
+
+    async def start(self) -> None:
+        self._pool = await aiopg.create_pool(
+            self.config.aiopg_dsn(),
+            minsize=self.config.min_size,
+            maxsize=self.config.max_size,
+            timeout=10,
+        )
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+            await pool.wait_closed()
+
+    def stats(self) -> PoolStats:
+        if self._pool is None:
+            return PoolStats(0, 0, self.config.max_size)
+        free = self._pool.freesize
+        return PoolStats(active=self._pool.size - free, idle=free, max=self._pool.maxsize)
+
+    async def _run(self, operation: str, sql: str, params: Any, fetch: bool) -> Any:
+        if self._pool is None:
+            raise PostgresError("postgres pool is not started")
+        start = time.perf_counter()
+        try:
+            async with self._pool.acquire() as conn, conn.cursor() as cur:
+                await cur.execute(sql, params)
+                return await cur.fetchall() if fetch else cur.rowcount
+        except (psycopg2.DataError, psycopg2.IntegrityError, psycopg2.ProgrammingError) as exc:
+            raise PostgresError(f"{operation}: {exc}", permanent=True) from exc
+        except (psycopg2.Error, OSError, TimeoutError) as exc:
+            raise PostgresError(f"{operation}: {exc!r}") from exc
+        finally:
+            DB_QUERY_SECONDS.labels("postgres", operation).observe(time.perf_counter() - start)
+
+    async def execute(self, sql: str, params: Any = None, *, operation: str = "execute") -> int:
+        return await self._run(operation, sql, params, fetch=False)
+
+    async def fetch(self, sql: str, params: Any = None, *, operation: str = "select") -> list[tuple]:
+        return await self._run(operation, sql, params, fetch=True)
+
+    async def insert_many(
+        self, prefix: str, template: str, rows: Sequence[Sequence[Any]], suffix: str = "", *, operation: str = "insert"
+    ) -> int:
+        """`prefix VALUES (row), (row), ... suffix` as one statement (autocommit)."""
+        if not rows:
+            return 0
+        if self._pool is None:
+            raise PostgresError("postgres pool is not started")
+        async with self._pool.acquire() as conn, conn.cursor() as cur:
+            values = b",".join(cur.mogrify(template, tuple(r)) for r in rows)
+        sql = prefix.encode() + b" VALUES " + values + (b" " + suffix.encode() if suffix else b"")
+        return await self._run(operation, sql.decode(), None, fetch=False)
+
+    async def ping(self) -> None:
+        await self.fetch("SELECT 1", operation="ping")
