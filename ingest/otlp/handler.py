@@ -1,0 +1,38 @@
+"""POST /v1/traces and /api/public/otel/v1/traces: OTLP/HTTP trace export.
+
+Answers as the OTLP specification says: 200 with an ExportTraceServiceResponse in the request's
+encoding, `partial_success` when some spans were invalid, 415 for other content types, and
+503 with Retry-After (retryable for exporters) when the event log is unavailable.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ingest.intake import Intake
+from ingest.otlp.decode import encode_response, parse_request, response_content_type
+from ingest.otlp.mapping import map_request
+
+
+async def export_traces(request: web.Request) -> web.Response:
+    intake: Intake = request.app["intake"]
+    caller = await intake.caller(request)
+    content_type = request.headers.get("Content-Type", "")
+    response_type = response_content_type(content_type)
+    export = parse_request(await intake.body(request), content_type)
+    mapped = map_request(export)
+    events = [
+        (event["id"], event["type"], ts, event["body"])
+        for event, ts in zip(mapped.events, mapped.timestamps_us, strict=True)
+    ]
+    if events:
+        await intake.check_rate(caller, len(events))
+        await intake.publish(caller, events, "otlp")
+    message = "; ".join(mapped.errors)
+    request["log_msg"] = "otlp spans ingested"
+    request["log"] = {"events": len(events), "rejected": mapped.rejected}
+    return web.Response(
+        status=200,
+        body=encode_response(mapped.rejected, message, content_type),
+        content_type=response_type,
+    )
