@@ -98,23 +98,35 @@ def text(value: Any) -> Any:
     return SKIP
 
 
+MAX_COUNT = (1 << 63) - 1
+
+
 def count(value: Any) -> Any:
-    """A token count as int: ints, integral floats and numeric strings; booleans are not counts."""
+    """A token count: a non-negative int64 from an int, a float or a numeric string.
+
+    Booleans are not counts; fractions are truncated.
+    """
     t = type(value)
     if t is int:
-        return value
-    if t is float:
-        return int(value) if math.isfinite(value) else SKIP
-    if t is str:
+        n = value
+    elif t is float:
+        if not math.isfinite(value):
+            return SKIP
+        n = int(value)
+    elif t is str:
         try:
-            return int(value)
+            n = int(value)
         except ValueError:
             try:
                 f = float(value)
             except ValueError:
                 return SKIP
-            return int(f) if math.isfinite(f) else SKIP
-    return SKIP
+            if not math.isfinite(f):
+                return SKIP
+            n = int(f)
+    else:
+        return SKIP
+    return n if 0 <= n <= MAX_COUNT else SKIP
 
 
 def amount(value: Any) -> Any:

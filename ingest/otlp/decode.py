@@ -2,16 +2,12 @@
 
 OTLP/JSON is the protobuf JSON mapping with two differences the stock parser does not know
 (OTLP spec, "JSON Protobuf Encoding"): trace and span ids are hex strings rather than base64,
-and enum values may be integers (the stock parser accepts those). Ids are therefore rewritten
-before `json_format` sees them. An id that is neither hex nor base64 becomes a one-byte id so
-the mapping rejects that span alone instead of the whole request.
+and enum values may be integers. `json_request` handles both, and reads the common shape
+without `json_format`'s reflection. An id that is neither hex nor base64 becomes a one-byte
+id, so the mapping rejects that span alone instead of the whole request.
 """
 
 from __future__ import annotations
-
-import base64
-import binascii
-from typing import Any
 
 import orjson
 from google.protobuf import json_format
@@ -29,6 +25,7 @@ from ingest.encoding import (
     UnsupportedMediaType,
     decompress,
 )
+from ingest.otlp.json_request import build_request
 
 __all__ = [
     "BodyTooLarge",
@@ -51,9 +48,6 @@ _MEDIA_TYPES = {
     "application/protobuf": PROTOBUF,
     "application/json": JSON,
 }
-
-# A one-byte id: valid base64 for the parser, an invalid id for the mapping.
-_BAD_ID = base64.b64encode(b"\x00").decode()
 
 
 def media_type(content_type: str | None) -> str:
@@ -79,8 +73,8 @@ def response_content_type(request_content_type: str | None) -> str:
 def parse_request(body: bytes, content_type: str) -> ExportTraceServiceRequest:
     """Decode an (already decompressed) export request; DecodeError (400) when malformed."""
     kind = media_type(content_type)
-    request = ExportTraceServiceRequest()
     if kind is PROTOBUF:
+        request = ExportTraceServiceRequest()
         try:
             request.ParseFromString(body)
         except (ProtobufDecodeError, RuntimeError, ValueError) as exc:
@@ -94,11 +88,9 @@ def parse_request(body: bytes, content_type: str) -> ExportTraceServiceRequest:
     if not isinstance(doc, dict):
         raise DecodeError("malformed OTLP/JSON: the body must be an object")
     try:
-        _hex_ids_to_base64(doc)
-        json_format.ParseDict(doc, request, ignore_unknown_fields=True)
+        return build_request(doc)
     except (json_format.ParseError, TypeError, ValueError, AttributeError, RecursionError) as exc:
         raise DecodeError(f"malformed OTLP/JSON: {exc}") from None
-    return request
 
 
 def encode_response(partial_rejected: int, message: str, content_type: str | None) -> bytes:
@@ -118,40 +110,3 @@ def encode_response(partial_rejected: int, message: str, content_type: str | Non
         response.partial_success.rejected_spans = partial_rejected
         response.partial_success.error_message = message
     return response.SerializeToString()
-
-
-def _hex_ids_to_base64(doc: dict[str, Any]) -> None:
-    for resource_spans in _objects(doc.get("resourceSpans") or doc.get("resource_spans")):
-        scope_spans = resource_spans.get("scopeSpans") or resource_spans.get("scope_spans")
-        for scope in _objects(scope_spans):
-            for span in _objects(scope.get("spans")):
-                _fix_ids(span, ("traceId", "spanId", "parentSpanId"))
-                _fix_ids(span, ("trace_id", "span_id", "parent_span_id"))
-                for link in _objects(span.get("links")):
-                    _fix_ids(link, ("traceId", "spanId", "trace_id", "span_id"))
-
-
-def _objects(value: Any) -> list[dict[str, Any]]:
-    if not isinstance(value, list):
-        return []
-    return [v for v in value if isinstance(v, dict)]
-
-
-def _fix_ids(obj: dict[str, Any], keys: tuple[str, ...]) -> None:
-    for key in keys:
-        value = obj.get(key)
-        if isinstance(value, str) and value:
-            obj[key] = _id_to_base64(value)
-
-
-def _id_to_base64(value: str) -> str:
-    try:
-        return base64.b64encode(bytes.fromhex(value)).decode()
-    except ValueError:
-        pass
-    # Not hex: some clients send the stock protobuf JSON mapping (base64); accept that.
-    try:
-        base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        return _BAD_ID
-    return value

@@ -378,7 +378,9 @@ def _map_span(span: Any, context: tuple[Any, ...], result: MappingResult) -> str
     usage = _merged(groups, USAGE)
     if usage:
         if "total" not in usage and ("input" in usage or "output" in usage):
-            usage["total"] = usage.get("input", 0) + usage.get("output", 0)
+            total = usage.get("input", 0) + usage.get("output", 0)
+            if total <= coerce.MAX_COUNT:
+                usage["total"] = total
         body["usageDetails"] = usage
     cost = _merged(groups, COST)
     if cost:

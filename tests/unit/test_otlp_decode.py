@@ -294,3 +294,130 @@ def test_client_errors_carry_their_http_status() -> None:
                         UnsupportedMediaType: 415}
     assert all(issubclass(cls, ClientError) for cls in statuses)
     assert DecodeError("why").message == "why"
+
+
+# --- OTLP/JSON fast path against json_format ---------------------------------------------
+
+_scalars = (
+    st.builds(lambda s: AnyValue(string_value=s), st.text(max_size=10))
+    | st.builds(lambda b: AnyValue(bool_value=b), st.booleans())
+    | st.builds(lambda i: AnyValue(int_value=i), st.integers(-(2**63), 2**63 - 1))
+    | st.builds(lambda d: AnyValue(double_value=d), st.floats(allow_nan=False))
+    | st.builds(lambda d: AnyValue(double_value=d), st.sampled_from([float("inf"), -float("inf")]))
+    | st.builds(lambda b: AnyValue(bytes_value=b), st.binary(max_size=6))
+    | st.just(AnyValue())
+)
+
+
+def _array(values: list[AnyValue]) -> AnyValue:
+    v = AnyValue()
+    v.array_value.values.extend(values)
+    return v
+
+
+def _kvlist(pairs: dict[str, AnyValue]) -> AnyValue:
+    v = AnyValue()
+    v.kvlist_value.values.extend(KeyValue(key=k, value=x) for k, x in pairs.items())
+    return v
+
+
+_any_values = st.recursive(
+    _scalars,
+    lambda c: st.lists(c, max_size=3).map(_array)
+    | st.dictionaries(st.text(max_size=4), c, max_size=3).map(_kvlist),
+    max_leaves=6,
+)
+_kvs = st.lists(st.builds(KeyValue, key=st.text(max_size=8), value=_any_values), max_size=4)
+_u64 = st.integers(0, 2**64 - 1)
+
+
+@st.composite
+def _requests(draw: st.DrawFn) -> ExportTraceServiceRequest:
+    req = ExportTraceServiceRequest()
+    for _ in range(draw(st.integers(0, 2))):
+        rs = req.resource_spans.add()
+        rs.resource.attributes.extend(draw(_kvs))
+        rs.schema_url = draw(st.text(max_size=5))
+        for _ in range(draw(st.integers(0, 2))):
+            ss = rs.scope_spans.add()
+            ss.scope.name, ss.scope.version = draw(st.text(max_size=5)), draw(st.text(max_size=3))
+            for _ in range(draw(st.integers(0, 3))):
+                span = ss.spans.add(
+                    trace_id=draw(st.binary(min_size=16, max_size=16)),
+                    span_id=draw(st.binary(min_size=8, max_size=8)),
+                    parent_span_id=draw(st.sampled_from([b"", b"\x01" * 8])),
+                    name=draw(st.text(max_size=8)), kind=draw(st.integers(0, 5)),
+                    start_time_unix_nano=draw(_u64), end_time_unix_nano=draw(_u64),
+                    flags=draw(st.integers(0, 2**32 - 1)), trace_state=draw(st.text(max_size=4)),
+                    dropped_attributes_count=draw(st.integers(0, 3)),
+                )
+                span.attributes.extend(draw(_kvs))
+                span.status.code = draw(st.integers(0, 2))
+                span.status.message = draw(st.text(max_size=5))
+                if draw(st.booleans()):
+                    span.events.add(name="exception", time_unix_nano=draw(_u64)).attributes.extend(
+                        draw(_kvs))
+                    span.links.add(trace_id=draw(st.binary(min_size=16, max_size=16)),
+                                   span_id=draw(st.binary(min_size=8, max_size=8)))
+    return req
+
+
+def _otlp_json(req: ExportTraceServiceRequest, **options: bool) -> dict:
+    """What an OTLP/JSON exporter sends: the protobuf JSON mapping with hex ids."""
+    import base64
+
+    doc = json_format.MessageToDict(req, **options)
+    for rs in doc.get("resourceSpans", doc.get("resource_spans", [])):
+        for ss in rs.get("scopeSpans", rs.get("scope_spans", [])):
+            for span in ss.get("spans", []):
+                for obj in [span, *span.get("links", [])]:
+                    for key in ("traceId", "spanId", "parentSpanId", "trace_id", "span_id",
+                                "parent_span_id"):
+                        if key in obj:
+                            obj[key] = base64.b64decode(obj[key]).hex()
+    return doc
+
+
+@settings(max_examples=150, deadline=None)
+@given(req=_requests(), enums_as_ints=st.booleans())
+def test_otlp_json_parses_to_the_request_it_encodes(
+    req: ExportTraceServiceRequest, enums_as_ints: bool
+) -> None:
+    from ingest.otlp import json_request
+
+    doc = _otlp_json(req, use_integers_for_enums=enums_as_ints)
+    assert isinstance(json_request._REQUEST(doc), dict)  # the fast path knows the shape
+    assert parse_request(orjson.dumps(doc), "application/json") == req
+
+
+@settings(max_examples=50, deadline=None)
+@given(req=_requests())
+def test_snake_case_names_take_the_exact_path_to_the_same_request(
+    req: ExportTraceServiceRequest,
+) -> None:
+    doc = _otlp_json(req, preserving_proto_field_name=True)
+    assert parse_request(orjson.dumps(doc), "application/json") == req
+
+
+def test_unknown_fields_and_nulls_are_ignored() -> None:
+    body = _json_span(
+        traceState=None, status=None, somethingNew=[1],
+        attributes=[{"key": "a", "value": {"stringValue": "x"}},
+                    {"key": "b", "value": None}, {"key": "c", "value": {"newValue": 1}}],
+    )
+    span = parse_request(body, "application/json").resource_spans[0].scope_spans[0].spans[0]
+    assert span.trace_id == TRACE
+    assert span.attributes[0].value.string_value == "x"
+    assert [kv.key for kv in span.attributes] == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("attrs", [
+    [{"key": "a", "value": {"intValue": "1.5"}}],
+    [{"key": "a", "value": {"intValue": "99999999999999999999"}}],
+    [{"key": "a", "value": {"stringValue": "x", "intValue": "1"}}],
+    [{"key": "a", "value": {"boolValue": "yes"}}],
+    [{"key": 5, "value": {"stringValue": "x"}}],
+])
+def test_malformed_attribute_values_are_400(attrs: list) -> None:
+    with pytest.raises(DecodeError):
+        parse_request(_json_span(attributes=attrs), "application/json")
