@@ -4,10 +4,11 @@ For every valid span: one observation event (`span-create`, `generation-create`,
 `trace-create` event when the span is a root or carries trace-level attributes. Event ids are
 derived from the trace and span ids, so a retried export yields the same events.
 
-How a span is read: each attribute is converted once and looked up once. A table row sends an
-attribute key to a *slot* `(group, field)` with a *rank*; when several attributes feed the same
-slot the lowest rank wins (Langfuse's own attributes first, then the OpenTelemetry GenAI
-conventions, then OpenInference and others). An attribute no row claims goes to metadata.
+How a span is read (see `routes.Router`): each attribute is converted once and looked up once.
+A table row sends an attribute key to a *slot* `(group, field)` with a *rank*; when several
+attributes feed one slot the lowest rank wins (Langfuse's own attributes first, then the
+OpenTelemetry GenAI conventions, then OpenInference and others). An attribute no row claims
+goes to metadata.
 
 Sources: OpenTelemetry GenAI semantic conventions (gen_ai.*), OpenInference (openinference.*,
 llm.*, input.value, ...) and Langfuse's OTel attribute names (langfuse.*).
@@ -16,18 +17,17 @@ llm.*, input.value, ...) and Langfuse's OTel attribute names (langfuse.*).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ingest.otlp import attributes as coerce
-from ingest.otlp.attributes import SKIP, any_value, attributes_dict, iso_from_unix_nanos
+from ingest.otlp.attributes import SKIP, attributes_dict, iso_from_unix_nanos
+from ingest.otlp.routes import WHOLE, Coerce, Router
 
 # Slot groups. OBS and TRACE hold body fields; SHARED fields go to both bodies; the others
 # are dicts assembled key by key ("*" is a whole dict given at once, merged over the keys).
 OBS, TRACE, SHARED = "obs", "trace", "shared"
 PARAMS, USAGE, COST, META, TRACE_META = "params", "usage", "cost", "meta", "trace_meta"
-WHOLE = "*"
 
 OBSERVATION_TYPES = frozenset(
     {"span", "generation", "event", "agent", "tool", "chain", "retriever", "embedding",
@@ -57,8 +57,6 @@ _io = coerce.json_text
 def _tool_hint(value: Any) -> Any:
     return "tool" if coerce.text(value) is not SKIP else SKIP
 
-
-Coerce = Callable[[Any], Any] | None
 
 # (attribute key, group, field, rank, coercion). Rank orders the sources of one slot.
 EXACT: tuple[tuple[str, str, str, int, Coerce], ...] = (
@@ -165,12 +163,13 @@ PREFIXED: tuple[tuple[str, str, int, Coerce], ...] = (
     ("llm.token_count.", USAGE, 5, coerce.count),
 )
 
-# Flattened message lists, `<prefix><index>.<key>`: (prefix, field, rank, key prefix to drop).
-INDEXED: tuple[tuple[str, str, int, str], ...] = (
-    ("gen_ai.prompt.", "input", 5, ""),
-    ("llm.input_messages.", "input", 6, "message."),
-    ("gen_ai.completion.", "output", 5, ""),
-    ("llm.output_messages.", "output", 6, "message."),
+# Flattened message lists `<prefix><index>.<key>`: (prefix, group, field, rank, key prefix
+# to drop). `gen_ai.prompt.0.role` and `.content` become input `[{"role": .., "content": ..}]`.
+INDEXED: tuple[tuple[str, str, str, int, str], ...] = (
+    ("gen_ai.prompt.", OBS, "input", 5, ""),
+    ("llm.input_messages.", OBS, "input", 6, "message."),
+    ("gen_ai.completion.", OBS, "output", 5, ""),
+    ("llm.output_messages.", OBS, "output", 6, "message."),
 )
 
 # Resource attributes only set defaults for the SHARED fields.
@@ -183,13 +182,9 @@ RESOURCE: tuple[tuple[str, str, int, Coerce], ...] = (
     ("langfuse.version", "version", 0, coerce.text),
 )
 
-# Trace fields whose presence on a non-root span makes it emit a trace-create event.
-TRACE_LEVEL = frozenset({TRACE, TRACE_META})
-
-_OBS_FIELDS_FROM_SLOTS = ("level", "statusMessage", "input", "output", "model",
-                          "completionStartTime", "promptName", "promptVersion")
-_TRACE_FIELDS = ("name", "userId", "sessionId", "tags", "public", "input", "output")
 _SHARED_FIELDS = ("release", "version", "environment")
+
+ROUTER = Router(EXACT, PREFIXED, INDEXED)
 
 
 @dataclass(slots=True)
@@ -200,52 +195,6 @@ class MappingResult:
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
     timestamps_us: list[int] = field(default_factory=list)
-
-
-# --- compiled routes ------------------------------------------------------------------------
-
-Rule = tuple[tuple[str, str], int, Coerce]  # (slot, rank, coercion)
-
-
-class _Indexed:
-    __slots__ = ("slot", "rank", "index", "key")
-
-    def __init__(self, slot: tuple[str, str], rank: int, index: int, key: str) -> None:
-        self.slot, self.rank, self.index, self.key = slot, rank, index, key
-
-
-_UNMAPPED: tuple[Rule, ...] = ()
-_ROUTES: dict[str, tuple[Rule, ...] | _Indexed] = {}
-for _key, _group, _field, _rank, _coerce in EXACT:
-    _ROUTES[_key] = (*_ROUTES.get(_key, ()), ((_group, _field), _rank, _coerce))  # type: ignore[misc]
-_STATIC_ROUTES = len(_ROUTES)
-_MAX_ROUTES = _STATIC_ROUTES + 8192
-_PREFIXES = tuple(p for p, *_ in PREFIXED) + tuple(p for p, *_ in INDEXED)
-
-
-def _route(key: str) -> tuple[Rule, ...] | _Indexed:
-    """Route of a key no exact row names; cached, up to a bound, as keys repeat across spans."""
-    route: tuple[Rule, ...] | _Indexed = _UNMAPPED
-    if key.startswith(_PREFIXES):
-        route = _prefixed_route(key)
-    if len(_ROUTES) < _MAX_ROUTES:
-        _ROUTES[key] = route
-    return route
-
-
-def _prefixed_route(key: str) -> tuple[Rule, ...] | _Indexed:
-    for prefix, fld, rank, drop in INDEXED:
-        if key.startswith(prefix):
-            index, _, rest = key[len(prefix):].partition(".")
-            if index.isdigit() and rest:
-                if drop and rest.startswith(drop):
-                    rest = rest[len(drop):]
-                return _Indexed((OBS, fld), rank, int(index), rest)
-            return _UNMAPPED
-    for prefix, group, rank, fn in PREFIXED:
-        if key.startswith(prefix) and len(key) > len(prefix):
-            return (((group, key[len(prefix):]), rank, fn),)
-    return _UNMAPPED
 
 
 # --- mapping --------------------------------------------------------------------------------
@@ -282,6 +231,11 @@ def map_request(request: Any) -> MappingResult:
     return result
 
 
+def _show(raw_id: bytes) -> str:
+    """An id for an error message, cut short: a client chooses its length."""
+    return repr(raw_id[:16].hex() + ("..." if len(raw_id) > 16 else ""))
+
+
 def _resource_defaults(resource_attrs: dict[str, Any]) -> dict[str, Any]:
     best: dict[str, tuple[int, Any]] = {}
     for key, fld, rank, fn in RESOURCE:
@@ -293,85 +247,41 @@ def _resource_defaults(resource_attrs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _map_span(span: Any, context: tuple[Any, ...], result: MappingResult) -> str | None:
+    """Append the span's events to `result`; return why it was rejected, or None."""
     raw_trace, raw_span, raw_parent = span.trace_id, span.span_id, span.parent_span_id
     if len(raw_trace) != 16 or raw_trace == _ZERO_TRACE:
-        return f"span {raw_span.hex()!r}: invalid trace id {raw_trace.hex()!r}"
+        return f"span {_show(raw_span)}: invalid trace id {_show(raw_trace)}"
     if len(raw_span) != 8 or raw_span == _ZERO_SPAN:
-        return f"span {raw_span.hex()!r}: invalid span id"
-    if raw_parent and (len(raw_parent) != 8):
-        return f"span {raw_span.hex()!r}: invalid parent span id {raw_parent.hex()!r}"
+        return f"span {_show(raw_span)}: invalid span id"
+    if raw_parent and len(raw_parent) != 8:
+        return f"span {_show(raw_span)}: invalid parent span id {_show(raw_parent)}"
     trace_id, span_id = raw_trace.hex(), raw_span.hex()
     is_root = not raw_parent or raw_parent == _ZERO_SPAN
     resource_attrs, scope_meta, defaults = context
 
-    # One pass over the attributes: each lands in a ranked slot or in metadata.
-    slots: dict[tuple[str, str], tuple[int, Any]] = {}
-    metadata: dict[str, Any] = {}
-    messages: dict[tuple[tuple[str, str], int], dict[int, dict[str, Any]]] | None = None
-    routes = _ROUTES
-    for kv in span.attributes:
-        key = kv.key
-        value = any_value(kv.value)
-        route = routes.get(key)
-        if route is None:
-            route = _route(key)
-        if route is _UNMAPPED:
-            metadata[key] = value
-        elif type(route) is _Indexed:
-            if messages is None:
-                messages = {}
-            per_index = messages.setdefault((route.slot, route.rank), {})
-            per_index.setdefault(route.index, {})[route.key] = value
-        else:
-            claimed = False
-            for slot, rank, fn in route:  # type: ignore[union-attr]
-                held = slots.get(slot)
-                if held is not None and held[0] <= rank:
-                    claimed = True  # a better source already holds the slot
-                    continue
-                v = fn(value) if fn is not None else value
-                if v is not SKIP:
-                    slots[slot] = (rank, v)
-                    claimed = True
-            if not claimed:  # unusable for its target (say, a non-numeric count): keep it
-                metadata[key] = value
-    if messages:
-        for (slot, rank), per_index in messages.items():
-            held = slots.get(slot)
-            if held is None or held[0] > rank:
-                slots[slot] = (rank, [per_index[i] for i in sorted(per_index)])
-
-    groups: dict[str, dict[str, Any]] = {}
-    for (group, fld), (_, value) in slots.items():
-        g = groups.get(group)
-        if g is None:
-            groups[group] = g = {}
-        g[fld] = value
+    groups, metadata = ROUTER.read(span.attributes)
 
     start_ns, end_ns = span.start_time_unix_nano, span.end_time_unix_nano
     if not (start_ns and end_ns):  # a missing edge takes the other; both missing: now
         start_ns = start_ns or end_ns or time.time_ns()
         end_ns = end_ns or start_ns
-    start = iso_from_unix_nanos(start_ns)
-    end = iso_from_unix_nanos(end_ns)
-    event_us = end_ns // 1000
+    start, end = iso_from_unix_nanos(start_ns), iso_from_unix_nanos(end_ns)
 
-    o = groups.get(OBS, {})
+    # The observation.
     body: dict[str, Any] = {"id": span_id, "traceId": trace_id, "name": span.name,
                             "startTime": start, "endTime": end}
     if not is_root:
         body["parentObservationId"] = raw_parent.hex()
-    for fld in _OBS_FIELDS_FROM_SLOTS:
-        if fld in o:
-            body[fld] = o[fld]
-    shared = defaults
-    if SHARED in groups:
-        shared = {**defaults, **groups[SHARED]}
+    obs_type = None
+    o = groups.get(OBS)
+    if o:
+        obs_type = o.pop("type", None)
+        body.update(o)
+    shared = {**defaults, **groups[SHARED]} if SHARED in groups else defaults
     if "version" in shared:
         body["version"] = shared["version"]
     if "environment" in shared:
         body["environment"] = shared["environment"]
-
     params = _merged(groups, PARAMS)
     if params:
         body["modelParameters"] = params
@@ -385,36 +295,17 @@ def _map_span(span: Any, context: tuple[Any, ...], result: MappingResult) -> str
     cost = _merged(groups, COST)
     if cost:
         body["costDetails"] = cost
-
     status = span.status
     if "level" not in body and status.code == _STATUS_ERROR:
         body["level"] = "ERROR"
     if "statusMessage" not in body and status.message:
         body["statusMessage"] = status.message
-
-    meta = _merged(groups, META)
-    if meta:
-        metadata.update(meta)
-    if len(span.events):
-        metadata["spanEvents"] = events = [_span_event(e) for e in span.events]
-        if body.get("level") == "ERROR" and "statusMessage" not in body:
-            message = _exception_message(events)
-            if message is not None:
-                body["statusMessage"] = message
-    if len(span.links):
-        metadata["spanLinks"] = [
-            {"traceId": link.trace_id.hex(), "spanId": link.span_id.hex(),
-             **({"attributes": attributes_dict(link.attributes)} if len(link.attributes) else {})}
-            for link in span.links
-        ]
-    metadata["resourceAttributes"] = resource_attrs
-    metadata["scope"] = scope_meta
-    body["metadata"] = metadata
-
-    obs_type = o.get("type")
+    _add_metadata(body, span, metadata, groups, resource_attrs, scope_meta)
     if obs_type is None:
         obs_type = "generation" if ("model" in body or usage) else "span"
 
+    # Its trace, when the span is a root or sets trace-level attributes.
+    event_us = end_ns // 1000
     t = groups.get(TRACE)
     trace_meta = _merged(groups, TRACE_META)
     as_root = (t.pop("asRoot", False) if t else False) or is_root
@@ -424,10 +315,8 @@ def _map_span(span: Any, context: tuple[Any, ...], result: MappingResult) -> str
             trace["timestamp"] = start
             trace["name"] = span.name
         if t:
-            for fld in _TRACE_FIELDS:
-                if fld in t:
-                    trace[fld] = t[fld]
-        if as_root:
+            trace.update(t)
+        if as_root:  # the root's input and output describe the whole trace
             if "input" not in trace and "input" in body:
                 trace["input"] = body["input"]
             if "output" not in trace and "output" in body:
@@ -445,6 +334,27 @@ def _map_span(span: Any, context: tuple[Any, ...], result: MappingResult) -> str
                           "timestamp": end, "body": body})
     result.timestamps_us.append(event_us)
     return None
+
+
+def _add_metadata(body: dict[str, Any], span: Any, metadata: dict[str, Any],
+                  groups: dict[str, dict[str, Any]], resource_attrs: dict[str, Any],
+                  scope_meta: dict[str, Any]) -> None:
+    """Unclaimed attributes, explicit metadata over them, span events and links, provenance."""
+    meta = _merged(groups, META)
+    if meta:
+        metadata.update(meta)
+    if len(span.events):
+        metadata["spanEvents"] = events = [_span_event(e) for e in span.events]
+        if body.get("level") == "ERROR" and "statusMessage" not in body:
+            message = _exception_message(events)
+            if message is not None:
+                body["statusMessage"] = message
+    if len(span.links):
+        metadata["spanLinks"] = [_span_link(link) for link in span.links]
+    # Shared by every span of the resource and scope: events are read-only from here on.
+    metadata["resourceAttributes"] = resource_attrs
+    metadata["scope"] = scope_meta
+    body["metadata"] = metadata
 
 
 def _merged(groups: dict[str, dict[str, Any]], group: str) -> dict[str, Any] | None:
@@ -470,3 +380,10 @@ def _exception_message(events: list[dict[str, Any]]) -> str | None:
 def _span_event(event: Any) -> dict[str, Any]:
     return {"name": event.name, "time": iso_from_unix_nanos(event.time_unix_nano),
             "attributes": attributes_dict(event.attributes)}
+
+
+def _span_link(link: Any) -> dict[str, Any]:
+    out = {"traceId": link.trace_id.hex(), "spanId": link.span_id.hex()}
+    if len(link.attributes):
+        out["attributes"] = attributes_dict(link.attributes)
+    return out

@@ -569,3 +569,8 @@ def test_spans_encoded_by_the_opentelemetry_sdk() -> None:
     assert gen["usageDetails"] == {"input": 11, "output": 2, "total": 13}
     assert gen["environment"] == "ci"
     assert gen["metadata"]["scope"] == {"name": "sdk.scope", "version": "0.1"}
+
+
+def test_error_messages_cut_long_ids_short() -> None:
+    result = map_request(request(span(span_id=b"\x01" * 10_000)))
+    assert result.rejected == 1 and len(result.errors[0]) < 120
