@@ -18,8 +18,17 @@ import orjson
 SKIP: Any = object()
 
 
-def any_value(v: Any) -> Any:
-    """An `opentelemetry.proto.common.v1.AnyValue` as a Python value (None when unset)."""
+# Events are serialized with orjson, which refuses more than 254 levels of nesting; values are
+# kept well within that, counting the levels of the event around them.
+MAX_DEPTH = 128
+TOO_DEEP = f"[nested deeper than {MAX_DEPTH} levels]"
+
+
+def any_value(v: Any, depth: int = 0) -> Any:
+    """An `opentelemetry.proto.common.v1.AnyValue` as a Python value (None when unset).
+
+    Arrays and key-value lists nested deeper than MAX_DEPTH are replaced by TOO_DEEP.
+    """
     kind = v.WhichOneof("value")
     if kind == "string_value":
         return v.string_value
@@ -30,9 +39,13 @@ def any_value(v: Any) -> Any:
     if kind == "bool_value":
         return v.bool_value
     if kind == "array_value":
-        return [any_value(x) for x in v.array_value.values]
+        if depth >= MAX_DEPTH:
+            return TOO_DEEP
+        return [any_value(x, depth + 1) for x in v.array_value.values]
     if kind == "kvlist_value":
-        return {kv.key: any_value(kv.value) for kv in v.kvlist_value.values}
+        if depth >= MAX_DEPTH:
+            return TOO_DEEP
+        return {kv.key: any_value(kv.value, depth + 1) for kv in v.kvlist_value.values}
     if kind == "bytes_value":
         return v.bytes_value.hex()
     return None
@@ -76,10 +89,27 @@ def json_text(value: Any) -> Any:
             first = stripped[:1]
         if first in ("{", "[", '"'):
             try:
-                return orjson.loads(value)
+                parsed = orjson.loads(value)
             except orjson.JSONDecodeError:
                 return value
+            # Only a string with that many brackets can nest too deep; then measure.
+            if value.count("[") + value.count("{") > MAX_DEPTH and _deeper_than(parsed):
+                return value
+            return parsed
     return value
+
+
+def _deeper_than(obj: Any, limit: int = MAX_DEPTH) -> bool:
+    stack = [(obj, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        if type(node) is dict:
+            stack.extend((child, depth + 1) for child in node.values())
+        elif type(node) is list:
+            stack.extend((child, depth + 1) for child in node)
+    return False
 
 
 def json_object(value: Any) -> Any:

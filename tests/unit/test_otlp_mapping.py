@@ -574,3 +574,17 @@ def test_spans_encoded_by_the_opentelemetry_sdk() -> None:
 def test_error_messages_cut_long_ids_short() -> None:
     result = map_request(request(span(span_id=b"\x01" * 10_000)))
     assert result.rejected == 1 and len(result.errors[0]) < 120
+
+
+def test_values_nested_too_deep_for_the_envelope_are_cut() -> None:
+    deep = AnyValue(string_value="leaf")
+    for _ in range(300):
+        deep = AnyValue(array_value=ArrayValue(values=[deep]))
+    brackets = "[" * 300 + "]" * 300
+    result = map_request(request(span({"deep": deep, "input.value": brackets})))
+    body = orjson.loads(orjson.dumps(result.events))[0]["body"]  # what the envelope does
+    assert body["input"] == brackets  # parsing it would nest too deep: kept as text
+    node = body["metadata"]["deep"]
+    while isinstance(node, list):
+        node = node[0]
+    assert node == "[nested deeper than 128 levels]"
