@@ -577,14 +577,18 @@ def test_error_messages_cut_long_ids_short() -> None:
 
 
 def test_values_nested_too_deep_for_the_envelope_are_cut() -> None:
-    deep = AnyValue(string_value="leaf")
-    for _ in range(300):
-        deep = AnyValue(array_value=ArrayValue(values=[deep]))
+    # Only OTLP/JSON gets this deep: protobuf messages stop at upb's depth limit.
+    deep = '{"arrayValue":{"values":[' * 300 + '{"stringValue":"leaf"}' + "]}}" * 300
     brackets = "[" * 300 + "]" * 300
-    result = map_request(request(span({"deep": deep, "input.value": brackets})))
-    body = orjson.loads(orjson.dumps(result.events))[0]["body"]  # what the envelope does
-    assert body["input"] == brackets  # parsing it would nest too deep: kept as text
-    node = body["metadata"]["deep"]
+    attributes = (f'[{{"key":"deep","value":{deep}}},'
+                  f'{{"key":"input.value","value":{{"stringValue":"{brackets}"}}}}]')
+    body = (f'{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"traceId":"{TRACE.hex()}",'
+            f'"spanId":"{CHILD.hex()}","parentSpanId":"{ROOT.hex()}","name":"s",'
+            f'"attributes":{attributes}}}]}}]}}]}}')
+    result = map_request(parse_request(body.encode(), "application/json"))
+    [event] = orjson.loads(orjson.dumps(result.events))  # what the envelope does
+    assert event["body"]["input"] == brackets  # parsing it would nest too deep: kept as text
+    node = event["body"]["metadata"]["deep"]
     while isinstance(node, list):
         node = node[0]
     assert node == "[nested deeper than 128 levels]"
