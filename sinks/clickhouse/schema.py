@@ -104,9 +104,11 @@ async def migrate(execute: Execute, fetch: Fetch, dialect: Dialect, database: st
         # Statements are idempotent (IF NOT EXISTS), so a migration cut short is safe to rerun.
         for statement in m.statements(dialect, database):
             await execute(statement)
+        # INSERT ... SELECT, not VALUES: over the native protocol an 18.16 server waits for data
+        # blocks after inline VALUES, while the driver waits for the result, and both hang.
         await execute(
             f"INSERT INTO {database}.schema_migrations (version, name, applied_at) "
-            f"VALUES ({m.version}, '{m.name}', now())"
+            f"SELECT {m.version}, '{m.name}', now()"
         )
         applied.append(m.version)
     return applied
