@@ -1,0 +1,164 @@
+"""Load generator for the edge: posts Langfuse batches (or OTLP exports) at a target rate or
+flat out, and prints accepted events/s and latency percentiles.
+
+    .venv/bin/python bench/load.py --seconds 20 --concurrency 32 --batch 100
+    .venv/bin/python bench/load.py --rate 20000 --seconds 20        # p99 at a given load
+    .venv/bin/python bench/load.py --otlp --seconds 20
+
+It makes its own project through the keys code path, so runs never mix. Bodies are prepared
+before the clock starts, so the generator spends its CPU on sending, not on building JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from agenttrace.settings import Settings  # noqa: E402
+from sinks.postgres.client import Postgres  # noqa: E402
+from sinks.postgres.keys import create_key  # noqa: E402
+
+
+def batch_body(run: str, n: int, batch: int) -> bytes:
+    """One trace, `batch - 1` generations, realistic small payloads; ids unique per body."""
+    trace_id = f"{run}-t{n}"
+    events = [{
+        "id": f"{run}-e{n}-0", "type": "trace-create", "timestamp": "2026-11-27T10:00:00.000001Z",
+        "body": {"id": trace_id, "name": "agent-run", "userId": "user-1", "sessionId": f"s-{n % 100}",
+                 "tags": ["bench"], "metadata": {"env": "bench"}},
+    }]
+    for i in range(1, batch):
+        events.append({
+            "id": f"{run}-e{n}-{i}", "type": "generation-create", "timestamp": "2026-11-27T10:00:00.100000Z",
+            "body": {"id": f"{run}-g{n}-{i}", "traceId": trace_id, "name": "llm-call", "model": "gpt-4o-mini",
+                     "startTime": "2026-11-27T10:00:00.100000Z", "endTime": "2026-11-27T10:00:00.900000Z",
+                     "input": [{"role": "user", "content": "What is the capital of France?"}],
+                     "output": {"role": "assistant", "content": "Paris."},
+                     "usage": {"input": 12, "output": 3}, "metadata": {"step": i}},
+        })
+    return orjson.dumps({"batch": events})
+
+
+def otlp_body(run: str, n: int, batch: int) -> bytes:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+    req = ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    rs.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value="bench")))
+    ss = rs.scope_spans.add()
+    trace_id = uuid.uuid4().bytes
+    root = os.urandom(8)
+    for i in range(batch):
+        span = ss.spans.add()
+        span.trace_id = trace_id
+        span.span_id = root if i == 0 else os.urandom(8)
+        if i:
+            span.parent_span_id = root
+        span.name = "chat gpt-4o-mini" if i else "agent-run"
+        span.start_time_unix_nano = 1_795_000_000_000_000_000 + i * 1000
+        span.end_time_unix_nano = span.start_time_unix_nano + 800_000_000
+        if i:
+            for k, v in (("gen_ai.operation.name", "chat"), ("gen_ai.request.model", "gpt-4o-mini"),
+                         ("gen_ai.input.messages", '[{"role":"user","content":"hi"}]')):
+                span.attributes.append(KeyValue(key=k, value=AnyValue(string_value=v)))
+            for k, v in (("gen_ai.usage.input_tokens", 12), ("gen_ai.usage.output_tokens", 3)):
+                span.attributes.append(KeyValue(key=k, value=AnyValue(int_value=v)))
+    return req.SerializeToString()
+
+
+async def new_key() -> tuple[str, str, str]:
+    pg = Postgres(Settings.from_env().postgres)
+    await pg.start()
+    try:
+        key = await create_key(pg, f"bench-{uuid.uuid4().hex[:10]}")
+    finally:
+        await pg.close()
+    return key.project_id, key.public_key, key.secret_key
+
+
+async def run(args: argparse.Namespace) -> dict:
+    project_id, pk, sk = await new_key()
+    run_id = uuid.uuid4().hex[:8]
+    make = otlp_body if args.otlp else batch_body
+    bodies = [make(run_id, n, args.batch) for n in range(args.bodies)]
+    url = args.url + ("/v1/traces" if args.otlp else "/api/public/ingestion")
+    headers = {
+        "Authorization": "Basic " + base64.b64encode(f"{pk}:{sk}".encode()).decode(),
+        "Content-Type": "application/x-protobuf" if args.otlp else "application/json",
+    }
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    sent = 0
+    deadline = time.monotonic() + args.seconds
+    interval = args.batch / args.rate if args.rate else 0.0
+    next_at = time.monotonic()
+    lock = asyncio.Lock()
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal sent, next_at
+        while time.monotonic() < deadline:
+            if interval:
+                async with lock:
+                    at, next_at = next_at, max(next_at + interval, time.monotonic() - 1.0)
+                delay = at - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            if sent >= len(bodies):
+                return
+            body = bodies[sent]
+            sent += 1
+            t0 = time.perf_counter()
+            async with session.post(url, data=body, headers=headers) as r:
+                await r.read()
+                statuses[str(r.status)] = statuses.get(str(r.status), 0) + 1
+            latencies.append(time.perf_counter() - t0)
+
+    conn = aiohttp.TCPConnector(limit=args.concurrency)
+    start = time.monotonic()
+    async with aiohttp.ClientSession(connector=conn) as session:
+        await asyncio.gather(*(worker(session) for _ in range(args.concurrency)))
+    elapsed = time.monotonic() - start
+    ok = statuses.get("207", 0) + statuses.get("200", 0)
+    latencies.sort()
+    q = statistics.quantiles(latencies, n=100) if len(latencies) > 2 else [0.0] * 99
+    return {
+        "project_id": project_id,
+        "requests": len(latencies),
+        "statuses": statuses,
+        "events": ok * args.batch,
+        "events_per_s": round(ok * args.batch / elapsed),
+        "p50_ms": round(q[49] * 1000, 1),
+        "p99_ms": round(q[98] * 1000, 1),
+        "seconds": round(elapsed, 1),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--url", default="http://127.0.0.1:8080")
+    p.add_argument("--seconds", type=float, default=15)
+    p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--batch", type=int, default=100, help="events per request")
+    p.add_argument("--rate", type=float, default=0, help="target events/s (0: flat out)")
+    p.add_argument("--bodies", type=int, default=20000, help="distinct request bodies prepared")
+    p.add_argument("--otlp", action="store_true", help="OTLP/HTTP protobuf instead of batch JSON")
+    args = p.parse_args()
+    result = asyncio.run(run(args))
+    print(orjson.dumps(result).decode())
+
+
+if __name__ == "__main__":
+    main()
