@@ -9,6 +9,8 @@
 #   ops/stack.sh status    one line per component
 #   ops/stack.sh clean     down, then delete .stack
 #   ops/stack.sh env       the app's environment, for `eval "$(ops/stack.sh env)"`
+#   ops/stack.sh stop S    stop one server S (kafka, clickhouse, postgres, redis)
+#   ops/stack.sh start S   start one server S and wait until it answers
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -54,6 +56,18 @@ cmd_down() {
   for s in "${APPS[@]}" "${SERVERS[@]}"; do "${s}_stop"; done
 }
 
+# One server at a time, e.g. for the resilience tests that take ClickHouse away and back.
+server_name() {
+  local s
+  for s in "${SERVERS[@]}"; do [[ $s != "${1:-}" ]] || return 0; done
+  local IFS='|'
+  die "usage: ops/stack.sh start|stop ${SERVERS[*]}"
+}
+
+cmd_stop() { "${1}_stop"; }
+
+cmd_start() { "${1}_start"; "${1}_ready"; }
+
 cmd_status() {
   local s
   for s in "${SERVERS[@]}" "${APPS[@]}"; do "${s}_status"; done
@@ -76,9 +90,10 @@ main() {
   local cmd=${1:-up}
   case $cmd in
     up | services | down | clean) take_lock; "cmd_$cmd" ;;
+    start | stop) server_name "${2:-}"; take_lock; "cmd_$cmd" "$2" ;;
     status) cmd_status ;;
     env) app_env_print ;;
-    *) die "usage: ops/stack.sh up|services|down|status|clean|env" ;;
+    *) die "usage: ops/stack.sh up|services|down|status|clean|env|start SERVER|stop SERVER" ;;
   esac
 }
 

@@ -2,6 +2,7 @@
 
 AGENTTRACE=$ROOT/.venv/bin/agenttrace
 DEV_KEY=$STACK/dev-key.json
+ADMIN_TOKEN=$STACK/admin-token
 API_LAUNCHED=
 WORKER_LAUNCHED=
 
@@ -28,7 +29,8 @@ app_up() {
   app_env
   # Idempotent by contract, and cheap, so it runs on every `up`: a new migration applies
   # without anyone remembering to run it.
-  quiet "$AGENTTRACE" migrate
+  # Bounded, like every wait here: a migration stuck on a server must fail CI, not hang it.
+  quiet timeout 120 "$AGENTTRACE" migrate
   say "migrate: done"
   app_dev_key
   api_start
@@ -44,7 +46,7 @@ app_dev_key() {
     say "dev key: exists ($DEV_KEY)"
     return 0
   fi
-  "$AGENTTRACE" keys create --project dev --json >"$DEV_KEY.tmp" 2>>"$SETUP_LOG" ||
+  timeout 60 "$AGENTTRACE" keys create --project dev --json >"$DEV_KEY.tmp" 2>>"$SETUP_LOG" </dev/null ||
     { log_tail "$SETUP_LOG"; die "dev key: 'agenttrace keys create' failed"; }
   mv -f "$DEV_KEY.tmp" "$DEV_KEY"
   dev_key_field public >/dev/null || die "dev key: no public key found in $DEV_KEY"
@@ -90,12 +92,23 @@ app_start() {
 app_readyz() { [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$1/readyz") == 200 ]]; }
 
 app_ready() {
-  local name=$1 port=$2 launched=${name^^}_LAUNCHED
+  local name=$1 port=$2 launched
+  launched=${name^^}_LAUNCHED
   wait_ready "$name" "bin/agenttrace $name" "$LOGS/$name.log" app_readyz "$port"
   [[ -z ${!launched} ]] || say "$name: started (pid $(pid_of "$name" "bin/agenttrace $name"), http://127.0.0.1:$port)"
 }
 
-api_start() { app_start api 8080; }
+# The admin API (POST /api/admin/projects/{name}/keys) needs a token: one random token per
+# stack, kept in $ADMIN_TOKEN (mode 600) for tests and operators; a value already in the
+# environment wins.
+app_admin_token() {
+  [[ -s $ADMIN_TOKEN ]] ||
+    (umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(32))' >"$ADMIN_TOKEN.tmp" &&
+      mv -f "$ADMIN_TOKEN.tmp" "$ADMIN_TOKEN")
+  export AGENTTRACE_ADMIN_TOKEN=${AGENTTRACE_ADMIN_TOKEN:-$(<"$ADMIN_TOKEN")}
+}
+
+api_start() { app_admin_token; app_start api 8080; }
 api_ready() { app_ready api 8080; }
 api_stop() { stop_pid api "bin/agenttrace api" TERM; }
 api_status() { status_line api "bin/agenttrace api"; }
@@ -113,7 +126,8 @@ app_summary() {
   now=$(date -u +%Y-%m-%dT%H:%M:%S.000Z)
   cat <<EOT
 
-Stack is up. Dev project keys ($DEV_KEY):
+Stack is up. Admin token (Authorization: Bearer ...): $ADMIN_TOKEN
+Dev project keys ($DEV_KEY):
   public: $public
   secret: $secret
 
