@@ -15,6 +15,7 @@ from prometheus_async.aio.web import server_stats
 from agenttrace import clients
 from agenttrace.settings import Settings
 from health.checks import Check, Health
+from ingest import admin
 from ingest.auth import Authenticator
 from ingest.batch import ingest_batch
 from ingest.http import observe
@@ -32,6 +33,7 @@ def build_app(settings: Settings) -> web.Application:
     app["settings"] = settings
     app.cleanup_ctx.append(_resources)
     app.router.add_post("/api/public/ingestion", ingest_batch)
+    app.router.add_post(admin.PATH, admin.create_project_key)
     for path in OTLP_PATHS:
         app.router.add_post(path, export_traces)
     app.router.add_get("/metrics", server_stats)
@@ -48,6 +50,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     ch = await clients.clickhouse(settings, pool_size=1)
     producer = await clients.kafka_producer(settings)
     publisher = EventPublisher(producer, settings.topics.events, settings.edge.publish_timeout_s)
+    app["admin"] = admin.Admin(pg, settings.admin_token)
     app["intake"] = Intake(
         settings.edge,
         Authenticator(pg, redis, settings.edge.auth_cache_ttl_s),

@@ -8,6 +8,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from sinks.clickhouse.client import ClickHouse
 from sinks.postgres.keys import NewKey
 
@@ -39,3 +41,20 @@ async def rows(ch: ClickHouse, sql: str) -> list[dict[str, Any]]:
     """Query and return dicts; `sql` must name its columns explicitly."""
     cols = [c.strip().split(" AS ")[-1] for c in sql.split("SELECT", 1)[1].split("FROM", 1)[0].split(",")]
     return [dict(zip(cols, r)) for r in await ch.fetch(sql)]
+
+
+async def scrape(http: Any, base: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """The samples of `base`/metrics as {(sample name, labels): value}."""
+    async with http.get(f"{base}/metrics") as r:
+        assert r.status == 200, r.status
+        text = await r.text()
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def sample(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
+    """One sample's value, 0 when absent (a counter not yet incremented)."""
+    return samples.get((name, frozenset(labels.items())), 0.0)
