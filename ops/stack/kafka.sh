@@ -13,6 +13,7 @@ kafka_start() {
   fi
   require_free_port kafka 9092
   require_free_port kafka-controller 9093
+  require_free_port kafka-fault-listener 9094
   mkdir -p "$dir/data"
   render "$TEMPLATES/kafka/server.properties.in" "$props"
   # Storage is formatted once; formatting again would give the log dir a new cluster id.
