@@ -136,7 +136,7 @@ curl -u '$public:$secret' -H 'Content-Type: application/json' http://127.0.0.1:8
   {"id":"$ev1","type":"trace-create","timestamp":"$now","body":{"id":"$trace","name":"hello","userId":"dev-user"}},
   {"id":"$ev2","type":"generation-create","timestamp":"$now","body":{"id":"$gen","traceId":"$trace","name":"chat","model":"gpt-4o-mini","startTime":"$now","endTime":"$now","input":[{"role":"user","content":"Hi"}],"output":{"role":"assistant","content":"Hello!"},"usage":{"input":3,"output":2,"unit":"TOKENS"}}}]}'
 
-See the rows (after the worker's flush, a second or two):
+See the rows (once the worker has flushed, usually within seconds):
 clickhouse-client --query "SELECT id, name FROM agenttrace.observations FINAL WHERE trace_id = '$trace'"
 EOT
 }
