@@ -14,7 +14,7 @@ import orjson
 
 VERSION = 1
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH_ORDINAL = datetime(1970, 1, 1).toordinal()
 
 
 class EnvelopeError(ValueError):
@@ -103,23 +103,16 @@ def to_micros(value: Any) -> int | None:
         raise ValueError("timestamp out of range")
     if not isinstance(value, str):
         raise ValueError("timestamp must be a string")
-    s = value.strip()
-    frac_ns = 0
-    # fromisoformat keeps only 6 fraction digits; cut longer fractions ourselves.
-    dot = s.find(".")
-    if dot != -1:
-        end = dot + 1
-        while end < len(s) and s[end].isdigit():
-            end += 1
-        digits = s[dot + 1 : end]
-        if len(digits) > 6:
-            frac_ns = int(digits[6:9].ljust(3, "0"))
-            s = s[: dot + 7] + s[end:]
-    dt = datetime.fromisoformat(s.replace("Z", "+00:00").replace("z", "+00:00"))
+    # Python 3.11 parses "Z", offsets and any number of fraction digits (beyond 6 truncated).
+    dt = datetime.fromisoformat(value)
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
-    delta = dt - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds + frac_ns // 1000
+    if dt.year >= 1970:
+        # Exact: only the whole seconds come from the float, the fraction from the field.
+        return int(dt.timestamp()) * 1_000_000 + dt.microsecond
+    secs = (dt.toordinal() - _EPOCH_ORDINAL) * 86_400 + dt.hour * 3600 + dt.minute * 60 + dt.second
+    offset = dt.utcoffset()
+    return (secs - offset.days * 86_400 - offset.seconds) * 1_000_000 + dt.microsecond
 
 
 def micros_to_iso(us: int) -> str:

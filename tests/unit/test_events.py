@@ -1,0 +1,49 @@
+import pytest
+
+from ingest.events import InvalidEvent, normalize
+
+
+def _event(etype: str, body: dict, **over) -> dict:
+    return {"id": "e1", "type": etype, "timestamp": "2026-11-27T10:00:00.000001Z", "body": body, **over}
+
+
+def test_a_valid_generation_is_normalised() -> None:
+    event_id, etype, ts, body = normalize(_event("generation-create", {"id": "g", "traceId": "t", "usage": {"input": 1, "unit": "TOKENS"}}))
+    assert (event_id, etype, ts % 1_000_000) == ("e1", "generation-create", 1)
+    assert body["id"] == "g"
+
+
+def test_ids_the_api_lets_clients_omit_are_generated() -> None:
+    assert normalize(_event("trace-create", {}))[3]["id"]
+    assert normalize(_event("score-create", {"traceId": "t", "name": "q", "value": 1}))[3]["id"]
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        ("nope", "must be an object"),
+        ({"type": "trace-create", "body": {}}, "event.id"),
+        (_event("trace-delete", {}), "unknown event type"),
+        (_event("trace-create", {}, timestamp="soon"), "event.timestamp"),
+        (_event("trace-create", []), "event.body"),
+        (_event("trace-create", {"tags": "a"}), "body.tags"),
+        (_event("trace-create", {"public": "yes"}), "body.public"),
+        (_event("span-create", {"id": "s"}), "body.traceId"),
+        (_event("span-update", {"traceId": "t"}), "body.id"),
+        (_event("span-create", {"traceId": "t", "startTime": "later"}), "body.startTime"),
+        (_event("generation-create", {"traceId": "t", "level": "LOUD"}), "body.level"),
+        (_event("generation-create", {"traceId": "t", "usage": {"input": "ten"}}), "body.usage.input"),
+        (_event("generation-create", {"traceId": "t", "usage": {"input": True}}), "body.usage.input"),
+        (_event("score-create", {"traceId": "t", "value": 1}), "body.name"),
+        (_event("score-create", {"traceId": "t", "name": "q"}), "body.value"),
+        (_event("score-create", {"name": "q", "value": 1}), "traceId"),
+        (_event("score-create", {"traceId": "t", "name": "q", "value": 1, "dataType": "X"}), "body.dataType"),
+    ],
+)
+def test_invalid_events_are_refused_with_a_message(event, message: str) -> None:
+    with pytest.raises(InvalidEvent, match=message.replace(".", r"\.")):
+        normalize(event)
+
+
+def test_sdk_log_is_accepted_as_is() -> None:
+    assert normalize(_event("sdk-log", {"log": {"anything": [1]}}))[1] == "sdk-log"

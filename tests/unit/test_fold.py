@@ -1,0 +1,81 @@
+"""The fold must converge whatever the order, batching and repetition of events."""
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.envelope import Envelope
+from pipeline.fold import OBSERVATION, TRACE, EntityState, apply, usage_and_cost
+
+FIELDS = st.fixed_dictionaries(
+    {},
+    optional={
+        "name": st.sampled_from(["a", "b", "c"]),
+        "output": st.one_of(st.none(), st.text(max_size=5), st.lists(st.integers(-(2**63), 2**63 - 1), max_size=2)),
+        "level": st.sampled_from(["DEBUG", "DEFAULT", "ERROR"]),
+        "endTime": st.sampled_from(["2026-11-27T10:00:01Z", "2026-11-27T10:00:02.5Z"]),
+        "metadata": st.dictionaries(st.sampled_from(["k1", "k2", "k3"]), st.integers(-(2**63), 2**63 - 1), max_size=3),
+        "usage": st.fixed_dictionaries({}, optional={"input": st.integers(0, 99), "output": st.integers(0, 99)}),
+    },
+)
+
+
+@st.composite
+def observation_events(draw) -> list[Envelope]:
+    n = draw(st.integers(1, 6))
+    stamps = draw(st.lists(st.integers(1, 10**6), min_size=n, max_size=n, unique=True))
+    events = []
+    for i, ts in enumerate(stamps):
+        etype = "generation-create" if i == 0 else draw(st.sampled_from(["generation-update", "span-update", "generation-create"]))
+        body = {"id": "o1", "traceId": "t1", **draw(FIELDS)}
+        events.append(Envelope(id=f"e{i}", project_id="p", type=etype, ts=ts, received_at=ts, body=body))
+    return events
+
+
+def fold(events: list[Envelope], table: str = OBSERVATION) -> EntityState:
+    state = EntityState("p", "o1")
+    for env in events:
+        apply(state, env, table)
+    return state
+
+
+@settings(max_examples=300)
+@given(observation_events(), st.randoms(use_true_random=False))
+def test_any_order_and_redelivery_converge(events: list[Envelope], rnd) -> None:
+    expected = fold(sorted(events, key=lambda e: e.ts))
+    shuffled = events + rnd.sample(events, k=len(events) // 2)  # some delivered twice
+    rnd.shuffle(shuffled)
+    got = fold(shuffled)
+    assert got.versions == expected.versions
+    assert got.values == expected.values
+    assert (got.first_ts, got.last_ts) == (expected.first_ts, expected.last_ts)
+
+
+def test_the_newest_event_wins_and_nulls_never_erase() -> None:
+    update = Envelope("u", "p", "generation-update", 200, 200, {"id": "o1", "output": "new", "name": None})
+    create = Envelope("c", "p", "generation-create", 100, 100, {"id": "o1", "traceId": "t", "name": "n", "output": "old"})
+    state = fold([update, create])
+    assert state.values["output"] == '"new"'
+    assert state.values["name"] == "n"
+    assert state.values["type"] == "GENERATION"
+
+
+def test_an_update_does_not_override_the_type_of_a_create() -> None:
+    create = Envelope("c", "p", "agent-create", 100, 100, {"id": "o1", "traceId": "t"})
+    update = Envelope("u", "p", "span-update", 200, 200, {"id": "o1", "output": "x"})
+    assert fold([update, create]).values["type"] == "AGENT"
+
+
+def test_tags_are_a_union_and_metadata_merges_by_key() -> None:
+    a = Envelope("a", "p", "trace-create", 1, 1, {"id": "t", "tags": ["x"], "metadata": {"k": 1, "j": 1}})
+    b = Envelope("b", "p", "trace-create", 2, 2, {"id": "t", "tags": ["y", "x"], "metadata": {"k": 2}})
+    state = fold([b, a], TRACE)
+    assert sorted(state.values["tags"]) == ["x", "y"]
+    assert state.values["metadata"] == {"k": 2, "j": 1}
+
+
+def test_usage_spellings_are_normalised() -> None:
+    usage, cost = usage_and_cost({"usage": {"promptTokens": 3, "completionTokens": 4, "totalCost": 0.5}})
+    assert usage == {"input": 3, "output": 4, "total": 7}
+    assert cost == {"total": 0.5}
+    usage, _ = usage_and_cost({"usageDetails": {"input": 1, "output": 2, "input_cached_tokens": 5}})
+    assert usage == {"input": 1, "output": 2, "input_cached_tokens": 5, "total": 3}
