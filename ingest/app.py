@@ -29,7 +29,13 @@ OTLP_PATHS = ("/v1/traces", "/api/public/otel/v1/traces")
 
 def build_app(settings: Settings) -> web.Application:
     # Compressed bodies may not exceed the decompressed limit either; decompress() checks the rest.
-    app = web.Application(middlewares=[observe], client_max_size=settings.edge.max_body_bytes)
+    # aiohttp would otherwise decompress request bodies itself, and decompress() would then see
+    # plain bytes under a Content-Encoding: gzip header; one bounded decoder (with zstd) is ours.
+    app = web.Application(
+        middlewares=[observe],
+        client_max_size=settings.edge.max_body_bytes,
+        handler_args={"auto_decompress": False},
+    )
     app["settings"] = settings
     app.cleanup_ctx.append(_resources)
     app.router.add_post("/api/public/ingestion", ingest_batch)

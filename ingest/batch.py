@@ -41,15 +41,18 @@ async def ingest_batch(request: web.Request) -> web.Response:
             continue
         accepted.append(normalized)
         successes.append({"id": normalized[0], "status": 201})
+    headers: dict[str, str] = {}
+    request["log"] = {"events": 0, "rejected": len(errors)}
     if accepted:
-        await intake.check_rate(caller, len(accepted))
-        await intake.publish(caller, accepted, "batch")
+        headers = await intake.check_rate(caller, len(accepted))
+        published = await intake.publish(caller, accepted, "batch")
+        request["log"].update(published.log_fields())
     request["log_msg"] = "batch ingested"
-    request["log"] = {"events": len(accepted), "rejected": len(errors)}
     return web.Response(
         status=207,
         body=orjson.dumps({"successes": successes, "errors": errors}),
         content_type="application/json",
+        headers=headers,
     )
 
 

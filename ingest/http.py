@@ -22,6 +22,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 # Probes and scrapes are frequent and uninteresting in logs.
 _QUIET_PATHS = frozenset({"/metrics", "/livez", "/readyz", "/health", "/version"})
+_CLIENT_ERRORS = {400: "bad_request", 413: "too_large", 415: "unsupported"}
 
 
 def error(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -80,7 +81,7 @@ async def _translate(request: web.Request, handler: Handler) -> web.StreamRespon
     except Unauthorized as exc:
         return error(401, "unauthorized", str(exc), {"WWW-Authenticate": 'Basic realm="agenttrace"'})
     except ClientError as exc:
-        return error(exc.status, "bad_request" if exc.status == 400 else "unsupported", exc.message)
+        return error(exc.status, _CLIENT_ERRORS.get(exc.status, "bad_request"), exc.message)
     except RateLimited as exc:
         return error(
             429,

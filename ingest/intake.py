@@ -12,12 +12,24 @@ from aiohttp import web
 
 from ingest.auth import Authenticator
 from ingest.config import EdgeConfig
-from ingest.encoding import decompress
+from ingest.encoding import BodyTooLarge, decompress
 from ingest.events import OBSERVATION_TYPES
 from ingest.limits import InflightBytes, RateLimiter
 from ingest.metrics import OBSERVATIONS_INGESTED, SCORES_CREATED, TRACES_INGESTED
 from ingest.publisher import EventPublisher
 from pipeline.envelope import Envelope
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What one request appended, for its log line: counts and the first trace it touched."""
+
+    events: int
+    observations: int
+    trace_id: str | None
+
+    def log_fields(self) -> dict[str, Any]:
+        return {"events": self.events, "observations_count": self.observations, "trace_id": self.trace_id}
 
 
 @dataclass(frozen=True)
@@ -55,18 +67,39 @@ class Intake:
 
     async def body(self, request: web.Request) -> bytes:
         """The decompressed body; 413 past the limit, 503 when too many bytes are in flight."""
-        async with self._inflight.hold(request.content_length or 0):
-            raw = await request.read()
-        return decompress(raw, request.headers.get("Content-Encoding"), self.config.max_body_bytes)
+        limit = self.config.max_body_bytes
+        declared = request.content_length
+        if declared is not None and declared > limit:
+            raise BodyTooLarge(f"body exceeds {limit} bytes")  # before reading any of it
+        # A chunked body's size is unknown until read: reserve the most it may be.
+        async with self._inflight.hold(limit if declared is None else declared):
+            try:
+                raw = await request.read()
+            except web.HTTPRequestEntityTooLarge:  # chunked, past client_max_size
+                raise BodyTooLarge(f"body exceeds {limit} bytes") from None
+        return decompress(raw, request.headers.get("Content-Encoding"), limit)
 
-    async def check_rate(self, caller: Caller, events: int) -> None:
-        await self._rate.consume(caller.project_id, events)
+    async def check_rate(self, caller: Caller, events: int) -> dict[str, str]:
+        """Count `events` against the project's limit (RateLimited past it); the X-RateLimit-*
+        headers for the answer, empty when no limit is configured."""
+        window = await self._rate.consume(caller.project_id, events)
+        if window is None:
+            return {}
+        remaining, reset_s = window
+        return {
+            "X-RateLimit-Limit": str(self._rate.per_minute),
+            "X-RateLimit-Remaining": str(remaining),
+            "X-RateLimit-Reset": str(reset_s),
+        }
 
-    async def publish(self, caller: Caller, events: Iterable[tuple[str, str, int, dict[str, Any]]], source: str) -> int:
-        """Envelope (event id, type, event time µs, body) tuples and append them; return the count."""
+    async def publish(
+        self, caller: Caller, events: Iterable[tuple[str, str, int, dict[str, Any]]], source: str
+    ) -> Accepted:
+        """Envelope (event id, type, event time µs, body) tuples and append them."""
         now = time.time_ns() // 1000
         records = []
         counts = {"trace": 0, "observation": 0, "score": 0}
+        trace_id: str | None = None
         for event_id, etype, ts, body in events:
             env = Envelope(
                 id=event_id,
@@ -81,6 +114,9 @@ class Intake:
                 source=source,
             )
             records.append((env.key(), env.encode()))
+            if trace_id is None:
+                found = body.get("id") if etype == "trace-create" else body.get("traceId")
+                trace_id = str(found) if found else None
             if etype == "trace-create":
                 counts["trace"] += 1
             elif etype in OBSERVATION_TYPES:
@@ -91,7 +127,7 @@ class Intake:
         TRACES_INGESTED.labels(source).inc(counts["trace"])
         OBSERVATIONS_INGESTED.labels(source).inc(counts["observation"])
         SCORES_CREATED.labels(source).inc(counts["score"])
-        return len(records)
+        return Accepted(len(records), counts["observation"], trace_id)
 
 
 def _agent(request: web.Request) -> str:

@@ -25,14 +25,17 @@ async def export_traces(request: web.Request) -> web.Response:
         (event["id"], event["type"], ts, event["body"])
         for event, ts in zip(mapped.events, mapped.timestamps_us, strict=True)
     ]
+    headers: dict[str, str] = {}
+    request["log"] = {"events": 0, "rejected": mapped.rejected}
     if events:
-        await intake.check_rate(caller, len(events))
-        await intake.publish(caller, events, "otlp")
-    message = "; ".join(mapped.errors)
+        headers = await intake.check_rate(caller, len(events))
+        published = await intake.publish(caller, events, "otlp")
+        request["log"].update(published.log_fields())
     request["log_msg"] = "otlp spans ingested"
-    request["log"] = {"events": len(events), "rejected": mapped.rejected}
+    message = "; ".join(mapped.errors)
     return web.Response(
         status=200,
         body=encode_response(mapped.rejected, message, content_type),
         content_type=response_type,
+        headers=headers,
     )

@@ -1,0 +1,159 @@
+"""Kafka stalled or unreachable: the edge answers 503 with Retry-After within its publish
+timeout, never 2xx, and ingests again once Kafka is back.
+
+Only the API started here loses Kafka: it is bootstrapped through the broker's FAULT listener
+(ops/stack/kafka/server.properties.in), which advertises 127.0.0.1:19094, where this module
+runs a TCP proxy it can stall or cut. The shared broker and everyone else's tests are untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from sinks.postgres.keys import NewKey
+from tests.edge_process import edge_process
+from tests.support import basic_auth, eventually, sample, scrape
+
+pytestmark = [pytest.mark.stack, pytest.mark.slow]
+
+FAULT_LISTENER = ("127.0.0.1", 9094)
+PROXY = ("127.0.0.1", 19094)  # the FAULT listener's advertised address
+PUBLISH_TIMEOUT_S = 2.0
+
+
+class KafkaPath:
+    """A TCP proxy from PROXY to the FAULT listener that can pass, stall (hold every byte, as a
+    hung broker would) or cut (reset connections and refuse new ones)."""
+
+    def __init__(self) -> None:
+        self.mode = "pass"
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, *PROXY, reuse_address=True)
+
+    async def stop(self) -> None:
+        self.cut()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def stall(self) -> None:
+        self.mode = "stall"
+        self._flowing.clear()
+
+    def cut(self) -> None:
+        self.mode = "cut"
+        self._flowing.set()
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for writer in list(self._writers):
+            with contextlib.suppress(Exception):
+                writer.transport.abort()
+        self._writers.clear()
+
+    async def restore(self) -> None:
+        self.mode = "pass"
+        self._flowing.set()
+        if self._server is None:
+            await self.start()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        try:
+            await self._flowing.wait()
+            up_reader, up_writer = await asyncio.open_connection(*FAULT_LISTENER)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers.add(up_writer)
+        for src, dst in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(self._pipe(src, dst))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        try:
+            while data := await src.read(65536):
+                await self._flowing.wait()
+                dst.write(data)
+                await dst.drain()
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                dst.transport.abort()
+
+
+@pytest.fixture
+async def kafka_path() -> AsyncIterator[KafkaPath]:
+    try:
+        _, writer = await asyncio.open_connection(*FAULT_LISTENER)
+        writer.close()
+    except OSError:
+        pytest.fail("Kafka has no FAULT listener on 9094: restart it (ops/stack.sh stop kafka && make up)")
+    path = KafkaPath()
+    await path.start()
+    try:
+        yield path
+    finally:
+        await path.stop()
+
+
+def _batch() -> dict:
+    return {"batch": [{"id": str(uuid.uuid4()), "type": "trace-create", "timestamp": "2026-11-27T10:00:00Z",
+                       "body": {"id": f"trace-{uuid.uuid4()}"}}]}
+
+
+async def _post(http: aiohttp.ClientSession, url: str, key: NewKey) -> tuple[int, dict[str, str], float]:
+    start = time.monotonic()
+    async with http.post(f"{url}/api/public/ingestion", json=_batch(), headers=basic_auth(key)) as r:
+        await r.read()
+        return r.status, dict(r.headers), time.monotonic() - start
+
+
+@pytest.mark.parametrize("fault", ["stall", "cut"])
+async def test_kafka_outage_gets_503_then_recovers(
+    http: aiohttp.ClientSession, kafka_path: KafkaPath, project: NewKey, fault: str
+) -> None:
+    env = {"AGENTTRACE_KAFKA_BOOTSTRAP": f"{PROXY[0]}:{PROXY[1]}", "AGENTTRACE_PUBLISH_TIMEOUT_S": str(PUBLISH_TIMEOUT_S)}
+    async with edge_process(env) as edge:
+        status, _, _ = await _post(http, edge.url, project)
+        assert status == 207
+
+        getattr(kafka_path, fault)()
+        # Concurrent and sequential requests alike: 503 + Retry-After, within the timeout.
+        answers = await asyncio.gather(*(_post(http, edge.url, project) for _ in range(4)))
+        answers += [await _post(http, edge.url, project) for _ in range(2)]
+        for status, headers, elapsed in answers:
+            assert status == 503, (status, headers)
+            assert int(headers["Retry-After"]) >= 1
+            assert elapsed < PUBLISH_TIMEOUT_S * 2 + 1, elapsed  # metadata wait + ack wait at most
+        async with http.get(f"{edge.url}/readyz") as r:
+            assert r.status == 503
+            assert "kafka" in (await r.json())["failing"]
+
+        await kafka_path.restore()
+        seen: list[int] = []
+
+        async def ingest() -> int:
+            status, _, _ = await _post(http, edge.url, project)
+            seen.append(status)
+            return status
+
+        await eventually(ingest, lambda s: s == 207, timeout_s=30, every_s=0.5)
+        assert set(seen) <= {207, 503}, seen
+        metrics = await scrape(http, edge.url)
+        assert sample(metrics, "http_requests_total", method="POST", path="/api/public/ingestion", status="503") >= 6

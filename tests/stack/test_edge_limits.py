@@ -1,0 +1,297 @@
+"""Limits at the edge and request ids: what a client sees when it sends too much, too fast or
+too many bytes at once, and the request id that follows its events into Kafka.
+
+Body limits and request ids run against the shared API; the rate limit and the in-flight bound
+need settings the shared API does not have, so those tests start their own `agenttrace api`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import io
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiohttp
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from agenttrace.settings import Settings
+from pipeline.envelope import Envelope
+from sinks.postgres.client import Postgres
+from sinks.postgres.keys import NewKey, create_key
+from tests.edge_process import edge_process
+from tests.support import API, basic_auth, eventually, sample, scrape
+
+pytestmark = pytest.mark.stack
+
+BATCH = "/api/public/ingestion"
+OTLP = "/v1/traces"
+LIMIT = 5 * 1024 * 1024  # the shared API's AGENTTRACE_MAX_BODY_BYTES (the default)
+OVER = b"\0" * (LIMIT + 1024)
+BOMB = gzip.compress(OVER)  # a few KiB on the wire, past the limit once inflated
+
+
+def batch(n: int, *, pad: int = 0) -> dict:
+    """A trace with n - 1 spans; `pad` bytes of filler outside the events."""
+    trace_id = f"trace-{uuid.uuid4()}"
+    events = [{"id": str(uuid.uuid4()), "type": "trace-create", "timestamp": "2026-11-27T10:00:00Z",
+               "body": {"id": trace_id, "name": "limits"}}]
+    events += [{"id": str(uuid.uuid4()), "type": "span-create", "timestamp": "2026-11-27T10:00:01Z",
+                "body": {"id": f"span-{uuid.uuid4()}", "traceId": trace_id, "name": f"s{i}"}} for i in range(n - 1)]
+    doc: dict = {"batch": events}
+    if pad:
+        doc["pad"] = "x" * pad
+    return doc
+
+
+def otlp_json(n: int) -> bytes:
+    trace_id = uuid.uuid4().hex
+    spans = [{"traceId": trace_id, "spanId": uuid.uuid4().hex[:16], "name": f"s{i}", "kind": 1,
+              "startTimeUnixNano": "1795773600000000000", "endTimeUnixNano": "1795773601000000000"} for i in range(n)]
+    return orjson.dumps({"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"spans": spans}]}]})
+
+
+# ---------------------------------------------------------------------------------------------
+# Body limit: 413 for a raw body past the limit, a chunked one (aiohttp's client_max_size), and
+# a gzip bomb; always through our middleware (JSON error, request id, metrics).
+
+
+async def _chunks(data: bytes, size: int = 1 << 20) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [(BATCH, "application/json"), (OTLP, "application/x-protobuf"), (OTLP, "application/json")],
+    ids=["batch", "otlp-protobuf", "otlp-json"],
+)
+@pytest.mark.parametrize("shape", ["raw", "chunked", "gzip-bomb"])
+async def test_bodies_past_the_limit_get_413(
+    http: aiohttp.ClientSession, project: NewKey, path: str, content_type: str, shape: str
+) -> None:
+    headers = {**basic_auth(project), "Content-Type": content_type}
+    data: object = io.BytesIO(OVER)  # aiohttp warns about raw bytes this large
+    if shape == "chunked":
+        data = _chunks(OVER)  # no Content-Length: the limit hits while reading
+    elif shape == "gzip-bomb":
+        data, headers["Content-Encoding"] = BOMB, "gzip"
+    before = sample(await scrape(http, API), "http_requests_total", method="POST", path=path, status="413")
+    async with http.post(f"{API}{path}", data=data, headers=headers) as r:
+        assert r.status == 413, await r.text()
+        assert r.headers["X-Request-ID"]
+        doc = await r.json()
+    assert doc["error"] == "too_large"
+    assert str(LIMIT) in doc["message"]
+    after = sample(await scrape(http, API), "http_requests_total", method="POST", path=path, status="413")
+    assert after >= before + 1
+
+
+async def test_gzip_bodies_within_the_limit_are_accepted(http: aiohttp.ClientSession, project: NewKey) -> None:
+    headers = {**basic_auth(project), "Content-Type": "application/json", "Content-Encoding": "gzip"}
+    async with http.post(f"{API}{BATCH}", data=gzip.compress(orjson.dumps(batch(3))), headers=headers) as r:
+        assert r.status == 207, await r.text()
+        assert [s["status"] for s in (await r.json())["successes"]] == [201, 201, 201]
+    async with http.post(f"{API}{OTLP}", data=gzip.compress(otlp_json(2)), headers=headers) as r:
+        assert r.status == 200, await r.text()
+
+
+# ---------------------------------------------------------------------------------------------
+# Rate limit per project, in Redis: X-RateLimit-* on every answer, 429 with Retry-After past it.
+
+RATE = 50
+
+
+async def _fresh_window() -> None:
+    """The limit counts in fixed minutes: start early in one so the test never straddles two."""
+    while time.time() % 60 > 50:
+        await asyncio.sleep(0.2)
+
+
+def _window(headers: aiohttp.typedefs.LooseHeaders) -> tuple[int, int, int]:
+    return int(headers["X-RateLimit-Limit"]), int(headers["X-RateLimit-Remaining"]), int(headers["X-RateLimit-Reset"])
+
+
+async def test_rate_limit_per_project(http: aiohttp.ClientSession, pg: Postgres, project: NewKey) -> None:
+    other = await create_key(pg, f"test-{uuid.uuid4().hex[:12]}")
+    async with edge_process({"AGENTTRACE_RATE_LIMIT_PER_MINUTE": str(RATE)}) as edge:
+        await _fresh_window()
+        remaining = []
+        for _ in range(RATE // 10):
+            async with http.post(f"{edge.url}{BATCH}", json=batch(10), headers=basic_auth(project)) as r:
+                assert r.status == 207, await r.text()
+                limit, left, reset = _window(r.headers)
+                assert limit == RATE and 0 < reset <= 60
+                remaining.append(left)
+        assert remaining == [40, 30, 20, 10, 0]
+
+        for path, body, content_type in ((BATCH, orjson.dumps(batch(1)), "application/json"),
+                                         (OTLP, otlp_json(1), "application/json")):
+            headers = {**basic_auth(project), "Content-Type": content_type}
+            async with http.post(f"{edge.url}{path}", data=body, headers=headers) as r:
+                assert r.status == 429, path
+                assert (await r.json())["error"] == "rate_limited"
+                limit, left, reset = _window(r.headers)
+                assert (limit, left) == (RATE, 0)
+                assert int(r.headers["Retry-After"]) == reset and 0 < reset <= 60
+
+        # Another project has its own budget, on both routes.
+        async with http.post(f"{edge.url}{BATCH}", json=batch(5), headers=basic_auth(other)) as r:
+            assert r.status == 207
+            assert _window(r.headers)[:2] == (RATE, RATE - 5)
+        headers = {**basic_auth(other), "Content-Type": "application/json"}
+        async with http.post(f"{edge.url}{OTLP}", data=otlp_json(3), headers=headers) as r:
+            assert r.status == 200
+            limit, left, _ = _window(r.headers)
+            assert limit == RATE and left < RATE - 5  # each span is at least one event
+    # The shared API has no limit configured and sends no such headers.
+    async with http.post(f"{API}{BATCH}", json=batch(1), headers=basic_auth(project)) as r:
+        assert r.status == 207
+        assert "X-RateLimit-Limit" not in r.headers
+
+
+# ---------------------------------------------------------------------------------------------
+# In-flight bytes: requests whose bodies would take the edge past its bound get 503 at once.
+
+BODY_LIMIT = 1024 * 1024
+INFLIGHT = 2 * BODY_LIMIT
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
+    body = await reader.readexactly(int(headers.get("content-length", "0")))
+    return status, headers, body
+
+
+async def test_inflight_bytes_are_bounded(project: NewKey) -> None:
+    env = {"AGENTTRACE_MAX_BODY_BYTES": str(BODY_LIMIT), "AGENTTRACE_MAX_INFLIGHT_BYTES": str(INFLIGHT)}
+    async with edge_process(env) as edge:
+        body = orjson.dumps(batch(2, pad=900 * 1024))  # two fit in the bound, a third does not
+        auth = basic_auth(project)["Authorization"]
+        head = (f"POST {BATCH} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {auth}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+        conns = [await asyncio.open_connection("127.0.0.1", edge.port) for _ in range(6)]
+        try:
+            # Every request announces its size and sends half of its body, so all are in flight.
+            for _, writer in conns:
+                writer.write(head + body[: len(body) // 2])
+                await writer.drain()
+            reads = {asyncio.create_task(_read_response(reader)): i for i, (reader, _) in enumerate(conns)}
+            done: set[asyncio.Task] = set()
+            pending = set(reads)
+            deadline = time.monotonic() + 10
+            while len(done) < 4 and time.monotonic() < deadline:
+                more, pending = await asyncio.wait(pending, timeout=deadline - time.monotonic(),
+                                                   return_when=asyncio.FIRST_COMPLETED)
+                done |= more
+            refused = [t.result() for t in done]
+            assert len(refused) == 4 and len(pending) == 2, f"{len(done)} answered before their bodies were sent"
+            for status, headers, answer in refused:
+                assert status == 503
+                assert int(headers["retry-after"]) >= 1
+                assert orjson.loads(answer)["error"] == "overloaded"
+            # The two admitted requests complete once their bodies arrive.
+            for task in pending:
+                _, writer = conns[reads[task]]
+                writer.write(body[len(body) // 2 :])
+                await writer.drain()
+            admitted = await asyncio.wait_for(asyncio.gather(*pending), 10)
+            assert [status for status, _, _ in admitted] == [207, 207]
+        finally:
+            for _, writer in conns:
+                writer.close()
+        # Nothing is held any more: the next request is admitted.
+        async with aiohttp.ClientSession() as http, http.post(
+            f"{edge.url}{BATCH}", data=body, headers={"Authorization": auth, "Content-Type": "application/json"}
+        ) as r:
+            assert r.status == 207
+        metrics = await scrape_url(edge.url)
+        assert sample(metrics, "http_requests_total", method="POST", path=BATCH, status="503") == 4
+
+
+async def scrape_url(base: str) -> dict:
+    async with aiohttp.ClientSession() as http:
+        return await scrape(http, base)
+
+
+# ---------------------------------------------------------------------------------------------
+# Request ids: honoured when valid, created otherwise, returned, and carried in the envelope.
+
+
+@asynccontextmanager
+async def events_tail(settings: Settings) -> AsyncIterator[AIOKafkaConsumer]:
+    """A group-less consumer positioned at the current end of the events topic."""
+    # Without a group, a subscription is every partition of the topic, assigned once the
+    # metadata arrived; position() then pins each partition's "latest" before anything is sent.
+    consumer = AIOKafkaConsumer(settings.topics.events, bootstrap_servers=settings.kafka_bootstrap,
+                                group_id=None, enable_auto_commit=False, auto_offset_reset="latest")
+    await consumer.start()
+    try:
+        async def assignment() -> set[TopicPartition]:
+            return consumer.assignment()
+
+        for tp in await eventually(assignment, bool, timeout_s=10, every_s=0.05):
+            await consumer.position(tp)
+        yield consumer
+    finally:
+        await consumer.stop()
+
+
+async def envelopes_of(consumer: AIOKafkaConsumer, project_id: str, n: int, timeout_s: float = 15.0) -> list[Envelope]:
+    found: list[Envelope] = []
+    deadline = time.monotonic() + timeout_s
+    while len(found) < n:
+        assert time.monotonic() < deadline, f"{len(found)} of {n} envelopes of {project_id} within {timeout_s}s"
+        for records in (await consumer.getmany(timeout_ms=500)).values():
+            for rec in records:
+                env = Envelope.decode(rec.value)
+                if env.project_id == project_id:
+                    found.append(env)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [("edge-test-{uuid}", True), (None, False), ("has spaces in it", False), ("x" * 129, False)],
+    ids=["valid", "absent", "invalid-chars", "too-long"],
+)
+async def test_request_id_is_returned_and_carried_in_the_envelope(
+    http: aiohttp.ClientSession, settings: Settings, project: NewKey, sent: str | None, kept: bool
+) -> None:
+    headers = basic_auth(project)
+    if sent is not None:
+        sent = sent.format(uuid=uuid.uuid4().hex)
+        headers["X-Request-ID"] = sent
+    async with events_tail(settings) as consumer:
+        async with http.post(f"{API}{BATCH}", json=batch(2), headers=headers) as r:
+            assert r.status == 207
+            request_id = r.headers["X-Request-ID"]
+        envelopes = await envelopes_of(consumer, project.project_id, 2)
+    if kept:
+        assert request_id == sent
+    else:
+        assert re.fullmatch(r"[0-9a-f]{32}", request_id), request_id
+    assert {e.request_id for e in envelopes} == {request_id}
+
+
+async def test_otlp_request_id_is_carried_in_the_envelope(
+    http: aiohttp.ClientSession, settings: Settings, project: NewKey
+) -> None:
+    sent = f"otlp-{uuid.uuid4().hex}"
+    headers = {**basic_auth(project), "Content-Type": "application/json", "X-Request-ID": sent}
+    async with events_tail(settings) as consumer:
+        async with http.post(f"{API}{OTLP}", data=otlp_json(2), headers=headers) as r:
+            assert r.status == 200
+            assert r.headers["X-Request-ID"] == sent
+        envelopes = await envelopes_of(consumer, project.project_id, 2)
+    assert {e.request_id for e in envelopes} == {sent}
+    assert {e.source for e in envelopes} == {"otlp"}
