@@ -13,3 +13,15 @@ JOB_SECONDS = Histogram(
 )
 QUEUE_DEPTH = Gauge("worker_queue_depth", "Current queue depth by queue", ["queue"])
 ACTIVE_JOBS = Gauge("worker_active_jobs", "Currently processing jobs", ["type"])
+
+STATUSES = ("success", "retry", "dead_letter")
+
+
+def declare(stage: str) -> None:
+    """Create a stage's label sets at once, so its series exist (at 0) before its first job;
+    prometheus_client leaves a labelled metric out of /metrics until a label set is used."""
+    for status in STATUSES:
+        JOBS_PROCESSED.labels(stage, status)
+    JOB_SECONDS.labels(stage)
+    QUEUE_DEPTH.labels(stage)
+    ACTIVE_JOBS.labels(stage)

@@ -20,7 +20,7 @@ from loguru import logger
 from pipeline.config import StageConfig
 from pipeline.dead_letters import DeadLetter, DeadLetters
 from pipeline.envelope import Envelope, EnvelopeError
-from pipeline.metrics import ACTIVE_JOBS, JOB_SECONDS, JOBS_PROCESSED, QUEUE_DEPTH
+from pipeline.metrics import ACTIVE_JOBS, JOB_SECONDS, JOBS_PROCESSED, QUEUE_DEPTH, declare
 
 
 class Sink(Protocol):
@@ -56,6 +56,7 @@ class Stage:
         self.healthy = False
         self.heartbeat = 0.0
         self.last_error: str | None = None
+        declare(name)
 
     async def start(self) -> None:
         self._consumer.subscribe([self._topic], listener=_Rebalance(self))

@@ -70,6 +70,8 @@ class ClickHouseWriter:
         self._dialect = dialect
         self._cache: OrderedDict[Key, EntityState] = OrderedDict()
         self._cache_size = cache_size
+        for table in COLUMNS:  # every table's series exists before its first insert
+            CLICKHOUSE_INSERT_ROWS.labels(table)
 
     def forget(self) -> None:
         """Partitions moved: another worker may write these entities now."""
