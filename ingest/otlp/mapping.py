@@ -154,10 +154,11 @@ EXACT: tuple[tuple[str, str, str, int, Coerce], ...] = (
 )
 
 # (key prefix, group, rank, coercion): the rest of the key names the field. Exact rows win.
+# Langfuse SDKs JSON-encode metadata values (5.x even strings: "core" arrives as '"core"').
 PREFIXED: tuple[tuple[str, str, int, Coerce], ...] = (
-    ("langfuse.observation.metadata.", META, 0, None),
-    ("langfuse.metadata.", META, 1, None),
-    ("langfuse.trace.metadata.", TRACE_META, 0, None),
+    ("langfuse.observation.metadata.", META, 0, _io),
+    ("langfuse.metadata.", META, 1, _io),
+    ("langfuse.trace.metadata.", TRACE_META, 0, _io),
     ("gen_ai.request.", PARAMS, 2, None),
     ("gen_ai.usage.", USAGE, 4, coerce.count),
     ("llm.token_count.", USAGE, 5, coerce.count),

@@ -327,6 +327,23 @@ def test_langfuse_trace_attributes_on_the_root() -> None:
     assert observations(result)[0]["body"]["input"] == "obs in"
 
 
+def test_metadata_values_json_encoded_by_langfuse_sdks_are_decoded() -> None:
+    # The 5.x SDK JSON-encodes every metadata value, strings included; 3.x/4.x send strings
+    # as they are and other values as JSON. Both must read the same.
+    result = map_request(request(span({
+        "langfuse.trace.metadata.team": '"core"', "langfuse.trace.metadata.region": "eu",
+        "langfuse.observation.metadata.attempt": "1", "langfuse.observation.metadata.tags": '["a"]',
+        "langfuse.observation.metadata.cfg": '{"k": true}', "langfuse.metadata.note": '"n"',
+        "langfuse.observation.metadata.raw": '{"not json',
+    }, span_id=ROOT, parent=b"")))
+    [trace] = traces(result)
+    assert trace["body"]["metadata"] == {"team": "core", "region": "eu"}
+    metadata = observations(result)[0]["body"]["metadata"]
+    assert {k: metadata[k] for k in ("attempt", "tags", "cfg", "note", "raw")} == {
+        "attempt": "1", "tags": ["a"], "cfg": {"k": True}, "note": "n", "raw": '{"not json',
+    }
+
+
 def test_root_trace_input_and_output_default_to_the_root_observation() -> None:
     result = map_request(request(span({"input.value": "in", "output.value": "out"},
                                       span_id=ROOT, parent=b"")))
