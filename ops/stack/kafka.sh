@@ -40,8 +40,9 @@ kafka_ready() {
 kafka_started() {
   local offset=1
   [[ -s $STACK/kafka/log-offset ]] && offset=$(<"$STACK/kafka/log-offset")
-  tail -c "+$offset" "$LOGS/kafka.log" | grep -q 'Kafka Server started' &&
-    port_open 9092
+  # Not `tail | grep -q`: grep quits at the first match, tail dies of SIGPIPE on a long
+  # log, and pipefail turns the match into a failure.
+  grep -q 'Kafka Server started' < <(tail -c "+$offset" "$LOGS/kafka.log") && port_open 9092
 }
 
 kafka_stop() { stop_pid kafka "$KAFKA_PATTERN" TERM; }

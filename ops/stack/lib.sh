@@ -16,31 +16,33 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # Noisy commands go to setup.log; on failure the user sees its tail instead of a wall of text.
 quiet() {
+  local from
   { printf '\n$'; printf ' %q' "$@"; printf '\n'; } >>"$SETUP_LOG"
+  from=$(($(stat -c %s "$SETUP_LOG") + 1))
   if ! "$@" >>"$SETUP_LOG" 2>&1 </dev/null; then
-    printf 'error: command failed: %s\n--- tail of %s ---\n' "$*" "$SETUP_LOG" >&2
-    tail -n 25 "$SETUP_LOG" >&2
+    printf 'error: command failed: %s\n--- its output (from %s) ---\n' "$*" "$SETUP_LOG" >&2
+    tail -c "+$from" "$SETUP_LOG" | tail -n 25 >&2
     exit 1
   fi
 }
 
-# Templates use @STACK@ / @ROOT@; pure bash substitution so paths need no escaping.
+# Templates use @STACK@; pure bash substitution so paths need no escaping.
 render() {
   local src=$1 dst=$2 text
   text=$(<"$src")
   text=${text//@STACK@/$STACK}
-  text=${text//@ROOT@/$ROOT}
   printf '%s\n' "$text" >"$dst.tmp" && mv -f "$dst.tmp" "$dst"
 }
 
 # A pid file counts only if the process is alive, not a zombie (PID 1 may not reap here),
 # and its command line still matches, so a recycled pid is not mistaken for our server.
 pid_of() {
-  local name=$1 pattern=$2 pid
+  local name=$1 pattern=$2 pid cmdline
   [[ -s $PIDS/$name.pid ]] || return 1
   pid=$(head -n1 "$PIDS/$name.pid")
   proc_alive "$pid" || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$pattern" || return 1
+  cmdline=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1
+  [[ $cmdline == *"$pattern"* ]] || return 1
   printf '%s\n' "$pid"
 }
 
