@@ -1,4 +1,4 @@
-"""`agenttrace`: the API, the worker, migrations and key management.
+"""`agenttrace`: the API, the worker, migrations, key management, dead letters and replays.
 
 This is the only place that reads the environment (through Settings.from_env) and configures
 logging.
@@ -12,12 +12,14 @@ import signal
 import sys
 
 import orjson
+import uvloop
 from aiohttp import web
 from loguru import logger
 
 from agenttrace import clients
 from agenttrace.logs import configure
 from agenttrace.settings import Settings
+from pipeline.stages import STAGES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     worker = sub.add_parser("worker", help="run consumer stages (metrics and probes on --port)")
     worker.add_argument("--host", default="127.0.0.1")
     worker.add_argument("--port", type=int, default=8081)
-    worker.add_argument("--stage", action="append", choices=["clickhouse"], help="repeatable; default: all")
+    worker.add_argument("--stage", action="append", choices=list(STAGES), help="repeatable; default: all")
 
     sub.add_parser("migrate", help="create or upgrade topics, ClickHouse tables and the Postgres schema")
 
@@ -41,6 +43,22 @@ def main(argv: list[str] | None = None) -> int:
     create = keys_sub.add_parser("create", help="create a key (and the project if new)")
     create.add_argument("--project", required=True, help="project name")
     create.add_argument("--json", action="store_true", help="print {project_id, public_key, secret_key}")
+
+    dlq = sub.add_parser("dlq", help="list and requeue dead-lettered events")
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
+    dlq_list = dlq_sub.add_parser("list", help="newest first")
+    dlq_list.add_argument("--project", help="project id")
+    dlq_list.add_argument("--limit", type=int, default=50)
+    dlq_list.add_argument("--json", action="store_true", help="print a JSON array, payloads included")
+    dlq_requeue = dlq_sub.add_parser("requeue", help="append stored events to the events topic again")
+    which = dlq_requeue.add_mutually_exclusive_group(required=True)
+    which.add_argument("--id", type=int, nargs="+", action="extend", help="dead-letter ids (see dlq list)")
+    which.add_argument("--all", action="store_true", help="every dead letter not requeued yet")
+    dlq_requeue.add_argument("--project", help="with --all: only this project id")
+
+    replay = sub.add_parser("replay", help="fold the events topic again through one stage's sink")
+    replay.add_argument("--stage", required=True, choices=list(STAGES))
+    replay.add_argument("--from", dest="since", help="ISO 8601 time or a duration ago (15m, 2h, 7d); default: the start")
 
     args = parser.parse_args(argv)
     server = args.command in ("api", "worker")
@@ -53,11 +71,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "api":
         return _api(settings, args.host, args.port)
     if args.command == "worker":
-        return asyncio.run(_worker(settings, tuple(args.stage or ("clickhouse",)), args.host, args.port))
+        return uvloop.run(_worker(settings, tuple(args.stage or STAGES), args.host, args.port))
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
     if args.command == "keys":
         return asyncio.run(_keys_create(settings, args.project, args.json))
+    if args.command == "dlq":
+        return asyncio.run(_dlq(settings, args))
+    if args.command == "replay":
+        return asyncio.run(_replay(settings, args.stage, args.since))
     return 2
 
 
@@ -66,6 +88,7 @@ def _api(settings: Settings, host: str, port: int) -> int:
 
     web.run_app(
         build_app(settings),
+        loop=uvloop.new_event_loop(),
         host=host,
         port=port,
         access_log=None,
@@ -136,6 +159,67 @@ async def _keys_create(settings: Settings, project: str, as_json: bool) -> int:
     else:
         for k, v in doc.items():
             sys.stdout.write(f"{k}: {v}\n")
+    return 0
+
+
+async def _dlq(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline import dlq
+
+    pg = await clients.postgres(settings)
+    try:
+        if args.dlq_command == "list":
+            letters = await dlq.list_letters(pg, project=args.project, limit=args.limit)
+            if args.json:
+                sys.stdout.write(orjson.dumps([d.to_json() for d in letters]).decode() + "\n")
+                return 0
+            sys.stdout.write("id\tcreated_at\tstage\tproject_id\ttype\tevent_id\trequeued\treason\n")
+            for d in letters:
+                requeued = d.requeued_at.isoformat(timespec="seconds") if d.requeued_at else "-"
+                sys.stdout.write(
+                    f"{d.id}\t{d.created_at.isoformat(timespec='seconds')}\t{d.stage}\t{d.project_id}\t"
+                    f"{d.event_type}\t{d.event_id}\t{requeued}\t{d.reason[:200]}\n"
+                )
+            return 0
+        producer = await clients.kafka_producer(settings)
+        try:
+            result = await dlq.requeue(
+                pg, producer, settings.topics.events, ids=None if args.all else args.id, project=args.project
+            )
+        finally:
+            await producer.stop()
+    finally:
+        await pg.close()
+    sys.stdout.write(f"requeued {len(result.requeued)} dead letters as {result.sent} events\n")
+    for letter_id, why in result.skipped.items():
+        sys.stdout.write(f"skipped {letter_id}: {why}\n")
+    return 1 if result.skipped else 0
+
+
+async def _replay(settings: Settings, stage: str, since: str | None) -> int:
+    from contextlib import AsyncExitStack
+
+    from pipeline.replay import Progress, parse_since, replay
+    from pipeline.stages import sink_for
+
+    try:
+        since_ms = parse_since(since) if since else None
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    async with AsyncExitStack() as stack:
+        ch = pg = None
+        if stage == "clickhouse":
+            ch = await clients.clickhouse(settings)
+            stack.push_async_callback(ch.close)
+        else:
+            pg = await clients.postgres(settings)
+            stack.push_async_callback(pg.close)
+        consumer = await clients.kafka_reader(settings)
+        stack.push_async_callback(consumer.stop)
+        sink = sink_for(stage, settings, ch=ch, pg=pg)
+        summary = await replay(consumer, sink, settings.topics.events, stage=stage, since_ms=since_ms, progress=Progress)
+    for line in summary.lines():
+        sys.stdout.write(line + "\n")
     return 0
 
 
