@@ -58,6 +58,7 @@ class Settings:
             redis=RedisConfig(url=get("REDIS_URL", RedisConfig.url)),
             edge=EdgeConfig(
                 max_body_bytes=int(num("MAX_BODY_BYTES", EdgeConfig.max_body_bytes)),
+                max_event_bytes=int(num("MAX_EVENT_BYTES", EdgeConfig.max_event_bytes)),
                 max_inflight_bytes=int(num("MAX_INFLIGHT_BYTES", EdgeConfig.max_inflight_bytes)),
                 publish_timeout_s=num("PUBLISH_TIMEOUT_S", EdgeConfig.publish_timeout_s),
                 rate_limit_per_minute=int(num("RATE_LIMIT_PER_MINUTE", EdgeConfig.rate_limit_per_minute)),

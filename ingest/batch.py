@@ -45,8 +45,14 @@ async def ingest_batch(request: web.Request) -> web.Response:
     request["log"] = {"events": 0, "rejected": len(errors)}
     if accepted:
         headers = await intake.check_rate(caller, len(accepted))
-        published = await intake.publish(caller, accepted, "batch")
+        published = await intake.publish(caller, accepted, "batch", partial=True)
         request["log"].update(published.log_fields())
+        for position in reversed(published.too_large):
+            event_id = successes.pop(position)["id"]
+            limit = intake.config.max_event_bytes
+            errors.append({"id": event_id, "status": 413, "message": "Event too large",
+                           "error": f"the event is larger than {limit} bytes once enveloped"})
+        request["log"]["rejected"] = len(errors)
     request["log_msg"] = "batch ingested"
     return web.Response(
         status=207,

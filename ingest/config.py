@@ -12,6 +12,10 @@ class EdgeConfig:
     port: int = 8080
     # Langfuse's limit; measured after decompression so a small gzip bomb is still refused.
     max_body_bytes: int = 5 * 1024 * 1024
+    # One event's envelope. Kafka refuses a record past its message.max.bytes (1 MiB by
+    # default) and the producer's max_request_size; a larger event gets 413 at the edge rather
+    # than a 503 that clients would retry forever. Raise all three together.
+    max_event_bytes: int = 1_000_000
     # Bytes of request bodies being processed at once; beyond it the edge answers 503
     # instead of buffering, which keeps memory flat under overload.
     max_inflight_bytes: int = 64 * 1024 * 1024
@@ -26,6 +30,8 @@ class EdgeConfig:
             raise ValueError("edge port out of range")
         if self.max_body_bytes <= 0 or self.max_inflight_bytes < self.max_body_bytes:
             raise ValueError("max_inflight_bytes must be at least max_body_bytes")
+        if self.max_event_bytes <= 0:
+            raise ValueError("max_event_bytes must be positive")
         if self.publish_timeout_s <= 0:
             raise ValueError("publish_timeout_s must be positive")
         if self.rate_limit_per_minute < 0 or self.auth_cache_ttl_s < 0:

@@ -12,12 +12,18 @@ from aiohttp import web
 
 from ingest.auth import Authenticator
 from ingest.config import EdgeConfig
-from ingest.encoding import BodyTooLarge, decompress
+from ingest.encoding import BodyTooLarge, ClientError, decompress
 from ingest.events import OBSERVATION_TYPES
 from ingest.limits import InflightBytes, RateLimiter
 from ingest.metrics import OBSERVATIONS_INGESTED, SCORES_CREATED, TRACES_INGESTED
 from ingest.publisher import EventPublisher
 from pipeline.envelope import Envelope
+
+
+class EventTooLarge(ClientError):
+    """One event's envelope is larger than Kafka takes (413): retrying cannot help."""
+
+    status = 413
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,8 @@ class Accepted:
     events: int
     observations: int
     trace_id: str | None
+    # Positions (in the events given) of events left out for being larger than max_event_bytes.
+    too_large: tuple[int, ...] = ()
 
     def log_fields(self) -> dict[str, Any]:
         return {"events": self.events, "observations_count": self.observations, "trace_id": self.trace_id}
@@ -93,14 +101,26 @@ class Intake:
         }
 
     async def publish(
-        self, caller: Caller, events: Iterable[tuple[str, str, int, dict[str, Any]]], source: str
+        self,
+        caller: Caller,
+        events: Iterable[tuple[str, str, int, dict[str, Any]]],
+        source: str,
+        *,
+        partial: bool = False,
     ) -> Accepted:
-        """Envelope (event id, type, event time µs, body) tuples and append them."""
+        """Envelope (event id, type, event time µs, body) tuples and append them.
+
+        An event past max_event_bytes fails the request with 413 (EventTooLarge) before anything
+        is sent; with `partial`, it is left out instead and named in Accepted.too_large, for
+        routes that answer per event.
+        """
         now = time.time_ns() // 1000
+        limit = self.config.max_event_bytes
         records = []
+        too_large: list[int] = []
         counts = {"trace": 0, "observation": 0, "score": 0}
         trace_id: str | None = None
-        for event_id, etype, ts, body in events:
+        for position, (event_id, etype, ts, body) in enumerate(events):
             env = Envelope(
                 id=event_id,
                 project_id=caller.project_id,
@@ -113,7 +133,13 @@ class Intake:
                 sdk_version=caller.sdk_version,
                 source=source,
             )
-            records.append((env.key(), env.encode()))
+            value = env.encode()
+            if len(value) > limit:
+                if not partial:
+                    raise EventTooLarge(f"event {event_id!r} is {len(value)} bytes; the limit is {limit}")
+                too_large.append(position)
+                continue
+            records.append((env.key(), value))
             if trace_id is None:
                 found = body.get("id") if etype == "trace-create" else body.get("traceId")
                 trace_id = str(found) if found else None
@@ -127,7 +153,7 @@ class Intake:
         TRACES_INGESTED.labels(source).inc(counts["trace"])
         OBSERVATIONS_INGESTED.labels(source).inc(counts["observation"])
         SCORES_CREATED.labels(source).inc(counts["score"])
-        return Accepted(len(records), counts["observation"], trace_id)
+        return Accepted(len(records), counts["observation"], trace_id, tuple(too_large))
 
 
 def _agent(request: web.Request) -> str:

@@ -26,16 +26,21 @@ async def export_traces(request: web.Request) -> web.Response:
         for event, ts in zip(mapped.events, mapped.timestamps_us, strict=True)
     ]
     headers: dict[str, str] = {}
-    request["log"] = {"events": 0, "rejected": mapped.rejected}
+    rejected, errors = mapped.rejected, list(mapped.errors)
+    request["log"] = {"events": 0, "rejected": rejected}
     if events:
         headers = await intake.check_rate(caller, len(events))
-        published = await intake.publish(caller, events, "otlp")
+        published = await intake.publish(caller, events, "otlp", partial=True)
         request["log"].update(published.log_fields())
+        if published.too_large:
+            rejected += len(published.too_large)
+            errors.append(f"{len(published.too_large)} events larger than {intake.config.max_event_bytes} bytes")
+            request["log"]["rejected"] = rejected
     request["log_msg"] = "otlp spans ingested"
-    message = "; ".join(mapped.errors)
+    message = "; ".join(errors)
     return web.Response(
         status=200,
-        body=encode_response(mapped.rejected, message, content_type),
+        body=encode_response(rejected, message, content_type),
         content_type=response_type,
         headers=headers,
     )

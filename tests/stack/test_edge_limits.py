@@ -295,3 +295,32 @@ async def test_otlp_request_id_is_carried_in_the_envelope(
         envelopes = await envelopes_of(consumer, project.project_id, 2)
     assert {e.request_id for e in envelopes} == {sent}
     assert {e.source for e in envelopes} == {"otlp"}
+
+
+# ---------------------------------------------------------------------------------------------
+# One event larger than Kafka takes: 413 for that event, the others kept; never a 503 that
+# clients would retry forever.
+
+HUGE = "x" * 1_100_000  # past max_event_bytes (1 000 000) and Kafka's 1 MiB records
+
+
+async def test_events_larger_than_kafka_takes_get_413_each(http: aiohttp.ClientSession, project: NewKey) -> None:
+    doc = batch(3)
+    big = doc["batch"][1]
+    big["body"]["input"] = HUGE
+    async with http.post(f"{API}{BATCH}", data=io.BytesIO(orjson.dumps(doc)),
+                         headers={**basic_auth(project), "Content-Type": "application/json"}) as r:
+        assert r.status == 207, await r.text()
+        answer = await r.json()
+    assert [s["id"] for s in answer["successes"]] == [doc["batch"][0]["id"], doc["batch"][2]["id"]]
+    assert [(e["id"], e["status"]) for e in answer["errors"]] == [(big["id"], 413)]
+
+    spans = orjson.loads(otlp_json(2))
+    attr = {"key": "gen_ai.prompt", "value": {"stringValue": HUGE}}
+    spans["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"] = [attr]
+    async with http.post(f"{API}{OTLP}", data=io.BytesIO(orjson.dumps(spans)),
+                         headers={**basic_auth(project), "Content-Type": "application/json"}) as r:
+        assert r.status == 200, await r.text()
+        partial = (await r.json())["partialSuccess"]
+    assert int(partial["rejectedSpans"]) >= 1
+    assert "larger than" in partial["errorMessage"]

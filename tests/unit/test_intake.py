@@ -1,0 +1,106 @@
+"""Intake without servers: a fake publisher and rate limiter stand in for Kafka and Redis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from ingest.admin import Admin
+from ingest.config import EdgeConfig
+from ingest.intake import Caller, EventTooLarge, Intake
+from ingest.limits import InflightBytes, Overloaded
+
+CALLER = Caller(project_id="p1", request_id="req-1", sdk_name="test", sdk_version="0")
+
+
+class FakePublisher:
+    def __init__(self) -> None:
+        self.records: list[tuple[bytes, bytes]] = []
+
+    async def publish(self, records: list[tuple[bytes, bytes]]) -> None:
+        self.records.extend(records)
+
+
+class FakeLimiter:
+    per_minute = 100
+
+    async def consume(self, project_id: str, events: int) -> tuple[int, int] | None:
+        return self.per_minute - events, 42
+
+
+def intake(publisher: FakePublisher, limiter: Any = None, **config: Any) -> Intake:
+    return Intake(EdgeConfig(**config), None, publisher, InflightBytes(1 << 20), limiter)  # type: ignore[arg-type]
+
+
+def events(big: int | None = None) -> list[tuple[str, str, int, dict[str, Any]]]:
+    out = [
+        ("e1", "trace-create", 1, {"id": "t1"}),
+        ("e2", "generation-create", 2, {"id": "g1", "traceId": "t1"}),
+        ("e3", "span-create", 3, {"id": "s1", "traceId": "t1"}),
+        ("e4", "score-create", 4, {"id": "sc1", "traceId": "t1"}),
+    ]
+    if big is not None:
+        out[big][3]["input"] = "x" * 2000
+    return out
+
+
+async def test_publish_reports_what_it_appended() -> None:
+    publisher = FakePublisher()
+    accepted = await intake(publisher).publish(CALLER, events(), "batch")
+    assert (accepted.events, accepted.observations, accepted.trace_id, accepted.too_large) == (4, 2, "t1", ())
+    assert accepted.log_fields() == {"events": 4, "observations_count": 2, "trace_id": "t1"}
+    envelopes = [orjson.loads(v) for _, v in publisher.records]
+    assert {e["request_id"] for e in envelopes} == {"req-1"}
+    assert [k for k, _ in publisher.records] == [b"p1:t1"] * 4
+
+
+async def test_an_event_too_large_for_kafka_fails_the_request_before_anything_is_sent() -> None:
+    publisher = FakePublisher()
+    with pytest.raises(EventTooLarge) as exc:
+        await intake(publisher, max_event_bytes=1000).publish(CALLER, events(big=2), "batch")
+    assert exc.value.status == 413 and "e3" in exc.value.message
+    assert publisher.records == []
+
+
+async def test_partial_publish_leaves_out_events_too_large_for_kafka() -> None:
+    publisher = FakePublisher()
+    accepted = await intake(publisher, max_event_bytes=1000).publish(CALLER, events(big=1), "batch", partial=True)
+    assert accepted.too_large == (1,)
+    assert (accepted.events, accepted.observations) == (3, 1)
+    assert [orjson.loads(v)["id"] for _, v in publisher.records] == ["e1", "e3", "e4"]
+
+
+async def test_rate_headers_only_when_a_limit_is_configured() -> None:
+    limited = intake(FakePublisher(), FakeLimiter())
+    assert await limited.check_rate(CALLER, 10) == {
+        "X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "90", "X-RateLimit-Reset": "42",
+    }
+
+    class Unlimited:
+        async def consume(self, project_id: str, events: int) -> None:
+            return None
+
+    assert await intake(FakePublisher(), Unlimited()).check_rate(CALLER, 10) == {}
+
+
+async def test_inflight_bytes_admit_one_request_whatever_its_size_then_bound() -> None:
+    inflight = InflightBytes(100)
+    async with inflight.hold(150):  # alone, even past the bound: progress is always possible
+        with pytest.raises(Overloaded):
+            async with inflight.hold(1):
+                pass
+    async with inflight.hold(60), inflight.hold(40):
+        assert inflight.used == 100
+    assert inflight.used == 0
+
+
+@pytest.mark.parametrize(
+    ("header", "ok"),
+    [("Bearer s3cret", True), ("bearer s3cret", True), ("Bearer s3cret ", True), ("Bearer s3cre", False),
+     ("Bearer s3cretx", False), ("Basic s3cret", False), ("s3cret", False), (None, False), ("Bearer ", False)],
+)
+def test_admin_token_check(header: str | None, ok: bool) -> None:
+    assert Admin(None, "s3cret").authorized(header) is ok  # type: ignore[arg-type]
+    assert Admin(None, None).authorized(header) is False  # type: ignore[arg-type]
