@@ -9,7 +9,7 @@ partitions, which saves most of those reads.
 from __future__ import annotations
 
 from collections import OrderedDict
-from datetime import datetime, timezone
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -18,6 +18,7 @@ from pipeline.envelope import Envelope
 from pipeline.fold import FIELDS, OBSERVATION, SCORE, TRACE, EntityState, PoisonEvent, apply, table_of
 from sinks.clickhouse.client import ClickHouse
 from sinks.clickhouse.schema import Dialect
+from sinks.clickhouse.times import decode_time, encode_time
 from sinks.metrics import CLICKHOUSE_INSERT_ROWS
 
 TIME_COLUMNS = {
@@ -61,6 +62,12 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 NULLABLE = frozenset({"input", "output", "end_time", "completion_start_time", "total_cost"})
 
+# Every column with its default, and a C-level getter that lays a row dict out in column order.
+_ROW_DEFAULTS = {
+    t: {c: DEFAULTS[t].get(c, None if c in NULLABLE else "") for c in cols} for t, cols in COLUMNS.items()
+}
+_ROW_GETTERS = {t: itemgetter(*cols) for t, cols in COLUMNS.items()}
+
 Key = tuple[str, str, str]  # table, project_id, id
 
 
@@ -91,6 +98,7 @@ class ClickHouseWriter:
         stored = await self._load([k for k in grouped if k not in self._cache])
         poison: list[tuple[Envelope, str]] = []
         states: dict[Key, EntityState] = {}
+        changed: list[Key] = []
         for key, events in grouped.items():
             base = self._cache.get(key) or stored.get(key)
             state = _copy(base) if base else EntityState(project_id=key[1], id=key[2])
@@ -99,11 +107,20 @@ class ClickHouseWriter:
                     apply(state, env, key[0])
                 except PoisonEvent as exc:
                     poison.append((env, str(exc)))
-            if state.last_ts:
-                states[key] = state
+            if not state.last_ts:
+                continue  # nothing but poison for an entity not stored yet
+            states[key] = state
+            if base is not None and _same(state, base):
+                continue  # a redelivery or a replay: the stored row already says all this
+            # ReplacingMergeTree keeps the row with the highest version. A fold must outrank the
+            # row it was folded from even when it brought no newer event (a create arriving after
+            # its update): on a tie FINAL keeps either, across partitions (start_time moved) the
+            # older one, and the create's fields were lost.
+            state.revision = max(state.last_ts, base.revision + 1 if base else 0)
+            changed.append(key)
         by_table: dict[str, list[tuple]] = {TRACE: [], OBSERVATION: [], SCORE: []}
-        for key, state in states.items():
-            by_table[key[0]].append(self._row(key[0], state))
+        for key in changed:
+            by_table[key[0]].append(self._row(key[0], states[key]))
         for table, rows in by_table.items():
             if rows:
                 await self._ch.insert(table, COLUMNS[table], rows)
@@ -133,7 +150,7 @@ class ClickHouseWriter:
         return found
 
     def _row(self, table: str, s: EntityState) -> tuple:
-        v = dict(DEFAULTS[table])
+        v = dict(_ROW_DEFAULTS[table])
         for column, value in s.values.items():
             v[column] = value
         v["project_id"], v["id"] = s.project_id, s.id
@@ -150,11 +167,11 @@ class ClickHouseWriter:
             v[column] = orjson.dumps(v.get(column) or {}).decode()
         v["field_versions"] = orjson.dumps(s.versions).decode()
         v["created_at"], v["updated_at"] = s.first_ts, s.last_ts
-        v["event_ts"], v["is_deleted"] = s.last_ts, 0
+        v["event_ts"], v["is_deleted"] = s.revision, 0
         for column in TIME_COLUMNS[table]:
             if v.get(column) is not None:
                 v[column] = self._encode_time(v[column])
-        return tuple(v.get(c, None if c in NULLABLE else "") for c in COLUMNS[table])
+        return _ROW_GETTERS[table](v)
 
     def _state(self, table: str, row: dict[str, Any]) -> EntityState:
         versions = orjson.loads(row["field_versions"] or "{}")
@@ -163,7 +180,8 @@ class ClickHouseWriter:
             id=row["id"],
             versions=versions,
             first_ts=self._decode_time(row["created_at"]),
-            last_ts=int(row["event_ts"]),
+            last_ts=self._decode_time(row["updated_at"]),
+            revision=int(row["event_ts"]),
         )
         maps = MAP_COLUMNS[table]
         settable = {col for col, _ in FIELDS[table].values()} | {"type", "value", "string_value", "tags"}
@@ -177,22 +195,20 @@ class ClickHouseWriter:
         return state
 
     def _encode_time(self, us: int) -> Any:
-        if not self._dialect.subsecond_type:
-            return us
-        return datetime.fromtimestamp(us // 1_000_000, timezone.utc).replace(microsecond=us % 1_000_000)
+        return encode_time(us, self._dialect.subsecond_type)
 
     def _decode_time(self, value: Any) -> int:
-        if isinstance(value, datetime):
-            if value.tzinfo is None:
-                value = value.replace(tzinfo=timezone.utc)
-            return int(value.timestamp()) * 1_000_000 + value.microsecond
-        return int(value)
+        return decode_time(value)
 
 
 def _copy(s: EntityState) -> EntityState:
     values = {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v)
               for k, v in s.values.items()}
-    return EntityState(s.project_id, s.id, values, dict(s.versions), s.first_ts, s.last_ts)
+    return EntityState(s.project_id, s.id, values, dict(s.versions), s.first_ts, s.last_ts, s.revision)
+
+
+def _same(a: EntityState, b: EntityState) -> bool:
+    return (a.values, a.versions, a.first_ts, a.last_ts) == (b.values, b.versions, b.first_ts, b.last_ts)
 
 
 def _quote(s: str) -> str:
