@@ -23,6 +23,7 @@ from ingest.intake import Intake
 from ingest.limits import InflightBytes, RateLimiter
 from ingest.otlp.handler import export_traces
 from ingest.publisher import EventPublisher
+from ingest.scores import create_scores
 
 OTLP_PATHS = ("/v1/traces", "/api/public/otel/v1/traces")
 
@@ -39,6 +40,7 @@ def build_app(settings: Settings) -> web.Application:
     app["settings"] = settings
     app.cleanup_ctx.append(_resources)
     app.router.add_post("/api/public/ingestion", ingest_batch)
+    app.router.add_post("/api/public/scores", create_scores)
     app.router.add_post(admin.PATH, admin.create_project_key)
     for path in OTLP_PATHS:
         app.router.add_post(path, export_traces)

@@ -13,7 +13,8 @@ from typing import Any
 from pipeline.envelope import to_micros
 
 LEVELS = frozenset({"DEBUG", "DEFAULT", "WARNING", "ERROR"})
-SCORE_TYPES = frozenset({"NUMERIC", "CATEGORICAL", "BOOLEAN"})
+# TEXT and CORRECTION: free-text scores, sent by the current Langfuse SDKs.
+SCORE_TYPES = frozenset({"NUMERIC", "CATEGORICAL", "BOOLEAN", "TEXT", "CORRECTION"})
 
 OBSERVATION_TYPES = {
     "span-create": "SPAN",
