@@ -43,6 +43,8 @@ class EntityState:
     versions: dict[str, int] = field(default_factory=dict)
     first_ts: int = 0
     last_ts: int = 0
+    # The store's version of the row this state was read from or last written as (0: none).
+    revision: int = 0
 
     def set(self, column: str, value: Any, ts: int) -> None:
         if value is None:
@@ -177,46 +179,55 @@ FIELDS = {TRACE: TRACE_FIELDS, OBSERVATION: OBSERVATION_FIELDS, SCORE: SCORE_FIE
 
 
 def apply(state: EntityState, env: Envelope, table: str) -> None:
-    """Fold one event into its entity's state. Raises PoisonEvent for unusable content."""
+    """Fold one event into its entity's state: all of it or nothing.
+
+    Raises PoisonEvent for unusable content and then leaves the state as it was: a
+    dead-lettered event must not have half its fields written.
+    """
     body, ts = env.body, env.ts or env.received_at
     try:
-        for key, (column, conv) in FIELDS[table].items():
-            if key in body:
-                state.set(column, conv(body[key]), ts)
+        # Convert everything first; only then touch the state.
+        sets = [(column, conv(body[key]), ts) for key, (column, conv) in FIELDS[table].items() if key in body]
+        maps: list[tuple[str, dict[str, Any]]] = []
         metadata = body.get("metadata")
         if isinstance(metadata, dict):
-            state.merge_map("metadata", metadata, ts)
+            maps.append(("metadata", metadata))
         elif metadata is not None:
-            state.merge_map("metadata", {"metadata": metadata}, ts)
+            maps.append(("metadata", {"metadata": metadata}))
+        tags = None
         if table == TRACE and isinstance(body.get("tags"), list):
-            state.union("tags", [str(t) for t in body["tags"]])
+            tags = [str(t) for t in body["tags"]]
         elif table == OBSERVATION:
             # A create fixes the type; an update only fills it in when no create was seen yet.
-            state.set("type", OBSERVATION_TYPES[env.type], -1 if env.type in UPDATE_TYPES else ts)
+            sets.append(("type", OBSERVATION_TYPES[env.type], -1 if env.type in UPDATE_TYPES else ts))
             if isinstance(body.get("modelParameters"), dict):
-                state.merge_map("model_parameters", body["modelParameters"], ts)
+                maps.append(("model_parameters", body["modelParameters"]))
             usage, cost = usage_and_cost(body)
-            if usage:
-                state.merge_map("usage_details", usage, ts)
-            if cost:
-                state.merge_map("cost_details", cost, ts)
+            maps += [(column, m) for column, m in (("usage_details", usage), ("cost_details", cost)) if m]
         elif table == SCORE:
-            _apply_score_value(state, body.get("value"), body.get("dataType"), ts)
+            sets += _score_value(body.get("value"), body.get("dataType"), ts)
     except PoisonEvent:
         raise
     except (TypeError, ValueError, OverflowError) as exc:
         raise PoisonEvent(f"{env.type} {state.id}: {exc}") from exc
+    for column, value, version in sets:
+        state.set(column, value, version)
+    for column, m in maps:
+        state.merge_map(column, m, ts)
+    if tags is not None:
+        state.union("tags", tags)
     state.touch(ts)
 
 
-def _apply_score_value(state: EntityState, value: Any, data_type: Any, ts: int) -> None:
+def _score_value(value: Any, data_type: Any, ts: int) -> list[tuple[str, Any, int]]:
     if value is None:
-        return
+        return []
     if isinstance(value, str):
-        state.set("string_value", value, ts)
+        sets: list[tuple[str, Any, int]] = [("string_value", value, ts)]
         if data_type in (None, "NUMERIC"):
-            state.set("data_type", "CATEGORICAL", ts if data_type is None else -1)
-        return
-    state.set("value", float(value), ts)
+            sets.append(("data_type", "CATEGORICAL", ts if data_type is None else -1))
+        return sets
+    sets = [("value", float(value), ts)]
     if data_type == "BOOLEAN":
-        state.set("string_value", "True" if value else "False", ts)
+        sets.append(("string_value", "True" if value else "False", ts))
+    return sets

@@ -1,5 +1,7 @@
 -- Projections of the event log. One row per entity after merges: ReplacingMergeTree keeps the
--- row with the highest event_ts (µs of the newest event folded into it), so read with FINAL.
+-- row with the highest event_ts, so read with FINAL. event_ts is the row's version: the µs of
+-- the newest event folded into it, raised past the version of the row it was folded from, so
+-- the latest fold always wins (sinks/clickhouse/writer.py).
 -- Placeholders are filled per dialect (schema.py): {ts} is DateTime64(6, 'UTC') on a current
 -- ClickHouse and UInt64 microseconds since the epoch on 18.16, which has no sub-second type.
 
