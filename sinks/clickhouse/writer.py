@@ -160,9 +160,10 @@ class ClickHouseWriter:
             v["output_tokens"] = max(0, int(usage.get("output", 0)))
             v["total_tokens"] = max(0, int(usage.get("total", 0)))
             v["total_cost"] = cost.get("total")
-            v.setdefault("start_time", s.first_ts)
+            # Not setdefault: the full default row already holds "" for every column.
+            v["start_time"] = s.values.get("start_time", s.first_ts)
         else:
-            v.setdefault("timestamp", s.first_ts)
+            v["timestamp"] = s.values.get("timestamp", s.first_ts)
         for column in MAP_COLUMNS[table]:
             v[column] = orjson.dumps(v.get(column) or {}).decode()
         v["field_versions"] = orjson.dumps(s.versions).decode()
