@@ -81,6 +81,29 @@ async def kafka_consumer(settings: Settings, group: str) -> AIOKafkaConsumer:
     return await with_retry("kafka", attempt)
 
 
+async def kafka_reader(settings: Settings) -> AIOKafkaConsumer:
+    """A consumer without a group, for replays: partitions are assigned by hand, nothing is
+    committed, and no consumer group's offsets move."""
+
+    async def attempt() -> AIOKafkaConsumer:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            fetch_max_bytes=64 * 1024 * 1024,
+        )
+        try:
+            await consumer.start()
+        except BaseException:
+            await consumer.stop()
+            raise
+        return consumer
+
+    return await with_retry("kafka", attempt)
+
+
 async def postgres(settings: Settings) -> Postgres:
     pg = Postgres(settings.postgres)
 

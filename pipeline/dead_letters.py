@@ -10,7 +10,7 @@ from aiokafka.structs import ConsumerRecord
 from loguru import logger
 
 from pipeline.envelope import Envelope
-from sinks.postgres.client import Postgres
+from sinks.postgres.client import Postgres, PostgresError
 
 
 @dataclass(frozen=True)
@@ -52,18 +52,35 @@ class DeadLetters:
         ]
         for fut in futures:
             await fut
-        await self._pg.insert_many(
-            "INSERT INTO dead_letters (stage, event_id, project_id, event_type, request_id, reason, payload)",
-            "(%s, %s, %s, %s, %s, %s, %s::jsonb)",
-            [
-                (d.stage, d.event_id, d.project_id, d.event_type, d.request_id, d.reason[:2000],
-                 d.payload.decode() if _is_json(d.payload) else orjson.dumps({"raw": d.payload.decode(errors="replace")}).decode())
-                for d in letters
-            ],
-            operation="insert_dead_letters",
-        )
+        try:
+            await self._pg.insert_many(
+                "INSERT INTO dead_letters (stage, event_id, project_id, event_type, request_id, reason, payload)",
+                "(%s, %s, %s, %s, %s, %s, %s::jsonb)",
+                [
+                    (_text(d.stage), _text(d.event_id), _text(d.project_id), _text(d.event_type),
+                     _text(d.request_id), _text(d.reason[:2000]), _jsonb(d.payload))
+                    for d in letters
+                ],
+                operation="insert_dead_letters",
+            )
+        except PostgresError as exc:
+            if not exc.permanent:
+                raise  # the stage retries the whole put
+            # Refused for good: the Kafka copy above is the durable one; never loop on it.
+            logger.error("dead letters not recorded in Postgres; they are on the topic", topic=self._topic, count=len(letters), error=str(exc))
         for d in letters:
             logger.warning("event dead-lettered", stage=d.stage, event_id=d.event_id, project_id=d.project_id, reason=d.reason, request_id=d.request_id)
+
+
+def _text(value: str) -> str:
+    # Postgres text cannot hold NUL; a poison event may well contain one.
+    return value.replace("\x00", "\ufffd")
+
+
+def _jsonb(payload: bytes) -> str:
+    text = payload.decode() if _is_json(payload) else orjson.dumps({"raw": payload.decode(errors="replace")}).decode()
+    # Nor can jsonb hold \u0000. The table is for people; the topic keeps the exact bytes.
+    return text.replace("\\u0000", "\\ufffd")
 
 
 def _is_json(raw: bytes) -> bool:

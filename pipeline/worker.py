@@ -21,10 +21,10 @@ from health.checks import Check, Health
 from ingest.http import observe
 from pipeline.dead_letters import DeadLetters
 from pipeline.stage import Stage
-from sinks.clickhouse.schema import dialect_for
-from sinks.clickhouse.writer import ClickHouseWriter
+from pipeline.stages import STAGES, sink_for
 
-STAGES = ("clickhouse",)
+__all__ = ["STAGES", "run_worker"]
+
 GROUP_PREFIX = "agenttrace-"
 # A stage whose loop has not turned for this long is stuck; liveness fails so it is restarted.
 STALL_S = 120.0
@@ -60,7 +60,7 @@ async def run_worker(settings: Settings, stages: tuple[str, ...], host: str, por
         )
         running: list[Stage] = []
         for name in stages:
-            sink = ClickHouseWriter(ch, dialect_for(ch.version))
+            sink = sink_for(name, settings, ch=ch, pg=pg)
             consumer = await clients.kafka_consumer(settings, GROUP_PREFIX + name)
             stack.push_async_callback(consumer.stop)
             stage = Stage(name, consumer, sink, dead_letters, settings.topics.events, settings.stage)

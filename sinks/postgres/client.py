@@ -1,9 +1,11 @@
-"""An aiopg pool with timing metrics and multi-row inserts (one statement per batch)."""
+"""An aiopg pool with timing metrics, multi-row inserts (one statement per batch) and transactions."""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import aiopg
@@ -49,17 +51,10 @@ class Postgres:
     async def _run(self, operation: str, sql: str, params: Any, fetch: bool) -> Any:
         if self._pool is None:
             raise PostgresError("postgres pool is not started")
-        start = time.perf_counter()
-        try:
+        with _translated(operation):
             async with self._pool.acquire() as conn, conn.cursor() as cur:
                 await cur.execute(sql, params)
                 return await cur.fetchall() if fetch else cur.rowcount
-        except (psycopg2.DataError, psycopg2.IntegrityError, psycopg2.ProgrammingError) as exc:
-            raise PostgresError(f"{operation}: {exc}", permanent=True) from exc
-        except (psycopg2.Error, OSError, TimeoutError) as exc:
-            raise PostgresError(f"{operation}: {exc!r}") from exc
-        finally:
-            DB_QUERY_SECONDS.labels("postgres", operation).observe(time.perf_counter() - start)
 
     async def execute(self, sql: str, params: Any = None, *, operation: str = "execute") -> int:
         return await self._run(operation, sql, params, fetch=False)
@@ -76,9 +71,82 @@ class Postgres:
         if self._pool is None:
             raise PostgresError("postgres pool is not started")
         async with self._pool.acquire() as conn, conn.cursor() as cur:
-            values = b",".join(cur.mogrify(template, tuple(r)) for r in rows)
-        sql = prefix.encode() + b" VALUES " + values + (b" " + suffix.encode() if suffix else b"")
-        return await self._run(operation, sql.decode(), None, fetch=False)
+            sql = _values_statement(cur, prefix, template, rows, suffix)
+        return await self._run(operation, sql, None, fetch=False)
+
+    @asynccontextmanager
+    async def transaction(self, *, operation: str = "transaction") -> AsyncIterator[Transaction]:
+        """One connection inside BEGIN ... COMMIT; any exception rolls back and propagates.
+
+        aiopg connections are in autocommit mode, so the statements are issued explicitly. A
+        connection whose rollback failed is closed rather than handed back to the pool.
+        """
+        if self._pool is None:
+            raise PostgresError("postgres pool is not started")
+        async with self._pool.acquire() as conn, conn.cursor() as cur:
+            with _translated(f"{operation}_begin"):
+                await cur.execute("BEGIN")
+            try:
+                yield Transaction(cur)
+            except BaseException:
+                try:
+                    await asyncio.shield(cur.execute("ROLLBACK"))
+                except BaseException:  # broken or cancelled connection: never reuse it
+                    conn.close()
+                raise
+            try:
+                with _translated(f"{operation}_commit"):
+                    await cur.execute("COMMIT")
+            except BaseException:
+                conn.close()
+                raise
 
     async def ping(self) -> None:
         await self.fetch("SELECT 1", operation="ping")
+
+
+class Transaction:
+    """The statements of one transaction (see Postgres.transaction); errors as PostgresError."""
+
+    def __init__(self, cursor: aiopg.Cursor) -> None:
+        self._cur = cursor
+
+    async def execute(self, sql: str, params: Any = None, *, operation: str = "execute") -> int:
+        with _translated(operation):
+            await self._cur.execute(sql, params)
+            return self._cur.rowcount
+
+    async def fetch(self, sql: str, params: Any = None, *, operation: str = "select") -> list[tuple]:
+        with _translated(operation):
+            await self._cur.execute(sql, params)
+            return await self._cur.fetchall()
+
+    async def insert_many(
+        self, prefix: str, template: str, rows: Sequence[Sequence[Any]], suffix: str = "", *, operation: str = "insert"
+    ) -> list[tuple]:
+        """`prefix VALUES (row), ... suffix` as one statement; the RETURNING rows, if any."""
+        if not rows:
+            return []
+        with _translated(operation):
+            sql = _values_statement(self._cur, prefix, template, rows, suffix)
+            await self._cur.execute(sql)
+            return await self._cur.fetchall() if self._cur.description else []
+
+
+def _values_statement(cur: aiopg.Cursor, prefix: str, template: str, rows: Sequence[Sequence[Any]], suffix: str) -> str:
+    values = b",".join(cur.mogrify(template, tuple(r)) for r in rows)
+    return (prefix.encode() + b" VALUES " + values + (b" " + suffix.encode() if suffix else b"")).decode()
+
+
+@contextmanager
+def _translated(operation: str) -> Iterator[None]:
+    """psycopg2's errors as PostgresError, permanent when the statement or data is at fault; timed."""
+    start = time.perf_counter()
+    try:
+        yield
+    except (psycopg2.DataError, psycopg2.IntegrityError, psycopg2.ProgrammingError) as exc:
+        raise PostgresError(f"{operation}: {exc}", permanent=True) from exc
+    except (psycopg2.Error, OSError, TimeoutError) as exc:
+        raise PostgresError(f"{operation}: {exc!r}") from exc
+    finally:
+        DB_QUERY_SECONDS.labels("postgres", operation).observe(time.perf_counter() - start)

@@ -1,0 +1,29 @@
+"""The stages a worker (or a replay) can run, by name, and the sink each one folds into.
+
+Every stage consumes the whole events topic in its own consumer group; they differ only in
+the sink.
+"""
+
+from __future__ import annotations
+
+from agenttrace.settings import Settings
+from pipeline.stage import Sink
+from sinks.clickhouse.client import ClickHouse
+from sinks.clickhouse.schema import dialect_for
+from sinks.clickhouse.writer import ClickHouseWriter
+from sinks.postgres.client import Postgres
+from sinks.postgres.writer import PostgresWriter
+
+STAGES = ("clickhouse", "postgres")
+
+
+def sink_for(name: str, settings: Settings, *, ch: ClickHouse | None = None, pg: Postgres | None = None) -> Sink:
+    """The sink of stage `name`, on the store client it needs (the other may be None)."""
+    if name == "clickhouse" and ch is not None:
+        return ClickHouseWriter(ch, dialect_for(ch.version))
+    if name == "postgres" and pg is not None:
+        # Idempotency records must outlive every copy of an event the topic can still hand out.
+        return PostgresWriter(pg, horizon_s=2 * settings.topics.retention_ms / 1000)
+    if name in STAGES:
+        raise ValueError(f"stage {name!r} needs its store client")
+    raise ValueError(f"unknown stage {name!r}; expected one of {', '.join(STAGES)}")
