@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
@@ -21,6 +22,8 @@ from pipeline.config import StageConfig
 from pipeline.dead_letters import DeadLetter, DeadLetters
 from pipeline.envelope import Envelope, EnvelopeError
 from pipeline.metrics import ACTIVE_JOBS, JOB_SECONDS, JOBS_PROCESSED, QUEUE_DEPTH, declare
+
+T = TypeVar("T")
 
 
 class Sink(Protocol):
@@ -119,33 +122,13 @@ class Stage:
                 envelopes.append(Envelope.decode(rec.value))
             except EnvelopeError as exc:
                 dead.append(DeadLetter.of_record(rec, str(exc), self.name))
-        delay = self._config.retry_initial_s
         start = time.perf_counter()
         ACTIVE_JOBS.labels(self.name).inc()
         try:
-            while True:
-                try:
-                    poison = await self._sink.write(envelopes)
-                    break
-                except Exception as exc:  # every store failure is retried; poison is returned, not raised
-                    if getattr(exc, "permanent", False) and len(envelopes) > 1:
-                        # The store refused the data itself: split to isolate the culprit.
-                        poison = await self._bisect(envelopes)
-                        break
-                    if getattr(exc, "permanent", False):
-                        poison = [(envelopes[0], str(exc))]
-                        break
-                    self.healthy = False
-                    self.last_error = str(exc)
-                    JOBS_PROCESSED.labels(self.name, "retry").inc()
-                    logger.warning("store write failed; retrying", stage=self.name, error=str(exc), retry_in_s=round(delay, 2))
-                    if self._stopping.is_set() and delay >= self._config.retry_max_s:
-                        raise
-                    await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-                    delay = min(delay * 2, self._config.retry_max_s)
+            poison = await self._retrying("store write", lambda: self._isolate(envelopes))
             dead.extend(DeadLetter.of_envelope(env, reason, self.name) for env, reason in poison)
             if dead:
-                await self._dlq.put(dead)
+                await self._retrying("dead-letter write", lambda: self._dlq.put(dead))
                 JOBS_PROCESSED.labels(self.name, "dead_letter").inc(len(dead))
             await self._commit(records)
         finally:
@@ -155,24 +138,38 @@ class Stage:
         JOB_SECONDS.labels(self.name).observe(time.perf_counter() - start)
         logger.debug("batch written", stage=self.name, events=len(envelopes), duration_ms=round((time.perf_counter() - start) * 1000, 1))
 
-    async def _bisect(self, envelopes: list[Envelope]) -> list[tuple[Envelope, str]]:
-        if len(envelopes) == 1:
+    async def _retrying(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        """Every failure that reaches here is transient (poison is returned, not raised): retry
+        with backoff, not ready meanwhile; give up only when stopping, to let the drain end."""
+        delay = self._config.retry_initial_s
+        while True:
             try:
-                return await self._sink.write(envelopes)
+                return await attempt()
             except Exception as exc:
-                if getattr(exc, "permanent", False):
-                    return [(envelopes[0], str(exc))]
-                raise
-        mid = len(envelopes) // 2
-        poison = []
-        for half in (envelopes[:mid], envelopes[mid:]):
-            try:
-                poison.extend(await self._sink.write(half))
-            except Exception as exc:
-                if not getattr(exc, "permanent", False):
+                self.healthy = False
+                self.last_error = str(exc)
+                JOBS_PROCESSED.labels(self.name, "retry").inc()
+                logger.warning(f"{what} failed; retrying", stage=self.name, error=str(exc), retry_in_s=round(delay, 2))
+                if self._stopping.is_set() and delay >= self._config.retry_max_s:
                     raise
-                poison.extend(await self._bisect(half))
-        return poison
+                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, self._config.retry_max_s)
+
+    async def _isolate(self, envelopes: list[Envelope]) -> list[tuple[Envelope, str]]:
+        """Write; when the store refuses the data itself, split the batch to find the culprits.
+
+        A transient failure anywhere in the split propagates, and the whole batch is retried:
+        the halves already written are written again, which the sinks make harmless.
+        """
+        try:
+            return await self._sink.write(envelopes)
+        except Exception as exc:
+            if not getattr(exc, "permanent", False):
+                raise
+            if len(envelopes) <= 1:
+                return [(env, str(exc)) for env in envelopes]
+        mid = len(envelopes) // 2
+        return await self._isolate(envelopes[:mid]) + await self._isolate(envelopes[mid:])
 
     async def _commit(self, records: list[ConsumerRecord]) -> None:
         offsets: dict[TopicPartition, int] = {}
