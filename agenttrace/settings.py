@@ -65,8 +65,11 @@ class Settings:
                 auth_cache_ttl_s=int(num("AUTH_CACHE_TTL_S", EdgeConfig.auth_cache_ttl_s)),
             ),
             stage=StageConfig(
+                group_prefix=get("CONSUMER_GROUP_PREFIX", StageConfig.group_prefix),
                 flush_rows=int(num("FLUSH_ROWS", StageConfig.flush_rows)),
                 flush_interval_s=num("FLUSH_INTERVAL_S", StageConfig.flush_interval_s),
+                retry_max_s=num("RETRY_MAX_S", StageConfig.retry_max_s),
+                drain_timeout_s=num("DRAIN_TIMEOUT_S", StageConfig.drain_timeout_s),
             ),
             admin_token=env.get("AGENTTRACE_ADMIN_TOKEN") or None,
         )

@@ -20,6 +20,9 @@ class TopicConfig:
 
 @dataclass(frozen=True)
 class StageConfig:
+    # A stage consumes in the group `<group_prefix><stage name>`; tests and parallel
+    # deployments on one cluster use their own prefix so they never share partitions.
+    group_prefix: str = "agenttrace-"
     # Flush a stage's buffer when it holds this many events or when its oldest is this old.
     flush_rows: int = 20_000
     flush_interval_s: float = 0.25
@@ -36,3 +39,7 @@ class StageConfig:
             raise ValueError("flush_rows, flush_interval_s and max_fetch_records must be positive")
         if not 0 < self.retry_initial_s <= self.retry_max_s:
             raise ValueError("retry backoff must satisfy 0 < initial <= max")
+        if not self.group_prefix:
+            raise ValueError("the consumer group prefix must not be empty")
+        if self.drain_timeout_s <= 0:
+            raise ValueError("drain_timeout_s must be positive")

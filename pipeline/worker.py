@@ -25,7 +25,6 @@ from pipeline.stages import STAGES, sink_for
 
 __all__ = ["STAGES", "run_worker"]
 
-GROUP_PREFIX = "agenttrace-"
 # A stage whose loop has not turned for this long is stuck; liveness fails so it is restarted.
 STALL_S = 120.0
 
@@ -61,7 +60,7 @@ async def run_worker(settings: Settings, stages: tuple[str, ...], host: str, por
         running: list[Stage] = []
         for name in stages:
             sink = sink_for(name, settings, ch=ch, pg=pg)
-            consumer = await clients.kafka_consumer(settings, GROUP_PREFIX + name)
+            consumer = await clients.kafka_consumer(settings, settings.stage.group_prefix + name)
             stack.push_async_callback(consumer.stop)
             stage = Stage(name, consumer, sink, dead_letters, settings.topics.events, settings.stage)
             await stage.start()
