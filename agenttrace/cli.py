@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import signal
 import sys
+from dataclasses import replace
 
 import orjson
 import uvloop
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 def _api(settings: Settings, host: str, port: int) -> int:
     from ingest.app import build_app
 
+    settings = replace(settings, edge=replace(settings.edge, host=host, port=port))
     web.run_app(
         build_app(settings),
         loop=uvloop.new_event_loop(),
