@@ -85,7 +85,7 @@ def _tags(name: str, v: Any) -> None:
 
 
 def _level(name: str, v: Any) -> None:
-    if v not in LEVELS:
+    if not isinstance(v, str) or v not in LEVELS:  # an object or a list is not hashable
         raise InvalidEvent(f"body.{name} must be one of {', '.join(sorted(LEVELS))}")
 
 
@@ -100,7 +100,7 @@ def _score_value(name: str, v: Any) -> None:
 
 
 def _score_type(name: str, v: Any) -> None:
-    if v not in SCORE_TYPES:
+    if not isinstance(v, str) or v not in SCORE_TYPES:
         raise InvalidEvent(f"body.{name} must be one of {', '.join(sorted(SCORE_TYPES))}")
 
 

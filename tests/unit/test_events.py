@@ -1,6 +1,8 @@
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from ingest.events import InvalidEvent, normalize
+from ingest.events import FIELDS_BY_TYPE, InvalidEvent, normalize
 
 
 def _event(etype: str, body: dict, **over) -> dict:
@@ -47,3 +49,32 @@ def test_invalid_events_are_refused_with_a_message(event, message: str) -> None:
 
 def test_sdk_log_is_accepted_as_is() -> None:
     assert normalize(_event("sdk-log", {"log": {"anything": [1]}}))[1] == "sdk-log"
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=8,
+)
+_KEYS = sorted({k for fields in FIELDS_BY_TYPE.values() for k in fields})
+
+
+@given(
+    etype=st.sampled_from(sorted(FIELDS_BY_TYPE)),
+    body=st.dictionaries(st.sampled_from(_KEYS), _JSON, max_size=6),
+    timestamp=_JSON | st.sampled_from(["2026-11-27T10:00:00Z", "0001-01-01T00:00:00+14:00"]),
+)
+def test_any_json_body_is_accepted_or_refused_with_a_message(etype: str, body: dict, timestamp) -> None:
+    # Found by schemathesis: an object as dataType or level was looked up in a set (TypeError, 500).
+    try:
+        normalize({"id": "e1", "type": etype, "timestamp": timestamp, "body": body})
+    except InvalidEvent:
+        pass
+
+
+@pytest.mark.parametrize("field", ["dataType", "level"])
+@pytest.mark.parametrize("value", [{}, [], ["NUMERIC"]])
+def test_unhashable_enum_values_are_refused(field: str, value) -> None:
+    etype = "score-create" if field == "dataType" else "span-create"
+    with pytest.raises(InvalidEvent, match=f"body.{field}"):
+        normalize(_event(etype, {"traceId": "t", "name": "q", "value": 1, field: value}))
