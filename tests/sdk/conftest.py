@@ -1,0 +1,90 @@
+"""Fixtures for the SDK compatibility tests: real client libraries, unchanged, against the
+API that `make up` started.
+
+Two major versions of the Langfuse SDK cannot share a virtualenv, so each gets its own under
+.stack/sdk-venvs/, created on first use and kept across runs (a stamp records the pinned
+requirement; changing the pin rebuilds the venv). The scripts in clients/ run there, print the
+ids they created as JSON, and the tests read the rows back from ClickHouse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sinks.postgres.keys import NewKey
+from tests.support import API
+
+ROOT = Path(__file__).resolve().parents[2]
+VENVS = ROOT / ".stack" / "sdk-venvs"
+CLIENTS = Path(__file__).resolve().parent / "clients"
+
+# The SDK releases under test; bump deliberately, the venvs follow.
+LANGFUSE_V2 = "langfuse==2.60.10"  # the last 2.x: batch ingestion API
+LANGFUSE_V5 = "langfuse==5.0.4"  # current: OTLP/HTTP spans, scores via /api/public/scores
+
+SdkRun = Callable[[str], Awaitable[dict[str, Any]]]
+
+
+def sdk_venv(name: str, requirement: str) -> Path:
+    """The python of a venv holding `requirement`, built once (under a lock: parallel sessions)."""
+    VENVS.mkdir(parents=True, exist_ok=True)
+    venv = VENVS / name
+    python = venv / "bin" / "python"
+    stamp = venv / ".requirement"
+    with open(VENVS / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if python.exists() and stamp.exists() and stamp.read_text() == requirement:
+            return python
+        shutil.rmtree(venv, ignore_errors=True)
+        base = getattr(sys, "_base_executable", sys.executable)
+        for cmd in (
+            [base, "-m", "venv", str(venv)],
+            [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", requirement],
+        ):
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            if done.returncode:
+                raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
+        stamp.write_text(requirement)
+    return python
+
+
+def sdk_runner(python: Path, script: str, project: NewKey) -> SdkRun:
+    """Runs clients/<script> with the project's key; returns what it printed, parsed."""
+
+    async def run(run_id: str) -> dict[str, Any]:
+        args = json.dumps({"host": API, "public_key": project.public_key,
+                           "secret_key": project.secret_key, "run": run_id})
+        proc = await asyncio.create_subprocess_exec(
+            str(python), str(CLIENTS / script), args,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), 60)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise
+        assert proc.returncode == 0, err.decode()
+        return json.loads(out.decode().strip().splitlines()[-1])
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def langfuse_v2_python() -> Path:
+    return sdk_venv("langfuse2", LANGFUSE_V2)
+
+
+@pytest.fixture(scope="session")
+def langfuse_v5_python() -> Path:
+    return sdk_venv("langfuse5", LANGFUSE_V5)

@@ -1,0 +1,115 @@
+"""The OpenTelemetry Python SDK's OTLP/HTTP exporter, unchanged, with GenAI attributes: spans
+exported to /v1/traces and read back from ClickHouse."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+
+import orjson
+import pytest
+from opentelemetry.exporter.otlp.proto.http import Compression
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from sinks.clickhouse.client import ClickHouse
+from sinks.postgres.keys import NewKey
+from tests.support import API, basic_auth, eventually, rows
+
+pytestmark = pytest.mark.stack
+
+INPUT = [{"role": "user", "parts": [{"type": "text", "content": "what is 2+2?"}]}]
+OUTPUT = [{"role": "assistant", "parts": [{"type": "text", "content": "4"}], "finish_reason": "stop"}]
+
+
+def export(project: NewKey, run_id: str, compression: Compression) -> dict[str, str]:
+    """Record an agent span, a chat span and a failing tool span; flush; return their ids."""
+    exporter = OTLPSpanExporter(endpoint=f"{API}/v1/traces", headers=basic_auth(project), timeout=5,
+                                compression=compression)
+    provider = TracerProvider(resource=Resource.create({
+        "service.name": "sdk-test", "service.version": "rel-1", "deployment.environment.name": "sdk-test",
+    }))
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    tracer = provider.get_tracer("agenttrace.tests.sdk", "1.0")
+    try:
+        with tracer.start_as_current_span("invoke_agent planner", attributes={
+            "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "planner",
+            "gen_ai.conversation.id": f"session-{run_id}", "user.id": f"user-{run_id}",
+        }) as agent:
+            with tracer.start_as_current_span("chat gpt-4o", kind=SpanKind.CLIENT, attributes={
+                "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": "gpt-4o", "gen_ai.response.model": "gpt-4o-2024-08-06",
+                "gen_ai.request.temperature": 0.2, "gen_ai.request.max_tokens": 128,
+                "gen_ai.usage.input_tokens": 12, "gen_ai.usage.output_tokens": 3,
+                "gen_ai.input.messages": orjson.dumps(INPUT).decode(),
+                "gen_ai.output.messages": orjson.dumps(OUTPUT).decode(),
+                "gen_ai.response.finish_reasons": ["stop"],
+            }) as chat:
+                pass
+            with tracer.start_as_current_span("execute_tool calc", attributes={
+                "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "calc",
+                "gen_ai.tool.call.arguments": '{"expr": "2+2"}',
+            }) as tool:
+                tool.set_status(Status(StatusCode.ERROR, "division by zero"))
+        assert provider.force_flush(10_000)
+    finally:
+        provider.shutdown()
+    return {
+        "trace_id": format(agent.get_span_context().trace_id, "032x"),
+        "agent_id": format(agent.get_span_context().span_id, "016x"),
+        "chat_id": format(chat.get_span_context().span_id, "016x"),
+        "tool_id": format(tool.get_span_context().span_id, "016x"),
+    }
+
+
+@pytest.mark.parametrize("compression", [Compression.NoCompression, Compression.Gzip, Compression.Deflate])
+async def test_otel_sdk_genai_spans(
+    ch: ClickHouse, project: NewKey, compression: Compression, caplog: pytest.LogCaptureFixture
+) -> None:
+    run_id = uuid.uuid4().hex[:12]
+    with caplog.at_level(logging.WARNING, logger="opentelemetry"):
+        ids = await asyncio.to_thread(export, project, run_id, compression)
+    assert [r.getMessage() for r in caplog.records] == [], "the exporter logged a failed export"
+    pid = project.project_id
+
+    found = await eventually(
+        lambda: rows(ch, f"SELECT id, type, name, trace_id, parent_observation_id, provided_model_name, input_tokens, "
+                         f"output_tokens, total_tokens, model_parameters, input, output, level, status_message, "
+                         f"environment, metadata FROM observations FINAL WHERE project_id = '{pid}'"),
+        lambda r: len(r) == 3,
+        timeout_s=60,
+    )
+    by_id = {o["id"]: o for o in found}
+    chat = by_id[ids["chat_id"]]
+    assert (chat["type"], chat["name"]) == ("GENERATION", "chat gpt-4o")
+    assert (chat["trace_id"], chat["parent_observation_id"]) == (ids["trace_id"], ids["agent_id"])
+    assert chat["provided_model_name"] == "gpt-4o-2024-08-06"  # the response's model wins
+    assert (chat["input_tokens"], chat["output_tokens"], chat["total_tokens"]) == (12, 3, 15)
+    assert orjson.loads(chat["model_parameters"]) == {"temperature": 0.2, "max_tokens": 128}
+    assert orjson.loads(chat["input"]) == INPUT
+    assert orjson.loads(chat["output"]) == OUTPUT
+    assert chat["environment"] == "sdk-test"
+    metadata = orjson.loads(chat["metadata"])
+    assert metadata["gen_ai.provider.name"] == "openai"
+    assert metadata["gen_ai.response.finish_reasons"] == ["stop"]
+    assert metadata["scope"] == {"name": "agenttrace.tests.sdk", "version": "1.0"}
+
+    agent = by_id[ids["agent_id"]]
+    assert (agent["type"], agent["name"], agent["parent_observation_id"]) == ("AGENT", "invoke_agent planner", "")
+    tool = by_id[ids["tool_id"]]
+    assert (tool["type"], tool["name"]) == ("TOOL", "execute_tool calc")
+    assert orjson.loads(tool["input"]) == {"expr": "2+2"}
+    assert (tool["level"], tool["status_message"]) == ("ERROR", "division by zero")
+
+    traces = await eventually(
+        lambda: rows(ch, f"SELECT id, name, user_id, session_id, release, environment FROM traces FINAL "
+                         f"WHERE project_id = '{pid}'"),
+        lambda r: len(r) == 1,
+        timeout_s=60,
+    )
+    assert traces[0] == {"id": ids["trace_id"], "name": "invoke_agent planner", "user_id": f"user-{run_id}",
+                         "session_id": f"session-{run_id}", "release": "rel-1", "environment": "sdk-test"}
