@@ -21,6 +21,7 @@ from ingest.batch import ingest_batch
 from ingest.http import observe
 from ingest.intake import Intake
 from ingest.limits import InflightBytes, RateLimiter
+from ingest.openapi import PATH as OPENAPI_PATH, openapi_document
 from ingest.otlp.handler import export_traces
 from ingest.publisher import EventPublisher
 from ingest.scores import create_scores
@@ -45,6 +46,7 @@ def build_app(settings: Settings) -> web.Application:
     for path in OTLP_PATHS:
         app.router.add_post(path, export_traces)
     app.router.add_get("/metrics", server_stats)
+    app.router.add_get(OPENAPI_PATH, openapi_document)
     # Checks are added once the clients exist; the routes must exist before start.
     app["health"] = Health(checks=[])
     app["health"].add_routes(app)
