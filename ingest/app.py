@@ -24,6 +24,7 @@ from ingest.limits import InflightBytes, RateLimiter
 from ingest.openapi import PATH as OPENAPI_PATH, openapi_document
 from ingest.otlp.handler import export_traces
 from ingest.publisher import EventPublisher
+from ingest.read import PATH as TRACE_PATH, get_trace
 from ingest.scores import create_scores
 
 OTLP_PATHS = ("/v1/traces", "/api/public/otel/v1/traces")
@@ -41,6 +42,7 @@ def build_app(settings: Settings) -> web.Application:
     app["settings"] = settings
     app.cleanup_ctx.append(_resources)
     app.router.add_post("/api/public/ingestion", ingest_batch)
+    app.router.add_get(TRACE_PATH, get_trace)
     app.router.add_post("/api/public/scores", create_scores)
     app.router.add_post(admin.PATH, admin.create_project_key)
     for path in OTLP_PATHS:
@@ -57,7 +59,9 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     settings: Settings = app["settings"]
     pg = await clients.postgres(settings)
     redis = await clients.redis_client(settings)
-    ch = await clients.clickhouse(settings, pool_size=1)
+    # The read API queries a trace's three tables at once; probes take one connection more.
+    ch = await clients.clickhouse(settings, pool_size=4)
+    app["clickhouse"] = ch
     producer = await clients.kafka_producer(settings)
     publisher = EventPublisher(producer, settings.topics.events, settings.edge.publish_timeout_s)
     app["admin"] = admin.Admin(pg, settings.admin_token)
