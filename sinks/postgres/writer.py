@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -51,6 +51,7 @@ USAGE_FIELDS = ("model", "usage", "usageDetails", "costDetails")
 GENERATION_COLUMNS = ("provided_model_name", "start_time")
 GENERATION_MAPS = {"usage_details": ("input", "output", "total"), "cost_details": ("total",)}
 TRACE_COLUMNS = ("session_id", "user_id")
+UNUSED_FIELDS = frozenset({"input", "output", "metadata", "modelParameters"})
 # Ids, session and user ids and model names are primary-key parts; a btree entry must stay small.
 MAX_KEY_CHARS = 1000
 # Event times beyond what a timestamp column holds (|µs| >= 1e17 is past the year 5000).
@@ -332,6 +333,10 @@ def _check(env: Envelope) -> None:
 def _fold(folded: _Folded, env: Envelope) -> None:
     """Fold one event into the batch's per-entity deltas; PoisonEvent leaves them untouched."""
     body, project, ts = env.body, env.project_id, _event_ts(env)
+    if not UNUSED_FIELDS.isdisjoint(body):
+        # Serialising payloads nobody here reads is most of a fold's cost; none of them can
+        # make an event poison (they are JSON already), so the judgement stays the same.
+        env = replace(env, body={k: v for k, v in body.items() if k not in UNUSED_FIELDS})
     entity_id = _clean(str(body["id"]))
     if env.type == "trace-create":
         trace = folded.traces.get((project, entity_id)) or _Entity(EntityState(project, entity_id))
