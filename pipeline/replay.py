@@ -58,6 +58,7 @@ class Progress:
         self._total, self._stream, self._width, self._every_s = total, stream, width, every_s
         self._start = time.monotonic()
         self._shown = 0.0
+        self._line = ""
 
     def update(self, done: int, *, force: bool = False) -> None:
         now = time.monotonic()
@@ -67,8 +68,11 @@ class Progress:
         fraction = min(1.0, done / self._total) if self._total else 1.0
         filled = int(fraction * self._width)
         bar = "#" * filled + "." * (self._width - filled)
-        self._stream.write(f"\r[{bar}] {fraction * 100:5.1f}% {done}/{self._total} records {now - self._start:6.1f}s")
-        self._stream.flush()
+        line = f"\r[{bar}] {fraction * 100:5.1f}% {done}/{self._total} records {now - self._start:6.1f}s"
+        if line != self._line:
+            self._line = line
+            self._stream.write(line)
+            self._stream.flush()
 
     def finish(self, done: int) -> None:
         self.update(done, force=True)
@@ -106,17 +110,12 @@ async def replay(
 ) -> ReplaySummary:
     """Fold [start, high watermark at start) of every partition through `sink`.
 
-    `consumer` must be started, without a group. A store failure is retried a few times with
-    backoff, then raised: the replay can simply be run again.
+    `consumer` must be started, without a group, and not subscribed yet. A store failure is
+    retried a few times with backoff, then raised: the replay can simply be run again.
     """
     summary = ReplaySummary(stage)
     began = time.monotonic()
-    await consumer.topics()  # a group-less consumer learns partitions from a metadata refresh
-    partitions = consumer.partitions_for_topic(topic)
-    if not partitions:
-        raise ValueError(f"topic {topic!r} does not exist or has no partitions")
-    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-    consumer.assign(tps)
+    tps = await _all_partitions(consumer, topic)
     ends = await consumer.end_offsets(tps)
     if since_ms is None:
         starts = await consumer.beginning_offsets(tps)
@@ -159,6 +158,17 @@ async def replay(
         bar.finish(done)
     summary.seconds = time.monotonic() - began
     return summary
+
+
+async def _all_partitions(consumer: AIOKafkaConsumer, topic: str, timeout_s: float = 15.0) -> list[TopicPartition]:
+    """Without a group, a subscription is assigned every partition as soon as metadata is known."""
+    consumer.subscribe([topic])
+    deadline = time.monotonic() + timeout_s
+    while not (assigned := sorted(tp for tp in consumer.assignment() if tp.topic == topic)):
+        if time.monotonic() > deadline:
+            raise ValueError(f"topic {topic!r} does not exist or has no partitions")
+        await asyncio.sleep(0.05)
+    return assigned
 
 
 async def _write(sink: Sink, envelopes: list[Envelope], retry_s: float, attempts: int) -> list[tuple[Envelope, str]]:
