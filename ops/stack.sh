@@ -11,6 +11,7 @@
 #   ops/stack.sh env       the app's environment, for `eval "$(ops/stack.sh env)"`
 #   ops/stack.sh stop S    stop one server S (kafka, clickhouse, postgres, redis)
 #   ops/stack.sh start S   start one server S and wait until it answers
+#   ops/stack.sh restart S [DOWN_S]  stop S, keep it down DOWN_S seconds, start it again
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -61,12 +62,16 @@ server_name() {
   local s
   for s in "${SERVERS[@]}"; do [[ $s != "${1:-}" ]] || return 0; done
   local IFS='|'
-  die "usage: ops/stack.sh start|stop ${SERVERS[*]}"
+  die "usage: ops/stack.sh start|stop|restart ${SERVERS[*]}"
 }
 
 cmd_stop() { "${1}_stop"; }
 
 cmd_start() { "${1}_start"; "${1}_ready"; }
+
+# An outage of a known length: the stack lock is held throughout, so a concurrent `make up`
+# waits instead of bringing the server back early.
+cmd_restart() { "${1}_stop"; sleep "$2"; cmd_start "$1"; }
 
 cmd_status() {
   local s
@@ -91,9 +96,13 @@ main() {
   case $cmd in
     up | services | down | clean) take_lock; "cmd_$cmd" ;;
     start | stop) server_name "${2:-}"; take_lock; "cmd_$cmd" "$2" ;;
+    restart)
+      server_name "${2:-}"
+      [[ ${3:-0} =~ ^[0-9]+$ ]] || die "usage: ops/stack.sh restart SERVER [DOWN_SECONDS]"
+      take_lock; cmd_restart "$2" "${3:-0}" ;;
     status) cmd_status ;;
     env) app_env_print ;;
-    *) die "usage: ops/stack.sh up|services|down|status|clean|env|start SERVER|stop SERVER" ;;
+    *) die "usage: ops/stack.sh up|services|down|status|clean|env|start|stop|restart SERVER" ;;
   esac
 }
 
