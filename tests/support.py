@@ -5,16 +5,22 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
+from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
+from agenttrace.settings import Settings
+from pipeline.envelope import Envelope, to_micros
 from sinks.clickhouse.client import ClickHouse
 from sinks.postgres.keys import NewKey
 
 API = "http://127.0.0.1:8080"
 WORKER = "http://127.0.0.1:8081"
+AGENTTRACE = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "agenttrace"
 T = TypeVar("T")
 
 
@@ -58,3 +64,32 @@ async def scrape(http: Any, base: str) -> dict[tuple[str, frozenset[tuple[str, s
 def sample(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
     """One sample's value, 0 when absent (a counter not yet incremented)."""
     return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def envelope(project_id: str, etype: str, body: dict[str, Any], ts_iso: str, *, event_id: str | None = None) -> Envelope:
+    """An envelope as the edge builds it, for tests that append to the events topic directly."""
+    now = time.time_ns() // 1000
+    return Envelope(
+        id=event_id or str(uuid.uuid4()), project_id=project_id, type=etype, ts=to_micros(ts_iso) or now,
+        received_at=now, body=body, request_id="test",
+    )
+
+
+async def produce(settings: Settings, envelopes: list[Envelope]) -> None:
+    """Append envelopes to the events topic under their usual keys, acknowledged by the broker."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        for env in envelopes:
+            await producer.send_and_wait(settings.topics.events, env.encode(), key=env.key())
+    finally:
+        await producer.stop()
+
+
+async def agenttrace(*args: str, timeout_s: float = 60.0) -> tuple[int, str, str]:
+    """Run the CLI as an operator would; (exit code, stdout, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        str(AGENTTRACE), *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
+    return proc.returncode or 0, out.decode(), err.decode()
