@@ -23,6 +23,7 @@ from ingest.intake import Intake
 from ingest.limits import InflightBytes, RateLimiter
 from ingest.openapi import PATH as OPENAPI_PATH, openapi_document
 from ingest.otlp.handler import export_traces
+from ingest.projects import PATH as PROJECTS_PATH, get_projects
 from ingest.publisher import EventPublisher
 from ingest.read import PATH as TRACE_PATH, get_trace
 from ingest.scores import create_scores
@@ -49,6 +50,7 @@ def build_app(settings: Settings) -> web.Application:
         app.router.add_post(path, export_traces)
     app.router.add_get("/metrics", server_stats)
     app.router.add_get(OPENAPI_PATH, openapi_document)
+    app.router.add_get(PROJECTS_PATH, get_projects)
     # Checks are added once the clients exist; the routes must exist before start.
     app["health"] = Health(checks=[])
     app["health"].add_routes(app)
@@ -64,6 +66,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app["clickhouse"] = ch
     producer = await clients.kafka_producer(settings)
     publisher = EventPublisher(producer, settings.topics.events, settings.edge.publish_timeout_s)
+    app["postgres"] = pg
     app["admin"] = admin.Admin(pg, settings.admin_token)
     app["intake"] = Intake(
         settings.edge,

@@ -37,6 +37,7 @@ async def test_langfuse_v2_trace_generation_and_score(
     run_id = uuid.uuid4().hex[:12]
     sent = await sdk_runner(langfuse_v2_python, "langfuse_v2.py", project)(run_id)
     assert sent["sdk_version"].startswith("2."), sent
+    assert sent["auth_check"] is True
     assert sent["errors"] == [], "the SDK logged failures: the edge rejected something"
     pid = project.project_id
 

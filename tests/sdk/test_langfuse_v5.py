@@ -28,6 +28,7 @@ async def test_langfuse_v5_trace_generation_and_scores(
     run_id = uuid.uuid4().hex[:12]
     sent = await sdk_runner(langfuse_v5_python, "langfuse_v5.py", project)(run_id)
     assert sent["sdk_version"].startswith("5."), sent
+    assert sent["auth_check"] is True
     assert sent["errors"] == [], "the SDK or its exporter logged failures: the edge rejected something"
     pid, trace_id = project.project_id, sent["trace_id"]
 

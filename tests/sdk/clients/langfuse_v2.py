@@ -42,6 +42,7 @@ def main() -> None:
     )
     collect = _Collect()
     logging.getLogger("langfuse").addHandler(collect)
+    authenticated = langfuse.auth_check()  # GET /api/public/projects, as quickstarts do
 
     start = datetime(2026, 11, 27, 10, 0, 0, 123456, tzinfo=timezone.utc)
     trace = langfuse.trace(
@@ -80,6 +81,7 @@ def main() -> None:
     langfuse.shutdown()
     print(json.dumps({
         "sdk_version": __version__,
+        "auth_check": authenticated,
         "trace_id": trace.id,
         "span_id": span.id,
         "generation_id": generation.id,

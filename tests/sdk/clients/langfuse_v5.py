@@ -43,6 +43,7 @@ def main() -> None:
         timeout=5,
         flush_at=100,
     )
+    authenticated = langfuse.auth_check()  # GET /api/public/projects, as quickstarts do
     completion_start = datetime(2026, 11, 27, 10, 0, 0, 423456, tzinfo=timezone.utc)
     with langfuse.start_as_current_observation(
         name="agent-run", as_type="span", input={"question": "what is 2+2?"}
@@ -78,6 +79,7 @@ def main() -> None:
     langfuse.shutdown()
     print(json.dumps({
         "sdk_version": __version__,
+        "auth_check": authenticated,
         "trace_id": root.trace_id,
         "root_id": root.id,
         "generation_id": generation.id,
