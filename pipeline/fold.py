@@ -123,8 +123,16 @@ def usage_and_cost(body: dict[str, Any]) -> tuple[dict[str, int], dict[str, floa
         for k, v in cost_details.items():
             if not isinstance(v, bool) and isinstance(v, (int, float)):
                 cost[k] = float(v)
+    # Totals the client did not send are derived when the row is written, from the merged
+    # state: derived here, an update carrying only `output` would set a wrong total.
+    return usage, cost
+
+
+def with_totals(usage: dict[str, int], cost: dict[str, float]) -> tuple[dict[str, int], dict[str, float]]:
+    """The merged usage and cost with the totals a client left out, derived from the parts."""
+    usage, cost = dict(usage), dict(cost)
     if usage and "total" not in usage:
-        usage["total"] = sum(v for k, v in usage.items() if k in ("input", "output"))
+        usage["total"] = usage.get("input", 0) + usage.get("output", 0)
     if cost and "total" not in cost:
         cost["total"] = sum(cost.values())
     return usage, cost

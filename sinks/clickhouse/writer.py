@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from pipeline.envelope import Envelope
-from pipeline.fold import FIELDS, OBSERVATION, SCORE, TRACE, EntityState, PoisonEvent, apply, table_of
+from pipeline.fold import FIELDS, OBSERVATION, SCORE, TRACE, EntityState, PoisonEvent, apply, table_of, with_totals
 from sinks.clickhouse.client import ClickHouse
 from sinks.clickhouse.schema import Dialect
 from sinks.clickhouse.times import decode_time, encode_time
@@ -155,7 +155,8 @@ class ClickHouseWriter:
             v[column] = value
         v["project_id"], v["id"] = s.project_id, s.id
         if table == OBSERVATION:
-            usage, cost = v.get("usage_details") or {}, v.get("cost_details") or {}
+            usage, cost = with_totals(v.get("usage_details") or {}, v.get("cost_details") or {})
+            v["usage_details"], v["cost_details"] = usage, cost
             v["input_tokens"] = max(0, int(usage.get("input", 0)))
             v["output_tokens"] = max(0, int(usage.get("output", 0)))
             v["total_tokens"] = max(0, int(usage.get("total", 0)))
@@ -188,7 +189,9 @@ class ClickHouseWriter:
         settable = {col for col, _ in FIELDS[table].values()} | {"type", "value", "string_value", "tags"}
         for column, value in row.items():
             if column in maps:
-                state.values[column] = orjson.loads(value or "{}")
+                # Only keys some event set: derived ones (a usage total) are recomputed on write.
+                loaded = orjson.loads(value or "{}")
+                state.values[column] = {k: x for k, x in loaded.items() if f"{column}.{k}" in versions}
             elif column in settable and (column in versions or column == "tags"):
                 if column in TIME_COLUMNS[table] and value is not None:
                     value = self._decode_time(value)

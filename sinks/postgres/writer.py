@@ -41,7 +41,7 @@ from loguru import logger
 
 from ingest.events import OBSERVATION_TYPES
 from pipeline.envelope import Envelope
-from pipeline.fold import OBSERVATION, TRACE, EntityState, PoisonEvent, apply
+from pipeline.fold import OBSERVATION, TRACE, EntityState, PoisonEvent, apply, with_totals
 from sinks.postgres.client import Postgres, PostgresError, Transaction
 
 # Observation events that feed the usage ledger: generations, and anything carrying a model or usage.
@@ -376,8 +376,8 @@ def _merge(dst: EntityState, src: EntityState, columns: Iterable[str], maps: dic
 
 
 def _contribution(state: EntityState, events: int) -> _Contribution:
-    usage = state.values.get("usage_details") or {}
-    cost = (state.values.get("cost_details") or {}).get("total")
+    usage, costs = with_totals(state.values.get("usage_details") or {}, state.values.get("cost_details") or {})
+    cost = costs.get("total")
     return _Contribution(
         day=(_EPOCH + timedelta(microseconds=state.values.get("start_time") or state.first_ts)).date(),
         model=_clean(state.values.get("provided_model_name") or ""),

@@ -75,7 +75,13 @@ def test_tags_are_a_union_and_metadata_merges_by_key() -> None:
 
 def test_usage_spellings_are_normalised() -> None:
     usage, cost = usage_and_cost({"usage": {"promptTokens": 3, "completionTokens": 4, "totalCost": 0.5}})
-    assert usage == {"input": 3, "output": 4, "total": 7}
+    assert usage == {"input": 3, "output": 4}
     assert cost == {"total": 0.5}
     usage, _ = usage_and_cost({"usageDetails": {"input": 1, "output": 2, "input_cached_tokens": 5}})
-    assert usage == {"input": 1, "output": 2, "input_cached_tokens": 5, "total": 3}
+    assert usage == {"input": 1, "output": 2, "input_cached_tokens": 5}
+
+
+def test_a_partial_usage_update_keeps_the_other_counts() -> None:
+    create = Envelope("c", "p", "generation-create", 1, 1, {"id": "o1", "traceId": "t", "usage": {"input": 10, "output": 1}})
+    update = Envelope("u", "p", "generation-update", 2, 2, {"id": "o1", "usage": {"output": 5}})
+    assert fold([update, create]).values["usage_details"] == {"input": 10, "output": 5}
