@@ -56,6 +56,8 @@ UNUSED_FIELDS = frozenset({"input", "output", "metadata", "modelParameters"})
 MAX_KEY_CHARS = 1000
 # Event times beyond what a timestamp column holds (|µs| >= 1e17 is past the year 5000).
 MAX_EVENT_US = 10**17
+# Per generation and token kind: keeps the ledger's bigint sums far from overflowing (the batch
+# API takes any number; ClickHouse's UInt64 columns refuse what is past their range instead).
 TOKENS_MAX = 10**12
 PRUNE_EVERY_S = 60.0
 PRUNE_ROWS = 100_000
