@@ -33,6 +33,8 @@ def test_ids_the_api_lets_clients_omit_are_generated() -> None:
         (_event("span-create", {"id": "s"}), "body.traceId"),
         (_event("span-update", {"traceId": "t"}), "body.id"),
         (_event("span-create", {"traceId": "t", "startTime": "later"}), "body.startTime"),
+        (_event("span-create", {"traceId": "t", "startTime": "0001-01-01T00:00:00Z"}), "body.startTime"),
+        (_event("trace-create", {}, timestamp="1969-12-31T23:59:59Z"), "event.timestamp"),
         (_event("generation-create", {"traceId": "t", "level": "LOUD"}), "body.level"),
         (_event("generation-create", {"traceId": "t", "usage": {"input": "ten"}}), "body.usage.input"),
         (_event("generation-create", {"traceId": "t", "usage": {"input": True}}), "body.usage.input"),
