@@ -71,7 +71,8 @@ class Postgres:
         if self._pool is None:
             raise PostgresError("postgres pool is not started")
         async with self._pool.acquire() as conn, conn.cursor() as cur:
-            sql = _values_statement(cur, prefix, template, rows, suffix)
+            with _translated(f"{operation}_mogrify"):
+                sql = _values_statement(cur, prefix, template, rows, suffix)
         return await self._run(operation, sql, None, fetch=False)
 
     @asynccontextmanager
@@ -148,5 +149,7 @@ def _translated(operation: str) -> Iterator[None]:
         raise PostgresError(f"{operation}: {exc}", permanent=True) from exc
     except (psycopg2.Error, OSError, TimeoutError) as exc:
         raise PostgresError(f"{operation}: {exc!r}") from exc
+    except ValueError as exc:  # psycopg2 refusing to adapt a value (a NUL in a string): the data's fault
+        raise PostgresError(f"{operation}: {exc}", permanent=True) from exc
     finally:
         DB_QUERY_SECONDS.labels("postgres", operation).observe(time.perf_counter() - start)

@@ -63,6 +63,11 @@ PRUNE_EVERY_S = 60.0
 PRUNE_ROWS = 100_000
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_US = timedelta(microseconds=1)
+# What a datetime can hold, with a day to spare for time zones: an absurd time is clamped, so
+# it can never raise OverflowError (which the stage would retry forever) on its way to a column.
+_MIN_US = (datetime(1, 1, 2, tzinfo=timezone.utc) - _EPOCH) // _US
+_MAX_US = (datetime(9999, 12, 30, tzinfo=timezone.utc) - _EPOCH) // _US
 Key = tuple[str, str]  # project_id, entity id
 
 
@@ -375,13 +380,16 @@ def _merge(dst: EntityState, src: EntityState, columns: Iterable[str], maps: dic
     for ts in (src.first_ts, src.last_ts):
         if ts:
             dst.touch(ts)
+    for column in columns:
+        if isinstance(dst.values.get(column), str):
+            dst.values[column] = _clean(dst.values[column])
 
 
 def _contribution(state: EntityState, events: int) -> _Contribution:
     usage, costs = with_totals(state.values.get("usage_details") or {}, state.values.get("cost_details") or {})
     cost = costs.get("total")
     return _Contribution(
-        day=(_EPOCH + timedelta(microseconds=state.values.get("start_time") or state.first_ts)).date(),
+        day=_datetime(state.values.get("start_time") or state.first_ts).date(),
         model=_clean(state.values.get("provided_model_name") or ""),
         events=events,
         input=_tokens(usage.get("input")),
@@ -414,7 +422,7 @@ def _state_from_doc(project: str, id_: str, doc: dict[str, Any] | None) -> Entit
 
 
 def _datetime(us: int | None) -> datetime | None:
-    return None if us is None else _EPOCH + timedelta(microseconds=us)
+    return None if us is None else _EPOCH + min(max(us, _MIN_US), _MAX_US) * _US
 
 
 def _clean(s: str) -> str:
