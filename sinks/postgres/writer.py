@@ -49,7 +49,8 @@ GENERATION_EVENTS = frozenset({"generation-create", "generation-update", "embedd
 USAGE_FIELDS = ("model", "usage", "usageDetails", "costDetails")
 # The parts of a generation's folded state that place and size its contribution.
 GENERATION_COLUMNS = ("provided_model_name", "start_time")
-GENERATION_MAPS = {"usage_details": ("input", "output", "total"), "cost_details": ("total",)}
+# Usage keys per name; every cost key, as a cost total the client left out is their sum.
+GENERATION_MAPS: dict[str, tuple[str, ...] | None] = {"usage_details": ("input", "output", "total"), "cost_details": None}
 TRACE_COLUMNS = ("session_id", "user_id")
 UNUSED_FIELDS = frozenset({"input", "output", "metadata", "modelParameters"})
 # Ids, session and user ids and model names are primary-key parts; a btree entry must stay small.
@@ -366,17 +367,22 @@ def _fold(folded: _Folded, env: Envelope) -> None:
         trace.events += 1
 
 
-def _merge(dst: EntityState, src: EntityState, columns: Iterable[str], maps: dict[str, tuple[str, ...]]) -> None:
-    """Join src's fields into dst, each by its version (last writer wins), and widen the extent."""
+def _merge(
+    dst: EntityState, src: EntityState, columns: Iterable[str], maps: dict[str, tuple[str, ...] | None]
+) -> None:
+    """Join src's fields into dst, each by its version (last writer wins), and widen the extent.
+
+    `maps` names the keys kept of each map column (None: all of them).
+    """
     for column in columns:
         if column in src.versions:
             dst.set(column, src.values[column], src.versions[column])
     for column, keys in maps.items():
         values = src.values.get(column) or {}
-        for k in keys:
+        for k in values if keys is None else keys:
             version = src.versions.get(f"{column}.{k}")
             if version is not None and k in values:
-                dst.merge_map(column, {k: values[k]}, version)
+                dst.merge_map(column, {_clean(k): values[k]}, version)
     for ts in (src.first_ts, src.last_ts):
         if ts:
             dst.touch(ts)

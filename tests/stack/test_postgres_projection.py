@@ -74,7 +74,7 @@ async def test_sessions_users_and_usage_from_a_batch(http: aiohttp.ClientSession
         }),
         event("generation-create", "2026-11-20T11:00:01Z", {
             "id": f"{c}-gen", "traceId": c, "model": "claude-3", "startTime": "2026-11-21T00:00:01Z",
-            "usage": {"input": 7},
+            "usage": {"input": 7}, "costDetails": {"input": 0.001, "output": 0.002},
         }),
         event("span-create", "2026-11-20T10:06:00Z", {"id": f"{b}-span", "traceId": b, "startTime": "2026-11-20T10:06:00Z"}),
     ]
@@ -88,7 +88,7 @@ async def test_sessions_users_and_usage_from_a_batch(http: aiohttp.ClientSession
         {"day": date(2026, 11, 20), "model": "gpt-4o", "observations": 2, "events": 2, "input_tokens": 13,
          "output_tokens": 7, "total_tokens": 20, "cost": Decimal("0.75")},
         {"day": date(2026, 11, 21), "model": "claude-3", "observations": 1, "events": 1, "input_tokens": 7,
-         "output_tokens": 0, "total_tokens": 7, "cost": Decimal("0")},
+         "output_tokens": 0, "total_tokens": 7, "cost": Decimal("0.003")},  # no total sent: the parts' sum
     ]
     # The span of trace b is its latest activity; the session's user is that of its latest trace.
     assert await eventually(lambda: sessions(pg, pid), lambda rows: bool(rows) and rows[0]["trace_count"] == 2) == [
