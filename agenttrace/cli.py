@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import signal
 import sys
 from dataclasses import replace
@@ -104,6 +105,9 @@ def _api(settings: Settings, host: str, port: int) -> int:
 async def _worker(settings: Settings, stages: tuple[str, ...], host: str, port: int) -> int:
     from pipeline.worker import run_worker
 
+    # A batch allocates ~10^5 short-lived dicts; the default thresholds would run the cyclic
+    # collector hundreds of times per batch over everything the worker holds.
+    gc.set_threshold(100_000, 50, 100)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -72,7 +72,9 @@ Key = tuple[str, str, str]  # table, project_id, id
 
 
 class ClickHouseWriter:
-    def __init__(self, client: ClickHouse, dialect: Dialect, *, cache_size: int = 200_000) -> None:
+    # Entity states (with their inputs and outputs) are large: 200k of them cost ~700 MB and
+    # the garbage collector's time; a batch or two of them catches updates soon after creates.
+    def __init__(self, client: ClickHouse, dialect: Dialect, *, cache_size: int = 20_000) -> None:
         self._ch = client
         self._dialect = dialect
         self._cache: OrderedDict[Key, EntityState] = OrderedDict()
