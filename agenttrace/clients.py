@@ -57,19 +57,15 @@ async def kafka_producer(settings: Settings, **overrides: object) -> AIOKafkaPro
     return await with_retry("kafka", attempt)
 
 
-async def kafka_consumer(settings: Settings, group: str) -> AIOKafkaConsumer:
+async def _consumer(settings: Settings, **options: object) -> AIOKafkaConsumer:
     async def attempt() -> AIOKafkaConsumer:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap,
-            group_id=group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=8 * 1024 * 1024,
             fetch_max_bytes=64 * 1024 * 1024,
-            session_timeout_ms=15_000,
-            heartbeat_interval_ms=3_000,
-            max_poll_interval_ms=600_000,
-            isolation_level="read_uncommitted",
+            **options,
         )
         try:
             await consumer.start()
@@ -79,29 +75,24 @@ async def kafka_consumer(settings: Settings, group: str) -> AIOKafkaConsumer:
         return consumer
 
     return await with_retry("kafka", attempt)
+
+
+async def kafka_consumer(settings: Settings, group: str) -> AIOKafkaConsumer:
+    """A member of a stage's consumer group; offsets are committed by the stage itself."""
+    return await _consumer(
+        settings,
+        group_id=group,
+        session_timeout_ms=15_000,
+        heartbeat_interval_ms=3_000,
+        max_poll_interval_ms=600_000,
+        isolation_level="read_uncommitted",
+    )
 
 
 async def kafka_reader(settings: Settings) -> AIOKafkaConsumer:
     """A consumer without a group, for replays: partitions are assigned by hand, nothing is
     committed, and no consumer group's offsets move."""
-
-    async def attempt() -> AIOKafkaConsumer:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_partition_fetch_bytes=8 * 1024 * 1024,
-            fetch_max_bytes=64 * 1024 * 1024,
-        )
-        try:
-            await consumer.start()
-        except BaseException:
-            await consumer.stop()
-            raise
-        return consumer
-
-    return await with_retry("kafka", attempt)
+    return await _consumer(settings, group_id=None)
 
 
 async def postgres(settings: Settings) -> Postgres:

@@ -21,11 +21,7 @@ from ingest.intake import Caller, Intake
 async def ingest_batch(request: web.Request) -> web.Response:
     intake: Intake = request.app["intake"]
     caller = await intake.caller(request)
-    body = await intake.body(request)
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise DecodeError(f"malformed JSON: {exc}") from None
+    doc = await intake.json(request)
     if not isinstance(doc, dict) or not isinstance(doc.get("batch"), list):
         raise DecodeError('the body must be an object with a "batch" list of events')
     caller = _sdk_from_metadata(request, caller, doc.get("metadata"))

@@ -8,11 +8,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from ingest.auth import Authenticator
 from ingest.config import EdgeConfig
-from ingest.encoding import BodyTooLarge, ClientError, decompress
+from ingest.encoding import BodyTooLarge, ClientError, DecodeError, decompress
 from ingest.events import OBSERVATION_TYPES
 from ingest.limits import InflightBytes, RateLimiter
 from ingest.metrics import OBSERVATIONS_INGESTED, SCORES_CREATED, TRACES_INGESTED
@@ -86,6 +87,13 @@ class Intake:
             except web.HTTPRequestEntityTooLarge:  # chunked, past client_max_size
                 raise BodyTooLarge(f"body exceeds {limit} bytes") from None
         return decompress(raw, request.headers.get("Content-Encoding"), limit)
+
+    async def json(self, request: web.Request) -> Any:
+        """The decompressed body parsed as JSON; DecodeError (400) when it is not JSON."""
+        try:
+            return orjson.loads(await self.body(request))
+        except orjson.JSONDecodeError as exc:
+            raise DecodeError(f"malformed JSON: {exc}") from None
 
     async def check_rate(self, caller: Caller, events: int) -> dict[str, str]:
         """Count `events` against the project's limit (RateLimited past it); the X-RateLimit-*

@@ -28,11 +28,7 @@ _MAX_ERRORS = 100
 async def create_scores(request: web.Request) -> web.Response:
     intake: Intake = request.app["intake"]
     caller = await intake.caller(request)
-    body = await intake.body(request)
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise DecodeError(f"malformed JSON: {exc}") from None
+    doc = await intake.json(request)
     single = isinstance(doc, dict)
     if not single and not isinstance(doc, list):
         raise DecodeError("the body must be a score object or a list of score objects")
