@@ -85,10 +85,18 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+def _tune_gc() -> None:
+    # Requests and batches allocate ~10^5 short-lived dicts; with the default thresholds the
+    # cyclic collector runs hundreds of times a second, and its full passes stall the loop.
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+
+
 def _api(settings: Settings, host: str, port: int) -> int:
     from ingest.app import build_app
 
     settings = replace(settings, edge=replace(settings.edge, host=host, port=port))
+    _tune_gc()
     web.run_app(
         build_app(settings),
         loop=uvloop.new_event_loop(),
@@ -105,9 +113,7 @@ def _api(settings: Settings, host: str, port: int) -> int:
 async def _worker(settings: Settings, stages: tuple[str, ...], host: str, port: int) -> int:
     from pipeline.worker import run_worker
 
-    # A batch allocates ~10^5 short-lived dicts; the default thresholds would run the cyclic
-    # collector hundreds of times per batch over everything the worker holds.
-    gc.set_threshold(100_000, 50, 100)
+    _tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
