@@ -63,8 +63,10 @@ async def _consumer(settings: Settings, **options: object) -> AIOKafkaConsumer:
             bootstrap_servers=settings.kafka_bootstrap,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            max_partition_fetch_bytes=8 * 1024 * 1024,
-            fetch_max_bytes=64 * 1024 * 1024,
+            # Fetch buffers count against the worker's memory (one set per stage): enough for a
+            # 20k-event batch in a few round trips, not a backlog's worth at once.
+            max_partition_fetch_bytes=2 * 1024 * 1024,
+            fetch_max_bytes=16 * 1024 * 1024,
             **options,
         )
         try:

@@ -24,10 +24,10 @@ class StageConfig:
     # deployments on one cluster use their own prefix so they never share partitions.
     group_prefix: str = "agenttrace-"
     # Flush a stage's buffer when it holds this many events or when its oldest is this old.
-    flush_rows: int = 20_000
+    flush_rows: int = 5_000
     flush_interval_s: float = 0.25
     # Bound on one fetch from Kafka, so a backlog does not become one huge batch in memory.
-    max_fetch_records: int = 20_000
+    max_fetch_records: int = 5_000
     retry_initial_s: float = 0.2
     retry_max_s: float = 10.0
     # SIGTERM drains: stop fetching, flush, commit, within this bound.
