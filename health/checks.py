@@ -61,7 +61,7 @@ class Health:
         s = int(time.monotonic() - self.started)
         h, rest = divmod(s, 3600)
         m, s = divmod(rest, 60)
-        return f"{h}h{m}m{s}s" if h else f"{m}m{s}s" if m else f"{s}s"
+        return f"{h}h{m}m{s}s"
 
     async def health(self, request: web.Request) -> web.Response:
         status, checks = await self.report()
