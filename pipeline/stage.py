@@ -26,6 +26,9 @@ from pipeline.metrics import ACTIVE_JOBS, JOB_SECONDS, JOBS_PROCESSED, QUEUE_DEP
 T = TypeVar("T")
 
 
+_LOGGED_REQUEST_IDS = 20
+
+
 class Sink(Protocol):
     async def write(self, envelopes: list[Envelope]) -> list[tuple[Envelope, str]]:
         """Write durably; return poison events with reasons; raise for a retryable failure."""
@@ -136,7 +139,18 @@ class Stage:
         self.healthy, self.last_error = True, None
         JOBS_PROCESSED.labels(self.name, "success").inc()
         JOB_SECONDS.labels(self.name).observe(time.perf_counter() - start)
-        logger.debug("batch written", stage=self.name, events=len(envelopes), duration_ms=round((time.perf_counter() - start) * 1000, 1))
+        # The edge's request ids, so a request can be followed into the worker (a batch mixes
+        # many requests; the first few identify a quiet system's batches exactly).
+        request_ids = list(dict.fromkeys(e.request_id for e in envelopes if e.request_id))
+        logger.info(
+            "batch written",
+            stage=self.name,
+            events=len(envelopes),
+            dead_letters=len(dead),
+            request_id=request_ids[0] if len(request_ids) == 1 else None,
+            request_ids=request_ids[:_LOGGED_REQUEST_IDS] if len(request_ids) > 1 else None,
+            duration_ms=round((time.perf_counter() - start) * 1000, 1),
+        )
 
     async def _retrying(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
         """Every failure that reaches here is transient (poison is returned, not raised): retry

@@ -227,6 +227,24 @@ async def test_log_lines_are_json_with_the_guide_fields(http: aiohttp.ClientSess
         assert parse_lines(current_run(name), name), f"{name}.log has no line from the running process"
 
 
+async def test_the_request_id_reaches_the_worker_log(http: aiohttp.ClientSession, project: NewKey) -> None:
+    request_id = f"flow-{uuid.uuid4().hex}"
+    headers = {**basic_auth(project), "X-Request-ID": request_id}
+    async with http.post(f"{API}/api/public/ingestion", json=langfuse_batch(f"trace-{uuid.uuid4()}", 2), headers=headers) as r:
+        assert r.status == 207
+
+    def written() -> list[dict[str, Any]]:
+        docs = parse_lines(current_run("worker"), "worker")
+        return [d for d in docs if d["msg"] == "batch written"
+                and (d.get("request_id") == request_id or request_id in (d.get("request_ids") or []))]
+
+    async def probe() -> list[dict[str, Any]]:
+        return written()
+
+    lines = await eventually(probe, lambda found: {d["stage"] for d in found} >= {"clickhouse"}, timeout_s=30)
+    assert all(d["events"] >= 1 for d in lines)
+
+
 async def test_secrets_never_reach_the_logs(http: aiohttp.ClientSession, project: NewKey) -> None:
     wrong = project.secret_key[:-4] + "XXXX"
     attempts = [
