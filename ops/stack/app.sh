@@ -1,10 +1,15 @@
-# The agenttrace processes: migrate, a development key, then the api and the worker.
+# The agenttrace processes: migrate, a development key, then the api and the workers.
+# Each consumer stage runs in its own worker process, as stages are meant to scale: the
+# ClickHouse stage on 8081 (the worker of the monitoring guide), the Postgres stage on 8082 at
+# a lower CPU priority, so on a small machine ingestion into ClickHouse comes first and the
+# Postgres projection catches up when load drops.
 
 AGENTTRACE=$ROOT/.venv/bin/agenttrace
 DEV_KEY=$STACK/dev-key.json
 ADMIN_TOKEN=$STACK/admin-token
 API_LAUNCHED=
 WORKER_LAUNCHED=
+WORKER_POSTGRES_LAUNCHED=
 
 # Defaults match the servers started here; a value already in the environment wins.
 app_env() {
@@ -35,8 +40,10 @@ app_up() {
   app_dev_key
   api_start
   worker_start
+  worker_postgres_start
   api_ready
   worker_ready
+  worker_postgres_ready
   app_summary
 }
 
@@ -77,15 +84,18 @@ print(hits[0])
 PY
 }
 
-# app_start NAME PORT: the CLI subcommand is the name; logs one JSON object per line.
+# app_start NAME PORT [COMMAND...]: by default the CLI subcommand is the name; logs one JSON
+# object per line to $LOGS/NAME.log.
 app_start() {
   local name=$1 port=$2 pid
-  if pid=$(pid_of "$name" "bin/agenttrace $name"); then
+  shift 2
+  (($#)) || set -- "$AGENTTRACE" "$name"
+  if pid=$(pid_of "$name" "bin/agenttrace ${name%%_*}"); then
     say "$name: already running (pid $pid)"
     return 0
   fi
   require_free_port "$name" "$port"
-  spawn "$name" "$LOGS/$name.log" "$AGENTTRACE" "$name"
+  spawn "$name" "$LOGS/$name.log" "$@"
   printf -v "${name^^}_LAUNCHED" 1
 }
 
@@ -94,8 +104,8 @@ app_readyz() { [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://
 app_ready() {
   local name=$1 port=$2 launched
   launched=${name^^}_LAUNCHED
-  wait_ready "$name" "bin/agenttrace $name" "$LOGS/$name.log" app_readyz "$port"
-  [[ -z ${!launched} ]] || say "$name: started (pid $(pid_of "$name" "bin/agenttrace $name"), http://127.0.0.1:$port)"
+  wait_ready "$name" "bin/agenttrace ${name%%_*}" "$LOGS/$name.log" app_readyz "$port"
+  [[ -z ${!launched} ]] || say "$name: started (pid $(pid_of "$name" "bin/agenttrace ${name%%_*}"), http://127.0.0.1:$port)"
 }
 
 # The admin API (POST /api/admin/projects/{name}/keys) needs a token: one random token per
@@ -113,10 +123,17 @@ api_ready() { app_ready api 8080; }
 api_stop() { stop_pid api "bin/agenttrace api" TERM; }
 api_status() { status_line api "bin/agenttrace api"; }
 
-worker_start() { app_start worker 8081; }
+worker_start() { app_start worker 8081 "$AGENTTRACE" worker --stage clickhouse; }
 worker_ready() { app_ready worker 8081; }
 worker_stop() { stop_pid worker "bin/agenttrace worker" TERM; }
 worker_status() { status_line worker "bin/agenttrace worker"; }
+
+worker_postgres_start() {
+  app_start worker_postgres 8082 nice -n 10 "$AGENTTRACE" worker --stage postgres --port 8082
+}
+worker_postgres_ready() { app_ready worker_postgres 8082; }
+worker_postgres_stop() { stop_pid worker_postgres "bin/agenttrace worker" TERM; }
+worker_postgres_status() { status_line worker_postgres "bin/agenttrace worker"; }
 
 app_summary() {
   local public secret trace gen ev1 ev2 now
