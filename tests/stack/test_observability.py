@@ -338,8 +338,12 @@ async def prometheus() -> AsyncIterator[str]:
                  f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )
+        base = f"http://127.0.0.1:{port}"
         try:
-            yield f"http://127.0.0.1:{port}"
+            # Its query API answers 503 "Service Unavailable" until the TSDB is open.
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
+                await eventually(lambda: _ready(http, base, proc), lambda ok: ok, timeout_s=30, every_s=0.2)
+            yield base
         except BaseException:
             print(log.read_text(errors="replace")[-3000:])
             raise
@@ -352,12 +356,21 @@ async def prometheus() -> AsyncIterator[str]:
                 proc.wait(timeout=5)
 
 
+async def _ready(http: aiohttp.ClientSession, base: str, proc: subprocess.Popen) -> bool:
+    assert proc.poll() is None, "prometheus exited during start-up"
+    try:
+        async with http.get(f"{base}/-/ready") as r:
+            return r.status == 200
+    except (aiohttp.ClientError, TimeoutError):
+        return False
+
+
 async def _api(http: aiohttp.ClientSession, prom: str, path: str, **params: str) -> Any:
     try:
         async with http.get(f"{prom}{path}", params=params) as r:
             doc = await r.json(content_type=None)
-    except aiohttp.ClientConnectionError:
-        return None
+    except (aiohttp.ClientConnectionError, ValueError):
+        return None  # not up yet, or a plain-text 503 while starting: the caller polls
     return doc
 
 
