@@ -22,6 +22,7 @@ from ingest.http import observe
 from pipeline.dead_letters import DeadLetters
 from pipeline.stage import Stage
 from pipeline.stages import STAGES, sink_for
+from sinks.clickhouse.client import ClickHouse
 
 __all__ = ["STAGES", "run_worker"]
 
@@ -45,15 +46,21 @@ async def run_worker(settings: Settings, stages: tuple[str, ...], host: str, por
         health.conditions["starting"] = lambda: False
         pg = await clients.postgres(settings)
         stack.push_async_callback(pg.close)
-        ch = await clients.clickhouse(settings)
+        # Only the ClickHouse stage needs ClickHouse to start; a Postgres-stage worker still
+        # reports it in /health (the guide's shape), but starts and stays ready without it.
+        writes_clickhouse = "clickhouse" in stages
+        ch = await clients.clickhouse(settings) if writes_clickhouse else ClickHouse(settings.clickhouse)
         stack.push_async_callback(ch.close)
+        redis = await clients.redis_client(settings)
+        stack.push_async_callback(redis.aclose)
         producer = await clients.kafka_producer(settings)
         stack.push_async_callback(producer.stop)
         dead_letters = DeadLetters(producer, settings.topics.dead_letters, pg)
         health.checks.extend(
             [
                 Check("postgres", pg.ping),
-                Check("clickhouse", ch.ping),
+                Check("clickhouse", ch.ping, required=writes_clickhouse),
+                Check("redis", redis.ping, required=False),
                 Check("kafka", lambda: producer.client.fetch_all_metadata()),
             ]
         )

@@ -20,6 +20,8 @@ from sinks.postgres.keys import NewKey
 
 API = "http://127.0.0.1:8080"
 WORKER = "http://127.0.0.1:8081"
+# `make up` runs the Postgres stage in a worker of its own.
+WORKER_POSTGRES = "http://127.0.0.1:8082"
 AGENTTRACE = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "agenttrace"
 T = TypeVar("T")
 

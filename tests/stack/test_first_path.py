@@ -3,6 +3,7 @@ ClickHouse, against the processes `make up` started."""
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import aiohttp
@@ -10,7 +11,7 @@ import pytest
 
 from sinks.clickhouse.client import ClickHouse
 from sinks.postgres.keys import NewKey
-from tests.support import API, WORKER, basic_auth, eventually, rows
+from tests.support import API, WORKER, WORKER_POSTGRES, basic_auth, eventually, rows
 
 pytestmark = pytest.mark.stack
 
@@ -126,7 +127,7 @@ async def test_malformed_envelope_gets_400(http: aiohttp.ClientSession, project:
         assert (await r.json())["message"]
 
 
-@pytest.mark.parametrize("base", [API, WORKER])
+@pytest.mark.parametrize("base", [API, WORKER, WORKER_POSTGRES])
 async def test_probes_and_metrics(http: aiohttp.ClientSession, base: str) -> None:
     for path in ("/livez", "/readyz"):
         async with http.get(base + path) as r:
@@ -134,10 +135,13 @@ async def test_probes_and_metrics(http: aiohttp.ClientSession, base: str) -> Non
     async with http.get(base + "/health") as r:
         doc = await r.json()
         assert doc["status"] == "healthy", doc
-        assert {"postgres", "clickhouse", "kafka"} <= set(doc["checks"])
+        # The monitoring guide's shape on every process, plus kafka.
+        assert set(doc["checks"]) >= {"postgres", "clickhouse", "redis", "kafka"}
+        assert all(set(c) >= {"status", "latency_ms"} for c in doc["checks"].values())
+        assert re.fullmatch(r"\d+h\d+m\d+s", doc["uptime"]) and doc["version"]
     async with http.get(base + "/metrics") as r:
         assert r.status == 200
         assert r.headers["Content-Type"].startswith("text/plain")
         text = await r.text()
     assert "http_requests_total" in text
-    assert ("worker_queue_depth" in text) == (base == WORKER)
+    assert ("worker_queue_depth" in text) == (base != API)
