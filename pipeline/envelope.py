@@ -6,6 +6,7 @@ the events of one trace land in one partition and keep their order.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -109,7 +110,7 @@ def to_micros(value: Any) -> int | None:
         dt = dt.replace(tzinfo=timezone.utc)
     if dt.year >= 1970:
         # Exact: only the whole seconds come from the float, the fraction from the field.
-        return int(dt.timestamp()) * 1_000_000 + dt.microsecond
+        return math.floor(dt.timestamp()) * 1_000_000 + dt.microsecond
     secs = (dt.toordinal() - _EPOCH_ORDINAL) * 86_400 + dt.hour * 3600 + dt.minute * 60 + dt.second
     offset = dt.utcoffset()
     return (secs - offset.days * 86_400 - offset.seconds) * 1_000_000 + dt.microsecond
