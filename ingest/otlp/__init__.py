@@ -5,18 +5,15 @@ The HTTP handler calls, in order: `decompress` (Content-Encoding, bounded), `par
 `encode_response` for the partial-success answer. Errors are `ClientError`s with a status.
 """
 
-from ingest.otlp.decode import (
+from ingest.encoding import (
     BodyTooLarge,
     ClientError,
     DecodeError,
     UnsupportedEncoding,
     UnsupportedMediaType,
     decompress,
-    encode_response,
-    media_type,
-    parse_request,
-    response_content_type,
 )
+from ingest.otlp.decode import encode_response, media_type, parse_request, response_content_type
 from ingest.otlp.mapping import MappingResult, map_request
 
 __all__ = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -175,29 +175,24 @@ def amount(value: Any) -> Any:
     return SKIP
 
 
-def counts_map(value: Any) -> Any:
-    """A usage object (dict or JSON) with its counts coerced; keys without a count dropped."""
-    obj = json_object(value)
-    if obj is SKIP:
-        return SKIP
-    out = {}
-    for k, v in obj.items():
-        n = count(v)
-        if n is not SKIP:
-            out[k] = n
-    return out
+def _map_of(coerce_value: Callable[[Any], Any], doc: str) -> Callable[[Any], Any]:
+    def coerce_map(value: Any) -> Any:
+        obj = json_object(value)
+        if obj is SKIP:
+            return SKIP
+        out = {}
+        for k, v in obj.items():
+            x = coerce_value(v)
+            if x is not SKIP:
+                out[k] = x
+        return out
+
+    coerce_map.__doc__ = doc
+    return coerce_map
 
 
-def amounts_map(value: Any) -> Any:
-    obj = json_object(value)
-    if obj is SKIP:
-        return SKIP
-    out = {}
-    for k, v in obj.items():
-        a = amount(v)
-        if a is not SKIP:
-            out[k] = a
-    return out
+counts_map = _map_of(count, "A usage object (dict or JSON) with its counts coerced; keys without a count dropped.")
+amounts_map = _map_of(amount, "A cost object (dict or JSON) with its amounts coerced; keys without an amount dropped.")
 
 
 def flag(value: Any) -> Any:

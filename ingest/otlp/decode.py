@@ -17,28 +17,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from ingest.encoding import (
-    BodyTooLarge,
-    ClientError,
-    DecodeError,
-    UnsupportedEncoding,
-    UnsupportedMediaType,
-    decompress,
-)
+from ingest.encoding import DecodeError, UnsupportedMediaType
 from ingest.otlp.json_request import build_request
 
-__all__ = [
-    "BodyTooLarge",
-    "ClientError",
-    "DecodeError",
-    "UnsupportedEncoding",
-    "UnsupportedMediaType",
-    "decompress",
-    "encode_response",
-    "media_type",
-    "parse_request",
-    "response_content_type",
-]
+__all__ = ["encode_response", "media_type", "parse_request", "response_content_type"]
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
