@@ -13,6 +13,7 @@ import pytest
 from sinks.clickhouse.client import ClickHouse
 from sinks.postgres.keys import NewKey
 from tests.sdk.conftest import sdk_runner
+from tests.sdk.expected import assert_agent_run_trace
 from tests.support import eventually, rows
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(600)]
@@ -81,16 +82,7 @@ async def test_langfuse_v2_trace_generation_and_score(
         lambda r: len(r) == 1 and r[0]["output"] is not None,
         timeout_s=60,
     )
-    trace = traces[0]
-    assert trace["id"] == sent["trace_id"]
-    assert trace["name"] == "agent-run"
-    assert trace["user_id"] == f"user-{run_id}"
-    assert trace["session_id"] == f"session-{run_id}"
-    assert (trace["release"], trace["version"], trace["environment"]) == ("rel-1", "v7", "sdk-test")
-    assert sorted(trace["tags"]) == ["sdk", "v2"]
-    assert orjson.loads(trace["metadata"]) == {"team": "core"}
-    assert orjson.loads(trace["input"]) == {"question": "what is 2+2?"}
-    assert orjson.loads(trace["output"]) == {"answer": "4"}
+    assert_agent_run_trace(traces[0], sent["trace_id"], run_id, "v2")
 
     scores = await eventually(
         lambda: rows(ch, f"SELECT id, trace_id, name, value, data_type, comment FROM scores FINAL "

@@ -12,6 +12,7 @@ import pytest
 from sinks.clickhouse.client import ClickHouse
 from sinks.postgres.keys import NewKey
 from tests.sdk.conftest import sdk_runner
+from tests.sdk.expected import assert_agent_run_trace
 from tests.sdk.test_langfuse_v2 import micros
 from tests.support import eventually, rows
 
@@ -69,16 +70,7 @@ async def test_langfuse_v5_trace_generation_and_scores(
         lambda r: len(r) == 1 and r[0]["output"] is not None and r[0]["user_id"] != "",
         timeout_s=60,
     )
-    trace = traces[0]
-    assert trace["id"] == trace_id
-    assert trace["name"] == "agent-run"
-    assert trace["user_id"] == f"user-{run_id}"
-    assert trace["session_id"] == f"session-{run_id}"
-    assert (trace["release"], trace["version"], trace["environment"]) == ("rel-1", "v7", "sdk-test")
-    assert sorted(trace["tags"]) == ["sdk", "v5"]
-    assert orjson.loads(trace["metadata"]) == {"team": "core"}
-    assert orjson.loads(trace["input"]) == {"question": "what is 2+2?"}
-    assert orjson.loads(trace["output"]) == {"answer": "4"}
+    assert_agent_run_trace(traces[0], trace_id, run_id, "v5")
 
     scores = await eventually(
         lambda: rows(ch, f"SELECT trace_id, observation_id, name, value, string_value, data_type, comment "
