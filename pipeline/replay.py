@@ -3,9 +3,9 @@
 A throwaway consumer without a group (partitions assigned by hand, nothing committed, so the
 live stages' offsets are untouched) reads every partition from its start offset up to the high
 watermark captured when the replay began, in batches, through the same sink class the stage
-uses. The sinks are idempotent (ClickHouse: per-field event-time versions; Postgres: the
-per-event record), so replaying what is already projected leaves the visible rows unchanged,
-and replaying into emptied projections rebuilds them.
+uses. The sinks are idempotent (ClickHouse: per-field event-time versions; Postgres: per-trace
+states that a second fold of an event does not change), so replaying what is already projected
+leaves the visible rows unchanged, and replaying into emptied projections rebuilds them.
 
 Poison events are counted and reported, not dead-lettered again: the live stage did that.
 """

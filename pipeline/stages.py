@@ -28,8 +28,7 @@ def sink_for(name: str, settings: Settings, *, ch: ClickHouse | None = None, pg:
     if name == "postgres" and pg is not None:
         from sinks.postgres.writer import PostgresWriter
 
-        # Idempotency records must outlive every copy of an event the topic can still hand out.
-        return PostgresWriter(pg, horizon_s=2 * settings.topics.retention_ms / 1000)
+        return PostgresWriter(pg)
     if name in STAGES:
         raise ValueError(f"stage {name!r} needs its store client")
     raise ValueError(f"unknown stage {name!r}; expected one of {', '.join(STAGES)}")

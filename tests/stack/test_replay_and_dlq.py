@@ -66,7 +66,9 @@ async def test_replay_twice_leaves_the_projections_unchanged(
     )
     before_pg = await eventually(
         lambda: postgres_view(pg, pid),
-        lambda v: [r[2] for r in v["usage_daily"]] == [1] and [r[1] for r in v["sessions"]] == [1],
+        # Every event folded: both of the generation's, and the trace's latest activity.
+        lambda v: [r[2:4] for r in v["usage_daily"]] == [(1, 2)] and [r[1] for r in v["sessions"]] == [1]
+        and v["sessions"][0][4] == datetime(2026, 11, 20, 10, 0, 3, tzinfo=timezone.utc),
         timeout_s=TIMEOUT_S,
     )
     for _ in range(2):

@@ -1,0 +1,281 @@
+"""The pure part of the Postgres projection: a batch folded per trace, and what it changes.
+
+`fold_batch` judges and folds events into per-trace deltas (the trace's session, user and
+extent, and the states of its generations). `apply_to_stored` joins one trace's delta into its
+stored state and returns the changes to sessions, users and usage_daily. No I/O here, so the
+arithmetic is tested without a database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+from ingest.events import OBSERVATION_TYPES
+from pipeline.envelope import Envelope
+from pipeline.fold import OBSERVATION, TRACE, EntityState, PoisonEvent, apply, with_totals
+
+# Observation events that feed the usage ledger: generations, and anything carrying a model or usage.
+GENERATION_EVENTS = frozenset({"generation-create", "generation-update", "embedding-create"})
+USAGE_FIELDS = ("model", "usage", "usageDetails", "costDetails")
+# The parts of a generation's folded state that place and size its contribution.
+GENERATION_COLUMNS = ("provided_model_name", "start_time")
+# Usage keys per name; every cost key, as a cost total the client left out is their sum.
+GENERATION_MAPS: dict[str, tuple[str, ...] | None] = {"usage_details": ("input", "output", "total"), "cost_details": None}
+TRACE_COLUMNS = ("session_id", "user_id")
+UNUSED_FIELDS = frozenset({"input", "output", "metadata", "modelParameters"})
+# Ids, session and user ids and model names are primary-key parts; a btree entry must stay small.
+MAX_KEY_CHARS = 1000
+# Event times beyond what a timestamp column holds (|µs| >= 1e17 is past the year 5000).
+MAX_EVENT_US = 10**17
+# Per generation and token kind: keeps the ledger's bigint sums far from overflowing (the batch
+# API takes any number; ClickHouse's UInt64 columns refuse what is past their range instead).
+TOKENS_MAX = 10**12
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_US = timedelta(microseconds=1)
+# What a datetime can hold, with a day to spare for time zones: an absurd time is clamped, so
+# it can never raise OverflowError (which the stage would retry forever) on its way to a column.
+_MIN_US = (datetime(1, 1, 2, tzinfo=timezone.utc) - _EPOCH) // _US
+_MAX_US = (datetime(9999, 12, 30, tzinfo=timezone.utc) - _EPOCH) // _US
+Key = tuple[str, str]  # project_id, trace id
+
+
+@dataclass
+class Generation:
+    state: EntityState
+    events: set[str] = field(default_factory=set)  # ids of the events folded in
+
+
+@dataclass
+class TraceDelta:
+    """What a batch says about one trace: its own fields and extent, and its generations'."""
+
+    state: EntityState
+    generations: dict[str, Generation] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Contribution:
+    day: date
+    model: str
+    events: int
+    input: int
+    output: int
+    total: int
+    cost: Decimal
+
+
+@dataclass
+class Aggregate:
+    """The change a batch makes to one session or user."""
+
+    count: int = 0
+    first: int | None = None
+    last: int | None = None
+    user: str = ""
+    user_ts: int = -1
+
+    def widen(self, first: int, last: int) -> None:
+        if first:
+            self.first = first if self.first is None else min(self.first, first)
+        if last:
+            self.last = last if self.last is None else max(self.last, last)
+
+
+@dataclass
+class Changes:
+    """A batch's changes to the aggregates, accumulated over its traces."""
+
+    sessions: dict[Key, Aggregate] = field(default_factory=dict)
+    users: dict[Key, Aggregate] = field(default_factory=dict)
+    # (project, day, model) -> [observations, events, input, output, total, cost]
+    usage: dict[tuple[str, date, str], list[Any]] = field(default_factory=dict)
+
+
+@dataclass
+class StoredTrace:
+    """A row of trace_states."""
+
+    project_id: str
+    trace_id: str
+    session_id: str = ""
+    session_ts: int = -1
+    user_id: str = ""
+    user_ts: int = -1
+    first_seen: int = 0
+    last_seen: int = 0
+    generations: dict[str, Any] = field(default_factory=dict)
+
+
+def relevant(env: Envelope) -> bool:
+    return (env.type == "trace-create" or env.type in OBSERVATION_TYPES) and bool(env.body.get("id"))
+
+
+def event_ts(env: Envelope) -> int:
+    return env.ts or env.received_at
+
+
+def judge(env: Envelope) -> None:
+    """What the fold accepts but a Postgres key cannot hold: PoisonEvent."""
+    if not -MAX_EVENT_US < event_ts(env) < MAX_EVENT_US:
+        raise PoisonEvent(f"{env.type} {env.body.get('id')}: event time out of range")
+    for name in ("id", "traceId", "sessionId", "userId", "model"):
+        value = env.body.get(name)
+        if value is not None and len(value if isinstance(value, str) else str(value)) > MAX_KEY_CHARS:
+            raise PoisonEvent(f"{env.type}: body.{name} is longer than {MAX_KEY_CHARS} characters")
+    if len(env.id) > MAX_KEY_CHARS:
+        raise PoisonEvent(f"{env.type}: event id is longer than {MAX_KEY_CHARS} characters")
+
+
+def fold_event(folded: dict[Key, TraceDelta], env: Envelope) -> None:
+    """Fold one relevant event into the batch's per-trace deltas; PoisonEvent leaves them untouched.
+
+    A generation is kept with its trace. An event of one that names no trace is kept under the
+    generation's own id, apart from the rest of it: Langfuse's SDKs send the trace id with every
+    update "to avoid relying on the order of events", and finding the trace of a bare generation
+    id would take a row (or an index entry) per span.
+    """
+    body, project, ts = env.body, env.project_id, event_ts(env)
+    if not UNUSED_FIELDS.isdisjoint(body):
+        # Serialising payloads nobody here reads is most of a fold's cost; none of them can
+        # make an event poison (they are JSON already), so the judgement stays the same.
+        env = replace(env, body={k: v for k, v in body.items() if k not in UNUSED_FIELDS})
+    entity_id = clean(str(body["id"]))
+    if env.type == "trace-create":
+        trace = folded.get((project, entity_id)) or TraceDelta(EntityState(project, entity_id))
+        apply(trace.state, env, TRACE)
+        folded[(project, entity_id)] = trace
+        return
+    trace_id = body.get("traceId")
+    key = (project, clean(str(trace_id)) if trace_id else entity_id)
+    if env.type in GENERATION_EVENTS or any(body.get(f) is not None for f in USAGE_FIELDS):
+        trace = folded.get(key) or TraceDelta(EntityState(*key))
+        gen = trace.generations.get(entity_id) or Generation(EntityState(project, entity_id))
+        apply(gen.state, env, OBSERVATION)
+        trace.generations[entity_id] = gen
+        gen.events.add(clean(env.id))
+        folded[key] = trace
+    else:
+        apply(EntityState(project, entity_id), env, OBSERVATION)  # judged, not kept
+    if trace_id:
+        folded.setdefault(key, TraceDelta(EntityState(*key))).state.touch(ts)
+
+
+def apply_to_stored(stored: StoredTrace, delta: TraceDelta, changes: Changes) -> bool:
+    """Join `delta` into `stored` (in place) and record what that changes; True if generations did.
+
+    Idempotent: joining what is already joined (a redelivery, a replay, a client's retry that
+    reached the log twice) changes nothing, as every field is a register versioned by event time
+    and a generation's events are a set of ids.
+    """
+    project = stored.project_id
+    state = EntityState(project, stored.trace_id, first_ts=stored.first_seen, last_ts=stored.last_seen)
+    if stored.session_ts >= 0:
+        state.set("session_id", stored.session_id, stored.session_ts)
+    if stored.user_ts >= 0:
+        state.set("user_id", stored.user_id, stored.user_ts)
+    merge(state, delta.state, TRACE_COLUMNS, {})
+    new_session, new_user = state.values.get("session_id", ""), state.values.get("user_id", "")
+    new_user_ts = state.versions.get("user_id", -1)
+    for table, old, new in ((changes.sessions, stored.session_id, new_session), (changes.users, stored.user_id, new_user)):
+        if old and old != new:
+            table.setdefault((project, old), Aggregate()).count -= 1
+        if new:
+            agg = table.setdefault((project, new), Aggregate())
+            agg.count += int(old != new)
+            agg.widen(state.first_ts, state.last_ts)
+            if table is changes.sessions and new_user and new_user_ts >= agg.user_ts:
+                agg.user, agg.user_ts = new_user, new_user_ts
+    stored.session_id, stored.session_ts = new_session, state.versions.get("session_id", -1)
+    stored.user_id, stored.user_ts = new_user, new_user_ts
+    stored.first_seen, stored.last_seen = state.first_ts, state.last_ts
+
+    changed = False
+    for gen_id, gen in delta.generations.items():
+        doc = stored.generations.get(gen_id)
+        if doc:
+            gen_state, seen = state_from_doc(project, gen_id, doc), list(doc.get("e") or ())
+            before = contribution(gen_state, len(seen))
+        else:
+            gen_state, seen, before = EntityState(project, gen_id), [], None
+        merge(gen_state, gen.state, GENERATION_COLUMNS, GENERATION_MAPS)
+        events = seen + sorted(gen.events.difference(seen))
+        new_doc = state_doc(gen_state, events)
+        if new_doc == doc:
+            continue  # already joined: nothing to count, nothing to write
+        if before is not None:
+            _add(changes.usage, project, before, -1)
+        _add(changes.usage, project, contribution(gen_state, len(events)), 1)
+        stored.generations[gen_id] = new_doc
+        changed = True
+    return changed
+
+
+def merge(dst: EntityState, src: EntityState, columns: Iterable[str], maps: dict[str, tuple[str, ...] | None]) -> None:
+    """Join src's fields into dst, each by its version (last writer wins), and widen the extent.
+
+    `maps` names the keys kept of each map column (None: all of them).
+    """
+    for column in columns:
+        if column in src.versions:
+            dst.set(column, src.values[column], src.versions[column])
+    for column, keys in maps.items():
+        values = src.values.get(column) or {}
+        for k in values if keys is None else keys:
+            version = src.versions.get(f"{column}.{k}")
+            if version is not None and k in values:
+                dst.merge_map(column, {clean(k): values[k]}, version)
+    for ts in (src.first_ts, src.last_ts):
+        if ts:
+            dst.touch(ts)
+    for column in columns:
+        if isinstance(dst.values.get(column), str):
+            dst.values[column] = clean(dst.values[column])
+
+
+def contribution(state: EntityState, events: int) -> Contribution:
+    usage, costs = with_totals(state.values.get("usage_details") or {}, state.values.get("cost_details") or {})
+    cost = costs.get("total")
+    return Contribution(
+        day=to_datetime(state.values.get("start_time") or state.first_ts).date(),
+        model=clean(state.values.get("provided_model_name") or ""),
+        events=events,
+        input=_tokens(usage.get("input")),
+        output=_tokens(usage.get("output")),
+        total=_tokens(usage.get("total")),
+        cost=Decimal(repr(float(cost))) if cost is not None else Decimal(0),
+    )
+
+
+def _add(usage: dict[tuple[str, date, str], list[Any]], project: str, c: Contribution, sign: int) -> None:
+    """A generation counts once (observations) in the bucket of its current model and day."""
+    delta = usage.setdefault((project, c.day, c.model), [0, 0, 0, 0, 0, Decimal(0)])
+    for i, v in enumerate((1, c.events, c.input, c.output, c.total, c.cost)):
+        delta[i] += sign * v
+
+
+def _tokens(v: Any) -> int:
+    return min(TOKENS_MAX, max(0, int(v or 0)))
+
+
+def state_doc(s: EntityState, events: list[str]) -> dict[str, Any]:
+    return {"v": s.values, "t": s.versions, "f": s.first_ts, "l": s.last_ts, "e": events}
+
+
+def state_from_doc(project: str, id_: str, doc: dict[str, Any]) -> EntityState:
+    # Maps copied too: merging must not change the stored doc it is compared with.
+    values = {k: dict(v) if isinstance(v, dict) else v for k, v in (doc.get("v") or {}).items()}
+    return EntityState(project, id_, values, dict(doc.get("t") or {}), int(doc.get("f") or 0), int(doc.get("l") or 0))
+
+
+def to_datetime(us: int | None) -> datetime | None:
+    return None if us is None else _EPOCH + min(max(us, _MIN_US), _MAX_US) * _US
+
+
+def clean(s: str) -> str:
+    # Postgres text cannot hold NUL; an id with one is garbage, but must not stall the stage.
+    return s.replace("\x00", "\ufffd") if "\x00" in s else s
