@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import ConsumerRecord
 from loguru import logger
 
@@ -192,8 +193,17 @@ class Stage:
             offsets[tp] = max(offsets.get(tp, -1), rec.offset + 1)
         assigned = self._consumer.assignment()
         owned = {tp: o for tp, o in offsets.items() if tp in assigned}
-        if owned:
+        if not owned:
+            return
+        try:
             await self._consumer.commit(owned)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # The group rebalanced while the batch was written (a write outlasting the revoke's
+            # drain): the partitions' new owner reads them again from the last commit, and the
+            # sinks make that second fold harmless. Crashing would only add a restart to it.
+            JOBS_PROCESSED.labels(self.name, "retry").inc()
+            logger.warning("commit refused after a rebalance; the new owner will fold these events again",
+                           stage=self.name, error=str(exc).splitlines()[0])
 
     async def on_revoke(self) -> None:
         # Finish what we hold before another member takes these partitions.
