@@ -27,6 +27,8 @@ class ClickHouseError(Exception):
         self.permanent = permanent
 
 
+IDS_TABLE = "_ids"
+
 # Server error codes that mean the data or the statement is wrong, not that the server is away.
 _PERMANENT_CODES = frozenset({6, 16, 27, 32, 38, 41, 53, 62, 69, 70, 72, 117, 130, 131, 321})
 
@@ -81,10 +83,14 @@ class ClickHouse:
                 if conn is not None and not self._closed:
                     self._idle.append(conn)
 
-    async def _run(self, operation: str, sql: str, params: Any = None, fetch: bool = False) -> Any:
+    async def _run(
+        self, operation: str, sql: str, params: Any = None, fetch: bool = False, ids: Sequence[str] | None = None
+    ) -> Any:
         start = time.perf_counter()
         try:
             async with self._connection() as conn, conn.cursor() as cur:
+                if ids is not None:
+                    cur.set_external_table(IDS_TABLE, [("id", "String")], [(i,) for i in ids])
                 result = await cur.execute(sql, params)
                 return await cur.fetchall() if fetch else result
         except ClickHouseException as exc:
@@ -100,8 +106,14 @@ class ClickHouse:
     async def execute(self, sql: str, *, operation: str = "ddl") -> None:
         await self._run(operation, sql)
 
-    async def fetch(self, sql: str, params: Any = None, *, operation: str = "select") -> list[tuple]:
-        return await self._run(operation, sql, params, fetch=True)
+    async def fetch(
+        self, sql: str, params: Any = None, *, operation: str = "select", ids: Sequence[str] | None = None
+    ) -> list[tuple]:
+        """Rows of `sql`. `ids` travel beside the query as the external table `_ids` (one String
+        column `id`), for `WHERE id IN _ids`: a long literal IN list costs 18.16's parser more
+        than the lookup itself (~35 ms for 5000 ids, against ~5 ms for the same set sent as data).
+        """
+        return await self._run(operation, sql, params, fetch=True, ids=ids)
 
     async def insert(self, table: str, columns: Sequence[str], rows: list[tuple]) -> int:
         if not rows:

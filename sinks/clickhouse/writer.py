@@ -16,7 +16,7 @@ import orjson
 
 from pipeline.envelope import Envelope
 from pipeline.fold import FIELDS, OBSERVATION, SCORE, TRACE, EntityState, PoisonEvent, apply, table_of, with_totals
-from sinks.clickhouse.client import ClickHouse
+from sinks.clickhouse.client import IDS_TABLE, ClickHouse
 from sinks.clickhouse.schema import Dialect
 from sinks.clickhouse.times import decode_time, encode_time
 from sinks.metrics import CLICKHOUSE_INSERT_ROWS
@@ -146,20 +146,19 @@ class ClickHouseWriter:
         for table, project, id_ in keys:
             wanted.setdefault((table, project), []).append(id_)
         for (table, project), ids in wanted.items():
-            for chunk in _chunks(ids, 5000):
-                where = f"project_id = {_quote(project)} AND id IN ({', '.join(map(_quote, chunk))})"
-                probe = f"SELECT DISTINCT id FROM {table} WHERE {where}"
-                stored = [row[0] for row in await self._ch.fetch(probe, operation=f"probe_{table}")]
-                if not stored:
-                    continue
-                cols = COLUMNS[table]
-                sql = (
-                    f"SELECT {', '.join(cols)} FROM {table} FINAL "
-                    f"WHERE project_id = {_quote(project)} AND id IN ({', '.join(map(_quote, stored))})"
-                )
-                for row in await self._ch.fetch(sql, operation=f"load_{table}"):
-                    state = self._state(table, dict(zip(cols, row)))
-                    found[(table, project, state.id)] = state
+            where = f"project_id = {_quote(project)} AND id IN {IDS_TABLE}"
+            stored = await self._ch.fetch(f"SELECT DISTINCT id FROM {table} WHERE {where}", operation=f"probe_{table}", ids=ids)
+            if not stored:
+                continue
+            cols = COLUMNS[table]
+            rows = await self._ch.fetch(
+                f"SELECT {', '.join(cols)} FROM {table} FINAL WHERE {where}",
+                operation=f"load_{table}",
+                ids=[row[0] for row in stored],
+            )
+            for row in rows:
+                state = self._state(table, dict(zip(cols, row)))
+                found[(table, project, state.id)] = state
         return found
 
     def _row(self, table: str, s: EntityState) -> tuple:
@@ -230,8 +229,3 @@ def _same(a: EntityState, b: EntityState) -> bool:
 
 def _quote(s: str) -> str:
     return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _chunks(items: list[str], n: int):
-    for i in range(0, len(items), n):
-        yield items[i : i + n]
