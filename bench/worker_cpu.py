@@ -1,0 +1,170 @@
+"""CPU per event of the ClickHouse stage, in process and without servers.
+
+Envelopes are built the way the edge builds them, from `bench/load.py`'s Langfuse batches
+(one trace-create and 99 generation-creates per body). Two workloads: `create`, those bodies
+alone, and `mix`, the same bodies with a generation-update for every generation. Prints µs per
+event of CPU time (per row for row building), the median of 5 runs, for:
+
+- decode: `Envelope.decode` of the Kafka record value;
+- fold: `apply()` into a fresh state per entity, events of an entity in time order;
+- row: `ClickHouseWriter._row` of the folded states, for the 18.16 and a modern dialect;
+- write: all of `ClickHouseWriter.write()` against a stub client that stores nothing, in
+  batches of 1000 (`update` is a batch of updates to entities the writer has cached).
+
+    PYTHONPATH=. python bench/worker_cpu.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import TypeVar
+
+import orjson
+
+from agenttrace.cli import _tune_gc
+from bench.load import batch_body
+from ingest.events import normalize
+from pipeline.envelope import Envelope
+from pipeline.fold import EntityState, apply, table_of
+from sinks.clickhouse.schema import Dialect, dialect_for
+from sinks.clickhouse.writer import ClickHouseWriter
+
+BODIES = 50  # 5000 events per workload
+BATCH = 1000  # events per write(), the stage's flush size order
+RUNS = 5
+RECEIVED_AT = 1_795_000_000_000_000
+T = TypeVar("T")
+
+
+def _envelope(event: dict) -> Envelope:
+    event_id, etype, ts, body = normalize(event)
+    return Envelope(id=event_id, project_id="bench-project", type=etype, ts=ts or RECEIVED_AT,
+                    received_at=RECEIVED_AT, body=body, request_id="req-1",
+                    sdk_name="langfuse-python", sdk_version="2.60.0")
+
+
+def _update(create: dict) -> dict:
+    """What an SDK sends when the generation ends: end time, output, completion usage."""
+    return {
+        "id": create["id"] + "-end", "type": "generation-update", "timestamp": "2026-11-27T10:00:00.900000Z",
+        "body": {"id": create["body"]["id"], "endTime": "2026-11-27T10:00:00.950000Z",
+                 "output": {"role": "assistant", "content": "Paris is the capital of France."},
+                 "usage": {"output": 7}, "metadata": {"finish_reason": "stop"}},
+    }
+
+
+def workloads() -> dict[str, list[bytes]]:
+    creates: list[dict] = []
+    for n in range(BODIES):
+        creates += orjson.loads(batch_body("bench", n, 100))["batch"]
+    updates = [_update(e) for e in creates if e["type"] == "generation-create"]
+    return {
+        "create": [_envelope(e).encode() for e in creates],
+        "mix": [_envelope(e).encode() for e in creates + updates],
+        "update": [_envelope(e).encode() for e in updates],
+    }
+
+
+def median_us(work: Callable[[T], object], count: int, setup: Callable[[], T]) -> float:
+    """CPU µs per item of `work(setup())`, the setup untimed.
+
+    CPU time, not wall time: on a machine shared with a running stack, time spent waiting for
+    a core is noise of the neighbours, not cost of this code.
+    """
+    runs = []
+    for _ in range(RUNS):
+        arg = setup()
+        gc.collect()
+        start = time.process_time()
+        work(arg)
+        runs.append((time.process_time() - start) / count * 1e6)
+    return statistics.median(runs)
+
+
+def report(label: str, work: Callable[[T], object], count: int, setup: Callable[[], T]) -> None:
+    print(f"{label:22} {median_us(work, count, setup):6.2f}")
+
+
+def fold(envelopes: Sequence[Envelope]) -> dict[tuple[str, str], EntityState]:
+    grouped: dict[tuple[str, str], list[Envelope]] = {}
+    for env in envelopes:
+        grouped.setdefault((table_of(env.type), env.body["id"]), []).append(env)
+    states = {}
+    for (table, id_), events in grouped.items():
+        state = states[(table, id_)] = EntityState("bench-project", id_)
+        for env in sorted(events, key=lambda e: e.ts):
+            apply(state, env, table)
+        state.revision = state.last_ts
+    return states
+
+
+class StubClickHouse:
+    """Stores nothing: every entity is new to the store, and inserts only count their rows."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+
+    async def fetch(self, sql: str, *, operation: str = "query") -> list[tuple]:
+        return []
+
+    async def insert(self, table: str, columns: Sequence[str], rows: list[tuple]) -> None:
+        self.rows += len(rows)
+
+
+async def write_batches(writer: ClickHouseWriter, envelopes: Sequence[Envelope]) -> None:
+    for i in range(0, len(envelopes), BATCH):
+        await writer.write(list(envelopes[i : i + BATCH]))
+
+
+def write_all(envelopes: Sequence[Envelope], writer: ClickHouseWriter) -> None:
+    asyncio.run(write_batches(writer, envelopes))
+
+
+def decode_all(records: list[bytes]) -> list[Envelope]:
+    # Kept, as the stage keeps a batch: their collection by the GC is part of the cost.
+    return [Envelope.decode(r) for r in records]
+
+
+def rows_of(writer: ClickHouseWriter, states: list[tuple[str, EntityState]]) -> list[tuple]:
+    return [writer._row(table, state) for table, state in states]
+
+
+def new_writer(dialect: Dialect, warm: Sequence[Envelope] = ()) -> ClickHouseWriter:
+    writer = ClickHouseWriter(StubClickHouse(), dialect)  # type: ignore[arg-type]
+    asyncio.run(write_batches(writer, warm))
+    return writer
+
+
+def main() -> None:
+    _tune_gc()  # as the worker runs: collections are rare, so allocation dominates
+    raw = workloads()
+    decoded = {name: [Envelope.decode(r) for r in records] for name, records in raw.items()}
+    print(f"events: create {len(raw['create'])}, mix {len(raw['mix'])}; "
+          f"median of {RUNS} runs, µs per event (row: per row)")
+    for name in ("create", "mix"):
+        records, envelopes = raw[name], decoded[name]
+        report(f"{name} decode", decode_all, len(records), partial(list, records))
+        report(f"{name} fold", fold, len(envelopes), partial(list, envelopes))
+        states = [(table, s) for (table, _), s in fold(envelopes).items()]
+        for version in ((18, 16, 1), (24, 8)):
+            writer = ClickHouseWriter(object(), dialect_for(version))  # type: ignore[arg-type]  # never called
+            report(f"{name} row {writer._dialect.name}", partial(rows_of, writer), len(states), partial(list, states))
+    for version in ((18, 16, 1), (24, 8)):
+        dialect = dialect_for(version)
+        for name in ("create", "mix"):
+            envelopes = decoded[name]
+            report(f"{name} write {dialect.name}", partial(write_all, envelopes), len(envelopes),
+                   partial(new_writer, dialect))
+        # Updates to entities of earlier batches: the cached state is copied, folded, compared.
+        updates = decoded["update"]
+        report(f"update write {dialect.name}", partial(write_all, updates), len(updates),
+               partial(new_writer, dialect, decoded["create"]))
+
+
+if __name__ == "__main__":
+    main()
