@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -16,6 +16,9 @@ import orjson
 VERSION = 1
 
 _EPOCH_ORDINAL = datetime(1970, 1, 1).toordinal()
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+_EPOCH = _NAIVE_EPOCH.replace(tzinfo=timezone.utc)
+_US = timedelta(microseconds=1)
 
 
 class EnvelopeError(ValueError):
@@ -91,6 +94,17 @@ def to_micros(value: Any) -> int | None:
 
     Raises ValueError for a value that is present but not a time.
     """
+    if type(value) is str and value:
+        # Python 3.11 parses "Z", offsets and any number of fraction digits (beyond 6 truncated).
+        dt = datetime.fromisoformat(value)
+        # The usual cases, UTC ("Z", "+00:00") or naive (UTC too), in integer arithmetic: the
+        # same values as _micros, whose float seconds floor exactly until 2**34 s (in 2514).
+        if dt.year < 2500:
+            if dt.tzinfo is timezone.utc:
+                return (dt - _EPOCH) // _US
+            if dt.tzinfo is None:
+                return (dt - _NAIVE_EPOCH) // _US
+        return _micros(dt)
     if value is None or value == "":
         return None
     if isinstance(value, bool):
@@ -104,8 +118,10 @@ def to_micros(value: Any) -> int | None:
         raise ValueError("timestamp out of range")
     if not isinstance(value, str):
         raise ValueError("timestamp must be a string")
-    # Python 3.11 parses "Z", offsets and any number of fraction digits (beyond 6 truncated).
-    dt = datetime.fromisoformat(value)
+    return _micros(datetime.fromisoformat(value))
+
+
+def _micros(dt: datetime) -> int:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     if dt.year >= 1970:
