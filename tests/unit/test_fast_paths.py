@@ -7,13 +7,16 @@ JSON text, poison messages) must not change with its CPU cost.
 from __future__ import annotations
 
 import math
+from dataclasses import fields
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from pipeline.envelope import to_micros
+from pipeline.envelope import VERSION, Envelope, EnvelopeError, to_micros
 
 _EPOCH_ORDINAL = datetime(1970, 1, 1).toordinal()
 
@@ -87,3 +90,54 @@ def test_to_micros_of_iso_times_is_unchanged(text: str) -> None:
 @example("２０２６-11-27T10:00:00Z")
 def test_to_micros_of_anything_else_is_unchanged(value: Any) -> None:
     assert outcome(to_micros, value) == outcome(reference_to_micros, value)
+
+
+def reference_decode(raw: bytes) -> Envelope:
+    try:
+        d = orjson.loads(raw)
+        if d.get("v") != VERSION:
+            raise EnvelopeError(f"unsupported envelope version {d.get('v')!r}")
+        sdk = d.get("sdk") or {}
+        env = Envelope(
+            id=d["id"],
+            project_id=d["project_id"],
+            type=d["type"],
+            ts=int(d["ts"]),
+            received_at=int(d["received_at"]),
+            body=d["body"],
+            request_id=d.get("request_id") or "",
+            sdk_name=sdk.get("name") or "",
+            sdk_version=sdk.get("version") or "",
+            source=d.get("source") or "batch",
+        )
+    except EnvelopeError:
+        raise
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise EnvelopeError(f"undecodable envelope: {exc}") from exc
+    if not isinstance(env.body, dict):
+        raise EnvelopeError("envelope body is not an object")
+    return env
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False)
+                    | st.text(max_size=3), lambda inner: st.lists(inner, max_size=2)
+                    | st.dictionaries(st.text(max_size=2), inner, max_size=2), max_leaves=4)
+GOOD = {"v": 1, "id": "e1", "project_id": "p1", "type": "span-create", "ts": 5, "received_at": 6,
+        "request_id": "r", "sdk": {"name": "n", "version": "1"}, "source": "otel", "body": {"id": "s"}}
+
+
+@given(st.dictionaries(st.sampled_from(sorted(GOOD)), JSON | st.sampled_from(list(GOOD.values()))),
+       st.sets(st.sampled_from(sorted(GOOD))))
+@example({}, set())
+def test_decode_is_unchanged(over: dict, dropped: set) -> None:
+    raw = orjson.dumps({k: over.get(k, v) for k, v in GOOD.items() if k not in dropped})
+    got, want = outcome(Envelope.decode, raw), outcome(reference_decode, raw)
+    assert got == want
+    if got[0] == "value":
+        env, ref = Envelope.decode(raw), reference_decode(raw)
+        assert [type(getattr(env, f.name)) for f in fields(env)] == [type(getattr(ref, f.name)) for f in fields(ref)]
+
+
+@pytest.mark.parametrize("raw", [b"", b"[]", b"1", b'"s"', b"{", b"\xff", b'{"v": 1}', b'{"v": 1, "sdk": 1}'])
+def test_decode_of_broken_records_is_unchanged(raw: bytes) -> None:
+    assert outcome(Envelope.decode, raw) == outcome(reference_decode, raw)
