@@ -54,12 +54,12 @@ class EntityState:
             self.versions[column] = ts
 
     def merge_map(self, column: str, value: dict[str, Any], ts: int) -> None:
-        current = self.values.setdefault(column, {})
+        current, versions = self.values.setdefault(column, {}), self.versions
         for k, v in value.items():
             vkey = f"{column}.{k}"
-            if ts >= self.versions.get(vkey, -1):
+            if ts >= versions.get(vkey, -1):
                 current[k] = v
-                self.versions[vkey] = ts
+                versions[vkey] = ts
 
     def union(self, column: str, items: list[str]) -> None:
         current = self.values.setdefault(column, [])
@@ -68,8 +68,10 @@ class EntityState:
                 current.append(item)
 
     def touch(self, ts: int) -> None:
-        self.first_ts = ts if not self.first_ts else min(self.first_ts, ts)
-        self.last_ts = max(self.last_ts, ts)
+        if not self.first_ts or ts < self.first_ts:
+            self.first_ts = ts
+        if ts > self.last_ts:
+            self.last_ts = ts
 
 
 def _text(v: Any) -> str | None:
@@ -184,6 +186,8 @@ SCORE_FIELDS: dict[str, tuple[str, Conv]] = {
     "timestamp": ("timestamp", _time),
 }
 FIELDS = {TRACE: TRACE_FIELDS, OBSERVATION: OBSERVATION_FIELDS, SCORE: SCORE_FIELDS}
+# The same as (key, column, converter) triples: apply() walks its table's for every event.
+_FIELD_LISTS = {table: tuple((key, *spec) for key, spec in fields.items()) for table, fields in FIELDS.items()}
 
 
 def apply(state: EntityState, env: Envelope, table: str) -> None:
@@ -195,7 +199,7 @@ def apply(state: EntityState, env: Envelope, table: str) -> None:
     body, ts = env.body, env.ts or env.received_at
     try:
         # Convert everything first; only then touch the state.
-        sets = [(column, conv(body[key]), ts) for key, (column, conv) in FIELDS[table].items() if key in body]
+        sets = [(column, conv(body[key]), ts) for key, column, conv in _FIELD_LISTS[table] if key in body]
         maps: list[tuple[str, dict[str, Any]]] = []
         metadata = body.get("metadata")
         if isinstance(metadata, dict):
@@ -211,15 +215,22 @@ def apply(state: EntityState, env: Envelope, table: str) -> None:
             if isinstance(body.get("modelParameters"), dict):
                 maps.append(("model_parameters", body["modelParameters"]))
             usage, cost = usage_and_cost(body)
-            maps += [(column, m) for column, m in (("usage_details", usage), ("cost_details", cost)) if m]
+            if usage:
+                maps.append(("usage_details", usage))
+            if cost:
+                maps.append(("cost_details", cost))
         elif table == SCORE:
             sets += _score_value(body.get("value"), body.get("dataType"), ts)
     except PoisonEvent:
         raise
     except (TypeError, ValueError, OverflowError) as exc:
         raise PoisonEvent(f"{env.type} {state.id}: {exc}") from exc
+    # EntityState.set, inlined: this loop runs for every field of every event.
+    values, versions = state.values, state.versions
     for column, value, version in sets:
-        state.set(column, value, version)
+        if value is not None and version >= versions.get(column, -1):
+            values[column] = value
+            versions[column] = version
     for column, m in maps:
         state.merge_map(column, m, ts)
     if tags is not None:
