@@ -162,9 +162,7 @@ class ClickHouseWriter:
         return found
 
     def _row(self, table: str, s: EntityState) -> tuple:
-        v = dict(_ROW_DEFAULTS[table])
-        for column, value in s.values.items():
-            v[column] = value
+        v = {**_ROW_DEFAULTS[table], **s.values}
         v["project_id"], v["id"] = s.project_id, s.id
         if table == OBSERVATION:
             usage, cost = with_totals(v.get("usage_details") or {}, v.get("cost_details") or {})
@@ -182,9 +180,11 @@ class ClickHouseWriter:
         v["field_versions"] = orjson.dumps(s.versions).decode()
         v["created_at"], v["updated_at"] = s.first_ts, s.last_ts
         v["event_ts"], v["is_deleted"] = s.revision, 0
-        for column in TIME_COLUMNS[table]:
-            if v.get(column) is not None:
-                v[column] = self._encode_time(v[column])
+        # Only DateTime64 needs a conversion: to 18.16's UInt64 encode_time hands the µs as they are.
+        if self._dialect.subsecond_type:
+            for column in TIME_COLUMNS[table]:
+                if v[column] is not None:
+                    v[column] = encode_time(v[column], True)
         return _ROW_GETTERS[table](v)
 
     def _state(self, table: str, row: dict[str, Any]) -> EntityState:
@@ -209,9 +209,6 @@ class ClickHouseWriter:
                     value = self._decode_time(value)
                 state.values[column] = list(value) if column == "tags" else value
         return state
-
-    def _encode_time(self, us: int) -> Any:
-        return encode_time(us, self._dialect.subsecond_type)
 
     def _decode_time(self, value: Any) -> int:
         return decode_time(value)
