@@ -304,3 +304,27 @@ def test_rows_are_unchanged(version: tuple[int, ...], table_state: tuple[str, En
     writer = ClickHouseWriter(None, dialect)  # type: ignore[arg-type]  # _row never calls the store
     assert outcome(writer._row, table, state) == outcome(reference_row, dialect, table, state)
 
+
+
+class _Store:
+    """Holds no rows; keeps what is inserted."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple] = []
+
+    async def fetch(self, sql: str, *, operation: str = "query") -> list[tuple]:
+        return []
+
+    async def insert(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+        self.rows += rows
+
+
+async def test_write_folds_an_entitys_events_in_time_order() -> None:
+    # Tags are a list in first-seen order: it shows the order the events were folded in.
+    late = Envelope("b", "p", "trace-create", 2, 2, {"id": "t", "tags": ["late"]})
+    early = Envelope("a", "p", "trace-create", 1, 1, {"id": "t", "tags": ["early"]})
+    single = Envelope("c", "p", "trace-create", 3, 3, {"id": "u", "tags": ["only"]})
+    store = _Store()
+    assert await ClickHouseWriter(store, dialect_for((18, 16, 1))).write([late, single, early]) == []  # type: ignore[arg-type]
+    tags = {row[COLUMNS[TRACE].index("id")]: row[COLUMNS[TRACE].index("tags")] for row in store.rows}
+    assert tags == {"t": ["early", "late"], "u": ["only"]}
