@@ -178,7 +178,8 @@ class ClickHouseWriter:
         else:
             v["timestamp"] = s.values.get("timestamp", s.first_ts)
         for column in MAP_COLUMNS[table]:
-            v[column] = orjson.dumps(v.get(column) or {}).decode()
+            m = v[column]  # most rows have an empty map or two: their text is a constant
+            v[column] = orjson.dumps(m).decode() if m else "{}"
         v["field_versions"] = orjson.dumps(s.versions).decode()
         v["created_at"], v["updated_at"] = s.first_ts, s.last_ts
         v["event_ts"], v["is_deleted"] = s.revision, 0
