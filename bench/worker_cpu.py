@@ -109,7 +109,7 @@ class StubClickHouse:
     def __init__(self) -> None:
         self.rows = 0
 
-    async def fetch(self, sql: str, *, operation: str = "query") -> list[tuple]:
+    async def fetch(self, sql: str, *, operation: str = "query", ids: object = None) -> list[tuple]:
         return []
 
     async def insert(self, table: str, columns: Sequence[str], rows: list[tuple]) -> None:

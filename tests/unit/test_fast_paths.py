@@ -312,7 +312,7 @@ class _Store:
     def __init__(self) -> None:
         self.rows: list[tuple] = []
 
-    async def fetch(self, sql: str, *, operation: str = "query") -> list[tuple]:
+    async def fetch(self, sql: str, *, operation: str = "query", ids: object = None) -> list[tuple]:
         return []
 
     async def insert(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
