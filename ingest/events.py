@@ -75,6 +75,10 @@ def _obj(name: str, v: Any) -> None:
         raise InvalidEvent(f"body.{name} must be an object")
 
 
+# Token counts and costs beyond this are garbage, and past 2**63 no store can hold them.
+MAX_AMOUNT = 1e15
+
+
 def _num_map(name: str, v: Any) -> None:
     """usage/usageDetails/costDetails: numbers (or null) by key; Langfuse's `unit` is a string."""
     if not isinstance(v, dict):
@@ -84,6 +88,8 @@ def _num_map(name: str, v: Any) -> None:
             continue
         if isinstance(x, bool) or not isinstance(x, (int, float)):
             raise InvalidEvent(f"body.{name}.{k} must be a number")
+        if not -MAX_AMOUNT <= x <= MAX_AMOUNT:
+            raise InvalidEvent(f"body.{name}.{k} is out of range (at most {MAX_AMOUNT:.0e} either way)")
 
 
 def _tags(name: str, v: Any) -> None:

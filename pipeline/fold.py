@@ -114,12 +114,12 @@ def usage_and_cost(body: dict[str, Any]) -> tuple[dict[str, int], dict[str, floa
             if k in _COST_KEYS:
                 cost[_COST_KEYS[k]] = float(v)
             else:
-                usage[_USAGE_ALIASES.get(k, k)] = int(v)
+                usage[_USAGE_ALIASES.get(k, k)] = _count(v)
     details = body.get("usageDetails")
     if isinstance(details, dict):
         for k, v in details.items():
             if not isinstance(v, bool) and isinstance(v, (int, float)):
-                usage[_USAGE_ALIASES.get(k, k)] = int(v)
+                usage[_USAGE_ALIASES.get(k, k)] = _count(v)
     cost_details = body.get("costDetails")
     if isinstance(cost_details, dict):
         for k, v in cost_details.items():
@@ -128,6 +128,15 @@ def usage_and_cost(body: dict[str, Any]) -> tuple[dict[str, int], dict[str, floa
     # Totals the client did not send are derived when the row is written, from the merged
     # state: derived here, an update carrying only `output` would set a wrong total.
     return usage, cost
+
+
+def _count(v: int | float) -> int:
+    # Past int64 no store can hold it (the JSON encoder refuses past 64 bits): poison, not a
+    # write that fails, and is retried, forever.
+    n = int(v)
+    if not -(2**63) <= n < 2**63:
+        raise PoisonEvent(f"usage value {v!r} is out of range")
+    return n
 
 
 def with_totals(usage: dict[str, int], cost: dict[str, float]) -> tuple[dict[str, int], dict[str, float]]:

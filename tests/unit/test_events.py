@@ -38,6 +38,8 @@ def test_ids_the_api_lets_clients_omit_are_generated() -> None:
         (_event("generation-create", {"traceId": "t", "level": "LOUD"}), "body.level"),
         (_event("generation-create", {"traceId": "t", "usage": {"input": "ten"}}), "body.usage.input"),
         (_event("generation-create", {"traceId": "t", "usage": {"input": True}}), "body.usage.input"),
+        (_event("generation-create", {"traceId": "t", "usage": {"input": 1e20}}), "body.usage.input is out of range"),
+        (_event("generation-create", {"traceId": "t", "costDetails": {"total": -1e16}}), "body.costDetails.total"),
         (_event("score-create", {"traceId": "t", "value": 1}), "body.name"),
         (_event("score-create", {"traceId": "t", "name": "q"}), "body.value"),
         (_event("score-create", {"name": "q", "value": 1}), "traceId"),

@@ -1,10 +1,11 @@
 """The fold must converge whatever the order, batching and repetition of events."""
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.envelope import Envelope
-from pipeline.fold import OBSERVATION, TRACE, EntityState, apply, usage_and_cost
+from pipeline.fold import OBSERVATION, TRACE, EntityState, PoisonEvent, apply, usage_and_cost
 
 FIELDS = st.fixed_dictionaries(
     {},
@@ -85,3 +86,11 @@ def test_a_partial_usage_update_keeps_the_other_counts() -> None:
     create = Envelope("c", "p", "generation-create", 1, 1, {"id": "o1", "traceId": "t", "usage": {"input": 10, "output": 1}})
     update = Envelope("u", "p", "generation-update", 2, 2, {"id": "o1", "usage": {"output": 5}})
     assert fold([update, create]).values["usage_details"] == {"input": 10, "output": 5}
+
+
+def test_a_usage_count_no_store_can_hold_is_poison_not_a_write_that_fails_forever() -> None:
+    # The edge refuses these; the log can still hold one (an older edge, a requeued letter).
+    state = EntityState("p", "g")
+    with pytest.raises(PoisonEvent, match="out of range"):
+        apply(state, Envelope("e", "p", "generation-create", 1, 1, {"id": "g", "usage": {"input": 10**20}}), OBSERVATION)
+    assert state.values == {}
