@@ -74,7 +74,7 @@ class EntityState:
             self.last_ts = ts
 
 
-def _text(v: Any) -> str | None:
+def as_text(v: Any) -> str | None:
     if v is None:
         return None
     return v if isinstance(v, str) else orjson.dumps(v).decode()
@@ -85,7 +85,7 @@ def _io(v: Any) -> str | None:
     return None if v is None else orjson.dumps(v).decode()
 
 
-def _time(v: Any) -> int | None:
+def parse_time(v: Any) -> int | None:
     try:
         return to_micros(v)
     except (ValueError, OverflowError) as exc:
@@ -152,47 +152,47 @@ def with_totals(usage: dict[str, int], cost: dict[str, float]) -> tuple[dict[str
 # body key -> (column, converter); maps merge per key, everything else is last-writer-wins.
 Conv = Callable[[Any], Any]
 _COMMON: dict[str, tuple[str, Conv]] = {
-    "environment": ("environment", _text),
+    "environment": ("environment", as_text),
     "input": ("input", _io),
     "output": ("output", _io),
 }
 TRACE_FIELDS: dict[str, tuple[str, Conv]] = {
     **_COMMON,
-    "timestamp": ("timestamp", _time),
-    "name": ("name", _text),
-    "userId": ("user_id", _text),
-    "sessionId": ("session_id", _text),
-    "release": ("release", _text),
-    "version": ("version", _text),
+    "timestamp": ("timestamp", parse_time),
+    "name": ("name", as_text),
+    "userId": ("user_id", as_text),
+    "sessionId": ("session_id", as_text),
+    "release": ("release", as_text),
+    "version": ("version", as_text),
     "public": ("public", lambda v: 1 if v else 0),
 }
 OBSERVATION_FIELDS: dict[str, tuple[str, Conv]] = {
     **_COMMON,
-    "traceId": ("trace_id", _text),
-    "parentObservationId": ("parent_observation_id", _text),
-    "name": ("name", _text),
-    "startTime": ("start_time", _time),
-    "endTime": ("end_time", _time),
-    "completionStartTime": ("completion_start_time", _time),
-    "level": ("level", _text),
-    "statusMessage": ("status_message", _text),
-    "version": ("version", _text),
-    "model": ("provided_model_name", _text),
-    "promptName": ("prompt_name", _text),
+    "traceId": ("trace_id", as_text),
+    "parentObservationId": ("parent_observation_id", as_text),
+    "name": ("name", as_text),
+    "startTime": ("start_time", parse_time),
+    "endTime": ("end_time", parse_time),
+    "completionStartTime": ("completion_start_time", parse_time),
+    "level": ("level", as_text),
+    "statusMessage": ("status_message", as_text),
+    "version": ("version", as_text),
+    "model": ("provided_model_name", as_text),
+    "promptName": ("prompt_name", as_text),
     "promptVersion": ("prompt_version", lambda v: None if v is None else str(v)),
 }
 SCORE_FIELDS: dict[str, tuple[str, Conv]] = {
-    "environment": ("environment", _text),
-    "traceId": ("trace_id", _text),
-    "observationId": ("observation_id", _text),
-    "sessionId": ("session_id", _text),
-    "datasetRunId": ("dataset_run_id", _text),
-    "name": ("name", _text),
-    "dataType": ("data_type", _text),
-    "comment": ("comment", _text),
-    "configId": ("config_id", _text),
-    "source": ("source", _text),
-    "timestamp": ("timestamp", _time),
+    "environment": ("environment", as_text),
+    "traceId": ("trace_id", as_text),
+    "observationId": ("observation_id", as_text),
+    "sessionId": ("session_id", as_text),
+    "datasetRunId": ("dataset_run_id", as_text),
+    "name": ("name", as_text),
+    "dataType": ("data_type", as_text),
+    "comment": ("comment", as_text),
+    "configId": ("config_id", as_text),
+    "source": ("source", as_text),
+    "timestamp": ("timestamp", parse_time),
 }
 FIELDS = {TRACE: TRACE_FIELDS, OBSERVATION: OBSERVATION_FIELDS, SCORE: SCORE_FIELDS}
 # The same as (key, column, converter) triples: apply() walks its table's for every event.

@@ -9,14 +9,14 @@ arithmetic is tested without a database.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
 from ingest.events import OBSERVATION_TYPES
 from pipeline.envelope import Envelope
-from pipeline.fold import OBSERVATION, TRACE, EntityState, PoisonEvent, apply, with_totals
+from pipeline.fold import EntityState, PoisonEvent, as_text, parse_time, usage_and_cost, with_totals
 
 # Observation events that feed the usage ledger: generations, and anything carrying a model or usage.
 GENERATION_EVENTS = frozenset({"generation-create", "generation-update", "embedding-create"})
@@ -24,9 +24,9 @@ USAGE_FIELDS = ("model", "usage", "usageDetails", "costDetails")
 # The parts of a generation's folded state that place and size its contribution.
 GENERATION_COLUMNS = ("provided_model_name", "start_time")
 # Usage keys per name; every cost key, as a cost total the client left out is their sum.
-GENERATION_MAPS: dict[str, tuple[str, ...] | None] = {"usage_details": ("input", "output", "total"), "cost_details": None}
+USAGE_KEYS = ("input", "output", "total")
+GENERATION_MAPS: dict[str, tuple[str, ...] | None] = {"usage_details": USAGE_KEYS, "cost_details": None}
 TRACE_COLUMNS = ("session_id", "user_id")
-UNUSED_FIELDS = frozenset({"input", "output", "metadata", "modelParameters"})
 # Ids, session and user ids and model names are primary-key parts; a btree entry must stay small.
 MAX_KEY_CHARS = 1000
 # Event times beyond what a timestamp column holds (|µs| >= 1e17 is past the year 5000).
@@ -41,6 +41,8 @@ _US = timedelta(microseconds=1)
 # it can never raise OverflowError (which the stage would retry forever) on its way to a column.
 _MIN_US = (datetime(1, 1, 2, tzinfo=timezone.utc) - _EPOCH) // _US
 _MAX_US = (datetime(9999, 12, 30, tzinfo=timezone.utc) - _EPOCH) // _US
+_EPOCH_ORDINAL = _EPOCH.toordinal()
+_US_PER_DAY = 86_400_000_000
 Key = tuple[str, str]  # project_id, trace id
 
 
@@ -134,35 +136,53 @@ def judge(env: Envelope) -> None:
 def fold_event(folded: dict[Key, TraceDelta], env: Envelope) -> None:
     """Fold one relevant event into the batch's per-trace deltas; PoisonEvent leaves them untouched.
 
+    Only what the aggregates read is converted, and judged: a trace's session and user, a
+    generation's model, start time, usage and cost, and the event's time. (An event whose other
+    fields the ClickHouse fold refuses is dead-lettered there and still counted here: its usage
+    happened.)
+
     A generation is kept with its trace. An event of one that names no trace is kept under the
     generation's own id, apart from the rest of it: Langfuse's SDKs send the trace id with every
     update "to avoid relying on the order of events", and finding the trace of a bare generation
     id would take a row (or an index entry) per span.
     """
     body, project, ts = env.body, env.project_id, event_ts(env)
-    if not UNUSED_FIELDS.isdisjoint(body):
-        # Serialising payloads nobody here reads is most of a fold's cost; none of them can
-        # make an event poison (they are JSON already), so the judgement stays the same.
-        env = replace(env, body={k: v for k, v in body.items() if k not in UNUSED_FIELDS})
     entity_id = clean(str(body["id"]))
     if env.type == "trace-create":
+        session, user = _key_text(body.get("sessionId")), _key_text(body.get("userId"))
         trace = folded.get((project, entity_id)) or TraceDelta(EntityState(project, entity_id))
-        apply(trace.state, env, TRACE)
+        trace.state.set("session_id", session, ts)
+        trace.state.set("user_id", user, ts)
+        trace.state.touch(ts)
         folded[(project, entity_id)] = trace
         return
     trace_id = body.get("traceId")
     key = (project, clean(str(trace_id)) if trace_id else entity_id)
     if env.type in GENERATION_EVENTS or any(body.get(f) is not None for f in USAGE_FIELDS):
+        # Everything converted (and judged) before anything is folded.
+        model, start = _key_text(body.get("model")), parse_time(body.get("startTime"))
+        usage, cost = usage_and_cost(body)
         trace = folded.get(key) or TraceDelta(EntityState(*key))
         gen = trace.generations.get(entity_id) or Generation(EntityState(project, entity_id))
-        apply(gen.state, env, OBSERVATION)
-        trace.generations[entity_id] = gen
+        state = gen.state
+        state.set("provided_model_name", model, ts)
+        state.set("start_time", start, ts)
+        kept = {k: usage[k] for k in USAGE_KEYS if k in usage}
+        if kept:
+            state.merge_map("usage_details", kept, ts)
+        if cost:
+            state.merge_map("cost_details", {clean(k): v for k, v in cost.items()}, ts)
+        state.touch(ts)
         gen.events.add(clean(env.id))
+        trace.generations[entity_id] = gen
         folded[key] = trace
-    else:
-        apply(EntityState(project, entity_id), env, OBSERVATION)  # judged, not kept
     if trace_id:
         folded.setdefault(key, TraceDelta(EntityState(*key))).state.touch(ts)
+
+
+def _key_text(v: Any) -> str | None:
+    text = as_text(v)
+    return None if text is None else clean(text)
 
 
 def apply_to_stored(stored: StoredTrace, delta: TraceDelta, changes: Changes) -> bool:
@@ -200,9 +220,9 @@ def apply_to_stored(stored: StoredTrace, delta: TraceDelta, changes: Changes) ->
         if doc:
             gen_state, seen = state_from_doc(project, gen_id, doc), list(doc.get("e") or ())
             before = contribution(gen_state, len(seen))
-        else:
-            gen_state, seen, before = EntityState(project, gen_id), [], None
-        merge(gen_state, gen.state, GENERATION_COLUMNS, GENERATION_MAPS)
+            merge(gen_state, gen.state, GENERATION_COLUMNS, GENERATION_MAPS)
+        else:  # new: the batch's fold holds only the ledger's fields already
+            gen_state, seen, before = gen.state, [], None
         events = seen + sorted(gen.events.difference(seen))
         new_doc = state_doc(gen_state, events)
         if new_doc == doc:
@@ -241,7 +261,7 @@ def contribution(state: EntityState, events: int) -> Contribution:
     usage, costs = with_totals(state.values.get("usage_details") or {}, state.values.get("cost_details") or {})
     cost = costs.get("total")
     return Contribution(
-        day=to_datetime(state.values.get("start_time") or state.first_ts).date(),
+        day=_day(state.values.get("start_time") or state.first_ts),
         model=clean(state.values.get("provided_model_name") or ""),
         events=events,
         input=_tokens(usage.get("input")),
@@ -270,6 +290,11 @@ def state_from_doc(project: str, id_: str, doc: dict[str, Any]) -> EntityState:
     # Maps copied too: merging must not change the stored doc it is compared with.
     values = {k: dict(v) if isinstance(v, dict) else v for k, v in (doc.get("v") or {}).items()}
     return EntityState(project, id_, values, dict(doc.get("t") or {}), int(doc.get("f") or 0), int(doc.get("l") or 0))
+
+
+def _day(us: int) -> date:
+    """The UTC day of a time in µs (clamped like to_datetime)."""
+    return date.fromordinal(_EPOCH_ORDINAL + min(max(us, _MIN_US), _MAX_US) // _US_PER_DAY)
 
 
 def to_datetime(us: int | None) -> datetime | None:

@@ -11,7 +11,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.envelope import Envelope
-from sinks.postgres.rollup import Changes, Key, StoredTrace, TraceDelta, apply_to_stored, fold_event, relevant
+from sinks.postgres.rollup import (
+    Changes,
+    Key,
+    StoredTrace,
+    TraceDelta,
+    _day,
+    apply_to_stored,
+    fold_event,
+    relevant,
+    to_datetime,
+)
 
 BASE_US = 1_795_000_000_000_000
 
@@ -149,3 +159,8 @@ def test_a_trace_counts_once_in_its_session_and_moves_with_it() -> None:
     assert store.view()[:2] == ({("p", "s1"): 1}, {("p", "u"): 1})
     store.write([env("b", "trace-create", 1, {"id": "t", "sessionId": "s2"})])
     assert store.view()[:2] == ({("p", "s2"): 1}, {("p", "u"): 1})
+
+
+@given(st.integers(-(10**18), 10**18))
+def test_the_ledger_day_is_the_utc_date_of_the_clamped_time(us: int) -> None:
+    assert _day(us) == to_datetime(us).date()
