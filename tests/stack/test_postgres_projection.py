@@ -3,6 +3,8 @@ counts, and that redelivery and out-of-order updates never count anything twice.
 
 from __future__ import annotations
 
+import asyncio
+import random
 import uuid
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -14,6 +16,7 @@ import pytest
 from agenttrace.settings import Settings
 from sinks.postgres.client import Postgres
 from sinks.postgres.keys import NewKey
+from sinks.postgres.writer import PostgresWriter
 from tests.support import API, basic_auth, envelope, eventually, produce
 
 pytestmark = pytest.mark.stack
@@ -158,3 +161,40 @@ async def test_a_trace_that_changes_session_moves_its_count(settings: Settings, 
         lambda rows: [(r["session_id"], r["trace_count"]) for r in rows] == [("s-a", 0), ("s-b", 1)],
         timeout_s=TIMEOUT_S,
     )
+
+
+async def test_concurrent_writers_on_the_same_traces_lose_nothing_and_count_nothing_twice(
+    pg: Postgres, project: NewKey
+) -> None:
+    """What a rebalance overlap or a replay beside the live stage does: writers holding the same
+    events at once, in other batches. The trace rows they share are locked before they are read."""
+    pid = project.project_id
+    events = []
+    for t in range(20):
+        trace = f"trace-{t}"
+        events.append(envelope(pid, "trace-create", {"id": trace, "sessionId": f"s-{t % 3}", "userId": f"u-{t % 2}"},
+                              f"2026-11-20T10:00:{t:02d}Z"))
+        for g in range(5):
+            events.append(envelope(pid, "generation-create", {
+                "id": f"{trace}-g{g}", "traceId": trace, "model": "gpt-4o", "startTime": "2026-11-20T10:00:00Z",
+                "usage": {"input": 10, "output": 1},
+            }, f"2026-11-20T10:00:{t:02d}.5Z"))
+            events.append(envelope(pid, "generation-update", {
+                "id": f"{trace}-g{g}", "traceId": trace, "usage": {"input": 100}, "costDetails": {"total": 0.5},
+            }, f"2026-11-20T10:01:{t:02d}Z"))
+    writers = [PostgresWriter(pg) for _ in range(4)]
+    rnd = random.Random(7)
+    batches = []
+    for _ in range(3):  # every event three times, in different batches
+        shuffled = events[:]
+        rnd.shuffle(shuffled)
+        batches += [shuffled[i : i + 37] for i in range(0, len(shuffled), 37)]
+    rnd.shuffle(batches)
+    await asyncio.gather(*(writers[i % 4].write(batch) for i, batch in enumerate(batches)))
+
+    assert await usage(pg, pid) == [{
+        "day": date(2026, 11, 20), "model": "gpt-4o", "observations": 100, "events": 200, "input_tokens": 100 * 100,
+        "output_tokens": 100, "total_tokens": 101 * 100, "cost": Decimal("50.0"),
+    }]
+    assert [(s["session_id"], s["trace_count"]) for s in await sessions(pg, pid)] == [("s-0", 7), ("s-1", 7), ("s-2", 6)]
+    assert [(u["user_id"], u["trace_count"]) for u in await users(pg, pid)] == [("u-0", 10), ("u-1", 10)]
