@@ -21,7 +21,7 @@ for part in lib install kafka clickhouse postgres redis app; do
 done
 
 SERVERS=(kafka clickhouse postgres redis)
-APPS=(api worker worker_postgres)
+APPS=(api worker worker_2 worker_postgres)
 
 # Two concurrent `make up` would race for the same ports and pid files; the lock is held
 # on fd 9 until this script exits (spawn closes it in the daemons).

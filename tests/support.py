@@ -22,6 +22,7 @@ API = "http://127.0.0.1:8080"
 WORKER = "http://127.0.0.1:8081"
 # `make up` runs the Postgres stage in a worker of its own.
 WORKER_POSTGRES = "http://127.0.0.1:8082"
+WORKER_2 = "http://127.0.0.1:8083"  # the ClickHouse stage's second process
 AGENTTRACE = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "agenttrace"
 T = TypeVar("T")
 

@@ -128,7 +128,7 @@ def test_local_prometheus_scrapes_the_loopback_stack():
     config = load_yaml(PROMETHEUS / "prometheus.local.yml")
     jobs = {j["job_name"]: j["static_configs"][0]["targets"] for j in config["scrape_configs"]}
     assert jobs["agenttrace-api"] == ["127.0.0.1:8080"]
-    assert jobs["agenttrace-worker"] == ["127.0.0.1:8081", "127.0.0.1:8082"]
+    assert jobs["agenttrace-worker"] == ["127.0.0.1:8081", "127.0.0.1:8083", "127.0.0.1:8082"]
     assert config["global"]["scrape_interval"] == "2s"
     assert config["rule_files"] == ["alerts.yml"]
 

@@ -11,7 +11,7 @@ import pytest
 
 from sinks.clickhouse.client import ClickHouse
 from sinks.postgres.keys import NewKey
-from tests.support import API, WORKER, WORKER_POSTGRES, basic_auth, eventually, rows
+from tests.support import API, WORKER, WORKER_2, WORKER_POSTGRES, basic_auth, eventually, rows
 
 pytestmark = pytest.mark.stack
 
@@ -127,7 +127,7 @@ async def test_malformed_envelope_gets_400(http: aiohttp.ClientSession, project:
         assert (await r.json())["message"]
 
 
-@pytest.mark.parametrize("base", [API, WORKER, WORKER_POSTGRES])
+@pytest.mark.parametrize("base", [API, WORKER, WORKER_2, WORKER_POSTGRES])
 async def test_probes_and_metrics(http: aiohttp.ClientSession, base: str) -> None:
     for path in ("/livez", "/readyz"):
         async with http.get(base + path) as r:
