@@ -146,6 +146,15 @@ def fold_event(folded: dict[Key, TraceDelta], env: Envelope) -> None:
     update "to avoid relying on the order of events", and finding the trace of a bare generation
     id would take a row (or an index entry) per span.
     """
+    try:
+        _fold(folded, env)
+    except PoisonEvent:
+        raise
+    except (TypeError, ValueError, OverflowError) as exc:  # e.g. an id no encoder takes: never retried
+        raise PoisonEvent(f"{env.type} {str(env.body.get('id'))[:100]}: {exc}") from exc
+
+
+def _fold(folded: dict[Key, TraceDelta], env: Envelope) -> None:
     body, project, ts = env.body, env.project_id, event_ts(env)
     entity_id = clean(str(body["id"]))
     if env.type == "trace-create":

@@ -1,7 +1,8 @@
 """The Postgres projection: sessions, users and a daily usage ledger, folded from the event log.
 
-Same contract as ClickHouseWriter: `write(envelopes)` returns the poison events (judged by the
-same fold, `pipeline.fold.apply`) and raises PostgresError for a store failure; `forget()`.
+Same contract as ClickHouseWriter: `write(envelopes)` returns the poison events (judged on the
+fields it reads, by `pipeline.fold`'s converters) and raises PostgresError for a store failure;
+`forget()`.
 
 Exact and idempotent, with one row per trace and none per event or span. The aggregates are
 counters, which a redelivered or replayed event must not move again and which must count what
@@ -59,7 +60,8 @@ class PostgresWriter:
 
 
 def _judge(envelopes: list[Envelope]) -> tuple[list[tuple[Envelope, str]], dict[Key, TraceDelta]]:
-    """Poison events, and the fold of the others (apply is all or nothing: folding is judging)."""
+    """Poison events, and the fold of the others (an event is converted whole before any of it is
+    folded, so folding is judging)."""
     poison: list[tuple[Envelope, str]] = []
     folded: dict[Key, TraceDelta] = {}
     for env in sorted(envelopes, key=event_ts):

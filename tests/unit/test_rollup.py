@@ -7,6 +7,7 @@ import random
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -164,3 +165,14 @@ def test_a_trace_counts_once_in_its_session_and_moves_with_it() -> None:
 @given(st.integers(-(10**18), 10**18))
 def test_the_ledger_day_is_the_utc_date_of_the_clamped_time(us: int) -> None:
     assert _day(us) == to_datetime(us).date()
+
+
+def test_a_value_no_encoder_takes_is_poison_and_leaves_the_batch_untouched() -> None:
+    from pipeline.fold import PoisonEvent
+
+    folded: dict[Key, TraceDelta] = {}
+    with pytest.raises(PoisonEvent):
+        fold_event(folded, env("e", "trace-create", 0, {"id": "t", "sessionId": 10**20}))
+    with pytest.raises(PoisonEvent):
+        fold_event(folded, env("e", "generation-create", 0, {"id": "g", "traceId": "t", "model": {"n": 10**20}}))
+    assert folded == {}
