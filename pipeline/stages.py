@@ -28,7 +28,8 @@ def sink_for(name: str, settings: Settings, *, ch: ClickHouse | None = None, pg:
     if name == "postgres" and pg is not None:
         from sinks.postgres.writer import PostgresWriter
 
-        return PostgresWriter(pg)
+        # A state must outlive every copy of its events the topic can still hand out.
+        return PostgresWriter(pg, horizon_s=2 * settings.topics.retention_ms / 1000)
     if name in STAGES:
         raise ValueError(f"stage {name!r} needs its store client")
     raise ValueError(f"unknown stage {name!r}; expected one of {', '.join(STAGES)}")

@@ -21,15 +21,24 @@ from a redelivery, a replay, or a client retry that reached the log twice. `firs
 The trace rows are locked (a no-op upsert, in key order) before they are read, so concurrent
 writers (a rebalance overlap, a replay beside the live stage) serialise instead of losing
 updates. A batch is six statements at most, whatever its size.
+
+States untouched for longer than `horizon_s` (twice the topic's retention by default) are
+pruned, a page range per turn so that the whole table is swept about once an hour; events
+received before the horizon are skipped, so a replay of a log that still holds them cannot
+count them again. A late event for a pruned trace counts it as new: the price of a table that
+does not grow without end.
 """
 
 from __future__ import annotations
 
+import time
+
 import orjson
+from loguru import logger
 
 from pipeline.envelope import Envelope
 from pipeline.fold import PoisonEvent
-from sinks.postgres.client import Postgres, Transaction
+from sinks.postgres.client import Postgres, PostgresError, Transaction
 from sinks.postgres.rollup import (
     Changes,
     Key,
@@ -44,19 +53,54 @@ from sinks.postgres.rollup import (
 )
 
 
+PRUNE_EVERY_S = 10.0
+# Pages per pruning turn: at least this many, and enough to sweep the table in SWEEP_S.
+PRUNE_PAGES = 1_000
+SWEEP_S = 3600.0
+
+
 class PostgresWriter:
-    def __init__(self, client: Postgres) -> None:
+    def __init__(self, client: Postgres, *, horizon_s: float = 14 * 86_400.0) -> None:
         self._pg = client
+        self._horizon_us = int(horizon_s * 1_000_000)
+        self._next_prune = 0.0
+        self._prune_page = 0
 
     def forget(self) -> None:
         """Nothing is cached: every batch reads the states it changes, under lock."""
 
     async def write(self, envelopes: list[Envelope]) -> list[tuple[Envelope, str]]:
-        poison, folded = _judge(envelopes)
+        horizon_us = time.time_ns() // 1000 - self._horizon_us
+        poison, folded = _judge([e for e in envelopes if e.received_at >= horizon_us])
         if folded:
             async with self._pg.transaction(operation="pg_projection") as tx:
                 await _project(tx, folded)
+        if time.monotonic() >= self._next_prune:
+            self._next_prune = time.monotonic() + PRUNE_EVERY_S
+            try:
+                await self.prune()
+            except PostgresError as exc:  # the batch is written; pruning waits for its next turn
+                logger.warning("pruning trace states failed", error=str(exc))
         return poison
+
+    async def prune(self, *, pages: int | None = None) -> int:
+        """Delete the states untouched since the horizon in the next page range; rows deleted."""
+        ((size,),) = await self._pg.fetch(
+            "SELECT pg_relation_size('trace_states') / current_setting('block_size')::int", operation="pg_prune_size"
+        )
+        step = pages or max(PRUNE_PAGES, int(size * PRUNE_EVERY_S / SWEEP_S))
+        if self._prune_page >= size:
+            self._prune_page = 0
+        first, self._prune_page = self._prune_page, self._prune_page + step
+        deleted = await self._pg.execute(
+            "DELETE FROM trace_states WHERE ctid >= %s::tid AND ctid < %s::tid "
+            "AND touched_at < now() - make_interval(secs => %s)",
+            (f"({first},0)", f"({first + step},0)", self._horizon_us / 1_000_000),
+            operation="pg_prune_trace_states",
+        )
+        if deleted:
+            logger.info("pruned trace states", rows=deleted, horizon_s=self._horizon_us // 1_000_000)
+        return deleted
 
 
 def _judge(envelopes: list[Envelope]) -> tuple[list[tuple[Envelope, str]], dict[Key, TraceDelta]]:
@@ -153,7 +197,7 @@ async def _trace_states(tx: Transaction, folded: dict[Key, TraceDelta], changes:
     await tx.insert_many(
         "UPDATE trace_states t SET session_id = v.session_id, session_ts = v.session_ts, user_id = v.user_id, "
         "user_ts = v.user_ts, first_seen = v.first_seen, last_seen = v.last_seen, "
-        "generations = COALESCE(v.generations, t.generations) FROM (",
+        "generations = COALESCE(v.generations, t.generations), touched_at = now() FROM (",
         "(%s, %s, %s, %s::bigint, %s, %s::bigint, %s::bigint, %s::bigint, %s::jsonb)",
         written,
         ") AS v(project_id, trace_id, session_id, session_ts, user_id, user_ts, first_seen, last_seen, generations) "

@@ -198,3 +198,29 @@ async def test_concurrent_writers_on_the_same_traces_lose_nothing_and_count_noth
     }]
     assert [(s["session_id"], s["trace_count"]) for s in await sessions(pg, pid)] == [("s-0", 7), ("s-1", 7), ("s-2", 6)]
     assert [(u["user_id"], u["trace_count"]) for u in await users(pg, pid)] == [("u-0", 10), ("u-1", 10)]
+
+
+async def test_states_past_the_horizon_are_pruned_and_events_received_before_it_skipped(
+    pg: Postgres, project: NewKey
+) -> None:
+    pid = project.project_id
+    writer = PostgresWriter(pg, horizon_s=3600)
+    old, recent = f"trace-{uuid.uuid4()}", f"trace-{uuid.uuid4()}"
+    await writer.write([envelope(pid, "trace-create", {"id": t, "sessionId": "s"}, "2026-11-20T10:00:00Z")
+                        for t in (old, recent)])
+    await pg.execute("UPDATE trace_states SET touched_at = now() - interval '2 hours' WHERE project_id = %s AND trace_id = %s",
+                     (pid, old))
+    deleted = 0
+    for _ in range(1000):  # a full sweep, whatever the table's size here
+        deleted += await writer.prune(pages=100_000)
+        if not (await pg.fetch("SELECT 1 FROM trace_states WHERE project_id = %s AND trace_id = %s", (pid, old))):
+            break
+    assert deleted >= 1
+    states = await pg.fetch("SELECT trace_id FROM trace_states WHERE project_id = %s", (pid,))
+    assert [r[0] for r in states] == [recent]
+    assert [(s["session_id"], s["trace_count"]) for s in await sessions(pg, pid)] == [("s", 2)]  # counts stay
+
+    stale = envelope(pid, "trace-create", {"id": f"trace-{uuid.uuid4()}", "sessionId": "s"}, "2026-11-20T10:00:00Z")
+    stale.received_at -= 2 * 3600 * 1_000_000
+    await writer.write([stale])
+    assert [(s["session_id"], s["trace_count"]) for s in await sessions(pg, pid)] == [("s", 2)]
