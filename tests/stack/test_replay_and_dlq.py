@@ -94,7 +94,7 @@ async def test_poison_event_is_dead_lettered_listed_and_requeued(
             "SELECT id, stage, event_id, reason, requeued_at FROM dead_letters WHERE project_id = %s ORDER BY id", (pid,)
         )
 
-    # Each stage judges the event with the same fold, and each dead-letters it once.
+    # Both stages read the start time, judge it with the same converter, and dead-letter it once each.
     found = await eventually(letters, lambda r: len(r) == 2, timeout_s=TIMEOUT_S)
     assert sorted(r[1] for r in found) == ["clickhouse", "postgres"]
     assert all(r[2] == poison.id and "bad timestamp 'not a time'" in r[3] and r[4] is None for r in found)
