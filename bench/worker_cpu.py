@@ -11,7 +11,7 @@ event of CPU time (per row for row building), the median of 5 runs, for:
 - write: all of `ClickHouseWriter.write()` against a stub client that stores nothing, in
   batches of 1000 (`update` is a batch of updates to entities the writer has cached).
 
-    PYTHONPATH=. python bench/worker_cpu.py
+    .venv/bin/python bench/worker_cpu.py
 """
 
 from __future__ import annotations
@@ -19,20 +19,24 @@ from __future__ import annotations
 import asyncio
 import gc
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
+from pathlib import Path
 from typing import TypeVar
 
 import orjson
 
-from agenttrace.cli import _tune_gc
-from bench.load import batch_body
-from ingest.events import normalize
-from pipeline.envelope import Envelope
-from pipeline.fold import EntityState, apply, table_of
-from sinks.clickhouse.schema import Dialect, dialect_for
-from sinks.clickhouse.writer import ClickHouseWriter
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from agenttrace.cli import _tune_gc  # noqa: E402
+from bench.load import batch_body  # noqa: E402
+from ingest.events import normalize  # noqa: E402
+from pipeline.envelope import Envelope  # noqa: E402
+from pipeline.fold import EntityState, apply, table_of  # noqa: E402
+from sinks.clickhouse.schema import Dialect, dialect_for  # noqa: E402
+from sinks.clickhouse.writer import ClickHouseWriter  # noqa: E402
 
 BODIES = 50  # 5000 events per workload
 BATCH = 1000  # events per write(), the stage's flush size order

@@ -95,7 +95,9 @@ def to_micros(value: Any) -> int | None:
 
     Raises ValueError for a value that is present but not a time.
     """
-    if type(value) is str and value:
+    if isinstance(value, str):
+        if not value:
+            return None
         # Python 3.11 parses "Z", offsets and any number of fraction digits (beyond 6 truncated).
         dt = datetime.fromisoformat(value)
         # The usual cases, UTC ("Z", "+00:00") or naive (UTC too), in integer arithmetic: the
@@ -106,7 +108,7 @@ def to_micros(value: Any) -> int | None:
             if dt.tzinfo is None:
                 return (dt - _NAIVE_EPOCH) // _US
         return _micros(dt)
-    if value is None or value == "":
+    if value is None:
         return None
     if isinstance(value, bool):
         raise ValueError("a boolean is not a timestamp")
@@ -117,9 +119,7 @@ def to_micros(value: Any) -> int | None:
             if abs(v * scale) < 1e17:
                 return int(round(v * scale))
         raise ValueError("timestamp out of range")
-    if not isinstance(value, str):
-        raise ValueError("timestamp must be a string")
-    return _micros(datetime.fromisoformat(value))
+    raise ValueError("timestamp must be a string")
 
 
 def _micros(dt: datetime) -> int:
