@@ -6,7 +6,7 @@ SHELL := /usr/bin/env bash
 STACK := ops/stack.sh
 PYTEST_ARGS ?=
 
-.PHONY: up services down status test clean
+.PHONY: up services down status lint test clean
 
 up:
 	@$(STACK) up
@@ -20,8 +20,14 @@ down:
 status:
 	@$(STACK) status
 
+# Lint, format and types first: they take seconds, the suite minutes.
+lint:
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+
 # Tests run against the real servers (see STYLE.md), so they always start from `make up`.
-test: up
+test: up lint
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -11,17 +11,14 @@ import asyncio
 import gc
 import signal
 import sys
-from dataclasses import replace
 
 import orjson
 import uvloop
-from aiohttp import web
 from loguru import logger
 
 from agenttrace import clients
 from agenttrace.logs import configure
-from agenttrace.settings import Settings
-from pipeline.stages import STAGES
+from agenttrace.settings import STAGES, Settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
 
     replay = sub.add_parser("replay", help="fold the events topic again through one stage's sink")
     replay.add_argument("--stage", required=True, choices=list(STAGES))
-    replay.add_argument("--from", dest="since", help="ISO 8601 time or a duration ago (15m, 2h, 7d); default: the start")
+    replay.add_argument(
+        "--from", dest="since", help="ISO 8601 time or a duration ago (15m, 2h, 7d); default: the start"
+    )
 
     args = parser.parse_args(argv)
     server = args.command in ("api", "worker")
@@ -85,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-def _tune_gc() -> None:
+def tune_gc() -> None:
     # Requests and batches allocate ~10^5 short-lived dicts; with the default thresholds the
     # cyclic collector runs hundreds of times a second, and its full passes stall the loop.
     gc.freeze()
@@ -93,27 +92,17 @@ def _tune_gc() -> None:
 
 
 def _api(settings: Settings, host: str, port: int) -> int:
-    from ingest.app import build_app
+    from agenttrace.api import run_api
 
-    settings = replace(settings, edge=replace(settings.edge, host=host, port=port))
-    _tune_gc()
-    web.run_app(
-        build_app(settings),
-        loop=uvloop.new_event_loop(),
-        host=host,
-        port=port,
-        access_log=None,
-        print=None,
-        # Bounded graceful shutdown: in-flight requests get their Kafka acknowledgement.
-        shutdown_timeout=settings.edge.publish_timeout_s + 5,
-    )
+    tune_gc()
+    run_api(settings, host, port)
     return 0
 
 
 async def _worker(settings: Settings, stages: tuple[str, ...], host: str, port: int) -> int:
-    from pipeline.worker import run_worker
+    from agenttrace.worker import run_worker
 
-    _tune_gc()
+    tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -175,12 +164,14 @@ async def _keys_create(settings: Settings, project: str, as_json: bool) -> int:
 
 
 async def _dlq(settings: Settings, args: argparse.Namespace) -> int:
-    from pipeline import dlq
+    from pipeline.dead_letters import requeue
+    from sinks.postgres.dead_letters import DeadLetterTable
 
     pg = await clients.postgres(settings)
+    store = DeadLetterTable(pg)
     try:
         if args.dlq_command == "list":
-            letters = await dlq.list_letters(pg, project=args.project, limit=args.limit)
+            letters = await store.newest(project=args.project, limit=args.limit)
             if args.json:
                 sys.stdout.write(orjson.dumps([d.to_json() for d in letters]).decode() + "\n")
                 return 0
@@ -194,8 +185,8 @@ async def _dlq(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         producer = await clients.kafka_producer(settings)
         try:
-            result = await dlq.requeue(
-                pg, producer, settings.topics.events, ids=None if args.all else args.id, project=args.project
+            result = await requeue(
+                store, producer, settings.topics.events, ids=None if args.all else args.id, project=args.project
             )
         finally:
             await producer.stop()
@@ -210,8 +201,8 @@ async def _dlq(settings: Settings, args: argparse.Namespace) -> int:
 async def _replay(settings: Settings, stage: str, since: str | None) -> int:
     from contextlib import AsyncExitStack
 
+    from agenttrace.worker import sink_for
     from pipeline.replay import Progress, parse_since, replay
-    from pipeline.stages import sink_for
 
     try:
         since_ms = parse_since(since) if since else None
@@ -229,7 +220,9 @@ async def _replay(settings: Settings, stage: str, since: str | None) -> int:
         consumer = await clients.kafka_reader(settings)
         stack.push_async_callback(consumer.stop)
         sink = sink_for(stage, settings, ch=ch, pg=pg)
-        summary = await replay(consumer, sink, settings.topics.events, stage=stage, since_ms=since_ms, progress=Progress)
+        summary = await replay(
+            consumer, sink, settings.topics.events, stage=stage, since_ms=since_ms, progress=Progress
+        )
     for line in summary.lines():
         sys.stdout.write(line + "\n")
     return 0

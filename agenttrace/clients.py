@@ -3,11 +3,8 @@ answers a ping (bounded by a deadline), so start-up order between services does 
 
 from __future__ import annotations
 
-import asyncio
-import random
-import time
-from dataclasses import replace
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TypeVar
 
 import redis.asyncio as aioredis
@@ -15,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from loguru import logger
 
 from agenttrace.settings import Settings
+from pipeline.retry import Backoff, retry
 from sinks.clickhouse.client import ClickHouse
 from sinks.metrics import POOLS
 from sinks.postgres.client import Postgres
@@ -23,19 +21,16 @@ T = TypeVar("T")
 
 
 async def with_retry(name: str, attempt: Callable[[], Awaitable[T]], deadline_s: float = 60.0) -> T:
-    delay, give_up = 0.2, time.monotonic() + deadline_s
-    while True:
-        try:
-            return await attempt()
-        except Exception as exc:  # whatever a server that is not up yet answers
-            if time.monotonic() + delay > give_up:
-                raise RuntimeError(f"{name} unreachable after {deadline_s:.0f}s: {exc!r}") from exc
-            logger.warning("dependency not ready; retrying", dependency=name, error=repr(exc)[:300])
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-            delay = min(delay * 2, 5.0)
+    def failed(exc: Exception, delay: float) -> None:
+        logger.warning("dependency not ready; retrying", dependency=name, error=repr(exc)[:300])
+
+    try:
+        return await retry(attempt, Backoff(0.2, 5.0, deadline_s=deadline_s), on_error=failed)
+    except Exception as exc:  # whatever a server that is not up yet answers
+        raise RuntimeError(f"{name} unreachable after {deadline_s:.0f}s: {exc!r}") from exc
 
 
-async def kafka_producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:
+async def kafka_producer(settings: Settings) -> AIOKafkaProducer:
     async def attempt() -> AIOKafkaProducer:
         producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap,
@@ -45,7 +40,6 @@ async def kafka_producer(settings: Settings, **overrides: object) -> AIOKafkaPro
             linger_ms=0,
             request_timeout_ms=int(settings.edge.publish_timeout_s * 1000),
             retry_backoff_ms=100,
-            **overrides,
         )
         try:
             await producer.start()
@@ -120,7 +114,7 @@ async def clickhouse(settings: Settings, *, database: str | None = None, pool_si
     return ch
 
 
-async def redis_client(settings: Settings) -> aioredis.Redis | None:
+async def redis_client(settings: Settings) -> aioredis.Redis:
     """Redis is a cache and a rate-limit counter here: without it the process still works."""
     client = aioredis.from_url(settings.redis.url, socket_timeout=1.0, socket_connect_timeout=1.0)
     try:

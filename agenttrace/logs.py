@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import timezone
+from datetime import UTC
 from typing import Any
 
 import orjson
@@ -20,7 +20,8 @@ _LEVELS = {"WARNING": "warn", "CRITICAL": "error", "SUCCESS": "info", "TRACE": "
 def _line(record: dict[str, Any]) -> str:
     doc: dict[str, Any] = {
         "level": _LEVELS.get(record["level"].name, record["level"].name.lower()),
-        "ts": record["time"].astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{record['time'].microsecond // 1000:03d}Z",
+        "ts": record["time"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+        + f"{record['time'].microsecond // 1000:03d}Z",
         "msg": record["message"],
         "caller": f"{record['file'].name}:{record['line']}",
     }
@@ -56,4 +57,3 @@ def configure(level: str = "INFO", *, component: str, stream: Any = None) -> Non
     logger.add(_sink_to(stream or sys.stdout), level=level.upper(), backtrace=False, diagnose=False)
     logging.basicConfig(handlers=[_Intercept()], level=logging.WARNING, force=True)
     logging.getLogger("aiohttp.access").setLevel(logging.ERROR)
-

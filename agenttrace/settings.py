@@ -13,6 +13,9 @@ from pipeline.config import StageConfig, TopicConfig
 from sinks.clickhouse.config import ClickHouseConfig
 from sinks.postgres.config import PostgresConfig
 
+# Every stage consumes the whole events topic in its own consumer group; they differ in the sink.
+STAGES = ("clickhouse", "postgres")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -24,13 +27,15 @@ class Settings:
     edge: EdgeConfig = field(default_factory=EdgeConfig)
     stage: StageConfig = field(default_factory=StageConfig)
     admin_token: str | None = None
+    # Images set the git revision at build time; a checkout asks git (health/version.py).
+    revision: str | None = None
 
     def __repr__(self) -> str:
         token = "***" if self.admin_token else None
         return (
             f"Settings(kafka_bootstrap={self.kafka_bootstrap!r}, topics={self.topics!r}, "
             f"clickhouse={self.clickhouse!r}, postgres={self.postgres!r}, redis={self.redis!r}, "
-            f"edge={self.edge!r}, stage={self.stage!r}, admin_token={token})"
+            f"edge={self.edge!r}, stage={self.stage!r}, admin_token={token}, revision={self.revision!r})"
         )
 
     @classmethod
@@ -72,6 +77,7 @@ class Settings:
                 drain_timeout_s=num("DRAIN_TIMEOUT_S", StageConfig.drain_timeout_s),
             ),
             admin_token=env.get("AGENTTRACE_ADMIN_TOKEN") or None,
+            revision=env.get("AGENTTRACE_GIT_REVISION") or None,
         )
         settings.validate()
         return settings

@@ -24,15 +24,17 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agenttrace.settings import Settings  # noqa: E402
-from bench.load import batch_body, new_key  # noqa: E402
-from sinks.clickhouse.client import ClickHouse  # noqa: E402
+from agenttrace.settings import Settings
+from bench.load import batch_body, new_key
+from sinks.clickhouse.client import ClickHouse
 
 
 async def main(args: argparse.Namespace) -> dict:
     project_id, pk, sk = await new_key()
-    headers = {"Authorization": "Basic " + base64.b64encode(f"{pk}:{sk}".encode()).decode(),
-               "Content-Type": "application/json"}
+    headers = {
+        "Authorization": "Basic " + base64.b64encode(f"{pk}:{sk}".encode()).decode(),
+        "Content-Type": "application/json",
+    }
     url = args.url + "/api/public/ingestion"
     run = uuid.uuid4().hex[:8]
     n_bodies = int(args.rate * args.seconds / args.batch) + 1
@@ -65,8 +67,18 @@ async def main(args: argparse.Namespace) -> dict:
         while not stop.is_set():
             trace_id = f"{run}-probe-{n}"
             n += 1
-            body = orjson.dumps({"batch": [{"id": trace_id, "type": "trace-create",
-                                            "timestamp": "2026-11-27T10:00:00Z", "body": {"id": trace_id}}]})
+            body = orjson.dumps(
+                {
+                    "batch": [
+                        {
+                            "id": trace_id,
+                            "type": "trace-create",
+                            "timestamp": "2026-11-27T10:00:00Z",
+                            "body": {"id": trace_id},
+                        }
+                    ]
+                }
+            )
             async with session.post(url, data=body, headers=headers) as r:
                 await r.read()
                 t0 = time.monotonic()

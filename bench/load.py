@@ -26,28 +26,49 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agenttrace.settings import Settings  # noqa: E402
-from sinks.postgres.client import Postgres  # noqa: E402
-from sinks.postgres.keys import create_key  # noqa: E402
+from agenttrace.settings import Settings
+from sinks.postgres.client import Postgres
+from sinks.postgres.keys import create_key
 
 
 def batch_body(run: str, n: int, batch: int) -> bytes:
     """One trace, `batch - 1` generations, realistic small payloads; ids unique per body."""
     trace_id = f"{run}-t{n}"
-    events = [{
-        "id": f"{run}-e{n}-0", "type": "trace-create", "timestamp": "2026-11-27T10:00:00.000001Z",
-        "body": {"id": trace_id, "name": "agent-run", "userId": "user-1", "sessionId": f"s-{n % 100}",
-                 "tags": ["bench"], "metadata": {"env": "bench"}},
-    }]
+    events = [
+        {
+            "id": f"{run}-e{n}-0",
+            "type": "trace-create",
+            "timestamp": "2026-11-27T10:00:00.000001Z",
+            "body": {
+                "id": trace_id,
+                "name": "agent-run",
+                "userId": "user-1",
+                "sessionId": f"s-{n % 100}",
+                "tags": ["bench"],
+                "metadata": {"env": "bench"},
+            },
+        }
+    ]
     for i in range(1, batch):
-        events.append({
-            "id": f"{run}-e{n}-{i}", "type": "generation-create", "timestamp": "2026-11-27T10:00:00.100000Z",
-            "body": {"id": f"{run}-g{n}-{i}", "traceId": trace_id, "name": "llm-call", "model": "gpt-4o-mini",
-                     "startTime": "2026-11-27T10:00:00.100000Z", "endTime": "2026-11-27T10:00:00.900000Z",
-                     "input": [{"role": "user", "content": "What is the capital of France?"}],
-                     "output": {"role": "assistant", "content": "Paris."},
-                     "usage": {"input": 12, "output": 3}, "metadata": {"step": i}},
-        })
+        events.append(
+            {
+                "id": f"{run}-e{n}-{i}",
+                "type": "generation-create",
+                "timestamp": "2026-11-27T10:00:00.100000Z",
+                "body": {
+                    "id": f"{run}-g{n}-{i}",
+                    "traceId": trace_id,
+                    "name": "llm-call",
+                    "model": "gpt-4o-mini",
+                    "startTime": "2026-11-27T10:00:00.100000Z",
+                    "endTime": "2026-11-27T10:00:00.900000Z",
+                    "input": [{"role": "user", "content": "What is the capital of France?"}],
+                    "output": {"role": "assistant", "content": "Paris."},
+                    "usage": {"input": 12, "output": 3},
+                    "metadata": {"step": i},
+                },
+            }
+        )
     return orjson.dumps({"batch": events})
 
 
@@ -71,8 +92,11 @@ def otlp_body(run: str, n: int, batch: int) -> bytes:
         span.start_time_unix_nano = 1_795_000_000_000_000_000 + i * 1000
         span.end_time_unix_nano = span.start_time_unix_nano + 800_000_000
         if i:
-            for k, v in (("gen_ai.operation.name", "chat"), ("gen_ai.request.model", "gpt-4o-mini"),
-                         ("gen_ai.input.messages", '[{"role":"user","content":"hi"}]')):
+            for k, v in (
+                ("gen_ai.operation.name", "chat"),
+                ("gen_ai.request.model", "gpt-4o-mini"),
+                ("gen_ai.input.messages", '[{"role":"user","content":"hi"}]'),
+            ):
                 span.attributes.append(KeyValue(key=k, value=AnyValue(string_value=v)))
             for k, v in (("gen_ai.usage.input_tokens", 12), ("gen_ai.usage.output_tokens", 3)):
                 span.attributes.append(KeyValue(key=k, value=AnyValue(int_value=v)))

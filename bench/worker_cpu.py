@@ -30,13 +30,13 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agenttrace.cli import _tune_gc  # noqa: E402
-from bench.load import batch_body  # noqa: E402
-from ingest.events import normalize  # noqa: E402
-from pipeline.envelope import Envelope  # noqa: E402
-from pipeline.fold import EntityState, apply, table_of  # noqa: E402
-from sinks.clickhouse.schema import Dialect, dialect_for  # noqa: E402
-from sinks.clickhouse.writer import ClickHouseWriter  # noqa: E402
+from agenttrace.cli import tune_gc
+from bench.load import batch_body
+from pipeline.envelope import Envelope
+from pipeline.events import normalize
+from pipeline.fold import EntityState, apply, table_of
+from sinks.clickhouse.schema import Dialect, dialect_for
+from sinks.clickhouse.writer import ClickHouseWriter
 
 BODIES = 50  # 5000 events per workload
 BATCH = 1000  # events per write(), the stage's flush size order
@@ -47,18 +47,32 @@ T = TypeVar("T")
 
 def _envelope(event: dict) -> Envelope:
     event_id, etype, ts, body = normalize(event)
-    return Envelope(id=event_id, project_id="bench-project", type=etype, ts=ts or RECEIVED_AT,
-                    received_at=RECEIVED_AT, body=body, request_id="req-1",
-                    sdk_name="langfuse-python", sdk_version="2.60.0")
+    return Envelope(
+        id=event_id,
+        project_id="bench-project",
+        type=etype,
+        ts=ts or RECEIVED_AT,
+        received_at=RECEIVED_AT,
+        body=body,
+        request_id="req-1",
+        sdk_name="langfuse-python",
+        sdk_version="2.60.0",
+    )
 
 
 def _update(create: dict) -> dict:
     """What an SDK sends when the generation ends: end time, output, completion usage."""
     return {
-        "id": create["id"] + "-end", "type": "generation-update", "timestamp": "2026-11-27T10:00:00.900000Z",
-        "body": {"id": create["body"]["id"], "endTime": "2026-11-27T10:00:00.950000Z",
-                 "output": {"role": "assistant", "content": "Paris is the capital of France."},
-                 "usage": {"output": 7}, "metadata": {"finish_reason": "stop"}},
+        "id": create["id"] + "-end",
+        "type": "generation-update",
+        "timestamp": "2026-11-27T10:00:00.900000Z",
+        "body": {
+            "id": create["body"]["id"],
+            "endTime": "2026-11-27T10:00:00.950000Z",
+            "output": {"role": "assistant", "content": "Paris is the capital of France."},
+            "usage": {"output": 7},
+            "metadata": {"finish_reason": "stop"},
+        },
     }
 
 
@@ -145,11 +159,13 @@ def new_writer(dialect: Dialect, warm: Sequence[Envelope] = ()) -> ClickHouseWri
 
 
 def main() -> None:
-    _tune_gc()  # as the worker runs: collections are rare, so allocation dominates
+    tune_gc()  # as the worker runs: collections are rare, so allocation dominates
     raw = workloads()
     decoded = {name: [Envelope.decode(r) for r in records] for name, records in raw.items()}
-    print(f"events: create {len(raw['create'])}, mix {len(raw['mix'])}; "
-          f"median of {RUNS} runs, µs per event (row: per row)")
+    print(
+        f"events: create {len(raw['create'])}, mix {len(raw['mix'])}; "
+        f"median of {RUNS} runs, µs per event (row: per row)"
+    )
     for name in ("create", "mix"):
         records, envelopes = raw[name], decoded[name]
         report(f"{name} decode", decode_all, len(records), partial(list, records))
@@ -162,12 +178,20 @@ def main() -> None:
         dialect = dialect_for(version)
         for name in ("create", "mix"):
             envelopes = decoded[name]
-            report(f"{name} write {dialect.name}", partial(write_all, envelopes), len(envelopes),
-                   partial(new_writer, dialect))
+            report(
+                f"{name} write {dialect.name}",
+                partial(write_all, envelopes),
+                len(envelopes),
+                partial(new_writer, dialect),
+            )
         # Updates to entities of earlier batches: the cached state is copied, folded, compared.
         updates = decoded["update"]
-        report(f"update write {dialect.name}", partial(write_all, updates), len(updates),
-               partial(new_writer, dialect, decoded["create"]))
+        report(
+            f"update write {dialect.name}",
+            partial(write_all, updates),
+            len(updates),
+            partial(new_writer, dialect, decoded["create"]),
+        )
 
 
 if __name__ == "__main__":

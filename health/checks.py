@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 import orjson
 from aiohttp import web
 
-from agenttrace.version import REVISION, VERSION
+from health.version import VERSION
 
 Probe = Callable[[], Awaitable[object]]
 
@@ -36,6 +36,7 @@ class Health:
     alive: Callable[[], bool] = lambda: True
     timeout_s: float = 2.0
     started: float = field(default_factory=time.monotonic)
+    revision: str = "unknown"
 
     async def _one(self, check: Check) -> dict[str, object]:
         start = time.perf_counter()
@@ -47,7 +48,7 @@ class Health:
             return {"status": "unhealthy", "latency_ms": latency, "error": reason}
         return {"status": "healthy", "latency_ms": round((time.perf_counter() - start) * 1000)}
 
-    async def report(self) -> tuple[str, dict[str, object]]:
+    async def report(self) -> tuple[str, dict[str, dict[str, object]]]:
         results = await asyncio.gather(*(self._one(c) for c in self.checks))
         checks = {c.name: r for c, r in zip(self.checks, results, strict=True)}
         for name, condition in self.conditions.items():
@@ -79,7 +80,7 @@ class Health:
         return _json({"status": "ready" if ready else "not ready", "failing": failing}, 200 if ready else 503)
 
     async def version(self, request: web.Request) -> web.Response:
-        return _json({"version": VERSION, "revision": REVISION, "uptime": self.uptime()}, 200)
+        return _json({"version": VERSION, "revision": self.revision, "uptime": self.uptime()}, 200)
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/health", self.health)
@@ -88,7 +89,7 @@ class Health:
         app.router.add_get("/version", self.version)
 
 
-def _json(doc: dict[str, object], status: int) -> web.Response:
+def _json(doc: Mapping[str, object], status: int) -> web.Response:
     return web.Response(
         status=status,
         body=orjson.dumps(doc),

@@ -16,8 +16,8 @@ import orjson
 from aiohttp import web
 from loguru import logger
 
+from health.http import error
 from ingest.encoding import ClientError
-from ingest.http import error
 from ingest.metrics import API_KEYS_CREATED
 from sinks.postgres.client import Postgres, PostgresError
 from sinks.postgres.keys import NewKey, create_key, validate_project_name

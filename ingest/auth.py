@@ -68,7 +68,9 @@ class Authenticator:
         project = await self._from_redis(digest)
         if project is None:
             try:
-                project = await (project_for(self._pg, public, secret) if public else project_for_secret(self._pg, secret))
+                project = await (
+                    project_for(self._pg, public, secret) if public else project_for_secret(self._pg, secret)
+                )
             except PostgresError as exc:
                 raise AuthUnavailable(str(exc)) from exc
             if project is not None:

@@ -14,8 +14,8 @@ import orjson
 from aiohttp import web
 
 from ingest.encoding import DecodeError
-from ingest.events import InvalidEvent, normalize
 from ingest.intake import Caller, Intake
+from pipeline.events import InvalidEvent, normalize
 
 
 async def ingest_batch(request: web.Request) -> web.Response:
@@ -46,8 +46,14 @@ async def ingest_batch(request: web.Request) -> web.Response:
         for position in reversed(published.too_large):
             event_id = successes.pop(position)["id"]
             limit = intake.config.max_event_bytes
-            errors.append({"id": event_id, "status": 413, "message": "Event too large",
-                           "error": f"the event is larger than {limit} bytes once enveloped"})
+            errors.append(
+                {
+                    "id": event_id,
+                    "status": 413,
+                    "message": "Event too large",
+                    "error": f"the event is larger than {limit} bytes once enveloped",
+                }
+            )
         request["log"]["rejected"] = len(errors)
     request["log_msg"] = "batch ingested"
     return web.Response(
@@ -61,5 +67,7 @@ async def ingest_batch(request: web.Request) -> web.Response:
 def _sdk_from_metadata(request: web.Request, caller: Caller, metadata: Any) -> Caller:
     """Langfuse SDKs also name themselves in the batch metadata; headers win when both exist."""
     if isinstance(metadata, dict) and metadata.get("sdk_name") and not request.headers.get("x-langfuse-sdk-name"):
-        return replace(caller, sdk_name=str(metadata["sdk_name"])[:100], sdk_version=str(metadata.get("sdk_version") or "")[:50])
+        return replace(
+            caller, sdk_name=str(metadata["sdk_name"])[:100], sdk_version=str(metadata.get("sdk_version") or "")[:50]
+        )
     return caller

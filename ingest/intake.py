@@ -14,11 +14,11 @@ from aiohttp import web
 from ingest.auth import Authenticator
 from ingest.config import EdgeConfig
 from ingest.encoding import BodyTooLarge, ClientError, DecodeError, decompress
-from ingest.events import OBSERVATION_TYPES
 from ingest.limits import InflightBytes, RateLimiter
 from ingest.metrics import OBSERVATIONS_INGESTED, SCORES_CREATED, TRACES_INGESTED
 from ingest.publisher import EventPublisher
 from pipeline.envelope import Envelope
+from pipeline.events import OBSERVATION_TYPES
 
 
 class EventTooLarge(ClientError):

@@ -7,16 +7,17 @@ its `info.version` is set to the running version, so the two cannot drift apart.
 from __future__ import annotations
 
 from importlib.resources import files
+from typing import Any
 
 import orjson
 from aiohttp import web
 
-from agenttrace.version import VERSION
+from health.version import VERSION
 
 PATH = "/api/public/openapi.json"
 
 
-def document() -> dict:
+def document() -> dict[str, Any]:
     doc = orjson.loads(files("ingest").joinpath("openapi.json").read_bytes())
     doc["info"]["version"] = VERSION
     return doc

@@ -1,73 +1,42 @@
 """GET /api/public/traces/{traceId}: one merged trace, its observations and scores.
 
-The answer follows Langfuse's public API (camelCase, ISO 8601 times with microseconds). Rows are
-read with FINAL, so what comes back is the fold of every event seen so far, whatever order they
-arrived in. Authentication is the ingestion API's: the key decides the project.
+The answer follows Langfuse's public API (camelCase, ISO 8601 times with microseconds); the rows
+come from sinks/clickhouse/reader.py. Authentication is the ingestion API's: the key decides
+the project.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
 from typing import Any
 
 import orjson
 from aiohttp import web
 from loguru import logger
 
-from ingest.http import error
-from pipeline.envelope import micros_to_iso
-from sinks.clickhouse.client import ClickHouse, ClickHouseError
-from sinks.clickhouse.times import decode_time
+from health.http import error
+from pipeline.times import micros_to_iso
+from sinks.clickhouse.client import ClickHouseError
+from sinks.clickhouse.reader import Reader
 
 PATH = "/api/public/traces/{traceId}"
-
-TRACE_COLUMNS = (
-    "id", "timestamp", "name", "user_id", "session_id", "release", "version", "environment", "tags",
-    "public", "metadata", "input", "output",
-)
-OBSERVATION_COLUMNS = (
-    "id", "trace_id", "type", "parent_observation_id", "name", "start_time", "end_time",
-    "completion_start_time", "level", "status_message", "version", "environment", "metadata", "input",
-    "output", "provided_model_name", "model_parameters", "usage_details", "cost_details", "total_cost",
-    "prompt_name", "prompt_version",
-)
-SCORE_COLUMNS = (
-    "id", "trace_id", "observation_id", "name", "value", "string_value", "data_type", "source",
-    "comment", "timestamp",
-)
 
 
 async def get_trace(request: web.Request) -> web.Response:
     caller = await request.app["intake"].caller(request)
-    ch: ClickHouse = request.app["clickhouse"]
-    params = {"project": caller.project_id, "trace": request.match_info["traceId"]}
+    reader: Reader = request.app["reader"]
+    trace_id = request.match_info["traceId"]
     try:
-        trace, observations, scores = await asyncio.gather(
-            _select(ch, "traces", TRACE_COLUMNS, "id = %(trace)s", "", params),
-            _select(ch, "observations", OBSERVATION_COLUMNS, "trace_id = %(trace)s", "ORDER BY start_time, id", params),
-            _select(ch, "scores", SCORE_COLUMNS, "trace_id = %(trace)s", "ORDER BY timestamp, id", params),
-        )
+        trace, observations, scores = await reader.trace(caller.project_id, trace_id)
     except ClickHouseError as exc:
         logger.warning("trace read failed", request_id=request["request_id"], error=str(exc))
         return error(503, "unavailable", "the trace store is unavailable; retry later", {"Retry-After": "5"})
-    if not trace:
-        return error(404, "not_found", f"trace {params['trace']!r} not found")
-    doc = _trace(trace[0], caller.project_id)
+    if trace is None:
+        return error(404, "not_found", f"trace {trace_id!r} not found")
+    doc = _trace(trace, caller.project_id)
     doc["observations"] = [_observation(o) for o in observations]
     doc["scores"] = [_score(s) for s in scores]
     doc["latency"], doc["totalCost"] = _latency(observations), sum(o["total_cost"] or 0.0 for o in observations)
     return web.Response(body=orjson.dumps(doc), content_type="application/json")
-
-
-async def _select(
-    ch: ClickHouse, table: str, columns: Sequence[str], where: str, order: str, params: dict[str, str]
-) -> list[dict[str, Any]]:
-    sql = (
-        f"SELECT {', '.join(columns)} FROM {table} FINAL "
-        f"WHERE project_id = %(project)s AND {where} AND is_deleted = 0 {order}"
-    )
-    return [dict(zip(columns, row)) for row in await ch.fetch(sql, params, operation=f"read_{table}")]
 
 
 def _trace(r: dict[str, Any], project_id: str) -> dict[str, Any]:
@@ -133,14 +102,14 @@ def _score(r: dict[str, Any]) -> dict[str, Any]:
 
 def _latency(observations: list[dict[str, Any]]) -> float | None:
     """Langfuse's trace latency: seconds from the first start to the last end."""
-    ends = [decode_time(o["end_time"]) for o in observations if o["end_time"] is not None]
+    ends = [o["end_time"] for o in observations if o["end_time"] is not None]
     if not ends:
         return None
-    return max(0, max(ends) - min(decode_time(o["start_time"]) for o in observations)) / 1e6
+    return max(0, max(ends) - min(o["start_time"] for o in observations)) / 1e6
 
 
-def _iso(value: Any) -> str | None:
-    return None if value is None else micros_to_iso(decode_time(value))
+def _iso(us: int | None) -> str | None:
+    return None if us is None else micros_to_iso(us)
 
 
 def _json(text: str | None, empty: Any = None) -> Any:

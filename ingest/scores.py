@@ -18,8 +18,8 @@ import orjson
 from aiohttp import web
 
 from ingest.encoding import DecodeError
-from ingest.events import InvalidEvent, normalize
 from ingest.intake import Intake
+from pipeline.events import InvalidEvent, normalize
 
 # At most this many rejection messages are returned; the counts are always complete.
 _MAX_ERRORS = 100

@@ -6,23 +6,19 @@ the events of one trace land in one partition and keep their order.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
 
-VERSION = 1
+from pipeline.errors import EnvelopeError
+from pipeline.events import TIME_FIELDS
+from pipeline.times import to_micros
 
-_EPOCH_ORDINAL = datetime(1970, 1, 1).toordinal()
-_NAIVE_EPOCH = datetime(1970, 1, 1)
-_EPOCH = _NAIVE_EPOCH.replace(tzinfo=timezone.utc)
-_US = timedelta(microseconds=1)
-
-
-class EnvelopeError(ValueError):
-    """A record that is not a valid envelope: permanent, so it goes to the dead-letter path."""
+# 2: the body's times are µs integers (pipeline/times.py), parsed once at the edge.
+# 1: they were the client's text; decode() converts them, so the log replays unchanged.
+VERSION = 2
+_VERSIONS = (1, 2)
 
 
 @dataclass(slots=True)
@@ -65,8 +61,9 @@ class Envelope:
     def decode(cls, raw: bytes) -> Envelope:
         try:
             d = orjson.loads(raw)
-            if d.get("v") != VERSION:
-                raise EnvelopeError(f"unsupported envelope version {d.get('v')!r}")
+            version = d.get("v")
+            if version not in _VERSIONS:
+                raise EnvelopeError(f"unsupported envelope version {version!r}")
             sdk = d.get("sdk") or {}
             # Positional, in field order: keywords cost ~0.35 µs more per envelope.
             env = cls(
@@ -87,52 +84,18 @@ class Envelope:
             raise EnvelopeError(f"undecodable envelope: {exc}") from exc
         if not isinstance(env.body, dict):
             raise EnvelopeError("envelope body is not an object")
+        if version == 1:
+            _upgrade_times(env)
         return env
 
 
-def to_micros(value: Any) -> int | None:
-    """ISO 8601 (with Z or offset, any fraction) or epoch numbers to microseconds; None if absent.
-
-    Raises ValueError for a value that is present but not a time.
-    """
-    if isinstance(value, str):
-        if not value:
-            return None
-        # Python 3.11 parses "Z", offsets and any number of fraction digits (beyond 6 truncated).
-        dt = datetime.fromisoformat(value)
-        # The usual cases, UTC ("Z", "+00:00") or naive (UTC too), in integer arithmetic: the
-        # same values as _micros, whose float seconds floor exactly until 2**34 s (in 2514).
-        if dt.year < 2500:
-            if dt.tzinfo is timezone.utc:
-                return (dt - _EPOCH) // _US
-            if dt.tzinfo is None:
-                return (dt - _NAIVE_EPOCH) // _US
-        return _micros(dt)
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise ValueError("a boolean is not a timestamp")
-    if isinstance(value, (int, float)):
-        # Heuristic on magnitude: seconds, milliseconds, microseconds or nanoseconds.
-        v = float(value)
-        for scale in (1e6, 1e3, 1.0, 1e-3):
-            if abs(v * scale) < 1e17:
-                return int(round(v * scale))
-        raise ValueError("timestamp out of range")
-    raise ValueError("timestamp must be a string")
-
-
-def _micros(dt: datetime) -> int:
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    if dt.year >= 1970:
-        # Exact: only the whole seconds come from the float, the fraction from the field.
-        return math.floor(dt.timestamp()) * 1_000_000 + dt.microsecond
-    secs = (dt.toordinal() - _EPOCH_ORDINAL) * 86_400 + dt.hour * 3600 + dt.minute * 60 + dt.second
-    offset = dt.utcoffset()
-    return (secs - offset.days * 86_400 - offset.seconds) * 1_000_000 + dt.microsecond
-
-
-def micros_to_iso(us: int) -> str:
-    sec, frac = divmod(us, 1_000_000)
-    return datetime.fromtimestamp(sec, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:06d}Z"
+def _upgrade_times(env: Envelope) -> None:
+    """A version-1 body's times as µs; one that is not a time stays, for the fold to refuse."""
+    body = env.body
+    for name in TIME_FIELDS.get(env.type, ()):
+        value = body.get(name)
+        if value is not None:
+            try:
+                body[name] = to_micros(value)
+            except (ValueError, OverflowError):
+                pass

@@ -14,13 +14,9 @@ from typing import Any
 
 import orjson
 
-from ingest.events import OBSERVATION_TYPES, UPDATE_TYPES
-from pipeline.envelope import Envelope, to_micros
-
-
-class PoisonEvent(ValueError):
-    """An event that can never be written; it goes to the dead-letter path with this reason."""
-
+from pipeline.envelope import Envelope
+from pipeline.errors import PoisonEvent
+from pipeline.events import OBSERVATION_TYPES, UPDATE_TYPES
 
 TRACE, OBSERVATION, SCORE = "traces", "observations", "scores"
 
@@ -85,19 +81,27 @@ def _io(v: Any) -> str | None:
     return None if v is None else orjson.dumps(v).decode()
 
 
-def parse_time(v: Any) -> int | None:
-    try:
-        return to_micros(v)
-    except (ValueError, OverflowError) as exc:
-        raise PoisonEvent(f"bad timestamp {v!r}") from exc
+def body_time(v: Any) -> int | None:
+    """A body time: µs since the edge parsed it (pipeline/events.py)."""
+    if v is None or type(v) is int:
+        return v
+    raise PoisonEvent(f"bad timestamp {v!r}")
 
 
 _USAGE_ALIASES = {
-    "input": "input", "promptTokens": "input", "prompt_tokens": "input", "inputTokens": "input",
+    "input": "input",
+    "promptTokens": "input",
+    "prompt_tokens": "input",
+    "inputTokens": "input",
     "input_tokens": "input",
-    "output": "output", "completionTokens": "output", "completion_tokens": "output",
-    "outputTokens": "output", "output_tokens": "output",
-    "total": "total", "totalTokens": "total", "total_tokens": "total",
+    "output": "output",
+    "completionTokens": "output",
+    "completion_tokens": "output",
+    "outputTokens": "output",
+    "output_tokens": "output",
+    "total": "total",
+    "totalTokens": "total",
+    "total_tokens": "total",
 }
 _COST_KEYS = {"inputCost": "input", "outputCost": "output", "totalCost": "total"}
 
@@ -114,12 +118,12 @@ def usage_and_cost(body: dict[str, Any]) -> tuple[dict[str, int], dict[str, floa
             if k in _COST_KEYS:
                 cost[_COST_KEYS[k]] = float(v)
             else:
-                usage[_USAGE_ALIASES.get(k, k)] = _count(v)
+                usage[_USAGE_ALIASES.get(str(k), str(k))] = _count(v)
     details = body.get("usageDetails")
     if isinstance(details, dict):
         for k, v in details.items():
             if not isinstance(v, bool) and isinstance(v, (int, float)):
-                usage[_USAGE_ALIASES.get(k, k)] = _count(v)
+                usage[_USAGE_ALIASES.get(str(k), str(k))] = _count(v)
     cost_details = body.get("costDetails")
     if isinstance(cost_details, dict):
         for k, v in cost_details.items():
@@ -158,7 +162,7 @@ _COMMON: dict[str, tuple[str, Conv]] = {
 }
 TRACE_FIELDS: dict[str, tuple[str, Conv]] = {
     **_COMMON,
-    "timestamp": ("timestamp", parse_time),
+    "timestamp": ("timestamp", body_time),
     "name": ("name", as_text),
     "userId": ("user_id", as_text),
     "sessionId": ("session_id", as_text),
@@ -171,9 +175,9 @@ OBSERVATION_FIELDS: dict[str, tuple[str, Conv]] = {
     "traceId": ("trace_id", as_text),
     "parentObservationId": ("parent_observation_id", as_text),
     "name": ("name", as_text),
-    "startTime": ("start_time", parse_time),
-    "endTime": ("end_time", parse_time),
-    "completionStartTime": ("completion_start_time", parse_time),
+    "startTime": ("start_time", body_time),
+    "endTime": ("end_time", body_time),
+    "completionStartTime": ("completion_start_time", body_time),
     "level": ("level", as_text),
     "statusMessage": ("status_message", as_text),
     "version": ("version", as_text),
@@ -192,7 +196,7 @@ SCORE_FIELDS: dict[str, tuple[str, Conv]] = {
     "comment": ("comment", as_text),
     "configId": ("config_id", as_text),
     "source": ("source", as_text),
-    "timestamp": ("timestamp", parse_time),
+    "timestamp": ("timestamp", body_time),
 }
 FIELDS = {TRACE: TRACE_FIELDS, OBSERVATION: OBSERVATION_FIELDS, SCORE: SCORE_FIELDS}
 # The same as (key, column, converter) triples: apply() walks its table's for every event.

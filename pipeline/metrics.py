@@ -2,9 +2,7 @@
 
 from prometheus_client import Counter, Gauge, Histogram
 
-JOBS_PROCESSED = Counter(
-    "worker_jobs_processed_total", "Jobs processed by type and status", ["type", "status"]
-)
+JOBS_PROCESSED = Counter("worker_jobs_processed_total", "Jobs processed by type and status", ["type", "status"])
 JOB_SECONDS = Histogram(
     "worker_job_duration_seconds",
     "Job processing time",

@@ -13,6 +13,7 @@ Poison events are counted and reported, not dead-lettered again: the live stage 
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import sys
 import time
@@ -22,9 +23,14 @@ from typing import TextIO
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from pipeline.envelope import Envelope, EnvelopeError, to_micros
+from pipeline.envelope import Envelope
+from pipeline.errors import EnvelopeError
+from pipeline.retry import Backoff, isolate, retry
 from pipeline.stage import Sink
+from pipeline.times import to_micros
 
+# A replay is run by hand and can be run again: a few retries, then the error.
+_BACKOFF = Backoff(initial_s=0.5, attempts=8)
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 
@@ -105,8 +111,7 @@ async def replay(
     since_ms: int | None = None,
     batch_size: int = 5_000,
     progress: Callable[[int], Progress] | None = None,
-    retry_s: float = 0.5,
-    attempts: int = 8,
+    backoff: Backoff = _BACKOFF,
 ) -> ReplaySummary:
     """Fold [start, high watermark at start) of every partition through `sink`.
 
@@ -120,7 +125,7 @@ async def replay(
     if since_ms is None:
         starts = await consumer.beginning_offsets(tps)
     else:
-        found = await consumer.offsets_for_times({tp: since_ms for tp in tps})
+        found = await consumer.offsets_for_times(dict.fromkeys(tps, since_ms))
         starts = {tp: found[tp].offset if found.get(tp) is not None else ends[tp] for tp in tps}
     for tp in tps:
         consumer.seek(tp, starts[tp])
@@ -141,7 +146,7 @@ async def replay(
                 except EnvelopeError:
                     summary.undecodable += 1
         if envelopes:
-            poison = await _write(sink, envelopes, retry_s, attempts)
+            poison = await retry(functools.partial(isolate, sink.write, envelopes), backoff)
             summary.events += len(envelopes) - len(poison)
             summary.poison += len(poison)
             for env, reason in poison[: max(0, 5 - len(summary.reasons))]:
@@ -169,24 +174,3 @@ async def _all_partitions(consumer: AIOKafkaConsumer, topic: str, timeout_s: flo
             raise ValueError(f"topic {topic!r} does not exist or has no partitions")
         await asyncio.sleep(0.05)
     return assigned
-
-
-async def _write(sink: Sink, envelopes: list[Envelope], retry_s: float, attempts: int) -> list[tuple[Envelope, str]]:
-    """sink.write with bounded retries; a permanent store error is narrowed down by halving."""
-    delay = retry_s
-    for attempt in range(attempts):
-        try:
-            return await sink.write(envelopes)
-        except Exception as exc:  # the sinks raise their store's error type; `permanent` decides
-            if getattr(exc, "permanent", False):
-                if len(envelopes) == 1:
-                    return [(envelopes[0], str(exc))]
-                mid = len(envelopes) // 2
-                return await _write(sink, envelopes[:mid], retry_s, attempts) + await _write(
-                    sink, envelopes[mid:], retry_s, attempts
-                )
-            if attempt == attempts - 1:
-                raise
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
-    raise AssertionError("unreachable")

@@ -9,7 +9,6 @@ event that can never be written goes to the dead-letter path and the stage moves
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
@@ -21,8 +20,10 @@ from loguru import logger
 
 from pipeline.config import StageConfig
 from pipeline.dead_letters import DeadLetter, DeadLetters
-from pipeline.envelope import Envelope, EnvelopeError
+from pipeline.envelope import Envelope
+from pipeline.errors import EnvelopeError
 from pipeline.metrics import ACTIVE_JOBS, JOB_SECONDS, JOBS_PROCESSED, QUEUE_DEPTH, declare
+from pipeline.retry import Backoff, isolate, retry
 
 T = TypeVar("T")
 
@@ -32,7 +33,8 @@ _LOGGED_REQUEST_IDS = 20
 
 class Sink(Protocol):
     async def write(self, envelopes: list[Envelope]) -> list[tuple[Envelope, str]]:
-        """Write durably; return poison events with reasons; raise for a retryable failure."""
+        """Write durably; return poison events with reasons; raise StoreError when the store
+        failed (a permanent one for data it refuses, which the stage then isolates)."""
 
     def forget(self) -> None:
         """Drop cached state: partitions were reassigned."""
@@ -62,7 +64,7 @@ class Stage:
         self._flush_lock = asyncio.Lock()
         self.healthy = False
         self.heartbeat = 0.0
-        self.last_error: str | None = None
+        self._backoff = Backoff(config.retry_initial_s, config.retry_max_s)
         declare(name)
 
     async def start(self) -> None:
@@ -129,7 +131,7 @@ class Stage:
         start = time.perf_counter()
         ACTIVE_JOBS.labels(self.name).inc()
         try:
-            poison = await self._retrying("store write", lambda: self._isolate(envelopes))
+            poison = await self._retrying("store write", lambda: isolate(self._sink.write, envelopes))
             dead.extend(DeadLetter.of_envelope(env, reason, self.name) for env, reason in poison)
             if dead:
                 await self._retrying("dead-letter write", lambda: self._dlq.put(dead))
@@ -137,7 +139,7 @@ class Stage:
             await self._commit(records)
         finally:
             ACTIVE_JOBS.labels(self.name).dec()
-        self.healthy, self.last_error = True, None
+        self.healthy = True
         JOBS_PROCESSED.labels(self.name, "success").inc()
         JOB_SECONDS.labels(self.name).observe(time.perf_counter() - start)
         # The edge's request ids, so a request can be followed into the worker (a batch mixes
@@ -156,35 +158,13 @@ class Stage:
     async def _retrying(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
         """Every failure that reaches here is transient (poison is returned, not raised): retry
         with backoff, not ready meanwhile; give up only when stopping, to let the drain end."""
-        delay = self._config.retry_initial_s
-        while True:
-            try:
-                return await attempt()
-            except Exception as exc:
-                self.healthy = False
-                self.last_error = str(exc)
-                JOBS_PROCESSED.labels(self.name, "retry").inc()
-                logger.warning(f"{what} failed; retrying", stage=self.name, error=str(exc), retry_in_s=round(delay, 2))
-                if self._stopping.is_set() and delay >= self._config.retry_max_s:
-                    raise
-                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-                delay = min(delay * 2, self._config.retry_max_s)
 
-    async def _isolate(self, envelopes: list[Envelope]) -> list[tuple[Envelope, str]]:
-        """Write; when the store refuses the data itself, split the batch to find the culprits.
+        def failed(exc: Exception, delay: float) -> None:
+            self.healthy = False
+            JOBS_PROCESSED.labels(self.name, "retry").inc()
+            logger.warning(f"{what} failed; retrying", stage=self.name, error=str(exc), retry_in_s=round(delay, 2))
 
-        A transient failure anywhere in the split propagates, and the whole batch is retried:
-        the halves already written are written again, which the sinks make harmless.
-        """
-        try:
-            return await self._sink.write(envelopes)
-        except Exception as exc:
-            if not getattr(exc, "permanent", False):
-                raise
-            if len(envelopes) <= 1:
-                return [(env, str(exc)) for env in envelopes]
-        mid = len(envelopes) // 2
-        return await self._isolate(envelopes[:mid]) + await self._isolate(envelopes[mid:])
+        return await retry(attempt, self._backoff, on_error=failed, stopping=self._stopping)
 
     async def _commit(self, records: list[ConsumerRecord]) -> None:
         offsets: dict[TopicPartition, int] = {}
@@ -202,8 +182,11 @@ class Stage:
             # drain): the partitions' new owner reads them again from the last commit, and the
             # sinks make that second fold harmless. Crashing would only add a restart to it.
             JOBS_PROCESSED.labels(self.name, "retry").inc()
-            logger.warning("commit refused after a rebalance; the new owner will fold these events again",
-                           stage=self.name, error=str(exc).splitlines()[0])
+            logger.warning(
+                "commit refused after a rebalance; the new owner will fold these events again",
+                stage=self.name,
+                error=str(exc).splitlines()[0],
+            )
 
     async def on_revoke(self) -> None:
         # Finish what we hold before another member takes these partitions.

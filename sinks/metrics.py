@@ -18,9 +18,7 @@ DB_QUERY_SECONDS = Histogram(
 CLICKHOUSE_QUERY_SECONDS = Histogram(
     "clickhouse_query_duration_seconds", "ClickHouse query time", ["operation"], buckets=QUERY_BUCKETS
 )
-CLICKHOUSE_INSERT_ROWS = Counter(
-    "clickhouse_insert_rows_total", "Rows inserted to ClickHouse", ["table"]
-)
+CLICKHOUSE_INSERT_ROWS = Counter("clickhouse_insert_rows_total", "Rows inserted to ClickHouse", ["table"])
 
 
 @dataclass(frozen=True)
@@ -38,9 +36,6 @@ class PoolCollector(Collector):
 
     def track(self, db: str, stats: Callable[[], PoolStats]) -> None:
         self._pools[db] = stats
-
-    def untrack(self, db: str) -> None:
-        self._pools.pop(db, None)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         active = GaugeMetricFamily("db_connections_active", "Active database connections", labels=["db"])

@@ -17,7 +17,6 @@ from sinks.postgres.client import Postgres
 from sinks.postgres.keys import NewKey, create_key
 
 
-
 @pytest.fixture(scope="session")
 def settings() -> Settings:
     return Settings.from_env()

@@ -69,7 +69,9 @@ async def _wait_ready(edge: EdgeProcess, timeout_s: float) -> None:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
         while True:
             if edge.proc.poll() is not None:
-                raise AssertionError(f"api on :{edge.port} exited with {edge.proc.returncode}:\n{edge.log_text()[-3000:]}")
+                raise AssertionError(
+                    f"api on :{edge.port} exited with {edge.proc.returncode}:\n{edge.log_text()[-3000:]}"
+                )
             try:
                 async with http.get(f"{edge.url}/readyz") as r:
                     if r.status == 200:

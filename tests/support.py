@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -14,11 +15,14 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from agenttrace.settings import Settings
-from pipeline.envelope import Envelope, to_micros
+from pipeline.envelope import Envelope
+from pipeline.events import TIME_FIELDS
+from pipeline.times import to_micros
 from sinks.clickhouse.client import ClickHouse
 from sinks.postgres.keys import NewKey
 
-API = "http://127.0.0.1:8080"
+# A developer may point the edge tests at an api of their own working tree.
+API = os.environ.get("AGENTTRACE_TEST_API", "http://127.0.0.1:8080")
 WORKER = "http://127.0.0.1:8081"
 # `make up` runs the Postgres stage in a worker of its own.
 WORKER_POSTGRES = "http://127.0.0.1:8082"
@@ -49,7 +53,7 @@ async def eventually(
 async def rows(ch: ClickHouse, sql: str) -> list[dict[str, Any]]:
     """Query and return dicts; `sql` must name its columns explicitly."""
     cols = [c.strip().split(" AS ")[-1] for c in sql.split("SELECT", 1)[1].split("FROM", 1)[0].split(",")]
-    return [dict(zip(cols, r)) for r in await ch.fetch(sql)]
+    return [dict(zip(cols, r, strict=True)) for r in await ch.fetch(sql)]
 
 
 async def scrape(http: Any, base: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -69,13 +73,34 @@ def sample(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: s
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
-def envelope(project_id: str, etype: str, body: dict[str, Any], ts_iso: str, *, event_id: str | None = None) -> Envelope:
-    """An envelope as the edge builds it, for tests that append to the events topic directly."""
+def envelope(
+    project_id: str, etype: str, body: dict[str, Any], ts_iso: str, *, event_id: str | None = None
+) -> Envelope:
+    """An envelope as the edge builds it (body times as µs), for tests that append to the events
+    topic directly."""
     now = time.time_ns() // 1000
     return Envelope(
-        id=event_id or str(uuid.uuid4()), project_id=project_id, type=etype, ts=to_micros(ts_iso) or now,
-        received_at=now, body=body, request_id="test",
+        id=event_id or str(uuid.uuid4()),
+        project_id=project_id,
+        type=etype,
+        ts=to_micros(ts_iso) or now,
+        received_at=now,
+        body=edge_body(etype, body),
+        request_id="test",
     )
+
+
+def edge_body(etype: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The body with its times as µs, as the edge leaves it."""
+    return {k: _micros_or_as_is(v) if k in TIME_FIELDS.get(etype, ()) else v for k, v in body.items()}
+
+
+def _micros_or_as_is(value: Any) -> Any:
+    """A time as the edge stores it; anything else as it is, for tests of poison events."""
+    try:
+        return to_micros(value)
+    except ValueError:
+        return value
 
 
 async def produce(settings: Settings, envelopes: list[Envelope]) -> None:

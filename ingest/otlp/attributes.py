@@ -9,11 +9,12 @@ never raise: whatever a client sends, the span maps.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
+
+from pipeline.times import MAX_US, MIN_US, to_micros
 
 SKIP: Any = object()
 
@@ -54,27 +55,6 @@ def any_value(v: Any, depth: int = 0) -> Any:
 def attributes_dict(attributes: Iterable[Any]) -> dict[str, Any]:
     """Repeated `KeyValue` as a dict; a repeated key keeps its last value."""
     return {kv.key: any_value(kv.value) for kv in attributes}
-
-
-# --- time ---------------------------------------------------------------------------------
-
-_SECOND_PREFIX: dict[int, str] = {}
-
-
-def iso_from_unix_nanos(nanos: int) -> str:
-    """Unix nanoseconds as ISO 8601 UTC with exactly six fraction digits (truncated, not rounded).
-
-    Integer arithmetic only, so the microseconds are exact; the per-second prefix is cached
-    because the spans of one export are usually seconds apart.
-    """
-    secs, rem = divmod(nanos, 1_000_000_000)
-    prefix = _SECOND_PREFIX.get(secs)
-    if prefix is None:
-        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
-        if len(_SECOND_PREFIX) >= 4096:
-            _SECOND_PREFIX.clear()
-        _SECOND_PREFIX[secs] = prefix
-    return f"{prefix}.{rem // 1000:06d}Z"
 
 
 # --- coercions ----------------------------------------------------------------------------
@@ -226,14 +206,18 @@ def prompt_version(value: Any) -> Any:
 
 
 def timestamp(value: Any) -> Any:
-    """An ISO 8601 string (also JSON-quoted, as older SDKs send it) or unix nanoseconds."""
+    """µs from an ISO 8601 string (also JSON-quoted, as older SDKs send it) or unix nanoseconds,
+    within what the stores hold."""
     t = type(value)
+    us: int | None = None
     if t is str:
-        s = value.strip().strip('"')
-        return s if s[:1].isdigit() else SKIP
-    if t is int and 0 < value < 1 << 64:
-        return iso_from_unix_nanos(value)
-    return SKIP
+        try:
+            us = to_micros(value.strip().strip('"'))
+        except (ValueError, OverflowError):
+            return SKIP
+    elif t is int:
+        us = value // 1000
+    return us if us is not None and MIN_US <= us < MAX_US else SKIP
 
 
 def one_of(mapping: dict[str, str], fold: Any = str.lower) -> Any:

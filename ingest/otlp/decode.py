@@ -38,8 +38,7 @@ def media_type(content_type: str | None) -> str:
     found = _MEDIA_TYPES.get(essence)
     if found is None:
         raise UnsupportedMediaType(
-            f"unsupported Content-Type {essence or '(none)'!r}; "
-            "use application/x-protobuf or application/json"
+            f"unsupported Content-Type {essence or '(none)'!r}; use application/x-protobuf or application/json"
         )
     return found
 
@@ -84,9 +83,7 @@ def encode_response(partial_rejected: int, message: str, content_type: str | Non
         if partial_rejected <= 0:
             return b"{}"
         # int64 fields are decimal strings in the protobuf JSON mapping.
-        return orjson.dumps(
-            {"partialSuccess": {"rejectedSpans": str(partial_rejected), "errorMessage": message}}
-        )
+        return orjson.dumps({"partialSuccess": {"rejectedSpans": str(partial_rejected), "errorMessage": message}})
     response = ExportTraceServiceResponse()
     if partial_rejected > 0:
         response.partial_success.rejected_spans = partial_rejected

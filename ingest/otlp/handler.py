@@ -21,10 +21,7 @@ async def export_traces(request: web.Request) -> web.Response:
     response_type = response_content_type(content_type)
     export = parse_request(await intake.body(request), content_type)
     mapped = map_request(export)
-    events = [
-        (event["id"], event["type"], ts, event["body"])
-        for event, ts in zip(mapped.events, mapped.timestamps_us, strict=True)
-    ]
+    events = [(event["id"], event["type"], event["timestamp"], event["body"]) for event in mapped.events]
     headers: dict[str, str] = {}
     rejected, errors = mapped.rejected, list(mapped.errors)
     request["log"] = {"events": 0, "rejected": rejected}

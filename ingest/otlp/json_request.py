@@ -160,43 +160,73 @@ def _repeated(conv: Converter) -> Converter:
     return lambda v: [conv(e) for e in _list(v)]
 
 
-_SCOPE = _message({
-    "name": ("name", _str), "version": ("version", _str),
-    "attributes": ("attributes", _attributes), "droppedAttributesCount": ("dropped_attributes_count", _int),
-})
-_RESOURCE = _message({
-    "attributes": ("attributes", _attributes),
-    "droppedAttributesCount": ("dropped_attributes_count", _int),
-})
-_EVENT = _message({
-    "timeUnixNano": ("time_unix_nano", _int), "name": ("name", _str),
-    "attributes": ("attributes", _attributes),
-    "droppedAttributesCount": ("dropped_attributes_count", _int),
-})
-_LINK = _message({
-    "traceId": ("trace_id", _id), "spanId": ("span_id", _id), "traceState": ("trace_state", _str),
-    "attributes": ("attributes", _attributes),
-    "droppedAttributesCount": ("dropped_attributes_count", _int), "flags": ("flags", _int),
-})
+_SCOPE = _message(
+    {
+        "name": ("name", _str),
+        "version": ("version", _str),
+        "attributes": ("attributes", _attributes),
+        "droppedAttributesCount": ("dropped_attributes_count", _int),
+    }
+)
+_RESOURCE = _message(
+    {
+        "attributes": ("attributes", _attributes),
+        "droppedAttributesCount": ("dropped_attributes_count", _int),
+    }
+)
+_EVENT = _message(
+    {
+        "timeUnixNano": ("time_unix_nano", _int),
+        "name": ("name", _str),
+        "attributes": ("attributes", _attributes),
+        "droppedAttributesCount": ("dropped_attributes_count", _int),
+    }
+)
+_LINK = _message(
+    {
+        "traceId": ("trace_id", _id),
+        "spanId": ("span_id", _id),
+        "traceState": ("trace_state", _str),
+        "attributes": ("attributes", _attributes),
+        "droppedAttributesCount": ("dropped_attributes_count", _int),
+        "flags": ("flags", _int),
+    }
+)
 _STATUS = _message({"message": ("message", _str), "code": ("code", _enum)})
-_SPAN = _message({
-    "traceId": ("trace_id", _id), "spanId": ("span_id", _id), "traceState": ("trace_state", _str),
-    "parentSpanId": ("parent_span_id", _id), "flags": ("flags", _int), "name": ("name", _str),
-    "kind": ("kind", _enum), "startTimeUnixNano": ("start_time_unix_nano", _int),
-    "endTimeUnixNano": ("end_time_unix_nano", _int), "attributes": ("attributes", _attributes),
-    "droppedAttributesCount": ("dropped_attributes_count", _int),
-    "events": ("events", _repeated(_EVENT)), "droppedEventsCount": ("dropped_events_count", _int),
-    "links": ("links", _repeated(_LINK)), "droppedLinksCount": ("dropped_links_count", _int),
-    "status": ("status", _STATUS),
-})
-_SCOPE_SPANS = _message({
-    "scope": ("scope", _SCOPE), "spans": ("spans", _repeated(_SPAN)),
-    "schemaUrl": ("schema_url", _str),
-})
-_RESOURCE_SPANS = _message({
-    "resource": ("resource", _RESOURCE), "scopeSpans": ("scope_spans", _repeated(_SCOPE_SPANS)),
-    "schemaUrl": ("schema_url", _str),
-})
+_SPAN = _message(
+    {
+        "traceId": ("trace_id", _id),
+        "spanId": ("span_id", _id),
+        "traceState": ("trace_state", _str),
+        "parentSpanId": ("parent_span_id", _id),
+        "flags": ("flags", _int),
+        "name": ("name", _str),
+        "kind": ("kind", _enum),
+        "startTimeUnixNano": ("start_time_unix_nano", _int),
+        "endTimeUnixNano": ("end_time_unix_nano", _int),
+        "attributes": ("attributes", _attributes),
+        "droppedAttributesCount": ("dropped_attributes_count", _int),
+        "events": ("events", _repeated(_EVENT)),
+        "droppedEventsCount": ("dropped_events_count", _int),
+        "links": ("links", _repeated(_LINK)),
+        "droppedLinksCount": ("dropped_links_count", _int),
+        "status": ("status", _STATUS),
+    }
+)
+_SCOPE_SPANS = _message(
+    {
+        "scope": ("scope", _SCOPE),
+        "spans": ("spans", _repeated(_SPAN)),
+        "schemaUrl": ("schema_url", _str),
+    }
+)
+_RESOURCE_SPANS = _message(
+    {
+        "resource": ("resource", _RESOURCE),
+        "scopeSpans": ("scope_spans", _repeated(_SCOPE_SPANS)),
+        "schemaUrl": ("schema_url", _str),
+    }
+)
 _REQUEST = _message({"resourceSpans": ("resource_spans", _repeated(_RESOURCE_SPANS))})
 
 
@@ -209,8 +239,7 @@ def _hex_ids_to_base64(doc: dict[str, Any]) -> None:
         scope_spans = resource_spans.get("scopeSpans") or resource_spans.get("scope_spans")
         for scope in _objects(scope_spans):
             for span in _objects(scope.get("spans")):
-                _fix_ids(span, ("traceId", "spanId", "parentSpanId",
-                                "trace_id", "span_id", "parent_span_id"))
+                _fix_ids(span, ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"))
                 for link in _objects(span.get("links")):
                     _fix_ids(link, ("traceId", "spanId", "trace_id", "span_id"))
 

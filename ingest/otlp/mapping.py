@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ingest.otlp import attributes as coerce
-from ingest.otlp.attributes import SKIP, attributes_dict, iso_from_unix_nanos
-from ingest.otlp.routes import WHOLE, Coerce, Router
+from ingest.otlp.attributes import SKIP, attributes_dict
+from ingest.otlp.router import WHOLE, Coerce, Router
+from pipeline.times import MAX_US, MIN_US, micros_to_iso
 
 # Slot groups. OBS and TRACE hold body fields; SHARED fields go to both bodies; the others
 # are dicts assembled key by key ("*" is a whole dict given at once, merged over the keys).
@@ -30,20 +31,29 @@ OBS, TRACE, SHARED = "obs", "trace", "shared"
 PARAMS, USAGE, COST, META, TRACE_META = "params", "usage", "cost", "meta", "trace_meta"
 
 OBSERVATION_TYPES = frozenset(
-    {"span", "generation", "event", "agent", "tool", "chain", "retriever", "embedding",
-     "guardrail", "evaluator"}
+    {"span", "generation", "event", "agent", "tool", "chain", "retriever", "embedding", "guardrail", "evaluator"}
 )
 _LANGFUSE_TYPES = {t: t for t in OBSERVATION_TYPES}
 _EVENT_TYPES = {t: f"{t}-create" for t in OBSERVATION_TYPES}
 _OPENINFERENCE_KINDS = {
-    "LLM": "generation", "EMBEDDING": "embedding", "TOOL": "tool", "AGENT": "agent",
-    "CHAIN": "chain", "RETRIEVER": "retriever", "RERANKER": "retriever",
-    "GUARDRAIL": "guardrail", "EVALUATOR": "evaluator",
+    "LLM": "generation",
+    "EMBEDDING": "embedding",
+    "TOOL": "tool",
+    "AGENT": "agent",
+    "CHAIN": "chain",
+    "RETRIEVER": "retriever",
+    "RERANKER": "retriever",
+    "GUARDRAIL": "guardrail",
+    "EVALUATOR": "evaluator",
 }
 _GENAI_OPERATIONS = {
-    "chat": "generation", "text_completion": "generation", "generate_content": "generation",
-    "embeddings": "embedding", "execute_tool": "tool",
-    "invoke_agent": "agent", "create_agent": "agent",
+    "chat": "generation",
+    "text_completion": "generation",
+    "generate_content": "generation",
+    "embeddings": "embedding",
+    "execute_tool": "tool",
+    "invoke_agent": "agent",
+    "create_agent": "agent",
 }
 _LEVELS = {lv: lv for lv in ("DEBUG", "DEFAULT", "WARNING", "ERROR")}
 
@@ -107,12 +117,10 @@ EXACT: tuple[tuple[str, str, str, int, Coerce], ...] = (
     ("gen_ai.usage.cache_creation_input_tokens", USAGE, "input_cache_creation", 2, coerce.count),
     ("gen_ai.usage.input_tokens.cache_write", USAGE, "input_cache_creation", 2, coerce.count),
     ("gen_ai.usage.cache_write_tokens", USAGE, "input_cache_creation", 2, coerce.count),
-    ("llm.token_count.prompt_details.cache_write", USAGE, "input_cache_creation", 3,
-     coerce.count),
+    ("llm.token_count.prompt_details.cache_write", USAGE, "input_cache_creation", 3, coerce.count),
     ("gen_ai.usage.reasoning.output_tokens", USAGE, "output_reasoning_tokens", 1, coerce.count),
     ("gen_ai.usage.output_tokens.reasoning", USAGE, "output_reasoning_tokens", 2, coerce.count),
-    ("llm.token_count.completion_details.reasoning", USAGE, "output_reasoning_tokens", 3,
-     coerce.count),
+    ("llm.token_count.completion_details.reasoning", USAGE, "output_reasoning_tokens", 3, coerce.count),
     # cost
     ("langfuse.observation.cost_details", COST, WHOLE, 0, coerce.amounts_map),
     ("gen_ai.usage.cost", COST, "total", 1, coerce.amount),
@@ -120,8 +128,7 @@ EXACT: tuple[tuple[str, str, str, int, Coerce], ...] = (
     ("llm.cost.prompt", COST, "input", 2, coerce.amount),
     ("llm.cost.completion", COST, "output", 2, coerce.amount),
     # generation details
-    ("langfuse.observation.completion_start_time", OBS, "completionStartTime", 0,
-     coerce.timestamp),
+    ("langfuse.observation.completion_start_time", OBS, "completionStartTime", 0, coerce.timestamp),
     ("langfuse.observation.prompt.name", OBS, "promptName", 0, coerce.text),
     ("langfuse.prompt.name", OBS, "promptName", 1, coerce.text),
     ("langfuse.observation.prompt.version", OBS, "promptVersion", 0, coerce.prompt_version),
@@ -190,12 +197,11 @@ ROUTER = Router(EXACT, PREFIXED, INDEXED)
 
 @dataclass(slots=True)
 class MappingResult:
-    """Events in emission order; `timestamps_us[i]` is `events[i]["timestamp"]` in exact µs."""
+    """Events in emission order, as the batch API's after normalize(): times in µs."""
 
     events: list[dict[str, Any]] = field(default_factory=list)
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
-    timestamps_us: list[int] = field(default_factory=list)
 
 
 # --- mapping --------------------------------------------------------------------------------
@@ -266,11 +272,12 @@ def _map_span(span: Any, context: tuple[Any, ...], result: MappingResult) -> str
     if not (start_ns and end_ns):  # a missing edge takes the other; both missing: now
         start_ns = start_ns or end_ns or time.time_ns()
         end_ns = end_ns or start_ns
-    start, end = iso_from_unix_nanos(start_ns), iso_from_unix_nanos(end_ns)
+    start, end = start_ns // 1000, end_ns // 1000
+    if not (MIN_US <= start < MAX_US and MIN_US <= end < MAX_US):
+        return f"span {_show(raw_span)}: start and end times must lie between 1970 and 2100"
 
     # The observation.
-    body: dict[str, Any] = {"id": span_id, "traceId": trace_id, "name": span.name,
-                            "startTime": start, "endTime": end}
+    body: dict[str, Any] = {"id": span_id, "traceId": trace_id, "name": span.name, "startTime": start, "endTime": end}
     if not is_root:
         body["parentObservationId"] = raw_parent.hex()
     obs_type = None
@@ -306,7 +313,6 @@ def _map_span(span: Any, context: tuple[Any, ...], result: MappingResult) -> str
         obs_type = "generation" if ("model" in body or usage) else "span"
 
     # Its trace, when the span is a root or sets trace-level attributes.
-    event_us = end_ns // 1000
     t = groups.get(TRACE)
     trace_meta = _merged(groups, TRACE_META)
     as_root = (t.pop("asRoot", False) if t else False) or is_root
@@ -327,19 +333,22 @@ def _map_span(span: Any, context: tuple[Any, ...], result: MappingResult) -> str
                 trace[fld] = shared[fld]
         if trace_meta:
             trace["metadata"] = trace_meta
-        result.events.append({"id": f"{trace_id}-{span_id}-trace", "type": "trace-create",
-                              "timestamp": end, "body": trace})
-        result.timestamps_us.append(event_us)
+        result.events.append(
+            {"id": f"{trace_id}-{span_id}-trace", "type": "trace-create", "timestamp": end, "body": trace}
+        )
 
-    result.events.append({"id": f"{span_id}-obs", "type": _EVENT_TYPES[obs_type],
-                          "timestamp": end, "body": body})
-    result.timestamps_us.append(event_us)
+    result.events.append({"id": f"{span_id}-obs", "type": _EVENT_TYPES[obs_type], "timestamp": end, "body": body})
     return None
 
 
-def _add_metadata(body: dict[str, Any], span: Any, metadata: dict[str, Any],
-                  groups: dict[str, dict[str, Any]], resource_attrs: dict[str, Any],
-                  scope_meta: dict[str, Any]) -> None:
+def _add_metadata(
+    body: dict[str, Any],
+    span: Any,
+    metadata: dict[str, Any],
+    groups: dict[str, dict[str, Any]],
+    resource_attrs: dict[str, Any],
+    scope_meta: dict[str, Any],
+) -> None:
     """Unclaimed attributes, explicit metadata over them, span events and links, provenance."""
     meta = _merged(groups, META)
     if meta:
@@ -379,8 +388,11 @@ def _exception_message(events: list[dict[str, Any]]) -> str | None:
 
 
 def _span_event(event: Any) -> dict[str, Any]:
-    return {"name": event.name, "time": iso_from_unix_nanos(event.time_unix_nano),
-            "attributes": attributes_dict(event.attributes)}
+    return {
+        "name": event.name,
+        "time": micros_to_iso(event.time_unix_nano // 1000),
+        "attributes": attributes_dict(event.attributes),
+    }
 
 
 def _span_link(link: Any) -> dict[str, Any]:

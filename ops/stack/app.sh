@@ -31,9 +31,7 @@ app_env_print() {
 }
 
 app_up() {
-  # The console script exists as soon as the venv does; the module it calls may not yet.
-  [[ -x $AGENTTRACE && ( -f $ROOT/agenttrace/cli.py || -f $ROOT/agenttrace/cli/__init__.py ) ]] ||
-    die "app: the agenttrace CLI (agenttrace/cli.py) does not exist yet; 'ops/stack.sh services' starts the servers alone"
+  [[ -x $AGENTTRACE ]] || die "app: $AGENTTRACE is missing; the venv was not installed"
   app_env
   # Idempotent by contract, and cheap, so it runs on every `up`: a new migration applies
   # without anyone remembering to run it.

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 MIGRATIONS_PACKAGE = "sinks.clickhouse.migrations"
 
@@ -86,7 +87,7 @@ def migrations() -> list[Migration]:
 
 
 Execute = Callable[[str], Awaitable[object]]
-Fetch = Callable[[str], Awaitable[list[tuple]]]
+Fetch = Callable[[str], Awaitable[list[tuple[Any, ...]]]]
 
 
 async def migrate(execute: Execute, fetch: Fetch, dialect: Dialect, database: str) -> list[int]:

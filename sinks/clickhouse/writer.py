@@ -2,8 +2,8 @@
 
 Per batch, not per event: for the entities this worker has not seen yet, one probe per table
 of which are stored and one SELECT of the stored states of those (so an update can land on a
-create from an earlier batch), then one INSERT per table. States of entities written recently stay in memory while this worker owns their
-partitions, which saves most of those reads.
+create from an earlier batch), then one INSERT per table. States of entities written recently
+stay in memory while this worker owns their partitions, which saves most of those reads.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from typing import Any
 import orjson
 
 from pipeline.envelope import Envelope
-from pipeline.fold import FIELDS, OBSERVATION, SCORE, TRACE, EntityState, PoisonEvent, apply, table_of, with_totals
+from pipeline.errors import PoisonEvent
+from pipeline.fold import FIELDS, OBSERVATION, SCORE, TRACE, EntityState, apply, table_of, with_totals
+from pipeline.times import column_of_micros, micros_of_column
 from sinks.clickhouse.client import IDS_TABLE, ClickHouse
 from sinks.clickhouse.schema import Dialect
-from sinks.clickhouse.times import decode_time, encode_time
 from sinks.metrics import CLICKHOUSE_INSERT_ROWS
 
 TIME_COLUMNS = {
@@ -33,39 +34,100 @@ MAP_COLUMNS = {
 }
 COLUMNS = {
     TRACE: (
-        "project_id", "id", "timestamp", "name", "user_id", "session_id", "release", "version",
-        "environment", "tags", "public", "metadata", "input", "output", "field_versions",
-        "created_at", "updated_at", "event_ts", "is_deleted",
+        "project_id",
+        "id",
+        "timestamp",
+        "name",
+        "user_id",
+        "session_id",
+        "release",
+        "version",
+        "environment",
+        "tags",
+        "public",
+        "metadata",
+        "input",
+        "output",
+        "field_versions",
+        "created_at",
+        "updated_at",
+        "event_ts",
+        "is_deleted",
     ),
     OBSERVATION: (
-        "project_id", "id", "trace_id", "type", "parent_observation_id", "name", "start_time",
-        "end_time", "completion_start_time", "level", "status_message", "version", "environment",
-        "metadata", "input", "output", "provided_model_name", "model_parameters", "usage_details",
-        "input_tokens", "output_tokens", "total_tokens", "cost_details", "total_cost",
-        "prompt_name", "prompt_version", "field_versions", "created_at", "updated_at", "event_ts",
+        "project_id",
+        "id",
+        "trace_id",
+        "type",
+        "parent_observation_id",
+        "name",
+        "start_time",
+        "end_time",
+        "completion_start_time",
+        "level",
+        "status_message",
+        "version",
+        "environment",
+        "metadata",
+        "input",
+        "output",
+        "provided_model_name",
+        "model_parameters",
+        "usage_details",
+        "input_tokens",
+        "output_tokens",
+        "total_tokens",
+        "cost_details",
+        "total_cost",
+        "prompt_name",
+        "prompt_version",
+        "field_versions",
+        "created_at",
+        "updated_at",
+        "event_ts",
         "is_deleted",
     ),
     SCORE: (
-        "project_id", "id", "trace_id", "observation_id", "session_id", "dataset_run_id", "name",
-        "value", "string_value", "data_type", "source", "comment", "config_id", "environment",
-        "metadata", "timestamp", "field_versions", "created_at", "updated_at", "event_ts",
+        "project_id",
+        "id",
+        "trace_id",
+        "observation_id",
+        "session_id",
+        "dataset_run_id",
+        "name",
+        "value",
+        "string_value",
+        "data_type",
+        "source",
+        "comment",
+        "config_id",
+        "environment",
+        "metadata",
+        "timestamp",
+        "field_versions",
+        "created_at",
+        "updated_at",
+        "event_ts",
         "is_deleted",
     ),
 }
 DEFAULTS: dict[str, dict[str, Any]] = {
     TRACE: {"environment": "default", "tags": [], "public": 0, "input": None, "output": None},
     OBSERVATION: {
-        "type": "SPAN", "level": "DEFAULT", "environment": "default", "input": None, "output": None,
-        "end_time": None, "completion_start_time": None,
+        "type": "SPAN",
+        "level": "DEFAULT",
+        "environment": "default",
+        "input": None,
+        "output": None,
+        "end_time": None,
+        "completion_start_time": None,
     },
     SCORE: {"value": 0.0, "data_type": "NUMERIC", "source": "API", "environment": "default"},
 }
 NULLABLE = frozenset({"input", "output", "end_time", "completion_start_time", "total_cost"})
 
 # Every column with its default, and a C-level getter that lays a row dict out in column order.
-_ROW_DEFAULTS = {
-    t: {c: DEFAULTS[t].get(c, None if c in NULLABLE else "") for c in cols} for t, cols in COLUMNS.items()
-}
+_ROW_DEFAULTS = {t: {c: DEFAULTS[t].get(c, None if c in NULLABLE else "") for c in cols} for t, cols in COLUMNS.items()}
 _ROW_GETTERS = {t: itemgetter(*cols) for t, cols in COLUMNS.items()}
 _BY_TS = attrgetter("ts")
 
@@ -122,7 +184,7 @@ class ClickHouseWriter:
             # older one, and the create's fields were lost.
             state.revision = max(state.last_ts, base.revision + 1 if base else 0)
             changed.append(key)
-        by_table: dict[str, list[tuple]] = {TRACE: [], OBSERVATION: [], SCORE: []}
+        by_table: dict[str, list[tuple[Any, ...]]] = {TRACE: [], OBSERVATION: [], SCORE: []}
         for key in changed:
             by_table[key[0]].append(self._row(key[0], states[key]))
         for table, rows in by_table.items():
@@ -149,7 +211,9 @@ class ClickHouseWriter:
             wanted.setdefault((table, project), []).append(id_)
         for (table, project), ids in wanted.items():
             where = f"project_id = {_quote(project)} AND id IN {IDS_TABLE}"
-            stored = await self._ch.fetch(f"SELECT DISTINCT id FROM {table} WHERE {where}", operation=f"probe_{table}", ids=ids)
+            stored = await self._ch.fetch(
+                f"SELECT DISTINCT id FROM {table} WHERE {where}", operation=f"probe_{table}", ids=ids
+            )
             if not stored:
                 continue
             cols = COLUMNS[table]
@@ -159,11 +223,11 @@ class ClickHouseWriter:
                 ids=[row[0] for row in stored],
             )
             for row in rows:
-                state = self._state(table, dict(zip(cols, row)))
+                state = self._state(table, dict(zip(cols, row, strict=True)))
                 found[(table, project, state.id)] = state
         return found
 
-    def _row(self, table: str, s: EntityState) -> tuple:
+    def _row(self, table: str, s: EntityState) -> tuple[Any, ...]:
         v = {**_ROW_DEFAULTS[table], **s.values}
         v["project_id"], v["id"] = s.project_id, s.id
         if table == OBSERVATION:
@@ -183,11 +247,11 @@ class ClickHouseWriter:
         v["field_versions"] = orjson.dumps(s.versions).decode()
         v["created_at"], v["updated_at"] = s.first_ts, s.last_ts
         v["event_ts"], v["is_deleted"] = s.revision, 0
-        # Only DateTime64 needs a conversion: to 18.16's UInt64 encode_time hands the µs as they are.
+        # Only DateTime64 needs a conversion: 18.16's UInt64 takes the µs as they are.
         if self._dialect.subsecond_type:
             for column in TIME_COLUMNS[table]:
                 if v[column] is not None:
-                    v[column] = encode_time(v[column], True)
+                    v[column] = column_of_micros(v[column], True)
         return _ROW_GETTERS[table](v)
 
     def _state(self, table: str, row: dict[str, Any]) -> EntityState:
@@ -196,8 +260,8 @@ class ClickHouseWriter:
             project_id=row["project_id"],
             id=row["id"],
             versions=versions,
-            first_ts=self._decode_time(row["created_at"]),
-            last_ts=self._decode_time(row["updated_at"]),
+            first_ts=micros_of_column(row["created_at"]),
+            last_ts=micros_of_column(row["updated_at"]),
             revision=int(row["event_ts"]),
         )
         maps = MAP_COLUMNS[table]
@@ -209,17 +273,15 @@ class ClickHouseWriter:
                 state.values[column] = {k: x for k, x in loaded.items() if f"{column}.{k}" in versions}
             elif column in settable and (column in versions or column == "tags"):
                 if column in TIME_COLUMNS[table] and value is not None:
-                    value = self._decode_time(value)
+                    value = micros_of_column(value)
                 state.values[column] = list(value) if column == "tags" else value
         return state
 
-    def _decode_time(self, value: Any) -> int:
-        return decode_time(value)
-
 
 def _copy(s: EntityState) -> EntityState:
-    values = {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v)
-              for k, v in s.values.items()}
+    values = {
+        k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v) for k, v in s.values.items()
+    }
     return EntityState(s.project_id, s.id, values, dict(s.versions), s.first_ts, s.last_ts, s.revision)
 
 

@@ -11,16 +11,13 @@ from typing import Any
 import aiopg
 import psycopg2
 
+from pipeline.errors import StoreError
 from sinks.metrics import DB_QUERY_SECONDS, PoolStats
 from sinks.postgres.config import PostgresConfig
 
 
-class PostgresError(Exception):
+class PostgresError(StoreError):
     """Retryable unless `permanent` (the statement or data is wrong, not the server away)."""
-
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
-        super().__init__(message)
-        self.permanent = permanent
 
 
 class Postgres:
@@ -46,7 +43,7 @@ class Postgres:
         if self._pool is None:
             return PoolStats(0, 0, self.config.max_size)
         free = self._pool.freesize
-        return PoolStats(active=self._pool.size - free, idle=free, max=self._pool.maxsize)
+        return PoolStats(active=self._pool.size - free, idle=free, max=self._pool.maxsize or self.config.max_size)
 
     async def _run(self, operation: str, sql: str, params: Any, fetch: bool) -> Any:
         if self._pool is None:
@@ -59,7 +56,7 @@ class Postgres:
     async def execute(self, sql: str, params: Any = None, *, operation: str = "execute") -> int:
         return await self._run(operation, sql, params, fetch=False)
 
-    async def fetch(self, sql: str, params: Any = None, *, operation: str = "select") -> list[tuple]:
+    async def fetch(self, sql: str, params: Any = None, *, operation: str = "select") -> list[tuple[Any, ...]]:
         return await self._run(operation, sql, params, fetch=True)
 
     async def insert_many(
@@ -117,14 +114,14 @@ class Transaction:
             await self._cur.execute(sql, params)
             return self._cur.rowcount
 
-    async def fetch(self, sql: str, params: Any = None, *, operation: str = "select") -> list[tuple]:
+    async def fetch(self, sql: str, params: Any = None, *, operation: str = "select") -> list[tuple[Any, ...]]:
         with _translated(operation):
             await self._cur.execute(sql, params)
             return await self._cur.fetchall()
 
     async def insert_many(
         self, prefix: str, template: str, rows: Sequence[Sequence[Any]], suffix: str = "", *, operation: str = "insert"
-    ) -> list[tuple]:
+    ) -> list[tuple[Any, ...]]:
         """`prefix VALUES (row), ... suffix` as one statement; the RETURNING rows, if any."""
         if not rows:
             return []

@@ -31,4 +31,9 @@ class PostgresConfig:
             "user": unquote(u.username or "agenttrace"),
             "password": unquote(u.password or ""),
         }
-        return " ".join(f"{k}='{v}'" for k, v in parts.items() if v)
+        return " ".join(f"{k}={_quoted(v)}" for k, v in parts.items() if v)
+
+
+def _quoted(value: str) -> str:
+    """A libpq keyword value: in single quotes, with backslashes and quotes escaped."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from ingest.events import OBSERVATION_TYPES
 from pipeline.envelope import Envelope
-from pipeline.fold import EntityState, PoisonEvent, as_text, parse_time, usage_and_cost, with_totals
+from pipeline.errors import PoisonEvent
+from pipeline.events import OBSERVATION_TYPES
+from pipeline.fold import EntityState, as_text, body_time, usage_and_cost, with_totals
 
 # Observation events that feed the usage ledger: generations, and anything carrying a model or usage.
 GENERATION_EVENTS = frozenset({"generation-create", "generation-update", "embedding-create"})
@@ -35,12 +36,12 @@ MAX_EVENT_US = 10**17
 # API takes any number; ClickHouse's UInt64 columns refuse what is past their range instead).
 TOKENS_MAX = 10**12
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 # What a datetime can hold, with a day to spare for time zones: an absurd time is clamped, so
 # it can never raise OverflowError (which the stage would retry forever) on its way to a column.
-_MIN_US = (datetime(1, 1, 2, tzinfo=timezone.utc) - _EPOCH) // _US
-_MAX_US = (datetime(9999, 12, 30, tzinfo=timezone.utc) - _EPOCH) // _US
+_MIN_US = (datetime(1, 1, 2, tzinfo=UTC) - _EPOCH) // _US
+_MAX_US = (datetime(9999, 12, 30, tzinfo=UTC) - _EPOCH) // _US
 _EPOCH_ORDINAL = _EPOCH.toordinal()
 _US_PER_DAY = 86_400_000_000
 Key = tuple[str, str]  # project_id, trace id
@@ -169,7 +170,7 @@ def _fold(folded: dict[Key, TraceDelta], env: Envelope) -> None:
     key = (project, clean(str(trace_id)) if trace_id else entity_id)
     if env.type in GENERATION_EVENTS or any(body.get(f) is not None for f in USAGE_FIELDS):
         # Everything converted (and judged) before anything is folded.
-        model, start = _key_text(body.get("model")), parse_time(body.get("startTime"))
+        model, start = _key_text(body.get("model")), body_time(body.get("startTime"))
         usage, cost = usage_and_cost(body)
         trace = folded.get(key) or TraceDelta(EntityState(*key))
         gen = trace.generations.get(entity_id) or Generation(EntityState(project, entity_id))
@@ -210,7 +211,10 @@ def apply_to_stored(stored: StoredTrace, delta: TraceDelta, changes: Changes) ->
     merge(state, delta.state, TRACE_COLUMNS, {})
     new_session, new_user = state.values.get("session_id", ""), state.values.get("user_id", "")
     new_user_ts = state.versions.get("user_id", -1)
-    for table, old, new in ((changes.sessions, stored.session_id, new_session), (changes.users, stored.user_id, new_user)):
+    for table, old, new in (
+        (changes.sessions, stored.session_id, new_session),
+        (changes.users, stored.user_id, new_user),
+    ):
         if old and old != new:
             table.setdefault((project, old), Aggregate()).count -= 1
         if new:
@@ -283,7 +287,8 @@ def contribution(state: EntityState, events: int) -> Contribution:
 def _add(usage: dict[tuple[str, date, str], list[Any]], project: str, c: Contribution, sign: int) -> None:
     """A generation counts once (observations) in the bucket of its current model and day."""
     delta = usage.setdefault((project, c.day, c.model), [0, 0, 0, 0, 0, Decimal(0)])
-    for i, v in enumerate((1, c.events, c.input, c.output, c.total, c.cost)):
+    parts: tuple[int | Decimal, ...] = (1, c.events, c.input, c.output, c.total, c.cost)
+    for i, v in enumerate(parts):
         delta[i] += sign * v
 
 

@@ -37,7 +37,7 @@ import orjson
 from loguru import logger
 
 from pipeline.envelope import Envelope
-from pipeline.fold import PoisonEvent
+from pipeline.errors import PoisonEvent
 from sinks.postgres.client import Postgres, PostgresError, Transaction
 from sinks.postgres.rollup import (
     Changes,
@@ -51,7 +51,6 @@ from sinks.postgres.rollup import (
     relevant,
     to_datetime,
 )
-
 
 PRUNE_EVERY_S = 10.0
 # Pages per pruning turn: at least this many, and enough to sweep the table in SWEEP_S.
@@ -127,8 +126,10 @@ async def _project(tx: Transaction, folded: dict[Key, TraceDelta]) -> None:
     await tx.insert_many(
         "INSERT INTO sessions (project_id, session_id, first_seen, last_seen, trace_count, user_id, user_ts)",
         "(%s, %s, %s, %s, %s, %s, %s)",
-        [(p, s, to_datetime(a.first), to_datetime(a.last), a.count, a.user, a.user_ts)
-         for (p, s), a in sorted(changes.sessions.items())],
+        [
+            (p, s, to_datetime(a.first), to_datetime(a.last), a.count, a.user, a.user_ts)
+            for (p, s), a in sorted(changes.sessions.items())
+        ],
         "ON CONFLICT (project_id, session_id) DO UPDATE SET "
         "first_seen = LEAST(sessions.first_seen, EXCLUDED.first_seen), "
         "last_seen = GREATEST(sessions.last_seen, EXCLUDED.last_seen), "
@@ -148,7 +149,8 @@ async def _project(tx: Transaction, folded: dict[Key, TraceDelta]) -> None:
         operation="pg_upsert_users",
     )
     await tx.insert_many(
-        "INSERT INTO usage_daily (project_id, day, model, observations, events, input_tokens, output_tokens, total_tokens, cost)",
+        "INSERT INTO usage_daily"
+        " (project_id, day, model, observations, events, input_tokens, output_tokens, total_tokens, cost)",
         "(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
         [(*key, *delta) for key, delta in sorted(changes.usage.items()) if any(delta)],
         "ON CONFLICT (project_id, day, model) DO UPDATE SET "
@@ -165,7 +167,8 @@ async def _project(tx: Transaction, folded: dict[Key, TraceDelta]) -> None:
         # Buckets a generation left (an update folded before its create, a corrected model):
         # drop those that no generation is counted in any more.
         await tx.execute(
-            "DELETE FROM usage_daily WHERE (project_id, day, model) IN (SELECT * FROM unnest(%s::text[], %s::date[], %s::text[])) "
+            "DELETE FROM usage_daily WHERE (project_id, day, model) IN"
+            " (SELECT * FROM unnest(%s::text[], %s::date[], %s::text[])) "
             "AND observations = 0",
             ([k[0] for k in vacated], [k[1] for k in vacated], [k[2] for k in vacated]),
             operation="pg_delete_empty_usage",
@@ -185,13 +188,23 @@ async def _trace_states(tx: Transaction, folded: dict[Key, TraceDelta], changes:
     )
     written = []
     for row in rows:
-        stored = StoredTrace(*row[:8], generations=orjson.loads(row[8]))
+        *columns, generations = row
+        stored = StoredTrace(*columns)
+        stored.generations = orjson.loads(generations)
         generations_changed = apply_to_stored(stored, folded[(stored.project_id, stored.trace_id)], changes)
-        written.append((
-            stored.project_id, stored.trace_id, stored.session_id, stored.session_ts, stored.user_id, stored.user_ts,
-            stored.first_seen, stored.last_seen,
-            orjson.dumps(stored.generations).decode() if generations_changed else None,
-        ))
+        written.append(
+            (
+                stored.project_id,
+                stored.trace_id,
+                stored.session_id,
+                stored.session_ts,
+                stored.user_id,
+                stored.user_ts,
+                stored.first_seen,
+                stored.last_seen,
+                orjson.dumps(stored.generations).decode() if generations_changed else None,
+            )
+        )
     # The rows exist (locked above): an UPDATE, which leaves a trace's generations alone when
     # the batch brought none.
     await tx.insert_many(

@@ -117,8 +117,21 @@ _MATCHER = re.compile(r"([A-Za-z_]\w*)\s*(?:=~|!~|!=|=)")
 _GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)")
 _RANGE = re.compile(r"\[[^\]]*\]")
 _IDENT = re.compile(r"(?<![\w.:])([A-Za-z_:][\w:]*)(?![\w:])(?!\s*\()")
-_KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
-             "bool", "offset", "inf", "nan"}
+_KEYWORDS = {
+    "and",
+    "or",
+    "unless",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "offset",
+    "inf",
+    "nan",
+}
 
 
 def grafana_to_promql(expr: str) -> str:
@@ -170,13 +183,15 @@ def label_problems(expr: str) -> list[str]:
 
 def test_promql_reader_finds_metrics_and_labels():
     names, selectors, grouping = analyse(
-        'histogram_quantile(0.99, sum by (le, path) (rate(http_request_duration_seconds_bucket'
+        "histogram_quantile(0.99, sum by (le, path) (rate(http_request_duration_seconds_bucket"
         '{job="agenttrace-api",path=~"/v1.*"}[$__rate_interval]))) > 1e3 and on (path) up offset 5m'
     )
     assert names == {"http_request_duration_seconds_bucket", "up"}
     assert selectors == [("http_request_duration_seconds_bucket", {"job", "path"})]
     assert grouping == {"le", "path"}
-    assert label_problems('sum by (stage) (worker_queue_depth{queue="x"})') == ["grouping by unknown label(s) ['stage']"]
+    assert label_problems('sum by (stage) (worker_queue_depth{queue="x"})') == [
+        "grouping by unknown label(s) ['stage']"
+    ]
     assert label_problems('worker_queue_dept{stage="x"}') == ["unknown metric worker_queue_dept"]
     assert label_problems('worker_queue_depth{stage="x"}') == ["worker_queue_depth has no label(s) ['stage']"]
 

@@ -62,11 +62,15 @@ def sdk_runner(python: Path, script: str, project: NewKey) -> SdkRun:
     """Runs clients/<script> with the project's key; returns what it printed, parsed."""
 
     async def run(run_id: str) -> dict[str, Any]:
-        args = json.dumps({"host": API, "public_key": project.public_key,
-                           "secret_key": project.secret_key, "run": run_id})
+        args = json.dumps(
+            {"host": API, "public_key": project.public_key, "secret_key": project.secret_key, "run": run_id}
+        )
         proc = await asyncio.create_subprocess_exec(
-            str(python), str(CLIENTS / script), args,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            str(python),
+            str(CLIENTS / script),
+            args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         try:
             out, err = await asyncio.wait_for(proc.communicate(), 60)

@@ -19,9 +19,11 @@ from tests.support import eventually, rows
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(600)]
 
 # The SDK converts a float model parameter to a string itself (its MapValue type).
-OBS = ("id, type, name, trace_id, parent_observation_id, provided_model_name, input_tokens, output_tokens, "
-       "total_tokens, total_cost, usage_details, cost_details, model_parameters, input, output, metadata, "
-       "environment, start_time, end_time, completion_start_time")
+OBS = (
+    "id, type, name, trace_id, parent_observation_id, provided_model_name, input_tokens, output_tokens, "
+    "total_tokens, total_cost, usage_details, cost_details, model_parameters, input, output, metadata, "
+    "environment, start_time, end_time, completion_start_time"
+)
 
 
 def micros(value: Any) -> int | None:
@@ -77,18 +79,28 @@ async def test_langfuse_v2_trace_generation_and_score(
     assert (event["type"], event["name"], event["parent_observation_id"]) == ("EVENT", "tool-called", sent["span_id"])
 
     traces = await eventually(
-        lambda: rows(ch, f"SELECT id, name, user_id, session_id, release, version, environment, tags, metadata, "
-                         f"input, output FROM traces FINAL WHERE project_id = '{pid}'"),
+        lambda: rows(
+            ch,
+            f"SELECT id, name, user_id, session_id, release, version, environment, tags, metadata, "
+            f"input, output FROM traces FINAL WHERE project_id = '{pid}'",
+        ),
         lambda r: len(r) == 1 and r[0]["output"] is not None,
         timeout_s=60,
     )
     assert_agent_run_trace(traces[0], sent["trace_id"], run_id, "v2")
 
     scores = await eventually(
-        lambda: rows(ch, f"SELECT id, trace_id, name, value, data_type, comment FROM scores FINAL "
-                         f"WHERE project_id = '{pid}'"),
+        lambda: rows(
+            ch, f"SELECT id, trace_id, name, value, data_type, comment FROM scores FINAL WHERE project_id = '{pid}'"
+        ),
         lambda r: len(r) == 1,
         timeout_s=60,
     )
-    assert scores[0] == {"id": sent["score_id"], "trace_id": sent["trace_id"], "name": "quality",
-                         "value": 0.9, "data_type": "NUMERIC", "comment": "good"}
+    assert scores[0] == {
+        "id": sent["score_id"],
+        "trace_id": sent["trace_id"],
+        "name": "quality",
+        "value": 0.9,
+        "data_type": "NUMERIC",
+        "comment": "good",
+    }

@@ -18,9 +18,11 @@ from tests.support import eventually, rows
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(600)]
 
-OBS = ("id, type, name, trace_id, parent_observation_id, provided_model_name, input_tokens, output_tokens, "
-       "total_tokens, total_cost, cost_details, model_parameters, input, output, metadata, environment, "
-       "version, completion_start_time")
+OBS = (
+    "id, type, name, trace_id, parent_observation_id, provided_model_name, input_tokens, output_tokens, "
+    "total_tokens, total_cost, cost_details, model_parameters, input, output, metadata, environment, "
+    "version, completion_start_time"
+)
 
 
 async def test_langfuse_v5_trace_generation_and_scores(
@@ -65,22 +67,42 @@ async def test_langfuse_v5_trace_generation_and_scores(
     assert orjson.loads(tool["output"]) == "4"
 
     traces = await eventually(
-        lambda: rows(ch, f"SELECT id, name, user_id, session_id, release, version, environment, tags, metadata, "
-                         f"input, output FROM traces FINAL WHERE project_id = '{pid}'"),
+        lambda: rows(
+            ch,
+            f"SELECT id, name, user_id, session_id, release, version, environment, tags, metadata, "
+            f"input, output FROM traces FINAL WHERE project_id = '{pid}'",
+        ),
         lambda r: len(r) == 1 and r[0]["output"] is not None and r[0]["user_id"] != "",
         timeout_s=60,
     )
     assert_agent_run_trace(traces[0], trace_id, run_id, "v5")
 
     scores = await eventually(
-        lambda: rows(ch, f"SELECT trace_id, observation_id, name, value, string_value, data_type, comment "
-                         f"FROM scores FINAL WHERE project_id = '{pid}' ORDER BY name"),
+        lambda: rows(
+            ch,
+            f"SELECT trace_id, observation_id, name, value, string_value, data_type, comment "
+            f"FROM scores FINAL WHERE project_id = '{pid}' ORDER BY name",
+        ),
         lambda r: len(r) == 2,
         timeout_s=60,
     )
     assert scores == [
-        {"trace_id": trace_id, "observation_id": "", "name": "quality", "value": 0.9, "string_value": "",
-         "data_type": "NUMERIC", "comment": "good"},
-        {"trace_id": trace_id, "observation_id": sent["root_id"], "name": "verdict", "value": 0.0,
-         "string_value": "correct", "data_type": "CATEGORICAL", "comment": ""},
+        {
+            "trace_id": trace_id,
+            "observation_id": "",
+            "name": "quality",
+            "value": 0.9,
+            "string_value": "",
+            "data_type": "NUMERIC",
+            "comment": "good",
+        },
+        {
+            "trace_id": trace_id,
+            "observation_id": sent["root_id"],
+            "name": "verdict",
+            "value": 0.0,
+            "string_value": "correct",
+            "data_type": "CATEGORICAL",
+            "comment": "",
+        },
     ]

@@ -28,32 +28,56 @@ OUTPUT = [{"role": "assistant", "parts": [{"type": "text", "content": "4"}], "fi
 
 def export(project: NewKey, run_id: str, compression: Compression) -> dict[str, str]:
     """Record an agent span, a chat span and a failing tool span; flush; return their ids."""
-    exporter = OTLPSpanExporter(endpoint=f"{API}/v1/traces", headers=basic_auth(project), timeout=5,
-                                compression=compression)
-    provider = TracerProvider(resource=Resource.create({
-        "service.name": "sdk-test", "service.version": "rel-1", "deployment.environment.name": "sdk-test",
-    }))
+    exporter = OTLPSpanExporter(
+        endpoint=f"{API}/v1/traces", headers=basic_auth(project), timeout=5, compression=compression
+    )
+    provider = TracerProvider(
+        resource=Resource.create(
+            {
+                "service.name": "sdk-test",
+                "service.version": "rel-1",
+                "deployment.environment.name": "sdk-test",
+            }
+        )
+    )
     provider.add_span_processor(BatchSpanProcessor(exporter))
     tracer = provider.get_tracer("agenttrace.tests.sdk", "1.0")
     try:
-        with tracer.start_as_current_span("invoke_agent planner", attributes={
-            "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "planner",
-            "gen_ai.conversation.id": f"session-{run_id}", "user.id": f"user-{run_id}",
-        }) as agent:
-            with tracer.start_as_current_span("chat gpt-4o", kind=SpanKind.CLIENT, attributes={
-                "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
-                "gen_ai.request.model": "gpt-4o", "gen_ai.response.model": "gpt-4o-2024-08-06",
-                "gen_ai.request.temperature": 0.2, "gen_ai.request.max_tokens": 128,
-                "gen_ai.usage.input_tokens": 12, "gen_ai.usage.output_tokens": 3,
-                "gen_ai.input.messages": orjson.dumps(INPUT).decode(),
-                "gen_ai.output.messages": orjson.dumps(OUTPUT).decode(),
-                "gen_ai.response.finish_reasons": ["stop"],
-            }) as chat:
+        with tracer.start_as_current_span(
+            "invoke_agent planner",
+            attributes={
+                "gen_ai.operation.name": "invoke_agent",
+                "gen_ai.agent.name": "planner",
+                "gen_ai.conversation.id": f"session-{run_id}",
+                "user.id": f"user-{run_id}",
+            },
+        ) as agent:
+            with tracer.start_as_current_span(
+                "chat gpt-4o",
+                kind=SpanKind.CLIENT,
+                attributes={
+                    "gen_ai.operation.name": "chat",
+                    "gen_ai.provider.name": "openai",
+                    "gen_ai.request.model": "gpt-4o",
+                    "gen_ai.response.model": "gpt-4o-2024-08-06",
+                    "gen_ai.request.temperature": 0.2,
+                    "gen_ai.request.max_tokens": 128,
+                    "gen_ai.usage.input_tokens": 12,
+                    "gen_ai.usage.output_tokens": 3,
+                    "gen_ai.input.messages": orjson.dumps(INPUT).decode(),
+                    "gen_ai.output.messages": orjson.dumps(OUTPUT).decode(),
+                    "gen_ai.response.finish_reasons": ["stop"],
+                },
+            ) as chat:
                 pass
-            with tracer.start_as_current_span("execute_tool calc", attributes={
-                "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "calc",
-                "gen_ai.tool.call.arguments": '{"expr": "2+2"}',
-            }) as tool:
+            with tracer.start_as_current_span(
+                "execute_tool calc",
+                attributes={
+                    "gen_ai.operation.name": "execute_tool",
+                    "gen_ai.tool.name": "calc",
+                    "gen_ai.tool.call.arguments": '{"expr": "2+2"}',
+                },
+            ) as tool:
                 tool.set_status(Status(StatusCode.ERROR, "division by zero"))
         assert provider.force_flush(10_000)
     finally:
@@ -77,9 +101,12 @@ async def test_otel_sdk_genai_spans(
     pid = project.project_id
 
     found = await eventually(
-        lambda: rows(ch, f"SELECT id, type, name, trace_id, parent_observation_id, provided_model_name, input_tokens, "
-                         f"output_tokens, total_tokens, model_parameters, input, output, level, status_message, "
-                         f"environment, metadata FROM observations FINAL WHERE project_id = '{pid}'"),
+        lambda: rows(
+            ch,
+            f"SELECT id, type, name, trace_id, parent_observation_id, provided_model_name, input_tokens, "
+            f"output_tokens, total_tokens, model_parameters, input, output, level, status_message, "
+            f"environment, metadata FROM observations FINAL WHERE project_id = '{pid}'",
+        ),
         lambda r: len(r) == 3,
         timeout_s=60,
     )
@@ -106,10 +133,18 @@ async def test_otel_sdk_genai_spans(
     assert (tool["level"], tool["status_message"]) == ("ERROR", "division by zero")
 
     traces = await eventually(
-        lambda: rows(ch, f"SELECT id, name, user_id, session_id, release, environment FROM traces FINAL "
-                         f"WHERE project_id = '{pid}'"),
+        lambda: rows(
+            ch,
+            f"SELECT id, name, user_id, session_id, release, environment FROM traces FINAL WHERE project_id = '{pid}'",
+        ),
         lambda r: len(r) == 1,
         timeout_s=60,
     )
-    assert traces[0] == {"id": ids["trace_id"], "name": "invoke_agent planner", "user_id": f"user-{run_id}",
-                         "session_id": f"session-{run_id}", "release": "rel-1", "environment": "sdk-test"}
+    assert traces[0] == {
+        "id": ids["trace_id"],
+        "name": "invoke_agent planner",
+        "user_id": f"user-{run_id}",
+        "session_id": f"session-{run_id}",
+        "release": "rel-1",
+        "environment": "sdk-test",
+    }

@@ -18,10 +18,11 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from pipeline.envelope import Envelope, to_micros
+from pipeline.envelope import Envelope
+from pipeline.times import to_micros
 from sinks.clickhouse.client import ClickHouse, ClickHouseError
 from sinks.postgres.client import Postgres
-from tests.support import eventually
+from tests.support import edge_body, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENTTRACE = ROOT / ".venv" / "bin" / "agenttrace"
@@ -43,7 +44,7 @@ def envelope(project_id: str, etype: str, body: dict[str, Any], ts: int, *, even
         type=etype,
         ts=ts,
         received_at=time.time_ns() // 1000,
-        body=body,
+        body=edge_body(etype, body),
         request_id="test-resilience",
     )
 
@@ -236,7 +237,7 @@ async def observations(ch: ClickHouse, project_id: str, columns: tuple[str, ...]
     found = await fetch(
         ch, f"SELECT {', '.join(columns)} FROM observations FINAL WHERE project_id = '{project_id}' ORDER BY id"
     )
-    return {r[columns.index("id")]: dict(zip(columns, r)) for r in found}
+    return {r[columns.index("id")]: dict(zip(columns, r, strict=True)) for r in found}
 
 
 # --- a steady stream of generations, each a create and a later update ------------------------
@@ -275,21 +276,46 @@ class Stream:
             self.count += 1
             i, gen, trace = self.count, f"gen-{self.count}", f"trace-{self.count % 50}"
             start = time.time_ns() // 1000
-            out.append(envelope(self.project_id, "generation-create", {
-                "id": gen, "traceId": trace, "name": "llm", "model": "gpt-4o",
-                "startTime": start, "input": {"n": i, "pad": "x" * pad}, "usage": {"input": i, "output": 1},
-            }, start))
-            out.append(envelope(self.project_id, "generation-update", {
-                "id": gen, "traceId": trace, "output": f"done-{i}", "endTime": start + 1000,
-            }, start + 1000))
+            out.append(
+                envelope(
+                    self.project_id,
+                    "generation-create",
+                    {
+                        "id": gen,
+                        "traceId": trace,
+                        "name": "llm",
+                        "model": "gpt-4o",
+                        "startTime": start,
+                        "input": {"n": i, "pad": "x" * pad},
+                        "usage": {"input": i, "output": 1},
+                    },
+                    start,
+                )
+            )
+            out.append(
+                envelope(
+                    self.project_id,
+                    "generation-update",
+                    {
+                        "id": gen,
+                        "traceId": trace,
+                        "output": f"done-{i}",
+                        "endTime": start + 1000,
+                    },
+                    start + 1000,
+                )
+            )
             self.tokens += i
         return out
 
     async def assert_visible_once(self, ch: ClickHouse, timeout_s: float = 30.0) -> None:
         await eventually(lambda: census(ch, self.project_id), lambda c: c[0] >= self.count, timeout_s=timeout_s)
-        [row] = await fetch(ch, (
-            "SELECT count(), uniqExact(id), sum(input_tokens), sum(total_tokens), countIf(output IS NULL), "
-            "countIf(end_time IS NULL), countIf(type != 'GENERATION' OR name != 'llm') "
-            f"FROM observations FINAL WHERE project_id = '{self.project_id}'"
-        ))
+        [row] = await fetch(
+            ch,
+            (
+                "SELECT count(), uniqExact(id), sum(input_tokens), sum(total_tokens), countIf(output IS NULL), "
+                "countIf(end_time IS NULL), countIf(type != 'GENERATION' OR name != 'llm') "
+                f"FROM observations FINAL WHERE project_id = '{self.project_id}'"
+            ),
+        )
         assert tuple(int(v) for v in row) == (self.count, self.count, self.tokens, self.tokens + self.count, 0, 0, 0)

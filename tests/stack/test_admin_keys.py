@@ -49,8 +49,16 @@ async def test_admin_creates_a_working_key(http: aiohttp.ClientSession, admin_to
     assert sample(await scrape(http, API), "api_keys_created_total") == before + 1
 
     key = NewKey(doc["project_id"], doc["public_key"], doc["secret_key"])
-    batch = {"batch": [{"id": str(uuid.uuid4()), "type": "trace-create", "timestamp": "2026-11-27T10:00:00Z",
-                        "body": {"id": f"trace-{uuid.uuid4()}"}}]}
+    batch = {
+        "batch": [
+            {
+                "id": str(uuid.uuid4()),
+                "type": "trace-create",
+                "timestamp": "2026-11-27T10:00:00Z",
+                "body": {"id": f"trace-{uuid.uuid4()}"},
+            }
+        ]
+    }
     async with http.post(f"{API}/api/public/ingestion", json=batch, headers=basic_auth(key)) as r:
         assert r.status == 207
 

@@ -113,8 +113,16 @@ async def kafka_path() -> AsyncIterator[KafkaPath]:
 
 
 def _batch() -> dict:
-    return {"batch": [{"id": str(uuid.uuid4()), "type": "trace-create", "timestamp": "2026-11-27T10:00:00Z",
-                       "body": {"id": f"trace-{uuid.uuid4()}"}}]}
+    return {
+        "batch": [
+            {
+                "id": str(uuid.uuid4()),
+                "type": "trace-create",
+                "timestamp": "2026-11-27T10:00:00Z",
+                "body": {"id": f"trace-{uuid.uuid4()}"},
+            }
+        ]
+    }
 
 
 async def _post(http: aiohttp.ClientSession, url: str, key: NewKey) -> tuple[int, dict[str, str], float]:
@@ -128,7 +136,10 @@ async def _post(http: aiohttp.ClientSession, url: str, key: NewKey) -> tuple[int
 async def test_kafka_outage_gets_503_then_recovers(
     http: aiohttp.ClientSession, kafka_path: KafkaPath, project: NewKey, fault: str
 ) -> None:
-    env = {"AGENTTRACE_KAFKA_BOOTSTRAP": f"{PROXY[0]}:{PROXY[1]}", "AGENTTRACE_PUBLISH_TIMEOUT_S": str(PUBLISH_TIMEOUT_S)}
+    env = {
+        "AGENTTRACE_KAFKA_BOOTSTRAP": f"{PROXY[0]}:{PROXY[1]}",
+        "AGENTTRACE_PUBLISH_TIMEOUT_S": str(PUBLISH_TIMEOUT_S),
+    }
     async with edge_process(env) as edge:
         status, _, _ = await _post(http, edge.url, project)
         assert status == 207

@@ -40,10 +40,23 @@ BOMB = gzip.compress(OVER)  # a few KiB on the wire, past the limit once inflate
 def batch(n: int, *, pad: int = 0) -> dict:
     """A trace with n - 1 spans; `pad` bytes of filler outside the events."""
     trace_id = f"trace-{uuid.uuid4()}"
-    events = [{"id": str(uuid.uuid4()), "type": "trace-create", "timestamp": "2026-11-27T10:00:00Z",
-               "body": {"id": trace_id, "name": "limits"}}]
-    events += [{"id": str(uuid.uuid4()), "type": "span-create", "timestamp": "2026-11-27T10:00:01Z",
-                "body": {"id": f"span-{uuid.uuid4()}", "traceId": trace_id, "name": f"s{i}"}} for i in range(n - 1)]
+    events = [
+        {
+            "id": str(uuid.uuid4()),
+            "type": "trace-create",
+            "timestamp": "2026-11-27T10:00:00Z",
+            "body": {"id": trace_id, "name": "limits"},
+        }
+    ]
+    events += [
+        {
+            "id": str(uuid.uuid4()),
+            "type": "span-create",
+            "timestamp": "2026-11-27T10:00:01Z",
+            "body": {"id": f"span-{uuid.uuid4()}", "traceId": trace_id, "name": f"s{i}"},
+        }
+        for i in range(n - 1)
+    ]
     doc: dict = {"batch": events}
     if pad:
         doc["pad"] = "x" * pad
@@ -52,8 +65,17 @@ def batch(n: int, *, pad: int = 0) -> dict:
 
 def otlp_json(n: int) -> bytes:
     trace_id = uuid.uuid4().hex
-    spans = [{"traceId": trace_id, "spanId": uuid.uuid4().hex[:16], "name": f"s{i}", "kind": 1,
-              "startTimeUnixNano": "1795773600000000000", "endTimeUnixNano": "1795773601000000000"} for i in range(n)]
+    spans = [
+        {
+            "traceId": trace_id,
+            "spanId": uuid.uuid4().hex[:16],
+            "name": f"s{i}",
+            "kind": 1,
+            "startTimeUnixNano": "1795773600000000000",
+            "endTimeUnixNano": "1795773601000000000",
+        }
+        for i in range(n)
+    ]
     return orjson.dumps({"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"spans": spans}]}]})
 
 
@@ -131,8 +153,10 @@ async def test_rate_limit_per_project(http: aiohttp.ClientSession, pg: Postgres,
                 remaining.append(left)
         assert remaining == [40, 30, 20, 10, 0]
 
-        for path, body, content_type in ((BATCH, orjson.dumps(batch(1)), "application/json"),
-                                         (OTLP, otlp_json(1), "application/json")):
+        for path, body, content_type in (
+            (BATCH, orjson.dumps(batch(1)), "application/json"),
+            (OTLP, otlp_json(1), "application/json"),
+        ):
             headers = {**basic_auth(project), "Content-Type": content_type}
             async with http.post(f"{edge.url}{path}", data=body, headers=headers) as r:
                 assert r.status == 429, path
@@ -177,8 +201,10 @@ async def test_inflight_bytes_are_bounded(project: NewKey) -> None:
     async with edge_process(env) as edge:
         body = orjson.dumps(batch(2, pad=900 * 1024))  # two fit in the bound, a third does not
         auth = basic_auth(project)["Authorization"]
-        head = (f"POST {BATCH} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {auth}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+        head = (
+            f"POST {BATCH} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {auth}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
         conns = [await asyncio.open_connection("127.0.0.1", edge.port) for _ in range(6)]
         try:
             # Every request announces its size and sends half of its body, so all are in flight.
@@ -190,8 +216,9 @@ async def test_inflight_bytes_are_bounded(project: NewKey) -> None:
             pending = set(reads)
             deadline = time.monotonic() + 10
             while len(done) < 4 and time.monotonic() < deadline:
-                more, pending = await asyncio.wait(pending, timeout=deadline - time.monotonic(),
-                                                   return_when=asyncio.FIRST_COMPLETED)
+                more, pending = await asyncio.wait(
+                    pending, timeout=deadline - time.monotonic(), return_when=asyncio.FIRST_COMPLETED
+                )
                 done |= more
             refused = [t.result() for t in done]
             assert len(refused) == 4 and len(pending) == 2, f"{len(done)} answered before their bodies were sent"
@@ -210,9 +237,12 @@ async def test_inflight_bytes_are_bounded(project: NewKey) -> None:
             for _, writer in conns:
                 writer.close()
         # Nothing is held any more: the next request is admitted.
-        async with aiohttp.ClientSession() as http, http.post(
-            f"{edge.url}{BATCH}", data=body, headers={"Authorization": auth, "Content-Type": "application/json"}
-        ) as r:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{edge.url}{BATCH}", data=body, headers={"Authorization": auth, "Content-Type": "application/json"}
+            ) as r,
+        ):
             assert r.status == 207
         metrics = await scrape_url(edge.url)
         assert sample(metrics, "http_requests_total", method="POST", path=BATCH, status="503") == 4
@@ -232,10 +262,16 @@ async def events_tail(settings: Settings) -> AsyncIterator[AIOKafkaConsumer]:
     """A group-less consumer positioned at the current end of the events topic."""
     # Without a group, a subscription is every partition of the topic, assigned once the
     # metadata arrived; position() then pins each partition's "latest" before anything is sent.
-    consumer = AIOKafkaConsumer(settings.topics.events, bootstrap_servers=settings.kafka_bootstrap,
-                                group_id=None, enable_auto_commit=False, auto_offset_reset="latest")
+    consumer = AIOKafkaConsumer(
+        settings.topics.events,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="latest",
+    )
     await consumer.start()
     try:
+
         async def assignment() -> set[TopicPartition]:
             return consumer.assignment()
 
@@ -308,8 +344,11 @@ async def test_events_larger_than_kafka_takes_get_413_each(http: aiohttp.ClientS
     doc = batch(3)
     big = doc["batch"][1]
     big["body"]["input"] = HUGE
-    async with http.post(f"{API}{BATCH}", data=io.BytesIO(orjson.dumps(doc)),
-                         headers={**basic_auth(project), "Content-Type": "application/json"}) as r:
+    async with http.post(
+        f"{API}{BATCH}",
+        data=io.BytesIO(orjson.dumps(doc)),
+        headers={**basic_auth(project), "Content-Type": "application/json"},
+    ) as r:
         assert r.status == 207, await r.text()
         answer = await r.json()
     assert [s["id"] for s in answer["successes"]] == [doc["batch"][0]["id"], doc["batch"][2]["id"]]
@@ -318,8 +357,11 @@ async def test_events_larger_than_kafka_takes_get_413_each(http: aiohttp.ClientS
     spans = orjson.loads(otlp_json(2))
     attr = {"key": "gen_ai.prompt", "value": {"stringValue": HUGE}}
     spans["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"] = [attr]
-    async with http.post(f"{API}{OTLP}", data=io.BytesIO(orjson.dumps(spans)),
-                         headers={**basic_auth(project), "Content-Type": "application/json"}) as r:
+    async with http.post(
+        f"{API}{OTLP}",
+        data=io.BytesIO(orjson.dumps(spans)),
+        headers={**basic_auth(project), "Content-Type": "application/json"},
+    ) as r:
         assert r.status == 200, await r.text()
         partial = (await r.json())["partialSuccess"]
     assert int(partial["rejectedSpans"]) >= 1

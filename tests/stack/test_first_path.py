@@ -29,17 +29,27 @@ def _batch(trace_id: str, gen_id: str) -> dict:
                 "id": str(uuid.uuid4()),
                 "type": "span-create",
                 "timestamp": "2026-11-27T10:00:00.100000Z",
-                "body": {"id": f"{gen_id}-span", "traceId": trace_id, "name": "plan",
-                         "startTime": "2026-11-27T10:00:00.100001Z", "endTime": "2026-11-27T10:00:00.300002Z"},
+                "body": {
+                    "id": f"{gen_id}-span",
+                    "traceId": trace_id,
+                    "name": "plan",
+                    "startTime": "2026-11-27T10:00:00.100001Z",
+                    "endTime": "2026-11-27T10:00:00.300002Z",
+                },
             },
             {
                 "id": str(uuid.uuid4()),
                 "type": "generation-create",
                 "timestamp": "2026-11-27T10:00:00.200000Z",
                 "body": {
-                    "id": gen_id, "traceId": trace_id, "parentObservationId": f"{gen_id}-span",
-                    "name": "llm", "model": "gpt-4o", "startTime": "2026-11-27T10:00:00.123456Z",
-                    "input": [{"role": "user", "content": "hi"}], "output": "hello",
+                    "id": gen_id,
+                    "traceId": trace_id,
+                    "parentObservationId": f"{gen_id}-span",
+                    "name": "llm",
+                    "model": "gpt-4o",
+                    "startTime": "2026-11-27T10:00:00.123456Z",
+                    "input": [{"role": "user", "content": "hi"}],
+                    "output": "hello",
                     "usage": {"input": 10, "output": 5},
                 },
             },
@@ -49,7 +59,9 @@ def _batch(trace_id: str, gen_id: str) -> dict:
 
 async def test_batch_reaches_clickhouse(http: aiohttp.ClientSession, ch: ClickHouse, project: NewKey) -> None:
     trace_id, gen_id = f"trace-{uuid.uuid4()}", f"gen-{uuid.uuid4()}"
-    async with http.post(f"{API}/api/public/ingestion", json=_batch(trace_id, gen_id), headers=basic_auth(project)) as r:
+    async with http.post(
+        f"{API}/api/public/ingestion", json=_batch(trace_id, gen_id), headers=basic_auth(project)
+    ) as r:
         assert r.status == 207
         doc = await r.json()
         assert r.headers["X-Request-ID"]
@@ -58,8 +70,11 @@ async def test_batch_reaches_clickhouse(http: aiohttp.ClientSession, ch: ClickHo
 
     pid = project.project_id
     observations = await eventually(
-        lambda: rows(ch, f"SELECT id, type, trace_id, provided_model_name, input_tokens, output_tokens, total_tokens, "
-                         f"start_time, parent_observation_id FROM observations FINAL WHERE project_id = '{pid}' ORDER BY id"),
+        lambda: rows(
+            ch,
+            f"SELECT id, type, trace_id, provided_model_name, input_tokens, output_tokens, total_tokens, "
+            f"start_time, parent_observation_id FROM observations FINAL WHERE project_id = '{pid}' ORDER BY id",
+        ),
         lambda found: len(found) == 2,
     )
     gen = next(o for o in observations if o["id"] == gen_id)
@@ -105,7 +120,12 @@ async def test_invalid_events_are_reported_and_the_rest_kept(
 
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"Authorization": "Basic bm90OmtleQ=="}, {"Authorization": "Bearer sk-at-unknown"}, {"Authorization": "Digest x"}],
+    [
+        {},
+        {"Authorization": "Basic bm90OmtleQ=="},
+        {"Authorization": "Bearer sk-at-unknown"},
+        {"Authorization": "Digest x"},
+    ],
 )
 async def test_wrong_credentials_get_401(http: aiohttp.ClientSession, headers: dict[str, str]) -> None:
     async with http.post(f"{API}/api/public/ingestion", json={"batch": []}, headers=headers) as r:

@@ -5,7 +5,6 @@ every alert and dashboard expression."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -85,7 +84,9 @@ def check_metric(metric: str, label_sets: list[dict[str, str]], where: str) -> l
     if not label_sets:
         return [f"{metric}: missing on {where}"]
     labels, _ = METRICS[metric]
-    problems = [f"{metric} on {where}: labels {sorted(ls)} != {sorted(labels)}" for ls in label_sets if set(ls) != labels]
+    problems = [
+        f"{metric} on {where}: labels {sorted(ls)} != {sorted(labels)}" for ls in label_sets if set(ls) != labels
+    ]
     for label, values in REQUIRED_VALUES.get(metric, {}).items():
         seen = {ls.get(label) for ls in label_sets}
         if not values <= seen:
@@ -98,28 +99,61 @@ def check_metric(metric: str, label_sets: list[dict[str, str]], where: str) -> l
 
 
 def langfuse_batch(trace_id: str, observations: int) -> dict:
-    events = [{"id": str(uuid.uuid4()), "type": "trace-create", "timestamp": "2026-11-27T10:00:00Z",
-               "body": {"id": trace_id, "name": "observability"}}]
-    events += [{"id": str(uuid.uuid4()), "type": "generation-create", "timestamp": "2026-11-27T10:00:01Z",
-                "body": {"id": f"gen-{uuid.uuid4()}", "traceId": trace_id, "name": f"g{i}", "model": "gpt-4o",
-                         "usage": {"input": 3, "output": 2}}} for i in range(observations)]
-    events.append({"id": str(uuid.uuid4()), "type": "score-create", "timestamp": "2026-11-27T10:00:02Z",
-                   "body": {"id": f"score-{uuid.uuid4()}", "traceId": trace_id, "name": "quality", "value": 1.0}})
+    events = [
+        {
+            "id": str(uuid.uuid4()),
+            "type": "trace-create",
+            "timestamp": "2026-11-27T10:00:00Z",
+            "body": {"id": trace_id, "name": "observability"},
+        }
+    ]
+    events += [
+        {
+            "id": str(uuid.uuid4()),
+            "type": "generation-create",
+            "timestamp": "2026-11-27T10:00:01Z",
+            "body": {
+                "id": f"gen-{uuid.uuid4()}",
+                "traceId": trace_id,
+                "name": f"g{i}",
+                "model": "gpt-4o",
+                "usage": {"input": 3, "output": 2},
+            },
+        }
+        for i in range(observations)
+    ]
+    events.append(
+        {
+            "id": str(uuid.uuid4()),
+            "type": "score-create",
+            "timestamp": "2026-11-27T10:00:02Z",
+            "body": {"id": f"score-{uuid.uuid4()}", "traceId": trace_id, "name": "quality", "value": 1.0},
+        }
+    )
     return {"batch": events}
 
 
 def otlp_json(trace_id: str, spans: int) -> bytes:
-    items = [{"traceId": trace_id, "spanId": uuid.uuid4().hex[:16], "name": f"s{i}", "kind": 1,
-              "startTimeUnixNano": "1795773600000000000", "endTimeUnixNano": "1795773601000000000"}
-             for i in range(spans)]
+    items = [
+        {
+            "traceId": trace_id,
+            "spanId": uuid.uuid4().hex[:16],
+            "name": f"s{i}",
+            "kind": 1,
+            "startTimeUnixNano": "1795773600000000000",
+            "endTimeUnixNano": "1795773601000000000",
+        }
+        for i in range(spans)
+    ]
     return orjson.dumps({"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"spans": items}]}]})
 
 
 async def make_traffic(http: aiohttp.ClientSession, key: NewKey) -> None:
     """Requests on both routes and both processes; labelled series that need no traffic were
     declared at start-up, so the worker need not have written anything yet."""
-    async with http.post(f"{API}/api/public/ingestion", json=langfuse_batch(f"trace-{uuid.uuid4()}", 2),
-                         headers=basic_auth(key)) as r:
+    async with http.post(
+        f"{API}/api/public/ingestion", json=langfuse_batch(f"trace-{uuid.uuid4()}", 2), headers=basic_auth(key)
+    ) as r:
         assert r.status == 207
     headers = {**basic_auth(key), "Content-Type": "application/json"}
     async with http.post(f"{API}/v1/traces", data=otlp_json(uuid.uuid4().hex, 2), headers=headers) as r:
@@ -230,14 +264,20 @@ async def test_log_lines_are_json_with_the_guide_fields(http: aiohttp.ClientSess
 async def test_the_request_id_reaches_the_worker_log(http: aiohttp.ClientSession, project: NewKey) -> None:
     request_id = f"flow-{uuid.uuid4().hex}"
     headers = {**basic_auth(project), "X-Request-ID": request_id}
-    async with http.post(f"{API}/api/public/ingestion", json=langfuse_batch(f"trace-{uuid.uuid4()}", 2), headers=headers) as r:
+    async with http.post(
+        f"{API}/api/public/ingestion", json=langfuse_batch(f"trace-{uuid.uuid4()}", 2), headers=headers
+    ) as r:
         assert r.status == 207
 
     def written() -> list[dict[str, Any]]:
         # The ClickHouse stage runs as two processes; either may hold the trace's partition.
         docs = [d for name in ("worker", "worker_2") for d in parse_lines(current_run(name), name)]
-        return [d for d in docs if d["msg"] == "batch written"
-                and (d.get("request_id") == request_id or request_id in (d.get("request_ids") or []))]
+        return [
+            d
+            for d in docs
+            if d["msg"] == "batch written"
+            and (d.get("request_id") == request_id or request_id in (d.get("request_ids") or []))
+        ]
 
     async def probe() -> list[dict[str, Any]]:
         return written()
@@ -256,8 +296,9 @@ async def test_secrets_never_reach_the_logs(http: aiohttp.ClientSession, project
     ]
     request_ids = []
     for headers in attempts:
-        async with http.post(f"{API}/api/public/ingestion", json=langfuse_batch(f"trace-{uuid.uuid4()}", 1),
-                             headers=headers) as r:
+        async with http.post(
+            f"{API}/api/public/ingestion", json=langfuse_batch(f"trace-{uuid.uuid4()}", 1), headers=headers
+        ) as r:
             assert r.status in (207, 401)
             request_ids.append(r.headers["X-Request-ID"])
     for request_id in request_ids:
@@ -279,8 +320,14 @@ PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 RULES = ROOT / "ops" / "prometheus" / "alerts.yml"
 DASHBOARDS = sorted((ROOT / "ops" / "grafana" / "dashboards").glob("*.json"))
 # Grafana's variables, replaced as Grafana would with a 1 s scrape interval.
-GRAFANA_VARS = {"$__rate_interval": "1m", "${__rate_interval}": "1m", "$__interval": "15s",
-                "${__interval}": "15s", "$__range": "5m", "${__range}": "5m"}
+GRAFANA_VARS = {
+    "$__rate_interval": "1m",
+    "${__rate_interval}": "1m",
+    "$__interval": "15s",
+    "${__interval}": "15s",
+    "$__range": "5m",
+    "${__range}": "5m",
+}
 
 
 def _free_port() -> int:
@@ -335,9 +382,16 @@ async def prometheus() -> AsyncIterator[str]:
         log = Path(tmp) / "prometheus.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp}/data",
-                 f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    PROMETHEUS,
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={tmp}/data",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                    "--log.level=warn",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         base = f"http://127.0.0.1:{port}"
         try:
@@ -384,8 +438,11 @@ async def test_prometheus_scrapes_and_evaluates_everything(
 ) -> None:
     await make_traffic(http, project)
     for job in JOBS.values():
-        await eventually(lambda job=job: _query(http, prometheus, f'up{{job="{job}"}} == 1'),
-                         lambda d: bool(d.get("data", {}).get("result")), timeout_s=20)
+        await eventually(
+            lambda job=job: _query(http, prometheus, f'up{{job="{job}"}} == 1'),
+            lambda d: bool(d.get("data", {}).get("result")),
+            timeout_s=20,
+        )
 
     # Every metric with its labels, on the job where it applies, as Prometheus stored it.
     pattern = "|".join(sorted(series_name(m) for m in METRICS))
@@ -399,8 +456,11 @@ async def test_prometheus_scrapes_and_evaluates_everything(
         for where, job in JOBS.items():
             for metric, (_, processes) in METRICS.items():
                 if where in processes:
-                    sets = [{k: v for k, v in s.items() if k not in ("__name__", "job", "instance")}
-                            for s in found if s["__name__"] == series_name(metric) and s.get("job") == job]
+                    sets = [
+                        {k: v for k, v in s.items() if k not in ("__name__", "job", "instance")}
+                        for s in found
+                        if s["__name__"] == series_name(metric) and s.get("job") == job
+                    ]
                     problems += check_metric(metric, sets, job)
         return problems
 

@@ -36,29 +36,75 @@ async def get_trace(http: aiohttp.ClientSession, key: NewKey, trace_id: str) -> 
 async def test_trace_with_observations_and_scores(http: aiohttp.ClientSession, project: NewKey) -> None:
     trace, span, gen = (str(uuid.uuid4()) for _ in range(3))
     await ingest(
-        http, project,
-        event("trace-create", "2026-11-20T10:00:00.000001Z", {
-            "id": trace, "name": "agent-run", "userId": "u-1", "sessionId": "s-1", "release": "r1", "version": "v1",
-            "tags": ["prod"], "public": True, "metadata": {"team": "search"}, "input": {"question": "why?"},
-            "output": "because", "timestamp": "2026-11-20T10:00:00.000001Z",
-        }),
-        event("span-create", "2026-11-20T10:00:00.1Z", {
-            "id": span, "traceId": trace, "name": "plan", "startTime": "2026-11-20T10:00:00.100001Z",
-            "endTime": "2026-11-20T10:00:01.500002Z", "level": "WARNING", "statusMessage": "slow",
-        }),
-        event("generation-create", "2026-11-20T10:00:00.2Z", {
-            "id": gen, "traceId": trace, "parentObservationId": span, "name": "llm", "model": "gpt-4o",
-            "modelParameters": {"temperature": 0.2}, "startTime": "2026-11-20T10:00:00.123456Z",
-            "completionStartTime": "2026-11-20T10:00:00.300000Z", "endTime": "2026-11-20T10:00:01Z",
-            "input": [{"role": "user", "content": "hi"}], "output": {"role": "assistant", "content": "hello"},
-            "usage": {"input": 10, "output": 5}, "costDetails": {"total": 0.01}, "promptName": "p", "promptVersion": 3,
-        }),
-        event("score-create", "2026-11-20T10:00:02Z", {
-            "id": f"{trace}-score", "traceId": trace, "observationId": gen, "name": "quality", "value": 0.9,
-            "comment": "good", "timestamp": "2026-11-20T10:00:02Z",
-        }),
+        http,
+        project,
+        event(
+            "trace-create",
+            "2026-11-20T10:00:00.000001Z",
+            {
+                "id": trace,
+                "name": "agent-run",
+                "userId": "u-1",
+                "sessionId": "s-1",
+                "release": "r1",
+                "version": "v1",
+                "tags": ["prod"],
+                "public": True,
+                "metadata": {"team": "search"},
+                "input": {"question": "why?"},
+                "output": "because",
+                "timestamp": "2026-11-20T10:00:00.000001Z",
+            },
+        ),
+        event(
+            "span-create",
+            "2026-11-20T10:00:00.1Z",
+            {
+                "id": span,
+                "traceId": trace,
+                "name": "plan",
+                "startTime": "2026-11-20T10:00:00.100001Z",
+                "endTime": "2026-11-20T10:00:01.500002Z",
+                "level": "WARNING",
+                "statusMessage": "slow",
+            },
+        ),
+        event(
+            "generation-create",
+            "2026-11-20T10:00:00.2Z",
+            {
+                "id": gen,
+                "traceId": trace,
+                "parentObservationId": span,
+                "name": "llm",
+                "model": "gpt-4o",
+                "modelParameters": {"temperature": 0.2},
+                "startTime": "2026-11-20T10:00:00.123456Z",
+                "completionStartTime": "2026-11-20T10:00:00.300000Z",
+                "endTime": "2026-11-20T10:00:01Z",
+                "input": [{"role": "user", "content": "hi"}],
+                "output": {"role": "assistant", "content": "hello"},
+                "usage": {"input": 10, "output": 5},
+                "costDetails": {"total": 0.01},
+                "promptName": "p",
+                "promptVersion": 3,
+            },
+        ),
+        event(
+            "score-create",
+            "2026-11-20T10:00:02Z",
+            {
+                "id": f"{trace}-score",
+                "traceId": trace,
+                "observationId": gen,
+                "name": "quality",
+                "value": 0.9,
+                "comment": "good",
+                "timestamp": "2026-11-20T10:00:02Z",
+            },
+        ),
     )
-    status, doc = await eventually(
+    _status, doc = await eventually(
         lambda: get_trace(http, project, trace),
         lambda r: r[0] == 200 and len(r[1]["observations"]) == 2 and len(r[1]["scores"]) == 1,
         timeout_s=TIMEOUT_S,
@@ -66,57 +112,127 @@ async def test_trace_with_observations_and_scores(http: aiohttp.ClientSession, p
     observations = {o["id"]: o for o in doc.pop("observations")}
     scores = doc.pop("scores")
     assert doc == {
-        "id": trace, "projectId": project.project_id, "name": "agent-run", "timestamp": "2026-11-20T10:00:00.000001Z",
-        "userId": "u-1", "sessionId": "s-1", "release": "r1", "version": "v1", "environment": "default",
-        "tags": ["prod"], "public": True, "metadata": {"team": "search"}, "input": {"question": "why?"},
-        "output": "because", "latency": 1.400001, "totalCost": 0.01,
+        "id": trace,
+        "projectId": project.project_id,
+        "name": "agent-run",
+        "timestamp": "2026-11-20T10:00:00.000001Z",
+        "userId": "u-1",
+        "sessionId": "s-1",
+        "release": "r1",
+        "version": "v1",
+        "environment": "default",
+        "tags": ["prod"],
+        "public": True,
+        "metadata": {"team": "search"},
+        "input": {"question": "why?"},
+        "output": "because",
+        "latency": 1.400001,
+        "totalCost": 0.01,
     }
     assert observations[gen] == {
-        "id": gen, "traceId": trace, "type": "GENERATION", "parentObservationId": span, "name": "llm",
-        "startTime": "2026-11-20T10:00:00.123456Z", "endTime": "2026-11-20T10:00:01.000000Z",
-        "completionStartTime": "2026-11-20T10:00:00.300000Z", "level": "DEFAULT", "statusMessage": None,
-        "version": None, "model": "gpt-4o", "modelParameters": {"temperature": 0.2},
-        "usageDetails": {"input": 10, "output": 5, "total": 15}, "costDetails": {"total": 0.01},
-        "input": [{"role": "user", "content": "hi"}], "output": {"role": "assistant", "content": "hello"},
-        "metadata": {}, "promptName": "p", "promptVersion": 3, "environment": "default",
+        "id": gen,
+        "traceId": trace,
+        "type": "GENERATION",
+        "parentObservationId": span,
+        "name": "llm",
+        "startTime": "2026-11-20T10:00:00.123456Z",
+        "endTime": "2026-11-20T10:00:01.000000Z",
+        "completionStartTime": "2026-11-20T10:00:00.300000Z",
+        "level": "DEFAULT",
+        "statusMessage": None,
+        "version": None,
+        "model": "gpt-4o",
+        "modelParameters": {"temperature": 0.2},
+        "usageDetails": {"input": 10, "output": 5, "total": 15},
+        "costDetails": {"total": 0.01},
+        "input": [{"role": "user", "content": "hi"}],
+        "output": {"role": "assistant", "content": "hello"},
+        "metadata": {},
+        "promptName": "p",
+        "promptVersion": 3,
+        "environment": "default",
     }
     assert observations[span]["type"] == "SPAN"
     assert observations[span]["parentObservationId"] is None
     assert (observations[span]["level"], observations[span]["statusMessage"]) == ("WARNING", "slow")
-    assert scores == [{
-        "id": f"{trace}-score", "traceId": trace, "observationId": gen, "name": "quality", "value": 0.9,
-        "stringValue": None, "dataType": "NUMERIC", "source": "API", "comment": "good",
-        "timestamp": "2026-11-20T10:00:02.000000Z",
-    }]
+    assert scores == [
+        {
+            "id": f"{trace}-score",
+            "traceId": trace,
+            "observationId": gen,
+            "name": "quality",
+            "value": 0.9,
+            "stringValue": None,
+            "dataType": "NUMERIC",
+            "source": "API",
+            "comment": "good",
+            "timestamp": "2026-11-20T10:00:02.000000Z",
+        }
+    ]
 
 
 async def test_update_before_create_reads_merged(http: aiohttp.ClientSession, project: NewKey) -> None:
     trace, gen = str(uuid.uuid4()), str(uuid.uuid4())
     await ingest(http, project, event("trace-create", "2026-11-20T11:00:00Z", {"id": trace, "name": "ooo"}))
     # The update (later in event time) arrives first, and is written on its own.
-    await ingest(http, project, event("generation-update", "2026-11-20T11:00:05Z", {
-        "id": gen, "traceId": trace, "endTime": "2026-11-20T11:00:04Z", "output": "late answer",
-        "usage": {"input": 7, "output": 3}, "metadata": {"phase": "end"},
-    }))
+    await ingest(
+        http,
+        project,
+        event(
+            "generation-update",
+            "2026-11-20T11:00:05Z",
+            {
+                "id": gen,
+                "traceId": trace,
+                "endTime": "2026-11-20T11:00:04Z",
+                "output": "late answer",
+                "usage": {"input": 7, "output": 3},
+                "metadata": {"phase": "end"},
+            },
+        ),
+    )
     await eventually(
         lambda: get_trace(http, project, trace),
         lambda r: r[0] == 200 and [o["output"] for o in r[1]["observations"]] == ["late answer"],
         timeout_s=TIMEOUT_S,
     )
-    await ingest(http, project, event("generation-create", "2026-11-20T11:00:01Z", {
-        "id": gen, "traceId": trace, "name": "llm", "model": "gpt-4o-mini", "startTime": "2026-11-20T11:00:01.000001Z",
-        "input": "question", "output": "stale partial", "metadata": {"phase": "start", "attempt": 1},
-    }))
+    await ingest(
+        http,
+        project,
+        event(
+            "generation-create",
+            "2026-11-20T11:00:01Z",
+            {
+                "id": gen,
+                "traceId": trace,
+                "name": "llm",
+                "model": "gpt-4o-mini",
+                "startTime": "2026-11-20T11:00:01.000001Z",
+                "input": "question",
+                "output": "stale partial",
+                "metadata": {"phase": "start", "attempt": 1},
+            },
+        ),
+    )
     _, doc = await eventually(
         lambda: get_trace(http, project, trace),
         lambda r: r[0] == 200 and [o["name"] for o in r[1]["observations"]] == ["llm"],
         timeout_s=TIMEOUT_S,
     )
     [obs] = doc["observations"]
-    assert {k: obs[k] for k in ("type", "name", "model", "startTime", "endTime", "input", "output", "usageDetails", "metadata")} == {
-        "type": "GENERATION", "name": "llm", "model": "gpt-4o-mini", "startTime": "2026-11-20T11:00:01.000001Z",
-        "endTime": "2026-11-20T11:00:04.000000Z", "input": "question", "output": "late answer",
-        "usageDetails": {"input": 7, "output": 3, "total": 10}, "metadata": {"phase": "end", "attempt": 1},
+    assert {
+        k: obs[k]
+        for k in ("type", "name", "model", "startTime", "endTime", "input", "output", "usageDetails", "metadata")
+    } == {
+        "type": "GENERATION",
+        "name": "llm",
+        "model": "gpt-4o-mini",
+        "startTime": "2026-11-20T11:00:01.000001Z",
+        "endTime": "2026-11-20T11:00:04.000000Z",
+        "input": "question",
+        "output": "late answer",
+        "usageDetails": {"input": 7, "output": 3, "total": 10},
+        "metadata": {"phase": "end", "attempt": 1},
     }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -25,20 +25,27 @@ TIMEOUT_S = 30.0
 
 async def clickhouse_view(ch: ClickHouse, pid: str) -> dict[str, list[dict[str, Any]]]:
     return {
-        "traces": await rows(ch, f"SELECT id, name, user_id, session_id, tags, metadata, input, output, timestamp, "
-                                 f"field_versions FROM traces FINAL WHERE project_id = '{pid}' ORDER BY id"),
-        "observations": await rows(ch, f"SELECT id, type, name, provided_model_name, start_time, end_time, input, output, "
-                                       f"usage_details, total_tokens, field_versions FROM observations FINAL "
-                                       f"WHERE project_id = '{pid}' ORDER BY id"),
+        "traces": await rows(
+            ch,
+            f"SELECT id, name, user_id, session_id, tags, metadata, input, output, timestamp, "
+            f"field_versions FROM traces FINAL WHERE project_id = '{pid}' ORDER BY id",
+        ),
+        "observations": await rows(
+            ch,
+            f"SELECT id, type, name, provided_model_name, start_time, end_time, input, output, "
+            f"usage_details, total_tokens, field_versions FROM observations FINAL "
+            f"WHERE project_id = '{pid}' ORDER BY id",
+        ),
     }
 
 
 async def postgres_view(pg: Postgres, pid: str) -> dict[str, list[tuple]]:
     queries = {
-        "sessions": "SELECT session_id, trace_count, user_id, first_seen, last_seen FROM sessions WHERE project_id = %s ORDER BY 1",
+        "sessions": "SELECT session_id, trace_count, user_id, first_seen, last_seen FROM sessions"
+        " WHERE project_id = %s ORDER BY 1",
         "users": "SELECT user_id, trace_count, first_seen, last_seen FROM users WHERE project_id = %s ORDER BY 1",
         "usage_daily": "SELECT day, model, observations, events, input_tokens, output_tokens, total_tokens, cost "
-                       "FROM usage_daily WHERE project_id = %s ORDER BY 1, 2",
+        "FROM usage_daily WHERE project_id = %s ORDER BY 1, 2",
     }
     return {name: await pg.fetch(sql, (pid,)) for name, sql in queries.items()}
 
@@ -46,29 +53,66 @@ async def postgres_view(pg: Postgres, pid: str) -> dict[str, list[tuple]]:
 async def test_replay_twice_leaves_the_projections_unchanged(
     settings: Settings, ch: ClickHouse, pg: Postgres, project: NewKey
 ) -> None:
-    since = datetime.now(timezone.utc).isoformat()
+    since = datetime.now(UTC).isoformat()
     pid, trace = project.project_id, f"trace-{uuid.uuid4()}"
     gen = f"{trace}-gen"
-    await produce(settings, [
-        envelope(pid, "generation-update", {"id": gen, "traceId": trace, "output": {"answer": 42},
-                                            "usage": {"input": 4, "output": 2}}, "2026-11-20T10:00:02Z"),
-        envelope(pid, "trace-create", {"id": trace, "name": "replayed", "sessionId": "s-1", "userId": "u-1",
-                                       "tags": ["a"], "metadata": {"k": "v"}}, "2026-11-20T10:00:00Z"),
-        envelope(pid, "generation-create", {"id": gen, "traceId": trace, "name": "llm", "model": "gpt-4o",
-                                            "startTime": "2026-11-20T10:00:01Z", "input": "hi"}, "2026-11-20T10:00:01Z"),
-        envelope(pid, "trace-create", {"id": trace, "tags": ["b"], "output": "done"}, "2026-11-20T10:00:03Z"),
-    ])
+    await produce(
+        settings,
+        [
+            envelope(
+                pid,
+                "generation-update",
+                {"id": gen, "traceId": trace, "output": {"answer": 42}, "usage": {"input": 4, "output": 2}},
+                "2026-11-20T10:00:02Z",
+            ),
+            envelope(
+                pid,
+                "trace-create",
+                {
+                    "id": trace,
+                    "name": "replayed",
+                    "sessionId": "s-1",
+                    "userId": "u-1",
+                    "tags": ["a"],
+                    "metadata": {"k": "v"},
+                },
+                "2026-11-20T10:00:00Z",
+            ),
+            envelope(
+                pid,
+                "generation-create",
+                {
+                    "id": gen,
+                    "traceId": trace,
+                    "name": "llm",
+                    "model": "gpt-4o",
+                    "startTime": "2026-11-20T10:00:01Z",
+                    "input": "hi",
+                },
+                "2026-11-20T10:00:01Z",
+            ),
+            envelope(pid, "trace-create", {"id": trace, "tags": ["b"], "output": "done"}, "2026-11-20T10:00:03Z"),
+        ],
+    )
     before_ch = await eventually(
         lambda: clickhouse_view(ch, pid),
-        lambda v: len(v["traces"]) == 1 and len(v["observations"]) == 1 and v["observations"][0]["type"] == "GENERATION"
-        and v["traces"][0]["tags"] == ["a", "b"] and v["observations"][0]["total_tokens"] == 6,
+        lambda v: (
+            len(v["traces"]) == 1
+            and len(v["observations"]) == 1
+            and v["observations"][0]["type"] == "GENERATION"
+            and v["traces"][0]["tags"] == ["a", "b"]
+            and v["observations"][0]["total_tokens"] == 6
+        ),
         timeout_s=TIMEOUT_S,
     )
     before_pg = await eventually(
         lambda: postgres_view(pg, pid),
         # Every event folded: both of the generation's, and the trace's latest activity.
-        lambda v: [r[2:4] for r in v["usage_daily"]] == [(1, 2)] and [r[1] for r in v["sessions"]] == [1]
-        and v["sessions"][0][4] == datetime(2026, 11, 20, 10, 0, 3, tzinfo=timezone.utc),
+        lambda v: (
+            [r[2:4] for r in v["usage_daily"]] == [(1, 2)]
+            and [r[1] for r in v["sessions"]] == [1]
+            and v["sessions"][0][4] == datetime(2026, 11, 20, 10, 0, 3, tzinfo=UTC)
+        ),
         timeout_s=TIMEOUT_S,
     )
     for _ in range(2):
@@ -85,13 +129,18 @@ async def test_poison_event_is_dead_lettered_listed_and_requeued(
     settings: Settings, pg: Postgres, project: NewKey
 ) -> None:
     pid, trace = project.project_id, f"trace-{uuid.uuid4()}"
-    poison = envelope(pid, "generation-create", {"id": f"{trace}-gen", "traceId": trace, "startTime": "not a time"},
-                      "2026-11-20T10:00:00Z")
+    poison = envelope(
+        pid,
+        "generation-create",
+        {"id": f"{trace}-gen", "traceId": trace, "startTime": "not a time"},
+        "2026-11-20T10:00:00Z",
+    )
     await produce(settings, [poison])
 
     async def letters() -> list[tuple]:
         return await pg.fetch(
-            "SELECT id, stage, event_id, reason, requeued_at FROM dead_letters WHERE project_id = %s ORDER BY id", (pid,)
+            "SELECT id, stage, event_id, reason, requeued_at FROM dead_letters WHERE project_id = %s ORDER BY id",
+            (pid,),
         )
 
     # Both stages read the start time, judge it with the same converter, and dead-letter it once each.

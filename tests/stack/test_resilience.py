@@ -25,13 +25,24 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from agenttrace.settings import Settings
 from pipeline.envelope import Envelope
+from pipeline.times import micros_of_column as decode_time
 from sinks.clickhouse.client import ClickHouse
-from sinks.clickhouse.times import decode_time
 from sinks.postgres.client import Postgres
 from sinks.postgres.keys import NewKey
 from tests.stack.lanes import (
-    DRAIN_S, PARTITIONS, ROOT, Lane, Stream, assert_exactly_once, census, dead_letters, envelope, fetch, micros,
-    observations, readiness,
+    DRAIN_S,
+    PARTITIONS,
+    ROOT,
+    Lane,
+    Stream,
+    assert_exactly_once,
+    census,
+    dead_letters,
+    envelope,
+    fetch,
+    micros,
+    observations,
+    readiness,
 )
 from tests.support import API, WORKER, eventually
 
@@ -88,19 +99,40 @@ async def test_update_before_create_across_restart(
     created = micros("2026-10-31T23:59:59.500000Z")
     updated = micros("2026-11-01T00:00:00.750000Z")
     updates = [
-        envelope(pid, "generation-update", {
-            "id": f"gen-{i}", "traceId": f"trace-{i}", "output": {"text": "final"},
-            "endTime": "2026-11-01T00:00:00.750000Z", "metadata": {"phase": "done"}, "level": "WARNING",
-        }, updated + i)
+        envelope(
+            pid,
+            "generation-update",
+            {
+                "id": f"gen-{i}",
+                "traceId": f"trace-{i}",
+                "output": {"text": "final"},
+                "endTime": "2026-11-01T00:00:00.750000Z",
+                "metadata": {"phase": "done"},
+                "level": "WARNING",
+            },
+            updated + i,
+        )
         for i in range(n)
     ]
     creates = [
-        envelope(pid, "generation-create", {
-            "id": f"gen-{i}", "traceId": f"trace-{i}", "name": "llm", "model": "gpt-4o",
-            "startTime": "2026-10-31T23:59:59.500000Z", "endTime": "2026-10-31T23:59:59.600000Z",
-            "input": [{"role": "user", "content": "hi"}], "output": {"text": "draft"},
-            "metadata": {"phase": "start", "user": "u-1"}, "level": "DEFAULT", "usage": {"input": 10, "output": 5},
-        }, created + i)
+        envelope(
+            pid,
+            "generation-create",
+            {
+                "id": f"gen-{i}",
+                "traceId": f"trace-{i}",
+                "name": "llm",
+                "model": "gpt-4o",
+                "startTime": "2026-10-31T23:59:59.500000Z",
+                "endTime": "2026-10-31T23:59:59.600000Z",
+                "input": [{"role": "user", "content": "hi"}],
+                "output": {"text": "draft"},
+                "metadata": {"phase": "start", "user": "u-1"},
+                "level": "DEFAULT",
+                "usage": {"input": 10, "output": 5},
+            },
+            created + i,
+        )
         for i in range(n)
     ]
     first = lane.worker()
@@ -116,8 +148,22 @@ async def test_update_before_create_across_restart(
     await lane.produce(creates)
     await lane.caught_up()
     await assert_exactly_once(ch, pid, n)
-    cols = ("id", "type", "name", "provided_model_name", "input", "output", "start_time", "end_time",
-            "level", "metadata", "input_tokens", "output_tokens", "total_tokens", "trace_id")
+    cols = (
+        "id",
+        "type",
+        "name",
+        "provided_model_name",
+        "input",
+        "output",
+        "start_time",
+        "end_time",
+        "level",
+        "metadata",
+        "input_tokens",
+        "output_tokens",
+        "total_tokens",
+        "trace_id",
+    )
     rows = await observations(ch, pid, cols)
     assert sorted(rows) == sorted(f"gen-{i}" for i in range(n))
     for i in range(n):
@@ -146,15 +192,37 @@ async def test_redelivered_batch_changes_nothing(
     stream = Stream(lane, pid)
     batch = stream.batch(60)
     # A later update in a second request, so the copies interleave with state from two batches.
-    batch += [envelope(pid, "generation-update", {"id": "gen-1", "output": "revised", "metadata": {"r": 1}},
-                       time.time_ns() // 1000 + 10_000_000)]
+    batch += [
+        envelope(
+            pid,
+            "generation-update",
+            {"id": "gen-1", "output": "revised", "metadata": {"r": 1}},
+            time.time_ns() // 1000 + 10_000_000,
+        )
+    ]
     worker = lane.worker()
     await worker.ready(http)
     await lane.produce(batch)
     await lane.caught_up()
     await assert_exactly_once(ch, pid, stream.count)
-    cols = ("id", "trace_id", "type", "name", "start_time", "end_time", "input", "output", "metadata",
-            "usage_details", "input_tokens", "total_tokens", "field_versions", "created_at", "updated_at", "event_ts")
+    cols = (
+        "id",
+        "trace_id",
+        "type",
+        "name",
+        "start_time",
+        "end_time",
+        "input",
+        "output",
+        "metadata",
+        "usage_details",
+        "input_tokens",
+        "total_tokens",
+        "field_versions",
+        "created_at",
+        "updated_at",
+        "event_ts",
+    )
     before = await observations(ch, pid, cols)
     assert orjson.loads(before["gen-1"]["output"]) == "revised"
 
@@ -195,8 +263,12 @@ async def test_clickhouse_outage_is_ridden_out(
         # One command for the whole outage: it holds the stack lock, so a `make up` elsewhere
         # cannot bring ClickHouse back early, and it restarts ClickHouse even if we die.
         outage = await asyncio.create_subprocess_exec(
-            str(ROOT / "ops" / "stack.sh"), "restart", "clickhouse", str(OUTAGE_S),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            str(ROOT / "ops" / "stack.sh"),
+            "restart",
+            "clickhouse",
+            str(OUTAGE_S),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
         try:
             # Not ready: the ping fails, and the stage itself is retrying its writes. (The
@@ -221,7 +293,7 @@ async def test_clickhouse_outage_is_ridden_out(
     assert await dead_letters(pg, pid) == []
     for base, status in shared.items():
         if status == 200:
-            await eventually(lambda: readiness(http, base), lambda r: r[0] == 200, timeout_s=30)
+            await eventually(lambda b=base: readiness(http, b), lambda r: r[0] == 200, timeout_s=30)
     worker.signal(signal.SIGTERM)
     assert (await worker.exited(DRAIN_S + 5))[0] == 0
 
@@ -235,8 +307,12 @@ async def test_sigkill_mid_batch_redelivers_idempotently(
     stream = Stream(lane, pid)
     backlog = stream.batch(n, pad=4000)
     traces = [
-        envelope(pid, "trace-create", {"id": f"trace-{i}", "name": "run", "userId": f"u-{i % 7}", "tags": ["kill"]},
-                 time.time_ns() // 1000)
+        envelope(
+            pid,
+            "trace-create",
+            {"id": f"trace-{i}", "name": "run", "userId": f"u-{i % 7}", "tags": ["kill"]},
+            time.time_ns() // 1000,
+        )
         for i in range(n)
     ]
     # Traces are inserted before observations, so a visible trace means the batch is mid-write.
@@ -317,16 +393,30 @@ async def test_poison_events_are_dead_lettered_and_the_stage_moves_on(
     pid, trace, t = project.project_id, "trace-poison", time.time_ns() // 1000
 
     def span(i: int, **body: Any) -> Envelope:
-        return envelope(pid, "span-create", {"id": f"span-{i}", "traceId": trace, "name": f"step-{i}",
-                                             "startTime": t + i, "output": "ok", **body}, t + i)
+        return envelope(
+            pid,
+            "span-create",
+            {"id": f"span-{i}", "traceId": trace, "name": f"step-{i}", "startTime": t + i, "output": "ok", **body},
+            t + i,
+        )
 
-    bad_time = envelope(pid, "generation-create", {"id": "gen-bad-time", "traceId": trace, "startTime": "not a time"}, t + 10)
+    bad_time = envelope(
+        pid, "generation-create", {"id": "gen-bad-time", "traceId": trace, "startTime": "not a time"}, t + 10
+    )
     # Accepted by the edge (it is a time), refused by the store: 18.16 keeps UInt64 µs.
-    pre_epoch = envelope(pid, "generation-create", {"id": "gen-1969", "traceId": trace, "name": "apollo",
-                                                    "startTime": "1969-07-20T20:17:40Z"}, t + 11)
+    pre_epoch = envelope(
+        pid,
+        "generation-create",
+        {"id": "gen-1969", "traceId": trace, "name": "apollo", "startTime": "1969-07-20T20:17:40Z"},
+        t + 11,
+    )
     # Poison in its last field: none of it may stick (output stays "ok").
-    half = envelope(pid, "span-update", {"id": "span-1", "traceId": trace, "output": "poisoned",
-                                         "metadata": {"x": 1}, "endTime": "not a time"}, t + 12)
+    half = envelope(
+        pid,
+        "span-update",
+        {"id": "span-1", "traceId": trace, "output": "poisoned", "metadata": {"x": 1}, "endTime": "not a time"},
+        t + 12,
+    )
     # Not an envelope at all, with a NUL that Postgres text and jsonb cannot hold.
     garbage = b"\x00not an envelope\xff"
     key = f"{pid}:{trace}".encode()

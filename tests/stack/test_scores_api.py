@@ -21,26 +21,64 @@ async def test_a_list_of_scores_is_accepted(http: aiohttp.ClientSession, ch: Cli
     trace_id = f"trace-{uuid.uuid4()}"
     scores = [
         {"id": "s-num", "traceId": trace_id, "name": "accuracy", "value": 0.75, "dataType": "NUMERIC"},
-        {"id": "s-text", "traceId": trace_id, "observationId": "obs-1", "name": "note", "value": "fine",
-         "dataType": "TEXT", "comment": "by hand", "timestamp": "2026-11-27T10:00:00.123456Z"},
+        {
+            "id": "s-text",
+            "traceId": trace_id,
+            "observationId": "obs-1",
+            "name": "note",
+            "value": "fine",
+            "dataType": "TEXT",
+            "comment": "by hand",
+            "timestamp": "2026-11-27T10:00:00.123456Z",
+        },
         {"id": "s-bool", "sessionId": "sess-1", "name": "resolved", "value": 1, "dataType": "BOOLEAN"},
     ]
     async with http.post(SCORES, json=scores, headers=basic_auth(project)) as r:
         assert r.status == 202
         assert await r.json() == {"message": "Accepted"}
     found = await eventually(
-        lambda: rows(ch, f"SELECT id, trace_id, observation_id, session_id, name, value, string_value, data_type, "
-                         f"comment FROM scores FINAL WHERE project_id = '{project.project_id}' ORDER BY id"),
+        lambda: rows(
+            ch,
+            f"SELECT id, trace_id, observation_id, session_id, name, value, string_value, data_type, "
+            f"comment FROM scores FINAL WHERE project_id = '{project.project_id}' ORDER BY id",
+        ),
         lambda r: len(r) == 3,
         timeout_s=60,
     )
     assert found == [
-        {"id": "s-bool", "trace_id": "", "observation_id": "", "session_id": "sess-1", "name": "resolved",
-         "value": 1.0, "string_value": "True", "data_type": "BOOLEAN", "comment": ""},
-        {"id": "s-num", "trace_id": trace_id, "observation_id": "", "session_id": "", "name": "accuracy",
-         "value": 0.75, "string_value": "", "data_type": "NUMERIC", "comment": ""},
-        {"id": "s-text", "trace_id": trace_id, "observation_id": "obs-1", "session_id": "", "name": "note",
-         "value": 0.0, "string_value": "fine", "data_type": "TEXT", "comment": "by hand"},
+        {
+            "id": "s-bool",
+            "trace_id": "",
+            "observation_id": "",
+            "session_id": "sess-1",
+            "name": "resolved",
+            "value": 1.0,
+            "string_value": "True",
+            "data_type": "BOOLEAN",
+            "comment": "",
+        },
+        {
+            "id": "s-num",
+            "trace_id": trace_id,
+            "observation_id": "",
+            "session_id": "",
+            "name": "accuracy",
+            "value": 0.75,
+            "string_value": "",
+            "data_type": "NUMERIC",
+            "comment": "",
+        },
+        {
+            "id": "s-text",
+            "trace_id": trace_id,
+            "observation_id": "obs-1",
+            "session_id": "",
+            "name": "note",
+            "value": 0.0,
+            "string_value": "fine",
+            "data_type": "TEXT",
+            "comment": "by hand",
+        },
     ]
 
 
@@ -69,8 +107,9 @@ async def test_a_single_score_gets_its_id(http: aiohttp.ClientSession, project: 
     async with http.post(SCORES, json={"traceId": "t-1", "name": "q", "value": 0.5}, headers=basic_auth(project)) as r:
         assert r.status == 200
         assert uuid.UUID((await r.json())["id"])
-    async with http.post(SCORES, json={"id": "mine", "traceId": "t-1", "name": "q", "value": 0.5},
-                         headers=basic_auth(project)) as r:
+    async with http.post(
+        SCORES, json={"id": "mine", "traceId": "t-1", "name": "q", "value": 0.5}, headers=basic_auth(project)
+    ) as r:
         assert (r.status, await r.json()) == (200, {"id": "mine"})
 
 

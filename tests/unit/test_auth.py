@@ -16,8 +16,21 @@ def test_basic_and_bearer_credentials_are_parsed() -> None:
     assert parse_credentials("bearer sk-at-2") == (None, "sk-at-2")
 
 
-@pytest.mark.parametrize("header", [None, "", "Basic", "Basic !!!", _basic("nocolon"), _basic(":secret"),
-                                    _basic("public:"), "Bearer ", "Digest abc", "Basic " + base64.b64encode(b"\xff:x").decode()])
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "Basic",
+        "Basic !!!",
+        _basic("nocolon"),
+        _basic(":secret"),
+        _basic("public:"),
+        "Bearer ",
+        "Digest abc",
+        "Basic " + base64.b64encode(b"\xff:x").decode(),
+    ],
+)
 def test_unusable_credentials_are_unauthorized(header) -> None:
     with pytest.raises(Unauthorized):
         parse_credentials(header)

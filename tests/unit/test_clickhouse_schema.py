@@ -1,7 +1,7 @@
 """The migrations render for both dialects; the modern one runs in chDB (a current ClickHouse
 engine, embedded), the legacy one runs on Debian's 18.16 in the stack tests."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from chdb import session as chdb_session
@@ -50,9 +50,14 @@ def test_modern_timestamps_keep_microseconds_and_replacing_merges(chdb) -> None:
     ts = "2026-11-27 10:00:00.123456"
     for version, name in ((1, "old"), (2, "new")):
         chdb.query(
-            "INSERT INTO agenttrace.observations (project_id, id, trace_id, name, start_time, created_at, updated_at, event_ts) "
+            "INSERT INTO agenttrace.observations"
+            " (project_id, id, trace_id, name, start_time, created_at, updated_at, event_ts) "
             f"VALUES ('p', 'o1', 't1', '{name}', '{ts}', '{ts}', '{ts}', {version})"
         )
-    out = str(chdb.query("SELECT name, toUnixTimestamp64Micro(start_time) FROM agenttrace.observations FINAL WHERE id = 'o1'", "CSV")).strip()
-    expected = int(datetime(2026, 11, 27, 10, 0, 0, 123456, tzinfo=timezone.utc).timestamp() * 1_000_000)
+    out = str(
+        chdb.query(
+            "SELECT name, toUnixTimestamp64Micro(start_time) FROM agenttrace.observations FINAL WHERE id = 'o1'", "CSV"
+        )
+    ).strip()
+    expected = int(datetime(2026, 11, 27, 10, 0, 0, 123456, tzinfo=UTC).timestamp() * 1_000_000)
     assert out == f'"new",{expected}'

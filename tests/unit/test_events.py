@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ingest.events import FIELDS_BY_TYPE, InvalidEvent, normalize
+from pipeline.events import FIELDS_BY_TYPE, InvalidEvent, normalize
 
 
 def _event(etype: str, body: dict, **over) -> dict:
@@ -10,7 +10,9 @@ def _event(etype: str, body: dict, **over) -> dict:
 
 
 def test_a_valid_generation_is_normalised() -> None:
-    event_id, etype, ts, body = normalize(_event("generation-create", {"id": "g", "traceId": "t", "usage": {"input": 1, "unit": "TOKENS"}}))
+    event_id, etype, ts, body = normalize(
+        _event("generation-create", {"id": "g", "traceId": "t", "usage": {"input": 1, "unit": "TOKENS"}})
+    )
     assert (event_id, etype, ts % 1_000_000) == ("e1", "generation-create", 1)
     assert body["id"] == "g"
 

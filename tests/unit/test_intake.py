@@ -75,7 +75,9 @@ async def test_partial_publish_leaves_out_events_too_large_for_kafka() -> None:
 async def test_rate_headers_only_when_a_limit_is_configured() -> None:
     limited = intake(FakePublisher(), FakeLimiter())
     assert await limited.check_rate(CALLER, 10) == {
-        "X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "90", "X-RateLimit-Reset": "42",
+        "X-RateLimit-Limit": "100",
+        "X-RateLimit-Remaining": "90",
+        "X-RateLimit-Reset": "42",
     }
 
     class Unlimited:
@@ -98,8 +100,17 @@ async def test_inflight_bytes_admit_one_request_whatever_its_size_then_bound() -
 
 @pytest.mark.parametrize(
     ("header", "ok"),
-    [("Bearer s3cret", True), ("bearer s3cret", True), ("Bearer s3cret ", True), ("Bearer s3cre", False),
-     ("Bearer s3cretx", False), ("Basic s3cret", False), ("s3cret", False), (None, False), ("Bearer ", False)],
+    [
+        ("Bearer s3cret", True),
+        ("bearer s3cret", True),
+        ("Bearer s3cret ", True),
+        ("Bearer s3cre", False),
+        ("Bearer s3cretx", False),
+        ("Basic s3cret", False),
+        ("s3cret", False),
+        (None, False),
+        ("Bearer ", False),
+    ],
 )
 def test_admin_token_check(header: str | None, ok: bool) -> None:
     assert Admin(None, "s3cret").authorized(header) is ok  # type: ignore[arg-type]

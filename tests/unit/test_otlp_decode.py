@@ -43,16 +43,26 @@ def _request() -> ExportTraceServiceRequest:
     req = ExportTraceServiceRequest()
     scope = req.resource_spans.add().scope_spans.add()
     scope.spans.append(
-        Span(trace_id=TRACE, span_id=SPAN, name="root", start_time_unix_nano=1,
-             end_time_unix_nano=2,
-             attributes=[KeyValue(key="k", value=AnyValue(string_value="v"))])
+        Span(
+            trace_id=TRACE,
+            span_id=SPAN,
+            name="root",
+            start_time_unix_nano=1,
+            end_time_unix_nano=2,
+            attributes=[KeyValue(key="k", value=AnyValue(string_value="v"))],
+        )
     )
     return req
 
 
 def _json_span(**fields: object) -> bytes:
-    span = {"traceId": TRACE.hex(), "spanId": SPAN.hex(), "name": "s",
-            "startTimeUnixNano": "1700000000000000001", "endTimeUnixNano": 1700000000000000002}
+    span = {
+        "traceId": TRACE.hex(),
+        "spanId": SPAN.hex(),
+        "name": "s",
+        "startTimeUnixNano": "1700000000000000001",
+        "endTimeUnixNano": 1700000000000000002,
+    }
     span.update(fields)
     return orjson.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]})
 
@@ -96,9 +106,7 @@ def test_coding_names_are_case_insensitive_and_stack_in_order() -> None:
 
 
 def test_concatenated_gzip_members_and_zstd_frames_are_all_read() -> None:
-    assert decompress(gzip.compress(b"a" * 10) + gzip.compress(b"b" * 5), "gzip", LIMIT) == (
-        b"a" * 10 + b"b" * 5
-    )
+    assert decompress(gzip.compress(b"a" * 10) + gzip.compress(b"b" * 5), "gzip", LIMIT) == (b"a" * 10 + b"b" * 5)
     z = zstandard.ZstdCompressor()
     assert decompress(z.compress(b"x" * 7) + z.compress(b"y"), "zstd", LIMIT) == b"x" * 7 + b"y"
 
@@ -152,11 +160,12 @@ def test_corrupt_data_is_400(coding: str, body: bytes) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(data=st.binary(max_size=4096), coding=st.sampled_from(sorted(ENCODERS)),
-       limit=st.integers(min_value=0, max_value=5000))
-def test_decompress_returns_the_data_or_says_it_is_too_large(
-    data: bytes, coding: str, limit: int
-) -> None:
+@given(
+    data=st.binary(max_size=4096),
+    coding=st.sampled_from(sorted(ENCODERS)),
+    limit=st.integers(min_value=0, max_value=5000),
+)
+def test_decompress_returns_the_data_or_says_it_is_too_large(data: bytes, coding: str, limit: int) -> None:
     encoded = ENCODERS[coding](data)
     if len(data) <= limit:
         assert decompress(encoded, coding, limit) == data
@@ -200,8 +209,12 @@ def test_other_content_types_are_415(content_type: str | None) -> None:
 
 
 def test_json_ids_are_hex_and_times_may_be_strings_or_numbers() -> None:
-    body = _json_span(parentSpanId=CHILD.hex(), kind=2, status={"code": 2, "message": "boom"},
-                      links=[{"traceId": TRACE.hex(), "spanId": CHILD.hex()}])
+    body = _json_span(
+        parentSpanId=CHILD.hex(),
+        kind=2,
+        status={"code": 2, "message": "boom"},
+        links=[{"traceId": TRACE.hex(), "spanId": CHILD.hex()}],
+    )
     span = parse_request(body, "application/json").resource_spans[0].scope_spans[0].spans[0]
     assert (span.trace_id, span.span_id, span.parent_span_id) == (TRACE, SPAN, CHILD)
     assert (span.links[0].trace_id, span.links[0].span_id) == (TRACE, CHILD)
@@ -212,8 +225,12 @@ def test_json_ids_are_hex_and_times_may_be_strings_or_numbers() -> None:
 
 
 def test_json_enums_by_name_unknown_fields_and_uppercase_hex_are_accepted() -> None:
-    body = _json_span(traceId=TRACE.hex().upper(), kind="SPAN_KIND_CLIENT", futureField={"x": 1},
-                      attributes=[{"key": "a", "value": {"intValue": "7"}, "extra": True}])
+    body = _json_span(
+        traceId=TRACE.hex().upper(),
+        kind="SPAN_KIND_CLIENT",
+        futureField={"x": 1},
+        attributes=[{"key": "a", "value": {"intValue": "7"}, "extra": True}],
+    )
     span = parse_request(body, "application/json").resource_spans[0].scope_spans[0].spans[0]
     assert span.trace_id == TRACE and span.kind == Span.SPAN_KIND_CLIENT
     assert span.attributes[0].value.int_value == 7
@@ -227,8 +244,13 @@ def test_json_base64_ids_from_the_stock_protobuf_mapping_are_tolerated() -> None
 
 
 def test_json_span_with_a_bad_id_is_rejected_alone() -> None:
-    good = {"traceId": TRACE.hex(), "spanId": SPAN.hex(), "name": "ok",
-            "startTimeUnixNano": "1", "endTimeUnixNano": "2"}
+    good = {
+        "traceId": TRACE.hex(),
+        "spanId": SPAN.hex(),
+        "name": "ok",
+        "startTimeUnixNano": "1",
+        "endTimeUnixNano": "2",
+    }
     bad = dict(good, spanId="not-an-id!", name="bad")
     body = orjson.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [good, bad]}]}]})
     result = map_request(parse_request(body, "application/json"))
@@ -238,9 +260,14 @@ def test_json_span_with_a_bad_id_is_rejected_alone() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"{not json", b"[]", b'"x"', b'{"resourceSpans": 5}',
-     b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"startTimeUnixNano": "soon"}]}]}]}',
-     b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": 12}]}]}]}'],
+    [
+        b"{not json",
+        b"[]",
+        b'"x"',
+        b'{"resourceSpans": 5}',
+        b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"startTimeUnixNano": "soon"}]}]}]}',
+        b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": 12}]}]}]}',
+    ],
 )
 def test_malformed_json_is_400(body: bytes) -> None:
     with pytest.raises(DecodeError) as info:
@@ -288,10 +315,8 @@ def test_response_falls_back_to_protobuf_for_an_unusable_content_type() -> None:
 
 
 def test_client_errors_carry_their_http_status() -> None:
-    statuses = {cls: cls("m").status for cls in
-                (DecodeError, BodyTooLarge, UnsupportedEncoding, UnsupportedMediaType)}
-    assert statuses == {DecodeError: 400, BodyTooLarge: 413, UnsupportedEncoding: 415,
-                        UnsupportedMediaType: 415}
+    statuses = {cls: cls("m").status for cls in (DecodeError, BodyTooLarge, UnsupportedEncoding, UnsupportedMediaType)}
+    assert statuses == {DecodeError: 400, BodyTooLarge: 413, UnsupportedEncoding: 415, UnsupportedMediaType: 415}
     assert all(issubclass(cls, ClientError) for cls in statuses)
     assert DecodeError("why").message == "why"
 
@@ -323,8 +348,7 @@ def _kvlist(pairs: dict[str, AnyValue]) -> AnyValue:
 
 _any_values = st.recursive(
     _scalars,
-    lambda c: st.lists(c, max_size=3).map(_array)
-    | st.dictionaries(st.text(max_size=4), c, max_size=3).map(_kvlist),
+    lambda c: st.lists(c, max_size=3).map(_array) | st.dictionaries(st.text(max_size=4), c, max_size=3).map(_kvlist),
     max_leaves=6,
 )
 _kvs = st.lists(st.builds(KeyValue, key=st.text(max_size=8), value=_any_values), max_size=4)
@@ -346,19 +370,23 @@ def _requests(draw: st.DrawFn) -> ExportTraceServiceRequest:
                     trace_id=draw(st.binary(min_size=16, max_size=16)),
                     span_id=draw(st.binary(min_size=8, max_size=8)),
                     parent_span_id=draw(st.sampled_from([b"", b"\x01" * 8])),
-                    name=draw(st.text(max_size=8)), kind=draw(st.integers(0, 5)),
-                    start_time_unix_nano=draw(_u64), end_time_unix_nano=draw(_u64),
-                    flags=draw(st.integers(0, 2**32 - 1)), trace_state=draw(st.text(max_size=4)),
+                    name=draw(st.text(max_size=8)),
+                    kind=draw(st.integers(0, 5)),
+                    start_time_unix_nano=draw(_u64),
+                    end_time_unix_nano=draw(_u64),
+                    flags=draw(st.integers(0, 2**32 - 1)),
+                    trace_state=draw(st.text(max_size=4)),
                     dropped_attributes_count=draw(st.integers(0, 3)),
                 )
                 span.attributes.extend(draw(_kvs))
                 span.status.code = draw(st.integers(0, 2))
                 span.status.message = draw(st.text(max_size=5))
                 if draw(st.booleans()):
-                    span.events.add(name="exception", time_unix_nano=draw(_u64)).attributes.extend(
-                        draw(_kvs))
-                    span.links.add(trace_id=draw(st.binary(min_size=16, max_size=16)),
-                                   span_id=draw(st.binary(min_size=8, max_size=8)))
+                    span.events.add(name="exception", time_unix_nano=draw(_u64)).attributes.extend(draw(_kvs))
+                    span.links.add(
+                        trace_id=draw(st.binary(min_size=16, max_size=16)),
+                        span_id=draw(st.binary(min_size=8, max_size=8)),
+                    )
     return req
 
 
@@ -371,8 +399,7 @@ def _otlp_json(req: ExportTraceServiceRequest, **options: bool) -> dict:
         for ss in rs.get("scopeSpans", rs.get("scope_spans", [])):
             for span in ss.get("spans", []):
                 for obj in [span, *span.get("links", [])]:
-                    for key in ("traceId", "spanId", "parentSpanId", "trace_id", "span_id",
-                                "parent_span_id"):
+                    for key in ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"):
                         if key in obj:
                             obj[key] = base64.b64decode(obj[key]).hex()
     return doc
@@ -380,9 +407,7 @@ def _otlp_json(req: ExportTraceServiceRequest, **options: bool) -> dict:
 
 @settings(max_examples=150, deadline=None)
 @given(req=_requests(), enums_as_ints=st.booleans())
-def test_otlp_json_parses_to_the_request_it_encodes(
-    req: ExportTraceServiceRequest, enums_as_ints: bool
-) -> None:
+def test_otlp_json_parses_to_the_request_it_encodes(req: ExportTraceServiceRequest, enums_as_ints: bool) -> None:
     from ingest.otlp import json_request
 
     doc = _otlp_json(req, use_integers_for_enums=enums_as_ints)
@@ -401,9 +426,14 @@ def test_snake_case_names_take_the_exact_path_to_the_same_request(
 
 def test_unknown_fields_and_nulls_are_ignored() -> None:
     body = _json_span(
-        traceState=None, status=None, somethingNew=[1],
-        attributes=[{"key": "a", "value": {"stringValue": "x"}},
-                    {"key": "b", "value": None}, {"key": "c", "value": {"newValue": 1}}],
+        traceState=None,
+        status=None,
+        somethingNew=[1],
+        attributes=[
+            {"key": "a", "value": {"stringValue": "x"}},
+            {"key": "b", "value": None},
+            {"key": "c", "value": {"newValue": 1}},
+        ],
     )
     span = parse_request(body, "application/json").resource_spans[0].scope_spans[0].spans[0]
     assert span.trace_id == TRACE
@@ -411,13 +441,16 @@ def test_unknown_fields_and_nulls_are_ignored() -> None:
     assert [kv.key for kv in span.attributes] == ["a", "b", "c"]
 
 
-@pytest.mark.parametrize("attrs", [
-    [{"key": "a", "value": {"intValue": "1.5"}}],
-    [{"key": "a", "value": {"intValue": "99999999999999999999"}}],
-    [{"key": "a", "value": {"stringValue": "x", "intValue": "1"}}],
-    [{"key": "a", "value": {"boolValue": "yes"}}],
-    [{"key": 5, "value": {"stringValue": "x"}}],
-])
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        [{"key": "a", "value": {"intValue": "1.5"}}],
+        [{"key": "a", "value": {"intValue": "99999999999999999999"}}],
+        [{"key": "a", "value": {"stringValue": "x", "intValue": "1"}}],
+        [{"key": "a", "value": {"boolValue": "yes"}}],
+        [{"key": 5, "value": {"stringValue": "x"}}],
+    ],
+)
 def test_malformed_attribute_values_are_400(attrs: list) -> None:
     with pytest.raises(DecodeError):
         parse_request(_json_span(attributes=attrs), "application/json")

@@ -51,8 +51,15 @@ def test_progress_of_an_empty_replay_is_complete() -> None:
 
 
 def test_summary_names_counts_and_first_reasons() -> None:
-    summary = ReplaySummary("postgres", partitions=8, records=10, events=9, poison=1, seconds=2.0,
-                            reasons=["p generation-create e: bad timestamp 'x'"])
+    summary = ReplaySummary(
+        "postgres",
+        partitions=8,
+        records=10,
+        events=9,
+        poison=1,
+        seconds=2.0,
+        reasons=["p generation-create e: bad timestamp 'x'"],
+    )
     assert summary.lines() == [
         "replay postgres: 10 records from 8 partitions in 2.0s (5/s)",
         "  folded: 9  poison: 1  undecodable: 0",

@@ -4,6 +4,7 @@ events are ordered, batched, duplicated or replayed, the aggregates end the same
 from __future__ import annotations
 
 import random
+from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
@@ -12,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.envelope import Envelope
+from pipeline.times import to_micros
 from sinks.postgres.rollup import (
     Changes,
     Key,
@@ -93,7 +95,9 @@ def histories(draw: st.DrawFn) -> list[Envelope]:
                 if draw(st.booleans()):
                     body["model"] = draw(st.sampled_from(["m1", "m2"]))
                 if draw(st.booleans()):
-                    body["startTime"] = draw(st.sampled_from(["2026-11-20T10:00:00Z", "2026-11-21T10:00:00Z"]))
+                    body["startTime"] = draw(
+                        st.sampled_from([to_micros("2026-11-20T10:00:00Z"), to_micros("2026-11-21T10:00:00Z")])
+                    )
                 if draw(st.booleans()):
                     body["usage"] = {"input": draw(st.integers(0, 100)), "output": draw(st.integers(0, 100))}
                 if draw(st.booleans()):
@@ -139,18 +143,31 @@ def test_a_correction_replaces_usage_and_an_early_update_moves_with_its_create()
     store = Store()
     store.write([env("e2", "generation-update", 5, {"id": "g", "traceId": "t", "usage": {"input": 20, "output": 10}})])
     assert list(store.usage) == [("p", store_day(5), "")]
-    store.write([env("e1", "generation-create", 0, {
-        "id": "g", "traceId": "t", "model": "m", "startTime": "2026-11-21T23:59:59Z", "usage": {"input": 1, "output": 1},
-    })])
+    store.write(
+        [
+            env(
+                "e1",
+                "generation-create",
+                0,
+                {
+                    "id": "g",
+                    "traceId": "t",
+                    "model": "m",
+                    "startTime": to_micros("2026-11-21T23:59:59Z"),
+                    "usage": {"input": 1, "output": 1},
+                },
+            )
+        ]
+    )
     from datetime import date
 
     assert store.view()[2] == {("p", date(2026, 11, 21), "m"): (1, 2, 20, 10, 30, Decimal(0))}
 
 
 def store_day(ts: int):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.fromtimestamp((BASE_US + ts) / 1e6, timezone.utc).date()
+    return datetime.fromtimestamp((BASE_US + ts) / 1e6, UTC).date()
 
 
 def test_a_trace_counts_once_in_its_session_and_moves_with_it() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 
 class _Collect(logging.Handler):
@@ -44,7 +44,7 @@ def main() -> None:
     logging.getLogger("langfuse").addHandler(collect)
     authenticated = langfuse.auth_check()  # GET /api/public/projects, as quickstarts do
 
-    start = datetime(2026, 11, 27, 10, 0, 0, 123456, tzinfo=timezone.utc)
+    start = datetime(2026, 11, 27, 10, 0, 0, 123456, tzinfo=UTC)
     trace = langfuse.trace(
         id=f"trace-{run}",
         name="agent-run",
@@ -79,16 +79,20 @@ def main() -> None:
     trace.score(id=f"score-{run}", name="quality", value=0.9, comment="good")
     langfuse.flush()
     langfuse.shutdown()
-    print(json.dumps({
-        "sdk_version": __version__,
-        "auth_check": authenticated,
-        "trace_id": trace.id,
-        "span_id": span.id,
-        "generation_id": generation.id,
-        "event_id": f"event-{run}",
-        "score_id": f"score-{run}",
-        "errors": collect.messages,
-    }))
+    print(
+        json.dumps(
+            {
+                "sdk_version": __version__,
+                "auth_check": authenticated,
+                "trace_id": trace.id,
+                "span_id": span.id,
+                "generation_id": generation.id,
+                "event_id": f"event-{run}",
+                "score_id": f"score-{run}",
+                "errors": collect.messages,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 class _Collect(logging.Handler):
@@ -44,7 +44,7 @@ def main() -> None:
         flush_at=100,
     )
     authenticated = langfuse.auth_check()  # GET /api/public/projects, as quickstarts do
-    completion_start = datetime(2026, 11, 27, 10, 0, 0, 423456, tzinfo=timezone.utc)
+    completion_start = datetime(2026, 11, 27, 10, 0, 0, 423456, tzinfo=UTC)
     with langfuse.start_as_current_observation(
         name="agent-run", as_type="span", input={"question": "what is 2+2?"}
     ) as root:
@@ -77,15 +77,19 @@ def main() -> None:
         root.score(name="verdict", value="correct", data_type="CATEGORICAL")
     langfuse.flush()
     langfuse.shutdown()
-    print(json.dumps({
-        "sdk_version": __version__,
-        "auth_check": authenticated,
-        "trace_id": root.trace_id,
-        "root_id": root.id,
-        "generation_id": generation.id,
-        "tool_id": tool.id,
-        "errors": collect.messages,
-    }))
+    print(
+        json.dumps(
+            {
+                "sdk_version": __version__,
+                "auth_check": authenticated,
+                "trace_id": root.trace_id,
+                "root_id": root.id,
+                "generation_id": generation.id,
+                "tool_id": tool.id,
+                "errors": collect.messages,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

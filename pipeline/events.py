@@ -1,7 +1,8 @@
 """Validation of Langfuse-style ingestion events, table-driven by event type.
 
 An invalid event is reported on its own (status 400 and a message) and never affects the
-other events of its batch. Field names follow Langfuse's public ingestion API.
+other events of its batch. Field names follow Langfuse's public ingestion API. A valid event's
+times leave here as µs (pipeline/times.py), the only place they are parsed.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from pipeline.envelope import to_micros
+from pipeline.times import MAX_US, MIN_US, to_micros
 
 LEVELS = frozenset({"DEBUG", "DEFAULT", "WARNING", "ERROR"})
 # TEXT and CORRECTION: free-text scores, sent by the current Langfuse SDKs.
@@ -51,18 +52,15 @@ def _id(name: str, v: Any) -> None:
         raise InvalidEvent(f"body.{name} must be a non-empty string of at most 256 characters")
 
 
-# Both ClickHouse dialects store these (UInt64 µs on 18.16 has no room before 1970); outside
-# it an event would pass here and only be dead-lettered later, so the client is told now.
-_MIN_US, _MAX_US = 0, 4_102_444_800_000_000  # 1970-01-01 .. 2100-01-01
-
-
-def _time(name: str, v: Any) -> None:
+def event_time(name: str, v: Any) -> int | None:
+    """A client's time as µs, within what every store holds; InvalidEvent otherwise."""
     try:
         us = to_micros(v)
     except (ValueError, OverflowError) as exc:
-        raise InvalidEvent(f"body.{name} is not an ISO 8601 timestamp") from exc
-    if us is not None and not _MIN_US <= us < _MAX_US:
-        raise InvalidEvent(f"body.{name} must lie between 1970 and 2100")
+        raise InvalidEvent(f"{name} is not an ISO 8601 timestamp") from exc
+    if us is not None and not MIN_US <= us < MAX_US:
+        raise InvalidEvent(f"{name} must lie between 1970 and 2100")
+    return us
 
 
 def _bool(name: str, v: Any) -> None:
@@ -84,7 +82,7 @@ def _num_map(name: str, v: Any) -> None:
     if not isinstance(v, dict):
         raise InvalidEvent(f"body.{name} must be an object")
     for k, x in v.items():
-        if x is None or k == "unit" and isinstance(x, str):
+        if x is None or (k == "unit" and isinstance(x, str)):
             continue
         if isinstance(x, bool) or not isinstance(x, (int, float)):
             raise InvalidEvent(f"body.{name}.{k} must be a number")
@@ -122,7 +120,6 @@ _COMMON = {"environment": _str, "metadata": lambda n, v: None}
 TRACE_FIELDS: dict[str, Check] = {
     **_COMMON,
     "id": _id,
-    "timestamp": _time,
     "name": _str,
     "userId": _str,
     "sessionId": _str,
@@ -138,9 +135,6 @@ OBSERVATION_FIELDS: dict[str, Check] = {
     "traceId": _id,
     "parentObservationId": _id,
     "name": _str,
-    "startTime": _time,
-    "endTime": _time,
-    "completionStartTime": _time,
     "level": _level,
     "statusMessage": _str,
     "version": _str,
@@ -165,14 +159,20 @@ SCORE_FIELDS: dict[str, Check] = {
     "dataType": _score_type,
     "comment": _str,
     "configId": _str,
-    "timestamp": _time,
+}
+
+# The body fields that hold times, by event type: checked and converted to µs by normalize().
+TIME_FIELDS: dict[str, tuple[str, ...]] = {
+    "trace-create": ("timestamp",),
+    "score-create": ("timestamp",),
+    **dict.fromkeys(OBSERVATION_TYPES, ("startTime", "endTime", "completionStartTime")),
 }
 
 FIELDS_BY_TYPE: dict[str, dict[str, Check]] = {
     "trace-create": TRACE_FIELDS,
     "score-create": SCORE_FIELDS,
     "sdk-log": {},
-    **{t: OBSERVATION_FIELDS for t in OBSERVATION_TYPES},
+    **dict.fromkeys(OBSERVATION_TYPES, OBSERVATION_FIELDS),
 }
 
 
@@ -188,22 +188,20 @@ def normalize(event: Any) -> tuple[str, str, int, dict[str, Any]]:
     if not isinstance(event_id, str) or not event_id or len(event_id) > 256:
         raise InvalidEvent("event.id must be a non-empty string")
     etype = event.get("type")
-    fields = FIELDS_BY_TYPE.get(etype) if isinstance(etype, str) else None
-    if fields is None:
+    if not isinstance(etype, str) or etype not in FIELDS_BY_TYPE:
         raise InvalidEvent(f"unknown event type {etype!r}")
-    try:
-        ts = to_micros(event.get("timestamp"))
-    except (ValueError, OverflowError) as exc:
-        raise InvalidEvent("event.timestamp is not an ISO 8601 timestamp") from exc
-    if ts is not None and not _MIN_US <= ts < _MAX_US:
-        raise InvalidEvent("event.timestamp must lie between 1970 and 2100")
-    body = event.get("body")
+    fields = FIELDS_BY_TYPE[etype]
+    ts = event_time("event.timestamp", event.get("timestamp"))
+    body: dict[str, Any] | None = event.get("body")
     if not isinstance(body, dict):
         raise InvalidEvent("event.body must be an object")
     for name, value in body.items():
         check = fields.get(name)
         if check is not None and value is not None:
             check(name, value)
+    for name in TIME_FIELDS.get(etype, ()):
+        if body.get(name) is not None:
+            body[name] = event_time(f"body.{name}", body[name])
     if etype == "sdk-log":
         return event_id, etype, ts or 0, body
     if etype in UPDATE_TYPES:

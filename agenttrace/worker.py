@@ -1,4 +1,5 @@
-"""The worker process: consumer stages plus a small HTTP server for metrics and probes.
+"""The worker process: consumer stages, each handed its sink, plus a small HTTP server for
+metrics and probes.
 
 Start order is downstream first: stores, the dead-letter path, the stages' sinks, then the
 consumers; stop is the reverse, and each stage drains (flush, commit) before its consumer
@@ -8,6 +9,7 @@ leaves the group. An AsyncExitStack owns that order.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from contextlib import AsyncExitStack
 
@@ -16,22 +18,25 @@ from loguru import logger
 from prometheus_async.aio.web import server_stats
 
 from agenttrace import clients
-from agenttrace.settings import Settings
+from agenttrace.settings import STAGES, Settings
 from health.checks import Check, Health
-from ingest.http import observe
+from health.http import observe
+from health.version import git_revision
 from pipeline.dead_letters import DeadLetters
-from pipeline.stage import Stage
-from pipeline.stages import STAGES, sink_for
+from pipeline.stage import Sink, Stage
 from sinks.clickhouse.client import ClickHouse
-
-__all__ = ["STAGES", "run_worker"]
+from sinks.clickhouse.schema import dialect_for
+from sinks.clickhouse.writer import ClickHouseWriter
+from sinks.postgres.client import Postgres
+from sinks.postgres.dead_letters import DeadLetterTable
+from sinks.postgres.writer import PostgresWriter
 
 # A stage whose loop has not turned for this long is stuck; liveness fails so it is restarted.
 STALL_S = 120.0
 
 
 async def run_worker(settings: Settings, stages: tuple[str, ...], host: str, port: int, stop: asyncio.Event) -> None:
-    health = Health(checks=[])
+    health = Health(checks=[], revision=settings.revision or git_revision())
     app = web.Application(middlewares=[observe])
     app.router.add_get("/metrics", server_stats)
     health.add_routes(app)
@@ -55,7 +60,7 @@ async def run_worker(settings: Settings, stages: tuple[str, ...], host: str, por
         stack.push_async_callback(redis.aclose)
         producer = await clients.kafka_producer(settings)
         stack.push_async_callback(producer.stop)
-        dead_letters = DeadLetters(producer, settings.topics.dead_letters, pg)
+        dead_letters = DeadLetters(producer, settings.topics.dead_letters, DeadLetterTable(pg))
         health.checks.extend(
             [
                 Check("postgres", pg.ping),
@@ -73,13 +78,17 @@ async def run_worker(settings: Settings, stages: tuple[str, ...], host: str, por
             await stage.start()
             stack.push_async_callback(stage.stop)
             running.append(stage)
-            health.conditions[f"stage_{name}"] = lambda s=stage: s.alive() and s.healthy
+            health.conditions[f"stage_{name}"] = functools.partial(_stage_ok, stage)
         del health.conditions["starting"]
         health.alive = lambda: all(s.alive() and time.monotonic() - s.heartbeat < STALL_S for s in running)
         logger.info("worker started", stages=list(stages))
         await _wait(stop, running)
         logger.info("worker draining")
     logger.info("worker stopped")
+
+
+def _stage_ok(stage: Stage) -> bool:
+    return stage.alive() and stage.healthy
 
 
 async def _wait(stop: asyncio.Event, stages: list[Stage]) -> None:
@@ -92,3 +101,15 @@ async def _wait(stop: asyncio.Event, stages: list[Stage]) -> None:
             await asyncio.wait_for(stop.wait(), 1.0)
         except TimeoutError:
             pass
+
+
+def sink_for(name: str, settings: Settings, *, ch: ClickHouse | None = None, pg: Postgres | None = None) -> Sink:
+    """The sink of stage `name`, on the store client it needs (the other may be None)."""
+    if name == "clickhouse" and ch is not None:
+        return ClickHouseWriter(ch, dialect_for(ch.version))
+    if name == "postgres" and pg is not None:
+        # A state must outlive every copy of its events the topic can still hand out.
+        return PostgresWriter(pg, horizon_s=2 * settings.topics.retention_ms / 1000)
+    if name in STAGES:
+        raise ValueError(f"stage {name!r} needs its store client")
+    raise ValueError(f"unknown stage {name!r}; expected one of {', '.join(STAGES)}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -15,10 +14,8 @@ def _version() -> str:
         return "0.0.0"
 
 
-def _revision() -> str:
-    # Images set it at build time; a checkout asks git once, at import.
-    if os.environ.get("AGENTTRACE_GIT_REVISION"):
-        return os.environ["AGENTTRACE_GIT_REVISION"]
+def git_revision() -> str:
+    """The checkout's revision (images pass theirs in AGENTTRACE_GIT_REVISION instead)."""
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short=12", "HEAD"],
@@ -34,4 +31,3 @@ def _revision() -> str:
 
 
 VERSION = _version()
-REVISION = _revision()

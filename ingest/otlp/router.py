@@ -31,7 +31,7 @@ _MAX_CACHED = 8192
 
 
 class _Indexed:
-    __slots__ = ("slot", "rank", "index", "key")
+    __slots__ = ("index", "key", "rank", "slot")
 
     def __init__(self, slot: Slot, rank: int, index: int, key: str) -> None:
         self.slot, self.rank, self.index, self.key = slot, rank, index, key
@@ -52,7 +52,7 @@ class Router:
             self._routes[key] = (*self._routes.get(key, ()), ((group, fld), rank, fn))  # type: ignore[misc]
         self._prefixed = tuple(prefixed)
         self._indexed = tuple(indexed)
-        self._prefixes = tuple(row[0] for row in self._prefixed + self._indexed)  # type: ignore[operator]
+        self._prefixes = tuple(row[0] for row in self._prefixed + self._indexed)
         self._max_routes = len(self._routes) + _MAX_CACHED
 
     def read(self, attributes: Iterable[Any]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
@@ -112,13 +112,13 @@ class Router:
     def _resolve_prefixed(self, key: str) -> tuple[Rule, ...] | _Indexed:
         for prefix, group, fld, rank, drop in self._indexed:
             if key.startswith(prefix):
-                index, _, rest = key[len(prefix):].partition(".")
+                index, _, rest = key[len(prefix) :].partition(".")
                 if index.isdigit() and rest:
                     if drop and rest.startswith(drop):
-                        rest = rest[len(drop):]
+                        rest = rest[len(drop) :]
                     return _Indexed((group, fld), rank, int(index), rest)
                 return _UNMAPPED
         for prefix, group, rank, fn in self._prefixed:
             if key.startswith(prefix) and len(key) > len(prefix):
-                return (((group, key[len(prefix):]), rank, fn),)
+                return (((group, key[len(prefix) :]), rank, fn),)
         return _UNMAPPED

@@ -1,0 +1,88 @@
+"""What every HTTP server of AgentTrace serves alike: request ids, the guide's HTTP metrics,
+access logs, and a JSON error body. The API and the workers' probe servers install `observe`
+as their outermost middleware; failures a component can translate it translates inside it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import orjson
+from aiohttp import web
+from loguru import logger
+from prometheus_client import Counter, Histogram
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Around the guide's SLOs: 50 ms (p50), 500 ms (p99) and 2 s (critical) are bucket edges.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
+SIZE_BUCKETS = (100, 1_000, 10_000, 100_000, 1_000_000, 5_000_000, 10_000_000)
+
+HTTP_REQUESTS = Counter("http_requests_total", "Total HTTP requests", ["method", "path", "status"])
+HTTP_SECONDS = Histogram(
+    "http_request_duration_seconds", "Request latency", ["method", "path"], buckets=LATENCY_BUCKETS
+)
+HTTP_REQUEST_BYTES = Histogram(
+    "http_request_size_bytes", "Request body sizes", ["method", "path"], buckets=SIZE_BUCKETS
+)
+HTTP_RESPONSE_BYTES = Histogram(
+    "http_response_size_bytes", "Response body sizes", ["method", "path"], buckets=SIZE_BUCKETS
+)
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+# Probes and scrapes are frequent and uninteresting in logs.
+_QUIET_PATHS = frozenset({"/metrics", "/livez", "/readyz", "/health", "/version"})
+
+
+def error(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status,
+        body=orjson.dumps({"error": kind, "message": message}),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    incoming = request.headers.get("X-Request-ID", "")
+    request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    request["request_id"] = request_id
+    start = time.perf_counter()
+    response: web.StreamResponse
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        response = exc  # aiohttp's own answers, e.g. 405 or 413 from client_max_size
+    except Exception:
+        logger.exception("unhandled error", request_id=request_id, path=request.path)
+        response = error(500, "internal", "internal error; it has been logged")
+    response.headers["X-Request-ID"] = request_id
+    elapsed = time.perf_counter() - start
+    route = request.match_info.route.resource
+    path = route.canonical if route is not None else "unmatched"
+    status = response.status
+    HTTP_REQUESTS.labels(request.method, path, str(status)).inc()
+    HTTP_SECONDS.labels(request.method, path).observe(elapsed)
+    HTTP_REQUEST_BYTES.labels(request.method, path).observe(request.content_length or 0)
+    body = getattr(response, "body", None)
+    HTTP_RESPONSE_BYTES.labels(request.method, path).observe(len(body) if isinstance(body, (bytes, bytearray)) else 0)
+    if path not in _QUIET_PATHS or status >= 500:
+        extra = request.get("log", {})
+        log = logger.warning if status >= 500 else logger.info
+        log(
+            request.get("log_msg", "request"),
+            request_id=request_id,
+            project_id=request.get("project_id"),
+            method=request.method,
+            path=path,
+            status=status,
+            duration_ms=round(elapsed * 1000, 2),
+            **extra,
+        )
+    if isinstance(response, web.HTTPException):
+        raise response
+    return response
