@@ -84,6 +84,8 @@ class Envelope:
             raise EnvelopeError(f"undecodable envelope: {exc}") from exc
         if not isinstance(env.body, dict):
             raise EnvelopeError("envelope body is not an object")
+        if not isinstance(env.type, str):
+            raise EnvelopeError("envelope type is not a string")
         if version == 1:
             _upgrade_times(env)
         return env

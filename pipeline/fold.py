@@ -19,6 +19,8 @@ from pipeline.errors import PoisonEvent
 from pipeline.events import OBSERVATION_TYPES, UPDATE_TYPES
 
 TRACE, OBSERVATION, SCORE = "traces", "observations", "scores"
+# The version of a field no event has set: below every real (µs, >= 0) and synthetic (< 0) one.
+UNSET = -(2**63)
 
 
 def table_of(etype: str) -> str | None:
@@ -45,7 +47,7 @@ class EntityState:
     def set(self, column: str, value: Any, ts: int) -> None:
         if value is None:
             return
-        if ts >= self.versions.get(column, -1):
+        if ts >= self.versions.get(column, UNSET):
             self.values[column] = value
             self.versions[column] = ts
 
@@ -53,7 +55,7 @@ class EntityState:
         current, versions = self.values.setdefault(column, {}), self.versions
         for k, v in value.items():
             vkey = f"{column}.{k}"
-            if ts >= versions.get(vkey, -1):
+            if ts >= versions.get(vkey, UNSET):
                 current[k] = v
                 versions[vkey] = ts
 
@@ -241,7 +243,7 @@ def apply(state: EntityState, env: Envelope, table: str) -> None:
     # EntityState.set, inlined: this loop runs for every field of every event.
     values, versions = state.values, state.versions
     for column, value, version in sets:
-        if value is not None and version >= versions.get(column, -1):
+        if value is not None and version >= versions.get(column, UNSET):
             values[column] = value
             versions[column] = version
     for column, m in maps:
@@ -263,3 +265,23 @@ def _score_value(value: Any, data_type: Any, ts: int) -> list[tuple[str, Any, in
     if data_type == "BOOLEAN":
         sets.append(("string_value", "True" if value else "False", ts))
     return sets
+
+
+def synthesize_trace(state: EntityState, env: Envelope, table: str) -> None:
+    """What an observation or score says of its trace, so that the trace exists even when no
+    trace-create ever arrives (an SDK that drops the root span, a child-only OTLP export).
+
+    The trace starts at the earliest of them and is named after its earliest root observation.
+    These fields carry negative versions, earlier being higher (-start - 1), so the fold stays
+    order-independent and any real trace event (versions >= 0) wins over them.
+    """
+    body, ts = env.body, env.ts or env.received_at
+    start = body.get("startTime" if table == OBSERVATION else "timestamp")
+    if type(start) is not int:
+        start = ts
+    version = -start - 1
+    state.set("timestamp", start, version)
+    if table == OBSERVATION and not body.get("parentObservationId") and body.get("name"):
+        state.set("name", as_text(body["name"]), version)
+    if not state.first_ts:
+        state.touch(ts)

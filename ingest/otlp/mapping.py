@@ -29,6 +29,7 @@ from pipeline.times import MAX_US, MIN_US, micros_to_iso
 # are dicts assembled key by key ("*" is a whole dict given at once, merged over the keys).
 OBS, TRACE, SHARED = "obs", "trace", "shared"
 PARAMS, USAGE, COST, META, TRACE_META = "params", "usage", "cost", "meta", "trace_meta"
+INTERNAL = "internal"  # the SDKs' bookkeeping: claimed, so it stays out of metadata, and dropped
 
 OBSERVATION_TYPES = frozenset(
     {"span", "generation", "event", "agent", "tool", "chain", "retriever", "embedding", "guardrail", "evaluator"}
@@ -151,6 +152,8 @@ EXACT: tuple[tuple[str, str, str, int, Coerce], ...] = (
     ("session.id", TRACE, "sessionId", 1, coerce.text),
     ("gen_ai.conversation.id", TRACE, "sessionId", 2, coerce.text),
     ("langfuse.internal.as_root", TRACE, "asRoot", 0, coerce.flag),
+    # The current SDKs mark the first span they export when they drop the app's server span.
+    ("langfuse.internal.is_app_root", TRACE, "asRoot", 1, coerce.flag),
     # fields of both the observation and its trace (span attributes; resource ones below)
     ("langfuse.environment", SHARED, "environment", 0, coerce.text),
     ("deployment.environment.name", SHARED, "environment", 1, coerce.text),
@@ -169,6 +172,7 @@ PREFIXED: tuple[tuple[str, str, int, Coerce], ...] = (
     ("gen_ai.request.", PARAMS, 2, None),
     ("gen_ai.usage.", USAGE, 4, coerce.count),
     ("llm.token_count.", USAGE, 5, coerce.count),
+    ("langfuse.internal.", INTERNAL, 9, None),
 )
 
 # Flattened message lists `<prefix><index>.<key>`: (prefix, group, field, rank, key prefix

@@ -16,7 +16,17 @@ import orjson
 
 from pipeline.envelope import Envelope
 from pipeline.errors import PoisonEvent
-from pipeline.fold import FIELDS, OBSERVATION, SCORE, TRACE, EntityState, apply, table_of, with_totals
+from pipeline.fold import (
+    FIELDS,
+    OBSERVATION,
+    SCORE,
+    TRACE,
+    EntityState,
+    apply,
+    synthesize_trace,
+    table_of,
+    with_totals,
+)
 from pipeline.times import column_of_micros, micros_of_column
 from sinks.clickhouse.client import IDS_TABLE, ClickHouse
 from sinks.clickhouse.schema import Dialect
@@ -156,15 +166,24 @@ class ClickHouseWriter:
         same batch starts from the stored state again.
         """
         grouped: dict[Key, list[Envelope]] = {}
+        # The observations and scores that name a trace: each makes its trace exist.
+        naming: dict[Key, list[tuple[str, Envelope]]] = {}
         for env in envelopes:
             table = table_of(env.type)
             if table is not None and env.body.get("id"):
                 grouped.setdefault((table, env.project_id, str(env.body["id"])), []).append(env)
+                trace_id = env.body.get("traceId") if table != TRACE else None
+                if trace_id:
+                    naming.setdefault((TRACE, env.project_id, str(trace_id)), []).append((table, env))
+        for key in naming:
+            grouped.setdefault(key, [])
         stored = await self._load([k for k in grouped if k not in self._cache])
         poison: list[tuple[Envelope, str]] = []
         states: dict[Key, EntityState] = {}
         changed: list[Key] = []
-        for key, events in grouped.items():
+        # Traces last, so that only the observations and scores that were not poison name them.
+        for key in sorted(grouped, key=lambda k: k[0] == TRACE):
+            events = grouped[key]
             base = self._cache.get(key) or stored.get(key)
             state = _copy(base) if base else EntityState(key[1], key[2])
             # Most entities have one event per batch: no sort (and no key function) for those.
@@ -173,6 +192,11 @@ class ClickHouseWriter:
                     apply(state, env, key[0])
                 except PoisonEvent as exc:
                     poison.append((env, str(exc)))
+            if key in naming:
+                refused = {id(env) for env, _ in poison}
+                for table, env in naming[key]:
+                    if id(env) not in refused:
+                        synthesize_trace(state, env, table)
             if not state.last_ts:
                 continue  # nothing but poison for an entity not stored yet
             states[key] = state

@@ -1,11 +1,13 @@
 """The fold must converge whatever the order, batching and repetition of events."""
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.envelope import Envelope
-from pipeline.fold import OBSERVATION, TRACE, EntityState, PoisonEvent, apply, usage_and_cost
+from pipeline.fold import OBSERVATION, TRACE, EntityState, PoisonEvent, apply, synthesize_trace, usage_and_cost
 
 FIELDS = st.fixed_dictionaries(
     {},
@@ -104,3 +106,30 @@ def test_a_usage_count_no_store_can_hold_is_poison_not_a_write_that_fails_foreve
             state, Envelope("e", "p", "generation-create", 1, 1, {"id": "g", "usage": {"input": 10**20}}), OBSERVATION
         )
     assert state.values == {}
+
+
+def test_observations_and_scores_make_their_trace_exist_and_real_fields_win() -> None:
+    def env(i: int, etype: str, body: dict, ts: int) -> Envelope:
+        return Envelope(f"e{i}", "p", etype, ts, ts, body)
+
+    child = env(1, "span-create", {"id": "s", "traceId": "t", "name": "tool", "parentObservationId": "g",
+                                   "startTime": 300}, 310)  # fmt: skip
+    root = env(2, "generation-create", {"id": "g", "traceId": "t", "name": "agent", "startTime": 200}, 400)
+    score = env(3, "score-create", {"id": "sc", "traceId": "t", "name": "q", "value": 1, "timestamp": 900}, 900)
+    real = env(4, "trace-create", {"id": "t", "name": "run", "timestamp": 250}, 500)
+    table_of = {"span-create": OBSERVATION, "generation-create": OBSERVATION, "score-create": "scores"}
+
+    def trace(events: list[Envelope]) -> dict:
+        state = EntityState("p", "t")
+        for e in events:
+            if e.type == "trace-create":
+                apply(state, e, TRACE)
+            else:
+                synthesize_trace(state, e, table_of[e.type])
+        return state.values
+
+    for order in itertools.permutations([child, root, score]):
+        # Earliest start; named after the root observation, not the child nor the score.
+        assert trace(list(order)) == {"timestamp": 200, "name": "agent"}
+    for order in itertools.permutations([child, root, score, real]):
+        assert trace(list(order)) == {"timestamp": 250, "name": "run"}
