@@ -25,20 +25,27 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agenttrace.settings import Settings
-from bench.load import batch_body, new_key
+from bench.load import batch_body, new_key, otlp_body
 from sinks.clickhouse.client import ClickHouse
 
 
 async def main(args: argparse.Namespace) -> dict:
     project_id, pk, sk = await new_key()
-    headers = {
-        "Authorization": "Basic " + base64.b64encode(f"{pk}:{sk}".encode()).decode(),
-        "Content-Type": "application/json",
-    }
+    auth = "Basic " + base64.b64encode(f"{pk}:{sk}".encode()).decode()
+    headers = {"Authorization": auth, "Content-Type": "application/json"}
     url = args.url + "/api/public/ingestion"
     run = uuid.uuid4().hex[:8]
     n_bodies = int(args.rate * args.seconds / args.batch) + 1
-    bodies = [batch_body(run, n, args.batch) for n in range(n_bodies)]
+    if args.otlp:
+        # Every span of an OTLP body is an observation; its root span also makes a trace event.
+        send_url = args.url + "/v1/traces"
+        send_headers = {"Authorization": auth, "Content-Type": "application/x-protobuf"}
+        bodies = [otlp_body(run, n, args.batch) for n in range(n_bodies)]
+        per_body, ok = args.batch, 200
+    else:
+        send_url, send_headers = url, headers
+        bodies = [batch_body(run, n, args.batch) for n in range(n_bodies)]
+        per_body, ok = args.batch - 1, 207  # observations; the trace row is counted apart
     ch = ClickHouse(Settings.from_env().clickhouse)
     await ch.start()
     accepted = 0
@@ -55,10 +62,10 @@ async def main(args: argparse.Namespace) -> dict:
             if delay > 0:
                 await asyncio.sleep(delay)
             next_at += interval
-            async with session.post(url, data=bodies[i], headers=headers) as r:
+            async with session.post(send_url, data=bodies[i], headers=send_headers) as r:
                 await r.read()
-                if r.status == 207:
-                    accepted += args.batch - 1  # observations; the trace row is counted apart
+                if r.status == ok:
+                    accepted += per_body
                 else:
                     rejected += 1
 
@@ -105,6 +112,7 @@ async def main(args: argparse.Namespace) -> dict:
     await ch.close()
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 2 else [float("nan")] * 99
     return {
+        "project_id": project_id,
         "target_rate": args.rate,
         "accepted_observations": accepted,
         "rejected_requests": rejected,
@@ -125,4 +133,5 @@ if __name__ == "__main__":
     p.add_argument("--seconds", type=float, default=30)
     p.add_argument("--batch", type=int, default=100)
     p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--otlp", action="store_true", help="OTLP/HTTP protobuf spans instead of Langfuse batches")
     print(orjson.dumps(asyncio.run(main(p.parse_args()))).decode())

@@ -1,0 +1,128 @@
+"""CPU per event of every process during a fixed-rate end-to-end run, and the store's ceiling.
+
+    .venv/bin/python bench/cpu_budget.py --rate 8000 --seconds 20          # Langfuse batches
+    .venv/bin/python bench/cpu_budget.py --rate 8000 --seconds 20 --otlp   # OTLP/HTTP protobuf
+
+Runs `bench/e2e.py` against the stack of `make up` and reads each process's CPU time from
+/proc before and after: the api, every worker, Kafka, ClickHouse, Postgres (all its backends)
+and Redis; the load generator is the e2e child itself. Then it copies the run's observation
+rows out of ClickHouse and inserts them again into a scratch table in one `INSERT ... FORMAT
+JSONEachRow`, which is what the store takes when nothing else runs: the persisted rate divided
+by that rate says how close the pipeline comes to the store's own ceiling. Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PIDS = ROOT / ".stack" / "pids"
+CLICKHOUSE_HTTP = "http://127.0.0.1:8123/"
+TICK = os.sysconf("SC_CLK_TCK")
+APPS = ("api", "worker", "worker_2", "worker_postgres")
+SERVERS = {"kafka": "java", "clickhouse": "clickhouse", "postgres": "postgres", "redis": "redis-server"}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and of its children it has waited for."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / TICK  # utime, stime, cutime, cstime
+
+
+def processes() -> dict[str, list[int]]:
+    """name -> pids: the app's from their pid files, each server's with all its processes."""
+    found: dict[str, list[int]] = {}
+    for name in APPS:
+        path = PIDS / f"{name}.pid"
+        if path.exists():
+            found[name] = [int(path.read_text().split()[0])]
+    by_comm: dict[str, list[int]] = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                by_comm.setdefault((proc / "comm").read_text().strip(), []).append(int(proc.name))
+            except OSError:
+                continue
+    for name, comm in SERVERS.items():
+        found[name] = [pid for c, pids in by_comm.items() if c.startswith(comm) for pid in pids]
+    return found
+
+
+def snapshot(procs: dict[str, list[int]]) -> dict[str, float]:
+    out = {}
+    for name, pids in procs.items():
+        total = 0.0
+        for pid in pids:
+            try:
+                total += cpu_seconds(pid)
+            except OSError:
+                pass  # a backend that ended meanwhile
+        out[name] = total
+    return out
+
+
+def clickhouse(sql: str, data: bytes | None = None) -> bytes:
+    url = CLICKHOUSE_HTTP + "?" + urllib.parse.urlencode({"query": sql, "database": "agenttrace"})
+    with urllib.request.urlopen(urllib.request.Request(url, data=data, method="POST"), timeout=300) as r:
+        return r.read()
+
+
+def direct_insert_rate(project_id: str) -> tuple[int, float]:
+    """Rows/s of inserting this run's observation rows again, as one JSONEachRow insert."""
+    rows = clickhouse(f"SELECT * FROM observations WHERE project_id = '{project_id}' FORMAT JSONEachRow")
+    clickhouse("DROP TABLE IF EXISTS bench_direct")
+    clickhouse("CREATE TABLE bench_direct AS observations")
+    try:
+        start = time.perf_counter()
+        clickhouse("INSERT INTO bench_direct FORMAT JSONEachRow", rows)
+        elapsed = time.perf_counter() - start
+    finally:
+        clickhouse("DROP TABLE IF EXISTS bench_direct")
+    return rows.count(b"\n"), elapsed
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rate", type=float, default=8000)
+    p.add_argument("--seconds", type=float, default=20)
+    p.add_argument("--otlp", action="store_true")
+    args = p.parse_args()
+    procs = processes()
+    before, children_before = snapshot(procs), resource.getrusage(resource.RUSAGE_CHILDREN)
+    cmd = [sys.executable, str(ROOT / "bench" / "e2e.py"), "--rate", str(args.rate), "--seconds", str(args.seconds)]
+    run = json.loads(subprocess.run(cmd + (["--otlp"] if args.otlp else []), check=True, capture_output=True).stdout)
+    after, children_after = snapshot(procs), resource.getrusage(resource.RUSAGE_CHILDREN)
+    events = run["accepted_observations"]
+    used = {name: after[name] - before[name] for name in procs}
+    used["load generator"] = (children_after.ru_utime + children_after.ru_stime) - (
+        children_before.ru_utime + children_before.ru_stime
+    )
+    rows, seconds = direct_insert_rate(run["project_id"])
+    direct = rows / seconds if seconds else 0.0
+    print(
+        json.dumps(
+            {
+                "load": "otlp" if args.otlp else "batch",
+                "offered_per_s": args.rate,
+                "events": events,
+                "sustained_per_s": run["sustained_events_per_s"],
+                "cpu_us_per_event": {name: round(s * 1e6 / events, 1) for name, s in used.items()},
+                "cpu_us_per_event_total": round(sum(used.values()) * 1e6 / events, 1),
+                "direct_insert_rows_per_s": round(direct),
+                "persisted_to_direct_ratio": round(run["sustained_events_per_s"] / direct, 3) if direct else None,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
