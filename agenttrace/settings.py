@@ -66,6 +66,7 @@ class Settings:
                 max_event_bytes=int(num("MAX_EVENT_BYTES", EdgeConfig.max_event_bytes)),
                 max_inflight_bytes=int(num("MAX_INFLIGHT_BYTES", EdgeConfig.max_inflight_bytes)),
                 publish_timeout_s=num("PUBLISH_TIMEOUT_S", EdgeConfig.publish_timeout_s),
+                kafka_probe_interval_s=num("KAFKA_PROBE_INTERVAL_S", EdgeConfig.kafka_probe_interval_s),
                 rate_limit_per_minute=int(num("RATE_LIMIT_PER_MINUTE", EdgeConfig.rate_limit_per_minute)),
                 auth_cache_ttl_s=int(num("AUTH_CACHE_TTL_S", EdgeConfig.auth_cache_ttl_s)),
             ),

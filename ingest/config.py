@@ -21,6 +21,9 @@ class EdgeConfig:
     max_inflight_bytes: int = 64 * 1024 * 1024
     # How long a request waits for Kafka's acknowledgement before answering 503.
     publish_timeout_s: float = 10.0
+    # How often the edge pings Kafka. Once a ping or a publish fails, requests get 503 at once
+    # rather than each waiting publish_timeout_s, until a ping succeeds again.
+    kafka_probe_interval_s: float = 1.0
     # Events per project per minute; 0 disables the limit.
     rate_limit_per_minute: int = 0
     auth_cache_ttl_s: int = 60
@@ -32,8 +35,8 @@ class EdgeConfig:
             raise ValueError("max_inflight_bytes must be at least max_body_bytes")
         if self.max_event_bytes <= 0:
             raise ValueError("max_event_bytes must be positive")
-        if self.publish_timeout_s <= 0:
-            raise ValueError("publish_timeout_s must be positive")
+        if self.publish_timeout_s <= 0 or self.kafka_probe_interval_s <= 0:
+            raise ValueError("publish_timeout_s and kafka_probe_interval_s must be positive")
         if self.rate_limit_per_minute < 0 or self.auth_cache_ttl_s < 0:
             raise ValueError("rate limit and cache ttl must not be negative")
 
