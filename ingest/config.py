@@ -24,6 +24,12 @@ class EdgeConfig:
     # How often the edge pings Kafka. Once a ping or a publish fails, requests get 503 at once
     # rather than each waiting publish_timeout_s, until a ping succeeds again.
     kafka_probe_interval_s: float = 1.0
+    # Connections: at most this many open per process (more get 503 and are closed), idle
+    # keep-alive ones closed after keepalive_timeout_s, and one that has not sent a complete
+    # request head within header_timeout_s closed (slow clients hold sockets and buffers).
+    max_connections: int = 1024
+    keepalive_timeout_s: float = 30.0
+    header_timeout_s: float = 10.0
     # Events per project per minute; 0 disables the limit.
     rate_limit_per_minute: int = 0
     auth_cache_ttl_s: int = 60
@@ -37,6 +43,8 @@ class EdgeConfig:
             raise ValueError("max_event_bytes must be positive")
         if self.publish_timeout_s <= 0 or self.kafka_probe_interval_s <= 0:
             raise ValueError("publish_timeout_s and kafka_probe_interval_s must be positive")
+        if self.max_connections <= 0 or self.keepalive_timeout_s <= 0 or self.header_timeout_s <= 0:
+            raise ValueError("max_connections, keepalive_timeout_s and header_timeout_s must be positive")
         if self.rate_limit_per_minute < 0 or self.auth_cache_ttl_s < 0:
             raise ValueError("rate limit and cache ttl must not be negative")
 

@@ -93,3 +93,26 @@ async def test_client_gone_mid_body_is_499_not_500(http: aiohttp.ClientSession, 
     assert fives == 0, metrics
     assert gone >= 1, {k: v for k, v in metrics.items() if k[0] == "http_requests_total"}
     assert sample(metrics, "http_requests_total", method="POST", path="/api/public/ingestion", status="499") <= 1
+
+
+async def test_connections_are_capped_and_a_stalled_head_is_closed(http: aiohttp.ClientSession) -> None:
+    env = {"AGENTTRACE_MAX_CONNECTIONS": "20", "AGENTTRACE_HEADER_TIMEOUT_S": "1"}
+    async with edge_process(env) as edge:
+        held = [await asyncio.open_connection("127.0.0.1", edge.port) for _ in range(20)]
+        for _, writer in held:
+            writer.write(b"POST /api/public/ingestion HTTP/1.1\r\nHost: x\r\n")  # never finished
+        # Past the cap: an answer of 503 and a closed socket, not a queue.
+        reader, writer = await asyncio.open_connection("127.0.0.1", edge.port)
+        answer = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 503"), answer
+        # The stalled heads are closed after the header timeout, which frees the slots.
+        for reader, _ in held:
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+        async with http.get(f"{edge.url}/readyz") as r:
+            assert r.status == 200
+        metrics = await scrape(http, edge.url)
+        for _, writer in held:
+            writer.close()
+    assert sample(metrics, "http_connections_refused_total", reason="limit") >= 1
+    assert sample(metrics, "http_connections_refused_total", reason="header_timeout") >= 20
