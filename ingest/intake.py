@@ -92,8 +92,11 @@ class Intake:
         if declared is not None and declared > limit:
             raise BodyTooLarge(f"body exceeds {limit} bytes")  # before reading any of it
         held = self._inflight.hold_for(request)
-        # A chunked body's size is unknown until read: reserve the most it may be.
-        held.grow(limit if declared is None else declared)
+        parsed = self.config.memory_per_body_byte
+        encoded = bool(request.headers.get("Content-Encoding"))
+        # A chunked body's size is unknown until read: reserve the most it may be. A plain body
+        # reserves what parsing it will cost too, before a byte is read.
+        held.grow((limit if declared is None else declared) * (1 if encoded else 1 + parsed))
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:  # chunked, past client_max_size
@@ -101,8 +104,8 @@ class Intake:
         except ConnectionResetError as exc:  # the client hung up mid-body
             raise ClientGone(str(exc)) from None
         data = decompress(raw, request.headers.get("Content-Encoding"), limit)
-        if data is not raw:
-            held.grow(len(data))  # both copies are alive until parsed
+        if encoded:
+            held.grow(len(data) * (1 + parsed))  # the decompressed copy, and what it parses into
         return data
 
     async def json(self, request: web.Request) -> Any:
