@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
@@ -14,6 +16,8 @@ from agenttrace.settings import Settings
 from health.checks import Health
 from health.version import git_revision
 from ingest.app import EdgeClients, build_app
+from ingest.config import EdgeConfig
+from ingest.connections import ConnectionGuard
 
 
 def run_api(settings: Settings, host: str, port: int) -> None:
@@ -25,16 +29,33 @@ def run_api(settings: Settings, host: str, port: int) -> None:
         lambda: edge_clients(settings),
         Health(checks=[], revision=settings.revision or git_revision()),
     )
-    web.run_app(
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(serve(app, edge))
+
+
+async def serve(app: web.Application, edge: EdgeConfig) -> None:
+    """web.run_app's job, with the connection guard installed on aiohttp's server, which
+    run_app does not expose. SIGTERM or SIGINT stop it gracefully."""
+    runner = web.AppRunner(
         app,
-        loop=uvloop.new_event_loop(),
-        host=host,
-        port=port,
+        handle_signals=False,
         access_log=None,
-        print=None,
+        keepalive_timeout=edge.keepalive_timeout_s,
         # Bounded graceful shutdown: in-flight requests get their Kafka acknowledgement.
         shutdown_timeout=edge.publish_timeout_s + 5,
     )
+    await runner.setup()
+    try:
+        assert runner.server is not None
+        ConnectionGuard(runner.server, edge.max_connections, edge.header_timeout_s).install()
+        await web.TCPSite(runner, edge.host, edge.port).start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
 
 
 @asynccontextmanager

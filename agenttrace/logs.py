@@ -7,12 +7,32 @@ call site bound: request_id, project_id, trace_id, duration_ms, observations_cou
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from datetime import UTC
 from typing import Any
 
 import orjson
 from loguru import logger
+
+# Secrets never reach a log line, whoever logs: our code, aiokafka, or aiohttp's HTTP parser,
+# which quotes a malformed request's raw headers. Redaction runs on the finished JSON line, so
+# a value escaped inside a string (\r, \n, \x01, \u0000) cannot hide what follows it.
+_SECRETS = (
+    # An Authorization header's value: the rest of its JSON string, escapes included.
+    (re.compile(r"""(?i)(authorization(?:\\"|')?\s*[:=,]\s*(?:\\"|')?)(?:[^"\\]|\\.)+"""), r"\1***"),
+    # Credentials after a scheme, wherever they appear.
+    (re.compile(r"(?i)(?<![a-z])(basic|bearer|digest)(?:\s|\\t)+[^\s\"'\\,;]+"), r"\1 ***"),
+    # Secret keys, in clear or inside anything else (`pk-at-` keys are public).
+    (re.compile(r"sk-at-[^\s\"'\\,;:@]*"), "sk-at-***"),
+)
+
+
+def redact(line: str) -> str:
+    for pattern, replacement in _SECRETS:
+        line = pattern.sub(replacement, line)
+    return line
+
 
 _LEVELS = {"WARNING": "warn", "CRITICAL": "error", "SUCCESS": "info", "TRACE": "debug"}
 
@@ -31,7 +51,7 @@ def _line(record: dict[str, Any]) -> str:
     if record["exception"] is not None:
         exc = record["exception"]
         doc["error"] = f"{exc.type.__name__}: {exc.value}" if exc.type else None
-    return orjson.dumps(doc, default=str).decode()
+    return redact(orjson.dumps(doc, default=str).decode())
 
 
 def _sink_to(stream: Any) -> Any:

@@ -37,6 +37,14 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _QUIET_PATHS = frozenset({"/metrics", "/livez", "/readyz", "/health", "/version"})
 
 
+# nginx's code for a client that closed the connection before the answer; never sent.
+CLIENT_GONE = 499
+
+
+class ClientGone(Exception):
+    """The client hung up before its request was read: counted as 499 and logged at info."""
+
+
 def error(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
         status=status,
@@ -44,6 +52,13 @@ def error(status: int, kind: str, message: str, headers: dict[str, str] | None =
         content_type="application/json",
         headers=headers,
     )
+
+
+def _client_gone(request: web.Request, exc: Exception) -> bool:
+    if isinstance(exc, ClientGone):
+        return True
+    transport = request.transport
+    return isinstance(exc, ConnectionResetError) and (transport is None or transport.is_closing())
 
 
 @web.middleware
@@ -57,9 +72,15 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = await handler(request)
     except web.HTTPException as exc:
         response = exc  # aiohttp's own answers, e.g. 405 or 413 from client_max_size
-    except Exception:
-        logger.exception("unhandled error", request_id=request_id, path=request.path)
-        response = error(500, "internal", "internal error; it has been logged")
+    except Exception as exc:
+        if _client_gone(request, exc):
+            # Nobody is left to answer; not an error of ours, so not a 500 either.
+            request["log_msg"] = "client disconnected"
+            request["log"] = {**request.get("log", {}), "error": str(exc) or type(exc).__name__}
+            response = web.Response(status=CLIENT_GONE)
+        else:
+            logger.exception("unhandled error", request_id=request_id, path=request.path)
+            response = error(500, "internal", "internal error; it has been logged")
     response.headers["X-Request-ID"] = request_id
     elapsed = time.perf_counter() - start
     route = request.match_info.route.resource

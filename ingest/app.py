@@ -67,7 +67,10 @@ def build_app(
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         async with connect() as clients:
-            publisher = EventPublisher(clients.producer, events_topic, config.publish_timeout_s)
+            publisher = EventPublisher(
+                clients.producer, events_topic, config.publish_timeout_s, config.kafka_probe_interval_s
+            )
+            publisher.start()
             pg, redis = clients.postgres, clients.redis
             app["postgres"] = pg
             app["reader"] = Reader(clients.clickhouse)
@@ -85,7 +88,7 @@ def build_app(
                     Check("postgres", pg.ping),
                     Check("clickhouse", clients.clickhouse.ping, required=False),
                     Check("redis", redis.ping, required=False),
-                    Check("kafka", publisher.ping),
+                    Check("kafka", publisher.check),
                 ]
             )
             logger.info("api ready", host=config.host, port=config.port)

@@ -43,17 +43,10 @@ async def ingest_batch(request: web.Request) -> web.Response:
         headers = await intake.check_rate(caller, len(accepted))
         published = await intake.publish(caller, accepted, "batch", partial=True)
         request["log"].update(published.log_fields())
-        for position in reversed(published.too_large):
+        for position, status, reason in reversed(published.refused):
             event_id = successes.pop(position)["id"]
-            limit = intake.config.max_event_bytes
-            errors.append(
-                {
-                    "id": event_id,
-                    "status": 413,
-                    "message": "Event too large",
-                    "error": f"the event is larger than {limit} bytes once enveloped",
-                }
-            )
+            message = "Event too large" if status == 413 else "Invalid request data"
+            errors.append({"id": event_id, "status": status, "message": message, "error": reason})
         request["log"]["rejected"] = len(errors)
     request["log_msg"] = "batch ingested"
     return web.Response(

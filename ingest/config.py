@@ -16,11 +16,24 @@ class EdgeConfig:
     # default) and the producer's max_request_size; a larger event gets 413 at the edge rather
     # than a 503 that clients would retry forever. Raise all three together.
     max_event_bytes: int = 1_000_000
-    # Bytes of request bodies being processed at once; beyond it the edge answers 503
-    # instead of buffering, which keeps memory flat under overload.
+    # Memory held by requests being processed at once, counted from a body's first byte to
+    # its answer; beyond it the edge answers 503 instead of buffering, which keeps memory flat
+    # under overload. A request counts its body, its decompressed copy, and
+    # memory_per_body_byte per decompressed byte for what it is parsed into: bench/hostile.py
+    # measured ~23 (a 2.6 MB batch of 10,000 small events held ~60 MB until answered).
     max_inflight_bytes: int = 64 * 1024 * 1024
+    memory_per_body_byte: int = 24
     # How long a request waits for Kafka's acknowledgement before answering 503.
     publish_timeout_s: float = 10.0
+    # How often the edge pings Kafka. Once a ping or a publish fails, requests get 503 at once
+    # rather than each waiting publish_timeout_s, until a ping succeeds again.
+    kafka_probe_interval_s: float = 1.0
+    # Connections: at most this many open per process (more get 503 and are closed), idle
+    # keep-alive ones closed after keepalive_timeout_s, and one that has not sent a complete
+    # request head within header_timeout_s closed (slow clients hold sockets and buffers).
+    max_connections: int = 1024
+    keepalive_timeout_s: float = 30.0
+    header_timeout_s: float = 10.0
     # Events per project per minute; 0 disables the limit.
     rate_limit_per_minute: int = 0
     auth_cache_ttl_s: int = 60
@@ -30,10 +43,14 @@ class EdgeConfig:
             raise ValueError("edge port out of range")
         if self.max_body_bytes <= 0 or self.max_inflight_bytes < self.max_body_bytes:
             raise ValueError("max_inflight_bytes must be at least max_body_bytes")
+        if self.memory_per_body_byte < 0:
+            raise ValueError("memory_per_body_byte must not be negative")
         if self.max_event_bytes <= 0:
             raise ValueError("max_event_bytes must be positive")
-        if self.publish_timeout_s <= 0:
-            raise ValueError("publish_timeout_s must be positive")
+        if self.publish_timeout_s <= 0 or self.kafka_probe_interval_s <= 0:
+            raise ValueError("publish_timeout_s and kafka_probe_interval_s must be positive")
+        if self.max_connections <= 0 or self.keepalive_timeout_s <= 0 or self.header_timeout_s <= 0:
+            raise ValueError("max_connections, keepalive_timeout_s and header_timeout_s must be positive")
         if self.rate_limit_per_minute < 0 or self.auth_cache_ttl_s < 0:
             raise ValueError("rate limit and cache ttl must not be negative")
 

@@ -8,7 +8,7 @@ from loguru import logger
 from health.http import Handler, error
 from ingest.auth import AuthUnavailable, Unauthorized
 from ingest.encoding import ClientError
-from ingest.limits import Overloaded, RateLimited
+from ingest.limits import Overloaded, RateLimited, release_held
 from ingest.publisher import PublishError
 
 _CLIENT_ERRORS = {400: "bad_request", 413: "too_large", 415: "unsupported"}
@@ -16,6 +16,19 @@ _CLIENT_ERRORS = {400: "bad_request", 413: "too_large", 415: "unsupported"}
 
 @web.middleware
 async def translate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response = await _answer(request, handler)
+        if response.status in (413, 503) and request.content_length and not request.content.is_eof():
+            # Refused before its body was read: close rather than read and discard megabytes
+            # to keep the connection alive for a client that is sending too much anyway.
+            response.force_close()
+        return response
+    finally:
+        # The request's bytes count against the in-flight budget until its answer is built.
+        release_held(request)
+
+
+async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except Unauthorized as exc:

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from health.http import ClientGone
 from ingest.auth import Authenticator
 from ingest.config import EdgeConfig
 from ingest.encoding import BodyTooLarge, ClientError, DecodeError, decompress
@@ -19,6 +20,10 @@ from ingest.metrics import OBSERVATIONS_INGESTED, SCORES_CREATED, TRACES_INGESTE
 from ingest.publisher import EventPublisher
 from pipeline.envelope import Envelope
 from pipeline.events import OBSERVATION_TYPES
+
+# The deepest event body (itself one level) that encodes: orjson encodes 254 nested levels
+# and the envelope takes one. It parses 1,024, so a body it read may not encode.
+MAX_DEPTH = 253
 
 
 class EventTooLarge(ClientError):
@@ -34,8 +39,9 @@ class Accepted:
     events: int
     observations: int
     trace_id: str | None
-    # Positions (in the events given) of events left out for being larger than max_event_bytes.
-    too_large: tuple[int, ...] = ()
+    # Events left out, as (position in the events given, HTTP status, reason): 413 for an
+    # envelope past max_event_bytes, 400 for a body nested too deeply to encode.
+    refused: tuple[tuple[int, int, str], ...] = ()
 
     def log_fields(self) -> dict[str, Any]:
         return {"events": self.events, "observations_count": self.observations, "trace_id": self.trace_id}
@@ -75,18 +81,32 @@ class Intake:
         )
 
     async def body(self, request: web.Request) -> bytes:
-        """The decompressed body; 413 past the limit, 503 when too many bytes are in flight."""
+        """The decompressed body; 413 past the limit, 503 when too many bytes are in flight.
+
+        The bytes stay counted until the answer is sent (`hold_budget` releases them): the
+        body, its decompressed copy and what is parsed from it live that long, Kafka's
+        acknowledgement included.
+        """
         limit = self.config.max_body_bytes
         declared = request.content_length
         if declared is not None and declared > limit:
             raise BodyTooLarge(f"body exceeds {limit} bytes")  # before reading any of it
-        # A chunked body's size is unknown until read: reserve the most it may be.
-        async with self._inflight.hold(limit if declared is None else declared):
-            try:
-                raw = await request.read()
-            except web.HTTPRequestEntityTooLarge:  # chunked, past client_max_size
-                raise BodyTooLarge(f"body exceeds {limit} bytes") from None
-        return decompress(raw, request.headers.get("Content-Encoding"), limit)
+        held = self._inflight.hold_for(request)
+        parsed = self.config.memory_per_body_byte
+        encoded = bool(request.headers.get("Content-Encoding"))
+        # A chunked body's size is unknown until read: reserve the most it may be. A plain body
+        # reserves what parsing it will cost too, before a byte is read.
+        held.grow((limit if declared is None else declared) * (1 if encoded else 1 + parsed))
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:  # chunked, past client_max_size
+            raise BodyTooLarge(f"body exceeds {limit} bytes") from None
+        except ConnectionResetError as exc:  # the client hung up mid-body
+            raise ClientGone(str(exc)) from None
+        data = decompress(raw, request.headers.get("Content-Encoding"), limit)
+        if encoded:
+            held.grow(len(data) * (1 + parsed))  # the decompressed copy, and what it parses into
+        return data
 
     async def json(self, request: web.Request) -> Any:
         """The decompressed body parsed as JSON; DecodeError (400) when it is not JSON."""
@@ -118,14 +138,14 @@ class Intake:
     ) -> Accepted:
         """Envelope (event id, type, event time µs, body) tuples and append them.
 
-        An event past max_event_bytes fails the request with 413 (EventTooLarge) before anything
-        is sent; with `partial`, it is left out instead and named in Accepted.too_large, for
-        routes that answer per event.
+        An event past max_event_bytes fails the request with 413 (EventTooLarge), one nested too
+        deeply to encode with 400 (DecodeError), before anything is sent; with `partial`, it is
+        left out instead and named in Accepted.refused, for routes that answer per event.
         """
         now = time.time_ns() // 1000
         limit = self.config.max_event_bytes
         records = []
-        too_large: list[int] = []
+        refused: list[tuple[int, int, str]] = []
         counts = {"trace": 0, "observation": 0, "score": 0}
         trace_id: str | None = None
         for position, (event_id, etype, ts, body) in enumerate(events):
@@ -141,11 +161,19 @@ class Intake:
                 sdk_version=caller.sdk_version,
                 source=source,
             )
-            value = env.encode()
+            try:
+                value = env.encode()
+            except orjson.JSONEncodeError:
+                reason = f"event {event_id!r} is nested too deeply (at most {MAX_DEPTH} levels)"
+                if not partial:
+                    raise DecodeError(reason) from None
+                refused.append((position, 400, reason))
+                continue
             if len(value) > limit:
+                reason = f"the event is larger than {limit} bytes once enveloped"
                 if not partial:
                     raise EventTooLarge(f"event {event_id!r} is {len(value)} bytes; the limit is {limit}")
-                too_large.append(position)
+                refused.append((position, 413, reason))
                 continue
             records.append((env.key(), value))
             if trace_id is None:
@@ -161,7 +189,7 @@ class Intake:
         TRACES_INGESTED.labels(source).inc(counts["trace"])
         OBSERVATIONS_INGESTED.labels(source).inc(counts["observation"])
         SCORES_CREATED.labels(source).inc(counts["score"])
-        return Accepted(len(records), counts["observation"], trace_id, tuple(too_large))
+        return Accepted(len(records), counts["observation"], trace_id, tuple(refused))
 
 
 def _agent(request: web.Request) -> str:

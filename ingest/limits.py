@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
+from aiohttp import web
 from loguru import logger
 from redis.exceptions import RedisError
 
@@ -26,6 +27,15 @@ class RateLimited(Exception):
         self.limit, self.remaining, self.reset_s = limit, remaining, reset_s
 
 
+_HELD = "inflight_held"
+
+
+def release_held(request: web.BaseRequest) -> None:
+    held: Held | None = request.get(_HELD)
+    if held is not None:
+        held.release()
+
+
 class InflightBytes:
     """Bounds the request bytes held at once, so memory stays flat however many clients push."""
 
@@ -33,15 +43,41 @@ class InflightBytes:
         self.limit = limit
         self.used = 0
 
+    def hold_for(self, request: web.BaseRequest) -> Held:
+        """The request's share, created on first use; `release_held` frees it after the answer."""
+        held: Held | None = request.get(_HELD)
+        if held is None:
+            request[_HELD] = held = Held(self)
+        return held
+
     @asynccontextmanager
-    async def hold(self, n: int) -> AsyncIterator[None]:
-        if self.used and self.used + n > self.limit:
-            raise Overloaded("too many request bytes in flight")
-        self.used += n
+    async def hold(self, n: int) -> AsyncIterator[Held]:
+        """Hold `n` bytes for the block; Overloaded when they do not fit beside the others."""
+        held = Held(self)
+        held.grow(n)
         try:
-            yield
+            yield held
         finally:
-            self.used -= n
+            held.release()
+
+
+class Held:
+    """One request's share of the budget; it may grow (a body once decompressed) until released."""
+
+    def __init__(self, budget: InflightBytes) -> None:
+        self._budget = budget
+        self.n = 0
+
+    def grow(self, n: int) -> None:
+        # Alone, a request may pass the bound: progress is always possible.
+        if self._budget.used > self.n and self._budget.used + n > self._budget.limit:
+            raise Overloaded("too many request bytes in flight")
+        self._budget.used += n
+        self.n += n
+
+    def release(self) -> None:
+        self._budget.used -= self.n
+        self.n = 0
 
 
 # Fixed one-minute windows: INCRBY then EXPIRE on first use, atomically.

@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import functools
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
+from loguru import logger
 
 
 class PublishError(Exception):
@@ -42,13 +44,52 @@ def _consume(fut: asyncio.Future[None]) -> None:
 
 
 class EventPublisher:
-    def __init__(self, producer: AIOKafkaProducer, topic: str, timeout_s: float) -> None:
+    """Publishes, and knows whether Kafka is reachable: a background probe pings the brokers
+    every `probe_interval_s`, and any publish failure marks them down at once. While down,
+    publish() fails in microseconds (503 + Retry-After) instead of after `timeout_s`; the
+    probe brings it back when a ping succeeds again."""
+
+    def __init__(self, producer: AIOKafkaProducer, topic: str, timeout_s: float, probe_interval_s: float = 1.0) -> None:
         self._producer = producer
         self._topic = topic
         self._timeout_s = timeout_s
+        self._probe_interval_s = probe_interval_s
         self._pending: dict[int, _Pending] = {}
         self._inflight: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._probe: asyncio.Task[None] | None = None
+        self._outage: asyncio.Future[None] | None = None
+        # Why Kafka is known to be down, or None while it is taken to be up.
+        self.down: str | None = None
+
+    def start(self) -> None:
+        if self._probe is None:
+            self._probe = asyncio.create_task(self._watch())
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self._probe_interval_s)
+            try:
+                await asyncio.wait_for(self.ping(), max(self._probe_interval_s, 0.5))
+            except Exception as exc:  # a failed probe is a finding, not an error
+                self._mark_down(f"probe failed: {exc!r}" if str(exc) else "probe timed out")
+            else:
+                if self.down is not None:
+                    logger.info("Kafka reachable again", topic=self._topic)
+                self.down = None
+
+    def _mark_down(self, reason: str) -> None:
+        if self.down is None:
+            logger.warning("Kafka unavailable; answering 503 until a probe succeeds", reason=reason)
+        self.down = reason
+        if self._outage is not None and not self._outage.done():
+            self._outage.set_result(None)
+
+    async def check(self) -> None:
+        """For readiness: fails at once while Kafka is known down, else a real round trip."""
+        if self.down is not None:
+            raise PublishError(f"Kafka unavailable: {self.down}")
+        await self.ping()
 
     async def partitions(self) -> int:
         parts = await self._producer.partitions_for(self._topic)
@@ -68,9 +109,12 @@ class EventPublisher:
         """Append (key, value) records; return when all are acknowledged, else PublishError."""
         if not records:
             return
+        if self.down is not None:
+            raise PublishError(f"Kafka unavailable: {self.down}")
         try:
             n = await asyncio.wait_for(self.partitions(), self._timeout_s)
-        except (TimeoutError, KafkaError) as exc:
+        except (TimeoutError, KafkaError, PublishError) as exc:
+            self._mark_down(f"metadata: {exc!r}")
             raise PublishError(f"Kafka metadata unavailable: {exc!r}") from exc
         loop = asyncio.get_running_loop()
         by_partition: dict[int, Records] = {}
@@ -85,10 +129,28 @@ class EventPublisher:
             waits.append(fut)
             if p not in self._inflight:
                 self._start(p)
-        try:
-            await asyncio.wait_for(asyncio.gather(*waits), self._timeout_s)
-        except TimeoutError as exc:
-            raise PublishError(f"Kafka did not acknowledge within {self._timeout_s}s") from exc
+        acked: asyncio.Future[Any] = asyncio.gather(*waits)
+        outage: asyncio.Future[Any] = self._outage_signal()
+        # Whichever comes first: every acknowledgement, the probe finding Kafka down, the timeout.
+        done, _ = await asyncio.wait({acked, outage}, timeout=self._timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        if acked in done:
+            try:
+                acked.result()
+            except PublishError as exc:
+                self._mark_down(str(exc))
+                raise
+            return
+        acked.cancel()  # our chunks, not yet sent, are dropped
+        if outage in done:
+            raise PublishError(f"Kafka unavailable: {self.down}")
+        self._mark_down(f"no acknowledgement within {self._timeout_s}s")
+        raise PublishError(f"Kafka did not acknowledge within {self._timeout_s}s")
+
+    def _outage_signal(self) -> asyncio.Future[None]:
+        """Resolved when Kafka is next found down, so waiting requests answer 503 at once."""
+        if self._outage is None or self._outage.done():
+            self._outage = asyncio.get_running_loop().create_future()
+        return self._outage
 
     def _start(self, partition: int) -> None:
         self._inflight.add(partition)
@@ -131,5 +193,9 @@ class EventPublisher:
 
     async def stop(self) -> None:
         """Let in-flight batches finish so no acknowledged request is left unanswered."""
+        if self._probe is not None:
+            self._probe.cancel()
+            await asyncio.gather(self._probe, return_exceptions=True)
+            self._probe = None
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=self._timeout_s)

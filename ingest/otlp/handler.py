@@ -29,9 +29,9 @@ async def export_traces(request: web.Request) -> web.Response:
         headers = await intake.check_rate(caller, len(events))
         published = await intake.publish(caller, events, "otlp", partial=True)
         request["log"].update(published.log_fields())
-        if published.too_large:
-            rejected += len(published.too_large)
-            errors.append(f"{len(published.too_large)} events larger than {intake.config.max_event_bytes} bytes")
+        if published.refused:
+            rejected += len(published.refused)
+            errors.extend(sorted({reason for _, _, reason in published.refused}))
             request["log"]["rejected"] = rejected
     request["log_msg"] = "otlp spans ingested"
     message = "; ".join(errors)

@@ -31,6 +31,8 @@ OUR_METRICS: dict[str, frozenset[str]] = {
     "observations_ingested_total": frozenset({"source"}),
     "scores_created_total": frozenset({"source"}),
     "api_keys_created_total": frozenset(),
+    "http_connections_open": frozenset(),
+    "http_connections_refused_total": frozenset({"reason"}),
     "worker_jobs_processed_total": frozenset({"type", "status"}),
     "worker_job_duration_seconds": frozenset({"type"}),
     "worker_queue_depth": frozenset({"queue"}),

@@ -168,3 +168,43 @@ async def test_kafka_outage_gets_503_then_recovers(
         assert set(seen) <= {207, 503}, seen
         metrics = await scrape(http, edge.url)
         assert sample(metrics, "http_requests_total", method="POST", path="/api/public/ingestion", status="503") >= 6
+
+
+@pytest.mark.parametrize("fault", ["stall", "cut"])
+async def test_once_kafka_is_known_down_the_edge_answers_503_at_once_and_recovers_alone(
+    http: aiohttp.ClientSession, kafka_path: KafkaPath, project: NewKey, fault: str
+) -> None:
+    # The default publish timeout (10 s): answers must not wait for it once Kafka is known down.
+    env = {"AGENTTRACE_KAFKA_BOOTSTRAP": f"{PROXY[0]}:{PROXY[1]}", "AGENTTRACE_KAFKA_PROBE_INTERVAL_S": "0.5"}
+    async with edge_process(env) as edge:
+        status, _, _ = await _post(http, edge.url, project)
+        assert status == 207
+
+        cut_at = time.monotonic()
+        getattr(kafka_path, fault)()
+        # The background probe finds the outage; a request waiting meanwhile is answered then.
+        first, _, first_s = await _post(http, edge.url, project)
+        assert first == 503
+        await eventually(
+            lambda: _post(http, edge.url, project), lambda a: a[0] == 503 and a[2] < 0.2, timeout_s=8, every_s=0.1
+        )
+        detected_s = time.monotonic() - cut_at
+        answers = await asyncio.gather(*(_post(http, edge.url, project) for _ in range(20)))
+        slowest = max(elapsed for _, _, elapsed in answers)
+        print(
+            f"kafka {fault}: first request answered 503 in {first_s:.2f}s, fast 503s after {detected_s:.2f}s; "
+            f"slowest of 20 answers then {slowest * 1000:.0f} ms"
+        )
+        assert {status for status, _, _ in answers} == {503}
+        assert all(int(h["Retry-After"]) >= 1 for _, h, _ in answers)
+        assert slowest < 0.2, slowest
+        assert first_s < 3 and detected_s < 5, (first_s, detected_s)
+        # Not timed: readiness also pings ClickHouse and Postgres, which the test does not own.
+        async with http.get(f"{edge.url}/readyz") as r:
+            assert r.status == 503
+            assert "kafka" in (await r.json())["failing"]
+
+        await kafka_path.restore()
+        await eventually(lambda: _post(http, edge.url, project), lambda a: a[0] == 207, timeout_s=30, every_s=0.2)
+        async with http.get(f"{edge.url}/readyz") as r:
+            assert r.status == 200

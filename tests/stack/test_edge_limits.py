@@ -197,7 +197,11 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, s
 
 
 async def test_inflight_bytes_are_bounded(project: NewKey) -> None:
-    env = {"AGENTTRACE_MAX_BODY_BYTES": str(BODY_LIMIT), "AGENTTRACE_MAX_INFLIGHT_BYTES": str(INFLIGHT)}
+    env = {
+        "AGENTTRACE_MAX_BODY_BYTES": str(BODY_LIMIT),
+        "AGENTTRACE_MAX_INFLIGHT_BYTES": str(INFLIGHT),
+        "AGENTTRACE_MEMORY_PER_BODY_BYTE": "0",  # count body bytes only, so the sizes below tell
+    }
     async with edge_process(env) as edge:
         body = orjson.dumps(batch(2, pad=900 * 1024))  # two fit in the bound, a third does not
         auth = basic_auth(project)["Authorization"]

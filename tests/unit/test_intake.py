@@ -9,7 +9,8 @@ import pytest
 
 from ingest.admin import Admin
 from ingest.config import EdgeConfig
-from ingest.intake import Caller, EventTooLarge, Intake
+from ingest.encoding import DecodeError
+from ingest.intake import MAX_DEPTH, Caller, EventTooLarge, Intake
 from ingest.limits import InflightBytes, Overloaded
 
 CALLER = Caller(project_id="p1", request_id="req-1", sdk_name="test", sdk_version="0")
@@ -49,7 +50,7 @@ def events(big: int | None = None) -> list[tuple[str, str, int, dict[str, Any]]]
 async def test_publish_reports_what_it_appended() -> None:
     publisher = FakePublisher()
     accepted = await intake(publisher).publish(CALLER, events(), "batch")
-    assert (accepted.events, accepted.observations, accepted.trace_id, accepted.too_large) == (4, 2, "t1", ())
+    assert (accepted.events, accepted.observations, accepted.trace_id, accepted.refused) == (4, 2, "t1", ())
     assert accepted.log_fields() == {"events": 4, "observations_count": 2, "trace_id": "t1"}
     envelopes = [orjson.loads(v) for _, v in publisher.records]
     assert {e["request_id"] for e in envelopes} == {"req-1"}
@@ -67,9 +68,28 @@ async def test_an_event_too_large_for_kafka_fails_the_request_before_anything_is
 async def test_partial_publish_leaves_out_events_too_large_for_kafka() -> None:
     publisher = FakePublisher()
     accepted = await intake(publisher, max_event_bytes=1000).publish(CALLER, events(big=1), "batch", partial=True)
-    assert accepted.too_large == (1,)
+    assert [(position, status) for position, status, _ in accepted.refused] == [(1, 413)]
     assert (accepted.events, accepted.observations) == (3, 1)
     assert [orjson.loads(v)["id"] for _, v in publisher.records] == ["e1", "e3", "e4"]
+
+
+def _deep(depth: int) -> object:
+    doc: object = 1
+    for _ in range(depth):
+        doc = [doc]
+    return doc
+
+
+async def test_a_body_nested_past_what_encodes_is_a_client_error_not_a_crash() -> None:
+    publisher = FakePublisher()
+    deep = [("e1", "trace-create", 1, {"id": "t1", "metadata": _deep(400)})]
+    with pytest.raises(DecodeError) as exc:
+        await intake(publisher).publish(CALLER, deep, "batch")
+    assert exc.value.status == 400 and "nested too deeply" in exc.value.message
+    shallow = ("e2", "trace-create", 1, {"id": "t2", "metadata": _deep(MAX_DEPTH - 1)})
+    accepted = await intake(publisher).publish(CALLER, [*deep, shallow], "batch", partial=True)
+    assert [(position, status) for position, status, _ in accepted.refused] == [(0, 400)]
+    assert [orjson.loads(v)["id"] for _, v in publisher.records] == ["e2"]
 
 
 async def test_rate_headers_only_when_a_limit_is_configured() -> None:
@@ -95,6 +115,19 @@ async def test_inflight_bytes_admit_one_request_whatever_its_size_then_bound() -
                 pass
     async with inflight.hold(60), inflight.hold(40):
         assert inflight.used == 100
+    assert inflight.used == 0
+
+
+async def test_a_held_share_grows_within_the_bound_and_is_released_whole() -> None:
+    inflight = InflightBytes(100)
+    async with inflight.hold(30) as other:
+        held = inflight.hold_for({})  # type: ignore[arg-type]  # a request is a mapping
+        held.grow(50)  # the compressed body
+        with pytest.raises(Overloaded):
+            held.grow(50)  # its decompressed copy does not fit beside the other request
+        other.release()
+        held.grow(500)  # alone again: progress is always possible
+        held.release()
     assert inflight.used == 0
 
 
