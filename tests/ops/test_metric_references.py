@@ -31,6 +31,7 @@ OUR_METRICS: dict[str, frozenset[str]] = {
     "observations_ingested_total": frozenset({"source"}),
     "scores_created_total": frozenset({"source"}),
     "api_keys_created_total": frozenset(),
+    "api_keys_revoked_total": frozenset(),
     "worker_jobs_processed_total": frozenset({"type", "status"}),
     "worker_job_duration_seconds": frozenset({"type"}),
     "worker_queue_depth": frozenset({"queue"}),
