@@ -33,6 +33,7 @@ OUR_METRICS: dict[str, frozenset[str]] = {
     "api_keys_created_total": frozenset(),
     "api_keys_revoked_total": frozenset(),
     "worker_jobs_processed_total": frozenset({"type", "status"}),
+    "dead_letters_total": frozenset({"stage", "reason"}),
     "worker_job_duration_seconds": frozenset({"type"}),
     "worker_queue_depth": frozenset({"queue"}),
     "worker_active_jobs": frozenset({"type"}),
