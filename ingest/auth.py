@@ -35,8 +35,10 @@ from sinks.postgres.client import Postgres, PostgresError
 from sinks.postgres.keys import KeyMatch, project_for, project_for_secret
 
 REVOKED_CHANNEL = "agenttrace:auth:revoked"
-_ENTRY = "agenttrace:auth:{}"
-_INDEX = "agenttrace:auth:key:{}"
+# v2 entries are JSON (project, public key, expiry); the v1 entries of older processes held the
+# bare project id. Separate names, so processes of both versions can share one Redis.
+_ENTRY = "agenttrace:auth:v2:{}"
+_INDEX = "agenttrace:auth:v2:key:{}"
 
 
 class Unauthorized(Exception):
@@ -200,7 +202,7 @@ class Authenticator:
             expires_at = datetime.fromisoformat(doc["expires_at"]) if doc.get("expires_at") else None
             match = KeyMatch(str(doc["project_id"]), str(doc["public_key"]), expires_at)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            return None  # an entry of an older format: ask Postgres
+            return None  # not an entry of ours: ask Postgres
         remaining = _remaining_s(match.expires_at)
         return None if remaining is not None and remaining <= 0 else match
 
