@@ -41,7 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="create a key (and the project if new)")
     create.add_argument("--project", required=True, help="project name")
-    create.add_argument("--json", action="store_true", help="print {project_id, public_key, secret_key}")
+    create.add_argument("--expires-in-days", type=int, help="refuse the key after N days (default: never)")
+    create.add_argument("--json", action="store_true", help="print {project_id, public_key, secret_key, expires_at}")
+    keys_list = keys_sub.add_parser("list", help="a project's keys, newest first; secrets are never shown")
+    keys_list.add_argument("--project", required=True, help="project name")
+    keys_list.add_argument("--json", action="store_true", help="print a JSON array")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key; every api refuses it within seconds")
+    revoke.add_argument("--public-key", required=True)
 
     dlq = sub.add_parser("dlq", help="list and requeue dead-lettered events")
     dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
@@ -76,7 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
     if args.command == "keys":
-        return asyncio.run(_keys_create(settings, args.project, args.json))
+        if args.keys_command == "list":
+            return asyncio.run(_keys_list(settings, args.project, args.json))
+        if args.keys_command == "revoke":
+            return asyncio.run(_keys_revoke(settings, args.public_key))
+        return asyncio.run(_keys_create(settings, args.project, args.expires_in_days, args.json))
     if args.command == "dlq":
         return asyncio.run(_dlq(settings, args))
     if args.command == "replay":
@@ -139,9 +149,34 @@ async def _migrate(settings: Settings) -> int:
     return 0
 
 
-async def _keys_create(settings: Settings, project: str, as_json: bool) -> int:
+async def _keys_create(settings: Settings, project: str, expires_in_days: int | None, as_json: bool) -> int:
     from ingest.metrics import API_KEYS_CREATED
-    from sinks.postgres.keys import create_key, validate_project_name
+    from sinks.postgres.keys import create_key, validate_expiry_days, validate_project_name
+
+    try:
+        validate_project_name(project)
+        validate_expiry_days(expires_in_days)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    pg = await clients.postgres(settings)
+    try:
+        key = await create_key(pg, project, expires_in_days)
+    finally:
+        await pg.close()
+    API_KEYS_CREATED.inc()
+    # The only time the secret is ever shown.
+    doc = key.to_json()
+    if as_json:
+        sys.stdout.write(orjson.dumps(doc).decode() + "\n")
+    else:
+        for k, v in doc.items():
+            sys.stdout.write(f"{k}: {v if v is not None else 'never'}\n")
+    return 0
+
+
+async def _keys_list(settings: Settings, project: str, as_json: bool) -> int:
+    from sinks.postgres.keys import list_keys, validate_project_name
 
     try:
         validate_project_name(project)
@@ -150,16 +185,50 @@ async def _keys_create(settings: Settings, project: str, as_json: bool) -> int:
         return 2
     pg = await clients.postgres(settings)
     try:
-        key = await create_key(pg, project)
+        keys = await list_keys(pg, project)
     finally:
         await pg.close()
-    API_KEYS_CREATED.inc()
-    doc = {"project_id": key.project_id, "public_key": key.public_key, "secret_key": key.secret_key}
+    if keys is None:
+        print(f"error: no project named {project!r}", file=sys.stderr)
+        return 1
     if as_json:
-        sys.stdout.write(orjson.dumps(doc).decode() + "\n")
-    else:
-        for k, v in doc.items():
-            sys.stdout.write(f"{k}: {v}\n")
+        sys.stdout.write(orjson.dumps([k.to_json() for k in keys]).decode() + "\n")
+        return 0
+    sys.stdout.write("public_key\tsecret\tcreated_at\texpires_at\trevoked_at\n")
+    for k in keys:
+        doc = k.to_json()
+        sys.stdout.write(
+            f"{k.public_key}\t{k.display_secret}\t{doc['created_at']}\t{doc['expires_at'] or '-'}\t"
+            f"{doc['revoked_at'] or '-'}\n"
+        )
+    return 0
+
+
+async def _keys_revoke(settings: Settings, public_key: str) -> int:
+    from ingest.auth import invalidate
+    from ingest.metrics import API_KEYS_REVOKED
+    from sinks.postgres.keys import revoke_key
+
+    pg = await clients.postgres(settings)
+    try:
+        found = await revoke_key(pg, public_key)
+    finally:
+        await pg.close()
+    if not found:
+        print(f"error: no key {public_key!r}", file=sys.stderr)
+        return 1
+    API_KEYS_REVOKED.inc()
+    redis = await clients.redis_client(settings)
+    try:
+        invalidated = await invalidate(redis, public_key)
+    finally:
+        await redis.aclose()
+    sys.stdout.write(f"revoked {public_key}\n")
+    if not invalidated:
+        # The database refuses the key already; api processes stop trusting cached entries
+        # within their in-process TTL, or their Redis TTL if Redis comes back holding one.
+        print("warning: redis unreachable; cached entries expire on their own (AUTH_CACHE_TTL_S)", file=sys.stderr)
+        return 3
     return 0
 
 

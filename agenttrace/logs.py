@@ -2,6 +2,12 @@
 
 Fields: level, ts (ISO 8601 UTC, milliseconds), msg, caller (file.py:line), then whatever the
 call site bound: request_id, project_id, trace_id, duration_ms, observations_count, ...
+
+Warnings and errors are rate-limited per kind (logger and message): the first of a kind in a
+second is written, the rest of that second are counted, and the next line of that kind (or a
+summary, once the second is over and another line is written) carries `repeated=N`. During a
+broker outage aiokafka's metadata loop logs ~16k identical lines a second; they become one
+line a second per kind. Info and debug lines describe single events and are never limited.
 """
 
 from __future__ import annotations
@@ -9,6 +15,9 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
@@ -35,9 +44,10 @@ def redact(line: str) -> str:
 
 
 _LEVELS = {"WARNING": "warn", "CRITICAL": "error", "SUCCESS": "info", "TRACE": "debug"}
+_LIMITED_FROM = logging.WARNING  # loguru's WARNING has the stdlib's number
 
 
-def _line(record: dict[str, Any]) -> str:
+def _line(record: dict[str, Any], repeated: int = 0) -> str:
     doc: dict[str, Any] = {
         "level": _LEVELS.get(record["level"].name, record["level"].name.lower()),
         "ts": record["time"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.")
@@ -51,12 +61,82 @@ def _line(record: dict[str, Any]) -> str:
     if record["exception"] is not None:
         exc = record["exception"]
         doc["error"] = f"{exc.type.__name__}: {exc.value}" if exc.type else None
+    if repeated:
+        doc["repeated"] = repeated
     return redact(orjson.dumps(doc, default=str).decode())
 
 
-def _sink_to(stream: Any) -> Any:
+@dataclass
+class _Kind:
+    window_end: float
+    suppressed: int = 0
+    last: dict[str, Any] | None = None  # the newest suppressed record, for a summary line
+
+
+class RepeatLimiter:
+    """At most one line per `interval_s` per key; what it holds back is counted, not lost."""
+
+    def __init__(self, interval_s: float = 1.0, max_keys: int = 1000, clock: Callable[[], float] = time.monotonic):
+        self.interval_s = interval_s
+        self._max_keys = max_keys
+        self._clock = clock
+        self._kinds: dict[tuple[Any, ...], _Kind] = {}
+        self._next_sweep = 0.0
+
+    def admit(self, key: tuple[Any, ...], record: dict[str, Any] | None = None) -> int | None:
+        """None: hold this line back. Otherwise write it, with `repeated` = the returned count
+        of lines of its kind held back since the last one written."""
+        now = self._clock()
+        kind = self._kinds.get(key)
+        if kind is not None and now < kind.window_end:
+            kind.suppressed += 1
+            kind.last = record
+            return None
+        repeated = kind.suppressed if kind is not None else 0
+        if len(self._kinds) >= self._max_keys and kind is None:
+            self._kinds.clear()  # many distinct kinds are no flood; forget rather than grow
+        self._kinds[key] = _Kind(now + self.interval_s)
+        return repeated
+
+    def overdue(self) -> list[tuple[dict[str, Any], int]]:
+        """Summaries owed for kinds whose window ended with lines held back and none since:
+        (the newest held-back record, how many); each is owed once."""
+        now = self._clock()
+        if now < self._next_sweep:
+            return []
+        self._next_sweep = now + self.interval_s
+        owed = []
+        for key, kind in list(self._kinds.items()):
+            if now >= kind.window_end:
+                if kind.suppressed and kind.last is not None:
+                    owed.append((kind.last, kind.suppressed))
+                del self._kinds[key]
+        return owed
+
+
+def _key(record: dict[str, Any]) -> tuple[Any, ...]:
+    return (record["extra"].get("logger_name") or record["name"], record["level"].no, record["message"])
+
+
+def _sink_to(stream: Any, limiter: RepeatLimiter | None = None) -> Any:
     def sink(message: Any) -> None:
-        stream.write(_line(message.record) + "\n")
+        record = message.record
+        lines = []
+        if limiter is not None:
+            lines = [_line(last, n) for last, n in limiter.overdue()]
+            if record["level"].no >= _LIMITED_FROM:
+                repeated = limiter.admit(_key(record), record)
+                if repeated is None:
+                    if lines:
+                        stream.write("\n".join(lines) + "\n")
+                        stream.flush()
+                    return
+                lines.append(_line(record, repeated))
+            else:
+                lines.append(_line(record))
+        else:
+            lines.append(_line(record))
+        stream.write("\n".join(lines) + "\n")
         stream.flush()
 
     return sink
@@ -70,10 +150,11 @@ class _Intercept(logging.Handler):
         logger.opt(depth=6, exception=record.exc_info).log(level, record.getMessage(), logger_name=record.name)
 
 
-def configure(level: str = "INFO", *, component: str, stream: Any = None) -> None:
+def configure(level: str = "INFO", *, component: str, stream: Any = None, repeat_interval_s: float = 1.0) -> None:
     """Servers log to stdout; one-shot commands pass stderr so their output stays parseable."""
     logger.remove()
     logger.configure(extra={"component": component})
-    logger.add(_sink_to(stream or sys.stdout), level=level.upper(), backtrace=False, diagnose=False)
+    limiter = RepeatLimiter(repeat_interval_s) if repeat_interval_s > 0 else None
+    logger.add(_sink_to(stream or sys.stdout, limiter), level=level.upper(), backtrace=False, diagnose=False)
     logging.basicConfig(handlers=[_Intercept()], level=logging.WARNING, force=True)
     logging.getLogger("aiohttp.access").setLevel(logging.ERROR)

@@ -74,10 +74,12 @@ def build_app(
             pg, redis = clients.postgres, clients.redis
             app["postgres"] = pg
             app["reader"] = Reader(clients.clickhouse)
-            app["admin"] = admin.Admin(pg, admin_token)
+            app["admin"] = admin.Admin(pg, admin_token, redis)
+            auth = Authenticator(pg, redis, config.auth_cache_ttl_s)
+            await auth.start()
             app["intake"] = Intake(
                 config,
-                Authenticator(pg, redis, config.auth_cache_ttl_s),
+                auth,
                 publisher,
                 InflightBytes(config.max_inflight_bytes),
                 RateLimiter(redis, config.rate_limit_per_minute),
@@ -96,6 +98,7 @@ def build_app(
                 yield
             finally:
                 await publisher.stop()
+                await auth.stop()
         logger.info("api stopped")
 
     app.cleanup_ctx.append(resources)
@@ -103,6 +106,8 @@ def build_app(
     app.router.add_get(TRACE_PATH, get_trace)
     app.router.add_post("/api/public/scores", create_scores)
     app.router.add_post(admin.PATH, admin.create_project_key)
+    app.router.add_get(admin.PATH, admin.list_project_keys)
+    app.router.add_delete(admin.KEY_PATH, admin.revoke_project_key)
     for path in OTLP_PATHS:
         app.router.add_post(path, export_traces)
     app.router.add_get("/metrics", server_stats)

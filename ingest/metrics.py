@@ -6,6 +6,7 @@ TRACES_INGESTED = Counter("traces_ingested_total", "Total traces ingested", ["so
 OBSERVATIONS_INGESTED = Counter("observations_ingested_total", "Total observations ingested", ["source"])
 SCORES_CREATED = Counter("scores_created_total", "Total scores created", ["source"])
 API_KEYS_CREATED = Counter("api_keys_created_total", "API keys generated")
+API_KEYS_REVOKED = Counter("api_keys_revoked_total", "API keys revoked")
 
 # Both sources exist (at 0) from the start, so a dashboard never sees a series appear late.
 SOURCES = ("batch", "otlp")

@@ -21,6 +21,17 @@ from loguru import logger
 
 from pipeline.envelope import Envelope
 from pipeline.errors import EnvelopeError, StoreError
+from pipeline.metrics import DEAD_LETTERS
+
+
+def reason_kind(reason: str) -> str:
+    """The metric's reason (DEAD_LETTER_REASONS) for a sink's poison reason: the words come from
+    the PoisonEvent messages of pipeline/fold.py and sinks/postgres/rollup.py."""
+    if "timestamp" in reason or "time out of range" in reason:
+        return "bad_time"
+    if "out of range" in reason or "longer than" in reason:
+        return "out_of_range"
+    return "other"
 
 
 @dataclass(frozen=True)
@@ -33,14 +44,15 @@ class DeadLetter:
     project_id: str = ""
     event_type: str = ""
     request_id: str = ""
+    kind: str = "other"  # the dead_letters_total reason
 
     @classmethod
     def of_record(cls, rec: ConsumerRecord[bytes, bytes], reason: str, stage: str) -> DeadLetter:
-        return cls(stage, reason, rec.value or b"", rec.key)
+        return cls(stage, reason, rec.value or b"", rec.key, kind="undecodable")
 
     @classmethod
-    def of_envelope(cls, env: Envelope, reason: str, stage: str) -> DeadLetter:
-        return cls(stage, reason, env.encode(), env.key(), env.id, env.project_id, env.type, env.request_id)
+    def of_envelope(cls, env: Envelope, reason: str, stage: str, kind: str = "other") -> DeadLetter:
+        return cls(stage, reason, env.encode(), env.key(), env.id, env.project_id, env.type, env.request_id, kind)
 
 
 @dataclass(frozen=True)
@@ -116,6 +128,7 @@ class DeadLetters:
                 error=str(exc),
             )
         for d in letters:
+            DEAD_LETTERS.labels(d.stage, d.kind).inc()
             logger.warning(
                 "event dead-lettered",
                 stage=d.stage,

@@ -52,6 +52,20 @@ def _id(name: str, v: Any) -> None:
         raise InvalidEvent(f"body.{name} must be a non-empty string of at most 256 characters")
 
 
+# Session and user ids and model names are primary-key parts of the Postgres projection (a btree
+# entry must stay small); sinks/postgres/rollup.py dead-letters longer ones, so they are refused
+# here, per event, and the stage never sees one. Ids are held to 256 by _id.
+MAX_KEY_CHARS = 1000
+
+
+KEY_FIELDS = ("userId", "sessionId", "model")
+
+
+def _key(name: str, v: Any) -> None:
+    if not isinstance(v, str) or len(v) > MAX_KEY_CHARS:
+        raise InvalidEvent(f"body.{name} must be a string of at most {MAX_KEY_CHARS} characters")
+
+
 def event_time(name: str, v: Any) -> int | None:
     """A client's time as µs, within what every store holds; InvalidEvent otherwise."""
     try:
@@ -121,8 +135,8 @@ TRACE_FIELDS: dict[str, Check] = {
     **_COMMON,
     "id": _id,
     "name": _str,
-    "userId": _str,
-    "sessionId": _str,
+    "userId": _key,
+    "sessionId": _key,
     "release": _str,
     "version": _str,
     "tags": _tags,
@@ -138,7 +152,7 @@ OBSERVATION_FIELDS: dict[str, Check] = {
     "level": _level,
     "statusMessage": _str,
     "version": _str,
-    "model": _str,
+    "model": _key,
     "modelParameters": _obj,
     "usage": _num_map,
     "usageDetails": _num_map,
@@ -176,6 +190,23 @@ FIELDS_BY_TYPE: dict[str, dict[str, Check]] = {
 }
 
 
+def check_keys(body: dict[str, Any]) -> None:
+    """The stores' key limits alone, for events made by the OTLP mapping (whose coercions
+    already give every other field its type and range)."""
+    for name in KEY_FIELDS:
+        if body.get(name) is not None:
+            _key(name, body[name])
+
+
+def check_body(etype: str, body: dict[str, Any]) -> None:
+    """The field checks of `etype` on a body; InvalidEvent for the first that fails."""
+    fields = FIELDS_BY_TYPE[etype]
+    for name, value in body.items():
+        check = fields.get(name)
+        if check is not None and value is not None:
+            check(name, value)
+
+
 def normalize(event: Any) -> tuple[str, str, int, dict[str, Any]]:
     """Validate one batch event; return (event id, type, event time in µs, body).
 
@@ -190,15 +221,11 @@ def normalize(event: Any) -> tuple[str, str, int, dict[str, Any]]:
     etype = event.get("type")
     if not isinstance(etype, str) or etype not in FIELDS_BY_TYPE:
         raise InvalidEvent(f"unknown event type {etype!r}")
-    fields = FIELDS_BY_TYPE[etype]
     ts = event_time("event.timestamp", event.get("timestamp"))
     body: dict[str, Any] | None = event.get("body")
     if not isinstance(body, dict):
         raise InvalidEvent("event.body must be an object")
-    for name, value in body.items():
-        check = fields.get(name)
-        if check is not None and value is not None:
-            check(name, value)
+    check_body(etype, body)
     for name in TIME_FIELDS.get(etype, ()):
         if body.get(name) is not None:
             body[name] = event_time(f"body.{name}", body[name])

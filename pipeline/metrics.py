@@ -12,7 +12,11 @@ JOB_SECONDS = Histogram(
 QUEUE_DEPTH = Gauge("worker_queue_depth", "Current queue depth by queue", ["queue"])
 ACTIVE_JOBS = Gauge("worker_active_jobs", "Currently processing jobs", ["type"])
 
+DEAD_LETTERS = Counter("dead_letters_total", "Events dead-lettered by stage and reason", ["stage", "reason"])
+
 STATUSES = ("success", "retry", "dead_letter")
+# A closed set (pipeline/dead_letters.py, reason_kind): the stored reason text says the rest.
+DEAD_LETTER_REASONS = ("undecodable", "bad_time", "out_of_range", "store_refused", "other")
 
 
 def declare(stage: str) -> None:
@@ -20,6 +24,8 @@ def declare(stage: str) -> None:
     prometheus_client leaves a labelled metric out of /metrics until a label set is used."""
     for status in STATUSES:
         JOBS_PROCESSED.labels(stage, status)
+    for reason in DEAD_LETTER_REASONS:
+        DEAD_LETTERS.labels(stage, reason)
     JOB_SECONDS.labels(stage)
     QUEUE_DEPTH.labels(stage)
     ACTIVE_JOBS.labels(stage)

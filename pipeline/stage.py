@@ -19,7 +19,7 @@ from aiokafka.structs import ConsumerRecord
 from loguru import logger
 
 from pipeline.config import StageConfig
-from pipeline.dead_letters import DeadLetter, DeadLetters
+from pipeline.dead_letters import DeadLetter, DeadLetters, reason_kind
 from pipeline.envelope import Envelope
 from pipeline.errors import EnvelopeError
 from pipeline.metrics import ACTIVE_JOBS, JOB_SECONDS, JOBS_PROCESSED, QUEUE_DEPTH, declare
@@ -131,8 +131,21 @@ class Stage:
         start = time.perf_counter()
         ACTIVE_JOBS.labels(self.name).inc()
         try:
-            poison = await self._retrying("store write", lambda: isolate(self._sink.write, envelopes))
-            dead.extend(DeadLetter.of_envelope(env, reason, self.name) for env, reason in poison)
+            judged: set[int] = set()  # the envelopes the sink itself called poison (by identity)
+
+            async def write(batch: list[Envelope]) -> list[tuple[Envelope, str]]:
+                refused = await self._sink.write(batch)
+                judged.update(id(env) for env, _ in refused)
+                return refused
+
+            poison = await self._retrying("store write", lambda: isolate(write, envelopes))
+            # The rest were isolated by a store refusing them (a permanent StoreError).
+            dead.extend(
+                DeadLetter.of_envelope(
+                    env, reason, self.name, reason_kind(reason) if id(env) in judged else "store_refused"
+                )
+                for env, reason in poison
+            )
             if dead:
                 await self._retrying("dead-letter write", lambda: self._dlq.put(dead))
                 JOBS_PROCESSED.labels(self.name, "dead_letter").inc(len(dead))

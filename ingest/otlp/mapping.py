@@ -23,6 +23,7 @@ from typing import Any
 from ingest.otlp import attributes as coerce
 from ingest.otlp.attributes import SKIP, attributes_dict
 from ingest.otlp.router import WHOLE, Coerce, Router
+from pipeline.events import InvalidEvent, check_keys
 from pipeline.times import MAX_US, MIN_US, micros_to_iso
 
 # Slot groups. OBS and TRACE hold body fields; SHARED fields go to both bodies; the others
@@ -337,11 +338,18 @@ def _map_span(span: Any, context: tuple[Any, ...], result: MappingResult) -> str
                 trace[fld] = shared[fld]
         if trace_meta:
             trace["metadata"] = trace_meta
-        result.events.append(
-            {"id": f"{trace_id}-{span_id}-trace", "type": "trace-create", "timestamp": end, "body": trace}
-        )
-
-    result.events.append({"id": f"{span_id}-obs", "type": _EVENT_TYPES[obs_type], "timestamp": end, "body": body})
+        events = [{"id": f"{trace_id}-{span_id}-trace", "type": "trace-create", "timestamp": end, "body": trace}]
+    else:
+        events = []
+    events.append({"id": f"{span_id}-obs", "type": _EVENT_TYPES[obs_type], "timestamp": end, "body": body})
+    # The batch API's contract holds here too (e.g. a model name's length): a span the stages
+    # would dead-letter is refused now, with its reason, and none of its events are kept.
+    for event in events:
+        try:
+            check_keys(event["body"])
+        except InvalidEvent as exc:
+            return f"span {_show(raw_span)}: {exc}"
+    result.events.extend(events)
     return None
 
 

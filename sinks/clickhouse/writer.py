@@ -181,10 +181,13 @@ class ClickHouseWriter:
         poison: list[tuple[Envelope, str]] = []
         states: dict[Key, EntityState] = {}
         changed: list[Key] = []
+        cold: list[Key] = []  # observations no process had stored when this batch read
         # Traces last, so that only the observations and scores that were not poison name them.
         for key in sorted(grouped, key=lambda k: k[0] == TRACE):
             events = grouped[key]
             base = self._cache.get(key) or stored.get(key)
+            if base is None and key[0] == OBSERVATION:
+                cold.append(key)
             state = _copy(base) if base else EntityState(key[1], key[2])
             # Most entities have one event per batch: no sort (and no key function) for those.
             for env in sorted(events, key=_BY_TS) if len(events) > 1 else events:
@@ -215,12 +218,56 @@ class ClickHouseWriter:
             if rows:
                 await self._ch.insert(table, COLUMNS[table], rows)
                 CLICKHOUSE_INSERT_ROWS.labels(table).inc(len(rows))
+        await self._reconcile([k for k in cold if k in states], states)
         for key, state in states.items():
             self._cache[key] = state
             self._cache.move_to_end(key)
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return poison
+
+    async def _reconcile(self, keys: list[Key], states: dict[Key, EntityState]) -> None:
+        """Merge what another process wrote at the same time into the rows just written.
+
+        An update without traceId is keyed by its own id, so it can be folded by another
+        process than its create's, each reading no stored row: the row with the higher
+        revision would win and the other's fields be lost. Rows carry each field's version,
+        so rows merge in any order; after its insert a writer counts the rows of the entities
+        it found absent, and where there are two or more (the other writer inserted first,
+        and will not see ours if its count ran before our insert), merges them all into one
+        row above every revision. One narrow probe per batch with new observations.
+        """
+        wanted: dict[str, list[str]] = {}
+        for _, project, id_ in keys:
+            wanted.setdefault(project, []).append(id_)
+        merged: list[Key] = []
+        for project, ids in wanted.items():
+            where = f"project_id = {_quote(project)} AND id IN {IDS_TABLE}"
+            twice = await self._ch.fetch(
+                f"SELECT id FROM {OBSERVATION} WHERE {where} GROUP BY id HAVING count() > 1",
+                operation="probe_concurrent",
+                ids=ids,
+            )
+            if not twice:
+                continue
+            cols = COLUMNS[OBSERVATION]
+            found = await self._ch.fetch(
+                f"SELECT {', '.join(cols)} FROM {OBSERVATION} WHERE {where}",
+                operation="load_concurrent",
+                ids=[row[0] for row in twice],
+            )
+            for row in found:
+                other = self._state(OBSERVATION, dict(zip(cols, row, strict=True)))
+                key = (OBSERVATION, project, other.id)
+                state = states[key]
+                _merge_into(state, other)
+                state.revision = max(state.revision, other.revision + 1)
+                if key not in merged:
+                    merged.append(key)
+        if merged:
+            rows = [self._row(OBSERVATION, states[k]) for k in merged]
+            await self._ch.insert(OBSERVATION, COLUMNS[OBSERVATION], rows)
+            CLICKHOUSE_INSERT_ROWS.labels(OBSERVATION).inc(len(rows))
 
     async def _load(self, keys: list[Key]) -> dict[Key, EntityState]:
         """Stored states of `keys`, most of which are usually new entities.
@@ -300,6 +347,23 @@ class ClickHouseWriter:
                     value = micros_of_column(value)
                 state.values[column] = list(value) if column == "tags" else value
         return state
+
+
+def _merge_into(state: EntityState, other: EntityState) -> None:
+    """Field by field, the newer version wins (a tie keeps `state`'s); tags are a union."""
+    for vkey, version in other.versions.items():
+        column, dot, k = vkey.partition(".")
+        if dot and column in other.values and isinstance(other.values[column], dict):
+            if k in other.values[column]:
+                state.merge_map(column, {k: other.values[column][k]}, version)
+        elif vkey in other.values and version > state.versions.get(vkey, -2):
+            state.values[vkey] = other.values[vkey]
+            state.versions[vkey] = version
+    if other.values.get("tags"):
+        state.union("tags", list(other.values["tags"]))
+    if other.first_ts:
+        state.first_ts = min(state.first_ts, other.first_ts) if state.first_ts else other.first_ts
+    state.last_ts = max(state.last_ts, other.last_ts)
 
 
 def _copy(s: EntityState) -> EntityState:

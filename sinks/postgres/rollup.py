@@ -16,7 +16,7 @@ from typing import Any
 
 from pipeline.envelope import Envelope
 from pipeline.errors import PoisonEvent
-from pipeline.events import OBSERVATION_TYPES
+from pipeline.events import MAX_KEY_CHARS, OBSERVATION_TYPES
 from pipeline.fold import EntityState, as_text, body_time, usage_and_cost, with_totals
 
 # Observation events that feed the usage ledger: generations, and anything carrying a model or usage.
@@ -29,7 +29,8 @@ USAGE_KEYS = ("input", "output", "total")
 GENERATION_MAPS: dict[str, tuple[str, ...] | None] = {"usage_details": USAGE_KEYS, "cost_details": None}
 TRACE_COLUMNS = ("session_id", "user_id")
 # Ids, session and user ids and model names are primary-key parts; a btree entry must stay small.
-MAX_KEY_CHARS = 1000
+# MAX_KEY_CHARS is the edge's own limit (pipeline/events.py): events published before the edge
+# checked it are still dead-lettered here.
 # Event times beyond what a timestamp column holds (|µs| >= 1e17 is past the year 5000).
 MAX_EVENT_US = 10**17
 # Per generation and token kind: keeps the ledger's bigint sums far from overflowing (the batch

@@ -213,7 +213,7 @@ def test_pipeline_alerts_watch_lag_dead_letters_and_the_worker():
     assert squash(rules["WorkerDown"]["expr"]) == 'up{job="agenttrace-worker"} == 0'
     assert "deriv(worker_queue_depth[" in rules["ConsumerLagGrowing"]["expr"]
     assert re.search(r"worker_queue_depth > \d+", rules["ConsumerLagGrowing"]["expr"])
-    assert 'worker_jobs_processed_total{status="dead_letter"}' in rules["DeadLettersArriving"]["expr"]
+    assert "increase(dead_letters_total[" in rules["DeadLettersArriving"]["expr"]
     for rule in rules.values():
         assert rule["labels"]["severity"] in {"critical", "warning"}
         assert {"summary", "description"} <= set(rule["annotations"])

@@ -43,7 +43,8 @@ async def test_admin_creates_a_working_key(http: aiohttp.ClientSession, admin_to
         assert r.status == 201, await r.text()
         assert r.headers["Cache-Control"] == "no-store"
         doc = await r.json()
-    assert set(doc) == {"project_id", "public_key", "secret_key"}
+    assert set(doc) == {"project_id", "public_key", "secret_key", "expires_at"}
+    assert doc["expires_at"] is None
     assert doc["public_key"].startswith("pk-at-") and doc["secret_key"].startswith("sk-at-")
     assert await pg.fetch("SELECT name FROM projects WHERE id = %s", (doc["project_id"],)) == [(name,)]
     assert sample(await scrape(http, API), "api_keys_created_total") == before + 1

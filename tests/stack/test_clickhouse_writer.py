@@ -4,7 +4,9 @@ are read back; either way the row ends with every field of every event."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from typing import Any
 
 import pytest
 
@@ -65,3 +67,59 @@ async def test_a_create_after_its_update_merges_through_a_cold_cache(ch: ClickHo
     assert await rows(ch, sql) == merged
     count = await rows(ch, f"SELECT count() AS n FROM observations FINAL WHERE project_id = '{pid}'")
     assert count == [{"n": 51}]
+
+
+class HeldInserts:
+    """The real client, whose inserts wait for `release`: lets a test hold one writer between
+    reading (nothing stored) and inserting while another writer does both."""
+
+    def __init__(self, ch: ClickHouse) -> None:
+        self._ch = ch
+        self.release = asyncio.Event()
+        self.read = asyncio.Event()
+
+    async def fetch(self, *args: Any, **kwargs: Any) -> Any:
+        found = await self._ch.fetch(*args, **kwargs)
+        self.read.set()
+        return found
+
+    async def insert(self, *args: Any, **kwargs: Any) -> Any:
+        await self.release.wait()
+        return await self._ch.insert(*args, **kwargs)
+
+
+@pytest.mark.parametrize("held", ["create", "update"])
+async def test_an_update_and_its_create_folded_at_once_by_two_writers_merge(
+    ch: ClickHouse, project: NewKey, held: str
+) -> None:
+    """Issue 15 (10): an update without traceId is keyed by its own id, so another process than
+    its create's may fold it; both read no stored row. Whichever inserts first, the row read
+    back holds the fields of both."""
+    pid, gen = project.project_id, f"gen-{uuid.uuid4()}"
+    create = envelope(
+        pid,
+        "generation-create",
+        {"id": gen, "traceId": "t", "name": "llm", "model": "gpt-4o", "startTime": "2026-11-20T10:00:01Z"},
+        "2026-11-20T10:00:01Z",
+    )
+    update = envelope(
+        pid,
+        "generation-update",
+        {"id": gen, "output": "done", "usage": {"input": 5, "output": 2}},
+        "2026-11-20T10:00:05Z",
+    )
+    slow = HeldInserts(ch)
+    held_writer = ClickHouseWriter(slow, dialect_for(ch.version))  # type: ignore[arg-type]
+    first, second = (create, update) if held == "create" else (update, create)
+    # The held writer reads (nothing) and waits; the other reads (nothing), inserts, reconciles.
+    pending = asyncio.create_task(held_writer.write([first]))
+    await asyncio.wait_for(slow.read.wait(), 10)
+    assert await writer(ch).write([second]) == []
+    slow.release.set()
+    assert await pending == []
+    sql = (
+        f"SELECT id, type, name, provided_model_name, output, total_tokens FROM observations FINAL "
+        f"WHERE project_id = '{pid}' AND id = '{gen}'"
+    )
+    merged = {"id": gen, "type": "GENERATION", "name": "llm", "provided_model_name": "gpt-4o", "output": '"done"'}
+    assert await rows(ch, sql) == [{**merged, "total_tokens": 7}]

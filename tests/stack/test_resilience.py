@@ -44,7 +44,7 @@ from tests.stack.lanes import (
     observations,
     readiness,
 )
-from tests.support import API, WORKER, eventually
+from tests.support import API, WORKER, eventually, sample, scrape
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
@@ -447,6 +447,13 @@ async def test_poison_events_are_dead_lettered_and_the_stage_moves_on(
     assert len(on_topic) == 4, on_topic
     assert all(h["stage"] == "clickhouse" and h["reason"] for _, h in on_topic)
     assert garbage in [v for v, _ in on_topic]
+    # Each dead letter is counted with its reason, for DeadLettersArriving.
+    metrics = await scrape(http, worker.url)
+    counted = {
+        reason: sample(metrics, "dead_letters_total", stage="clickhouse", reason=reason)
+        for reason in ("undecodable", "bad_time", "out_of_range", "store_refused", "other")
+    }
+    assert counted == {"undecodable": 1, "bad_time": 2, "out_of_range": 0, "store_refused": 1, "other": 0}
     assert (await readiness(http, worker.url))[0] == 200
     worker.signal(signal.SIGTERM)
     assert (await worker.exited(DRAIN_S + 5))[0] == 0

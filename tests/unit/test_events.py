@@ -84,3 +84,19 @@ def test_unhashable_enum_values_are_refused(field: str, value) -> None:
     etype = "score-create" if field == "dataType" else "span-create"
     with pytest.raises(InvalidEvent, match=f"body.{field}"):
         normalize(_event(etype, {"traceId": "t", "name": "q", "value": 1, field: value}))
+
+
+@pytest.mark.parametrize(
+    ("etype", "field"),
+    [("trace-create", "userId"), ("trace-create", "sessionId"), ("generation-create", "model")],
+)
+def test_keys_the_postgres_stage_would_dead_letter_are_refused_at_the_edge(etype: str, field: str) -> None:
+    from pipeline.events import MAX_KEY_CHARS
+    from sinks.postgres import rollup
+
+    assert rollup.MAX_KEY_CHARS == MAX_KEY_CHARS  # one contract, one number
+    body = {"id": "x", "traceId": "t", field: "m" * MAX_KEY_CHARS}
+    normalize({"id": "e1", "type": etype, "timestamp": "2026-11-27T10:00:00Z", "body": dict(body)})
+    body[field] = "m" * (MAX_KEY_CHARS + 1)
+    with pytest.raises(InvalidEvent, match=f"body.{field} must be a string of at most {MAX_KEY_CHARS}"):
+        normalize({"id": "e1", "type": etype, "timestamp": "2026-11-27T10:00:00Z", "body": body})

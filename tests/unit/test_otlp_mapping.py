@@ -838,3 +838,13 @@ def test_values_nested_too_deep_for_the_envelope_are_cut() -> None:
     while isinstance(node, list):
         node = node[0]
     assert node == "[nested deeper than 128 levels]"
+
+
+@pytest.mark.parametrize("key", ["gen_ai.request.model", "user.id", "session.id"])
+def test_keys_past_the_edge_limit_reject_the_span(key: str) -> None:
+    from pipeline.events import MAX_KEY_CHARS
+
+    assert map_request(request(span({key: "k" * MAX_KEY_CHARS}, parent=ROOT))).rejected == 0
+    result = map_request(request(span({key: "k" * (MAX_KEY_CHARS + 1)}, parent=ROOT)))
+    assert result.rejected == 1 and result.events == []
+    assert f"at most {MAX_KEY_CHARS} characters" in result.errors[0]

@@ -1,0 +1,77 @@
+"""A repeated warning is written once per second per kind, with a count of what was held back."""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+
+import orjson
+from loguru import logger
+
+from agenttrace.logs import RepeatLimiter, configure
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_first_line_passes_the_rest_of_the_second_are_counted() -> None:
+    clock = Clock()
+    limiter = RepeatLimiter(1.0, clock=clock)
+    assert limiter.admit(("kafka", 30, "unable to connect")) == 0
+    assert [limiter.admit(("kafka", 30, "unable to connect")) for _ in range(999)] == [None] * 999
+    # Another kind is not held back by the first.
+    assert limiter.admit(("kafka", 30, "metadata failed")) == 0
+    clock.now += 1.0
+    assert limiter.admit(("kafka", 30, "unable to connect")) == 999
+    assert limiter.admit(("kafka", 30, "unable to connect")) is None
+    clock.now += 5.0
+    assert limiter.admit(("kafka", 30, "unable to connect")) == 1
+
+
+def test_held_back_lines_are_summarised_when_their_kind_goes_quiet() -> None:
+    clock = Clock()
+    limiter = RepeatLimiter(1.0, clock=clock)
+    limiter.admit(("k",), {"n": 0})
+    for i in range(1, 50):
+        limiter.admit(("k",), {"n": i})
+    assert limiter.overdue() == []  # still within its second
+    clock.now += 1.5
+    assert limiter.overdue() == [({"n": 49}, 49)]
+    clock.now += 1.5
+    assert limiter.overdue() == []  # owed once
+    assert limiter.admit(("k",)) == 0
+
+
+def test_distinct_kinds_beyond_the_bound_do_not_grow_the_table() -> None:
+    limiter = RepeatLimiter(1.0, max_keys=10, clock=Clock())
+    for i in range(1000):
+        assert limiter.admit((i,)) == 0
+    assert len(limiter._kinds) <= 10
+
+
+def test_a_flood_through_the_stdlib_becomes_one_line_a_second() -> None:
+    out = io.StringIO()
+    configure("INFO", component="test", stream=out)
+    try:
+        kafka = logging.getLogger("aiokafka.cluster")
+        start = time.monotonic()
+        for _ in range(10_000):
+            kafka.warning("Unable connect to node with id %s: %s", 1, "Connect call failed")
+        seconds = time.monotonic() - start
+        for i in range(3):
+            logger.info("batch written", n=i)  # info lines are never limited
+    finally:
+        configure("INFO", component="test", stream=io.StringIO())
+    lines = [orjson.loads(line) for line in out.getvalue().splitlines()]
+    warnings = [d for d in lines if d["level"] == "warn"]
+    assert 1 <= len(warnings) <= seconds + 2, (seconds, warnings)  # one a second, a summary at most
+    assert warnings[0]["msg"] == "Unable connect to node with id 1: Connect call failed"
+    assert warnings[0]["logger_name"] == "aiokafka.cluster"
+    assert len(warnings) + sum(d.get("repeated", 0) for d in warnings) <= 10_000
+    assert [d["n"] for d in lines if d["msg"] == "batch written"] == [0, 1, 2]
