@@ -102,16 +102,7 @@ def model_json(m: Model) -> dict[str, Any]:
         "isLangfuseManaged": m.project_id is None,
         "createdAt": m.created_at.isoformat().replace("+00:00", "Z"),
         "prices": {usage: {"price": price} for usage, price in prices.items()},
-        "pricingTiers": [
-            {
-                "id": f"{m.id}-standard",
-                "name": "Standard",
-                "isDefault": True,
-                "priority": 0,
-                "conditions": [],
-                "prices": dict(prices),
-            },
-        ],  # fmt: skip
+        "pricingTiers": [_standard_tier(m.id, prices)],
     }
 
 
