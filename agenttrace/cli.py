@@ -11,6 +11,8 @@ import asyncio
 import gc
 import signal
 import sys
+from pathlib import Path
+from typing import Any
 
 import orjson
 import uvloop
@@ -61,6 +63,17 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument("--all", action="store_true", help="every dead letter not requeued yet")
     dlq_requeue.add_argument("--project", help="with --all: only this project id")
 
+    models = sub.add_parser("models", help="model prices: the shipped defaults and each project's own")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    models_list = models_sub.add_parser("list", help="definitions, a project's own first")
+    models_list.add_argument("--project", help="project name (default: the shipped defaults alone)")
+    models_list.add_argument("--json", action="store_true")
+    models_import = models_sub.add_parser(
+        "import", help='load a price file ({"models": [...]}, prices per 1M units, as default_models.json)'
+    )
+    models_import.add_argument("file")
+    models_import.add_argument("--project", help="the project's own models (default: replace the shipped defaults)")
+
     replay = sub.add_parser("replay", help="fold the events topic again through one stage's sink")
     replay.add_argument("--stage", required=True, choices=list(STAGES))
     replay.add_argument(
@@ -89,6 +102,13 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_keys_create(settings, args.project, args.expires_in_days, args.json))
     if args.command == "dlq":
         return asyncio.run(_dlq(settings, args))
+    if args.command == "models":
+        try:
+            doc = orjson.loads(Path(args.file).read_bytes()) if args.models_command == "import" else None
+        except (OSError, orjson.JSONDecodeError) as exc:
+            print(f"error: {args.file}: {exc}", file=sys.stderr)
+            return 2
+        return asyncio.run(_models(settings, args, doc))
     if args.command == "replay":
         return asyncio.run(_replay(settings, args.stage, args.since))
     return 2
@@ -125,6 +145,7 @@ async def _migrate(settings: Settings) -> int:
     from pipeline.topics import ensure_topics
     from sinks.clickhouse import schema as ch_schema
     from sinks.postgres import schema as pg_schema
+    from sinks.postgres.models import ModelTable, default_models
 
     created = await clients.with_retry("kafka", lambda: ensure_topics(settings.kafka_bootstrap, settings.topics))
     ch = await clients.clickhouse(settings, database="default", pool_size=1)
@@ -137,6 +158,11 @@ async def _migrate(settings: Settings) -> int:
     pg = await clients.postgres(settings)
     try:
         pg_applied = await pg_schema.migrate(pg)
+        try:
+            models = await ModelTable(pg).load_defaults(default_models())
+        except ValueError as exc:
+            logger.error("the default model prices cannot be loaded", error=str(exc))
+            return 2
     finally:
         await pg.close()
     logger.info(
@@ -145,6 +171,7 @@ async def _migrate(settings: Settings) -> int:
         clickhouse_dialect=dialect.name,
         clickhouse_applied=ch_applied,
         postgres_applied=pg_applied,
+        default_models=models,
     )
     return 0
 
@@ -272,6 +299,7 @@ async def _replay(settings: Settings, stage: str, since: str | None) -> int:
 
     from agenttrace.worker import sink_for
     from pipeline.replay import Progress, parse_since, replay
+    from sinks.postgres.models import ModelTable
 
     try:
         since_ms = parse_since(since) if since else None
@@ -286,15 +314,83 @@ async def _replay(settings: Settings, stage: str, since: str | None) -> int:
         else:
             pg = await clients.postgres(settings)
             stack.push_async_callback(pg.close)
+        # Replays price with today's definitions: that is how history is re-priced.
+        prices_pg = pg or await clients.postgres(settings)
+        if prices_pg is not pg:
+            stack.push_async_callback(prices_pg.close)
+        book = await ModelTable(prices_pg).book()
         consumer = await clients.kafka_reader(settings)
         stack.push_async_callback(consumer.stop)
-        sink = sink_for(stage, settings, ch=ch, pg=pg)
+        sink = sink_for(stage, settings, ch=ch, pg=pg, prices=lambda: book)
         summary = await replay(
             consumer, sink, settings.topics.events, stage=stage, since_ms=since_ms, progress=Progress
         )
     for line in summary.lines():
         sys.stdout.write(line + "\n")
     return 0
+
+
+async def _models(settings: Settings, args: argparse.Namespace, doc: Any) -> int:
+    from sinks.postgres.keys import project_id_of
+    from sinks.postgres.models import ModelTable
+
+    pg = await clients.postgres(settings)
+    try:
+        table = ModelTable(pg)
+        project_id = None
+        if args.project:
+            project_id = await project_id_of(pg, args.project)
+            if project_id is None:
+                print(f"error: no project named {args.project!r}", file=sys.stderr)
+                return 2
+        if args.models_command == "import":
+            try:
+                count = await _import_models(table, doc, project_id)
+            except ValueError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            sys.stdout.write(f"imported {count} models\n")
+            return 0
+        models, _ = await table.visible(project_id or "", limit=10_000)
+    finally:
+        await pg.close()
+    if args.json:
+        sys.stdout.write(orjson.dumps([_model_json(m) for m in models]).decode() + "\n")
+        return 0
+    sys.stdout.write("id\tproject\tmodel\tpattern\tstart\tprices (USD per 1M)\n")
+    for m in models:
+        per_million = ", ".join(f"{k}={v * 1e6:g}" for k, v in sorted(m.prices.items()))
+        start = m.start_date.date().isoformat() if m.start_date else "-"
+        sys.stdout.write(
+            f"{m.id}\t{m.project_id or 'default'}\t{m.model_name}\t{m.match_pattern}\t{start}\t{per_million}\n"
+        )
+    return 0
+
+
+async def _import_models(table: Any, doc: Any, project_id: str | None) -> int:
+    from sinks.postgres.models import parse_definition
+
+    if project_id is None:
+        return await table.load_defaults(doc)
+    entries = doc.get("models") if isinstance(doc, dict) else None
+    if not isinstance(entries, list):
+        raise ValueError('the file must be an object with a "models" list')
+    parsed = [(e.get("id") if isinstance(e, dict) else None, parse_definition(e, per_million=True)) for e in entries]
+    for model_id, new in parsed:
+        await table.create(project_id, new, model_id if isinstance(model_id, str) and model_id else None)
+    return len(parsed)
+
+
+def _model_json(m: Any) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "projectId": m.project_id,
+        "modelName": m.model_name,
+        "matchPattern": m.match_pattern,
+        "startDate": m.start_date.isoformat() if m.start_date else None,
+        "unit": m.unit,
+        "prices": m.prices,
+    }
 
 
 if __name__ == "__main__":

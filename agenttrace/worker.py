@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 
 from aiohttp import web
@@ -23,12 +24,14 @@ from health.checks import Check, Health
 from health.http import observe
 from health.version import git_revision
 from pipeline.dead_letters import DeadLetters
+from pipeline.prices import PriceBook
 from pipeline.stage import Sink, Stage
 from sinks.clickhouse.client import ClickHouse
 from sinks.clickhouse.schema import dialect_for
 from sinks.clickhouse.writer import ClickHouseWriter
 from sinks.postgres.client import Postgres
 from sinks.postgres.dead_letters import DeadLetterTable
+from sinks.postgres.models import ModelTable, PriceRefresher
 from sinks.postgres.writer import PostgresWriter
 
 # A stage whose loop has not turned for this long is stuck; liveness fails so it is restarted.
@@ -61,6 +64,9 @@ async def run_worker(settings: Settings, stages: tuple[str, ...], host: str, por
         producer = await clients.kafka_producer(settings)
         stack.push_async_callback(producer.stop)
         dead_letters = DeadLetters(producer, settings.topics.dead_letters, DeadLetterTable(pg))
+        prices = PriceRefresher(ModelTable(pg), settings.stage.prices_refresh_s)
+        await clients.with_retry("postgres", prices.start)
+        stack.push_async_callback(prices.stop)
         health.checks.extend(
             [
                 Check("postgres", pg.ping),
@@ -71,7 +77,7 @@ async def run_worker(settings: Settings, stages: tuple[str, ...], host: str, por
         )
         running: list[Stage] = []
         for name in stages:
-            sink = sink_for(name, settings, ch=ch, pg=pg)
+            sink = sink_for(name, settings, ch=ch, pg=pg, prices=prices.book)
             consumer = await clients.kafka_consumer(settings, settings.stage.group_prefix + name)
             stack.push_async_callback(consumer.stop)
             stage = Stage(name, consumer, sink, dead_letters, settings.topics.events, settings.stage)
@@ -103,13 +109,20 @@ async def _wait(stop: asyncio.Event, stages: list[Stage]) -> None:
             pass
 
 
-def sink_for(name: str, settings: Settings, *, ch: ClickHouse | None = None, pg: Postgres | None = None) -> Sink:
+def sink_for(
+    name: str,
+    settings: Settings,
+    *,
+    prices: Callable[[], PriceBook],
+    ch: ClickHouse | None = None,
+    pg: Postgres | None = None,
+) -> Sink:
     """The sink of stage `name`, on the store client it needs (the other may be None)."""
     if name == "clickhouse" and ch is not None:
-        return ClickHouseWriter(ch, dialect_for(ch.version))
+        return ClickHouseWriter(ch, dialect_for(ch.version), prices=prices)
     if name == "postgres" and pg is not None:
         # A state must outlive every copy of its events the topic can still hand out.
-        return PostgresWriter(pg, horizon_s=2 * settings.topics.retention_ms / 1000)
+        return PostgresWriter(pg, horizon_s=2 * settings.topics.retention_ms / 1000, prices=prices)
     if name in STAGES:
         raise ValueError(f"stage {name!r} needs its store client")
     raise ValueError(f"unknown stage {name!r}; expected one of {', '.join(STAGES)}")

@@ -19,7 +19,7 @@ from prometheus_async.aio.web import server_stats
 
 from health.checks import Check, Health
 from health.http import observe
-from ingest import admin
+from ingest import admin, models
 from ingest.auth import Authenticator
 from ingest.batch import ingest_batch
 from ingest.config import EdgeConfig
@@ -113,5 +113,6 @@ def build_app(
     app.router.add_get("/metrics", server_stats)
     app.router.add_get(OPENAPI_PATH, openapi_document)
     app.router.add_get(PROJECTS_PATH, get_projects)
+    models.add_routes(app)
     health.add_routes(app)
     return app

@@ -36,6 +36,8 @@ class StageConfig:
     # SIGTERM drains: stop fetching, flush, commit, within this bound.
     drain_timeout_s: float = 20.0
     lag_interval_s: float = 3.0
+    # A change to model prices reaches every worker within this (plus one batch).
+    prices_refresh_s: float = 2.0
 
     def validate(self) -> None:
         if self.flush_rows < 1 or self.flush_interval_s <= 0 or self.max_fetch_records < 1:

@@ -43,6 +43,9 @@ class EntityState:
     last_ts: int = 0
     # The store's version of the row this state was read from or last written as (0: none).
     revision: int = 0
+    # What a sink derived from the fields when it last wrote them (a priced cost): a price
+    # change makes a row worth writing again even when no event changed it.
+    derived: Any = None
 
     def set(self, column: str, value: Any, ts: int) -> None:
         if value is None:
@@ -143,16 +146,6 @@ def _count(v: int | float) -> int:
     if not -(2**63) <= n < 2**63:
         raise PoisonEvent(f"usage value {v!r} is out of range")
     return n
-
-
-def with_totals(usage: dict[str, int], cost: dict[str, float]) -> tuple[dict[str, int], dict[str, float]]:
-    """The merged usage and cost with the totals a client left out, derived from the parts."""
-    usage, cost = dict(usage), dict(cost)
-    if usage and "total" not in usage:
-        usage["total"] = usage.get("input", 0) + usage.get("output", 0)
-    if cost and "total" not in cost:
-        cost["total"] = sum(cost.values())
-    return usage, cost
 
 
 # body key -> (column, converter); maps merge per key, everything else is last-writer-wins.

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from sinks.clickhouse.client import ClickHouseError
+
 MIGRATIONS_PACKAGE = "sinks.clickhouse.migrations"
 
 
@@ -26,6 +28,8 @@ class Dialect:
     score_indexes: str
     timestamp_partition: str
     start_time_partition: str
+    # 18.16 has no ADD COLUMN IF NOT EXISTS: migrate() tolerates "already exists" there instead.
+    if_not_exists: str
 
     @property
     def subsecond_type(self) -> bool:
@@ -45,6 +49,7 @@ MODERN = Dialect(
     score_indexes=",\n    INDEX idx_trace trace_id TYPE bloom_filter(0.01) GRANULARITY 1",
     timestamp_partition="timestamp",
     start_time_partition="start_time",
+    if_not_exists="IF NOT EXISTS ",
 )
 
 LEGACY = Dialect(
@@ -57,6 +62,7 @@ LEGACY = Dialect(
     score_indexes="",
     timestamp_partition="toDateTime(intDiv(timestamp, 1000000))",
     start_time_partition="toDateTime(intDiv(start_time, 1000000))",
+    if_not_exists="",
 )
 
 
@@ -104,7 +110,12 @@ async def migrate(execute: Execute, fetch: Fetch, dialect: Dialect, database: st
             continue
         # Statements are idempotent (IF NOT EXISTS), so a migration cut short is safe to rerun.
         for statement in m.statements(dialect, database):
-            await execute(statement)
+            try:
+                await execute(statement)
+            except ClickHouseError as exc:
+                # A rerun of a migration cut short, on a server without ADD COLUMN IF NOT EXISTS.
+                if not (statement.startswith("ALTER") and "already exists" in str(exc)):
+                    raise
         # INSERT ... SELECT, not VALUES: over the native protocol an 18.16 server waits for data
         # blocks after inline VALUES, while the driver waits for the result, and both hang.
         await execute(

@@ -9,6 +9,7 @@ stay in memory while this worker owns their partitions, which saves most of thos
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from operator import attrgetter, itemgetter
 from typing import Any
 
@@ -25,8 +26,8 @@ from pipeline.fold import (
     apply,
     synthesize_trace,
     table_of,
-    with_totals,
 )
+from pipeline.prices import PriceBook, priced
 from pipeline.times import column_of_micros, micros_of_column
 from sinks.clickhouse.client import IDS_TABLE, ClickHouse
 from sinks.clickhouse.schema import Dialect
@@ -91,6 +92,7 @@ COLUMNS = {
         "total_cost",
         "prompt_name",
         "prompt_version",
+        "usage_pricing_model_id",
         "field_versions",
         "created_at",
         "updated_at",
@@ -147,9 +149,17 @@ Key = tuple[str, str, str]  # table, project_id, id
 class ClickHouseWriter:
     # Entity states (with their inputs and outputs) are large: 200k of them cost ~700 MB and
     # the garbage collector's time; a batch or two of them catches updates soon after creates.
-    def __init__(self, client: ClickHouse, dialect: Dialect, *, cache_size: int = 20_000) -> None:
+    def __init__(
+        self,
+        client: ClickHouse,
+        dialect: Dialect,
+        *,
+        prices: Callable[[], PriceBook] = PriceBook,
+        cache_size: int = 20_000,
+    ) -> None:
         self._ch = client
         self._dialect = dialect
+        self._prices = prices
         self._cache: OrderedDict[Key, EntityState] = OrderedDict()
         self._cache_size = cache_size
         for table in COLUMNS:  # every table's series exists before its first insert
@@ -203,7 +213,9 @@ class ClickHouseWriter:
             if not state.last_ts:
                 continue  # nothing but poison for an entity not stored yet
             states[key] = state
-            if base is not None and _same(state, base):
+            if key[0] == OBSERVATION:
+                state.derived = self._priced(state)
+            if base is not None and _same(state, base) and state.derived == base.derived:
                 continue  # a redelivery or a replay: the stored row already says all this
             # ReplacingMergeTree keeps the row with the highest version. A fold must outrank the
             # row it was folded from even when it brought no newer event (a create arriving after
@@ -261,6 +273,7 @@ class ClickHouseWriter:
                 key = (OBSERVATION, project, other.id)
                 state = states[key]
                 _merge_into(state, other)
+                state.derived = self._priced(state)  # the merged usage and model price anew
                 state.revision = max(state.revision, other.revision + 1)
                 if key not in merged:
                     merged.append(key)
@@ -302,7 +315,7 @@ class ClickHouseWriter:
         v = {**_ROW_DEFAULTS[table], **s.values}
         v["project_id"], v["id"] = s.project_id, s.id
         if table == OBSERVATION:
-            usage, cost = with_totals(v.get("usage_details") or {}, v.get("cost_details") or {})
+            usage, cost, v["usage_pricing_model_id"] = s.derived or self._priced(s)
             v["usage_details"], v["cost_details"] = usage, cost
             v["input_tokens"] = max(0, int(usage.get("input", 0)))
             v["output_tokens"] = max(0, int(usage.get("output", 0)))
@@ -325,6 +338,14 @@ class ClickHouseWriter:
                     v[column] = column_of_micros(v[column], True)
         return _ROW_GETTERS[table](v)
 
+    def _priced(self, s: EntityState) -> tuple[dict[str, int], dict[str, float], str]:
+        """Usage and cost with totals and the costs inferred from the model's price, and its id."""
+        values = s.values
+        start = values.get("start_time", s.first_ts)
+        model = self._prices().match(s.project_id, values.get("provided_model_name") or "", start)
+        usage, cost, used = priced(values.get("usage_details") or {}, values.get("cost_details") or {}, model)
+        return usage, cost, model.id if used and model else ""
+
     def _state(self, table: str, row: dict[str, Any]) -> EntityState:
         versions = orjson.loads(row["field_versions"] or "{}")
         state = EntityState(
@@ -346,6 +367,13 @@ class ClickHouseWriter:
                 if column in TIME_COLUMNS[table] and value is not None:
                     value = micros_of_column(value)
                 state.values[column] = list(value) if column == "tags" else value
+        if table == OBSERVATION:
+            # As _priced() derived it when the row was written: compared to see if prices moved.
+            state.derived = (
+                orjson.loads(row["usage_details"] or "{}"),
+                orjson.loads(row["cost_details"] or "{}"),
+                row["usage_pricing_model_id"],
+            )
         return state
 
 

@@ -174,3 +174,8 @@ async def revoke_key(pg: Postgres, public_key: str, project_name: str | None = N
 async def project_name(pg: Postgres, project_id: str) -> str | None:
     rows = await pg.fetch("SELECT name FROM projects WHERE id = %s", (project_id,), operation="select_project")
     return rows[0][0] if rows else None
+
+
+async def project_id_of(pg: Postgres, name: str) -> str | None:
+    rows = await pg.fetch("SELECT id FROM projects WHERE name = %s", (name,), operation="project_by_name")
+    return rows[0][0] if rows else None

@@ -17,16 +17,17 @@ from typing import Any
 from pipeline.envelope import Envelope
 from pipeline.errors import PoisonEvent
 from pipeline.events import MAX_KEY_CHARS, OBSERVATION_TYPES
-from pipeline.fold import EntityState, as_text, body_time, usage_and_cost, with_totals
+from pipeline.fold import EntityState, as_text, body_time, usage_and_cost
+from pipeline.prices import PriceBook, priced
 
 # Observation events that feed the usage ledger: generations, and anything carrying a model or usage.
 GENERATION_EVENTS = frozenset({"generation-create", "generation-update", "embedding-create"})
 USAGE_FIELDS = ("model", "usage", "usageDetails", "costDetails")
 # The parts of a generation's folded state that place and size its contribution.
 GENERATION_COLUMNS = ("provided_model_name", "start_time")
-# Usage keys per name; every cost key, as a cost total the client left out is their sum.
+# The ledger's usage keys; every usage and cost key is kept, as each may be priced.
 USAGE_KEYS = ("input", "output", "total")
-GENERATION_MAPS: dict[str, tuple[str, ...] | None] = {"usage_details": USAGE_KEYS, "cost_details": None}
+GENERATION_MAPS: dict[str, tuple[str, ...] | None] = {"usage_details": None, "cost_details": None}
 TRACE_COLUMNS = ("session_id", "user_id")
 # Ids, session and user ids and model names are primary-key parts; a btree entry must stay small.
 # MAX_KEY_CHARS is the edge's own limit (pipeline/events.py): events published before the edge
@@ -178,9 +179,8 @@ def _fold(folded: dict[Key, TraceDelta], env: Envelope) -> None:
         state = gen.state
         state.set("provided_model_name", model, ts)
         state.set("start_time", start, ts)
-        kept = {k: usage[k] for k in USAGE_KEYS if k in usage}
-        if kept:
-            state.merge_map("usage_details", kept, ts)
+        if usage:
+            state.merge_map("usage_details", {clean(k): v for k, v in usage.items()}, ts)
         if cost:
             state.merge_map("cost_details", {clean(k): v for k, v in cost.items()}, ts)
         state.touch(ts)
@@ -196,7 +196,7 @@ def _key_text(v: Any) -> str | None:
     return None if text is None else clean(text)
 
 
-def apply_to_stored(stored: StoredTrace, delta: TraceDelta, changes: Changes) -> bool:
+def apply_to_stored(stored: StoredTrace, delta: TraceDelta, changes: Changes, prices: PriceBook) -> bool:
     """Join `delta` into `stored` (in place) and record what that changes; True if generations did.
 
     Idempotent: joining what is already joined (a redelivery, a replay, a client's retry that
@@ -233,17 +233,19 @@ def apply_to_stored(stored: StoredTrace, delta: TraceDelta, changes: Changes) ->
         doc = stored.generations.get(gen_id)
         if doc:
             gen_state, seen = state_from_doc(project, gen_id, doc), list(doc.get("e") or ())
-            before = contribution(gen_state, len(seen))
+            # What was counted, priced as it was then: a price change must not skew the undo.
+            before = contribution(gen_state, len(seen), None, counted=doc.get("c"))
             merge(gen_state, gen.state, GENERATION_COLUMNS, GENERATION_MAPS)
         else:  # new: the batch's fold holds only the ledger's fields already
             gen_state, seen, before = gen.state, [], None
         events = seen + sorted(gen.events.difference(seen))
-        new_doc = state_doc(gen_state, events)
+        after = contribution(gen_state, len(events), prices)
+        new_doc = state_doc(gen_state, events, after.cost)
         if new_doc == doc:
-            continue  # already joined: nothing to count, nothing to write
+            continue  # already joined and priced alike: nothing to count, nothing to write
         if before is not None:
             _add(changes.usage, project, before, -1)
-        _add(changes.usage, project, contribution(gen_state, len(events)), 1)
+        _add(changes.usage, project, after, 1)
         stored.generations[gen_id] = new_doc
         changed = True
     return changed
@@ -271,17 +273,29 @@ def merge(dst: EntityState, src: EntityState, columns: Iterable[str], maps: dict
             dst.values[column] = clean(dst.values[column])
 
 
-def contribution(state: EntityState, events: int) -> Contribution:
-    usage, costs = with_totals(state.values.get("usage_details") or {}, state.values.get("cost_details") or {})
-    cost = costs.get("total")
+def contribution(
+    state: EntityState, events: int, prices: PriceBook | None, *, counted: str | None = None
+) -> Contribution:
+    """A generation's share of the ledger, its cost priced by `prices` (None: the client's
+    costs alone, as states stored before pricing were counted), or `counted` when given."""
+    values = state.values
+    start = values.get("start_time") or state.first_ts
+    model = clean(values.get("provided_model_name") or "")
+    price = prices.match(state.project_id, model, start) if prices is not None and counted is None else None
+    usage, costs, _ = priced(values.get("usage_details") or {}, values.get("cost_details") or {}, price)
+    total = costs.get("total")
+    if counted is not None:
+        cost = Decimal(counted)
+    else:
+        cost = Decimal(repr(float(total))) if total is not None else Decimal(0)
     return Contribution(
-        day=_day(state.values.get("start_time") or state.first_ts),
-        model=clean(state.values.get("provided_model_name") or ""),
+        day=_day(start),
+        model=model,
         events=events,
         input=_tokens(usage.get("input")),
         output=_tokens(usage.get("output")),
         total=_tokens(usage.get("total")),
-        cost=Decimal(repr(float(cost))) if cost is not None else Decimal(0),
+        cost=cost,
     )
 
 
@@ -297,8 +311,8 @@ def _tokens(v: Any) -> int:
     return min(TOKENS_MAX, max(0, int(v or 0)))
 
 
-def state_doc(s: EntityState, events: list[str]) -> dict[str, Any]:
-    return {"v": s.values, "t": s.versions, "f": s.first_ts, "l": s.last_ts, "e": events}
+def state_doc(s: EntityState, events: list[str], cost: Decimal) -> dict[str, Any]:
+    return {"v": s.values, "t": s.versions, "f": s.first_ts, "l": s.last_ts, "e": events, "c": str(cost)}
 
 
 def state_from_doc(project: str, id_: str, doc: dict[str, Any]) -> EntityState:

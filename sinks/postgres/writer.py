@@ -32,12 +32,14 @@ does not grow without end.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import orjson
 from loguru import logger
 
 from pipeline.envelope import Envelope
 from pipeline.errors import PoisonEvent
+from pipeline.prices import PriceBook
 from sinks.postgres.client import Postgres, PostgresError, Transaction
 from sinks.postgres.rollup import (
     Changes,
@@ -59,8 +61,11 @@ SWEEP_S = 3600.0
 
 
 class PostgresWriter:
-    def __init__(self, client: Postgres, *, horizon_s: float = 14 * 86_400.0) -> None:
+    def __init__(
+        self, client: Postgres, *, horizon_s: float = 14 * 86_400.0, prices: Callable[[], PriceBook] = PriceBook
+    ) -> None:
         self._pg = client
+        self._prices = prices
         self._horizon_us = int(horizon_s * 1_000_000)
         self._next_prune = 0.0
         self._prune_page = 0
@@ -73,7 +78,7 @@ class PostgresWriter:
         poison, folded = _judge([e for e in envelopes if e.received_at >= horizon_us])
         if folded:
             async with self._pg.transaction(operation="pg_projection") as tx:
-                await _project(tx, folded)
+                await _project(tx, folded, self._prices())
         if time.monotonic() >= self._next_prune:
             self._next_prune = time.monotonic() + PRUNE_EVERY_S
             try:
@@ -118,11 +123,11 @@ def _judge(envelopes: list[Envelope]) -> tuple[list[tuple[Envelope, str]], dict[
     return poison, folded
 
 
-async def _project(tx: Transaction, folded: dict[Key, TraceDelta]) -> None:
+async def _project(tx: Transaction, folded: dict[Key, TraceDelta], prices: PriceBook) -> None:
     if not folded:
         return
     changes = Changes()
-    await _trace_states(tx, folded, changes)
+    await _trace_states(tx, folded, changes, prices)
     await tx.insert_many(
         "INSERT INTO sessions (project_id, session_id, first_seen, last_seen, trace_count, user_id, user_ts)",
         "(%s, %s, %s, %s, %s, %s, %s)",
@@ -175,7 +180,7 @@ async def _project(tx: Transaction, folded: dict[Key, TraceDelta]) -> None:
         )
 
 
-async def _trace_states(tx: Transaction, folded: dict[Key, TraceDelta], changes: Changes) -> None:
+async def _trace_states(tx: Transaction, folded: dict[Key, TraceDelta], changes: Changes, prices: PriceBook) -> None:
     """Join the batch into trace_states (locked rows, key order) and collect the changes."""
     rows = await tx.insert_many(
         "INSERT INTO trace_states (project_id, trace_id)",
@@ -191,7 +196,7 @@ async def _trace_states(tx: Transaction, folded: dict[Key, TraceDelta], changes:
         *columns, generations = row
         stored = StoredTrace(*columns)
         stored.generations = orjson.loads(generations)
-        generations_changed = apply_to_stored(stored, folded[(stored.project_id, stored.trace_id)], changes)
+        generations_changed = apply_to_stored(stored, folded[(stored.project_id, stored.trace_id)], changes, prices)
         written.append(
             (
                 stored.project_id,

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.envelope import Envelope
+from pipeline.prices import ModelPrice, PriceBook
 from pipeline.times import to_micros
 from sinks.postgres.rollup import (
     Changes,
@@ -32,7 +33,8 @@ BASE_US = 1_795_000_000_000_000
 class Store:
     """trace_states and the aggregates, as dicts, updated the way the writer's SQL does."""
 
-    def __init__(self) -> None:
+    def __init__(self, prices: PriceBook | None = None) -> None:
+        self.prices = prices or PriceBook([ModelPrice("m", None, "m", "^m$", {"input": 0.5, "output": 1.0})])
         self.traces: dict[Key, StoredTrace] = {}
         self.sessions: dict[Key, int] = {}
         self.users: dict[Key, int] = {}
@@ -46,7 +48,7 @@ class Store:
         changes = Changes()
         for key in sorted(folded):
             stored = self.traces.setdefault(key, StoredTrace(*key))
-            apply_to_stored(stored, folded[key], changes)
+            apply_to_stored(stored, folded[key], changes, self.prices)
         for table, agg in ((self.sessions, changes.sessions), (self.users, changes.users)):
             for key, a in agg.items():
                 table[key] = table.get(key, 0) + a.count
@@ -161,7 +163,23 @@ def test_a_correction_replaces_usage_and_an_early_update_moves_with_its_create()
     )
     from datetime import date
 
-    assert store.view()[2] == {("p", date(2026, 11, 21), "m"): (1, 2, 20, 10, 30, Decimal(0))}
+    # Priced at 0.5 per input and 1 per output token: 20 * 0.5 + 10 * 1.
+    assert store.view()[2] == {("p", date(2026, 11, 21), "m"): (1, 2, 20, 10, 30, Decimal(20))}
+
+
+def test_a_replay_under_new_prices_re_prices_exactly() -> None:
+    events = [
+        env("e1", "generation-create", 0, {"id": "g1", "traceId": "t", "model": "m", "usage": {"input": 4}}),
+        env("e2", "generation-create", 1, {"id": "g2", "traceId": "t", "model": "m", "usage": {"output": 2},
+                                           "costDetails": {"output": 7.0}}),
+    ]  # fmt: skip
+    store = Store()
+    store.write(events)
+    assert [v[5] for v in store.view()[2].values()] == [Decimal(9)]  # 4 * 0.5 + the client's 7
+    store.prices = PriceBook([ModelPrice("m2", None, "m", "^m$", {"input": 2.0, "output": 100.0})])
+    store.write(events)  # what `agenttrace replay` does after a price change
+    store.write(events)  # and again: nothing moves
+    assert [v[5] for v in store.view()[2].values()] == [Decimal(15)]  # 4 * 2 + the client's 7
 
 
 def store_day(ts: int):

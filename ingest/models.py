@@ -1,0 +1,137 @@
+"""/api/public/models: model price definitions in Langfuse's shapes, scoped by the key's project.
+
+A project sees its own definitions and the shipped defaults (`isLangfuseManaged: true`, which
+cannot be changed or deleted: a project overrides one by defining the same model itself).
+Changes reach every worker within seconds (sinks/postgres/models.py, PriceRefresher).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from health.http import error
+from ingest.auth import AuthUnavailable
+from ingest.encoding import ClientError
+from ingest.intake import Intake
+from sinks.postgres.client import PostgresError
+from sinks.postgres.models import Model, ModelTable, parse_definition
+
+PATH = "/api/public/models"
+ITEM_PATH = "/api/public/models/{id}"
+_MAX_LIMIT = 100
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get(PATH, list_models)
+    app.router.add_post(PATH, create_model)
+    app.router.add_get(ITEM_PATH, get_model)
+    app.router.add_delete(ITEM_PATH, delete_model)
+
+
+async def list_models(request: web.Request) -> web.Response:
+    project_id, table = await _caller(request)
+    page, limit = _positive(request, "page", 1), _positive(request, "limit", 50)
+    if limit > _MAX_LIMIT:
+        raise ClientError(f"limit must be at most {_MAX_LIMIT}")
+    try:
+        models, total = await table.visible(project_id, offset=(page - 1) * limit, limit=limit)
+    except PostgresError as exc:
+        raise AuthUnavailable(str(exc)) from exc
+    meta = {"page": page, "limit": limit, "totalItems": total, "totalPages": math.ceil(total / limit)}
+    return _json({"data": [model_json(m) for m in models], "meta": meta})
+
+
+async def create_model(request: web.Request) -> web.Response:
+    intake: Intake = request.app["intake"]
+    project_id, table = await _caller(request)
+    try:
+        new = parse_definition(await intake.json(request))
+    except ValueError as exc:
+        raise ClientError(str(exc)) from None
+    try:
+        model = await table.create(project_id, new)
+    except PostgresError as exc:
+        raise AuthUnavailable(str(exc)) from exc
+    request["log_msg"] = "model created"
+    request["log"] = {"model_id": model.id, "model_name": model.model_name}
+    return _json(model_json(model))
+
+
+async def get_model(request: web.Request) -> web.Response:
+    project_id, table = await _caller(request)
+    try:
+        model = await table.get(project_id, request.match_info["id"])
+    except PostgresError as exc:
+        raise AuthUnavailable(str(exc)) from exc
+    if model is None:
+        return error(404, "not_found", "Model not found")
+    return _json(model_json(model))
+
+
+async def delete_model(request: web.Request) -> web.Response:
+    project_id, table = await _caller(request)
+    model_id = request.match_info["id"]
+    try:
+        if await table.delete(project_id, model_id):
+            return _json({"message": "Model successfully deleted"})
+        model = await table.get(project_id, model_id)
+    except PostgresError as exc:
+        raise AuthUnavailable(str(exc)) from exc
+    if model is not None:  # a shipped default
+        raise ClientError("models managed by AgentTrace cannot be deleted; define the same model in your project")
+    return error(404, "not_found", "Model not found")
+
+
+def model_json(m: Model) -> dict[str, Any]:
+    prices = m.prices
+    return {
+        "id": m.id,
+        "modelName": m.model_name,
+        "matchPattern": m.match_pattern,
+        "startDate": m.start_date.isoformat().replace("+00:00", "Z") if m.start_date else None,
+        "unit": m.unit,
+        "inputPrice": prices.get("input"),
+        "outputPrice": prices.get("output"),
+        "totalPrice": prices.get("total"),
+        "tokenizerId": m.tokenizer_id,
+        "tokenizerConfig": m.tokenizer_config,
+        "isLangfuseManaged": m.project_id is None,
+        "createdAt": m.created_at.isoformat().replace("+00:00", "Z"),
+        "prices": {usage: {"price": price} for usage, price in prices.items()},
+        "pricingTiers": [_standard_tier(m.id, prices)],
+    }
+
+
+def _standard_tier(model_id: str, prices: dict[str, float]) -> dict[str, Any]:
+    """The one tier AgentTrace prices by, in the shape the current SDKs require."""
+    return {
+        "id": f"{model_id}-standard",
+        "name": "Standard",
+        "isDefault": True,
+        "priority": 0,
+        "conditions": [],
+        "prices": dict(prices),
+    }
+
+
+async def _caller(request: web.Request) -> tuple[str, ModelTable]:
+    intake: Intake = request.app["intake"]
+    caller = await intake.caller(request)
+    return caller.project_id, ModelTable(request.app["postgres"])
+
+
+def _positive(request: web.Request, name: str, default: int) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or int(raw) < 1 or len(raw) > 9:
+        raise ClientError(f"{name} must be a positive integer")
+    return int(raw)
+
+
+def _json(doc: Any) -> web.Response:
+    return web.Response(body=orjson.dumps(doc), content_type="application/json")

@@ -1,0 +1,155 @@
+"""Cost from model prices, against the running stages: the shipped defaults, a project's own
+models through the public API, a client's costs winning, and both projections agreeing."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+
+from sinks.clickhouse.client import ClickHouse
+from sinks.postgres.client import Postgres
+from sinks.postgres.keys import NewKey
+from tests.support import API, basic_auth, eventually
+
+pytestmark = pytest.mark.stack
+
+TIMEOUT_S = 30.0
+START = "2026-11-20T10:00:00Z"
+
+
+async def ingest(
+    http: aiohttp.ClientSession, key: NewKey, *bodies: dict[str, Any], etype: str = "generation-create"
+) -> None:
+    batch = [{"id": str(uuid.uuid4()), "type": etype, "timestamp": START, "body": b} for b in bodies]
+    async with http.post(f"{API}/api/public/ingestion", json={"batch": batch}, headers=basic_auth(key)) as r:
+        assert r.status == 207 and (await r.json())["errors"] == []
+
+
+def generation(model: str, usage: dict[str, int], **extra: Any) -> dict[str, Any]:
+    return {"id": f"gen-{uuid.uuid4()}", "traceId": f"tr-{uuid.uuid4()}", "model": model, "startTime": START,
+            "usageDetails": usage, **extra}  # fmt: skip
+
+
+async def row(ch: ClickHouse, project_id: str, gen_id: str) -> dict[str, Any] | None:
+    rows = await ch.fetch(
+        "SELECT cost_details, total_cost, usage_pricing_model_id FROM observations FINAL "
+        "WHERE project_id = %(p)s AND id = %(id)s",
+        {"p": project_id, "id": gen_id},
+    )
+    if not rows:
+        return None
+    cost, total, model_id = rows[0]
+    return {"cost": orjson.loads(cost), "total": total, "model_id": model_id}
+
+
+async def ledger_cost(pg: Postgres, project_id: str) -> Decimal:
+    rows = await pg.fetch("SELECT coalesce(sum(cost), 0) FROM usage_daily WHERE project_id = %s", (project_id,))
+    return Decimal(rows[0][0])
+
+
+async def test_a_gpt_4o_generation_without_cost_is_priced_in_both_projections(
+    http: aiohttp.ClientSession, project: NewKey, ch: ClickHouse, pg: Postgres
+) -> None:
+    plain = generation("gpt-4o", {"input": 1000, "output": 500})
+    dated = generation("gpt-4o-2024-08-06", {"input": 2000, "output": 0})
+    await ingest(http, project, plain, dated)
+    got = await eventually(
+        lambda: row(ch, project.project_id, plain["id"]), lambda r: r is not None, timeout_s=TIMEOUT_S
+    )
+    assert got["cost"] == pytest.approx({"input": 0.0025, "output": 0.005, "total": 0.0075})
+    assert got["total"] == pytest.approx(0.0075) and got["model_id"] == "at-openai-gpt-4o"
+    got = await eventually(
+        lambda: row(ch, project.project_id, dated["id"]), lambda r: r is not None, timeout_s=TIMEOUT_S
+    )
+    assert got["total"] == pytest.approx(0.005) and got["model_id"] == "at-openai-gpt-4o"
+    # The ledger sums the same costs.
+    await eventually(
+        lambda: ledger_cost(pg, project.project_id), lambda c: abs(c - Decimal("0.0125")) < 1e-12, timeout_s=TIMEOUT_S
+    )
+
+
+async def test_a_cost_the_client_sent_wins_and_an_embedding_is_priced(
+    http: aiohttp.ClientSession, project: NewKey, ch: ClickHouse
+) -> None:
+    sent = generation("gpt-4o", {"input": 1000, "output": 1000}, costDetails={"input": 1.0})
+    embedding = generation("text-embedding-3-small", {"input": 1_000_000})
+    await ingest(http, project, sent)
+    await ingest(http, project, embedding, etype="embedding-create")
+    got = await eventually(
+        lambda: row(ch, project.project_id, sent["id"]), lambda r: r is not None, timeout_s=TIMEOUT_S
+    )
+    assert got["cost"] == pytest.approx({"input": 1.0, "output": 0.01, "total": 1.01})
+    got = await eventually(
+        lambda: row(ch, project.project_id, embedding["id"]), lambda r: r is not None, timeout_s=TIMEOUT_S
+    )
+    assert got["total"] == pytest.approx(0.02) and got["model_id"] == "at-openai-text-embedding-3-small"
+
+
+async def test_a_project_s_own_model_overrides_the_default_within_seconds(
+    http: aiohttp.ClientSession, project: NewKey, ch: ClickHouse, pg: Postgres
+) -> None:
+    own = {"modelName": "gpt-4o", "matchPattern": "(?i)^gpt-4o$", "inputPrice": 0.001, "outputPrice": 0.002}
+    async with http.post(f"{API}/api/public/models", json=own, headers=basic_auth(project)) as r:
+        assert r.status == 200
+        model = await r.json()
+    assert model["isLangfuseManaged"] is False and model["prices"] == {
+        "input": {"price": 0.001},
+        "output": {"price": 0.002},
+    }
+
+    async def priced_total() -> Any:
+        gen = generation("gpt-4o", {"input": 10, "output": 10})
+        await ingest(http, project, gen)
+        got = await eventually(
+            lambda: row(ch, project.project_id, gen["id"]), lambda r: r is not None, timeout_s=TIMEOUT_S
+        )
+        return got["model_id"], got["total"]
+
+    # The workers reload prices every 2 s: a new event is priced by the project's model soon after.
+    _, total = await eventually(priced_total, lambda r: r[0] == model["id"], timeout_s=15, every_s=1.0)
+    assert total == pytest.approx(0.03)
+    # Another project still gets the default price.
+    async with http.get(f"{API}/api/public/models/{model['id']}", headers=basic_auth(project)) as r:
+        assert r.status == 200 and (await r.json())["id"] == model["id"]
+
+
+async def test_models_api_scopes_validates_and_protects_defaults(
+    http: aiohttp.ClientSession, project: NewKey, pg: Postgres
+) -> None:
+    from sinks.postgres.keys import create_key
+
+    other = await create_key(pg, f"test-{uuid.uuid4().hex[:12]}")
+    own = {"modelName": "mine", "matchPattern": "^mine$", "prices": {"input": 1e-6, "input_cached_tokens": 5e-7}}
+    async with http.post(f"{API}/api/public/models", json=own, headers=basic_auth(project)) as r:
+        assert r.status == 200
+        mine = await r.json()
+    async with http.get(f"{API}/api/public/models?limit=100", headers=basic_auth(project)) as r:
+        listed = await r.json()
+    assert listed["meta"]["totalItems"] >= 40 and listed["data"][0]["id"] == mine["id"]  # own first
+    assert any(m["id"] == "at-openai-gpt-4o" and m["isLangfuseManaged"] for m in listed["data"])
+    # Another project's key sees neither it nor can delete it.
+    async with http.get(f"{API}/api/public/models/{mine['id']}", headers=basic_auth(other)) as r:
+        assert r.status == 404
+    async with http.delete(f"{API}/api/public/models/{mine['id']}", headers=basic_auth(other)) as r:
+        assert r.status == 404
+    async with http.delete(f"{API}/api/public/models/at-openai-gpt-4o", headers=basic_auth(project)) as r:
+        assert r.status == 400 and "cannot be deleted" in (await r.json())["message"]
+    for bad in (
+        {"modelName": "x", "matchPattern": "(", "inputPrice": 1},
+        {"modelName": "x", "matchPattern": "^x$", "inputPrice": -1},
+        {"modelName": "x", "matchPattern": "^x$", "prices": {"tokens_of_joy": 1}},
+    ):
+        async with http.post(f"{API}/api/public/models", json=bad, headers=basic_auth(project)) as r:
+            assert r.status == 400, bad
+            assert (await r.json())["message"]
+    async with http.get(f"{API}/api/public/models?limit=1000", headers=basic_auth(project)) as r:
+        assert r.status == 400
+    async with http.delete(f"{API}/api/public/models/{mine['id']}", headers=basic_auth(project)) as r:
+        assert r.status == 200
+    async with http.get(f"{API}/api/public/models/{mine['id']}", headers=basic_auth(project)) as r:
+        assert r.status == 404

@@ -1,0 +1,107 @@
+"""Model prices: which definition prices a generation, and what it costs, in both projections."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.fold import EntityState
+from pipeline.prices import USAGE_TYPES, ModelPrice, PriceBook, priced
+from sinks.clickhouse.schema import dialect_for
+from sinks.clickhouse.writer import ClickHouseWriter
+from sinks.postgres.models import default_models, parse_definition
+from sinks.postgres.rollup import contribution
+
+DAY_US = 86_400_000_000
+GPT4O = ModelPrice("d-4o", None, "gpt-4o", r"^gpt-4o(-\d{4}-\d{2}-\d{2})?$", {"input": 2.5e-6, "output": 1e-5})
+OLD = ModelPrice("d-old", None, "old", "^old$", {"input": 1.0}, start_us=None)
+NEW = ModelPrice("d-new", None, "old", "^old$", {"input": 2.0}, start_us=100 * DAY_US)
+OWN = ModelPrice("p-4o", "p1", "gpt-4o", "^gpt-4o", {"input": 1e-6, "output": 2e-6}, created_us=5)
+
+
+def test_the_project_s_own_definition_wins_then_the_latest_start_date() -> None:
+    book = PriceBook([GPT4O, OLD, NEW, OWN])
+    assert book.match("p1", "GPT-4o-2024-08-06", 0) is OWN  # case-insensitive, dated variant
+    assert book.match("p2", "gpt-4o-2024-08-06", 0) is GPT4O  # another project sees the default
+    assert book.match("p2", "gpt-4o-mini", 0) is None
+    assert book.match("p2", "old", 99 * DAY_US) is OLD  # the new price starts on day 100
+    assert book.match("p2", "old", 100 * DAY_US) is NEW
+    assert book.match("p2", "", 0) is None
+
+
+def test_costs_are_inferred_per_usage_type_and_the_client_s_win() -> None:
+    usage, cost, inferred = priced({"input": 1000, "output": 500}, {}, GPT4O)
+    assert usage == {"input": 1000, "output": 500, "total": 1500}
+    assert cost == pytest.approx({"input": 0.0025, "output": 0.005, "total": 0.0075})
+    assert inferred
+    _, cost, _ = priced({"input": 1000, "output": 500}, {"input": 1.0}, GPT4O)
+    assert cost == pytest.approx({"input": 1.0, "output": 0.005, "total": 1.005})
+    _, cost, inferred = priced({"input": 10}, {"total": 3.0}, None)
+    assert cost == {"total": 3.0} and not inferred
+    total_only = ModelPrice("t", None, "t", "^t$", {"total": 0.5})
+    assert priced({"input": 2, "output": 2}, {}, total_only)[1] == {"total": 2.0}
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"modelName": "m", "matchPattern": "(unclosed", "inputPrice": 1}, "regular expression"),
+        ({"modelName": "m", "matchPattern": "^m$", "inputPrice": -1}, ">= 0"),
+        ({"modelName": "m", "matchPattern": "^m$", "prices": {"bogus": 1}}, "unknown usage type"),
+        ({"modelName": "m", "matchPattern": "^m$"}, "at least one price"),
+        ({"modelName": "", "matchPattern": "^m$", "inputPrice": 1}, "modelName"),
+        ({"modelName": "m", "matchPattern": "^m$", "inputPrice": 1, "totalPrice": 1}, "totalPrice"),
+        ({"modelName": "m", "matchPattern": "^m$", "inputPrice": 1, "prices": {"input": 1}}, "one way"),
+        ({"modelName": "m", "matchPattern": "^m$", "unit": "LITERS", "inputPrice": 1}, "unit"),
+        ({"modelName": "m", "matchPattern": "^m$", "inputPrice": 1, "startDate": "soon"}, "startDate"),
+        (
+            {"modelName": "m", "matchPattern": "^m$",
+             "pricingTiers": [{"isDefault": False, "conditions": [{"usageDetailPattern": "input"}], "prices": {}}]},
+            "not supported",
+        ),
+    ],
+)  # fmt: skip
+def test_bad_definitions_are_refused_with_a_reason(doc: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_definition(doc)
+
+
+def test_a_pattern_that_matches_nothing_and_a_default_tier_are_fine() -> None:
+    tier = {"name": "Standard", "isDefault": True, "priority": 0, "conditions": [], "prices": {"input": 1e-6}}
+    new = parse_definition({"modelName": "m", "matchPattern": "^never$", "pricingTiers": [tier]})
+    assert new.prices == {"input": 1e-6} and new.unit == "TOKENS"
+
+
+def test_the_shipped_defaults_parse_and_price_gpt_4o() -> None:
+    doc = default_models()
+    book = PriceBook(
+        ModelPrice(m["id"], None, m["modelName"], m["matchPattern"], parse_definition(m, per_million=True).prices)
+        for m in doc["models"]
+    )
+    assert doc["source_date"]
+    for name in ("gpt-4o", "gpt-4o-2024-08-06", "openai/gpt-4o"):
+        found = book.match("p", name, 0)
+        assert found is not None and found.id == "at-openai-gpt-4o"
+        assert found.prices["input"] == pytest.approx(2.5e-6)
+    for name in ("claude-3-5-sonnet-20241022", "gemini-2.5-flash", "text-embedding-3-small", "deepseek-chat"):
+        assert book.match("p", name, 0) is not None, name
+
+
+usage_maps = st.dictionaries(st.sampled_from(sorted(USAGE_TYPES)), st.integers(0, 10**7), max_size=5)
+cost_maps = st.dictionaries(st.sampled_from(sorted(USAGE_TYPES)), st.floats(0, 100), max_size=3)
+price_maps = st.dictionaries(st.sampled_from(sorted(USAGE_TYPES - {"total"})), st.floats(0, 1e-3), min_size=1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(usage=usage_maps, cost=cost_maps, prices=price_maps, model=st.sampled_from(["gpt-x", "other"]))
+def test_both_projections_give_the_same_cost(usage: dict, cost: dict, prices: dict, model: str) -> None:
+    book = PriceBook([ModelPrice("m1", None, "gpt-x", "^gpt-x$", prices)])
+    values = {"provided_model_name": model, "start_time": 5, "usage_details": usage, "cost_details": cost}
+    state = EntityState("p", "g", values=values, first_ts=5, last_ts=5)
+    _, ch_cost, model_id = ClickHouseWriter(None, dialect_for((18, 16, 1)), prices=lambda: book)._priced(state)  # type: ignore[arg-type]
+    pg = contribution(state, 1, book)
+    assert pg.cost == (Decimal(repr(float(ch_cost["total"]))) if "total" in ch_cost else Decimal(0))
+    assert model_id == ("m1" if priced(usage, cost, book.match("p", model, 5))[2] else "")
