@@ -73,7 +73,8 @@ class Params:
             raise ClientError(f"invalid {name}: {raw!r} is not an ISO 8601 datetime") from None
         if parsed.tzinfo is None:
             raise ClientError(f"invalid {name}: {raw!r} has no timezone (Z or an offset)")
-        return micros_from_datetime(parsed)
+        # Before the epoch nothing was recorded; 18.16 keeps times as unsigned µs.
+        return max(0, micros_from_datetime(parsed))
 
     def choice(self, name: str, allowed: frozenset[str]) -> str | None:
         value = self.text(name)

@@ -111,7 +111,7 @@ async def list_scores_v3(request: web.Request, project_id: str, reader: Reader) 
         raise ClientError("invalid observationId: needs traceId")
     cursor = decode_cursor(p.text("cursor"))
     offset = cursor.get("offset") if cursor else 0
-    if not isinstance(offset, int) or offset < 0:
+    if not isinstance(offset, int) or not 0 <= offset < 2**62:
         raise ClientError("invalid cursor: Invalid cursor format")
     listing = await reader.scores(project_id, score_filter(p, SCORE_TYPES), Page(limit, offset))
     out_meta: dict[str, Any] = {"limit": limit}
