@@ -30,6 +30,7 @@ CLIENTS = Path(__file__).resolve().parent / "clients"
 
 # The SDK releases under test; bump deliberately, the venvs follow.
 LANGFUSE_V2 = "langfuse==2.60.10"  # the last 2.x: batch ingestion API
+LANGFUSE_V4 = "langfuse==4.14.3"  # the last 4.x: the read clients 5.x dropped (trace, sessions, scores)
 LANGFUSE_V5 = "langfuse==5.0.4"  # current: OTLP/HTTP spans, scores via /api/public/scores
 
 SdkRun = Callable[[str], Awaitable[dict[str, Any]]]
@@ -87,6 +88,11 @@ def sdk_runner(python: Path, script: str, project: NewKey) -> SdkRun:
 @pytest.fixture(scope="session")
 def langfuse_v2_python() -> Path:
     return sdk_venv("langfuse2", LANGFUSE_V2)
+
+
+@pytest.fixture(scope="session")
+def langfuse_v4_python() -> Path:
+    return sdk_venv("langfuse4", LANGFUSE_V4)
 
 
 @pytest.fixture(scope="session")
