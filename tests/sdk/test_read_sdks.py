@@ -7,6 +7,7 @@ that SDK's models, and prints what it got.
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from pathlib import Path
 from typing import Any
@@ -116,3 +117,19 @@ async def test_langfuse_v4_reads(langfuse_v4_python: Path, project: NewKey) -> N
     assert got["score"] == ["quality", 0.9]
     assert got["v3"] == sorted([["note", "TEXT", "fine"], ["ok", "BOOLEAN", True], ["quality", "NUMERIC", 0.9],
                                 ["tone", "CATEGORICAL", "calm"]])  # fmt: skip
+
+
+async def test_langfuse_js_v3_reads(langfuse_js_v3: Path, project: NewKey) -> None:
+    run = uuid.uuid4().hex[:12]
+    await seed(project, run)
+    node = Path(shutil.which("node") or "node")
+    got = await sdk_runner(node, "langfuse_js3_reads.cjs", project, str(langfuse_js_v3))(run)
+    trace, span, gen = f"trace-{run}", f"span-{run}", f"gen-{run}"
+    assert got["trace"] == {"id": trace, "observations": sorted([gen, span]), "latency": 2.0}
+    assert got["traces"] == [trace] and got["none"] == 0  # tags arrive comma-joined: all must match
+    assert got["meta"] == {"page": 1, "limit": 50, "totalItems": 1, "totalPages": 1}
+    assert got["observations"] == [gen]
+    assert got["observation"] == [gen, "gpt-4o", {"input": 12, "output": 3, "total": 15, "unit": "TOKENS"}]
+    assert got["sessions"] == [f"session-{run}"]
+    # fetch* does not throw on a JSON error: it hands the body back, so errors must be JSON.
+    assert got["missing"]["error"] == "not_found"
