@@ -88,7 +88,11 @@ class Select:
         return self
 
     def between(self, column: str, start_us: int | None, end_us: int | None) -> Select:
-        """`start <= column < end`, also before deduplicating, so old partitions are skipped."""
+        """`start <= column < end`, also before deduplicating, so old partitions are skipped.
+
+        The price: a row whose time was moved out of the window by a later version still shows
+        as its older version. Times are set once by the SDKs in practice.
+        """
         if start_us is not None:
             self.window.append(f"{column} >= {self.time(start_us)}")
             self.needs.add(column)
