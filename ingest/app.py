@@ -19,7 +19,7 @@ from prometheus_async.aio.web import server_stats
 
 from health.checks import Check, Health
 from health.http import observe
-from ingest import admin, models
+from ingest import admin, models, read, read_scores, read_sessions
 from ingest.auth import Authenticator
 from ingest.batch import ingest_batch
 from ingest.config import EdgeConfig
@@ -32,8 +32,6 @@ from ingest.otlp.handler import export_traces
 from ingest.projects import PATH as PROJECTS_PATH
 from ingest.projects import get_projects
 from ingest.publisher import EventPublisher
-from ingest.read import PATH as TRACE_PATH
-from ingest.read import get_trace
 from ingest.scores import create_scores
 from sinks.clickhouse.client import ClickHouse
 from sinks.clickhouse.reader import Reader
@@ -103,7 +101,22 @@ def build_app(
 
     app.cleanup_ctx.append(resources)
     app.router.add_post("/api/public/ingestion", ingest_batch)
-    app.router.add_get(TRACE_PATH, get_trace)
+    for path, handler in (
+        (read.TRACES_PATH, read.list_traces),
+        (read.TRACE_PATH, read.get_trace),
+        (read.OBSERVATIONS_PATH, read.list_observations),
+        (read.OBSERVATION_PATH, read.get_observation),
+        (read.OBSERVATIONS_V2_PATH, read.list_observations_v2),
+        (read_sessions.SESSIONS_PATH, read_sessions.list_sessions),
+        (read_sessions.SESSION_PATH, read_sessions.get_session),
+        (read_sessions.DAILY_PATH, read_sessions.daily_metrics),
+        (read_scores.SCORES_PATH, read_scores.list_scores),
+        (read_scores.SCORE_PATH, read_scores.get_score),
+        (read_scores.SCORES_V2_PATH, read_scores.list_scores_v2),
+        (read_scores.SCORE_V2_PATH, read_scores.get_score_v2),
+        (read_scores.SCORES_V3_PATH, read_scores.list_scores_v3),
+    ):
+        app.router.add_get(path, handler, allow_head=False)
     app.router.add_post("/api/public/scores", create_scores)
     app.router.add_post(admin.PATH, admin.create_project_key)
     app.router.add_get(admin.PATH, admin.list_project_keys)

@@ -31,6 +31,15 @@ async def translate(request: web.Request, handler: Handler) -> web.StreamRespons
 async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
+    except web.HTTPMethodNotAllowed as exc:
+        if not request.path.startswith("/api/"):
+            raise
+        allow = ", ".join(sorted(exc.allowed_methods))
+        return error(405, "method_not_allowed", f"{request.method} is not allowed here; use {allow}", {"Allow": allow})
+    except web.HTTPNotFound:
+        if not request.path.startswith("/api/"):
+            raise
+        return error(404, "not_found", f"no endpoint at {request.path}")
     except Unauthorized as exc:
         return error(401, "unauthorized", str(exc), {"WWW-Authenticate": 'Basic realm="agenttrace"'})
     except ClientError as exc:

@@ -1,12 +1,14 @@
-"""GET /api/public/traces/{traceId}: one merged trace, its observations and scores.
+"""Langfuse's public read API for traces and observations, scoped to the caller's project.
 
-The answer follows Langfuse's public API (camelCase, ISO 8601 times with microseconds); the rows
-come from sinks/clickhouse/reader.py. Authentication is the ingestion API's: the key decides
-the project.
+Rows come from sinks/clickhouse/reader.py and are shaped by ingest/shapes.py. Authentication
+is the ingestion API's: the key decides the project, so another project's ids are simply not
+found. A store failure or a read past its time limit answers 503 with Retry-After.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from functools import wraps
 from typing import Any
 
 import orjson
@@ -14,109 +16,173 @@ from aiohttp import web
 from loguru import logger
 
 from health.http import error
-from pipeline.times import micros_to_iso
+from ingest import shapes
+from ingest.encoding import ClientError
+from ingest.params import LEVELS, OBSERVATION_TYPES, Params, decode_cursor, encode_cursor
 from sinks.clickhouse.client import ClickHouseError
-from sinks.clickhouse.reader import Reader
+from sinks.clickhouse.reader import Cursor, ObservationFilter, Page, Reader, TraceFilter
 
-PATH = "/api/public/traces/{traceId}"
+TRACES_PATH = "/api/public/traces"
+TRACE_PATH = "/api/public/traces/{traceId}"
+OBSERVATIONS_PATH = "/api/public/observations"
+OBSERVATION_PATH = "/api/public/observations/{observationId}"
+OBSERVATIONS_V2_PATH = "/api/public/v2/observations"
+
+TRACE_GROUPS = frozenset({"core", "io", "scores", "observations", "metrics"})
+ORDER_FIELDS = {
+    "id": "id",
+    "timestamp": "timestamp",
+    "name": "name",
+    "userId": "user_id",
+    "release": "release",
+    "version": "version",
+    "public": "public",
+    "sessionId": "session_id",
+}
+V2_GROUPS = frozenset(
+    {"core", "basic", "time", "io", "metadata", "model", "usage", "prompt", "metrics", "trace_context"}
+)
+
+Handler = Callable[[web.Request, str, Reader], Awaitable[Any]]
 
 
-async def get_trace(request: web.Request) -> web.Response:
-    caller = await request.app["intake"].caller(request)
-    reader: Reader = request.app["reader"]
+def read_handler(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """Authenticates, hands the project and reader on, and answers the result as JSON."""
+
+    @wraps(handler)
+    async def handle(request: web.Request) -> web.Response:
+        caller = await request.app["intake"].caller(request)
+        try:
+            doc = await handler(request, caller.project_id, request.app["reader"])
+        except ClickHouseError as exc:
+            logger.warning("read failed", request_id=request["request_id"], error=str(exc))
+            return error(503, "unavailable", "the trace store is unavailable; retry later", {"Retry-After": "5"})
+        if isinstance(doc, web.Response):
+            return doc
+        return web.Response(body=orjson.dumps(doc), content_type="application/json")
+
+    return handle
+
+
+def not_found(what: str, ident: str) -> web.Response:
+    return error(404, "not_found", f"{what} {ident!r} not found within authorized project")
+
+
+def meta(page: int, limit: int, total: int) -> dict[str, int]:
+    return {"page": page, "limit": limit, "totalItems": total, "totalPages": -(-total // limit)}
+
+
+def trace_filter(p: Params, name_param: str = "name") -> TraceFilter:
+    return TraceFilter(
+        user_id=p.text("userId"),
+        name=p.text(name_param),
+        session_id=p.text("sessionId"),
+        release=p.text("release"),
+        version=p.text("version"),
+        tags=p.items("tags"),
+        environments=p.items("environment"),
+        from_us=p.time("fromTimestamp"),
+        to_us=p.time("toTimestamp"),
+    )
+
+
+@read_handler
+async def list_traces(request: web.Request, project_id: str, reader: Reader) -> Any:
+    p = Params(request)
+    page, limit = p.page()
+    f = trace_filter(p)
+    fields = p.groups("fields", TRACE_GROUPS, TRACE_GROUPS)
+    order = p.text("orderBy") or "timestamp.desc"
+    field, _, direction = order.partition(".")
+    if field not in ORDER_FIELDS or direction not in ("asc", "desc"):
+        raise ClientError(f"invalid orderBy: {order!r}; use <field>.asc or <field>.desc")
+    listing = await reader.traces(
+        project_id, f, (ORDER_FIELDS[field], direction == "desc"), Page(limit, (page - 1) * limit)
+    )
+    ids = [r["id"] for r in listing.rows]
+    observations, scores = await reader.trace_summaries(project_id, ids)
+    data = []
+    for r in listing.rows:
+        own = [o for o in observations if o["trace_id"] == r["id"]]
+        doc = shapes.trace_details(r, project_id, own, fields)
+        doc["observations"] = [o["id"] for o in own] if "observations" in fields else []
+        doc["scores"] = [s["id"] for s in scores if s["trace_id"] == r["id"]] if "scores" in fields else []
+        data.append(doc)
+    return {"data": data, "meta": meta(page, limit, listing.total)}
+
+
+@read_handler
+async def get_trace(request: web.Request, project_id: str, reader: Reader) -> Any:
+    fields = Params(request).groups("fields", TRACE_GROUPS, TRACE_GROUPS)
     trace_id = request.match_info["traceId"]
-    try:
-        trace, observations, scores = await reader.trace(caller.project_id, trace_id)
-    except ClickHouseError as exc:
-        logger.warning("trace read failed", request_id=request["request_id"], error=str(exc))
-        return error(503, "unavailable", "the trace store is unavailable; retry later", {"Retry-After": "5"})
+    trace, observations, scores = await reader.trace(project_id, trace_id)
     if trace is None:
-        return error(404, "not_found", f"trace {trace_id!r} not found")
-    doc = _trace(trace, caller.project_id)
-    doc["observations"] = [_observation(o) for o in observations]
-    doc["scores"] = [_score(s) for s in scores]
-    doc["latency"], doc["totalCost"] = _latency(observations), sum(o["total_cost"] or 0.0 for o in observations)
-    return web.Response(body=orjson.dumps(doc), content_type="application/json")
+        return not_found("trace", trace_id)
+    doc = shapes.trace_details(trace, project_id, observations, fields)
+    doc["observations"] = [shapes.observation(o, project_id) for o in observations] if "observations" in fields else []
+    v1 = [s for s in scores if (s["data_type"] or "NUMERIC") in shapes.V1_SCORE_TYPES]
+    doc["scores"] = [shapes.score(s, project_id) for s in v1] if "scores" in fields else []
+    return doc
 
 
-def _trace(r: dict[str, Any], project_id: str) -> dict[str, Any]:
-    return {
-        "id": r["id"],
-        "projectId": project_id,
-        "name": r["name"] or None,
-        "timestamp": _iso(r["timestamp"]),
-        "userId": r["user_id"] or None,
-        "sessionId": r["session_id"] or None,
-        "release": r["release"] or None,
-        "version": r["version"] or None,
-        "environment": r["environment"] or "default",
-        "tags": list(r["tags"]),
-        "public": bool(r["public"]),
-        "metadata": _json(r["metadata"], {}),
-        "input": _json(r["input"]),
-        "output": _json(r["output"]),
-    }
+def observation_filter(p: Params) -> ObservationFilter:
+    return ObservationFilter(
+        trace_id=p.text("traceId"),
+        type=p.choice("type", OBSERVATION_TYPES),
+        name=p.text("name"),
+        user_id=p.text("userId"),
+        parent_observation_id=p.text("parentObservationId"),
+        level=p.choice("level", LEVELS),
+        version=p.text("version"),
+        environments=p.items("environment"),
+        from_us=p.time("fromStartTime"),
+        to_us=p.time("toStartTime"),
+    )
 
 
-def _observation(r: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": r["id"],
-        "traceId": r["trace_id"] or None,
-        "type": r["type"],
-        "parentObservationId": r["parent_observation_id"] or None,
-        "name": r["name"] or None,
-        "startTime": _iso(r["start_time"]),
-        "endTime": _iso(r["end_time"]),
-        "completionStartTime": _iso(r["completion_start_time"]),
-        "level": r["level"],
-        "statusMessage": r["status_message"] or None,
-        "version": r["version"] or None,
-        "model": r["provided_model_name"] or None,
-        "modelParameters": _json(r["model_parameters"], {}),
-        "usageDetails": _json(r["usage_details"], {}),
-        "costDetails": _json(r["cost_details"], {}),
-        "input": _json(r["input"]),
-        "output": _json(r["output"]),
-        "metadata": _json(r["metadata"], {}),
-        "promptName": r["prompt_name"] or None,
-        "promptVersion": int(r["prompt_version"]) if r["prompt_version"].isdigit() else r["prompt_version"] or None,
-        "environment": r["environment"] or "default",
-    }
+@read_handler
+async def list_observations(request: web.Request, project_id: str, reader: Reader) -> Any:
+    p = Params(request)
+    page, limit = p.page()
+    listing = await reader.observations(project_id, observation_filter(p), Page(limit, (page - 1) * limit))
+    data = [shapes.observation(r, project_id) for r in listing.rows]
+    return {"data": data, "meta": meta(page, limit, listing.total)}
 
 
-def _score(r: dict[str, Any]) -> dict[str, Any]:
-    categorical = r["data_type"] == "CATEGORICAL"
-    return {
-        "id": r["id"],
-        "traceId": r["trace_id"] or None,
-        "observationId": r["observation_id"] or None,
-        "name": r["name"],
-        "value": None if categorical else r["value"],
-        "stringValue": r["string_value"] or None,
-        "dataType": r["data_type"],
-        "source": r["source"],
-        "comment": r["comment"] or None,
-        "timestamp": _iso(r["timestamp"]),
-    }
+@read_handler
+async def get_observation(request: web.Request, project_id: str, reader: Reader) -> Any:
+    observation_id = request.match_info["observationId"]
+    row = await reader.observation(project_id, observation_id)
+    if row is None:
+        return not_found("observation", observation_id)
+    return shapes.observation(row, project_id)
 
 
-def _latency(observations: list[dict[str, Any]]) -> float | None:
-    """Langfuse's trace latency: seconds from the first start to the last end."""
-    ends = [o["end_time"] for o in observations if o["end_time"] is not None]
-    if not ends:
-        return None
-    return max(0, max(ends) - min(o["start_time"] for o in observations)) / 1e6
-
-
-def _iso(us: int | None) -> str | None:
-    return None if us is None else micros_to_iso(us)
-
-
-def _json(text: str | None, empty: Any = None) -> Any:
-    """Input, output and the maps are stored as JSON text; a value that is not JSON stays text."""
-    if text is None or text == "":
-        return empty
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return text
+@read_handler
+async def list_observations_v2(request: web.Request, project_id: str, reader: Reader) -> Any:
+    """Cursor paging: the cursor is the last row's (startTime, traceId, id), in Langfuse's keys."""
+    p = Params(request)
+    limit = p.integer("limit", 50, 1, 1000)
+    fields = p.groups("fields", V2_GROUPS, frozenset({"core", "basic"})) | {"core"}
+    if p.text("parseIoAsJson") == "true":
+        raise ClientError("invalid parseIoAsJson: parsing io as JSON is not supported; leave it out")
+    cursor = None
+    if (doc := decode_cursor(p.text("cursor"))) is not None:
+        try:
+            start = Params.from_iso("cursor", str(doc["lastStartTimeTo"]))
+            cursor = Cursor(start, str(doc["lastTraceId"]), str(doc["lastId"]))
+        except KeyError:
+            raise ClientError("invalid cursor: Invalid cursor format") from None
+    rows = await reader.observations_after(project_id, observation_filter(p), cursor, limit + 1)
+    page, more = rows[:limit], len(rows) > limit
+    context = {}
+    if fields & {"basic", "trace_context"}:
+        context = await reader.trace_context(project_id, list({r["trace_id"] for r in page if r["trace_id"]}))
+    data = [shapes.observation_v2(r, project_id, fields, context.get(r["trace_id"])) for r in page]
+    out_meta: dict[str, str] = {}
+    if more:
+        last = page[-1]
+        out_meta["cursor"] = encode_cursor(
+            {"lastStartTimeTo": shapes.iso(last["start_time"]), "lastTraceId": last["trace_id"], "lastId": last["id"]}
+        )
+    return {"data": data, "meta": out_meta}

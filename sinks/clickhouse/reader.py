@@ -1,64 +1,360 @@
 """Reads of the ClickHouse projection for the public API: rows as dicts, times as µs.
 
-Rows are read with FINAL, so what comes back is the fold of every event seen so far, whatever
-order they arrived in.
+Every read is scoped to one project and sees the newest version of each row (see query.py for
+why that is not FINAL). Raises ClickHouseError when the store failed or the query ran past
+its time limit.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.fold import OBSERVATION, SCORE, TRACE
 from pipeline.times import micros_of_column
 from sinks.clickhouse.client import ClickHouse
+from sinks.clickhouse.query import SETTINGS, Select
+from sinks.clickhouse.schema import Dialect, dialect_for
 
 TRACE_COLUMNS = (
     "id", "timestamp", "name", "user_id", "session_id", "release", "version", "environment", "tags",
-    "public", "metadata", "input", "output",
+    "public", "metadata", "input", "output", "created_at", "updated_at",
 )  # fmt: skip
 OBSERVATION_COLUMNS = (
     "id", "trace_id", "type", "parent_observation_id", "name", "start_time", "end_time",
     "completion_start_time", "level", "status_message", "version", "environment", "metadata", "input",
     "output", "provided_model_name", "model_parameters", "usage_details", "cost_details", "total_cost",
-    "prompt_name", "prompt_version",
+    "prompt_name", "prompt_version", "created_at", "updated_at",
 )  # fmt: skip
 SCORE_COLUMNS = (
-    "id", "trace_id", "observation_id", "name", "value", "string_value", "data_type", "source",
-    "comment", "timestamp",
+    "id", "trace_id", "observation_id", "session_id", "dataset_run_id", "name", "value", "string_value",
+    "data_type", "source", "comment", "config_id", "environment", "metadata", "timestamp", "created_at",
+    "updated_at",
 )  # fmt: skip
-TIME_COLUMNS = frozenset({"timestamp", "start_time", "end_time", "completion_start_time"})
+# What a trace list needs of each trace's observations and scores: ids, extent and cost.
+SUMMARY_COLUMNS = ("id", "trace_id", "start_time", "end_time", "total_cost")
+TIME_COLUMNS = frozenset({"timestamp", "start_time", "end_time", "completion_start_time", "created_at", "updated_at"})
+TRACE_ORDER = frozenset({"id", "timestamp", "name", "user_id", "release", "version", "public", "session_id"})
 
 Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TraceFilter:
+    user_id: str | None = None
+    name: str | None = None
+    session_id: str | None = None
+    release: str | None = None
+    version: str | None = None
+    tags: tuple[str, ...] = ()  # all of them
+    environments: tuple[str, ...] = ()  # any of them
+    from_us: int | None = None
+    to_us: int | None = None
+
+
+@dataclass(frozen=True)
+class ObservationFilter:
+    trace_id: str | None = None
+    type: str | None = None
+    name: str | None = None
+    user_id: str | None = None  # the trace's user
+    parent_observation_id: str | None = None
+    level: str | None = None
+    version: str | None = None
+    environments: tuple[str, ...] = ()
+    from_us: int | None = None
+    to_us: int | None = None
+
+
+@dataclass(frozen=True)
+class ScoreFilter:
+    trace_id: str | None = None
+    observation_ids: tuple[str, ...] = ()
+    session_id: str | None = None
+    name: str | None = None
+    source: str | None = None
+    data_types: tuple[str, ...] = ()
+    config_id: str | None = None
+    user_id: str | None = None  # the trace's user
+    score_ids: tuple[str, ...] = ()
+    environments: tuple[str, ...] = ()
+    from_us: int | None = None
+    to_us: int | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    limit: int
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """The last row of the previous page, in (start_time, trace_id, id) descending order."""
+
+    start_us: int
+    trace_id: str
+    id: str
+
+
+@dataclass
+class Listing:
+    rows: list[Row]
+    total: int
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Reader:
     def __init__(self, client: ClickHouse) -> None:
         self._ch = client
 
-    async def trace(self, project_id: str, trace_id: str) -> tuple[Row | None, list[Row], list[Row]]:
-        """One trace with its observations (by start) and scores (by time); None when absent.
+    @property
+    def dialect(self) -> Dialect:
+        return dialect_for(self._ch.version)
 
-        Raises ClickHouseError when the store failed.
-        """
-        params = {"project": project_id, "trace": trace_id}
+    def select(self, table: str, project_id: str) -> Select:
+        return Select(table, project_id, self.dialect)
+
+    async def rows(self, q: Select, columns: Sequence[str], operation: str, **tail: Any) -> list[Row]:
+        rows = await self._ch.fetch(q.sql(columns, **tail), q.params, operation=operation)
+        return [_decoded(dict(zip(columns, row, strict=True))) for row in rows]
+
+    async def count(self, q: Select, operation: str) -> int:
+        rows = await self._ch.fetch(q.count(), q.params, operation=operation)
+        return int(rows[0][0])
+
+    # --- traces -------------------------------------------------------------------------------
+
+    async def trace(self, project_id: str, trace_id: str) -> tuple[Row | None, list[Row], list[Row]]:
+        """One trace with its observations (by start) and scores (by time); None when absent."""
         traces, observations, scores = await asyncio.gather(
-            self._select(TRACE, TRACE_COLUMNS, "id = %(trace)s", "", params),
-            self._select(OBSERVATION, OBSERVATION_COLUMNS, "trace_id = %(trace)s", "ORDER BY start_time, id", params),
-            self._select(SCORE, SCORE_COLUMNS, "trace_id = %(trace)s", "ORDER BY timestamp, id", params),
+            self.rows(self.select(TRACE, project_id).key("id", trace_id), TRACE_COLUMNS, "read_trace"),
+            self.rows(
+                self.select(OBSERVATION, project_id).key("trace_id", trace_id),
+                OBSERVATION_COLUMNS,
+                "read_trace_observations",
+                order="start_time, id",
+            ),
+            self.rows(
+                self.select(SCORE, project_id).key("trace_id", trace_id),
+                SCORE_COLUMNS,
+                "read_trace_scores",
+                order="timestamp, id",
+            ),
         )
         return (traces[0] if traces else None), observations, scores
 
-    async def _select(
-        self, table: str, columns: Sequence[str], where: str, order: str, params: dict[str, str]
-    ) -> list[Row]:
-        sql = (
-            f"SELECT {', '.join(columns)} FROM {table} FINAL "
-            f"WHERE project_id = %(project)s AND {where} AND is_deleted = 0 {order}"
+    def _traces(self, project_id: str, f: TraceFilter) -> Select:
+        q = self.select(TRACE, project_id).between("timestamp", f.from_us, f.to_us).all_tags(f.tags)
+        q.eq("user_id", f.user_id).eq("name", f.name).eq("session_id", f.session_id)
+        return q.eq("release", f.release).eq("version", f.version).any_of("environment", f.environments)
+
+    async def traces(self, project_id: str, f: TraceFilter, order: tuple[str, bool], page: Page) -> Listing:
+        """A page of traces, ordered by (column, descending), and the number of matches."""
+        column, desc = order
+        if column not in TRACE_ORDER:
+            raise ValueError(f"cannot order by {column!r}")
+        direction = "DESC" if desc else "ASC"
+        q = self._traces(project_id, f)
+        rows, total = await asyncio.gather(
+            self.rows(
+                q,
+                TRACE_COLUMNS,
+                "read_traces",
+                order=f"{column} {direction}, id {direction}",
+                limit=page.limit,
+                offset=page.offset,
+            ),
+            self.count(q, "count_traces"),
         )
-        rows = await self._ch.fetch(sql, params, operation=f"read_{table}")
-        return [_decoded(dict(zip(columns, row, strict=True))) for row in rows]
+        return Listing(rows, total)
+
+    async def trace_summaries(self, project_id: str, trace_ids: Sequence[str]) -> tuple[list[Row], list[Row]]:
+        """The observations (ids, extent, cost) and score ids of these traces."""
+        if not trace_ids:
+            return [], []
+        obs = self.select(OBSERVATION, project_id)
+        obs.keys.append("trace_id IN _ids")
+        scores = self.select(SCORE, project_id)
+        scores.keys.append("trace_id IN _ids")
+        o_rows, s_rows = await asyncio.gather(
+            self._ch.fetch(obs.sql(SUMMARY_COLUMNS), obs.params, operation="read_trace_summaries", ids=trace_ids),
+            self._ch.fetch(scores.sql(("id", "trace_id")), scores.params, operation="read_trace_scores", ids=trace_ids),
+        )
+        return (
+            [_decoded(dict(zip(SUMMARY_COLUMNS, r, strict=True))) for r in o_rows],
+            [{"id": r[0], "trace_id": r[1]} for r in s_rows],
+        )
+
+    # --- observations -------------------------------------------------------------------------
+
+    def _observations(self, project_id: str, f: ObservationFilter) -> Select:
+        q = self.select(OBSERVATION, project_id).between("start_time", f.from_us, f.to_us)
+        if f.trace_id is not None:
+            q.key("trace_id", f.trace_id)
+        q.eq("type", f.type).eq("name", f.name).eq("parent_observation_id", f.parent_observation_id)
+        q.eq("level", f.level).eq("version", f.version).any_of("environment", f.environments)
+        if f.user_id is not None:
+            users = q.sub(TRACE).eq("user_id", f.user_id)
+            q.where(f"trace_id IN (SELECT id FROM {users.latest(['user_id'])})", "trace_id")
+        return q
+
+    async def observations(self, project_id: str, f: ObservationFilter, page: Page) -> Listing:
+        q = self._observations(project_id, f)
+        rows, total = await asyncio.gather(
+            self.rows(
+                q,
+                OBSERVATION_COLUMNS,
+                "read_observations",
+                order="start_time DESC, id DESC",
+                limit=page.limit,
+                offset=page.offset,
+            ),
+            self.count(q, "count_observations"),
+        )
+        return Listing(rows, total)
+
+    async def observations_after(
+        self, project_id: str, f: ObservationFilter, cursor: Cursor | None, limit: int
+    ) -> list[Row]:
+        """Up to `limit` observations after `cursor`, newest start first (v2 cursor paging)."""
+        q = self._observations(project_id, f)
+        if cursor is not None:
+            t, tr, i = q.time(cursor.start_us), q.param(cursor.trace_id), q.param(cursor.id)
+            q.where(
+                f"(start_time < {t} OR (start_time = {t} AND (trace_id < {tr} OR (trace_id = {tr} AND id < {i}))))",
+                "start_time",
+                "trace_id",
+            )
+        return await self.rows(
+            q, OBSERVATION_COLUMNS, "read_observations_v2", order="start_time DESC, trace_id DESC, id DESC", limit=limit
+        )
+
+    async def observation(self, project_id: str, observation_id: str) -> Row | None:
+        rows = await self.rows(
+            self.select(OBSERVATION, project_id).key("id", observation_id), OBSERVATION_COLUMNS, "read_observation"
+        )
+        return rows[0] if rows else None
+
+    async def trace_context(self, project_id: str, trace_ids: Sequence[str]) -> dict[str, Row]:
+        """user, session, tags, environment, name and release of these traces, by id."""
+        if not trace_ids:
+            return {}
+        q = self.select(TRACE, project_id)
+        q.keys.append("id IN _ids")
+        columns = ("id", "user_id", "session_id", "tags", "environment", "name", "release")
+        rows = await self._ch.fetch(q.sql(columns), q.params, operation="read_trace_context", ids=trace_ids)
+        return {r[0]: dict(zip(columns, r, strict=True)) for r in rows}
+
+    # --- sessions -----------------------------------------------------------------------------
+
+    async def sessions(
+        self, project_id: str, from_us: int | None, to_us: int | None, environments: Sequence[str], page: Page
+    ) -> Listing:
+        """Sessions (the session ids of traces) with their first trace's time, newest first."""
+        q = self.select(TRACE, project_id).any_of("environment", environments)
+        q.where("session_id != ''", "session_id")
+        having = []
+        if from_us is not None:
+            having.append(f"created_at >= {q.time(from_us)}")
+        if to_us is not None:
+            having.append(f"created_at < {q.time(to_us)}")
+        grouped = (
+            f"SELECT session_id, min(timestamp) AS created_at, any(environment) AS environment "
+            f"FROM {q.latest(['session_id', 'timestamp', 'environment'])} GROUP BY session_id"
+            + (f" HAVING {' AND '.join(having)}" if having else "")
+        )
+        page_sql = (
+            f"{grouped} ORDER BY created_at DESC, session_id DESC LIMIT {page.limit} OFFSET {page.offset}{SETTINGS}"
+        )
+        rows, total = await asyncio.gather(
+            self._ch.fetch(page_sql, q.params, operation="read_sessions"),
+            self._ch.fetch(f"SELECT count() FROM ({grouped}){SETTINGS}", q.params, operation="count_sessions"),
+        )
+        return Listing(
+            [{"id": r[0], "created_at": micros_of_column(r[1]), "environment": r[2]} for r in rows], int(total[0][0])
+        )
+
+    async def session_traces(self, project_id: str, session_id: str) -> list[Row]:
+        q = self.select(TRACE, project_id).eq("session_id", session_id)
+        return await self.rows(q, TRACE_COLUMNS, "read_session", order="timestamp, id", limit=1000)
+
+    # --- scores -------------------------------------------------------------------------------
+
+    def _scores(self, project_id: str, f: ScoreFilter) -> Select:
+        q = self.select(SCORE, project_id).between("timestamp", f.from_us, f.to_us)
+        if f.trace_id is not None:
+            q.key("trace_id", f.trace_id)
+        q.any_of("observation_id", f.observation_ids).any_of("id", f.score_ids).eq("session_id", f.session_id)
+        q.eq("name", f.name).eq("source", f.source).any_of("data_type", f.data_types).eq("config_id", f.config_id)
+        q.any_of("environment", f.environments)
+        if f.user_id is not None:
+            users = q.sub(TRACE).eq("user_id", f.user_id)
+            q.where(f"trace_id IN (SELECT id FROM {users.latest(['user_id'])})", "trace_id")
+        return q
+
+    async def scores(self, project_id: str, f: ScoreFilter, page: Page) -> Listing:
+        q = self._scores(project_id, f)
+        rows, total = await asyncio.gather(
+            self.rows(
+                q, SCORE_COLUMNS, "read_scores", order="timestamp DESC, id DESC", limit=page.limit, offset=page.offset
+            ),
+            self.count(q, "count_scores"),
+        )
+        return Listing(rows, total)
+
+    async def score(self, project_id: str, score_id: str) -> Row | None:
+        rows = await self.rows(self.select(SCORE, project_id).key("id", score_id), SCORE_COLUMNS, "read_score")
+        return rows[0] if rows else None
+
+    # --- daily metrics ------------------------------------------------------------------------
+
+    async def daily(self, project_id: str, f: TraceFilter, page: Page) -> Listing:
+        """Per UTC day with traces, newest first: trace count, and per model the observations'
+        count, traces, tokens and cost (observations by their own start day)."""
+        traces = self._traces(project_id, f)
+        day = traces.day("timestamp")
+        by_day = f"SELECT {day} AS day, count() AS n FROM {traces.latest(['timestamp'])} GROUP BY day"
+        days, total = await asyncio.gather(
+            self._ch.fetch(
+                f"{by_day} ORDER BY day DESC LIMIT {page.limit} OFFSET {page.offset}{SETTINGS}",
+                traces.params,
+                operation="read_daily_traces",
+            ),
+            self._ch.fetch(f"SELECT count() FROM ({by_day}){SETTINGS}", traces.params, operation="count_daily"),
+        )
+        listing = Listing([{"day": d, "traces": int(n), "usage": []} for d, n in days], int(total[0][0]))
+        if not days:
+            return listing
+        obs = traces.sub(OBSERVATION)
+        obs.where(f"trace_id IN (SELECT id FROM {traces.latest(['timestamp'])})", "trace_id")
+        start_day = obs.day("start_time")
+        obs.where(f"has({obs.param([d for d, _ in days])}, {start_day})", "start_time")
+        columns = ["trace_id", "start_time", "provided_model_name", "total_cost", "input_tokens", "output_tokens"]
+        usage = await self._ch.fetch(
+            f"SELECT {start_day} AS day, provided_model_name, count(), uniqExact(trace_id), "
+            f"sum(ifNull(total_cost, 0)), sum(input_tokens), sum(output_tokens), sum(total_tokens) "
+            f"FROM {obs.latest([*columns, 'total_tokens'])} GROUP BY day, provided_model_name "
+            f"ORDER BY day, provided_model_name{SETTINGS}",
+            obs.params,
+            operation="read_daily_usage",
+        )
+        by_key = {row["day"]: row for row in listing.rows}
+        for d, model, n, n_traces, cost, inp, out, tot in usage:
+            by_key[d]["usage"].append(
+                {
+                    "model": model or None,
+                    "observations": int(n),
+                    "traces": int(n_traces),
+                    "cost": float(cost),
+                    "input": int(inp),
+                    "output": int(out),
+                    "total": int(tot),
+                }
+            )
+        return listing
 
 
 def _decoded(row: Row) -> Row:

@@ -30,9 +30,33 @@ CLIENTS = Path(__file__).resolve().parent / "clients"
 
 # The SDK releases under test; bump deliberately, the venvs follow.
 LANGFUSE_V2 = "langfuse==2.60.10"  # the last 2.x: batch ingestion API
+LANGFUSE_V4 = "langfuse==4.14.3"  # the last 4.x: the read clients 5.x dropped (trace, sessions, scores)
 LANGFUSE_V5 = "langfuse==5.0.4"  # current: OTLP/HTTP spans, scores via /api/public/scores
 
+LANGFUSE_JS_V3 = "langfuse@3.39.2"  # the last JS 3.x: fetchTrace(s), fetchObservations, fetchSessions
+NPM_DIRS = ROOT / ".stack" / "sdk-npm"
+
 SdkRun = Callable[[str], Awaitable[dict[str, Any]]]
+
+
+def sdk_npm(name: str, requirement: str) -> Path:
+    """A directory whose node_modules holds `requirement`, installed once (under a lock)."""
+    NPM_DIRS.mkdir(parents=True, exist_ok=True)
+    where = NPM_DIRS / name
+    stamp = where / ".requirement"
+    with open(NPM_DIRS / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp.exists() and stamp.read_text() == requirement:
+            return where
+        shutil.rmtree(where, ignore_errors=True)
+        where.mkdir()
+        (where / "package.json").write_text('{"private": true}')
+        cmd = ["npm", "install", "--no-audit", "--no-fund", "--silent", requirement]
+        done = subprocess.run(cmd, cwd=where, capture_output=True, text=True, timeout=600)
+        if done.returncode:
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
+        stamp.write_text(requirement)
+    return where
 
 
 def sdk_venv(name: str, requirement: str) -> Path:
@@ -58,8 +82,9 @@ def sdk_venv(name: str, requirement: str) -> Path:
     return python
 
 
-def sdk_runner(python: Path, script: str, project: NewKey) -> SdkRun:
-    """Runs clients/<script> with the project's key; returns what it printed, parsed."""
+def sdk_runner(python: Path, script: str, project: NewKey, *extra: str) -> SdkRun:
+    """Runs clients/<script> with the project's key (and `extra` arguments after it); returns
+    what it printed, parsed. `python` may be any interpreter, node included."""
 
     async def run(run_id: str) -> dict[str, Any]:
         args = json.dumps(
@@ -69,6 +94,7 @@ def sdk_runner(python: Path, script: str, project: NewKey) -> SdkRun:
             str(python),
             str(CLIENTS / script),
             args,
+            *extra,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
@@ -87,6 +113,16 @@ def sdk_runner(python: Path, script: str, project: NewKey) -> SdkRun:
 @pytest.fixture(scope="session")
 def langfuse_v2_python() -> Path:
     return sdk_venv("langfuse2", LANGFUSE_V2)
+
+
+@pytest.fixture(scope="session")
+def langfuse_v4_python() -> Path:
+    return sdk_venv("langfuse4", LANGFUSE_V4)
+
+
+@pytest.fixture(scope="session")
+def langfuse_js_v3() -> Path:
+    return sdk_npm("langfuse-js3", LANGFUSE_JS_V3)
 
 
 @pytest.fixture(scope="session")

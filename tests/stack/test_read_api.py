@@ -16,6 +16,18 @@ from tests.support import API, basic_auth, eventually
 pytestmark = pytest.mark.stack
 
 TIMEOUT_S = 30.0
+SCORE_KEYS = (
+    "id",
+    "traceId",
+    "observationId",
+    "name",
+    "value",
+    "dataType",
+    "source",
+    "comment",
+    "timestamp",
+    "environment",
+)
 
 
 def event(etype: str, ts: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -111,6 +123,7 @@ async def test_trace_with_observations_and_scores(http: aiohttp.ClientSession, p
     )
     observations = {o["id"]: o for o in doc.pop("observations")}
     scores = doc.pop("scores")
+    assert isinstance(doc.pop("createdAt"), str) and isinstance(doc.pop("updatedAt"), str)
     assert doc == {
         "id": trace,
         "projectId": project.project_id,
@@ -128,8 +141,10 @@ async def test_trace_with_observations_and_scores(http: aiohttp.ClientSession, p
         "output": "because",
         "latency": 1.400001,
         "totalCost": 0.01,
+        "htmlPath": f"/project/{project.project_id}/traces/{trace}",
+        "bookmarked": False,
     }
-    assert observations[gen] == {
+    expected_generation = {
         "id": gen,
         "traceId": trace,
         "type": "GENERATION",
@@ -151,22 +166,28 @@ async def test_trace_with_observations_and_scores(http: aiohttp.ClientSession, p
         "promptName": "p",
         "promptVersion": 3,
         "environment": "default",
+        # What the 3.x and later SDKs require besides: the deprecated usage object and the prices.
+        "usage": {"input": 10, "output": 5, "total": 15, "unit": "TOKENS"},
+        "calculatedTotalCost": 0.01,
+        "latency": 0.876544,
+        "timeToFirstToken": 0.176544,
     }
+    assert {k: observations[gen][k] for k in expected_generation} == expected_generation
     assert observations[span]["type"] == "SPAN"
     assert observations[span]["parentObservationId"] is None
     assert (observations[span]["level"], observations[span]["statusMessage"]) == ("WARNING", "slow")
-    assert scores == [
+    assert [{k: s[k] for k in SCORE_KEYS} for s in scores] == [
         {
             "id": f"{trace}-score",
             "traceId": trace,
             "observationId": gen,
             "name": "quality",
             "value": 0.9,
-            "stringValue": None,
             "dataType": "NUMERIC",
             "source": "API",
             "comment": "good",
             "timestamp": "2026-11-20T10:00:02.000000Z",
+            "environment": "default",
         }
     ]
 

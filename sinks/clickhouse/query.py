@@ -1,0 +1,125 @@
+"""SELECTs over the ReplacingMergeTree projections that stay fast as a project grows.
+
+FINAL merges every part of the table at read time; over one project it costs as much as the
+project is large, on every page. Instead each read takes the newest version of each id itself:
+the inner SELECT is bounded by the sorting key (`project_id` first, then `id`) and, for a time
+window, by the monthly partitions; `ORDER BY id, event_ts DESC LIMIT 1 BY id` keeps the newest
+row per id (a row moved between partitions is deduplicated too, which FINAL would not do);
+filters on mutable columns run after it, on the newest row only. 18.16 and current ClickHouse
+both run this SQL.
+
+`Select` collects the pieces and the query parameters; the column names are ours, every value
+travels as a parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.times import column_of_micros
+from sinks.clickhouse.schema import Dialect
+
+MAX_EXECUTION_S = 10  # a read past this fails fast; the edge answers 503 with Retry-After
+
+
+@dataclass
+class Select:
+    """One read of `table` for `project`: WHERE pieces before and after the deduplication."""
+
+    table: str
+    project: str
+    dialect: Dialect
+    params: dict[str, Any] = field(default_factory=dict)
+    # Immutable in practice (the key, a trace's id): safe to test before deduplicating.
+    keys: list[str] = field(default_factory=list)
+    # Tested before (for partition pruning) and again after deduplicating.
+    window: list[str] = field(default_factory=list)
+    after: list[str] = field(default_factory=list)
+    # The columns the filters after deduplication read, selected by the inner query too.
+    needs: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.params["project"] = self.project
+
+    def param(self, value: Any) -> str:
+        name = f"p{len(self.params)}"
+        self.params[name] = value
+        return f"%({name})s"
+
+    def time(self, us: int) -> str:
+        """A µs instant as a literal comparable with this dialect's time columns."""
+        if self.dialect.subsecond_type:
+            return f"toDateTime64({self.param(column_of_micros(us, True).strftime('%Y-%m-%d %H:%M:%S.%f'))}, 6, 'UTC')"
+        return self.param(us)
+
+    def sub(self, table: str) -> Select:
+        """A read of another table for a subquery of this one, numbering its parameters on."""
+        return Select(table, self.project, self.dialect, self.params)
+
+    def day(self, column: str) -> str:
+        """The UTC day of a time column: a Date on DateTime64, days since the epoch on µs."""
+        return f"toDate({column})" if self.dialect.subsecond_type else f"intDiv({column}, 86400000000)"
+
+    def where(self, condition: str, *columns: str) -> Select:
+        """A condition on the newest row of each id, over `columns`."""
+        self.after.append(condition)
+        self.needs.update(columns)
+        return self
+
+    def key(self, column: str, value: str) -> Select:
+        self.keys.append(f"{column} = {self.param(value)}")
+        return self
+
+    def eq(self, column: str, value: str | None) -> Select:
+        if value is not None:
+            self.where(f"{column} = {self.param(value)}", column)
+        return self
+
+    def any_of(self, column: str, values: Sequence[str]) -> Select:
+        if values:
+            self.where(f"has({self.param(list(values))}, {column})", column)
+        return self
+
+    def all_tags(self, values: Sequence[str]) -> Select:
+        if values:
+            self.where(f"hasAll(tags, {self.param(list(values))})", "tags")
+        return self
+
+    def between(self, column: str, start_us: int | None, end_us: int | None) -> Select:
+        """`start <= column < end`, also before deduplicating, so old partitions are skipped.
+
+        The price: a row whose time was moved out of the window by a later version still shows
+        as its older version. Times are set once by the SDKs in practice.
+        """
+        if start_us is not None:
+            self.window.append(f"{column} >= {self.time(start_us)}")
+            self.needs.add(column)
+        if end_us is not None:
+            self.window.append(f"{column} < {self.time(end_us)}")
+            self.needs.add(column)
+        return self
+
+    def latest(self, columns: Sequence[str]) -> str:
+        """The newest undeleted row of each id, as a subquery with `columns`."""
+        inner = " AND ".join(["project_id = %(project)s", *self.keys, *self.window])
+        outer = " AND ".join(["is_deleted = 0", *self.window, *self.after])
+        cols = ", ".join(dict.fromkeys(["id", *columns]))
+        inner_cols = ", ".join(dict.fromkeys(["id", *columns, *sorted(self.needs), "is_deleted"]))
+        return (
+            f"(SELECT {cols} FROM (SELECT {inner_cols} FROM {self.table} WHERE {inner} "
+            f"ORDER BY id, event_ts DESC LIMIT 1 BY id) WHERE {outer})"
+        )
+
+    def sql(self, columns: Sequence[str], order: str = "", limit: int | None = None, offset: int = 0) -> str:
+        tail = f" ORDER BY {order}" if order else ""
+        if limit is not None:
+            tail += f" LIMIT {int(limit)} OFFSET {int(offset)}"
+        return f"SELECT {', '.join(columns)} FROM {self.latest(columns)}{tail}{SETTINGS}"
+
+    def count(self) -> str:
+        return f"SELECT count() FROM {self.latest([])}{SETTINGS}"
+
+
+SETTINGS = f" SETTINGS max_execution_time = {MAX_EXECUTION_S}"

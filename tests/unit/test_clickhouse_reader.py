@@ -1,0 +1,158 @@
+"""The read API's SQL on a current ClickHouse: chDB runs the modern dialect's DDL and the
+Reader's SELECTs (the stack tests run the same SELECTs on 18.16's legacy dialect).
+
+The newest version of a row wins without FINAL, deleted rows never show, another project's
+rows never show, and filters see only the newest version.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+import orjson
+import pytest
+from chdb import session as chdb_session
+
+from sinks.clickhouse.reader import Cursor, ObservationFilter, Page, Reader, ScoreFilter, TraceFilter
+from sinks.clickhouse.schema import MODERN, migrations
+
+DAY = 86_400_000_000
+T0 = 1_795_773_600_000_000  # 2026-11-27T10:00:00Z
+
+
+class ChdbClient:
+    """The slice of sinks.clickhouse.client.ClickHouse the Reader uses, over an embedded chDB."""
+
+    version = (24, 8)
+
+    def __init__(self, session: chdb_session.Session) -> None:
+        self._s = session
+        self.operations: list[str] = []
+
+    async def fetch(
+        self, sql: str, params: Any = None, *, operation: str = "select", ids: Sequence[str] | None = None
+    ) -> list[tuple[Any, ...]]:
+        self.operations.append(operation)
+        if ids is not None:
+            listed = ", ".join(_literal(i) for i in ids) or "''"
+            sql = sql.replace("IN _ids", f"IN ({listed})")
+        sql = re.sub(r"%\((\w+)\)s", lambda m: _literal(params[m.group(1)]), sql)
+        doc = orjson.loads(str(self._s.query(sql, "JSONCompact")))
+        types = [c["type"] for c in doc["meta"]]
+        return [tuple(_value(t, v) for t, v in zip(types, row, strict=True)) for row in doc["data"]]
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return f"[{', '.join(_literal(v) for v in value)}]"
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if isinstance(value, date):
+        return f"toDate('{value.isoformat()}')"
+    return str(value)
+
+
+def _value(kind: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if "DateTime64" in kind:
+        return datetime.strptime(value, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
+    if kind.endswith("Date") or kind == "Date":
+        return date.fromisoformat(value)
+    if "Int" in kind and isinstance(value, str):
+        return int(value)
+    return value
+
+
+def _ts(us: int) -> str:
+    return datetime.fromtimestamp(us / 1e6, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+@pytest.fixture(scope="module")
+def reader(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    s = chdb_session.Session(str(tmp_path_factory.mktemp("chdb-reader")))
+    s.query("CREATE DATABASE IF NOT EXISTS agenttrace")
+    for m in migrations():
+        for statement in m.statements(MODERN, "agenttrace"):
+            s.query(statement)
+    s.query("USE agenttrace")
+
+    def trace(project: str, id_: str, at: int, version: int, deleted: int = 0, **cols: Any) -> None:
+        names = ["project_id", "id", "timestamp", "created_at", "updated_at", "event_ts", "is_deleted", *cols]
+        values = [_literal(project), _literal(id_), *[f"'{_ts(at)}'"] * 3, str(version), str(deleted)]
+        values += [_literal(v) for v in cols.values()]
+        s.query(f"INSERT INTO traces ({', '.join(names)}) VALUES ({', '.join(values)})")
+
+    def observation(project: str, id_: str, trace_id: str, at: int, version: int, **cols: Any) -> None:
+        names = ["project_id", "id", "trace_id", "start_time", "created_at", "updated_at", "event_ts", *cols]
+        values = [_literal(project), _literal(id_), _literal(trace_id), *[f"'{_ts(at)}'"] * 3, str(version)]
+        values += [_literal(v) for v in cols.values()]
+        s.query(f"INSERT INTO observations ({', '.join(names)}) VALUES ({', '.join(values)})")
+
+    # t1 renamed and retagged by a later version; t2 deleted by its newest version; t3 a day later.
+    trace("p", "t1", T0, 1, name="old", user_id="u1", tags=["x"], session_id="s1")
+    trace("p", "t1", T0, 2, name="new", user_id="u1", tags=["x", "y"], session_id="s1")
+    trace("p", "t2", T0 + 1, 1, name="gone", user_id="u1")
+    trace("p", "t2", T0 + 1, 2, deleted=1, name="gone", user_id="u1")
+    trace("p", "t3", T0 + DAY, 1, name="new", user_id="u2", session_id="s2")
+    trace("other", "t9", T0, 1, name="new", user_id="u1", tags=["x", "y"])
+    observation("p", "o1", "t1", T0 + 10, 1, type="SPAN", name="plan")
+    observation("p", "o2", "t1", T0 + 20, 1, type="GENERATION", name="llm", provided_model_name="m", input_tokens=3)
+    observation("p", "o2", "t1", T0 + 20, 2, type="GENERATION", name="llm", provided_model_name="m", input_tokens=5)
+    observation("p", "o3", "t3", T0 + DAY, 1, type="EVENT", name="log")
+    observation("other", "o9", "t9", T0, 1, type="SPAN")
+    s.query(
+        "INSERT INTO scores (project_id, id, trace_id, name, value, data_type, source, timestamp, created_at,"
+        f" updated_at, event_ts) VALUES ('p', 's1', 't1', 'q', 0.5, 'NUMERIC', 'API', '{_ts(T0)}', '{_ts(T0)}',"
+        f" '{_ts(T0)}', 1)"
+    )
+    yield Reader(ChdbClient(s))  # type: ignore[arg-type]
+    s.close()
+
+
+async def test_newest_version_wins_and_deleted_rows_never_show(reader: Reader) -> None:
+    listing = await reader.traces("p", TraceFilter(), ("timestamp", True), Page(10))
+    assert [(r["id"], r["name"]) for r in listing.rows] == [("t3", "new"), ("t1", "new")]
+    assert listing.total == 2
+    assert listing.rows[1]["timestamp"] == T0 and listing.rows[1]["tags"] == ["x", "y"]
+    assert (await reader.trace("p", "t2"))[0] is None
+    assert (await reader.trace("other", "t1"))[0] is None
+
+
+async def test_filters_see_only_the_newest_version(reader: Reader) -> None:
+    async def ids(f: TraceFilter) -> list[str]:
+        return [r["id"] for r in (await reader.traces("p", f, ("id", False), Page(10))).rows]
+
+    assert await ids(TraceFilter(name="old")) == []
+    assert await ids(TraceFilter(name="new", tags=("x", "y"))) == ["t1"]
+    assert await ids(TraceFilter(user_id="u1")) == ["t1"]
+    assert await ids(TraceFilter(from_us=T0 + 1, to_us=T0 + 2 * DAY)) == ["t3"]
+    assert await ids(TraceFilter(from_us=T0, to_us=T0 + 1)) == ["t1"]
+
+
+async def test_observations_pages_cursor_and_summaries(reader: Reader) -> None:
+    listing = await reader.observations("p", ObservationFilter(trace_id="t1"), Page(1, 1))
+    assert [r["id"] for r in listing.rows] == ["o1"] and listing.total == 2
+    assert [r["id"] for r in (await reader.observations("p", ObservationFilter(user_id="u2"), Page(10))).rows] == ["o3"]
+    first = await reader.observations_after("p", ObservationFilter(), None, 2)
+    assert [r["id"] for r in first] == ["o3", "o2"]
+    last = first[-1]
+    rest = await reader.observations_after("p", ObservationFilter(), Cursor(last["start_time"], "t1", "o2"), 2)
+    assert [r["id"] for r in rest] == ["o1"]
+    observations, scores = await reader.trace_summaries("p", ["t1"])
+    assert sorted(o["id"] for o in observations) == ["o1", "o2"] and scores == [{"id": "s1", "trace_id": "t1"}]
+
+
+async def test_sessions_scores_and_daily(reader: Reader) -> None:
+    sessions = await reader.sessions("p", None, None, (), Page(10))
+    assert [(s["id"], s["created_at"]) for s in sessions.rows] == [("s2", T0 + DAY), ("s1", T0)]
+    assert [t["id"] for t in await reader.session_traces("p", "s1")] == ["t1"]
+    scores = await reader.scores("p", ScoreFilter(user_id="u1", data_types=("NUMERIC", "")), Page(10))
+    assert [s["id"] for s in scores.rows] == ["s1"] and (await reader.score("other", "s1")) is None
+    daily = await reader.daily("p", TraceFilter(), Page(10))
+    assert [(d["day"], d["traces"]) for d in daily.rows] == [(date(2026, 11, 28), 1), (date(2026, 11, 27), 1)]
+    models = {u["model"]: u for u in daily.rows[1]["usage"]}
+    assert models["m"]["input"] == 5 and models["m"]["observations"] == 1 and models[None]["observations"] == 1
