@@ -1,10 +1,11 @@
-"""The API process: the edge of ingest/ with its clients, served by aiohttp."""
+"""The API process: the edge of ingest/ with its clients, served by aiohttp (HTTP) and grpc.aio
+(OTLP/gRPC) on one uvloop loop."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import replace
 
 import uvloop
 from aiohttp import web
@@ -14,10 +15,11 @@ from agenttrace.settings import Settings
 from health.checks import Health
 from health.version import git_revision
 from ingest.app import EdgeClients, build_app
+from ingest.http import PrefaceQuietLogger
 
 
-def run_api(settings: Settings, host: str, port: int) -> None:
-    edge = replace(settings.edge, host=host, port=port)
+def run_api(settings: Settings, host: str | None, port: int, grpc_port: int | None = None) -> None:
+    edge = settings.edge.listening(host, port, grpc_port)
     app = build_app(
         edge,
         settings.topics.events,
@@ -28,9 +30,11 @@ def run_api(settings: Settings, host: str, port: int) -> None:
     web.run_app(
         app,
         loop=uvloop.new_event_loop(),
-        host=host,
-        port=port,
+        host=edge.host,
+        port=edge.port,
         access_log=None,
+        # A gRPC client sent to this port by mistake gets a 400 and fails fast; not an ERROR.
+        logger=PrefaceQuietLogger(logging.getLogger("aiohttp.server")),
         print=None,
         # Bounded graceful shutdown: in-flight requests get their Kafka acknowledgement.
         shutdown_timeout=edge.publish_timeout_s + 5,

@@ -7,8 +7,8 @@ OBSERVATIONS_INGESTED = Counter("observations_ingested_total", "Total observatio
 SCORES_CREATED = Counter("scores_created_total", "Total scores created", ["source"])
 API_KEYS_CREATED = Counter("api_keys_created_total", "API keys generated")
 
-# Both sources exist (at 0) from the start, so a dashboard never sees a series appear late.
-SOURCES = ("batch", "otlp")
+# Every source exists (at 0) from the start, so a dashboard never sees a series appear late.
+SOURCES = ("batch", "otlp", "otlp_grpc")
 for _source in SOURCES:
     for _counter in (TRACES_INGESTED, OBSERVATIONS_INGESTED, SCORES_CREATED):
         _counter.labels(_source)
