@@ -113,7 +113,10 @@ def retry_trailers(code: grpc.StatusCode, message: str, delay_s: float) -> tuple
 def unary(service: str, method: str, handle: Method) -> grpc.RpcMethodHandler:
     """A unary method taking and returning serialized messages, observed and translated."""
     labels = ("unary", service, method)
-    for code in GO_CODE.values():  # every series exists from the start, as Go's InitializeMetrics does
+    # Every series exists from the start, as go-grpc-prometheus's InitializeMetrics makes them.
+    STARTED.labels(*labels)
+    SECONDS.labels(*labels)
+    for code in GO_CODE.values():
         HANDLED.labels(*labels, code)
     path = f"/{service}/{method}"
 
