@@ -125,24 +125,10 @@ def unary(service: str, method: str, handle: Method) -> grpc.RpcMethodHandler:
         call = Call(request_id_from(metadata.get("x-request-id")), metadata)
         STARTED.labels(*labels).inc()
         start = time.perf_counter()
-        code = grpc.StatusCode.OK
-        error: str | None = None
-        try:
-            response = await handle(raw, call)
-        except asyncio.CancelledError:  # the client went away or the server is stopping
-            code = grpc.StatusCode.CANCELLED
-            raise
-        except Exception as exc:
-            code, message, retry_s = status_for(exc)
-            if code is grpc.StatusCode.INTERNAL:
-                logger.exception("unhandled error", request_id=call.request_id, path=path)
-            error = str(exc)[:300] or type(exc).__name__
-            trailers: tuple[tuple[str, str | bytes], ...] = (("x-request-id", call.request_id), *call.trailers)
-            if retry_s is not None:
-                trailers += retry_trailers(code, message, retry_s)
-            await context.abort(code, message, trailing_metadata=trailers)
-            raise  # abort() raised already; this line is for the type checker
-        finally:
+
+        # Recorded before the answer leaves (abort() sends it at once): a client that reads
+        # /metrics after its answer sees its call counted.
+        def record(code: grpc.StatusCode, error: str | None = None) -> None:
             elapsed = time.perf_counter() - start
             HANDLED.labels(*labels, GO_CODE[code]).inc()
             SECONDS.labels(*labels).observe(elapsed)
@@ -158,7 +144,25 @@ def unary(service: str, method: str, handle: Method) -> grpc.RpcMethodHandler:
                 error=error,
                 **call.log,
             )
-        context.set_trailing_metadata((("x-request-id", call.request_id), *call.trailers))
+
+        trailers: tuple[tuple[str, str | bytes], ...] = (("x-request-id", call.request_id),)
+        try:
+            response = await handle(raw, call)
+        except asyncio.CancelledError:  # the client went away or the server is stopping
+            record(grpc.StatusCode.CANCELLED)
+            raise
+        except Exception as exc:
+            code, message, retry_s = status_for(exc)
+            if code is grpc.StatusCode.INTERNAL:
+                logger.exception("unhandled error", request_id=call.request_id, path=path)
+            record(code, str(exc)[:300] or type(exc).__name__)
+            trailers += tuple(call.trailers)
+            if retry_s is not None:
+                trailers += retry_trailers(code, message, retry_s)
+            await context.abort(code, message, trailing_metadata=trailers)
+            raise  # abort() raised already; this line is for the type checker
+        record(grpc.StatusCode.OK)
+        context.set_trailing_metadata(trailers + tuple(call.trailers))
         return response
 
     # No (de)serializers: the method sees the bytes, to bound and decode them itself.

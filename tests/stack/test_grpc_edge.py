@@ -253,10 +253,25 @@ async def test_rate_limit_is_resource_exhausted_with_retry_info(project: NewKey)
         assert status.code == code_pb2.RESOURCE_EXHAUSTED
 
 
-async def test_health_reports_grpc_and_grpc_clients_on_the_http_port_are_refused_quietly() -> None:
+async def test_health_log_lines_and_grpc_clients_on_the_http_port(project: NewKey) -> None:
     async with edge_process({}) as edge:
         async with aiohttp.ClientSession() as http, http.get(f"{edge.url}/health") as r:
             assert (await r.json())["checks"]["grpc"]["status"] == "healthy"
+        # One JSON line per call, with the fields of an HTTP request's line.
+        sent = f"grpc-log-{uuid.uuid4().hex}"
+        async with grpc.aio.insecure_channel(edge.grpc) as channel:
+            answer = await grpc_export(channel, otlp_request(2), (*grpc_auth(project), ("x-request-id", sent)))
+            assert response_of(answer)
+            refused = await grpc_export(channel, otlp_request(1), (("x-request-id", f"{sent}-refused"),))
+            assert refused.code is grpc.StatusCode.UNAUTHENTICATED
+        await asyncio.sleep(0.5)
+        docs = [orjson.loads(text) for text in edge.log_text().splitlines() if text.startswith("{")]
+        lines = {doc.get("request_id"): doc for doc in docs}
+        line = lines[sent]
+        assert (line["level"], line["msg"], line["grpc_code"]) == ("info", "otlp spans ingested", "OK")
+        assert (line["project_id"], line["observations_count"], line["events"]) == (project.project_id, 2, 3)
+        assert line["path"] == f"/{SERVICE}/Export" and line["duration_ms"] >= 0
+        assert lines[f"{sent}-refused"]["grpc_code"] == "Unauthenticated"
         async with grpc.aio.insecure_channel(f"127.0.0.1:{edge.port}") as wrong_port:
             for _ in range(3):
                 answer = await grpc_export(wrong_port, otlp_request(1), timeout_s=5)
