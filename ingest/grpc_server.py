@@ -35,7 +35,7 @@ from prometheus_client import Counter, Histogram
 
 from health.http import LATENCY_BUCKETS, request_id_from
 from ingest.auth import AuthUnavailable, Unauthorized
-from ingest.config import split_address
+from ingest.config import join_address, split_address
 from ingest.encoding import BodyTooLarge, ClientError
 from ingest.limits import Overloaded, RateLimited
 from ingest.publisher import PublishError
@@ -218,10 +218,9 @@ class GrpcListener:
 
     async def ping(self) -> None:
         """An HTTP/2 handshake with the listener, as a client would make it."""
-        if self._server is None:
+        if self._server is None or self.port is None:
             raise ConnectionError("the gRPC listener is not running")
         host, _ = split_address(self.address)
         host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
-        target = f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
-        async with grpc.aio.insecure_channel(target) as channel:
+        async with grpc.aio.insecure_channel(join_address(host, self.port)) as channel:
             await channel.channel_ready()
