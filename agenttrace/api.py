@@ -1,12 +1,13 @@
-"""The API process: the edge of ingest/ with its clients, served by aiohttp."""
+"""The API process: the edge of ingest/ with its clients, served by aiohttp (HTTP) and grpc.aio
+(OTLP/gRPC) on one uvloop loop."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import replace
 
 import uvloop
 from aiohttp import web
@@ -18,10 +19,11 @@ from health.version import git_revision
 from ingest.app import EdgeClients, build_app
 from ingest.config import EdgeConfig
 from ingest.connections import ConnectionGuard
+from ingest.http import PrefaceQuietLogger
 
 
-def run_api(settings: Settings, host: str, port: int) -> None:
-    edge = replace(settings.edge, host=host, port=port)
+def run_api(settings: Settings, host: str | None, port: int, grpc_port: int | None = None) -> None:
+    edge = settings.edge.listening(host, port, grpc_port)
     app = build_app(
         edge,
         settings.topics.events,
@@ -41,6 +43,8 @@ async def serve(app: web.Application, edge: EdgeConfig) -> None:
         handle_signals=False,
         access_log=None,
         keepalive_timeout=edge.keepalive_timeout_s,
+        # A gRPC client sent to this port by mistake gets a 400 and fails fast; not an ERROR.
+        logger=PrefaceQuietLogger(logging.getLogger("aiohttp.server")),
         # Bounded graceful shutdown: in-flight requests get their Kafka acknowledgement.
         shutdown_timeout=edge.publish_timeout_s + 5,
     )

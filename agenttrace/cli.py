@@ -28,9 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="INFO")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    api = sub.add_parser("api", help="run the HTTP ingestion edge")
-    api.add_argument("--host", default="127.0.0.1")
+    api = sub.add_parser("api", help="run the ingestion edge: HTTP, and OTLP/gRPC")
+    api.add_argument("--host", help="where HTTP and gRPC listen (default 127.0.0.1)")
     api.add_argument("--port", type=int, default=8080)
+    api.add_argument("--grpc-port", type=int, help="OTLP/gRPC port (default: that of AGENTTRACE_GRPC_ADDRESS, 4317)")
 
     worker = sub.add_parser("worker", help="run consumer stages (metrics and probes on --port)")
     worker.add_argument("--host", default="127.0.0.1")
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("invalid configuration", error=str(exc))
         return 2
     if args.command == "api":
-        return _api(settings, args.host, args.port)
+        return _api(settings, args.host, args.port, args.grpc_port)
     if args.command == "worker":
         return uvloop.run(_worker(settings, tuple(args.stage or STAGES), args.host, args.port))
     if args.command == "migrate":
@@ -121,11 +122,11 @@ def tune_gc() -> None:
     gc.set_threshold(100_000, 50, 100)
 
 
-def _api(settings: Settings, host: str, port: int) -> int:
+def _api(settings: Settings, host: str | None, port: int, grpc_port: int | None) -> int:
     from agenttrace.api import run_api
 
     tune_gc()
-    run_api(settings, host, port)
+    run_api(settings, host, port, grpc_port)
     return 0
 
 

@@ -62,6 +62,7 @@ class Settings:
             postgres=PostgresConfig(dsn=get("POSTGRES_DSN", PostgresConfig.dsn)),
             redis=RedisConfig(url=get("REDIS_URL", RedisConfig.url)),
             edge=EdgeConfig(
+                grpc_address=get("GRPC_ADDRESS", EdgeConfig.grpc_address),
                 max_body_bytes=int(num("MAX_BODY_BYTES", EdgeConfig.max_body_bytes)),
                 max_event_bytes=int(num("MAX_EVENT_BYTES", EdgeConfig.max_event_bytes)),
                 max_inflight_bytes=int(num("MAX_INFLIGHT_BYTES", EdgeConfig.max_inflight_bytes)),

@@ -4,6 +4,7 @@ flat out, and prints accepted events/s and latency percentiles.
     .venv/bin/python bench/load.py --seconds 20 --concurrency 32 --batch 100
     .venv/bin/python bench/load.py --rate 20000 --seconds 20        # p99 at a given load
     .venv/bin/python bench/load.py --otlp --seconds 20
+    .venv/bin/python bench/load.py --grpc --seconds 20                # the same spans over OTLP/gRPC
 
 It makes its own project through the keys code path, so runs never mix. Bodies are prepared
 before the clock starts, so the generator spends its CPU on sending, not on building JSON.
@@ -20,8 +21,10 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+import grpc
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -116,7 +119,7 @@ async def new_key() -> tuple[str, str, str]:
 async def run(args: argparse.Namespace) -> dict:
     project_id, pk, sk = await new_key()
     run_id = uuid.uuid4().hex[:8]
-    make = otlp_body if args.otlp else batch_body
+    make = otlp_body if args.otlp or args.grpc else batch_body
     bodies = [make(run_id, n, args.batch) for n in range(args.bodies)]
     url = args.url + ("/v1/traces" if args.otlp else "/api/public/ingestion")
     headers = {
@@ -150,12 +153,47 @@ async def run(args: argparse.Namespace) -> dict:
                 statuses[str(r.status)] = statuses.get(str(r.status), 0) + 1
             latencies.append(time.perf_counter() - t0)
 
-    conn = aiohttp.TCPConnector(limit=args.concurrency)
+    async def grpc_worker(export: Any) -> None:
+        nonlocal sent, next_at
+        metadata = (("authorization", headers["Authorization"]),)
+        while time.monotonic() < deadline:
+            if interval:
+                async with lock:
+                    at, next_at = next_at, max(next_at + interval, time.monotonic() - 1.0)
+                delay = at - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            if sent >= len(bodies):
+                return
+            body = bodies[sent]
+            sent += 1
+            t0 = time.perf_counter()
+            try:
+                await export(body, metadata=metadata, timeout=30)
+                code = "OK"
+            except grpc.aio.AioRpcError as exc:
+                code = exc.code().name
+            statuses[code] = statuses.get(code, 0) + 1
+            latencies.append(time.perf_counter() - t0)
+
     start = time.monotonic()
-    async with aiohttp.ClientSession(connector=conn) as session:
-        await asyncio.gather(*(worker(session) for _ in range(args.concurrency)))
+    if args.grpc:
+        # RPCs share a few HTTP/2 connections, as exporters do (one channel each); a channel per
+        # 8 workers keeps the client off a single connection's flow-control window.
+        channels = [grpc.aio.insecure_channel(args.grpc_target) for _ in range(max(1, args.concurrency // 8))]
+        start = time.monotonic()
+        try:
+            exports = [c.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export") for c in channels]
+            await asyncio.gather(*(grpc_worker(exports[i % len(exports)]) for i in range(args.concurrency)))
+        finally:
+            for c in channels:
+                await c.close()
+    else:
+        conn = aiohttp.TCPConnector(limit=args.concurrency)
+        async with aiohttp.ClientSession(connector=conn) as session:
+            await asyncio.gather(*(worker(session) for _ in range(args.concurrency)))
     elapsed = time.monotonic() - start
-    ok = statuses.get("207", 0) + statuses.get("200", 0)
+    ok = statuses.get("207", 0) + statuses.get("200", 0) + statuses.get("OK", 0)
     latencies.sort()
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 2 else [0.0] * 99
     return {
@@ -179,6 +217,8 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=0, help="target events/s (0: flat out)")
     p.add_argument("--bodies", type=int, default=20000, help="distinct request bodies prepared")
     p.add_argument("--otlp", action="store_true", help="OTLP/HTTP protobuf instead of batch JSON")
+    p.add_argument("--grpc", action="store_true", help="the --otlp spans over OTLP/gRPC (TraceService/Export)")
+    p.add_argument("--grpc-target", default="127.0.0.1:4317", help="HOST:PORT of the gRPC listener")
     args = p.parse_args()
     result = asyncio.run(run(args))
     print(orjson.dumps(result).decode())

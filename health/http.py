@@ -61,10 +61,14 @@ def _client_gone(request: web.Request, exc: Exception) -> bool:
     return isinstance(exc, ConnectionResetError) and (transport is None or transport.is_closing())
 
 
+def request_id_from(incoming: str | None) -> str:
+    """The client's X-Request-ID when it is a sane token, else a new one; for every transport."""
+    return incoming if incoming and _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+
+
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
-    incoming = request.headers.get("X-Request-ID", "")
-    request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    request_id = request_id_from(request.headers.get("X-Request-ID"))
     request["request_id"] = request_id
     start = time.perf_counter()
     response: web.StreamResponse

@@ -2,7 +2,9 @@
 
 The shell passes `connect`, which opens the store and Kafka clients and closes them again;
 cleanup_ctx enters it before the first request and leaves it after aiohttp has stopped
-accepting and finished in-flight requests, the publisher stopping first.
+accepting and finished in-flight requests, the publisher stopping first. The OTLP/gRPC listener
+is entered after the clients, on the same loop and with the same Intake, and left before them:
+it refuses new RPCs and lets in-flight ones finish before the publisher stops.
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ from ingest import admin, models, read, read_scores, read_sessions
 from ingest.auth import Authenticator
 from ingest.batch import ingest_batch
 from ingest.config import EdgeConfig
+from ingest.grpc_server import GrpcListener
 from ingest.http import translate
 from ingest.intake import Intake
 from ingest.limits import InflightBytes, RateLimiter
 from ingest.openapi import PATH as OPENAPI_PATH
 from ingest.openapi import openapi_document
+from ingest.otlp.grpc_service import TraceService
 from ingest.otlp.handler import export_traces
 from ingest.projects import PATH as PROJECTS_PATH
 from ingest.projects import get_projects
@@ -99,7 +103,25 @@ def build_app(
                 await auth.stop()
         logger.info("api stopped")
 
+    async def grpc_listener(app: web.Application) -> AsyncIterator[None]:
+        listener = GrpcListener(
+            config.grpc_address,
+            [TraceService(app["intake"]).handler()],
+            # Past max_body_bytes the method answers itself (counted and logged); grpc core
+            # refuses what is larger still, before reading it whole.
+            max_message_bytes=2 * config.max_body_bytes,
+            grace_s=config.publish_timeout_s + 1,
+        )
+        await listener.start()
+        health.checks.append(Check("grpc", listener.ping))
+        logger.info("grpc ready", address=config.grpc_address, port=listener.port)
+        try:
+            yield
+        finally:
+            await listener.stop()
+
     app.cleanup_ctx.append(resources)
+    app.cleanup_ctx.append(grpc_listener)
     app.router.add_post("/api/public/ingestion", ingest_batch)
     for path, handler in (
         (read.TRACES_PATH, read.list_traces),

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from sinks.redact import redact_url
@@ -10,6 +10,8 @@ from sinks.redact import redact_url
 class EdgeConfig:
     host: str = "127.0.0.1"
     port: int = 8080
+    # OTLP/gRPC (TraceService/Export), HOST:PORT; 4317 is OTLP's registered gRPC port.
+    grpc_address: str = "127.0.0.1:4317"
     # Langfuse's limit; measured after decompression so a small gzip bomb is still refused.
     max_body_bytes: int = 5 * 1024 * 1024
     # One event's envelope. Kafka refuses a record past its message.max.bytes (1 MiB by
@@ -41,6 +43,9 @@ class EdgeConfig:
     def validate(self) -> None:
         if not 0 < self.port < 65536:
             raise ValueError("edge port out of range")
+        grpc_host, grpc_port = split_address(self.grpc_address)
+        if not grpc_host or not 0 < grpc_port < 65536:
+            raise ValueError("AGENTTRACE_GRPC_ADDRESS must be HOST:PORT with a port in 1..65535")
         if self.max_body_bytes <= 0 or self.max_inflight_bytes < self.max_body_bytes:
             raise ValueError("max_inflight_bytes must be at least max_body_bytes")
         if self.memory_per_body_byte < 0:
@@ -53,6 +58,27 @@ class EdgeConfig:
             raise ValueError("max_connections, keepalive_timeout_s and header_timeout_s must be positive")
         if self.rate_limit_per_minute < 0 or self.auth_cache_ttl_s < 0:
             raise ValueError("rate limit and cache ttl must not be negative")
+
+    def listening(self, host: str | None, port: int, grpc_port: int | None) -> EdgeConfig:
+        """This config with the command line's listeners: `host`, when given, is where both
+        HTTP and gRPC listen; `grpc_port`, when given, replaces the port of grpc_address."""
+        grpc_host, default_grpc_port = split_address(self.grpc_address)
+        return replace(
+            self,
+            host=host or self.host,
+            port=port,
+            grpc_address=join_address(host or grpc_host, default_grpc_port if grpc_port is None else grpc_port),
+        )
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """("host", port) from "host:port" or "[v6]:port"; port -1 when missing or not a number."""
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port) if port.isdigit() else -1
+
+
+def join_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 @dataclass(frozen=True)

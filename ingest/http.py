@@ -1,8 +1,13 @@
-"""The edge's failures as status codes with retry semantics, inside health's `observe`."""
+"""The edge's failures as status codes with retry semantics, inside health's `observe`; and
+the quiet answer to gRPC clients that dial the HTTP port."""
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage
 from loguru import logger
 
 from health.http import Handler, error
@@ -61,3 +66,26 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
     except (PublishError, AuthUnavailable) as exc:
         logger.warning("dependency unavailable", request_id=request["request_id"], error=str(exc))
         return error(503, "unavailable", "the event log is unavailable; retry later", {"Retry-After": "5"})
+
+
+def is_http2_preface(exc: object) -> bool:
+    """Whether aiohttp failed on an HTTP/2 connection preface (`PRI * HTTP/2.0`), as a gRPC
+    client sends it: llhttp pauses on "PRI/Upgrade", the pure-Python parser finds the URL '*'."""
+    if not isinstance(exc, BadHttpMessage):
+        return False
+    return "PRI/Upgrade" in str(exc) or (bool(exc.args) and str(exc.args[0]).strip() == "*")
+
+
+class PrefaceQuietLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's server logger (RequestHandler(logger=...)), minus the ERROR and traceback it
+    writes when a gRPC client reaches the HTTP/1.1 port. That client has already got a 400 and
+    fails fast ("Trying to connect an http1.x server"); one debug line is enough."""
+
+    def __init__(self, inner: logging.Logger) -> None:
+        super().__init__(inner, {})
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        if is_http2_preface(exc_info):
+            self.logger.debug("HTTP/2 client (gRPC?) on the HTTP/1.1 port; OTLP/gRPC has a port of its own")
+            return
+        self.logger.exception(msg, *args, exc_info=exc_info, **kwargs)

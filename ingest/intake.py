@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,7 @@ from health.http import ClientGone
 from ingest.auth import Authenticator
 from ingest.config import EdgeConfig
 from ingest.encoding import BodyTooLarge, ClientError, DecodeError, decompress
-from ingest.limits import InflightBytes, RateLimiter
+from ingest.limits import Held, InflightBytes, RateLimiter
 from ingest.metrics import OBSERVATIONS_INGESTED, SCORES_CREATED, TRACES_INGESTED
 from ingest.publisher import EventPublisher
 from pipeline.envelope import Envelope
@@ -71,14 +72,27 @@ class Intake:
         self._rate = rate_limiter
 
     async def caller(self, request: web.Request) -> Caller:
-        project_id = await self._auth.project_id(request.headers.get("Authorization"))
-        request["project_id"] = project_id
-        return Caller(
-            project_id=project_id,
-            request_id=request["request_id"],
-            sdk_name=request.headers.get("x-langfuse-sdk-name", "") or _agent(request),
-            sdk_version=request.headers.get("x-langfuse-sdk-version", ""),
+        caller = await self.authenticate(
+            request.headers.get("Authorization"),
+            request["request_id"],
+            request.headers.get("x-langfuse-sdk-name", "") or request.headers.get("User-Agent", ""),
+            request.headers.get("x-langfuse-sdk-version", ""),
         )
+        request["project_id"] = caller.project_id
+        return caller
+
+    async def authenticate(
+        self, authorization: str | None, request_id: str, sdk_name: str, sdk_version: str = ""
+    ) -> Caller:
+        """The caller behind an Authorization value (HTTP header or gRPC metadata): Unauthorized
+        when unusable or unknown, AuthUnavailable when the key store cannot answer."""
+        project_id = await self._auth.project_id(authorization)
+        return Caller(project_id, request_id, sdk_name[:100], sdk_version)
+
+    def reserve(self, n: int) -> AbstractAsyncContextManager[Held]:
+        """Count a message of `n` bytes, and what parsing it costs, as in flight while inside;
+        Overloaded past the bound (the transports that hand over whole messages, like gRPC)."""
+        return self._inflight.hold(n * (1 + self.config.memory_per_body_byte))
 
     async def body(self, request: web.Request) -> bytes:
         """The decompressed body; 413 past the limit, 503 when too many bytes are in flight.
@@ -190,7 +204,3 @@ class Intake:
         OBSERVATIONS_INGESTED.labels(source).inc(counts["observation"])
         SCORES_CREATED.labels(source).inc(counts["score"])
         return Accepted(len(records), counts["observation"], trace_id, tuple(refused))
-
-
-def _agent(request: web.Request) -> str:
-    return request.headers.get("User-Agent", "")[:100]

@@ -8,8 +8,8 @@ SCORES_CREATED = Counter("scores_created_total", "Total scores created", ["sourc
 API_KEYS_CREATED = Counter("api_keys_created_total", "API keys generated")
 API_KEYS_REVOKED = Counter("api_keys_revoked_total", "API keys revoked")
 
-# Both sources exist (at 0) from the start, so a dashboard never sees a series appear late.
-SOURCES = ("batch", "otlp")
+# Every source exists (at 0) from the start, so a dashboard never sees a series appear late.
+SOURCES = ("batch", "otlp", "otlp_grpc")
 for _source in SOURCES:
     for _counter in (TRACES_INGESTED, OBSERVATIONS_INGESTED, SCORES_CREATED):
         _counter.labels(_source)

@@ -31,9 +31,10 @@ def free_port() -> int:
 
 
 class EdgeProcess:
-    def __init__(self, port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    def __init__(self, port: int, grpc_port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
+        self.grpc = f"127.0.0.1:{grpc_port}"  # its OTLP/gRPC listener
         self.proc = proc
         self.log = log
 
@@ -44,19 +45,19 @@ class EdgeProcess:
 @asynccontextmanager
 async def edge_process(env: dict[str, str], *, ready_timeout_s: float = 30.0) -> AsyncIterator[EdgeProcess]:
     """Start `agenttrace api` with AGENTTRACE_* overrides; yield once /readyz answers 200."""
-    port = free_port()
+    port, grpc_port = free_port(), free_port()
     with tempfile.TemporaryDirectory(prefix="agenttrace-edge-") as tmp:
         log = Path(tmp) / "api.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [str(AGENTTRACE), "api", "--port", str(port)],
+                [str(AGENTTRACE), "api", "--port", str(port), "--grpc-port", str(grpc_port)],
                 cwd=ROOT,
                 env={**os.environ, **env},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        edge = EdgeProcess(port, proc, log)
+        edge = EdgeProcess(port, grpc_port, proc, log)
         try:
             await _wait_ready(edge, ready_timeout_s)
             yield edge

@@ -11,7 +11,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import grpc
 from aiokafka import AIOKafkaProducer
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agenttrace.settings import Settings
@@ -23,6 +25,8 @@ from sinks.postgres.keys import NewKey
 
 # A developer may point the edge tests at an api of their own working tree.
 API = os.environ.get("AGENTTRACE_TEST_API", "http://127.0.0.1:8080")
+# ... and its OTLP/gRPC listener (HOST:PORT).
+GRPC = os.environ.get("AGENTTRACE_TEST_GRPC", "127.0.0.1:4317")
 WORKER = "http://127.0.0.1:8081"
 # `make up` runs the Postgres stage in a worker of its own.
 WORKER_POSTGRES = "http://127.0.0.1:8082"
@@ -121,3 +125,59 @@ async def agenttrace(*args: str, timeout_s: float = 60.0) -> tuple[int, str, str
     )
     out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
     return proc.returncode or 0, out.decode(), err.decode()
+
+
+# --- OTLP/gRPC ---------------------------------------------------------------------------------
+
+EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
+def otlp_request(spans: int, *, trace_id: bytes | None = None, invalid: int = 0) -> bytes:
+    """A serialized ExportTraceServiceRequest: one trace of `spans` valid spans (the first its
+    root) followed by `invalid` spans with a zero trace id, which the edge rejects."""
+    request = ExportTraceServiceRequest()
+    scope = request.resource_spans.add().scope_spans.add()
+    trace_id = trace_id or uuid.uuid4().bytes
+    root = os.urandom(8)
+    for i in range(spans + invalid):
+        span = scope.spans.add()
+        span.trace_id = trace_id if i < spans else bytes(16)
+        span.span_id = root if i == 0 else os.urandom(8)
+        if 0 < i < spans:
+            span.parent_span_id = root
+        span.name = f"s{i}"
+        span.start_time_unix_nano = 1_795_773_600_000_000_000 + i
+        span.end_time_unix_nano = span.start_time_unix_nano + 1_000_000
+    return request.SerializeToString()
+
+
+def grpc_auth(key: NewKey) -> tuple[tuple[str, str], ...]:
+    """The key as `authorization` metadata (gRPC keys are lower-case)."""
+    return (("authorization", basic_auth(key)["Authorization"]),)
+
+
+class Answer:
+    """What a unary gRPC call ended with: its code, details, trailers and response bytes."""
+
+    def __init__(self, code: grpc.StatusCode, details: str, trailers: dict[str, Any], response: bytes | None) -> None:
+        self.code, self.details, self.trailers, self.response = code, details, trailers, response
+
+    def __repr__(self) -> str:
+        return f"Answer({self.code}, {self.details!r})"
+
+
+async def grpc_export(
+    channel: grpc.aio.Channel,
+    body: bytes,
+    metadata: tuple[tuple[str, str], ...] = (),
+    *,
+    timeout_s: float = 10,
+    **kwargs: Any,
+) -> Answer:
+    """Call TraceService/Export on a grpc.aio channel with a serialized request."""
+    call = channel.unary_unary(EXPORT)(body, metadata=metadata, timeout=timeout_s, **kwargs)
+    try:
+        response = await call
+    except grpc.aio.AioRpcError as exc:
+        return Answer(exc.code(), exc.details() or "", dict(exc.trailing_metadata() or ()), None)
+    return Answer(grpc.StatusCode.OK, "", dict(await call.trailing_metadata() or ()), response)

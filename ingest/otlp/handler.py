@@ -7,11 +7,13 @@ encoding, `partial_success` when some spans were invalid, 415 for other content 
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from ingest.intake import Intake
 from ingest.otlp.decode import encode_response, parse_request, response_content_type
-from ingest.otlp.mapping import map_request
+from ingest.otlp.export import export_spans
 
 
 async def export_traces(request: web.Request) -> web.Response:
@@ -20,24 +22,13 @@ async def export_traces(request: web.Request) -> web.Response:
     content_type = request.headers.get("Content-Type", "")
     response_type = response_content_type(content_type)
     export = parse_request(await intake.body(request), content_type)
-    mapped = map_request(export)
-    events = [(event["id"], event["type"], event["timestamp"], event["body"]) for event in mapped.events]
-    headers: dict[str, str] = {}
-    rejected, errors = mapped.rejected, list(mapped.errors)
-    request["log"] = {"events": 0, "rejected": rejected}
-    if events:
-        headers = await intake.check_rate(caller, len(events))
-        published = await intake.publish(caller, events, "otlp", partial=True)
-        request["log"].update(published.log_fields())
-        if published.refused:
-            rejected += len(published.refused)
-            errors.extend(sorted({reason for _, _, reason in published.refused}))
-            request["log"]["rejected"] = rejected
+    log: dict[str, Any] = {}
+    request["log"] = log
+    done = await export_spans(intake, caller, export, "otlp", log)
     request["log_msg"] = "otlp spans ingested"
-    message = "; ".join(errors)
     return web.Response(
         status=200,
-        body=encode_response(rejected, message, content_type),
+        body=encode_response(done.rejected, done.message, content_type),
         content_type=response_type,
-        headers=headers,
+        headers=done.rate_headers,
     )

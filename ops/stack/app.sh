@@ -20,6 +20,7 @@ app_env() {
   export AGENTTRACE_CLICKHOUSE_URL=${AGENTTRACE_CLICKHOUSE_URL:-clickhouse://default:@127.0.0.1:9000/agenttrace}
   export AGENTTRACE_POSTGRES_DSN=${AGENTTRACE_POSTGRES_DSN:-postgresql://agenttrace:agenttrace@127.0.0.1:5432/agenttrace}
   export AGENTTRACE_REDIS_URL=${AGENTTRACE_REDIS_URL:-redis://127.0.0.1:6379/0}
+  export AGENTTRACE_GRPC_ADDRESS=${AGENTTRACE_GRPC_ADDRESS:-127.0.0.1:4317}
 }
 
 app_env_print() {
@@ -121,7 +122,13 @@ app_admin_token() {
   export AGENTTRACE_ADMIN_TOKEN=${AGENTTRACE_ADMIN_TOKEN:-$(<"$ADMIN_TOKEN")}
 }
 
-api_start() { app_admin_token; app_start api 8080; }
+api_start() {
+  app_admin_token
+  # The api also serves OTLP/gRPC, on 127.0.0.1:4317 (AGENTTRACE_GRPC_ADDRESS): a busy port
+  # fails here with its owner named rather than as an api that never gets ready.
+  pid_of api "bin/agenttrace api" >/dev/null || require_free_port "api (OTLP/gRPC)" "${AGENTTRACE_GRPC_ADDRESS##*:}"
+  app_start api 8080
+}
 api_ready() { app_ready api 8080; }
 api_stop() { stop_pid api "bin/agenttrace api" TERM; }
 api_status() { status_line api "bin/agenttrace api"; }
@@ -160,6 +167,9 @@ Send a trace with one generation:
 curl -u '$public:$secret' -H 'Content-Type: application/json' http://127.0.0.1:8080/api/public/ingestion -d '{"batch":[
   {"id":"$ev1","type":"trace-create","timestamp":"$now","body":{"id":"$trace","name":"hello","userId":"dev-user"}},
   {"id":"$ev2","type":"generation-create","timestamp":"$now","body":{"id":"$gen","traceId":"$trace","name":"chat","model":"gpt-4o-mini","startTime":"$now","endTime":"$now","input":[{"role":"user","content":"Hi"}],"output":{"role":"assistant","content":"Hello!"},"usage":{"input":3,"output":2,"unit":"TOKENS"}}}]}'
+
+OpenTelemetry exporters: OTLP/HTTP at http://127.0.0.1:8080/v1/traces, OTLP/gRPC at 127.0.0.1:${AGENTTRACE_GRPC_ADDRESS##*:}
+(both with the header/metadata authorization: Basic base64(public:secret), or Bearer secret).
 
 See the rows (once the worker has flushed, usually within seconds):
 clickhouse-client --query "SELECT id, name FROM agenttrace.observations FINAL WHERE trace_id = '$trace'"

@@ -183,10 +183,10 @@ def test_kustomization_lists_every_manifest():
 
 
 @pytest.mark.parametrize(
-    ("name", "port", "memory_limit_mi"),
-    [("agenttrace-api", 8080, 200), ("agenttrace-worker", 8081, 400)],
+    ("name", "ports", "memory_limit_mi"),
+    [("agenttrace-api", {"http": 8080, "grpc": 4317}, 200), ("agenttrace-worker", {"http": 8081}, 400)],
 )
-def test_deployments_probe_and_limit_the_processes(name, port, memory_limit_mi):
+def test_deployments_probe_and_limit_the_processes(name, ports, memory_limit_mi):
     deployment = k8s("Deployment", name)
     assert deployment["metadata"]["namespace"] == "agenttrace"
     pod = deployment["spec"]["template"]
@@ -195,7 +195,7 @@ def test_deployments_probe_and_limit_the_processes(name, port, memory_limit_mi):
     (container,) = pod["spec"]["containers"]
     role = name.removeprefix("agenttrace-")
     assert container["command"] + container["args"] == ["agenttrace", role, "--host", "0.0.0.0"]
-    assert container["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+    assert container["ports"] == [{"name": n, "containerPort": p, "protocol": "TCP"} for n, p in ports.items()]
     assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     resources = container["resources"]
@@ -230,6 +230,17 @@ def test_services_and_service_monitors_expose_port_http(name, port):
     assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["agenttrace"]}
     (endpoint,) = monitor["spec"]["endpoints"]
     assert endpoint == {"port": "http", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}
+
+
+def test_otlp_grpc_is_exposed_on_4317():
+    # `--host 0.0.0.0` makes the api's gRPC listener (127.0.0.1:4317 by default) reachable too.
+    service = k8s("Service", "agenttrace-api")
+    grpc_port = {p["name"]: p for p in service["spec"]["ports"]}["grpc"]
+    assert (grpc_port["port"], grpc_port["targetPort"], grpc_port["appProtocol"]) == (4317, "grpc", "grpc")
+    api = compose_file()["services"]["api"]
+    assert api["command"] == ["api", "--host", "0.0.0.0"]
+    assert "127.0.0.1:4317:4317" in api["ports"]
+    assert "4317" in re.findall(r"^EXPOSE (.+)$", (COMPOSE / "Dockerfile").read_text(), re.M)[0].split()
 
 
 def test_worker_autoscales_on_queue_depth():

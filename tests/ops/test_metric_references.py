@@ -30,6 +30,9 @@ OUR_METRICS: dict[str, frozenset[str]] = {
     "traces_ingested_total": frozenset({"source"}),
     "observations_ingested_total": frozenset({"source"}),
     "scores_created_total": frozenset({"source"}),
+    "grpc_server_started_total": frozenset({"grpc_type", "grpc_service", "grpc_method"}),
+    "grpc_server_handled_total": frozenset({"grpc_type", "grpc_service", "grpc_method", "grpc_code"}),
+    "grpc_server_handling_seconds": frozenset({"grpc_type", "grpc_service", "grpc_method"}),
     "api_keys_created_total": frozenset(),
     "http_connections_open": frozenset(),
     "http_connections_refused_total": frozenset({"reason"}),
@@ -48,6 +51,7 @@ OUR_METRICS: dict[str, frozenset[str]] = {
 }
 HISTOGRAMS = {
     "http_request_duration_seconds",
+    "grpc_server_handling_seconds",
     "http_request_size_bytes",
     "http_response_size_bytes",
     "worker_job_duration_seconds",

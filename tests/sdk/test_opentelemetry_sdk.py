@@ -1,5 +1,6 @@
-"""The OpenTelemetry Python SDK's OTLP/HTTP exporter, unchanged, with GenAI attributes: spans
-exported to /v1/traces and read back from ClickHouse."""
+"""The OpenTelemetry Python SDK's OTLP exporters, unchanged, with GenAI attributes: spans
+exported over OTLP/HTTP to /v1/traces and over OTLP/gRPC to TraceService/Export, and read back
+from ClickHouse field by field, the same for both transports."""
 
 from __future__ import annotations
 
@@ -7,18 +8,21 @@ import asyncio
 import logging
 import uuid
 
+import grpc
 import orjson
 import pytest
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from sinks.clickhouse.client import ClickHouse
 from sinks.postgres.keys import NewKey
-from tests.support import API, basic_auth, eventually, rows
+from tests.support import API, GRPC, basic_auth, eventually, rows
 
 pytestmark = pytest.mark.stack
 
@@ -26,11 +30,20 @@ INPUT = [{"role": "user", "parts": [{"type": "text", "content": "what is 2+2?"}]
 OUTPUT = [{"role": "assistant", "parts": [{"type": "text", "content": "4"}], "finish_reason": "stop"}]
 
 
-def export(project: NewKey, run_id: str, compression: Compression) -> dict[str, str]:
-    """Record an agent span, a chat span and a failing tool span; flush; return their ids."""
-    exporter = OTLPSpanExporter(
+def http_exporter(project: NewKey, compression: Compression) -> SpanExporter:
+    return OTLPSpanExporter(
         endpoint=f"{API}/v1/traces", headers=basic_auth(project), timeout=5, compression=compression
     )
+
+
+def grpc_exporter(project: NewKey, compression: grpc.Compression, target: str = GRPC) -> SpanExporter:
+    # gRPC metadata keys are lower-case; the exporter passes a dict's keys through as given.
+    headers = {k.lower(): v for k, v in basic_auth(project).items()}
+    return GrpcSpanExporter(endpoint=f"http://{target}", headers=headers, timeout=5, compression=compression)
+
+
+def export(exporter: SpanExporter, run_id: str) -> dict[str, str]:
+    """Record an agent span, a chat span and a failing tool span; flush; return their ids."""
     provider = TracerProvider(
         resource=Resource.create(
             {
@@ -96,8 +109,45 @@ async def test_otel_sdk_genai_spans(
 ) -> None:
     run_id = uuid.uuid4().hex[:12]
     with caplog.at_level(logging.WARNING, logger="opentelemetry"):
-        ids = await asyncio.to_thread(export, project, run_id, compression)
+        ids = await asyncio.to_thread(export, http_exporter(project, compression), run_id)
     assert [r.getMessage() for r in caplog.records] == [], "the exporter logged a failed export"
+    await assert_landed(ch, project, ids, run_id)
+
+
+@pytest.mark.parametrize("compression", [grpc.Compression.NoCompression, grpc.Compression.Gzip], ids=["plain", "gzip"])
+async def test_otel_sdk_grpc_genai_spans(
+    ch: ClickHouse, project: NewKey, compression: grpc.Compression, caplog: pytest.LogCaptureFixture
+) -> None:
+    run_id = uuid.uuid4().hex[:12]
+    with caplog.at_level(logging.WARNING, logger="opentelemetry"):
+        ids = await asyncio.to_thread(export, grpc_exporter(project, compression), run_id)
+    assert [r.getMessage() for r in caplog.records] == [], "the exporter logged a failed export"
+    await assert_landed(ch, project, ids, run_id)
+
+
+async def test_otel_sdk_grpc_wrong_key_is_unauthenticated_and_not_retried(
+    project: NewKey, caplog: pytest.LogCaptureFixture
+) -> None:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    with provider.get_tracer("agenttrace.tests.sdk").start_as_current_span("refused"):
+        pass
+    wrong = NewKey(project.project_id, project.public_key, f"sk-wrong-{uuid.uuid4().hex}")
+    exporter = grpc_exporter(wrong, grpc.Compression.NoCompression)
+    try:
+        with caplog.at_level(logging.WARNING, logger="opentelemetry"):
+            result = await asyncio.to_thread(exporter.export, memory.get_finished_spans())
+    finally:
+        exporter.shutdown()
+    assert result is SpanExportResult.FAILURE
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("StatusCode.UNAUTHENTICATED" in m for m in messages), messages
+    assert not any("retrying" in m for m in messages), messages  # not retryable, per the spec
+
+
+async def assert_landed(ch: ClickHouse, project: NewKey, ids: dict[str, str], run_id: str) -> None:
+    """The three spans of export(), field by field, in observations and traces."""
     pid = project.project_id
 
     found = await eventually(

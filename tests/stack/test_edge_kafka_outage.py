@@ -1,5 +1,6 @@
-"""Kafka stalled or unreachable: the edge answers 503 with Retry-After within its publish
-timeout, never 2xx, and ingests again once Kafka is back.
+"""Kafka stalled or unreachable: the edge answers 503 with Retry-After (OTLP/gRPC: UNAVAILABLE
+with RetryInfo) within its publish timeout, never a success, and ingests again once Kafka is
+back; an exporter that retries as told loses nothing.
 
 Only the API started here loses Kafka: it is bootstrapped through the broker's FAULT listener
 (ops/stack/kafka/server.properties.in), which advertises 127.0.0.1:19094, where this module
@@ -15,11 +16,18 @@ import uuid
 from collections.abc import AsyncIterator
 
 import aiohttp
+import grpc
 import pytest
+from google.rpc import error_details_pb2
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from sinks.clickhouse.client import ClickHouse
 from sinks.postgres.keys import NewKey
 from tests.edge_process import edge_process
-from tests.support import basic_auth, eventually, sample, scrape
+from tests.support import basic_auth, eventually, grpc_auth, grpc_export, otlp_request, rows, sample, scrape
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
@@ -208,3 +216,69 @@ async def test_once_kafka_is_known_down_the_edge_answers_503_at_once_and_recover
         await eventually(lambda: _post(http, edge.url, project), lambda a: a[0] == 207, timeout_s=30, every_s=0.2)
         async with http.get(f"{edge.url}/readyz") as r:
             assert r.status == 200
+
+
+def _spans(n: int) -> list:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("agenttrace.tests.outage")
+    with tracer.start_as_current_span("root"):
+        for i in range(n - 1):
+            with tracer.start_as_current_span(f"child-{i}"):
+                pass
+    return list(memory.get_finished_spans())
+
+
+async def test_grpc_kafka_cut_gets_unavailable_and_the_exporter_loses_nothing(
+    http: aiohttp.ClientSession, ch: ClickHouse, kafka_path: KafkaPath, project: NewKey
+) -> None:
+    env = {
+        "AGENTTRACE_KAFKA_BOOTSTRAP": f"{PROXY[0]}:{PROXY[1]}",
+        "AGENTTRACE_PUBLISH_TIMEOUT_S": str(PUBLISH_TIMEOUT_S),
+    }
+    async with edge_process(env) as edge, grpc.aio.insecure_channel(edge.grpc) as channel:
+        assert (await grpc_export(channel, otlp_request(2), grpc_auth(project))).code is grpc.StatusCode.OK
+
+        kafka_path.cut()
+        start = time.monotonic()
+        refused = await asyncio.gather(*(grpc_export(channel, otlp_request(2), grpc_auth(project)) for _ in range(4)))
+        for answer in refused:
+            assert answer.code is grpc.StatusCode.UNAVAILABLE, answer
+            info = error_details_pb2.RetryInfo.FromString(answer.trailers["google.rpc.retryinfo-bin"])
+            assert info.retry_delay.seconds >= 1
+            assert "grpc-status-details-bin" in answer.trailers
+        assert time.monotonic() - start < PUBLISH_TIMEOUT_S * 2 + 1
+
+        # The SDK's exporter, unchanged, exports during the outage: it is told UNAVAILABLE with
+        # a delay, waits it out, and its retry after Kafka is back is acknowledged.
+        spans = _spans(5)
+        exporter = OTLPSpanExporter(
+            endpoint=f"http://{edge.grpc}", headers=dict(grpc_auth(project)), timeout=40, insecure=True
+        )
+        try:
+            exporting = asyncio.create_task(asyncio.to_thread(exporter.export, spans))
+            await asyncio.sleep(PUBLISH_TIMEOUT_S + 1)  # the first attempt has failed by now
+            assert not exporting.done()
+            await kafka_path.restore()
+            assert await asyncio.wait_for(exporting, 60) is SpanExportResult.SUCCESS
+        finally:
+            exporter.shutdown()
+
+        # Nothing lost: the spans before the cut (2) and those exported during it (5) land.
+        pid = project.project_id
+        found = await eventually(
+            lambda: rows(ch, f"SELECT id FROM observations FINAL WHERE project_id = '{pid}'"),
+            lambda r: len(r) >= 7,
+            timeout_s=60,
+            every_s=0.5,
+        )
+        exported = {format(s.get_span_context().span_id, "016x") for s in spans}
+        assert exported <= {r["id"] for r in found}
+        metrics = await scrape(http, edge.url)
+        labels = {
+            "grpc_type": "unary",
+            "grpc_service": "opentelemetry.proto.collector.trace.v1.TraceService",
+            "grpc_method": "Export",
+        }
+        assert sample(metrics, "grpc_server_handled_total", **labels, grpc_code="Unavailable") >= 5

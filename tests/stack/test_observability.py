@@ -43,6 +43,9 @@ METRICS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         ("traces_ingested_total", ("source",), ("api",)),
         ("observations_ingested_total", ("source",), ("api",)),
         ("scores_created_total", ("source",), ("api",)),
+        ("grpc_server_started_total", ("grpc_type", "grpc_service", "grpc_method"), ("api",)),
+        ("grpc_server_handled_total", ("grpc_type", "grpc_service", "grpc_method", "grpc_code"), ("api",)),
+        ("grpc_server_handling_seconds", ("grpc_type", "grpc_service", "grpc_method"), ("api",)),
         ("api_keys_created_total", (), ("api",)),
         ("worker_jobs_processed_total", ("type", "status"), ("worker",)),
         ("worker_job_duration_seconds", ("type",), ("worker",)),
@@ -59,9 +62,10 @@ METRICS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
 HISTOGRAMS = {n for n in METRICS if n.endswith(("_seconds", "_bytes"))}
 # Label values that must exist however little traffic there was (initialised at start-up).
 REQUIRED_VALUES = {
-    "traces_ingested_total": {"source": {"batch", "otlp"}},
-    "observations_ingested_total": {"source": {"batch", "otlp"}},
-    "scores_created_total": {"source": {"batch", "otlp"}},
+    "traces_ingested_total": {"source": {"batch", "otlp", "otlp_grpc"}},
+    "observations_ingested_total": {"source": {"batch", "otlp", "otlp_grpc"}},
+    "scores_created_total": {"source": {"batch", "otlp", "otlp_grpc"}},
+    "grpc_server_handled_total": {"grpc_code": {"OK", "Unauthenticated", "ResourceExhausted", "Unavailable"}},
     "worker_jobs_processed_total": {"type": {"clickhouse"}, "status": {"success", "retry", "dead_letter"}},
     "worker_queue_depth": {"queue": {"clickhouse"}},
     "worker_active_jobs": {"type": {"clickhouse"}},

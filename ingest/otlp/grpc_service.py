@@ -1,0 +1,45 @@
+"""opentelemetry.proto.collector.trace.v1.TraceService/Export: OTLP/gRPC trace export.
+
+The same export as OTLP/HTTP (export.py), with the same key, limits and Kafka path: the
+`authorization` metadata carries Basic or Bearer credentials as the HTTP header does; grpc core
+undoes gzip or deflate; invalid spans give OK with `partial_success`. The message's bytes count
+as in flight until Kafka has acknowledged its spans, so a stalled broker turns into UNAVAILABLE
+rather than memory. Failures become status codes in grpc_server.py.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+from ingest.encoding import BodyTooLarge
+from ingest.grpc_server import Call, unary
+from ingest.intake import Intake
+from ingest.otlp.decode import PROTOBUF, encode_response, parse_request
+from ingest.otlp.export import export_spans
+
+SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+SOURCE = "otlp_grpc"
+
+
+class TraceService:
+    def __init__(self, intake: Intake) -> None:
+        self._intake = intake
+
+    async def export(self, raw: bytes, call: Call) -> bytes:
+        intake = self._intake
+        caller = await intake.authenticate(
+            call.metadata.get("authorization"), call.request_id, call.metadata.get("user-agent", "")
+        )
+        call.project_id = caller.project_id
+        limit = intake.config.max_body_bytes
+        if len(raw) > limit:
+            raise BodyTooLarge(f"message of {len(raw)} bytes exceeds {limit} bytes")
+        async with intake.reserve(len(raw)):
+            export = parse_request(raw, PROTOBUF)
+            done = await export_spans(intake, caller, export, SOURCE, call.log)
+        call.log_msg = "otlp spans ingested"
+        call.trailers += [(name.lower(), value) for name, value in done.rate_headers.items()]
+        return encode_response(done.rejected, done.message, PROTOBUF)
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        return grpc.method_handlers_generic_handler(SERVICE, {"Export": unary(SERVICE, "Export", self.export)})
