@@ -62,21 +62,26 @@ class Envelope:
         try:
             d = orjson.loads(raw)
             version = d.get("v")
-            if version not in _VERSIONS:
+            if type(version) is not int or version not in _VERSIONS:
                 raise EnvelopeError(f"unsupported envelope version {version!r}")
+            # Exact types: a record that decodes must never fail later in a way no retry fixes.
+            if not type(d["id"]) is type(d["project_id"]) is type(d["type"]) is str:
+                raise EnvelopeError("envelope id, project_id and type must be strings")
+            if not type(d["ts"]) is type(d["received_at"]) is int:
+                raise EnvelopeError("envelope ts and received_at must be integers")
             sdk = d.get("sdk") or {}
             # Positional, in field order: keywords cost ~0.35 µs more per envelope.
             env = cls(
                 d["id"],
                 d["project_id"],
                 d["type"],
-                int(d["ts"]),
-                int(d["received_at"]),
+                d["ts"],
+                d["received_at"],
                 d["body"],
-                d.get("request_id") or "",
-                sdk.get("name") or "",
-                sdk.get("version") or "",
-                d.get("source") or "batch",
+                str(d.get("request_id") or ""),
+                str(sdk.get("name") or ""),
+                str(sdk.get("version") or ""),
+                str(d.get("source") or "batch"),
             )
         except EnvelopeError:
             raise
@@ -84,8 +89,6 @@ class Envelope:
             raise EnvelopeError(f"undecodable envelope: {exc}") from exc
         if not isinstance(env.body, dict):
             raise EnvelopeError("envelope body is not an object")
-        if not isinstance(env.type, str):
-            raise EnvelopeError("envelope type is not a string")
         if version == 1:
             _upgrade_times(env)
         return env

@@ -17,6 +17,7 @@ import orjson
 from pipeline.envelope import Envelope
 from pipeline.errors import PoisonEvent
 from pipeline.events import OBSERVATION_TYPES, UPDATE_TYPES
+from pipeline.times import MAX_US, MIN_US
 
 TRACE, OBSERVATION, SCORE = "traces", "observations", "scores"
 # The version of a field no event has set: below every real (µs, >= 0) and synthetic (< 0) one.
@@ -87,10 +88,11 @@ def _io(v: Any) -> str | None:
 
 
 def body_time(v: Any) -> int | None:
-    """A body time: µs since the edge parsed it (pipeline/events.py)."""
-    if v is None or type(v) is int:
+    """A body time: µs since the edge parsed it (pipeline/events.py), within what every store
+    holds; a record from elsewhere (an old log, a hand-made one) may hold anything."""
+    if v is None or (type(v) is int and MIN_US <= v < MAX_US):
         return v
-    raise PoisonEvent(f"bad timestamp {v!r}")
+    raise PoisonEvent(f"bad timestamp {v!r}: not a time between 1970 and 2100")
 
 
 _USAGE_ALIASES = {
