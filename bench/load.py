@@ -134,19 +134,22 @@ async def run(args: argparse.Namespace) -> dict:
     next_at = time.monotonic()
     lock = asyncio.Lock()
 
-    async def worker(session: aiohttp.ClientSession) -> None:
+    async def next_body() -> bytes | None:
+        """The next body to send, at the target rate when one is set; None when all are sent."""
         nonlocal sent, next_at
-        while time.monotonic() < deadline:
-            if interval:
-                async with lock:
-                    at, next_at = next_at, max(next_at + interval, time.monotonic() - 1.0)
-                delay = at - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            if sent >= len(bodies):
-                return
-            body = bodies[sent]
-            sent += 1
+        if interval:
+            async with lock:
+                at, next_at = next_at, max(next_at + interval, time.monotonic() - 1.0)
+            delay = at - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        if sent >= len(bodies):
+            return None
+        sent += 1
+        return bodies[sent - 1]
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        while time.monotonic() < deadline and (body := await next_body()) is not None:
             t0 = time.perf_counter()
             async with session.post(url, data=body, headers=headers) as r:
                 await r.read()
@@ -154,19 +157,8 @@ async def run(args: argparse.Namespace) -> dict:
             latencies.append(time.perf_counter() - t0)
 
     async def grpc_worker(export: Any) -> None:
-        nonlocal sent, next_at
         metadata = (("authorization", headers["Authorization"]),)
-        while time.monotonic() < deadline:
-            if interval:
-                async with lock:
-                    at, next_at = next_at, max(next_at + interval, time.monotonic() - 1.0)
-                delay = at - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            if sent >= len(bodies):
-                return
-            body = bodies[sent]
-            sent += 1
+        while time.monotonic() < deadline and (body := await next_body()) is not None:
             t0 = time.perf_counter()
             try:
                 await export(body, metadata=metadata, timeout=30)
