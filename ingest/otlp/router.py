@@ -7,8 +7,9 @@ metadata. Rows come in three kinds:
 
 - exact: `(key, group, field, rank, coercion)`;
 - prefixed: `(prefix, group, rank, coercion)`, the rest of the key names the field;
-- indexed: `(prefix, group, field, rank, key prefix to drop)` for flattened lists such as
-  `gen_ai.prompt.0.role`, which become `[{"role": ...}, ...]` in index order.
+- indexed: `(prefix, group, field, rank, key prefix to drop, item keys kept)` for flattened
+  lists such as `gen_ai.prompt.0.role`, which become `[{"role": ...}, ...]` in index order;
+  with a set of item keys, the others stay metadata (None keeps all).
 
 Exact rows win over prefixed ones. Prefix resolutions are cached, up to a bound, because
 the same keys come back span after span; each span then costs one dict lookup per attribute.
@@ -45,7 +46,7 @@ class Router:
         self,
         exact: Iterable[tuple[str, str, str, int, Coerce]],
         prefixed: Iterable[tuple[str, str, int, Coerce]] = (),
-        indexed: Iterable[tuple[str, str, str, int, str]] = (),
+        indexed: Iterable[tuple[str, str, str, int, str, frozenset[str] | None]] = (),
     ) -> None:
         self._routes: dict[str, tuple[Rule, ...] | _Indexed] = {}
         for key, group, fld, rank, fn in exact:
@@ -110,13 +111,14 @@ class Router:
         return route
 
     def _resolve_prefixed(self, key: str) -> tuple[Rule, ...] | _Indexed:
-        for prefix, group, fld, rank, drop in self._indexed:
+        for prefix, group, fld, rank, drop, keep in self._indexed:
             if key.startswith(prefix):
                 index, _, rest = key[len(prefix) :].partition(".")
                 if index.isdigit() and rest:
                     if drop and rest.startswith(drop):
                         rest = rest[len(drop) :]
-                    return _Indexed((group, fld), rank, int(index), rest)
+                    if keep is None or rest in keep:
+                        return _Indexed((group, fld), rank, int(index), rest)
                 return _UNMAPPED
         for prefix, group, rank, fn in self._prefixed:
             if key.startswith(prefix) and len(key) > len(prefix):

@@ -14,7 +14,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyVa
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from ingest.otlp import map_request, parse_request
-from ingest.otlp.mapping import EXACT, INDEXED, PREFIXED, MappingResult
+from ingest.otlp.conventions import EXACT, INDEXED, PREFIXED
+from ingest.otlp.mapping import MappingResult
 
 TRACE = bytes.fromhex("5b8efff798038103d269b633813fc60c")
 ROOT = bytes.fromhex("eee19b7ec3c1b174")
@@ -363,7 +364,8 @@ def test_openinference_llm_span() -> None:
         "output_reasoning_tokens": 2,
     }
     assert body["costDetails"] == {"total": 0.003}
-    assert body["input"] == {"messages": []}  # input.value wins over the flattened messages
+    # The message list wins over input.value, the raw request it was read from.
+    assert body["input"] == [{"role": "user", "content": "hi"}]
     assert body["output"] == "hello"
     assert body["metadata"]["team"] == "search"
     assert body["metadata"]["input.mime_type"] == "application/json"
@@ -590,13 +592,13 @@ def test_unusable_values_for_mapped_keys_stay_in_metadata() -> None:
             "gen_ai.usage.input_tokens": "many",
             "langfuse.observation.level": "LOUD",
             "metadata": "not json",
-            "gen_ai.usage.reasoning_tokens": 5,
+            "gen_ai.usage.audio_tokens": 5,
         }
     )["body"]
     assert body["metadata"]["gen_ai.usage.input_tokens"] == "many"
     assert body["metadata"]["langfuse.observation.level"] == "LOUD"
     assert body["metadata"]["metadata"] == "not json"
-    assert body["usageDetails"] == {"reasoning_tokens": 5}  # unknown gen_ai.usage.* kept
+    assert body["usageDetails"] == {"audio_tokens": 5}  # unknown gen_ai.usage.* kept
     assert "level" not in body
 
 
