@@ -9,7 +9,8 @@ metadata. Rows come in three kinds:
 - prefixed: `(prefix, group, rank, coercion)`, the rest of the key names the field;
 - indexed: `(prefix, group, field, rank, key prefix to drop, item keys kept)` for flattened
   lists such as `gen_ai.prompt.0.role`, which become `[{"role": ...}, ...]` in index order;
-  with a set of item keys, the others stay metadata (None keeps all).
+  with a set of item keys, the others stay metadata (None keeps all). Dotted item keys nest:
+  `gen_ai.completion.0.tool_calls.0.name` is `[{"tool_calls": [{"name": ...}]}]`.
 
 Exact rows win over prefixed ones. Prefix resolutions are cached, up to a bound, because
 the same keys come back span after span; each span then costs one dict lookup per attribute.
@@ -92,7 +93,7 @@ class Router:
             for (slot, rank), items in lists.items():
                 held = slots.get(slot)
                 if held is None or held[0] > rank:
-                    slots[slot] = (rank, [items[i] for i in sorted(items)])
+                    slots[slot] = (rank, [_nested(items[i]) for i in sorted(items)])
 
         groups: dict[str, dict[str, Any]] = {}
         for (group, fld), (_, value) in slots.items():
@@ -124,3 +125,35 @@ class Router:
             if key.startswith(prefix) and len(key) > len(prefix):
                 return (((group, key[len(prefix) :]), rank, fn),)
         return _UNMAPPED
+
+
+def _nested(flat: dict[str, Any]) -> dict[str, Any]:
+    """An item's dotted keys as nested objects, numbered levels as lists in index order. A key
+    that would overwrite a value (`a` and `a.b`) stays flat."""
+    if not any("." in key for key in flat):
+        return flat
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        *path, last = key.split(".")
+        node = out
+        for step in path:
+            child = node.setdefault(step, {})
+            if type(child) is not dict:
+                node = out
+                last = key
+                break
+            node = child
+        if last in node and type(node[last]) is dict:
+            out[key] = value
+        else:
+            node[last] = value
+    return _lists(out)
+
+
+def _lists(node: Any) -> Any:
+    if type(node) is not dict:
+        return node
+    items = {k: _lists(v) for k, v in node.items()}
+    if items and all(k.isdigit() for k in items):
+        return [items[k] for k in sorted(items, key=int)]
+    return items

@@ -273,6 +273,22 @@ def test_genai_indexed_prompt_attributes_become_message_lists() -> None:
     assert body["metadata"]["gen_ai.prompt.notanindex"] == "kept"
 
 
+def test_indexed_items_nest_their_dotted_keys() -> None:
+    body = one(
+        {
+            "gen_ai.completion.0.role": "assistant",
+            "gen_ai.completion.0.tool_calls.1.name": "b",
+            "gen_ai.completion.0.tool_calls.0.name": "a",
+            "gen_ai.completion.0.tool_calls.0.arguments": "{}",
+            "gen_ai.completion.0.x": 1,
+            "gen_ai.completion.0.x.y": 2,  # would overwrite x: stays flat
+        }
+    )["body"]
+    assert body["output"] == [
+        {"role": "assistant", "tool_calls": [{"name": "a", "arguments": "{}"}, {"name": "b"}], "x": 1, "x.y": 2}
+    ]
+
+
 @pytest.mark.parametrize(
     ("operation", "event_type"),
     [
@@ -385,6 +401,75 @@ def test_openinference_flattened_messages_without_input_value() -> None:
     )["body"]
     assert body["input"] == [{"role": "user", "content": "hi"}]
     assert body["output"] == [{"role": "assistant", "content": "yo"}]
+
+
+# --- Vercel AI SDK, Pydantic AI, Logfire: the composed fields ------------------------------
+
+
+def test_ai_sdk_text_and_tool_calls_of_one_step_are_one_message() -> None:
+    calls = [{"toolCallId": "c", "toolName": "t", "input": "{}"}]
+    body = one(
+        {"ai.operationId": "ai.streamText.doStream", "ai.response.text": "Let me look.", "ai.response.toolCalls": calls}
+    )["body"]
+    assert body["output"] == {"role": "assistant", "content": "Let me look.", "tool_calls": calls}
+    body = one({"ai.response.text": "", "ai.response.toolCalls": orjson.dumps(calls).decode()})["body"]
+    assert body["output"] == calls  # an empty text is no text
+
+
+def test_ai_sdk_langfuse_prompt_links_the_generation() -> None:
+    body = one(
+        {
+            "ai.operationId": "ai.generateText.doGenerate",
+            "ai.telemetry.metadata.langfusePrompt": '{"name": "greeting", "version": 3, "isFallback": false}',
+        }
+    )["body"]
+    assert (body["promptName"], body["promptVersion"]) == ("greeting", 3)
+    assert "langfusePrompt" not in body["metadata"]
+
+
+@pytest.mark.parametrize(
+    ("num", "level"), [(1, "DEBUG"), (5, "DEBUG"), (9, "DEFAULT"), (13, "WARNING"), (17, "ERROR"), (21, "ERROR")]
+)
+def test_logfire_level_num_sets_the_level(num: int, level: str) -> None:
+    body = one({"logfire.level_num": num})["body"]
+    assert body["level"] == level
+    assert body["metadata"]["logfire.level_num"] == num
+
+
+def test_system_instructions_next_to_no_message_list_stay_metadata() -> None:
+    body = one({"gen_ai.system_instructions": '[{"type": "text", "content": "Be brief."}]', "input.value": "hi"})[
+        "body"
+    ]
+    assert body["input"] == "hi"
+    assert body["metadata"]["gen_ai.system_instructions"] == [{"type": "text", "content": "Be brief."}]
+    body = one(
+        {
+            "gen_ai.system_instructions": "Be brief.",
+            "gen_ai.input.messages": '[{"role": "system", "content": "Own."}, {"role": "user", "content": "hi"}]',
+        }
+    )["body"]
+    assert body["input"] == [{"role": "system", "content": "Own."}, {"role": "user", "content": "hi"}]
+
+
+def test_invoke_agent_keeps_its_model_and_usage_out_of_the_ledger() -> None:
+    event = one(
+        {
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.request.model": "gpt-4o",
+            "gen_ai.usage.input_tokens": 100,
+            "gen_ai.usage.cost": 0.5,
+        }
+    )
+    body = event["body"]
+    assert event["type"] == "agent-create"
+    assert not {"model", "usageDetails", "costDetails"} & body.keys()
+    assert body["metadata"]["aggregate"] == {
+        "model": "gpt-4o",
+        "usageDetails": {"input": 100, "total": 100},
+        "costDetails": {"total": 0.5},
+    }
+    # agent_step has no type of its own: without model and usage it is a span
+    assert one({"gen_ai.operation.name": "agent_step", "gen_ai.usage.input_tokens": 1})["type"] == "span-create"
 
 
 # --- Langfuse attributes -----------------------------------------------------------------
