@@ -12,7 +12,8 @@ first, then the OpenTelemetry GenAI conventions, then the instrumentations':
 - OpenLLMetry (traceloop-sdk and its instrumentations): `traceloop.*`, `llm.*`, and the
   flattened `gen_ai.prompt.N.*` / `gen_ai.completion.N.*`;
 - Pydantic AI and Logfire: `gen_ai.*` plus `pydantic_ai.all_messages`, `final_result`,
-  `gen_ai.system_instructions`, `logfire.*`, `tool_arguments` / `tool_response`;
+  `gen_ai.system_instructions`, `logfire.*`, `tool_arguments` / `tool_response`, and in 0.x
+  the JSON `events` and `all_messages_events`, with `agent_name` on the agent run;
 - Langfuse's OTel attribute names: `langfuse.*`.
 
 Structured message lists always rank before the opaque payloads (`input.value`, `traceloop.entity.
@@ -118,6 +119,36 @@ def _aggregate_operation(value: Any) -> Any:
     return True if type(value) is str and value in _AGGREGATE_OPERATIONS else SKIP
 
 
+def _present(value: Any) -> Any:
+    return True if coerce.text(value) is not SKIP else SKIP
+
+
+def _agent_hint(value: Any) -> Any:
+    return "agent" if coerce.text(value) is not SKIP else SKIP
+
+
+def _logfire_events(value: Any) -> Any:
+    """Logfire's `events`: a JSON list of GenAI events, each named by its `event.name`."""
+    events = _io(value)
+    if type(events) is list and events and all(type(e) is dict and "event.name" in e for e in events):
+        return events
+    return SKIP
+
+
+def _events_input(value: Any) -> Any:
+    events = _logfire_events(value)
+    if events is SKIP:
+        return SKIP
+    return [e for e in events if e["event.name"] != "gen_ai.choice"] or SKIP
+
+
+def _events_output(value: Any) -> Any:
+    events = _logfire_events(value)
+    if events is SKIP:
+        return SKIP
+    return next((e for e in events if e["event.name"] == "gen_ai.choice"), SKIP)
+
+
 def _logfire_level(value: Any) -> Any:
     n = coerce.count(value)
     if n is SKIP:
@@ -158,9 +189,12 @@ EXACT: tuple[tuple[str, str, str, int, Coerce], ...] = (
     ("traceloop.span.kind", OBS, "type", 5, _type_traceloop),
     ("gen_ai.tool.name", OBS, "type", 6, _tool_hint),
     ("gen_ai.tool.name", META, "gen_ai.tool.name", 0, None),
+    ("agent_name", OBS, "type", 7, _agent_hint),  # Pydantic AI's agent run before invoke_agent
+    ("agent_name", META, "agent_name", 0, None),
     # spans that sum up the calls below them
     ("ai.operationId", HINTS, "aggregate", 0, _vercel_wrapper),
     ("gen_ai.operation.name", HINTS, "aggregate", 1, _aggregate_operation),
+    ("agent_name", HINTS, "aggregate", 2, _present),
     # level and status
     ("langfuse.observation.level", OBS, "level", 0, _level),
     ("logfire.level_num", OBS, "level", 1, _logfire_level),
@@ -171,10 +205,13 @@ EXACT: tuple[tuple[str, str, str, int, Coerce], ...] = (
     ("gen_ai.input.messages", OBS, "input", 1, _io),
     ("ai.prompt.messages", OBS, "input", 2, _io),
     ("pydantic_ai.all_messages", OBS, "input", 3, _io),
+    ("all_messages_events", OBS, "input", 3, _io),  # Pydantic AI 0.x's agent run
+    ("events", OBS, "input", 8, _events_input),  # Logfire / Pydantic AI 0.x: the messages sent
     ("gen_ai.prompt", OBS, "input", 4, _io),
     ("ai.prompt", OBS, "input", 9, _io),
     ("traceloop.entity.input", OBS, "input", 10, _io),
     ("input.value", OBS, "input", 11, _io),
+    ("prompt", OBS, "input", 15, _io),  # Logfire's agent run
     ("gen_ai.tool.call.arguments", OBS, "input", 12, _io),
     ("ai.toolCall.args", OBS, "input", 12, _io),
     ("tool_arguments", OBS, "input", 13, _io),
@@ -192,6 +229,7 @@ EXACT: tuple[tuple[str, str, str, int, Coerce], ...] = (
     ("ai.response.providerMetadata", HINTS, "providerMetadata", 0, coerce.json_object),
     ("ai.result.toolCalls", HINTS, "toolCalls", 1, _io),
     ("gen_ai.completion", OBS, "output", 4, _io),
+    ("events", OBS, "output", 8, _events_output),  # ... and the gen_ai.choice received
     ("final_result", OBS, "output", 9, _io),
     ("traceloop.entity.output", OBS, "output", 10, _io),
     ("output.value", OBS, "output", 11, _io),

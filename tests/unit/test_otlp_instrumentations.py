@@ -443,3 +443,62 @@ def test_openllmetry_legacy_embedding() -> None:
         "input": [{"content": "tides"}],
         "usageDetails": {"input": 4, "total": 4, "input_cached_tokens": 0},
     }
+
+
+# --- Pydantic AI 0.x: Logfire's events attribute, an agent run without invoke_agent ---------
+
+PE_CHAT, PE_TOOL, PE_TOOLS, PE_RUN = "337caac487f3a7df", "01c021c68b8f9d96", "c977fdb4929d8acb", "f1c7c1ff99586391"
+PE_CALL = {"id": "call-1", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Quito"}}}
+
+
+def test_pydantic_ai_events_attribute_is_the_chat_input_and_output() -> None:
+    obs, _ = mapped("pydantic_ai_events")
+    chat = obs[PE_CHAT]
+    assert chat["type"] == "generation-create"
+    system, user = (
+        {"role": "system", "content": "Answer weather questions briefly.", "event.name": "gen_ai.system.message"},
+        {"role": "user", "content": "Weather in Quito?", "event.name": "gen_ai.user.message"},
+    )
+    common = {"gen_ai.system": "function", "gen_ai.message.index": 0}
+    assert fields(chat) == {
+        "name": "chat function-model",
+        "model": "function-model",
+        "input": [{**system, **common}, {**user, **common}],  # the events sent
+        "output": {  # the gen_ai.choice received
+            "index": 0,
+            "message": {"role": "assistant", "tool_calls": [PE_CALL]},
+            "gen_ai.system": "function",
+            "event.name": "gen_ai.choice",
+        },
+        "usageDetails": {"input": 28, "output": 9, "total": 37},
+    }
+    assert "events" not in user_metadata(chat)
+
+
+def test_pydantic_ai_0x_tool_and_agent_run() -> None:
+    obs, traces = mapped("pydantic_ai_events")
+    tool = obs[PE_TOOL]
+    assert tool["type"] == "tool-create"
+    assert fields(tool) == {"name": "running tool", "input": {"city": "Quito"}, "output": "rain in Quito"}
+    assert obs[PE_TOOLS]["type"] == "span-create"
+    run = obs[PE_RUN]
+    assert run["type"] == "agent-create"  # agent_name marks the run
+    body = fields(run)
+    assert body.pop("output") == "Rain in Quito."  # final_result
+    assert [m["event.name"] for m in body.pop("input")] == [  # all_messages_events
+        "gen_ai.system.message",
+        "gen_ai.user.message",
+        "gen_ai.assistant.message",
+        "gen_ai.tool.message",
+        "gen_ai.assistant.message",
+    ]
+    assert body == {"name": "agent run"}  # the run's token sum is not a generation's usage
+    meta = user_metadata(run)
+    assert meta["aggregate"] == {"usageDetails": {"input": 75, "output": 14, "total": 89}}
+    assert (meta["agent_name"], meta["model_name"], meta["logfire.msg"]) == (
+        "weather_agent",
+        "function-model",
+        "weather_agent run",
+    )
+    [trace] = traces[PE_RUN]
+    assert (trace["name"], trace["output"]) == ("agent run", "Rain in Quito.")
