@@ -301,6 +301,8 @@ EXACT: tuple[tuple[str, str, str, int, Coerce], ...] = (
     ("ai.usage.reasoningTokens", USAGE, "output_reasoning_tokens", 3, coerce.count),
     ("llm.token_count.completion_details.reasoning", USAGE, "output_reasoning_tokens", 3, coerce.count),
     ("llm.usage.reasoning_tokens", USAGE, "output_reasoning_tokens", 4, coerce.count),
+    ("llm.token_count.prompt_details.audio", USAGE, "input_audio_tokens", 3, coerce.count),
+    ("llm.token_count.completion_details.audio", USAGE, "output_audio_tokens", 3, coerce.count),
     # cost
     ("langfuse.observation.cost_details", COST, WHOLE, 0, coerce.amounts_map),
     ("gen_ai.usage.cost", COST, "total", 1, coerce.amount),

@@ -175,3 +175,16 @@ async def test_openllmetry_workflow(ch: ClickHouse, http: aiohttp.ClientSession,
     )
     assert loads(trace["input"]) == {"args": ["autumn"], "kwargs": {}}
     assert loads(trace["output"]) == "A haiku."
+
+
+async def test_openinference_embedding(ch: ClickHouse, http: aiohttp.ClientSession, project: NewKey) -> None:
+    await export(http, project, "openinference_openai.json")
+    by_id = await observations(ch, project, 2)
+    embed = by_id["e0c0f79360ed1817"]  # CreateEmbeddings
+    assert (embed["type"], embed["name"]) == ("EMBEDDING", "CreateEmbeddings")
+    assert embed["provided_model_name"] == "text-embedding-3-small"  # embedding.model_name
+    assert loads(embed["input"]) == [{"text": "capital of France"}, {"text": "capital of Peru"}]
+    assert loads(embed["usage_details"]) == {"input": 9, "total": 9}
+    assert (embed["input_tokens"], embed["output_tokens"], embed["total_tokens"]) == (9, 0, 9)
+    assert loads(embed["model_parameters"]) == {"model": "text-embedding-3-small", "encoding_format": "base64"}
+    assert loads(embed["metadata"])["embedding.embeddings.1.embedding.vector"] == [0.25, -0.5, 0.125]

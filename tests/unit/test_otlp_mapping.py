@@ -351,6 +351,8 @@ def test_openinference_llm_span() -> None:
                     "llm.token_count.total": 34,
                     "llm.token_count.prompt_details.cache_read": 10,
                     "llm.token_count.completion_details.reasoning": 2,
+                    "llm.token_count.prompt_details.audio": 3,
+                    "llm.token_count.completion_details.audio": 1,
                     "input.value": '{"messages": []}',
                     "input.mime_type": "application/json",
                     "output.value": "hello",
@@ -378,6 +380,8 @@ def test_openinference_llm_span() -> None:
         "total": 34,
         "input_cached_tokens": 10,
         "output_reasoning_tokens": 2,
+        "input_audio_tokens": 3,
+        "output_audio_tokens": 1,
     }
     assert body["costDetails"] == {"total": 0.003}
     # The message list wins over input.value, the raw request it was read from.
