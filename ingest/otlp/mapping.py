@@ -42,6 +42,7 @@ from pipeline.times import MAX_US, MIN_US, micros_to_iso
 
 _EVENT_TYPES = {t: f"{t}-create" for t in OBSERVATION_TYPES}
 _SHARED_FIELDS = ("release", "version", "environment")
+_MODEL_CALLS = frozenset({"generation", "embedding"})  # never a sum of other calls
 
 ROUTER = Router(EXACT, PREFIXED, INDEXED)
 
@@ -161,7 +162,7 @@ def _map_span(span: Any, context: tuple[Any, ...], result: MappingResult) -> str
         body["statusMessage"] = status.message
     hints = groups.get(HINTS)
     if hints:
-        _compose(hints, body, metadata, start)
+        _compose(hints, body, metadata, start, obs_type)
     _add_metadata(body, span, metadata, groups, resource_attrs, scope_meta)
     if obs_type is None:
         obs_type = "generation" if ("model" in body or "usageDetails" in body) else "span"
@@ -195,13 +196,15 @@ def _map_span(span: Any, context: tuple[Any, ...], result: MappingResult) -> str
     return None
 
 
-def _compose(hints: dict[str, Any], body: dict[str, Any], metadata: dict[str, Any], start: int) -> None:
+def _compose(
+    hints: dict[str, Any], body: dict[str, Any], metadata: dict[str, Any], start: int, obs_type: str | None
+) -> None:
     """The fields some instrumentations spread over several attributes."""
     provider = hints.get("providerMetadata")
     if provider is not None:
         metadata["ai.response.providerMetadata"] = provider
         _provider_usage(provider, body)
-    if hints.get("aggregate"):
+    if hints.get("aggregate") and obs_type not in _MODEL_CALLS:
         # A call of the app that sums up the model calls below it (the AI SDK's generateText, an
         # agent run): as a generation its model and usage would count twice. Kept as metadata.
         aggregate = {k: body.pop(k) for k in ("model", "usageDetails", "costDetails") if k in body}

@@ -474,6 +474,9 @@ def test_invoke_agent_keeps_its_model_and_usage_out_of_the_ledger() -> None:
     }
     # agent_step has no type of its own: without model and usage it is a span
     assert one({"gen_ai.operation.name": "agent_step", "gen_ai.usage.input_tokens": 1})["type"] == "span-create"
+    # a model call is never a sum, whatever else marks it
+    event = one({"gen_ai.operation.name": "chat", "agent_name": "a", "gen_ai.usage.input_tokens": 7})
+    assert event["type"] == "generation-create" and event["body"]["usageDetails"] == {"input": 7, "total": 7}
 
 
 # --- Langfuse attributes -----------------------------------------------------------------
