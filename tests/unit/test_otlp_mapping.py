@@ -420,6 +420,37 @@ def test_ai_sdk_text_and_tool_calls_of_one_step_are_one_message() -> None:
     assert body["output"] == calls  # an empty text is no text
 
 
+@pytest.mark.parametrize(
+    ("provider", "usage"),
+    [
+        (
+            {"anthropic": {"usage": {"cache_read_input_tokens": 7, "cache_creation_input_tokens": 2}}},
+            {"input_cached_tokens": 7, "input_cache_creation": 2},
+        ),
+        (
+            {"bedrock": {"usage": {"cacheReadInputTokens": 4, "cacheWriteInputTokens": 1}}},
+            {"input_cached_tokens": 4, "input_cache_creation": 1},
+        ),
+        ({"openai": {"cachedPromptTokens": 3, "reasoningTokens": "x"}}, {"input_cached_tokens": 3}),
+        ({"other": {"cachedPromptTokens": 3}}, {}),
+    ],
+)
+def test_ai_sdk_provider_metadata_fills_cache_counts(provider: dict[str, Any], usage: dict[str, int]) -> None:
+    body = one(
+        {
+            "ai.operationId": "ai.generateText.doGenerate",
+            "ai.usage.promptTokens": 10,
+            "ai.usage.cachedInputTokens": 9 if "openai" in provider else None,
+            "ai.response.providerMetadata": orjson.dumps(provider).decode(),
+        }
+    )["body"]
+    expected = {"input": 10, "total": 10, **usage}
+    if "openai" in provider:
+        expected["input_cached_tokens"] = 9  # the SDK's own count wins over the provider's
+    assert body["usageDetails"] == expected
+    assert body["metadata"]["ai.response.providerMetadata"] == provider
+
+
 def test_ai_sdk_langfuse_prompt_links_the_generation() -> None:
     body = one(
         {
