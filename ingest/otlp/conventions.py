@@ -8,7 +8,7 @@ first, then the OpenTelemetry GenAI conventions, then the instrumentations':
 - OpenTelemetry GenAI semantic conventions: `gen_ai.*`;
 - OpenInference (Arize; LlamaIndex, smolagents, the OpenAI/Anthropic/... instrumentors):
   `openinference.span.kind`, `llm.*`, `embedding.*`, `input.value`, `session.id`, ...;
-- Vercel AI SDK telemetry (instrumentation scope `ai`): `ai.*`, `operation.name`;
+- Vercel AI SDK telemetry (instrumentation scope `ai`): `ai.*` (`operation.name` stays metadata);
 - OpenLLMetry (traceloop-sdk and its instrumentations): `traceloop.*`, `llm.*`, and the
   flattened `gen_ai.prompt.N.*` / `gen_ai.completion.N.*`;
 - Pydantic AI and Logfire: `gen_ai.*` plus `pydantic_ai.all_messages`, `final_result`,
