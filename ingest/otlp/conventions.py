@@ -400,6 +400,20 @@ PROVIDER_USAGE: tuple[tuple[tuple[str, ...], str], ...] = (
     (("bedrock", "usage", "cacheWriteInputTokens"), "input_cache_creation"),
 )
 
+# Span events of the GenAI conventions that carry the input and output (mapping._io_from_events).
+EVENT_IO = {
+    "gen_ai.content.prompt": ("input", "gen_ai.prompt"),
+    "gen_ai.content.completion": ("output", "gen_ai.completion"),
+}
+OPERATION_DETAILS = "gen_ai.client.inference.operation.details"
+MESSAGE_EVENTS = {
+    "gen_ai.system.message": "system",
+    "gen_ai.user.message": "user",
+    "gen_ai.assistant.message": "assistant",
+    "gen_ai.tool.message": "tool",
+}
+CHOICE_EVENT = "gen_ai.choice"
+
 # Resource attributes only set defaults for the SHARED fields.
 RESOURCE: tuple[tuple[str, str, int, Coerce], ...] = (
     ("langfuse.environment", "environment", 0, coerce.text),

@@ -21,13 +21,17 @@ from typing import Any
 from ingest.otlp import attributes as coerce
 from ingest.otlp.attributes import SKIP, attributes_dict
 from ingest.otlp.conventions import (
+    CHOICE_EVENT,
     COST,
+    EVENT_IO,
     EXACT,
     HINTS,
     INDEXED,
+    MESSAGE_EVENTS,
     META,
     OBS,
     OBSERVATION_TYPES,
+    OPERATION_DETAILS,
     PARAMS,
     PREFIXED,
     PROVIDER_USAGE,
@@ -274,6 +278,8 @@ def _add_metadata(
         metadata.update(meta)
     if len(span.events):
         metadata["spanEvents"] = events = [_span_event(e) for e in span.events]
+        if "input" not in body or "output" not in body:
+            _io_from_events(events, body)
         if body.get("level") == "ERROR" and "statusMessage" not in body:
             message = _exception_message(events)
             if message is not None:
@@ -284,6 +290,36 @@ def _add_metadata(
     metadata["resourceAttributes"] = resource_attrs
     metadata["scope"] = scope_meta
     body["metadata"] = metadata
+
+
+def _io_from_events(events: list[dict[str, Any]], body: dict[str, Any]) -> None:
+    """Input and output that older GenAI conventions record as span events, when no attribute
+    gave them: `gen_ai.content.prompt`/`.completion` (Semantic Kernel and many apps), the
+    per-message events (`gen_ai.user.message`, ..., `gen_ai.choice`) and
+    `gen_ai.client.inference.operation.details`. The events stay in metadata too."""
+    found: dict[str, Any] = {}
+    messages: list[dict[str, Any]] = []
+    choices: list[dict[str, Any]] = []
+    for event in events:
+        name, attrs = event["name"], event["attributes"]
+        if name in EVENT_IO:
+            fld, key = EVENT_IO[name]
+            if fld not in found:
+                found[fld] = coerce.json_text(attrs[key]) if key in attrs else attrs
+        elif name == OPERATION_DETAILS:
+            for fld, key in (("input", "gen_ai.input.messages"), ("output", "gen_ai.output.messages")):
+                if key in attrs and fld not in found:
+                    found[fld] = coerce.json_text(attrs[key])
+        elif name in MESSAGE_EVENTS:
+            messages.append({"role": MESSAGE_EVENTS[name], **attrs})
+        elif name == CHOICE_EVENT:
+            choices.append(attrs)
+    if messages:
+        found.setdefault("input", messages)
+    if choices:
+        found.setdefault("output", choices[0] if len(choices) == 1 else choices)
+    for fld, value in found.items():
+        body.setdefault(fld, value)
 
 
 def _merged(groups: dict[str, dict[str, Any]], group: str) -> dict[str, Any] | None:

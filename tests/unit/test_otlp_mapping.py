@@ -753,6 +753,36 @@ def test_exception_event_goes_to_metadata_and_explains_an_error() -> None:
     ]
 
 
+def _event(name: str, **attrs: Any) -> Span.Event:
+    return Span.Event(name=name, time_unix_nano=T0, attributes=[kv(k, v) for k, v in attrs.items()])
+
+
+def test_genai_span_events_give_input_and_output_when_no_attribute_does() -> None:
+    prompt = _event("gen_ai.content.prompt", **{"gen_ai.prompt": '[{"role": "user", "content": "hi"}]'})
+    completion = _event("gen_ai.content.completion", **{"gen_ai.completion": "hello"})
+    body = one(events=[prompt, completion])["body"]
+    assert (body["input"], body["output"]) == ([{"role": "user", "content": "hi"}], "hello")
+    assert [e["name"] for e in body["metadata"]["spanEvents"]] == ["gen_ai.content.prompt", "gen_ai.content.completion"]
+    # an attribute wins over an event
+    assert one({"gen_ai.completion": "attr"}, events=[prompt, completion])["body"]["output"] == "attr"
+
+    messages = [
+        _event("gen_ai.system.message", content="be brief"),
+        _event("gen_ai.user.message", content="hi"),
+        _event("gen_ai.choice", index=0, finish_reason="stop", message='{"content": "yo"}'),
+    ]
+    body = one(events=messages)["body"]
+    assert body["input"] == [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
+    assert body["output"] == {"index": 0, "finish_reason": "stop", "message": '{"content": "yo"}'}
+
+    details = _event(
+        "gen_ai.client.inference.operation.details",
+        **{"gen_ai.input.messages": '[{"role": "user", "parts": []}]', "gen_ai.output.messages": "[]"},
+    )
+    body = one(events=[details])["body"]
+    assert (body["input"], body["output"]) == ([{"role": "user", "parts": []}], [])
+
+
 def test_any_values_convert_to_plain_python() -> None:
     metadata = one(
         {
