@@ -63,6 +63,11 @@ _GENAI_OPERATIONS = {
     "execute_tool": "tool",
     "invoke_agent": "agent",
     "create_agent": "agent",
+    # Semantic Kernel before the names settled
+    "chat.completions": "generation",
+    "chat.streaming_completions": "generation",
+    "text.completions": "generation",
+    "text.streaming_completions": "generation",
 }
 # OpenLLMetry: `llm.request.type` on model calls, `traceloop.span.kind` on decorated functions.
 _OPENLLMETRY_REQUESTS = {"chat": "generation", "completion": "generation", "embedding": "embedding"}
@@ -263,6 +268,7 @@ EXACT: tuple[tuple[str, str, str, int, Coerce], ...] = (
     ("langfuse.observation.usage_details", USAGE, WHOLE, 0, coerce.counts_map),
     ("gen_ai.usage.input_tokens", USAGE, "input", 1, coerce.count),
     ("gen_ai.usage.prompt_tokens", USAGE, "input", 2, coerce.count),
+    ("gen_ai.response.prompt_tokens", USAGE, "input", 3, coerce.count),  # Semantic Kernel 1.x
     ("ai.usage.inputTokens", USAGE, "input", 3, coerce.count),
     ("ai.usage.promptTokens", USAGE, "input", 3, coerce.count),
     ("llm.token_count.prompt", USAGE, "input", 3, coerce.count),
@@ -270,6 +276,7 @@ EXACT: tuple[tuple[str, str, str, int, Coerce], ...] = (
     ("ai.usage.tokens", USAGE, "input", 5, coerce.count),  # embeddings: all tokens are input
     ("gen_ai.usage.output_tokens", USAGE, "output", 1, coerce.count),
     ("gen_ai.usage.completion_tokens", USAGE, "output", 2, coerce.count),
+    ("gen_ai.response.completion_tokens", USAGE, "output", 3, coerce.count),
     ("ai.usage.outputTokens", USAGE, "output", 3, coerce.count),
     ("ai.usage.completionTokens", USAGE, "output", 3, coerce.count),
     ("llm.token_count.completion", USAGE, "output", 3, coerce.count),

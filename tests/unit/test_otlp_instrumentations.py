@@ -502,3 +502,24 @@ def test_pydantic_ai_0x_tool_and_agent_run() -> None:
     )
     [trace] = traces[PE_RUN]
     assert (trace["name"], trace["output"]) == ("agent run", "Rain in Quito.")
+
+
+# --- Semantic Kernel: prompt and completion as span events ---------------------------------
+
+
+def test_semantic_kernel_chat_span_events() -> None:
+    obs, traces = mapped("semantic_kernel")
+    chat = obs["1e2c018ce345963e"]
+    assert chat["type"] == "generation-create"  # gen_ai.operation.name = chat.completions
+    assert fields(chat) == {
+        "name": "chat.completions gpt-4o-mini",
+        "model": "gpt-4o-mini",
+        "input": [{"role": "system", "content": "Translate to French."}, {"role": "user", "content": "Hello."}],
+        "output": [{"role": "assistant", "content": "Bonjour."}],
+        "modelParameters": {"max_tokens": 20, "temperature": 0.1},
+        "usageDetails": {"input": 14, "output": 3, "total": 17},  # gen_ai.response.*_tokens
+    }
+    meta = user_metadata(chat)
+    assert [e["name"] for e in meta["spanEvents"]] == ["gen_ai.content.prompt", "gen_ai.content.completion"]
+    assert meta["gen_ai.response.finish_reason"] == "FinishReason.STOP"
+    assert traces["1e2c018ce345963e"][0]["input"] == fields(chat)["input"]
