@@ -4,14 +4,12 @@ For every valid span: one observation event (`span-create`, `generation-create`,
 `trace-create` event when the span is a root or carries trace-level attributes. Event ids are
 derived from the trace and span ids, so a retried export yields the same events.
 
-How a span is read (see `routes.Router`): each attribute is converted once and looked up once.
-A table row sends an attribute key to a *slot* `(group, field)` with a *rank*; when several
-attributes feed one slot the lowest rank wins (Langfuse's own attributes first, then the
-OpenTelemetry GenAI conventions, then OpenInference and others). An attribute no row claims
-goes to metadata.
-
-Sources: OpenTelemetry GenAI semantic conventions (gen_ai.*), OpenInference (openinference.*,
-llm.*, input.value, ...) and Langfuse's OTel attribute names (langfuse.*).
+How a span is read (see `router.Router`): each attribute is converted once and looked up once.
+A table row (`conventions.py`) sends an attribute key to a *slot* `(group, field)` with a
+*rank*; when several attributes feed one slot the lowest rank wins (Langfuse's own attributes
+first, then the OpenTelemetry GenAI conventions, then OpenInference, the Vercel AI SDK,
+OpenLLMetry, Pydantic AI and others). An attribute no row claims goes to metadata. A few
+values are combined with others before they become fields (`_compose`).
 """
 
 from __future__ import annotations
@@ -22,180 +20,34 @@ from typing import Any
 
 from ingest.otlp import attributes as coerce
 from ingest.otlp.attributes import SKIP, attributes_dict
-from ingest.otlp.router import WHOLE, Coerce, Router
+from ingest.otlp.conventions import (
+    CHOICE_EVENT,
+    COST,
+    EVENT_IO,
+    EXACT,
+    HINTS,
+    INDEXED,
+    MESSAGE_EVENTS,
+    META,
+    OBS,
+    OBSERVATION_TYPES,
+    OPERATION_DETAILS,
+    PARAMS,
+    PREFIXED,
+    PROVIDER_USAGE,
+    RESOURCE,
+    SHARED,
+    TRACE,
+    TRACE_META,
+    USAGE,
+)
+from ingest.otlp.router import WHOLE, Router
 from pipeline.events import InvalidEvent, check_keys
 from pipeline.times import MAX_US, MIN_US, micros_to_iso
 
-# Slot groups. OBS and TRACE hold body fields; SHARED fields go to both bodies; the others
-# are dicts assembled key by key ("*" is a whole dict given at once, merged over the keys).
-OBS, TRACE, SHARED = "obs", "trace", "shared"
-PARAMS, USAGE, COST, META, TRACE_META = "params", "usage", "cost", "meta", "trace_meta"
-INTERNAL = "internal"  # the SDKs' bookkeeping: claimed, so it stays out of metadata, and dropped
-
-OBSERVATION_TYPES = frozenset(
-    {"span", "generation", "event", "agent", "tool", "chain", "retriever", "embedding", "guardrail", "evaluator"}
-)
-_LANGFUSE_TYPES = {t: t for t in OBSERVATION_TYPES}
 _EVENT_TYPES = {t: f"{t}-create" for t in OBSERVATION_TYPES}
-_OPENINFERENCE_KINDS = {
-    "LLM": "generation",
-    "EMBEDDING": "embedding",
-    "TOOL": "tool",
-    "AGENT": "agent",
-    "CHAIN": "chain",
-    "RETRIEVER": "retriever",
-    "RERANKER": "retriever",
-    "GUARDRAIL": "guardrail",
-    "EVALUATOR": "evaluator",
-}
-_GENAI_OPERATIONS = {
-    "chat": "generation",
-    "text_completion": "generation",
-    "generate_content": "generation",
-    "embeddings": "embedding",
-    "execute_tool": "tool",
-    "invoke_agent": "agent",
-    "create_agent": "agent",
-}
-_LEVELS = {lv: lv for lv in ("DEBUG", "DEFAULT", "WARNING", "ERROR")}
-
-_type_langfuse = coerce.one_of(_LANGFUSE_TYPES)
-_type_openinference = coerce.one_of(_OPENINFERENCE_KINDS, str.upper)
-_type_genai = coerce.one_of(_GENAI_OPERATIONS)
-_level = coerce.one_of(_LEVELS, str.upper)
-_io = coerce.json_text
-
-
-def _tool_hint(value: Any) -> Any:
-    return "tool" if coerce.text(value) is not SKIP else SKIP
-
-
-# (attribute key, group, field, rank, coercion). Rank orders the sources of one slot.
-EXACT: tuple[tuple[str, str, str, int, Coerce], ...] = (
-    # observation type
-    ("langfuse.observation.type", OBS, "type", 0, _type_langfuse),
-    ("openinference.span.kind", OBS, "type", 1, _type_openinference),
-    ("gen_ai.operation.name", OBS, "type", 2, _type_genai),
-    ("gen_ai.tool.name", OBS, "type", 3, _tool_hint),
-    ("gen_ai.tool.name", META, "gen_ai.tool.name", 0, None),
-    # level and status
-    ("langfuse.observation.level", OBS, "level", 0, _level),
-    ("langfuse.observation.status_message", OBS, "statusMessage", 0, coerce.text),
-    # input / output
-    ("langfuse.observation.input", OBS, "input", 0, _io),
-    ("gen_ai.input.messages", OBS, "input", 1, _io),
-    ("gen_ai.prompt", OBS, "input", 2, _io),
-    ("input.value", OBS, "input", 3, _io),
-    ("gen_ai.tool.call.arguments", OBS, "input", 4, _io),
-    ("langfuse.observation.output", OBS, "output", 0, _io),
-    ("gen_ai.output.messages", OBS, "output", 1, _io),
-    ("gen_ai.completion", OBS, "output", 2, _io),
-    ("output.value", OBS, "output", 3, _io),
-    ("gen_ai.tool.call.result", OBS, "output", 4, _io),
-    # model
-    ("langfuse.observation.model.name", OBS, "model", 0, coerce.text),
-    ("gen_ai.response.model", OBS, "model", 1, coerce.text),
-    ("gen_ai.request.model", OBS, "model", 2, coerce.text),
-    ("llm.model_name", OBS, "model", 3, coerce.text),
-    ("langfuse.observation.model.parameters", PARAMS, WHOLE, 0, coerce.json_object),
-    ("llm.invocation_parameters", PARAMS, WHOLE, 1, coerce.json_object),
-    # usage (token counts)
-    ("langfuse.observation.usage_details", USAGE, WHOLE, 0, coerce.counts_map),
-    ("gen_ai.usage.input_tokens", USAGE, "input", 1, coerce.count),
-    ("gen_ai.usage.prompt_tokens", USAGE, "input", 2, coerce.count),
-    ("llm.token_count.prompt", USAGE, "input", 3, coerce.count),
-    ("gen_ai.usage.output_tokens", USAGE, "output", 1, coerce.count),
-    ("gen_ai.usage.completion_tokens", USAGE, "output", 2, coerce.count),
-    ("llm.token_count.completion", USAGE, "output", 3, coerce.count),
-    ("gen_ai.usage.total_tokens", USAGE, "total", 1, coerce.count),
-    ("llm.usage.total_tokens", USAGE, "total", 2, coerce.count),
-    ("llm.token_count.total", USAGE, "total", 3, coerce.count),
-    ("gen_ai.usage.cache_read.input_tokens", USAGE, "input_cached_tokens", 1, coerce.count),
-    ("gen_ai.usage.cache_read_input_tokens", USAGE, "input_cached_tokens", 2, coerce.count),
-    ("gen_ai.usage.input_tokens.cached", USAGE, "input_cached_tokens", 2, coerce.count),
-    ("gen_ai.usage.cache_read_tokens", USAGE, "input_cached_tokens", 2, coerce.count),
-    ("llm.token_count.prompt_details.cache_read", USAGE, "input_cached_tokens", 3, coerce.count),
-    ("gen_ai.usage.cache_creation.input_tokens", USAGE, "input_cache_creation", 1, coerce.count),
-    ("gen_ai.usage.cache_creation_input_tokens", USAGE, "input_cache_creation", 2, coerce.count),
-    ("gen_ai.usage.input_tokens.cache_write", USAGE, "input_cache_creation", 2, coerce.count),
-    ("gen_ai.usage.cache_write_tokens", USAGE, "input_cache_creation", 2, coerce.count),
-    ("llm.token_count.prompt_details.cache_write", USAGE, "input_cache_creation", 3, coerce.count),
-    ("gen_ai.usage.reasoning.output_tokens", USAGE, "output_reasoning_tokens", 1, coerce.count),
-    ("gen_ai.usage.output_tokens.reasoning", USAGE, "output_reasoning_tokens", 2, coerce.count),
-    ("llm.token_count.completion_details.reasoning", USAGE, "output_reasoning_tokens", 3, coerce.count),
-    # cost
-    ("langfuse.observation.cost_details", COST, WHOLE, 0, coerce.amounts_map),
-    ("gen_ai.usage.cost", COST, "total", 1, coerce.amount),
-    ("llm.cost.total", COST, "total", 2, coerce.amount),
-    ("llm.cost.prompt", COST, "input", 2, coerce.amount),
-    ("llm.cost.completion", COST, "output", 2, coerce.amount),
-    # generation details
-    ("langfuse.observation.completion_start_time", OBS, "completionStartTime", 0, coerce.timestamp),
-    ("langfuse.observation.prompt.name", OBS, "promptName", 0, coerce.text),
-    ("langfuse.prompt.name", OBS, "promptName", 1, coerce.text),
-    ("langfuse.observation.prompt.version", OBS, "promptVersion", 0, coerce.prompt_version),
-    ("langfuse.prompt.version", OBS, "promptVersion", 1, coerce.prompt_version),
-    # observation metadata given whole
-    ("langfuse.observation.metadata", META, WHOLE, 0, coerce.json_object),
-    ("metadata", META, WHOLE, 1, coerce.json_object),
-    # trace-level attributes
-    ("langfuse.trace.name", TRACE, "name", 0, coerce.text),
-    ("langfuse.trace.input", TRACE, "input", 0, _io),
-    ("langfuse.trace.output", TRACE, "output", 0, _io),
-    ("langfuse.trace.tags", TRACE, "tags", 0, coerce.tag_list),
-    ("langfuse.tags", TRACE, "tags", 1, coerce.tag_list),
-    ("tag.tags", TRACE, "tags", 2, coerce.tag_list),
-    ("langfuse.trace.public", TRACE, "public", 0, coerce.flag),
-    ("langfuse.trace.metadata", TRACE_META, WHOLE, 0, coerce.json_object),
-    ("langfuse.user.id", TRACE, "userId", 0, coerce.text),
-    ("user.id", TRACE, "userId", 1, coerce.text),
-    ("langfuse.session.id", TRACE, "sessionId", 0, coerce.text),
-    ("session.id", TRACE, "sessionId", 1, coerce.text),
-    ("gen_ai.conversation.id", TRACE, "sessionId", 2, coerce.text),
-    ("langfuse.internal.as_root", TRACE, "asRoot", 0, coerce.flag),
-    # The current SDKs mark the first span they export when they drop the app's server span.
-    ("langfuse.internal.is_app_root", TRACE, "asRoot", 1, coerce.flag),
-    # fields of both the observation and its trace (span attributes; resource ones below)
-    ("langfuse.environment", SHARED, "environment", 0, coerce.text),
-    ("deployment.environment.name", SHARED, "environment", 1, coerce.text),
-    ("deployment.environment", SHARED, "environment", 2, coerce.text),
-    ("langfuse.release", SHARED, "release", 0, coerce.text),
-    ("service.version", SHARED, "release", 1, coerce.text),
-    ("langfuse.version", SHARED, "version", 0, coerce.text),
-)
-
-# (key prefix, group, rank, coercion): the rest of the key names the field. Exact rows win.
-# Langfuse SDKs JSON-encode metadata values (5.x even strings: "core" arrives as '"core"').
-PREFIXED: tuple[tuple[str, str, int, Coerce], ...] = (
-    ("langfuse.observation.metadata.", META, 0, _io),
-    ("langfuse.metadata.", META, 1, _io),
-    ("langfuse.trace.metadata.", TRACE_META, 0, _io),
-    ("gen_ai.request.", PARAMS, 2, None),
-    ("gen_ai.usage.", USAGE, 4, coerce.count),
-    ("llm.token_count.", USAGE, 5, coerce.count),
-    ("langfuse.internal.", INTERNAL, 9, None),
-)
-
-# Flattened message lists `<prefix><index>.<key>`: (prefix, group, field, rank, key prefix
-# to drop). `gen_ai.prompt.0.role` and `.content` become input `[{"role": .., "content": ..}]`.
-INDEXED: tuple[tuple[str, str, str, int, str], ...] = (
-    ("gen_ai.prompt.", OBS, "input", 5, ""),
-    ("llm.input_messages.", OBS, "input", 6, "message."),
-    ("gen_ai.completion.", OBS, "output", 5, ""),
-    ("llm.output_messages.", OBS, "output", 6, "message."),
-)
-
-# Resource attributes only set defaults for the SHARED fields.
-RESOURCE: tuple[tuple[str, str, int, Coerce], ...] = (
-    ("langfuse.environment", "environment", 0, coerce.text),
-    ("deployment.environment.name", "environment", 1, coerce.text),
-    ("deployment.environment", "environment", 2, coerce.text),
-    ("langfuse.release", "release", 0, coerce.text),
-    ("service.version", "release", 1, coerce.text),
-    ("langfuse.version", "version", 0, coerce.text),
-)
-
 _SHARED_FIELDS = ("release", "version", "environment")
+_MODEL_CALLS = frozenset({"generation", "embedding"})  # never a sum of other calls
 
 ROUTER = Router(EXACT, PREFIXED, INDEXED)
 
@@ -313,9 +165,12 @@ def _map_span(span: Any, context: tuple[Any, ...], result: MappingResult) -> str
         body["level"] = "ERROR"
     if "statusMessage" not in body and status.message:
         body["statusMessage"] = status.message
+    hints = groups.get(HINTS)
+    if hints:
+        _compose(hints, body, metadata, start, obs_type)
     _add_metadata(body, span, metadata, groups, resource_attrs, scope_meta)
     if obs_type is None:
-        obs_type = "generation" if ("model" in body or usage) else "span"
+        obs_type = "generation" if ("model" in body or "usageDetails" in body) else "span"
 
     # Its trace, when the span is a root or sets trace-level attributes.
     t = groups.get(TRACE)
@@ -353,6 +208,70 @@ def _map_span(span: Any, context: tuple[Any, ...], result: MappingResult) -> str
     return None
 
 
+def _compose(
+    hints: dict[str, Any], body: dict[str, Any], metadata: dict[str, Any], start: int, obs_type: str | None
+) -> None:
+    """The fields some instrumentations spread over several attributes."""
+    provider = hints.get("providerMetadata")
+    if provider is not None:
+        metadata["ai.response.providerMetadata"] = provider
+        _provider_usage(provider, body)
+    if hints.get("aggregate") and obs_type not in _MODEL_CALLS:
+        # A call of the app that sums up the model calls below it (the AI SDK's generateText, an
+        # agent run): as a generation its model and usage would count twice. Kept as metadata.
+        aggregate = {k: body.pop(k) for k in ("model", "usageDetails", "costDetails") if k in body}
+        if aggregate:
+            metadata["aggregate"] = aggregate
+    calls = hints.get("toolCalls")
+    if calls is not None:  # the AI SDK's tool calls of a step, with its text if it has any
+        output = body.get("output")
+        if output is None:
+            body["output"] = calls
+        elif type(output) is str:
+            body["output"] = {"role": "assistant", "content": output, "tool_calls": calls}
+        else:
+            metadata["ai.response.toolCalls"] = calls
+    system = hints.get("system")
+    if system is not None:  # gen_ai.system_instructions: the system message of the input
+        messages = body.get("input")
+        if type(messages) is list:
+            if not any(type(m) is dict and m.get("role") == "system" for m in messages):
+                body["input"] = [{"role": "system", "content": _instructions_text(system)}, *messages]
+        else:
+            metadata["gen_ai.system_instructions"] = system
+    ms = hints.get("msToFirstChunk")
+    if ms is not None and "completionStartTime" not in body:
+        first = start + int(ms * 1000)
+        if MIN_US <= first < MAX_US:
+            body["completionStartTime"] = first
+
+
+def _provider_usage(provider: dict[str, Any], body: dict[str, Any]) -> None:
+    usage = body.get("usageDetails")
+    for path, key in PROVIDER_USAGE:
+        if usage is not None and key in usage:
+            continue
+        node: Any = provider
+        for step in path:
+            node = node.get(step) if type(node) is dict else None
+        n = coerce.count(node)
+        if n is not SKIP:
+            if usage is None:
+                body["usageDetails"] = usage = {}
+            usage[key] = n
+
+
+def _instructions_text(system: Any) -> str:
+    """System instructions as text, as Langfuse shows them: a list of parts joins their contents."""
+    if type(system) is str:
+        return system
+    if type(system) is list:
+        return "\n".join(
+            str(p["content"]) if type(p) is dict and "content" in p else p if type(p) is str else str(p) for p in system
+        )
+    return str(system)
+
+
 def _add_metadata(
     body: dict[str, Any],
     span: Any,
@@ -367,6 +286,8 @@ def _add_metadata(
         metadata.update(meta)
     if len(span.events):
         metadata["spanEvents"] = events = [_span_event(e) for e in span.events]
+        if "input" not in body or "output" not in body:
+            _io_from_events(events, body)
         if body.get("level") == "ERROR" and "statusMessage" not in body:
             message = _exception_message(events)
             if message is not None:
@@ -377,6 +298,36 @@ def _add_metadata(
     metadata["resourceAttributes"] = resource_attrs
     metadata["scope"] = scope_meta
     body["metadata"] = metadata
+
+
+def _io_from_events(events: list[dict[str, Any]], body: dict[str, Any]) -> None:
+    """Input and output that older GenAI conventions record as span events, when no attribute
+    gave them: `gen_ai.content.prompt`/`.completion` (Semantic Kernel and many apps), the
+    per-message events (`gen_ai.user.message`, ..., `gen_ai.choice`) and
+    `gen_ai.client.inference.operation.details`. The events stay in metadata too."""
+    found: dict[str, Any] = {}
+    messages: list[dict[str, Any]] = []
+    choices: list[dict[str, Any]] = []
+    for event in events:
+        name, attrs = event["name"], event["attributes"]
+        if name in EVENT_IO:
+            fld, key = EVENT_IO[name]
+            if fld not in found:
+                found[fld] = coerce.json_text(attrs[key]) if key in attrs else attrs
+        elif name == OPERATION_DETAILS:
+            for fld, key in (("input", "gen_ai.input.messages"), ("output", "gen_ai.output.messages")):
+                if key in attrs and fld not in found:
+                    found[fld] = coerce.json_text(attrs[key])
+        elif name in MESSAGE_EVENTS:
+            messages.append({"role": MESSAGE_EVENTS[name], **attrs})
+        elif name == CHOICE_EVENT:
+            choices.append(attrs)
+    if messages:
+        found.setdefault("input", messages)
+    if choices:
+        found.setdefault("output", choices[0] if len(choices) == 1 else choices)
+    for fld, value in found.items():
+        body.setdefault(fld, value)
 
 
 def _merged(groups: dict[str, dict[str, Any]], group: str) -> dict[str, Any] | None:

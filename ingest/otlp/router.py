@@ -7,8 +7,10 @@ metadata. Rows come in three kinds:
 
 - exact: `(key, group, field, rank, coercion)`;
 - prefixed: `(prefix, group, rank, coercion)`, the rest of the key names the field;
-- indexed: `(prefix, group, field, rank, key prefix to drop)` for flattened lists such as
-  `gen_ai.prompt.0.role`, which become `[{"role": ...}, ...]` in index order.
+- indexed: `(prefix, group, field, rank, key prefix to drop, item keys kept)` for flattened
+  lists such as `gen_ai.prompt.0.role`, which become `[{"role": ...}, ...]` in index order;
+  with a set of item keys, the others stay metadata (None keeps all). Dotted item keys nest:
+  `gen_ai.completion.0.tool_calls.0.name` is `[{"tool_calls": [{"name": ...}]}]`.
 
 Exact rows win over prefixed ones. Prefix resolutions are cached, up to a bound, because
 the same keys come back span after span; each span then costs one dict lookup per attribute.
@@ -45,7 +47,7 @@ class Router:
         self,
         exact: Iterable[tuple[str, str, str, int, Coerce]],
         prefixed: Iterable[tuple[str, str, int, Coerce]] = (),
-        indexed: Iterable[tuple[str, str, str, int, str]] = (),
+        indexed: Iterable[tuple[str, str, str, int, str, frozenset[str] | None]] = (),
     ) -> None:
         self._routes: dict[str, tuple[Rule, ...] | _Indexed] = {}
         for key, group, fld, rank, fn in exact:
@@ -91,7 +93,7 @@ class Router:
             for (slot, rank), items in lists.items():
                 held = slots.get(slot)
                 if held is None or held[0] > rank:
-                    slots[slot] = (rank, [items[i] for i in sorted(items)])
+                    slots[slot] = (rank, [_nested(items[i]) for i in sorted(items)])
 
         groups: dict[str, dict[str, Any]] = {}
         for (group, fld), (_, value) in slots.items():
@@ -110,15 +112,48 @@ class Router:
         return route
 
     def _resolve_prefixed(self, key: str) -> tuple[Rule, ...] | _Indexed:
-        for prefix, group, fld, rank, drop in self._indexed:
+        for prefix, group, fld, rank, drop, keep in self._indexed:
             if key.startswith(prefix):
                 index, _, rest = key[len(prefix) :].partition(".")
                 if index.isdigit() and rest:
                     if drop and rest.startswith(drop):
                         rest = rest[len(drop) :]
-                    return _Indexed((group, fld), rank, int(index), rest)
+                    if keep is None or rest in keep:
+                        return _Indexed((group, fld), rank, int(index), rest)
                 return _UNMAPPED
         for prefix, group, rank, fn in self._prefixed:
             if key.startswith(prefix) and len(key) > len(prefix):
                 return (((group, key[len(prefix) :]), rank, fn),)
         return _UNMAPPED
+
+
+def _nested(flat: dict[str, Any]) -> dict[str, Any]:
+    """An item's dotted keys as nested objects, numbered levels as lists in index order. A key
+    that would overwrite a value (`a` and `a.b`) stays flat."""
+    if not any("." in key for key in flat):
+        return flat
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        *path, last = key.split(".")
+        node = out
+        for step in path:
+            child = node.setdefault(step, {})
+            if type(child) is not dict:
+                node = out
+                last = key
+                break
+            node = child
+        if last in node and type(node[last]) is dict:
+            out[key] = value
+        else:
+            node[last] = value
+    return _lists(out)
+
+
+def _lists(node: Any) -> Any:
+    if type(node) is not dict:
+        return node
+    items = {k: _lists(v) for k, v in node.items()}
+    if items and all(k.isdigit() for k in items):
+        return [items[k] for k in sorted(items, key=int)]
+    return items

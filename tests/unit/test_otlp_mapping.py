@@ -14,7 +14,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyVa
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from ingest.otlp import map_request, parse_request
-from ingest.otlp.mapping import EXACT, INDEXED, PREFIXED, MappingResult
+from ingest.otlp.conventions import EXACT, INDEXED, PREFIXED
+from ingest.otlp.mapping import MappingResult
 
 TRACE = bytes.fromhex("5b8efff798038103d269b633813fc60c")
 ROOT = bytes.fromhex("eee19b7ec3c1b174")
@@ -272,6 +273,22 @@ def test_genai_indexed_prompt_attributes_become_message_lists() -> None:
     assert body["metadata"]["gen_ai.prompt.notanindex"] == "kept"
 
 
+def test_indexed_items_nest_their_dotted_keys() -> None:
+    body = one(
+        {
+            "gen_ai.completion.0.role": "assistant",
+            "gen_ai.completion.0.tool_calls.1.name": "b",
+            "gen_ai.completion.0.tool_calls.0.name": "a",
+            "gen_ai.completion.0.tool_calls.0.arguments": "{}",
+            "gen_ai.completion.0.x": 1,
+            "gen_ai.completion.0.x.y": 2,  # would overwrite x: stays flat
+        }
+    )["body"]
+    assert body["output"] == [
+        {"role": "assistant", "tool_calls": [{"name": "a", "arguments": "{}"}, {"name": "b"}], "x": 1, "x.y": 2}
+    ]
+
+
 @pytest.mark.parametrize(
     ("operation", "event_type"),
     [
@@ -334,6 +351,8 @@ def test_openinference_llm_span() -> None:
                     "llm.token_count.total": 34,
                     "llm.token_count.prompt_details.cache_read": 10,
                     "llm.token_count.completion_details.reasoning": 2,
+                    "llm.token_count.prompt_details.audio": 3,
+                    "llm.token_count.completion_details.audio": 1,
                     "input.value": '{"messages": []}',
                     "input.mime_type": "application/json",
                     "output.value": "hello",
@@ -361,9 +380,12 @@ def test_openinference_llm_span() -> None:
         "total": 34,
         "input_cached_tokens": 10,
         "output_reasoning_tokens": 2,
+        "input_audio_tokens": 3,
+        "output_audio_tokens": 1,
     }
     assert body["costDetails"] == {"total": 0.003}
-    assert body["input"] == {"messages": []}  # input.value wins over the flattened messages
+    # The message list wins over input.value, the raw request it was read from.
+    assert body["input"] == [{"role": "user", "content": "hi"}]
     assert body["output"] == "hello"
     assert body["metadata"]["team"] == "search"
     assert body["metadata"]["input.mime_type"] == "application/json"
@@ -383,6 +405,109 @@ def test_openinference_flattened_messages_without_input_value() -> None:
     )["body"]
     assert body["input"] == [{"role": "user", "content": "hi"}]
     assert body["output"] == [{"role": "assistant", "content": "yo"}]
+
+
+# --- Vercel AI SDK, Pydantic AI, Logfire: the composed fields ------------------------------
+
+
+def test_ai_sdk_text_and_tool_calls_of_one_step_are_one_message() -> None:
+    calls = [{"toolCallId": "c", "toolName": "t", "input": "{}"}]
+    body = one(
+        {"ai.operationId": "ai.streamText.doStream", "ai.response.text": "Let me look.", "ai.response.toolCalls": calls}
+    )["body"]
+    assert body["output"] == {"role": "assistant", "content": "Let me look.", "tool_calls": calls}
+    body = one({"ai.response.text": "", "ai.response.toolCalls": orjson.dumps(calls).decode()})["body"]
+    assert body["output"] == calls  # an empty text is no text
+
+
+@pytest.mark.parametrize(
+    ("provider", "usage"),
+    [
+        (
+            {"anthropic": {"usage": {"cache_read_input_tokens": 7, "cache_creation_input_tokens": 2}}},
+            {"input_cached_tokens": 7, "input_cache_creation": 2},
+        ),
+        (
+            {"bedrock": {"usage": {"cacheReadInputTokens": 4, "cacheWriteInputTokens": 1}}},
+            {"input_cached_tokens": 4, "input_cache_creation": 1},
+        ),
+        ({"openai": {"cachedPromptTokens": 3, "reasoningTokens": "x"}}, {"input_cached_tokens": 3}),
+        ({"other": {"cachedPromptTokens": 3}}, {}),
+    ],
+)
+def test_ai_sdk_provider_metadata_fills_cache_counts(provider: dict[str, Any], usage: dict[str, int]) -> None:
+    body = one(
+        {
+            "ai.operationId": "ai.generateText.doGenerate",
+            "ai.usage.promptTokens": 10,
+            "ai.usage.cachedInputTokens": 9 if "openai" in provider else None,
+            "ai.response.providerMetadata": orjson.dumps(provider).decode(),
+        }
+    )["body"]
+    expected = {"input": 10, "total": 10, **usage}
+    if "openai" in provider:
+        expected["input_cached_tokens"] = 9  # the SDK's own count wins over the provider's
+    assert body["usageDetails"] == expected
+    assert body["metadata"]["ai.response.providerMetadata"] == provider
+
+
+def test_ai_sdk_langfuse_prompt_links_the_generation() -> None:
+    body = one(
+        {
+            "ai.operationId": "ai.generateText.doGenerate",
+            "ai.telemetry.metadata.langfusePrompt": '{"name": "greeting", "version": 3, "isFallback": false}',
+        }
+    )["body"]
+    assert (body["promptName"], body["promptVersion"]) == ("greeting", 3)
+    assert "langfusePrompt" not in body["metadata"]
+
+
+@pytest.mark.parametrize(
+    ("num", "level"), [(1, "DEBUG"), (5, "DEBUG"), (9, "DEFAULT"), (13, "WARNING"), (17, "ERROR"), (21, "ERROR")]
+)
+def test_logfire_level_num_sets_the_level(num: int, level: str) -> None:
+    body = one({"logfire.level_num": num})["body"]
+    assert body["level"] == level
+    assert body["metadata"]["logfire.level_num"] == num
+
+
+def test_system_instructions_next_to_no_message_list_stay_metadata() -> None:
+    body = one({"gen_ai.system_instructions": '[{"type": "text", "content": "Be brief."}]', "input.value": "hi"})[
+        "body"
+    ]
+    assert body["input"] == "hi"
+    assert body["metadata"]["gen_ai.system_instructions"] == [{"type": "text", "content": "Be brief."}]
+    body = one(
+        {
+            "gen_ai.system_instructions": "Be brief.",
+            "gen_ai.input.messages": '[{"role": "system", "content": "Own."}, {"role": "user", "content": "hi"}]',
+        }
+    )["body"]
+    assert body["input"] == [{"role": "system", "content": "Own."}, {"role": "user", "content": "hi"}]
+
+
+def test_invoke_agent_keeps_its_model_and_usage_out_of_the_ledger() -> None:
+    event = one(
+        {
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.request.model": "gpt-4o",
+            "gen_ai.usage.input_tokens": 100,
+            "gen_ai.usage.cost": 0.5,
+        }
+    )
+    body = event["body"]
+    assert event["type"] == "agent-create"
+    assert not {"model", "usageDetails", "costDetails"} & body.keys()
+    assert body["metadata"]["aggregate"] == {
+        "model": "gpt-4o",
+        "usageDetails": {"input": 100, "total": 100},
+        "costDetails": {"total": 0.5},
+    }
+    # agent_step has no type of its own: without model and usage it is a span
+    assert one({"gen_ai.operation.name": "agent_step", "gen_ai.usage.input_tokens": 1})["type"] == "span-create"
+    # a model call is never a sum, whatever else marks it
+    event = one({"gen_ai.operation.name": "chat", "agent_name": "a", "gen_ai.usage.input_tokens": 7})
+    assert event["type"] == "generation-create" and event["body"]["usageDetails"] == {"input": 7, "total": 7}
 
 
 # --- Langfuse attributes -----------------------------------------------------------------
@@ -590,13 +715,13 @@ def test_unusable_values_for_mapped_keys_stay_in_metadata() -> None:
             "gen_ai.usage.input_tokens": "many",
             "langfuse.observation.level": "LOUD",
             "metadata": "not json",
-            "gen_ai.usage.reasoning_tokens": 5,
+            "gen_ai.usage.audio_tokens": 5,
         }
     )["body"]
     assert body["metadata"]["gen_ai.usage.input_tokens"] == "many"
     assert body["metadata"]["langfuse.observation.level"] == "LOUD"
     assert body["metadata"]["metadata"] == "not json"
-    assert body["usageDetails"] == {"reasoning_tokens": 5}  # unknown gen_ai.usage.* kept
+    assert body["usageDetails"] == {"audio_tokens": 5}  # unknown gen_ai.usage.* kept
     assert "level" not in body
 
 
@@ -626,6 +751,36 @@ def test_exception_event_goes_to_metadata_and_explains_an_error() -> None:
             "attributes": {"exception.type": "ValueError", "exception.message": "bad input"},
         }
     ]
+
+
+def _event(name: str, **attrs: Any) -> Span.Event:
+    return Span.Event(name=name, time_unix_nano=T0, attributes=[kv(k, v) for k, v in attrs.items()])
+
+
+def test_genai_span_events_give_input_and_output_when_no_attribute_does() -> None:
+    prompt = _event("gen_ai.content.prompt", **{"gen_ai.prompt": '[{"role": "user", "content": "hi"}]'})
+    completion = _event("gen_ai.content.completion", **{"gen_ai.completion": "hello"})
+    body = one(events=[prompt, completion])["body"]
+    assert (body["input"], body["output"]) == ([{"role": "user", "content": "hi"}], "hello")
+    assert [e["name"] for e in body["metadata"]["spanEvents"]] == ["gen_ai.content.prompt", "gen_ai.content.completion"]
+    # an attribute wins over an event
+    assert one({"gen_ai.completion": "attr"}, events=[prompt, completion])["body"]["output"] == "attr"
+
+    messages = [
+        _event("gen_ai.system.message", content="be brief"),
+        _event("gen_ai.user.message", content="hi"),
+        _event("gen_ai.choice", index=0, finish_reason="stop", message='{"content": "yo"}'),
+    ]
+    body = one(events=messages)["body"]
+    assert body["input"] == [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
+    assert body["output"] == {"index": 0, "finish_reason": "stop", "message": '{"content": "yo"}'}
+
+    details = _event(
+        "gen_ai.client.inference.operation.details",
+        **{"gen_ai.input.messages": '[{"role": "user", "parts": []}]', "gen_ai.output.messages": "[]"},
+    )
+    body = one(events=[details])["body"]
+    assert (body["input"], body["output"]) == ([{"role": "user", "parts": []}], [])
 
 
 def test_any_values_convert_to_plain_python() -> None:

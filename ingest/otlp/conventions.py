@@ -1,0 +1,432 @@
+"""The attribute tables: which span attribute of which convention feeds which event field.
+
+A row sends an attribute key to a *slot* `(group, field)` with a *rank*; when several attributes
+of a span feed one slot the lowest rank wins (see `router.Router`). The rows are grouped by the
+field they feed, so that a slot's precedence reads top to bottom: Langfuse's own attributes
+first, then the OpenTelemetry GenAI conventions, then the instrumentations':
+
+- OpenTelemetry GenAI semantic conventions: `gen_ai.*`;
+- OpenInference (Arize; LlamaIndex, smolagents, the OpenAI/Anthropic/... instrumentors):
+  `openinference.span.kind`, `llm.*`, `embedding.*`, `input.value`, `session.id`, ...;
+- Vercel AI SDK telemetry (instrumentation scope `ai`): `ai.*` (`operation.name` stays metadata);
+- OpenLLMetry (traceloop-sdk and its instrumentations): `traceloop.*`, `llm.*`, and the
+  flattened `gen_ai.prompt.N.*` / `gen_ai.completion.N.*`;
+- Pydantic AI and Logfire: `gen_ai.*` plus `pydantic_ai.all_messages`, `final_result`,
+  `gen_ai.system_instructions`, `logfire.*`, `tool_arguments` / `tool_response`, and in 0.x
+  the JSON `events` and `all_messages_events`, with `agent_name` on the agent run;
+- Langfuse's OTel attribute names: `langfuse.*`.
+
+Structured message lists always rank before the opaque payloads (`input.value`, `traceloop.entity.
+input`, ...) that instrumentations record next to them: those hold the raw request.
+
+Usage keys follow Langfuse's: `input`, `output`, `total`, `input_cached_tokens`,
+`input_cache_creation`, `output_reasoning_tokens`; counts are kept as the instrumentation reports
+them (an `input` count includes its cached tokens).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ingest.otlp import attributes as coerce
+from ingest.otlp.attributes import SKIP
+from ingest.otlp.router import WHOLE, Coerce
+
+# Slot groups. OBS and TRACE hold body fields; SHARED fields go to both bodies; the others
+# are dicts assembled key by key ("*" is a whole dict given at once, merged over the keys).
+OBS, TRACE, SHARED = "obs", "trace", "shared"
+PARAMS, USAGE, COST, META, TRACE_META = "params", "usage", "cost", "meta", "trace_meta"
+INTERNAL = "internal"  # the SDKs' bookkeeping: claimed, so it stays out of metadata, and dropped
+# Values the mapper combines with others before they become fields (see mapping._compose).
+HINTS = "hints"
+
+OBSERVATION_TYPES = frozenset(
+    {"span", "generation", "event", "agent", "tool", "chain", "retriever", "embedding", "guardrail", "evaluator"}
+)
+_LANGFUSE_TYPES = {t: t for t in OBSERVATION_TYPES}
+_OPENINFERENCE_KINDS = {
+    "LLM": "generation",
+    "EMBEDDING": "embedding",
+    "TOOL": "tool",
+    "AGENT": "agent",
+    "CHAIN": "chain",
+    "RETRIEVER": "retriever",
+    "RERANKER": "retriever",
+    "GUARDRAIL": "guardrail",
+    "EVALUATOR": "evaluator",
+}
+_GENAI_OPERATIONS = {
+    "chat": "generation",
+    "text_completion": "generation",
+    "generate_content": "generation",
+    "embeddings": "embedding",
+    "execute_tool": "tool",
+    "invoke_agent": "agent",
+    "create_agent": "agent",
+    # Semantic Kernel before the names settled
+    "chat.completions": "generation",
+    "chat.streaming_completions": "generation",
+    "text.completions": "generation",
+    "text.streaming_completions": "generation",
+}
+# OpenLLMetry: `llm.request.type` on model calls, `traceloop.span.kind` on decorated functions.
+_OPENLLMETRY_REQUESTS = {"chat": "generation", "completion": "generation", "embedding": "embedding"}
+_TRACELOOP_KINDS = {"workflow": "chain", "task": "span", "agent": "agent", "tool": "tool"}
+# Vercel AI SDK `ai.operationId`: the provider calls are generations and embeddings; the calls
+# of the app (`ai.generateText`, `ai.embed`, ...) wrap them, step after step.
+_VERCEL_CALLS = {
+    "ai.generateText.doGenerate": "generation",
+    "ai.streamText.doStream": "generation",
+    "ai.generateObject.doGenerate": "generation",
+    "ai.streamObject.doStream": "generation",
+    "ai.embed.doEmbed": "embedding",
+    "ai.embedMany.doEmbed": "embedding",
+    "ai.toolCall": "tool",
+}
+_VERCEL_WRAPPERS = frozenset(
+    {"ai.generateText", "ai.streamText", "ai.generateObject", "ai.streamObject", "ai.embed", "ai.embedMany"}
+)
+# Spans whose model and usage add up their children's: kept out of usage, or counted twice.
+# Langfuse does the same for these operations (`isAiSdkAgentOperation`).
+_AGGREGATE_OPERATIONS = frozenset({"invoke_agent", "agent_step"})
+# Logfire's `logfire.level_num` (its OTel severity numbers) as observation levels.
+_LOGFIRE_LEVELS = ((17, "ERROR"), (13, "WARNING"), (9, "DEFAULT"), (0, "DEBUG"))
+_LEVELS = {lv: lv for lv in ("DEBUG", "DEFAULT", "WARNING", "ERROR")}
+
+_type_langfuse = coerce.one_of(_LANGFUSE_TYPES)
+_type_openinference = coerce.one_of(_OPENINFERENCE_KINDS, str.upper)
+_type_genai = coerce.one_of(_GENAI_OPERATIONS)
+_type_openllmetry = coerce.one_of(_OPENLLMETRY_REQUESTS)
+_type_traceloop = coerce.one_of(_TRACELOOP_KINDS)
+_level = coerce.one_of(_LEVELS, str.upper)
+_io = coerce.json_text
+
+
+def _tool_hint(value: Any) -> Any:
+    return "tool" if coerce.text(value) is not SKIP else SKIP
+
+
+def _type_vercel(value: Any) -> Any:
+    if type(value) is str:
+        found = _VERCEL_CALLS.get(value)
+        if found is not None:
+            return found
+        if value in _VERCEL_WRAPPERS:
+            return "span"
+    return SKIP
+
+
+def _vercel_wrapper(value: Any) -> Any:
+    return True if type(value) is str and value in _VERCEL_WRAPPERS else SKIP
+
+
+def _aggregate_operation(value: Any) -> Any:
+    return True if type(value) is str and value in _AGGREGATE_OPERATIONS else SKIP
+
+
+def _present(value: Any) -> Any:
+    return True if coerce.text(value) is not SKIP else SKIP
+
+
+def _agent_hint(value: Any) -> Any:
+    return "agent" if coerce.text(value) is not SKIP else SKIP
+
+
+def _logfire_events(value: Any) -> Any:
+    """Logfire's `events`: a JSON list of GenAI events, each named by its `event.name`."""
+    events = _io(value)
+    if type(events) is list and events and all(type(e) is dict and "event.name" in e for e in events):
+        return events
+    return SKIP
+
+
+def _events_input(value: Any) -> Any:
+    events = _logfire_events(value)
+    if events is SKIP:
+        return SKIP
+    return [e for e in events if e["event.name"] != "gen_ai.choice"] or SKIP
+
+
+def _events_output(value: Any) -> Any:
+    events = _logfire_events(value)
+    if events is SKIP:
+        return SKIP
+    return next((e for e in events if e["event.name"] == "gen_ai.choice"), SKIP)
+
+
+def _logfire_level(value: Any) -> Any:
+    n = coerce.count(value)
+    if n is SKIP:
+        return SKIP
+    return next(level for floor, level in _LOGFIRE_LEVELS if n >= floor)
+
+
+def _non_empty_io(value: Any) -> Any:
+    """`ai.response.text` is set, empty, on steps that only call tools."""
+    return SKIP if value == "" else _io(value)
+
+
+def _io_items(value: Any) -> Any:
+    """A list of JSON texts (the AI SDK's `ai.values`), each parsed."""
+    return [_io(v) for v in value] if type(value) is list else _io(value)
+
+
+def _prompt_field(key: str, fn: Coerce) -> Coerce:
+    """A field of the `{"name": .., "version": ..}` object Langfuse's AI SDK helper sends."""
+
+    def coerce_field(value: Any) -> Any:
+        obj = coerce.json_object(value)
+        if obj is SKIP or key not in obj:
+            return SKIP
+        return fn(obj[key]) if fn is not None else obj[key]
+
+    return coerce_field
+
+
+# (attribute key, group, field, rank, coercion). Rank orders the sources of one slot.
+EXACT: tuple[tuple[str, str, str, int, Coerce], ...] = (
+    # observation type
+    ("langfuse.observation.type", OBS, "type", 0, _type_langfuse),
+    ("openinference.span.kind", OBS, "type", 1, _type_openinference),
+    ("gen_ai.operation.name", OBS, "type", 2, _type_genai),
+    ("ai.operationId", OBS, "type", 3, _type_vercel),
+    ("llm.request.type", OBS, "type", 4, _type_openllmetry),
+    ("traceloop.span.kind", OBS, "type", 5, _type_traceloop),
+    ("gen_ai.tool.name", OBS, "type", 6, _tool_hint),
+    ("gen_ai.tool.name", META, "gen_ai.tool.name", 0, None),
+    ("agent_name", OBS, "type", 7, _agent_hint),  # Pydantic AI's agent run before invoke_agent
+    ("agent_name", META, "agent_name", 0, None),
+    # spans that sum up the calls below them
+    ("ai.operationId", HINTS, "aggregate", 0, _vercel_wrapper),
+    ("gen_ai.operation.name", HINTS, "aggregate", 1, _aggregate_operation),
+    ("agent_name", HINTS, "aggregate", 2, _present),
+    # level and status
+    ("langfuse.observation.level", OBS, "level", 0, _level),
+    ("logfire.level_num", OBS, "level", 1, _logfire_level),
+    ("logfire.level_num", META, "logfire.level_num", 0, None),
+    ("langfuse.observation.status_message", OBS, "statusMessage", 0, coerce.text),
+    # input: message lists, then payloads (ranks 9 and up: see INDEXED for 5 to 8)
+    ("langfuse.observation.input", OBS, "input", 0, _io),
+    ("gen_ai.input.messages", OBS, "input", 1, _io),
+    ("ai.prompt.messages", OBS, "input", 2, _io),
+    ("pydantic_ai.all_messages", OBS, "input", 3, _io),
+    ("all_messages_events", OBS, "input", 3, _io),  # Pydantic AI 0.x's agent run
+    ("events", OBS, "input", 8, _events_input),  # Logfire / Pydantic AI 0.x: the messages sent
+    ("gen_ai.prompt", OBS, "input", 4, _io),
+    ("ai.prompt", OBS, "input", 9, _io),
+    ("traceloop.entity.input", OBS, "input", 10, _io),
+    ("input.value", OBS, "input", 11, _io),
+    ("prompt", OBS, "input", 15, _io),  # Logfire's agent run
+    ("gen_ai.tool.call.arguments", OBS, "input", 12, _io),
+    ("ai.toolCall.args", OBS, "input", 12, _io),
+    ("tool_arguments", OBS, "input", 13, _io),
+    ("ai.values", OBS, "input", 14, _io_items),
+    ("ai.value", OBS, "input", 14, _io),
+    ("gen_ai.system_instructions", HINTS, "system", 0, _io),
+    # output
+    ("langfuse.observation.output", OBS, "output", 0, _io),
+    ("gen_ai.output.messages", OBS, "output", 1, _io),
+    ("ai.response.text", OBS, "output", 2, _non_empty_io),
+    ("ai.result.text", OBS, "output", 3, _non_empty_io),  # AI SDK before 4.0
+    ("ai.response.object", OBS, "output", 3, _io),
+    ("ai.result.object", OBS, "output", 3, _io),
+    ("ai.response.toolCalls", HINTS, "toolCalls", 0, _io),
+    ("ai.response.providerMetadata", HINTS, "providerMetadata", 0, coerce.json_object),
+    ("ai.result.toolCalls", HINTS, "toolCalls", 1, _io),
+    ("gen_ai.completion", OBS, "output", 4, _io),
+    ("events", OBS, "output", 8, _events_output),  # ... and the gen_ai.choice received
+    ("final_result", OBS, "output", 9, _io),
+    ("traceloop.entity.output", OBS, "output", 10, _io),
+    ("output.value", OBS, "output", 11, _io),
+    ("gen_ai.tool.call.result", OBS, "output", 12, _io),
+    ("ai.toolCall.result", OBS, "output", 12, _io),
+    ("tool_response", OBS, "output", 13, _io),
+    # model
+    ("langfuse.observation.model.name", OBS, "model", 0, coerce.text),
+    ("gen_ai.response.model", OBS, "model", 1, coerce.text),
+    ("ai.response.model", OBS, "model", 2, coerce.text),
+    ("llm.response.model", OBS, "model", 2, coerce.text),
+    ("ai.model.id", OBS, "model", 3, coerce.text),
+    ("gen_ai.request.model", OBS, "model", 4, coerce.text),
+    ("llm.request.model", OBS, "model", 5, coerce.text),
+    ("llm.model_name", OBS, "model", 6, coerce.text),
+    ("embedding.model_name", OBS, "model", 7, coerce.text),
+    # model parameters (also PREFIXED gen_ai.request.* and ai.settings.*)
+    ("langfuse.observation.model.parameters", PARAMS, WHOLE, 0, coerce.json_object),
+    ("llm.invocation_parameters", PARAMS, WHOLE, 1, coerce.json_object),
+    ("embedding.invocation_parameters", PARAMS, WHOLE, 1, coerce.json_object),
+    ("ai.prompt.toolChoice", PARAMS, "toolChoice", 3, _io),
+    # the AI SDK's settings under the GenAI names, where they have one (the rest: ai.settings.*)
+    ("ai.settings.maxOutputTokens", PARAMS, "max_tokens", 3, None),
+    ("ai.settings.maxTokens", PARAMS, "max_tokens", 3, None),  # AI SDK 4
+    ("ai.settings.topP", PARAMS, "top_p", 3, None),
+    ("ai.settings.topK", PARAMS, "top_k", 3, None),
+    ("ai.settings.frequencyPenalty", PARAMS, "frequency_penalty", 3, None),
+    ("ai.settings.presencePenalty", PARAMS, "presence_penalty", 3, None),
+    ("ai.settings.stopSequences", PARAMS, "stop_sequences", 3, None),
+    # usage (token counts)
+    ("langfuse.observation.usage_details", USAGE, WHOLE, 0, coerce.counts_map),
+    ("gen_ai.usage.input_tokens", USAGE, "input", 1, coerce.count),
+    ("gen_ai.usage.prompt_tokens", USAGE, "input", 2, coerce.count),
+    ("gen_ai.response.prompt_tokens", USAGE, "input", 3, coerce.count),  # Semantic Kernel 1.x
+    ("ai.usage.inputTokens", USAGE, "input", 3, coerce.count),
+    ("ai.usage.promptTokens", USAGE, "input", 3, coerce.count),
+    ("llm.token_count.prompt", USAGE, "input", 3, coerce.count),
+    ("llm.usage.prompt_tokens", USAGE, "input", 4, coerce.count),
+    ("ai.usage.tokens", USAGE, "input", 5, coerce.count),  # embeddings: all tokens are input
+    ("gen_ai.usage.output_tokens", USAGE, "output", 1, coerce.count),
+    ("gen_ai.usage.completion_tokens", USAGE, "output", 2, coerce.count),
+    ("gen_ai.response.completion_tokens", USAGE, "output", 3, coerce.count),
+    ("ai.usage.outputTokens", USAGE, "output", 3, coerce.count),
+    ("ai.usage.completionTokens", USAGE, "output", 3, coerce.count),
+    ("llm.token_count.completion", USAGE, "output", 3, coerce.count),
+    ("llm.usage.completion_tokens", USAGE, "output", 4, coerce.count),
+    ("gen_ai.usage.total_tokens", USAGE, "total", 1, coerce.count),
+    ("llm.usage.total_tokens", USAGE, "total", 2, coerce.count),
+    ("ai.usage.totalTokens", USAGE, "total", 3, coerce.count),
+    ("llm.token_count.total", USAGE, "total", 3, coerce.count),
+    ("ai.usage.tokens", USAGE, "total", 4, coerce.count),
+    ("gen_ai.usage.cache_read.input_tokens", USAGE, "input_cached_tokens", 1, coerce.count),
+    ("gen_ai.usage.cache_read_input_tokens", USAGE, "input_cached_tokens", 2, coerce.count),
+    ("gen_ai.usage.input_tokens.cached", USAGE, "input_cached_tokens", 2, coerce.count),
+    ("gen_ai.usage.cache_read_tokens", USAGE, "input_cached_tokens", 2, coerce.count),
+    ("gen_ai.usage.details.cache_read_tokens", USAGE, "input_cached_tokens", 3, coerce.count),
+    ("gen_ai.usage.details.cache_read_input_tokens", USAGE, "input_cached_tokens", 3, coerce.count),
+    ("ai.usage.cachedInputTokens", USAGE, "input_cached_tokens", 3, coerce.count),
+    ("llm.token_count.prompt_details.cache_read", USAGE, "input_cached_tokens", 3, coerce.count),
+    ("gen_ai.usage.cache_creation.input_tokens", USAGE, "input_cache_creation", 1, coerce.count),
+    ("gen_ai.usage.cache_creation_input_tokens", USAGE, "input_cache_creation", 2, coerce.count),
+    ("gen_ai.usage.input_tokens.cache_write", USAGE, "input_cache_creation", 2, coerce.count),
+    ("gen_ai.usage.cache_write_tokens", USAGE, "input_cache_creation", 2, coerce.count),
+    ("gen_ai.usage.details.cache_write_tokens", USAGE, "input_cache_creation", 3, coerce.count),
+    ("gen_ai.usage.details.cache_creation_input_tokens", USAGE, "input_cache_creation", 3, coerce.count),
+    ("llm.token_count.prompt_details.cache_write", USAGE, "input_cache_creation", 3, coerce.count),
+    ("gen_ai.usage.reasoning.output_tokens", USAGE, "output_reasoning_tokens", 1, coerce.count),
+    ("gen_ai.usage.output_tokens.reasoning", USAGE, "output_reasoning_tokens", 2, coerce.count),
+    ("gen_ai.usage.reasoning_tokens", USAGE, "output_reasoning_tokens", 2, coerce.count),
+    ("gen_ai.usage.details.reasoning_tokens", USAGE, "output_reasoning_tokens", 3, coerce.count),
+    ("ai.usage.reasoningTokens", USAGE, "output_reasoning_tokens", 3, coerce.count),
+    ("llm.token_count.completion_details.reasoning", USAGE, "output_reasoning_tokens", 3, coerce.count),
+    ("llm.usage.reasoning_tokens", USAGE, "output_reasoning_tokens", 4, coerce.count),
+    ("llm.token_count.prompt_details.audio", USAGE, "input_audio_tokens", 3, coerce.count),
+    ("llm.token_count.completion_details.audio", USAGE, "output_audio_tokens", 3, coerce.count),
+    # cost
+    ("langfuse.observation.cost_details", COST, WHOLE, 0, coerce.amounts_map),
+    ("gen_ai.usage.cost", COST, "total", 1, coerce.amount),
+    ("llm.cost.total", COST, "total", 2, coerce.amount),
+    ("llm.cost.prompt", COST, "input", 2, coerce.amount),
+    ("llm.cost.completion", COST, "output", 2, coerce.amount),
+    # generation details
+    ("langfuse.observation.completion_start_time", OBS, "completionStartTime", 0, coerce.timestamp),
+    ("ai.response.msToFirstChunk", HINTS, "msToFirstChunk", 0, coerce.amount),
+    ("ai.stream.msToFirstChunk", HINTS, "msToFirstChunk", 1, coerce.amount),
+    ("langfuse.observation.prompt.name", OBS, "promptName", 0, coerce.text),
+    ("langfuse.prompt.name", OBS, "promptName", 1, coerce.text),
+    ("ai.telemetry.metadata.langfusePrompt", OBS, "promptName", 2, _prompt_field("name", coerce.text)),
+    ("langfuse.observation.prompt.version", OBS, "promptVersion", 0, coerce.prompt_version),
+    ("langfuse.prompt.version", OBS, "promptVersion", 1, coerce.prompt_version),
+    ("ai.telemetry.metadata.langfusePrompt", OBS, "promptVersion", 2, _prompt_field("version", coerce.prompt_version)),
+    # observation metadata given whole, and JSON values worth reading as such
+    ("langfuse.observation.metadata", META, WHOLE, 0, coerce.json_object),
+    ("metadata", META, WHOLE, 1, coerce.json_object),
+    ("model_request_parameters", META, "model_request_parameters", 0, _io),
+    ("gen_ai.tool.definitions", META, "gen_ai.tool.definitions", 0, _io),
+    # trace-level attributes
+    ("langfuse.trace.name", TRACE, "name", 0, coerce.text),
+    ("langfuse.trace.input", TRACE, "input", 0, _io),
+    ("langfuse.trace.output", TRACE, "output", 0, _io),
+    ("langfuse.trace.tags", TRACE, "tags", 0, coerce.tag_list),
+    ("langfuse.tags", TRACE, "tags", 1, coerce.tag_list),
+    ("ai.telemetry.metadata.tags", TRACE, "tags", 2, coerce.tag_list),
+    ("tag.tags", TRACE, "tags", 3, coerce.tag_list),
+    ("langfuse.trace.public", TRACE, "public", 0, coerce.flag),
+    ("langfuse.trace.metadata", TRACE_META, WHOLE, 0, coerce.json_object),
+    ("langfuse.user.id", TRACE, "userId", 0, coerce.text),
+    ("user.id", TRACE, "userId", 1, coerce.text),
+    ("ai.telemetry.metadata.userId", TRACE, "userId", 2, coerce.text),
+    ("traceloop.association.properties.user_id", TRACE, "userId", 3, coerce.text),
+    ("langfuse.session.id", TRACE, "sessionId", 0, coerce.text),
+    ("session.id", TRACE, "sessionId", 1, coerce.text),
+    ("gen_ai.conversation.id", TRACE, "sessionId", 2, coerce.text),
+    ("ai.telemetry.metadata.sessionId", TRACE, "sessionId", 3, coerce.text),
+    ("traceloop.association.properties.session_id", TRACE, "sessionId", 4, coerce.text),
+    ("langfuse.internal.as_root", TRACE, "asRoot", 0, coerce.flag),
+    # The current SDKs mark the first span they export when they drop the app's server span.
+    ("langfuse.internal.is_app_root", TRACE, "asRoot", 1, coerce.flag),
+    # fields of both the observation and its trace (span attributes; resource ones below)
+    ("langfuse.environment", SHARED, "environment", 0, coerce.text),
+    ("deployment.environment.name", SHARED, "environment", 1, coerce.text),
+    ("deployment.environment", SHARED, "environment", 2, coerce.text),
+    ("langfuse.release", SHARED, "release", 0, coerce.text),
+    ("service.version", SHARED, "release", 1, coerce.text),
+    ("langfuse.version", SHARED, "version", 0, coerce.text),
+)
+
+# (key prefix, group, rank, coercion): the rest of the key names the field. Exact rows win;
+# of two prefixes of one key, the first listed.
+# Langfuse SDKs JSON-encode metadata values (5.x even strings: "core" arrives as '"core"').
+PREFIXED: tuple[tuple[str, str, int, Coerce], ...] = (
+    ("langfuse.observation.metadata.", META, 0, _io),
+    ("langfuse.metadata.", META, 1, _io),
+    ("langfuse.trace.metadata.", TRACE_META, 0, _io),
+    # The app's own metadata, as the AI SDK and OpenLLMetry carry it.
+    ("ai.telemetry.metadata.", META, 2, None),
+    ("traceloop.association.properties.", META, 3, None),
+    ("gen_ai.request.", PARAMS, 2, None),
+    ("ai.settings.", PARAMS, 3, None),
+    ("gen_ai.usage.details.", USAGE, 4, coerce.count),  # Pydantic AI: the provider's own names
+    ("gen_ai.usage.", USAGE, 5, coerce.count),
+    ("llm.token_count.", USAGE, 6, coerce.count),
+    ("langfuse.internal.", INTERNAL, 9, None),
+)
+
+# Flattened lists `<prefix><index>.<key>`: (prefix, group, field, rank, key prefix to drop,
+# item keys kept or None for all; other keys stay metadata). `gen_ai.prompt.0.role` and
+# `.content` become input `[{"role": .., "content": ..}]`. Ranks 5 to 8 of the input and
+# output slots: after the message lists given whole, before the payloads.
+INDEXED: tuple[tuple[str, str, str, int, str, frozenset[str] | None], ...] = (
+    ("gen_ai.prompt.", OBS, "input", 5, "", None),
+    ("llm.input_messages.", OBS, "input", 6, "message.", None),
+    # OpenInference embeddings: the texts are the input; the vectors stay metadata.
+    ("embedding.embeddings.", OBS, "input", 7, "embedding.", frozenset({"text"})),
+    ("gen_ai.completion.", OBS, "output", 5, "", None),
+    ("llm.output_messages.", OBS, "output", 6, "message.", None),
+)
+
+# The AI SDK's `ai.response.providerMetadata`: token counts some providers report only there,
+# as (path in the object, usage key). They fill the usage keys the span's attributes left out.
+PROVIDER_USAGE: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("openai", "cachedPromptTokens"), "input_cached_tokens"),
+    (("openai", "reasoningTokens"), "output_reasoning_tokens"),
+    (("openai", "acceptedPredictionTokens"), "accepted_prediction_tokens"),
+    (("openai", "rejectedPredictionTokens"), "rejected_prediction_tokens"),
+    (("anthropic", "usage", "cache_read_input_tokens"), "input_cached_tokens"),
+    (("anthropic", "usage", "cache_creation_input_tokens"), "input_cache_creation"),
+    (("anthropic", "cacheCreationInputTokens"), "input_cache_creation"),
+    (("bedrock", "usage", "cacheReadInputTokens"), "input_cached_tokens"),
+    (("bedrock", "usage", "cacheWriteInputTokens"), "input_cache_creation"),
+)
+
+# Span events of the GenAI conventions that carry the input and output (mapping._io_from_events).
+EVENT_IO = {
+    "gen_ai.content.prompt": ("input", "gen_ai.prompt"),
+    "gen_ai.content.completion": ("output", "gen_ai.completion"),
+}
+OPERATION_DETAILS = "gen_ai.client.inference.operation.details"
+MESSAGE_EVENTS = {
+    "gen_ai.system.message": "system",
+    "gen_ai.user.message": "user",
+    "gen_ai.assistant.message": "assistant",
+    "gen_ai.tool.message": "tool",
+}
+CHOICE_EVENT = "gen_ai.choice"
+
+# Resource attributes only set defaults for the SHARED fields.
+RESOURCE: tuple[tuple[str, str, int, Coerce], ...] = (
+    ("langfuse.environment", "environment", 0, coerce.text),
+    ("deployment.environment.name", "environment", 1, coerce.text),
+    ("deployment.environment", "environment", 2, coerce.text),
+    ("langfuse.release", "release", 0, coerce.text),
+    ("service.version", "release", 1, coerce.text),
+    ("langfuse.version", "version", 0, coerce.text),
+)

@@ -1,0 +1,525 @@
+"""Spans recorded from the real instrumentations (tests/fixtures/otlp/README.md) mapped to events,
+field by field: the Vercel AI SDK 4 and 5, OpenLLMetry, Pydantic AI and OpenInference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ingest.otlp import map_request, parse_request
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "otlp"
+
+
+def mapped(name: str) -> tuple[dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    """The fixture's events: observations by span id, trace events by the span that made them."""
+    result = map_request(parse_request((FIXTURES / f"{name}.json").read_bytes(), "application/json"))
+    assert result.rejected == 0, result.errors
+    observations: dict[str, dict[str, Any]] = {}
+    traces: dict[str, list[dict[str, Any]]] = {}
+    for event in result.events:
+        if event["type"] == "trace-create":
+            traces.setdefault(event["id"].split("-")[1], []).append(event["body"])
+        else:
+            observations[event["body"]["id"]] = event
+    return observations, traces
+
+
+def fields(event: dict[str, Any]) -> dict[str, Any]:
+    """The body without ids, times and metadata (asserted apart)."""
+    skip = {"id", "traceId", "parentObservationId", "startTime", "endTime", "metadata"}
+    return {k: v for k, v in event["body"].items() if k not in skip}
+
+
+def user_metadata(event: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in event["body"]["metadata"].items() if k not in ("resourceAttributes", "scope")}
+
+
+# --- Vercel AI SDK -------------------------------------------------------------------------
+
+V4_STEP1, V4_TOOL, V4_STEP2, V4_ROOT = "e967fa42af0fdf85", "0dac866341b2fdb7", "944ba4594132457b", "5a154aa04a8df521"
+V4_EMBED, V4_EMBED_ROOT = "d941c13cf866d319", "9b6c29d6926332ca"
+SYSTEM = {"role": "system", "content": "You answer weather questions."}
+
+
+def test_vercel_ai_v4_generate_text_with_a_tool_step() -> None:
+    obs, traces = mapped("vercel_ai_v4")
+    step1 = obs[V4_STEP1]
+    assert step1["type"] == "generation-create"
+    params = {"temperature": 0.3, "max_tokens": 200, "maxRetries": 2, "toolChoice": {"type": "auto"}}
+    assert fields(step1) == {
+        "name": "ai.generateText.doGenerate",
+        "model": "gpt-4o-mini",
+        "input": [SYSTEM, {"role": "user", "content": [{"type": "text", "text": "What is the weather in Paris?"}]}],
+        "output": [  # a step that only calls tools: its calls are the output
+            {"toolCallType": "function", "toolCallId": "call-1", "toolName": "weather", "args": '{"city":"Paris"}'}
+        ],
+        "modelParameters": params,
+        "usageDetails": {"input": 40, "output": 12, "total": 52},
+    }
+    meta = user_metadata(step1)
+    assert meta["team"] == "search"  # ai.telemetry.metadata.* is the app's metadata
+    assert meta["ai.model.provider"] == "openai.chat"
+    assert meta["ai.telemetry.functionId"] == "weather-agent"
+    claimed = {"userId", "sessionId", "tags", "ai.prompt.messages", "ai.response.toolCalls", "ai.usage.promptTokens"}
+    assert not claimed & meta.keys()
+    assert not any(k.startswith("ai.telemetry.metadata.") for k in meta)
+    # user, session and tags name the trace from every span that carries them
+    assert traces[V4_STEP1] == [{"id": step1["body"]["traceId"], **TRACE_V4}]
+
+    step2 = obs[V4_STEP2]
+    assert fields(step2)["output"] == "It is sunny in Paris."
+    assert fields(step2)["usageDetails"] == {
+        "input": 60,
+        "output": 8,
+        "total": 68,
+        "input_cached_tokens": 32,  # from ai.response.providerMetadata's openai counts
+        "output_reasoning_tokens": 0,
+    }
+
+    tool = obs[V4_TOOL]
+    assert tool["type"] == "tool-create"
+    assert fields(tool) == {
+        "name": "ai.toolCall",
+        "input": {"city": "Paris"},
+        "output": {"city": "Paris", "sky": "sunny"},
+    }
+    assert user_metadata(tool)["ai.toolCall.name"] == "weather"
+
+
+TRACE_V4 = {"userId": "user-v4", "sessionId": "session-v4", "tags": ["vercel", "v4"]}
+
+
+def test_vercel_ai_v4_wrapper_span_keeps_the_steps_usage_out_of_its_own() -> None:
+    obs, traces = mapped("vercel_ai_v4")
+    root = obs[V4_ROOT]
+    assert root["type"] == "span-create"  # ai.generateText: the app's call, not a model call
+    body = fields(root)
+    assert body == {
+        "name": "ai.generateText",
+        "input": {"system": "You answer weather questions.", "prompt": "What is the weather in Paris?"},
+        "output": "It is sunny in Paris.",
+        "modelParameters": {"temperature": 0.3, "max_tokens": 200, "maxRetries": 2, "maxSteps": 2},
+    }
+    assert user_metadata(root)["aggregate"] == {
+        "model": "gpt-4o-mini",
+        "usageDetails": {
+            "input": 60,
+            "output": 8,
+            "total": 68,
+            "input_cached_tokens": 32,
+            "output_reasoning_tokens": 0,
+        },
+    }
+    [trace] = traces[V4_ROOT]
+    assert trace == {
+        "id": root["body"]["traceId"],
+        "timestamp": 1796137653817000,
+        "name": "ai.generateText",
+        **TRACE_V4,
+        "input": body["input"],
+        "output": body["output"],
+    }
+
+
+def test_vercel_ai_v4_embedding() -> None:
+    obs, _ = mapped("vercel_ai_v4")
+    embed = obs[V4_EMBED]
+    assert embed["type"] == "embedding-create"
+    assert fields(embed) == {
+        "name": "ai.embed.doEmbed",
+        "model": "text-embedding-3-small",
+        "input": ["sunny in Paris"],
+        "modelParameters": {"maxRetries": 2},
+        "usageDetails": {"input": 5, "total": 5},
+    }
+    assert user_metadata(embed)["ai.embeddings"] == ["[0.1,0.2,0.3]"]
+    wrapper = obs[V4_EMBED_ROOT]
+    assert wrapper["type"] == "span-create" and "usageDetails" not in wrapper["body"]
+
+
+V5_STEP1, V5_STEP2, V5_ROOT = "d470119688129a3e", "112fb83f43fa3746", "0f6197daa386f3d4"
+V5_STREAM, V5_STREAM_ROOT = "fad70d053adc9c52", "259e7683b16af7a4"
+
+
+def test_vercel_ai_v5_generate_text() -> None:
+    obs, traces = mapped("vercel_ai_v5")
+    step1 = obs[V5_STEP1]
+    assert step1["type"] == "generation-create"
+    assert fields(step1) == {
+        "name": "ai.generateText.doGenerate",
+        "model": "claude-sonnet-4",
+        "input": [SYSTEM, {"role": "user", "content": [{"type": "text", "text": "Weather in Oslo?"}]}],
+        "output": [{"toolCallId": "call-1", "toolName": "weather", "input": '{"city":"Oslo"}'}],
+        "modelParameters": {"max_tokens": 300, "temperature": 0.1, "maxRetries": 2, "toolChoice": {"type": "auto"}},
+        "usageDetails": {"input": 50, "output": 20, "total": 70},
+    }
+    assert user_metadata(step1)["plan"] == "pro"
+    assert traces[V5_STEP1][0] == {
+        "id": step1["body"]["traceId"],
+        "userId": "user-v5",
+        "sessionId": "session-v5",
+        "tags": ["vercel", "v5"],
+    }
+    assert fields(obs[V5_STEP2])["output"] == "Snow in Oslo."
+    assert fields(obs[V5_STEP2])["usageDetails"] == {"input": 90, "output": 10, "total": 100}
+    root = obs[V5_ROOT]
+    assert root["type"] == "span-create" and "model" not in root["body"] and "usageDetails" not in root["body"]
+
+
+def test_vercel_ai_v5_stream_text_with_cached_and_reasoning_tokens() -> None:
+    obs, _ = mapped("vercel_ai_v5")
+    stream = obs[V5_STREAM]
+    assert stream["type"] == "generation-create"
+    body = fields(stream)
+    # msToFirstChunk (9.677018 ms) after the start
+    assert body.pop("completionStartTime") == 1796137677759000 + 9677
+    assert body == {
+        "name": "ai.streamText.doStream",
+        "model": "o4-mini-2025-04-16",  # the response's model wins over ai.model.id
+        "input": [{"role": "user", "content": [{"type": "text", "text": "The answer?"}]}],
+        "output": "Forty-two.",
+        "modelParameters": {"maxRetries": 2},
+        "usageDetails": {
+            "input": 120,
+            "output": 45,
+            "total": 165,
+            "input_cached_tokens": 100,
+            "output_reasoning_tokens": 30,
+        },
+    }
+    wrapper = obs[V5_STREAM_ROOT]
+    assert wrapper["type"] == "span-create"
+    assert user_metadata(wrapper)["aggregate"] == {
+        "model": "o4-mini",
+        "usageDetails": {
+            "input": 120,
+            "output": 45,
+            "total": 165,
+            "input_cached_tokens": 100,
+            "output_reasoning_tokens": 30,
+        },
+    }
+
+
+# --- OpenLLMetry ---------------------------------------------------------------------------
+
+OL_CHAT, OL_TASK, OL_TOOL, OL_AGENT, OL_WORKFLOW = (
+    "63426f3034eb04a5",
+    "6ad451c25dde8a69",
+    "27b3ce83713dd0d9",
+    "99a500e3c8725316",
+    "e242cc21b9d68cf9",
+)
+OL_TRACE = {"sessionId": "session-ol", "userId": "user-ol"}
+
+
+def test_openllmetry_chat_span() -> None:
+    obs, traces = mapped("openllmetry")
+    chat = obs[OL_CHAT]
+    assert chat["type"] == "generation-create"
+    assert fields(chat) == {
+        "name": "openai.chat",
+        "model": "gpt-4o-2024-08-06",
+        "input": [
+            {"role": "system", "parts": [{"content": "You write haiku.", "type": "text"}]},
+            {"role": "user", "parts": [{"content": "A haiku about autumn", "type": "text"}]},
+        ],
+        "output": [{"role": "assistant", "parts": [{"content": "A haiku.", "type": "text"}], "finish_reason": "stop"}],
+        "modelParameters": {"max_tokens": 50, "temperature": 0.7},
+        "usageDetails": {
+            "input": 21,
+            "output": 7,
+            "total": 28,
+            "input_cached_tokens": 12,
+            "output_reasoning_tokens": 2,  # gen_ai.usage.reasoning_tokens
+        },
+    }
+    meta = user_metadata(chat)
+    assert meta["tenant"] == "acme"  # an association property is the app's metadata
+    assert "session_id" not in meta and "user_id" not in meta
+    assert not any(k.startswith("traceloop.association.properties.") for k in meta)
+    assert traces[OL_CHAT] == [{"id": chat["body"]["traceId"], **OL_TRACE}]
+
+
+@pytest.mark.parametrize(
+    ("span_id", "event_type", "name", "output"),
+    [
+        (OL_TASK, "span-create", "write_haiku.task", "A haiku."),
+        (OL_TOOL, "tool-create", "count_syllables.tool", "17"),
+        (OL_AGENT, "agent-create", "poet.agent", "A haiku."),
+        (OL_WORKFLOW, "chain-create", "haiku_workflow.workflow", "A haiku."),
+    ],
+)
+def test_openllmetry_decorated_functions(span_id: str, event_type: str, name: str, output: Any) -> None:
+    obs, _ = mapped("openllmetry")
+    event = obs[span_id]
+    assert event["type"] == event_type
+    body = fields(event)
+    assert (body.pop("name"), body.pop("output")) == (name, output)
+    assert body == {"input": {"args": ["A haiku."] if span_id == OL_TOOL else ["autumn"], "kwargs": {}}}
+    meta = user_metadata(event)
+    assert meta["traceloop.workflow.name"] == "haiku_workflow" and meta["tenant"] == "acme"
+    assert "traceloop.entity.input" not in meta and "traceloop.entity.output" not in meta
+
+
+def test_openllmetry_workflow_names_the_trace() -> None:
+    obs, traces = mapped("openllmetry")
+    [trace] = traces[OL_WORKFLOW]
+    assert trace == {
+        "id": obs[OL_WORKFLOW]["body"]["traceId"],
+        "timestamp": 1796138496522474,
+        "name": "haiku_workflow.workflow",
+        **OL_TRACE,
+        "input": {"args": ["autumn"], "kwargs": {}},
+        "output": "A haiku.",
+    }
+
+
+# --- Pydantic AI ---------------------------------------------------------------------------
+
+PA_CHAT1, PA_TOOL, PA_CHAT2, PA_AGENT = "718b971bda0c4b0f", "add287a5ea76e2f2", "563ab234d7dd6d14", "f51127faee1a5249"
+PA_SYSTEM = {"role": "system", "content": "Answer weather questions briefly."}
+PA_ASK = {"role": "user", "parts": [{"type": "text", "content": "Weather in Lima?"}]}
+PA_CALL = {
+    "role": "assistant",
+    "parts": [{"type": "tool_call", "id": "call-1", "name": "get_weather", "arguments": {"city": "Lima"}}],
+}
+PA_RESULT = {
+    "role": "user",
+    "parts": [{"type": "tool_call_response", "id": "call-1", "name": "get_weather", "result": "cloudy in Lima"}],
+}
+PA_ANSWER = {"role": "assistant", "parts": [{"type": "text", "content": "Cloudy in Lima."}]}
+PA_SESSION = "01a23229-b5df-75f8-b196-76da5ad73702"
+
+
+def test_pydantic_ai_chat_spans() -> None:
+    obs, traces = mapped("pydantic_ai")
+    chat = obs[PA_CHAT1]
+    assert chat["type"] == "generation-create"
+    assert fields(chat) == {
+        "name": "chat function-model",
+        "model": "function-model",
+        "input": [PA_SYSTEM, PA_ASK],  # gen_ai.system_instructions as the system message
+        "output": [PA_CALL],
+        "modelParameters": {"max_tokens": 100, "temperature": 0.4},
+        "usageDetails": {"input": 30, "output": 8, "total": 38, "input_cached_tokens": 10},
+    }
+    meta = user_metadata(chat)
+    assert meta["model_request_parameters"]["function_tools"][0]["name"] == "get_weather"  # parsed
+    assert not {"gen_ai.system_instructions", "gen_ai.usage.details.cache_read_tokens"} & meta.keys()
+    assert traces[PA_CHAT1] == [{"id": chat["body"]["traceId"], "sessionId": PA_SESSION}]
+    chat2 = fields(obs[PA_CHAT2])
+    assert chat2["input"] == [PA_SYSTEM, PA_ASK, PA_CALL, PA_RESULT]
+    assert chat2["output"] == [PA_ANSWER]
+    assert chat2["usageDetails"] == {"input": 52, "output": 6, "total": 58}
+
+
+def test_pydantic_ai_tool_span() -> None:
+    obs, _ = mapped("pydantic_ai")
+    tool = obs[PA_TOOL]
+    assert tool["type"] == "tool-create"
+    assert fields(tool) == {"name": "execute_tool get_weather", "input": {"city": "Lima"}, "output": "cloudy in Lima"}
+    assert user_metadata(tool)["logfire.msg"] == "running tool: get_weather"
+
+
+def test_pydantic_ai_agent_run_is_an_agent_without_the_runs_usage() -> None:
+    obs, traces = mapped("pydantic_ai")
+    agent = obs[PA_AGENT]
+    assert agent["type"] == "agent-create"
+    body = fields(agent)
+    assert body == {
+        "name": "invoke_agent weather_agent",
+        "input": [PA_SYSTEM, PA_ASK, PA_CALL, PA_RESULT, PA_ANSWER],  # pydantic_ai.all_messages
+        "output": "Cloudy in Lima.",  # final_result
+    }
+    meta = user_metadata(agent)
+    assert meta["gen_ai.aggregated_usage.input_tokens"] == 82  # the run's total, not a generation's
+    assert meta["model_name"] == "function-model"
+    [trace] = traces[PA_AGENT]
+    assert trace == {
+        "id": agent["body"]["traceId"],
+        "timestamp": 1796137924120439,
+        "name": "invoke_agent weather_agent",
+        "sessionId": PA_SESSION,
+        "input": body["input"],
+        "output": body["output"],
+    }
+
+
+# --- OpenInference -------------------------------------------------------------------------
+
+OI_EMBED, OI_CHAT = "e0c0f79360ed1817", "5b0b5f17ed058786"
+OI_TRACE = {"sessionId": "session-oi", "userId": "user-oi", "tags": ["oi"]}
+
+
+def test_openinference_embedding_span() -> None:
+    obs, traces = mapped("openinference_openai")
+    embed = obs[OI_EMBED]
+    assert embed["type"] == "embedding-create"
+    body = fields(embed)
+    output = body.pop("output")  # output.value: the response
+    assert output["usage"] == {"prompt_tokens": 9, "total_tokens": 9}
+    assert body == {
+        "name": "CreateEmbeddings",
+        "model": "text-embedding-3-small",  # embedding.model_name
+        "input": [{"text": "capital of France"}, {"text": "capital of Peru"}],  # the texts, not input.value
+        "modelParameters": {"model": "text-embedding-3-small", "encoding_format": "base64"},
+        "usageDetails": {"input": 9, "total": 9},
+    }
+    meta = user_metadata(embed)
+    assert meta["embedding.embeddings.0.embedding.vector"] == [0.25, -0.5, 0.125]  # vectors stay metadata
+    assert meta["team"] == "geo"
+    assert not {"embedding.embeddings.0.embedding.text", "input.value", "embedding.model_name"} & meta.keys()
+    [trace] = traces[OI_EMBED]
+    assert trace["name"] == "CreateEmbeddings" and {k: trace[k] for k in OI_TRACE} == OI_TRACE
+
+
+def test_openinference_chat_prefers_the_message_lists_to_input_value() -> None:
+    obs, _ = mapped("openinference_openai")
+    chat = obs[OI_CHAT]
+    assert chat["type"] == "generation-create"
+    assert fields(chat) == {
+        "name": "ChatCompletion",
+        "model": "gpt-4o-mini-2024-07-18",
+        "input": [
+            {"role": "system", "content": "Answer in one word."},
+            {"role": "user", "content": "Capital of France?"},
+        ],
+        "output": [{"role": "assistant", "content": "Paris."}],
+        "modelParameters": {"model": "gpt-4o-mini", "temperature": 0},
+        "usageDetails": {
+            "input": 25,
+            "output": 3,
+            "total": 28,
+            "input_cached_tokens": 16,
+            "output_reasoning_tokens": 0,
+        },
+    }
+    assert "input.value" not in user_metadata(chat) and "output.value" not in user_metadata(chat)
+
+
+# --- OpenLLMetry before the GenAI message attributes ---------------------------------------
+
+OLL_CHAT, OLL_EMBED = "77643d9ae049ecc5", "797d57fcc7973ec5"
+
+
+def test_openllmetry_legacy_flattened_prompt_and_completion() -> None:
+    obs, traces = mapped("openllmetry_legacy")
+    chat = obs[OLL_CHAT]
+    assert chat["type"] == "generation-create"  # llm.request.type = chat
+    assert fields(chat) == {
+        "name": "openai.chat",
+        "model": "gpt-4o-2024-08-06",
+        "input": [
+            {"role": "system", "content": "Use the tools."},
+            {"role": "user", "content": "When is high tide?"},
+        ],
+        "output": [
+            {
+                "finish_reason": "tool_calls",
+                "role": "assistant",
+                "tool_calls": [{"id": "call-9", "name": "lookup", "arguments": '{"q": "tides"}'}],
+            }
+        ],
+        "modelParameters": {"temperature": 0.2},
+        "usageDetails": {"input": 33, "output": 11, "total": 44, "input_cached_tokens": 20},
+    }
+    meta = user_metadata(chat)
+    assert meta["gen_ai.system"] == "OpenAI" and meta["llm.request.functions.0.name"] == "lookup"
+    assert not any(k.startswith(("gen_ai.prompt.", "gen_ai.completion.", "llm.usage.")) for k in meta)
+    assert traces[OLL_CHAT][0]["input"] == fields(chat)["input"]
+
+
+def test_openllmetry_legacy_embedding() -> None:
+    obs, _ = mapped("openllmetry_legacy")
+    embed = obs[OLL_EMBED]
+    assert embed["type"] == "embedding-create"  # llm.request.type = embedding
+    assert fields(embed) == {
+        "name": "openai.embeddings",
+        "model": "text-embedding-3-small",
+        "input": [{"content": "tides"}],
+        "usageDetails": {"input": 4, "total": 4, "input_cached_tokens": 0},
+    }
+
+
+# --- Pydantic AI 0.x: Logfire's events attribute, an agent run without invoke_agent ---------
+
+PE_CHAT, PE_TOOL, PE_TOOLS, PE_RUN = "337caac487f3a7df", "01c021c68b8f9d96", "c977fdb4929d8acb", "f1c7c1ff99586391"
+PE_CALL = {"id": "call-1", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Quito"}}}
+
+
+def test_pydantic_ai_events_attribute_is_the_chat_input_and_output() -> None:
+    obs, _ = mapped("pydantic_ai_events")
+    chat = obs[PE_CHAT]
+    assert chat["type"] == "generation-create"
+    system, user = (
+        {"role": "system", "content": "Answer weather questions briefly.", "event.name": "gen_ai.system.message"},
+        {"role": "user", "content": "Weather in Quito?", "event.name": "gen_ai.user.message"},
+    )
+    common = {"gen_ai.system": "function", "gen_ai.message.index": 0}
+    assert fields(chat) == {
+        "name": "chat function-model",
+        "model": "function-model",
+        "input": [{**system, **common}, {**user, **common}],  # the events sent
+        "output": {  # the gen_ai.choice received
+            "index": 0,
+            "message": {"role": "assistant", "tool_calls": [PE_CALL]},
+            "gen_ai.system": "function",
+            "event.name": "gen_ai.choice",
+        },
+        "usageDetails": {"input": 28, "output": 9, "total": 37},
+    }
+    assert "events" not in user_metadata(chat)
+
+
+def test_pydantic_ai_0x_tool_and_agent_run() -> None:
+    obs, traces = mapped("pydantic_ai_events")
+    tool = obs[PE_TOOL]
+    assert tool["type"] == "tool-create"
+    assert fields(tool) == {"name": "running tool", "input": {"city": "Quito"}, "output": "rain in Quito"}
+    assert obs[PE_TOOLS]["type"] == "span-create"
+    run = obs[PE_RUN]
+    assert run["type"] == "agent-create"  # agent_name marks the run
+    body = fields(run)
+    assert body.pop("output") == "Rain in Quito."  # final_result
+    assert [m["event.name"] for m in body.pop("input")] == [  # all_messages_events
+        "gen_ai.system.message",
+        "gen_ai.user.message",
+        "gen_ai.assistant.message",
+        "gen_ai.tool.message",
+        "gen_ai.assistant.message",
+    ]
+    assert body == {"name": "agent run"}  # the run's token sum is not a generation's usage
+    meta = user_metadata(run)
+    assert meta["aggregate"] == {"usageDetails": {"input": 75, "output": 14, "total": 89}}
+    assert (meta["agent_name"], meta["model_name"], meta["logfire.msg"]) == (
+        "weather_agent",
+        "function-model",
+        "weather_agent run",
+    )
+    [trace] = traces[PE_RUN]
+    assert (trace["name"], trace["output"]) == ("agent run", "Rain in Quito.")
+
+
+# --- Semantic Kernel: prompt and completion as span events ---------------------------------
+
+
+def test_semantic_kernel_chat_span_events() -> None:
+    obs, traces = mapped("semantic_kernel")
+    chat = obs["1e2c018ce345963e"]
+    assert chat["type"] == "generation-create"  # gen_ai.operation.name = chat.completions
+    assert fields(chat) == {
+        "name": "chat.completions gpt-4o-mini",
+        "model": "gpt-4o-mini",
+        "input": [{"role": "system", "content": "Translate to French."}, {"role": "user", "content": "Hello."}],
+        "output": [{"role": "assistant", "content": "Bonjour."}],
+        "modelParameters": {"max_tokens": 20, "temperature": 0.1},
+        "usageDetails": {"input": 14, "output": 3, "total": 17},  # gen_ai.response.*_tokens
+    }
+    meta = user_metadata(chat)
+    assert [e["name"] for e in meta["spanEvents"]] == ["gen_ai.content.prompt", "gen_ai.content.completion"]
+    assert meta["gen_ai.response.finish_reason"] == "FinishReason.STOP"
+    assert traces["1e2c018ce345963e"][0]["input"] == fields(chat)["input"]
