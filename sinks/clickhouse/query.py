@@ -112,6 +112,16 @@ class Select:
             f"ORDER BY id, event_ts DESC LIMIT 1 BY id) WHERE {outer})"
         )
 
+    def candidates(self, column: str, direction: str, n: int) -> str:
+        """The `n` first rows by (`column`, id) in `direction` among all stored versions that pass
+        every filter: (column, id) of each, for `Reader.traces` to read a page from their ids only.
+        Cheap: two columns and the filtered ones, no deduplication."""
+        where = " AND ".join(["project_id = %(project)s", *self.keys, *self.window, "is_deleted = 0", *self.after])
+        return (
+            f"SELECT {column}, id FROM {self.table} WHERE {where} "
+            f"ORDER BY {column} {direction}, id {direction} LIMIT {int(n)}{SETTINGS}"
+        )
+
     def sql(self, columns: Sequence[str], order: str = "", limit: int | None = None, offset: int = 0) -> str:
         tail = f" ORDER BY {order}" if order else ""
         if limit is not None:
