@@ -41,9 +41,12 @@ TRACE_ORDER = frozenset({"id", "timestamp", "name", "user_id", "release", "versi
 
 # observations again, sorted by (project_id, trace_id, id) (migration 0004): reads by trace.
 OBSERVATIONS_BY_TRACE = "observations_by_trace"
+# traces again in granules of 256 rows (migration 0004): reads by id.
+TRACES_BY_ID = "traces_by_id"
 # A page of traces is read from the ids of the newest `CANDIDATES_PER_ROW` x (offset + limit)
 # stored rows (see Reader.traces); past this many candidates, from the whole project.
 CANDIDATES_PER_ROW = 2
+CANDIDATE_SLACK = 10
 MAX_CANDIDATES = 20_000
 
 Row = dict[str, Any]
@@ -146,7 +149,7 @@ class Reader:
     async def trace(self, project_id: str, trace_id: str) -> tuple[Row | None, list[Row], list[Row]]:
         """One trace with its observations (by start) and scores (by time); None when absent."""
         traces, observations, scores = await asyncio.gather(
-            self.rows(self.select(TRACE, project_id).key("id", trace_id), TRACE_COLUMNS, "read_trace"),
+            self.rows(self.select(TRACES_BY_ID, project_id).key("id", trace_id), TRACE_COLUMNS, "read_trace"),
             self.rows(
                 self.select(OBSERVATIONS_BY_TRACE, project_id).key("trace_id", trace_id),
                 OBSERVATION_COLUMNS,
@@ -162,8 +165,8 @@ class Reader:
         )
         return (traces[0] if traces else None), observations, scores
 
-    def _traces(self, project_id: str, f: TraceFilter) -> Select:
-        q = self.select(TRACE, project_id).between("timestamp", f.from_us, f.to_us).all_tags(f.tags)
+    def _traces(self, project_id: str, f: TraceFilter, table: str = TRACE) -> Select:
+        q = self.select(table, project_id).between("timestamp", f.from_us, f.to_us).all_tags(f.tags)
         q.eq("user_id", f.user_id).eq("name", f.name).eq("session_id", f.session_id)
         return q.eq("release", f.release).eq("version", f.version).any_of("environment", f.environments)
 
@@ -197,7 +200,7 @@ class Reader:
         direction = "DESC" if desc else "ASC"
         order = f"{column} {direction}, id {direction}"
         wanted = page.offset + page.limit
-        n = CANDIDATES_PER_ROW * wanted + 10
+        n = CANDIDATES_PER_ROW * wanted + CANDIDATE_SLACK
         at = TRACE_COLUMNS.index(column)
         while n <= MAX_CANDIDATES:
             cq = self._traces(project_id, f)
@@ -206,7 +209,7 @@ class Reader:
             )
             if not candidates:
                 return []
-            pq = self._traces(project_id, f)
+            pq = self._traces(project_id, f, TRACES_BY_ID)
             pq.keys.append("id IN _ids")
             rows = await self._ch.fetch(
                 pq.sql(TRACE_COLUMNS, order=order, limit=page.limit, offset=page.offset),
@@ -301,7 +304,7 @@ class Reader:
         """user, session, tags, environment, name and release of these traces, by id."""
         if not trace_ids:
             return {}
-        q = self.select(TRACE, project_id)
+        q = self.select(TRACES_BY_ID, project_id)
         q.keys.append("id IN _ids")
         columns = ("id", "user_id", "session_id", "tags", "environment", "name", "release")
         rows = await self._ch.fetch(q.sql(columns), q.params, operation="read_trace_context", ids=trace_ids)

@@ -60,3 +60,45 @@ SELECT project_id, id, trace_id, type, parent_observation_id, name, start_time, 
     provided_model_name, model_parameters, usage_details, input_tokens, output_tokens, total_tokens,
     cost_details, total_cost, prompt_name, prompt_version, created_at, updated_at, event_ts, is_deleted
 FROM {db}.observations
+;
+
+-- Traces again, in granules of 256 rows instead of 8192, for reads by id (one trace, the rows
+-- of a page, the context of listed observations): such a read decompresses one granule of every
+-- column per part, which on traces was ~26k rows and ~5.7 MB for one trace (~230 ms), and here
+-- ~1k rows (~80 ms). Filled and backfilled like observations_by_trace.
+
+CREATE TABLE IF NOT EXISTS {db}.traces_by_id
+(
+    project_id {lc},
+    id String,
+    timestamp {ts},
+    name String,
+    user_id String,
+    session_id String,
+    release String,
+    version String,
+    environment {lc},
+    tags Array(String),
+    public UInt8,
+    metadata String,
+    input Nullable(String){zstd},
+    output Nullable(String){zstd},
+    created_at {ts},
+    updated_at {ts},
+    event_ts UInt64,
+    is_deleted UInt8
+)
+ENGINE = ReplacingMergeTree(event_ts)
+PARTITION BY toYYYYMM({timestamp_partition})
+ORDER BY (project_id, id)
+SETTINGS index_granularity = 256;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.traces_by_id_mv TO {db}.traces_by_id
+AS SELECT project_id, id, timestamp, name, user_id, session_id, release, version, environment, tags,
+    public, metadata, input, output, created_at, updated_at, event_ts, is_deleted
+FROM {db}.traces;
+
+INSERT INTO {db}.traces_by_id
+SELECT project_id, id, timestamp, name, user_id, session_id, release, version, environment, tags,
+    public, metadata, input, output, created_at, updated_at, event_ts, is_deleted
+FROM {db}.traces
