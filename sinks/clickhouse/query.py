@@ -129,7 +129,15 @@ class Select:
         return f"SELECT {', '.join(columns)} FROM {self.latest(columns)}{tail}{SETTINGS}"
 
     def count(self) -> str:
-        return f"SELECT count() FROM {self.latest([])}{SETTINGS}"
+        if self.after:
+            return f"SELECT count() FROM {self.latest([])}{SETTINGS}"
+        # Without filters on the newest row, only whether it is deleted matters: grouping beats
+        # sorting every version (18.16, 200k traces: 285 -> 216 ms median).
+        inner = " AND ".join(["project_id = %(project)s", *self.keys, *self.window])
+        return (
+            f"SELECT count() FROM (SELECT id FROM {self.table} WHERE {inner} "
+            f"GROUP BY id HAVING argMax(is_deleted, event_ts) = 0){SETTINGS}"
+        )
 
 
 SETTINGS = f" SETTINGS max_execution_time = {MAX_EXECUTION_S}"
