@@ -70,8 +70,11 @@ async def edge_clients(settings: Settings) -> AsyncIterator[EdgeClients]:
         stack.push_async_callback(pg.close)
         redis = await clients.redis_client(settings)
         stack.push_async_callback(redis.aclose)
-        # The read API queries a trace's three tables at once; probes take one connection more.
-        ch = await clients.clickhouse(settings, pool_size=4)
+        # The read API queries a trace's three tables at once, a page of traces four: 4
+        # connections queued concurrent readers behind each other (a page waited for 12 queries
+        # ahead of it). The slow reads (counts, daily metrics) are shared through Reader's cache,
+        # so the pool mostly runs short point reads; probes take one connection more.
+        ch = await clients.clickhouse(settings, pool_size=12)
         stack.push_async_callback(ch.close)
         producer = await clients.kafka_producer(settings)
         stack.push_async_callback(producer.stop)

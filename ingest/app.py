@@ -75,7 +75,7 @@ def build_app(
             publisher.start()
             pg, redis = clients.postgres, clients.redis
             app["postgres"] = pg
-            app["reader"] = Reader(clients.clickhouse)
+            app["reader"] = Reader(clients.clickhouse, cache=True)
             app["admin"] = admin.Admin(pg, admin_token, redis)
             auth = Authenticator(pg, redis, config.auth_cache_ttl_s)
             await auth.start()

@@ -112,6 +112,16 @@ class Select:
             f"ORDER BY id, event_ts DESC LIMIT 1 BY id) WHERE {outer})"
         )
 
+    def candidates(self, column: str, direction: str, n: int) -> str:
+        """The `n` first rows by (`column`, id) in `direction` among all stored versions that pass
+        every filter: (column, id) of each, for `Reader.traces` to read a page from their ids only.
+        Cheap: two columns and the filtered ones, no deduplication."""
+        where = " AND ".join(["project_id = %(project)s", *self.keys, *self.window, "is_deleted = 0", *self.after])
+        return (
+            f"SELECT {column}, id FROM {self.table} WHERE {where} "
+            f"ORDER BY {column} {direction}, id {direction} LIMIT {int(n)}{SETTINGS}"
+        )
+
     def sql(self, columns: Sequence[str], order: str = "", limit: int | None = None, offset: int = 0) -> str:
         tail = f" ORDER BY {order}" if order else ""
         if limit is not None:
@@ -119,7 +129,15 @@ class Select:
         return f"SELECT {', '.join(columns)} FROM {self.latest(columns)}{tail}{SETTINGS}"
 
     def count(self) -> str:
-        return f"SELECT count() FROM {self.latest([])}{SETTINGS}"
+        if self.after:
+            return f"SELECT count() FROM {self.latest([])}{SETTINGS}"
+        # Without filters on the newest row, only whether it is deleted matters: grouping beats
+        # sorting every version (18.16, 200k traces: 285 -> 216 ms median).
+        inner = " AND ".join(["project_id = %(project)s", *self.keys, *self.window])
+        return (
+            f"SELECT count() FROM (SELECT id FROM {self.table} WHERE {inner} "
+            f"GROUP BY id HAVING argMax(is_deleted, event_ts) = 0){SETTINGS}"
+        )
 
 
 SETTINGS = f" SETTINGS max_execution_time = {MAX_EXECUTION_S}"

@@ -15,6 +15,7 @@ from typing import Any
 from pipeline.fold import OBSERVATION, SCORE, TRACE
 from pipeline.times import micros_of_column
 from sinks.clickhouse.client import ClickHouse
+from sinks.clickhouse.memo import Memo
 from sinks.clickhouse.query import SETTINGS, Select
 from sinks.clickhouse.schema import Dialect, dialect_for
 
@@ -37,6 +38,16 @@ SCORE_COLUMNS = (
 SUMMARY_COLUMNS = ("id", "trace_id", "start_time", "end_time", "total_cost")
 TIME_COLUMNS = frozenset({"timestamp", "start_time", "end_time", "completion_start_time", "created_at", "updated_at"})
 TRACE_ORDER = frozenset({"id", "timestamp", "name", "user_id", "release", "version", "public", "session_id"})
+
+# observations again, sorted by (project_id, trace_id, id) (migration 0004): reads by trace.
+OBSERVATIONS_BY_TRACE = "observations_by_trace"
+# traces again in granules of 256 rows (migration 0004): reads by id.
+TRACES_BY_ID = "traces_by_id"
+# A page of traces is read from the ids of the newest `CANDIDATES_PER_ROW` x (offset + limit)
+# stored rows (see Reader.traces); past this many candidates, from the whole project.
+CANDIDATES_PER_ROW = 2
+CANDIDATE_SLACK = 10
+MAX_CANDIDATES = 20_000
 
 Row = dict[str, Any]
 
@@ -107,8 +118,16 @@ class Listing:
 
 
 class Reader:
-    def __init__(self, client: ClickHouse) -> None:
+    """`cache` (on in the API, off by default) lets concurrent and repeated reads of the same
+    list share one query: the counts of a list for 5 s (then refreshed in the background, served
+    up to 30 s old), a page of traces for 1 s (up to 3 s), daily metrics for 10 s (up to 60 s)."""
+
+    def __init__(self, client: ClickHouse, *, cache: bool = False) -> None:
         self._ch = client
+        on = 1.0 if cache else 0.0
+        self._counts = Memo(5 * on, 30 * on)
+        self._pages = Memo(1 * on, 3 * on)
+        self._daily = Memo(10 * on, 60 * on)
 
     @property
     def dialect(self) -> Dialect:
@@ -130,9 +149,9 @@ class Reader:
     async def trace(self, project_id: str, trace_id: str) -> tuple[Row | None, list[Row], list[Row]]:
         """One trace with its observations (by start) and scores (by time); None when absent."""
         traces, observations, scores = await asyncio.gather(
-            self.rows(self.select(TRACE, project_id).key("id", trace_id), TRACE_COLUMNS, "read_trace"),
+            self.rows(self.select(TRACES_BY_ID, project_id).key("id", trace_id), TRACE_COLUMNS, "read_trace"),
             self.rows(
-                self.select(OBSERVATION, project_id).key("trace_id", trace_id),
+                self.select(OBSERVATIONS_BY_TRACE, project_id).key("trace_id", trace_id),
                 OBSERVATION_COLUMNS,
                 "read_trace_observations",
                 order="start_time, id",
@@ -146,8 +165,8 @@ class Reader:
         )
         return (traces[0] if traces else None), observations, scores
 
-    def _traces(self, project_id: str, f: TraceFilter) -> Select:
-        q = self.select(TRACE, project_id).between("timestamp", f.from_us, f.to_us).all_tags(f.tags)
+    def _traces(self, project_id: str, f: TraceFilter, table: str = TRACE) -> Select:
+        q = self.select(table, project_id).between("timestamp", f.from_us, f.to_us).all_tags(f.tags)
         q.eq("user_id", f.user_id).eq("name", f.name).eq("session_id", f.session_id)
         return q.eq("release", f.release).eq("version", f.version).any_of("environment", f.environments)
 
@@ -156,26 +175,67 @@ class Reader:
         column, desc = order
         if column not in TRACE_ORDER:
             raise ValueError(f"cannot order by {column!r}")
-        direction = "DESC" if desc else "ASC"
         q = self._traces(project_id, f)
-        rows, total = await asyncio.gather(
-            self.rows(
-                q,
-                TRACE_COLUMNS,
-                "read_traces",
-                order=f"{column} {direction}, id {direction}",
-                limit=page.limit,
-                offset=page.offset,
-            ),
-            self.count(q, "count_traces"),
-        )
-        return Listing(rows, total)
+
+        async def listing() -> Listing:
+            rows, total = await asyncio.gather(
+                self._trace_page(project_id, f, column, desc, page),
+                self._counts.get(("traces", project_id, f), lambda: self.count(q, "count_traces")),
+            )
+            return Listing(rows, total)
+
+        return await self._pages.get(("traces", project_id, f, order, page), listing)
+
+    async def _trace_page(self, project_id: str, f: TraceFilter, column: str, desc: bool, page: Page) -> list[Row]:
+        """The page, read from candidate ids rather than by deduplicating the whole project.
+
+        Candidates: the first n stored rows (any version) by (column, id) that pass the filters,
+        a cheap sorted read of two columns. The page is then the newest version of those ids
+        only, filtered, sorted, cut. It is the true page when the candidates were all the
+        matching rows (fewer than n), or when its last row sorts no later than the n-th
+        candidate: each row of the true page then has a version among the candidates, as the
+        newest version of a matching trace passes the same filters. Otherwise (many stale
+        versions on top) n grows fourfold, and past MAX_CANDIDATES the whole project is read.
+        """
+        direction = "DESC" if desc else "ASC"
+        order = f"{column} {direction}, id {direction}"
+        wanted = page.offset + page.limit
+        n = CANDIDATES_PER_ROW * wanted + CANDIDATE_SLACK
+        at = TRACE_COLUMNS.index(column)
+        while n <= MAX_CANDIDATES:
+            cq = self._traces(project_id, f)
+            candidates = await self._ch.fetch(
+                cq.candidates(column, direction, n), cq.params, operation="read_trace_candidates"
+            )
+            if not candidates:
+                return []
+            pq = self._traces(project_id, f, TRACES_BY_ID)
+            pq.keys.append("id IN _ids")
+            rows = await self._ch.fetch(
+                pq.sql(TRACE_COLUMNS, order=order, limit=page.limit, offset=page.offset),
+                pq.params,
+                operation="read_traces",
+                ids=list(dict.fromkeys(r[1] for r in candidates)),
+            )
+            complete = len(candidates) < n
+            if not complete and len(rows) == page.limit:
+                last, bound = (rows[-1][at], rows[-1][0]), (candidates[-1][0], candidates[-1][1])
+                complete = last >= bound if desc else last <= bound
+            if complete:
+                return [_decoded(dict(zip(TRACE_COLUMNS, r, strict=True))) for r in rows]
+            n *= 4
+        q = self._traces(project_id, f)
+        return await self.rows(q, TRACE_COLUMNS, "read_traces", order=order, limit=page.limit, offset=page.offset)
 
     async def trace_summaries(self, project_id: str, trace_ids: Sequence[str]) -> tuple[list[Row], list[Row]]:
         """The observations (ids, extent, cost) and score ids of these traces."""
         if not trace_ids:
             return [], []
-        obs = self.select(OBSERVATION, project_id)
+        key = ("summaries", project_id, tuple(trace_ids))
+        return await self._pages.get(key, lambda: self._trace_summaries(project_id, trace_ids))
+
+    async def _trace_summaries(self, project_id: str, trace_ids: Sequence[str]) -> tuple[list[Row], list[Row]]:
+        obs = self.select(OBSERVATIONS_BY_TRACE, project_id)
         obs.keys.append("trace_id IN _ids")
         scores = self.select(SCORE, project_id)
         scores.keys.append("trace_id IN _ids")
@@ -191,7 +251,9 @@ class Reader:
     # --- observations -------------------------------------------------------------------------
 
     def _observations(self, project_id: str, f: ObservationFilter) -> Select:
-        q = self.select(OBSERVATION, project_id).between("start_time", f.from_us, f.to_us)
+        # One trace's observations: from the copy sorted by trace, not the whole project.
+        table = OBSERVATION if f.trace_id is None else OBSERVATIONS_BY_TRACE
+        q = self.select(table, project_id).between("start_time", f.from_us, f.to_us)
         if f.trace_id is not None:
             q.key("trace_id", f.trace_id)
         q.eq("type", f.type).eq("name", f.name).eq("parent_observation_id", f.parent_observation_id)
@@ -242,7 +304,7 @@ class Reader:
         """user, session, tags, environment, name and release of these traces, by id."""
         if not trace_ids:
             return {}
-        q = self.select(TRACE, project_id)
+        q = self.select(TRACES_BY_ID, project_id)
         q.keys.append("id IN _ids")
         columns = ("id", "user_id", "session_id", "tags", "environment", "name", "release")
         rows = await self._ch.fetch(q.sql(columns), q.params, operation="read_trace_context", ids=trace_ids)
@@ -314,18 +376,21 @@ class Reader:
     async def daily(self, project_id: str, f: TraceFilter, page: Page) -> Listing:
         """Per UTC day with traces, newest first: trace count, and per model the observations'
         count, traces, tokens and cost (observations by their own start day)."""
+        return await self._daily.get(("daily", project_id, f, page), lambda: self._daily_uncached(project_id, f, page))
+
+    async def _daily_uncached(self, project_id: str, f: TraceFilter, page: Page) -> Listing:
         traces = self._traces(project_id, f)
         day = traces.day("timestamp")
-        by_day = f"SELECT {day} AS day, count() AS n FROM {traces.latest(['timestamp'])} GROUP BY day"
-        days, total = await asyncio.gather(
-            self._ch.fetch(
-                f"{by_day} ORDER BY day DESC LIMIT {page.limit} OFFSET {page.offset}{SETTINGS}",
-                traces.params,
-                operation="read_daily_traces",
-            ),
-            self._ch.fetch(f"SELECT count() FROM ({by_day}){SETTINGS}", traces.params, operation="count_daily"),
+        # Every day at once (a few hundred rows at most), paged here: one deduplication of the
+        # project's traces, not one for the page and another for the count of days.
+        all_days = await self._ch.fetch(
+            f"SELECT {day} AS day, count() AS n FROM {traces.latest(['timestamp'])} GROUP BY day "
+            f"ORDER BY day DESC{SETTINGS}",
+            traces.params,
+            operation="read_daily_traces",
         )
-        listing = Listing([{"day": d, "traces": int(n), "usage": []} for d, n in days], int(total[0][0]))
+        days = all_days[page.offset : page.offset + page.limit]
+        listing = Listing([{"day": d, "traces": int(n), "usage": []} for d, n in days], len(all_days))
         if not days:
             return listing
         obs = traces.sub(OBSERVATION)

@@ -122,6 +122,24 @@ async def test_newest_version_wins_and_deleted_rows_never_show(reader: Reader) -
     assert (await reader.trace("other", "t1"))[0] is None
 
 
+async def test_trace_pages_from_few_candidates_stay_exact(reader: Reader, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With one candidate per row, stale and deleted versions crowd the candidates: the page is
+    checked against the last candidate and read again from more until it is exact."""
+    import sinks.clickhouse.reader as module
+
+    monkeypatch.setattr(module, "CANDIDATES_PER_ROW", 1)
+    monkeypatch.setattr(module, "CANDIDATE_SLACK", 0)
+
+    async def page(order: tuple[str, bool], n: int, offset: int) -> list[str]:
+        return [r["id"] for r in (await reader.traces("p", TraceFilter(), order, Page(n, offset))).rows]
+
+    assert await page(("timestamp", False), 1, 0) == ["t1"]
+    assert await page(("timestamp", False), 1, 1) == ["t3"]  # t1's two versions fill 2 candidates
+    assert await page(("timestamp", True), 1, 1) == ["t1"]  # t2's live version is a candidate
+    assert await page(("name", True), 2, 0) == ["t3", "t1"]
+    assert await page(("timestamp", True), 1, 2) == []
+
+
 async def test_filters_see_only_the_newest_version(reader: Reader) -> None:
     async def ids(f: TraceFilter) -> list[str]:
         return [r["id"] for r in (await reader.traces("p", f, ("id", False), Page(10))).rows]
