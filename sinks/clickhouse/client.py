@@ -39,6 +39,10 @@ class ClickHouse:
         self._in_use = 0
         self._closed = False
         self.version: tuple[int, ...] = ()
+        # Into a Distributed table an INSERT returns once the rows are queued on the server it
+        # reached, unless it is synchronous: then it returns once every shard has them, so an
+        # offset committed after it means the rows are where the next read (FINAL) finds them.
+        self._insert_settings = {"insert_distributed_sync": 1} if config.cluster else None
 
     async def start(self) -> None:
         rows = await self.fetch("SELECT version()", operation="version")
@@ -81,11 +85,19 @@ class ClickHouse:
                     self._idle.append(conn)
 
     async def _run(
-        self, operation: str, sql: str, params: Any = None, fetch: bool = False, ids: Sequence[str] | None = None
+        self,
+        operation: str,
+        sql: str,
+        params: Any = None,
+        fetch: bool = False,
+        ids: Sequence[str] | None = None,
+        settings: dict[str, Any] | None = None,
     ) -> Any:
         start = time.perf_counter()
         try:
             async with self._connection() as conn, conn.cursor() as cur:
+                if settings:
+                    cur.set_settings(settings)
                 if ids is not None:
                     cur.set_external_table(IDS_TABLE, [("id", "String")], [(i,) for i in ids])
                 result = await cur.execute(sql, params)
@@ -116,7 +128,7 @@ class ClickHouse:
         if not rows:
             return 0
         sql = f"INSERT INTO {self._database}.{table} ({', '.join(columns)}) VALUES"
-        await self._run(f"insert_{table}", sql, rows)
+        await self._run(f"insert_{table}", sql, rows, settings=self._insert_settings)
         return len(rows)
 
     async def ping(self) -> None:

@@ -13,11 +13,15 @@ class ClickHouseConfig:
     password: str = ""
     pool_size: int = 4
     connect_timeout_s: float = 5.0
+    # The name of a cluster in the servers' remote_servers: tables become Replicated local
+    # tables plus Distributed tables under the public names (schema.py), and inserts wait for
+    # the shards (client.py). Empty: one server, plain tables.
+    cluster: str = ""
 
     def __repr__(self) -> str:
         return (
             f"ClickHouseConfig(host={self.host!r}, port={self.port}, database={self.database!r}, "
-            f"user={self.user!r}, password={'***' if self.password else ''!r})"
+            f"user={self.user!r}, password={'***' if self.password else ''!r}, cluster={self.cluster!r})"
         )
 
     @classmethod
@@ -41,3 +45,5 @@ class ClickHouseConfig:
             raise ValueError("the ClickHouse database name must be a plain identifier")
         if self.pool_size < 1:
             raise ValueError("ClickHouse pool_size must be at least 1")
+        if self.cluster and not self.cluster.isidentifier():
+            raise ValueError("the ClickHouse cluster name must be a plain identifier")
