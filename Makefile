@@ -46,4 +46,4 @@ cluster-status:
 
 # Fault tests against the cluster (tests/cluster/, not collected by `make test`).
 cluster-test: cluster-up
-	.venv/bin/python -m pytest -p no:cacheprovider -m cluster tests/cluster $(PYTEST_ARGS)
+	PYTHONPATH=$(CURDIR) .venv/bin/python -m pytest -m cluster -s tests/cluster $(PYTEST_ARGS)
