@@ -9,7 +9,7 @@
 #   ops/cluster.sh status      one line per process
 #   ops/cluster.sh env         the app's environment, for `eval "$(ops/cluster.sh env)"`
 #   ops/cluster.sh stop P      stop one process P (kafka_1, ch_1, worker_ch_2, api_1, ...)
-#   ops/cluster.sh start P     start one process P and wait until it answers
+#   ops/cluster.sh start P...  start processes P (together) and wait until they answer
 #   ops/cluster.sh kill P      SIGKILL one process P (fault tests)
 #   ops/cluster.sh clean       down, then delete .stack/cluster
 set -euo pipefail
@@ -360,15 +360,33 @@ proc_pattern() {
   esac
 }
 
-proc_start() {
+proc_launch() {
   case $1 in
-    zookeeper) zookeeper_start; zookeeper_ready ;;
-    kafka_*) kafka_node_start "$1"; kafka_node_ready "$1" ;;
-    ch_*) ch_node_start "$1"; ch_node_ready "$1" ;;
-    postgres) pg_start; pg_ready ;;
-    redis) redis_node_start; redis_node_ready ;;
-    *) cluster_env; admin_token; app_node_start "$1"; app_node_ready "$1" ;;
+    zookeeper) zookeeper_start ;;
+    kafka_*) kafka_node_start "$1" ;;
+    ch_*) ch_node_start "$1" ;;
+    postgres) pg_start ;;
+    redis) redis_node_start ;;
+    *) cluster_env; admin_token; app_node_start "$1" ;;
   esac
+}
+
+proc_ready() {
+  case $1 in
+    zookeeper) zookeeper_ready ;;
+    kafka_*) kafka_node_ready "$1" ;;
+    ch_*) ch_node_ready "$1" ;;
+    postgres) pg_ready ;;
+    redis) redis_node_ready ;;
+    *) app_node_ready "$1" ;;
+  esac
+}
+
+# Launch all, then wait for all: processes started together start in parallel.
+proc_start() {
+  local n
+  for n in "$@"; do proc_launch "$n"; done
+  for n in "$@"; do proc_ready "$n"; done
 }
 
 proc_stop() {
@@ -447,10 +465,13 @@ take_lock() {
 source "$ROOT/ops/stack/postgres.sh"
 
 main() {
-  local cmd=${1:-up}
+  local cmd=${1:-up} p
   case $cmd in
     up | down | clean) take_lock; "cmd_$cmd" ;;
-    start) proc_pattern "${2:-}" >/dev/null; take_lock; proc_start "$2" ;;
+    start)
+      (($# > 1)) || die "usage: ops/cluster.sh start PROCESS..."
+      for p in "${@:2}"; do proc_pattern "$p" >/dev/null; done
+      take_lock; proc_start "${@:2}" ;;
     stop) proc_pattern "${2:-}" >/dev/null; take_lock; proc_stop "$2" ;;
     kill) proc_pattern "${2:-}" >/dev/null; proc_kill "$2" ;;
     status) cmd_status ;;

@@ -113,8 +113,7 @@ async def test_every_accepted_event_survives_faults_exactly_once(
         await cluster("kill", "worker_ch_1")
         await cluster("kill", "worker_pg_1")
         await asyncio.sleep(10)
-        await cluster("start", "worker_ch_1")
-        await cluster("start", "worker_pg_1")
+        await cluster("start", "worker_ch_1", "worker_pg_1")
 
         # 4. An api dies with requests in flight; clients retry on the other.
         log("fault", what="SIGKILL api_1")
