@@ -140,7 +140,7 @@ async def test_every_accepted_event_survives_faults_exactly_once(
         seen = await ids(entry, "observations", pid)
         # Rows before FINAL merges them, for the record: a redelivered event (a killed worker's
         # uncommitted batch, a retried request) either adds a row FINAL folds away or, when the
-        # fold finds it changes nothing, none (three runs so far: none).
+        # fold finds it changes nothing, none (the one run that recorded it: none).
         raw = await entry.fetch("SELECT count() FROM observations WHERE project_id = %(p)s", {"p": pid})
         figures.update(
             offered_events=f.offered_events,
