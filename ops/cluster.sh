@@ -44,9 +44,10 @@ ch_http_port() { echo $((29122 + ${1#ch_})); }                          # 29123.
 ch_interserver_port() { echo $((29008 + ${1#ch_})); }                   # 29009..29012
 ch_shard() { echo $(((${1#ch_} + 1) / 2)); }                            # 1 1 2 2
 
-# App processes: name -> port, ClickHouse entry server. Set 1 enters through ch_2, set 2
-# through ch_4: the second replicas, so taking a shard's first replica (the one in_order sends
-# reads and inserts to) away does not also take a client's only server away.
+# App processes: name -> port, ClickHouse entry servers. Set 1 enters through ch_2, set 2
+# through ch_4 (the second replicas, so taking a shard's first replica away, the one in_order
+# sends reads and inserts to, does not also take a client's server away), each failing over
+# to the other's.
 app_port() {
   case $1 in
     api_1) echo 29080 ;; api_2) echo 29180 ;;
@@ -54,7 +55,10 @@ app_port() {
     worker_pg_1) echo 29082 ;; worker_pg_2) echo 29182 ;;
   esac
 }
-app_ch_port() { [[ $1 == *_1 ]] && ch_tcp_port ch_2 || ch_tcp_port ch_4; }
+app_ch_servers() {
+  if [[ $1 == *_1 ]]; then echo "127.0.0.1:$(ch_tcp_port ch_2),127.0.0.1:$(ch_tcp_port ch_4)"
+  else echo "127.0.0.1:$(ch_tcp_port ch_4),127.0.0.1:$(ch_tcp_port ch_2)"; fi
+}
 
 BOOTSTRAP=127.0.0.1:29092,127.0.0.1:29192,127.0.0.1:29292
 
@@ -65,7 +69,7 @@ cluster_env() {
   export AGENTTRACE_TOPIC_MIN_INSYNC_REPLICAS=2
   export AGENTTRACE_TOPIC_PARTITIONS=${AGENTTRACE_TOPIC_PARTITIONS:-8}
   export AGENTTRACE_CLICKHOUSE_CLUSTER=$CLUSTER_NAME
-  export AGENTTRACE_CLICKHOUSE_URL=clickhouse://default:@127.0.0.1:$(ch_tcp_port ch_2)/agenttrace
+  export AGENTTRACE_CLICKHOUSE_URL=clickhouse://default:@$(app_ch_servers any_1)/agenttrace
   export AGENTTRACE_POSTGRES_DSN=postgresql://agenttrace:agenttrace@127.0.0.1:$PG_PORT/agenttrace
   export AGENTTRACE_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
 }
@@ -317,7 +321,7 @@ app_node_start() {
   fi
   require_free_port "$name" "$(app_port "$name")"
   read -r -a cmd <<<"$(app_command "$name")"
-  AGENTTRACE_CLICKHOUSE_URL=clickhouse://default:@127.0.0.1:$(app_ch_port "$name")/agenttrace \
+  AGENTTRACE_CLICKHOUSE_URL=clickhouse://default:@$(app_ch_servers "$name")/agenttrace \
     spawn "$name" "$LOGS/$name.log" "${cmd[@]}"
   say "$name: launched"
 }

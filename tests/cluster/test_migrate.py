@@ -53,3 +53,21 @@ async def test_migrate_names_topic_differences_and_fails() -> None:
     assert "agenttrace.events: min.insync.replicas=2, configured 3" in out
     code, out = await migrate(cluster_env())
     assert code == 0, out[-2000:]
+
+
+async def test_a_client_fails_over_to_the_next_server_and_stays_there(cluster_settings) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from sinks.clickhouse.client import ClickHouseError
+
+    # Port 1 refuses at once: the first server is "down", the second is ch_4.
+    config = replace(cluster_settings.clickhouse, host="127.0.0.1", port=1, fallbacks=(("127.0.0.1", 29004),))
+    client = ClickHouse(config)
+    try:
+        with pytest.raises(ClickHouseError):
+            await client.fetch("SELECT 1")
+        for _ in range(3):
+            rows = await client.fetch("SELECT substitution FROM system.macros WHERE macro = 'replica'")
+            assert rows == [("ch_4",)]
+    finally:
+        await client.close()

@@ -57,3 +57,21 @@ def test_every_difference_is_named() -> None:
         "agenttrace.events: retention.ms=604800000, configured 1000",
         "agenttrace.events: min.insync.replicas=1, configured 2",
     ]
+
+
+def test_a_clickhouse_url_may_name_further_servers_to_fail_over_to() -> None:
+    one = Settings.from_env({"AGENTTRACE_CLICKHOUSE_URL": "clickhouse://u:p%40ss@10.0.0.1:9000/db"}).clickhouse
+    assert (one.host, one.port, one.user, one.password, one.database, one.fallbacks) == (
+        "10.0.0.1",
+        9000,
+        "u",
+        "p@ss",
+        "db",
+        (),
+    )
+    url = "clickhouse://u:p@ch-a:9000,ch-b:9001,ch-c:9002/db"
+    many = Settings.from_env({"AGENTTRACE_CLICKHOUSE_URL": url}).clickhouse
+    assert many.servers() == (("ch-a", 9000), ("ch-b", 9001), ("ch-c", 9002))
+    assert (many.user, many.password, many.database) == ("u", "p", "db")
+    with pytest.raises(ValueError, match="host:port"):
+        Settings.from_env({"AGENTTRACE_CLICKHOUSE_URL": "clickhouse://ch-a:9000,ch-b/db"})
