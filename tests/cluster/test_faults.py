@@ -1,7 +1,8 @@
 """Under a steady load the cluster loses one process of each kind, one after the other: a Kafka
-broker (SIGKILL), a ClickHouse replica (stopped 60 s), a worker of each stage (SIGKILL), an api
-(SIGKILL). Afterwards every accepted event is visible exactly once through the Distributed
-tables, both replicas of each shard hold the same rows, and the Postgres aggregates match.
+broker (SIGKILL), a ClickHouse replica (stopped 60 s), the ClickHouse server half the app enters
+through (stopped 30 s), a worker of each stage (SIGKILL), an api (SIGKILL). Afterwards every
+accepted event is visible exactly once through the Distributed tables, both replicas of each
+shard hold the same rows, and the Postgres aggregates match.
 
 The figures (offered, accepted, lost, duplicated, time to settle) are printed as one JSON line,
 `cluster-faults`, for the scaling guide and the CI log.
@@ -107,6 +108,19 @@ async def test_every_accepted_event_survives_faults_exactly_once(
         figures["observations_written_while_ch_1_down"] = seen_before_restart - seen_at_stop
         assert seen_before_restart > seen_at_stop, "no insert reached shard storage while ch_1 was down"
         await cluster("start", "ch_1")
+
+        # 2b. The server the `_1` processes enter through stops for 30 s: they fail over to
+        #     ch_4 (their URL's second server) and keep writing.
+        log("fault", what="stop ch_2 (entry server of api_1, worker_ch_1) for 30 s")
+        await cluster("stop", "ch_2")
+        await asyncio.sleep(5)
+        other = cluster_ch["ch_4"]
+        seen_at_stop = (await visible(other, "observations", pid))[0]
+        await asyncio.sleep(25)
+        seen_before_restart = (await visible(other, "observations", pid))[0]
+        figures["observations_written_while_ch_2_down"] = seen_before_restart - seen_at_stop
+        assert seen_before_restart > seen_at_stop, "no insert while the entry server ch_2 was down"
+        await cluster("start", "ch_2")
 
         # 3. A worker of each stage dies mid-batch; the other takes its partitions over.
         log("fault", what="SIGKILL worker_ch_1 and worker_pg_1")
