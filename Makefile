@@ -6,7 +6,7 @@ SHELL := /usr/bin/env bash
 STACK := ops/stack.sh
 PYTEST_ARGS ?=
 
-.PHONY: up services down status lint test clean
+.PHONY: up services down status lint test clean cluster-up cluster-down cluster-status cluster-test
 
 up:
 	@$(STACK) up
@@ -32,3 +32,18 @@ test: up lint
 
 clean:
 	@$(STACK) clean
+
+# The local cluster (ops/cluster.sh): 3 Kafka brokers, ZooKeeper, 2x2 ClickHouse, 2 apis and 2
+# workers per stage, on their own ports with state in .stack/cluster/; the single node is untouched.
+cluster-up:
+	@ops/cluster.sh up
+
+cluster-down:
+	@ops/cluster.sh down
+
+cluster-status:
+	@ops/cluster.sh status
+
+# Fault tests against the cluster (tests/cluster/, not collected by `make test`).
+cluster-test: cluster-up
+	PYTHONPATH=$(CURDIR) .venv/bin/python -m pytest -m cluster -s tests/cluster $(PYTEST_ARGS)

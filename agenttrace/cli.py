@@ -148,12 +148,13 @@ async def _migrate(settings: Settings) -> int:
     from sinks.postgres import schema as pg_schema
     from sinks.postgres.models import ModelTable, default_models
 
-    created = await clients.with_retry("kafka", lambda: ensure_topics(settings.kafka_bootstrap, settings.topics))
+    topics = await clients.with_retry("kafka", lambda: ensure_topics(settings.kafka_bootstrap, settings.topics))
     ch = await clients.clickhouse(settings, database="default", pool_size=1)
     try:
         dialect = ch_schema.dialect_for(ch.version)
         db = settings.clickhouse.database
-        ch_applied = await ch_schema.migrate(ch.execute, ch.fetch, dialect, db)
+        cluster = settings.clickhouse.cluster or None
+        ch_applied = await ch_schema.migrate(ch.execute, ch.fetch, dialect, db, cluster=cluster)
     finally:
         await ch.close()
     pg = await clients.postgres(settings)
@@ -168,12 +169,21 @@ async def _migrate(settings: Settings) -> int:
         await pg.close()
     logger.info(
         "migrated",
-        topics_created=created,
+        topics_created=topics.created,
         clickhouse_dialect=dialect.name,
+        clickhouse_cluster=cluster,
         clickhouse_applied=ch_applied,
         postgres_applied=pg_applied,
         default_models=models,
     )
+    if topics.differences:
+        # A failure, not a warning: a topic with fewer replicas than configured loses acknowledged
+        # events with one broker, and one with other partitions than the workers were sized for
+        # idles or overloads them; both go unnoticed until the outage. Kafka cannot shrink
+        # partitions and migrate never reassigns replicas behind an operator's back, so it
+        # says what differs and exits 3 (deployments gate on it: the Job fails, `make up` stops).
+        logger.error("topics differ from the configuration", differences=topics.differences)
+        return 3
     return 0
 
 

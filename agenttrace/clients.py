@@ -34,7 +34,11 @@ async def kafka_producer(settings: Settings) -> AIOKafkaProducer:
     async def attempt() -> AIOKafkaProducer:
         producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap,
+            # Idempotent: a produce retried after a lost ack (a broker dying, a leader moving)
+            # is written once, not twice, and in order; it requires acks=all, which with the
+            # topic's min.insync.replicas means an acknowledged event is on that many brokers.
             acks="all",
+            enable_idempotence=True,
             # Our publisher batches per partition itself; these bound one produce request.
             max_batch_size=1024 * 1024,
             linger_ms=0,

@@ -6,7 +6,7 @@ Each component receives its own frozen config; nothing below this module reads o
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ingest.config import EdgeConfig, RedisConfig
 from pipeline.config import StageConfig, TopicConfig
@@ -53,12 +53,17 @@ class Settings:
             events=get("TOPIC_EVENTS", TopicConfig.events),
             dead_letters=get("TOPIC_DLQ", TopicConfig.dead_letters),
             partitions=int(num("TOPIC_PARTITIONS", TopicConfig.partitions)),
+            replication=int(num("TOPIC_REPLICATION", TopicConfig.replication)),
+            min_insync_replicas=int(num("TOPIC_MIN_INSYNC_REPLICAS", TopicConfig.min_insync_replicas)),
             retention_ms=int(num("TOPIC_RETENTION_MS", TopicConfig.retention_ms)),
         )
         settings = cls(
             kafka_bootstrap=get("KAFKA_BOOTSTRAP", cls.kafka_bootstrap),
             topics=topics,
-            clickhouse=ClickHouseConfig.from_url(get("CLICKHOUSE_URL", ClickHouseConfig().url())),
+            clickhouse=replace(
+                ClickHouseConfig.from_url(get("CLICKHOUSE_URL", ClickHouseConfig().url())),
+                cluster=env.get("AGENTTRACE_CLICKHOUSE_CLUSTER", ""),
+            ),
             postgres=PostgresConfig(dsn=get("POSTGRES_DSN", PostgresConfig.dsn)),
             redis=RedisConfig(url=get("REDIS_URL", RedisConfig.url)),
             edge=EdgeConfig(

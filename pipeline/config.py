@@ -8,7 +8,10 @@ class TopicConfig:
     events: str = "agenttrace.events"
     dead_letters: str = "agenttrace.dlq"
     partitions: int = 8
+    # One broker locally; a cluster sets 3 and 2, so an acknowledged event (acks=all) is on two
+    # brokers at least and one broker can die without losing it or stopping the edge.
     replication: int = 1
+    min_insync_replicas: int = 1
     retention_ms: int = 7 * 24 * 3600 * 1000
 
     def validate(self) -> None:
@@ -16,6 +19,14 @@ class TopicConfig:
             raise ValueError("the events and dead-letter topics must be distinct and named")
         if self.partitions < 1 or self.replication < 1:
             raise ValueError("partitions and replication must be at least 1")
+        if not 1 <= self.min_insync_replicas <= self.replication:
+            raise ValueError("min.insync.replicas must be between 1 and the replication factor")
+        if self.retention_ms < 1:
+            raise ValueError("the topic retention must be positive")
+
+    def topic_configs(self) -> dict[str, str]:
+        """The per-topic settings `agenttrace migrate` creates topics with and checks them for."""
+        return {"retention.ms": str(self.retention_ms), "min.insync.replicas": str(self.min_insync_replicas)}
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,12 @@ class ClickHouse:
         self._in_use = 0
         self._closed = False
         self.version: tuple[int, ...] = ()
+        # Into a Distributed table an INSERT returns once the rows are queued on the server it
+        # reached, unless it is synchronous: then it returns once every shard has them, so an
+        # offset committed after it means the rows are where the next read (FINAL) finds them.
+        self._insert_settings = {"insert_distributed_sync": 1} if config.cluster else None
+        self._servers = config.servers()
+        self._current = 0
 
     async def start(self) -> None:
         rows = await self.fetch("SELECT version()", operation="version")
@@ -50,6 +56,28 @@ class ClickHouse:
         for conn in idle:
             await _quietly_close(conn)
 
+    async def _connect(self) -> Connection:
+        """A connection to the current server. A server that cannot be reached hands over to the
+        next of `config.servers()` for the next attempt; the pool stays with that one (its
+        reads then follow its own writes) until it fails in turn."""
+        servers = self._servers
+        host, port = servers[self._current % len(servers)]
+        conn = Connection(
+            host=host,
+            port=port,
+            database=self._database,
+            user=self.config.user,
+            password=self.config.password,
+            connect_timeout=self.config.connect_timeout_s,
+        )
+        try:
+            await conn.connect()
+        except BaseException:
+            if len(servers) > 1 and servers[self._current % len(servers)] == (host, port):
+                self._current += 1
+            raise
+        return conn
+
     def stats(self) -> PoolStats:
         return PoolStats(active=self._in_use, idle=len(self._idle), max=self.config.pool_size)
 
@@ -60,15 +88,7 @@ class ClickHouse:
             self._in_use += 1
             try:
                 if conn is None:
-                    conn = Connection(
-                        host=self.config.host,
-                        port=self.config.port,
-                        database=self._database,
-                        user=self.config.user,
-                        password=self.config.password,
-                        connect_timeout=self.config.connect_timeout_s,
-                    )
-                    await conn.connect()
+                    conn = await self._connect()
                 yield conn
             except BaseException:
                 if conn is not None:
@@ -81,11 +101,19 @@ class ClickHouse:
                     self._idle.append(conn)
 
     async def _run(
-        self, operation: str, sql: str, params: Any = None, fetch: bool = False, ids: Sequence[str] | None = None
+        self,
+        operation: str,
+        sql: str,
+        params: Any = None,
+        fetch: bool = False,
+        ids: Sequence[str] | None = None,
+        settings: dict[str, Any] | None = None,
     ) -> Any:
         start = time.perf_counter()
         try:
             async with self._connection() as conn, conn.cursor() as cur:
+                if settings:
+                    cur.set_settings(settings)
                 if ids is not None:
                     cur.set_external_table(IDS_TABLE, [("id", "String")], [(i,) for i in ids])
                 result = await cur.execute(sql, params)
@@ -116,7 +144,7 @@ class ClickHouse:
         if not rows:
             return 0
         sql = f"INSERT INTO {self._database}.{table} ({', '.join(columns)}) VALUES"
-        await self._run(f"insert_{table}", sql, rows)
+        await self._run(f"insert_{table}", sql, rows, settings=self._insert_settings)
         return len(rows)
 
     async def ping(self) -> None:

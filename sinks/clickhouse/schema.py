@@ -3,10 +3,19 @@
 Two dialects share one set of migration files: `modern` (ClickHouse >= 20.1: DateTime64,
 LowCardinality, ZSTD codecs, skipping indexes) and `legacy` (Debian's 18.16, which has none of
 those). Both keep microsecond timestamps.
+
+With a cluster name (AGENTTRACE_CLICKHOUSE_CLUSTER) every projection table is created ON
+CLUSTER twice: `<name>_local`, a ReplicatedReplacingMergeTree on each server (its replicas
+agree through ZooKeeper on 18.16, Keeper on a current server, under the `{shard}` and
+`{replica}` macros of each server's config), and `<name>` itself, a Distributed table over the
+local ones. Readers and the writer keep using the public names. Rows are sharded by a hash of
+(project_id, trace id), the Kafka key, so a trace's rows share a shard and FINAL, which merges
+per shard, sees every version of an entity.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -76,11 +85,57 @@ class Migration:
     name: str
     sql: str
 
-    def statements(self, dialect: Dialect, database: str) -> list[str]:
+    def statements(self, dialect: Dialect, database: str, cluster: str | None = None) -> list[str]:
         fields = {k: getattr(dialect, k) for k in Dialect.__dataclass_fields__}
         rendered = self.sql.format(db=database, **fields)
         lines = [ln for ln in rendered.splitlines() if not ln.lstrip().startswith("--")]
-        return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+        plain = [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+        if cluster is None:
+            return plain
+        return [c for s in plain for c in clustered(s, database, cluster)]
+
+
+# The sharding key of each projection: the trace an entity belongs to (a trace is its own).
+SHARDING_KEYS = {
+    "traces": "cityHash64(project_id, id)",
+    "observations": "cityHash64(project_id, trace_id)",
+    "scores": "cityHash64(project_id, trace_id)",
+}
+LOCAL_SUFFIX = "_local"
+_CREATE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\w+)\.(\w+)\s*\n")
+_ADD_COLUMN = re.compile(r"^ALTER TABLE (\w+)\.(\w+) (ADD COLUMN .*)$", re.S)
+_ENGINE = re.compile(r"ENGINE = (Replacing)?MergeTree\(([^)]*)\)")
+
+
+def clustered(statement: str, database: str, cluster: str) -> list[str]:
+    """One table statement of a migration as a cluster runs it: the replicated local table and
+    the Distributed table under the public name, both ON CLUSTER and idempotent; a column added
+    to a projection is added to both. A statement of another kind must say itself how it runs on
+    a cluster, so it is refused rather than guessed."""
+    alter = _ADD_COLUMN.match(statement)
+    if alter and alter.group(1) == database and alter.group(2) in SHARDING_KEYS:
+        table, rest = alter.group(2), alter.group(3)
+        return [
+            f"ALTER TABLE {database}.{table}{LOCAL_SUFFIX} ON CLUSTER {cluster} {rest}",
+            f"ALTER TABLE {database}.{table} ON CLUSTER {cluster} {rest}",
+        ]
+    create = _CREATE.match(statement)
+    engine = _ENGINE.search(statement)
+    if not create or not engine or create.group(1) != database or create.group(2) not in SHARDING_KEYS:
+        raise ValueError(f"no cluster form for this migration statement: {statement[:80]!r}")
+    table = create.group(2)
+    local = table + LOCAL_SUFFIX
+    # One ZooKeeper path per shard and table; the replica name tells the shard's copies apart.
+    path = f"/clickhouse/tables/{{shard}}/{database}/{local}"
+    args = ", ".join(a for a in (f"'{path}'", "'{replica}'", engine.group(2)) if a)
+    replicated = f"ENGINE = Replicated{engine.group(1) or ''}MergeTree({args})"
+    head = f"CREATE TABLE IF NOT EXISTS {database}.{local} ON CLUSTER {cluster}\n"
+    local_sql = head + _ENGINE.sub(lambda _: replicated, statement[create.end() :], count=1)
+    distributed = (
+        f"CREATE TABLE IF NOT EXISTS {database}.{table} ON CLUSTER {cluster} AS {database}.{local}\n"
+        f"ENGINE = Distributed({cluster}, {database}, {local}, {SHARDING_KEYS[table]})"
+    )
+    return [local_sql, distributed]
 
 
 def migrations() -> list[Migration]:
@@ -96,9 +151,16 @@ Execute = Callable[[str], Awaitable[object]]
 Fetch = Callable[[str], Awaitable[list[tuple[Any, ...]]]]
 
 
-async def migrate(execute: Execute, fetch: Fetch, dialect: Dialect, database: str) -> list[int]:
-    """Apply pending migrations in order; return the versions applied. Safe to run again."""
-    await execute(f"CREATE DATABASE IF NOT EXISTS {database}")
+async def migrate(
+    execute: Execute, fetch: Fetch, dialect: Dialect, database: str, cluster: str | None = None
+) -> list[int]:
+    """Apply pending migrations in order; return the versions applied. Safe to run again, and
+    from several processes at once: every statement is IF NOT EXISTS (ON CLUSTER statements
+    queue in ZooKeeper and each server runs them once, in order)."""
+    on_cluster = f" ON CLUSTER {cluster}" if cluster else ""
+    await execute(f"CREATE DATABASE IF NOT EXISTS {database}{on_cluster}")
+    # The record of applied versions is per server (the one this migrator reached): another
+    # server's migrator may apply a version again, which the idempotent statements allow.
     await execute(
         f"CREATE TABLE IF NOT EXISTS {database}.schema_migrations "
         "(version UInt32, name String, applied_at DateTime) ENGINE = TinyLog"
@@ -109,7 +171,7 @@ async def migrate(execute: Execute, fetch: Fetch, dialect: Dialect, database: st
         if m.version in done:
             continue
         # Statements are idempotent (IF NOT EXISTS), so a migration cut short is safe to rerun.
-        for statement in m.statements(dialect, database):
+        for statement in m.statements(dialect, database, cluster):
             try:
                 await execute(statement)
             except ClickHouseError as exc:
@@ -123,4 +185,20 @@ async def migrate(execute: Execute, fetch: Fetch, dialect: Dialect, database: st
             f"SELECT {m.version}, '{m.name}', now()"
         )
         applied.append(m.version)
+    if cluster:
+        await check_cluster_tables(fetch, database)
     return applied
+
+
+async def check_cluster_tables(fetch: Fetch, database: str) -> None:
+    """IF NOT EXISTS keeps a table of the same name whatever its engine: a server that ran
+    single-node before has plain tables under the public names, which would take every insert
+    on that server alone. Refuse to call such a schema migrated."""
+    rows = await fetch(
+        f"SELECT name, engine FROM system.tables WHERE database = '{database}' "
+        f"AND name IN ({', '.join(repr(t) for t in SHARDING_KEYS)})"
+    )
+    engines = {str(name): str(engine) for name, engine in rows}
+    wrong = {t: engines.get(t) for t in SHARDING_KEYS if engines.get(t) != "Distributed"}
+    if wrong:
+        raise RuntimeError(f"cluster mode needs Distributed tables under the public names; found {wrong}")

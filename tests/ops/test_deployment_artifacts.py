@@ -24,11 +24,20 @@ SETTINGS_ENV = {
     "AGENTTRACE_POSTGRES_DSN",
     "AGENTTRACE_REDIS_URL",
 }
+# Cluster mode (README "Cluster mode"): in the Kubernetes config, next to the addresses.
+CLUSTER_ENV = {
+    "AGENTTRACE_TOPIC_PARTITIONS",
+    "AGENTTRACE_TOPIC_REPLICATION",
+    "AGENTTRACE_TOPIC_MIN_INSYNC_REPLICAS",
+    "AGENTTRACE_CLICKHOUSE_CLUSTER",
+}
 COMPOSE_SERVICES = {
     "api",
     "worker",
     "migrate",
     "kafka",
+    "kafka-2",
+    "kafka-3",
     "clickhouse",
     "postgres",
     "redis",
@@ -94,6 +103,39 @@ def test_compose_runs_the_whole_stack_with_healthchecks():
         assert set(services[name]["environment"]) >= SETTINGS_ENV, name
         assert "/readyz" in " ".join(services[name]["healthcheck"]["test"]), name
     assert all(c["condition"] == "service_healthy" for c in services["migrate"]["depends_on"].values())
+
+
+PROFILE = ("--profile", "cluster", "config")
+
+
+def test_compose_cluster_profile_runs_three_brokers_in_one_quorum():
+    exe = shutil.which("docker-compose")
+    if exe is None:
+        pytest.fail("docker-compose not found: install Debian's `docker-compose` package (`make up` does)")
+    result = subprocess.run(
+        [exe, "-f", str(COMPOSE / "docker-compose.yml"), "--env-file", str(COMPOSE / "cluster.env"), *PROFILE],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    brokers = [services[name]["environment"] for name in ("kafka", "kafka-2", "kafka-3")]
+    assert sorted(int(b["KAFKA_NODE_ID"]) for b in brokers) == [1, 2, 3]
+    voters = {b["KAFKA_CONTROLLER_QUORUM_VOTERS"] for b in brokers}
+    assert voters == {"1@kafka:9093,2@kafka-2:9093,3@kafka-3:9093"}
+    assert {b["KAFKA_ADVERTISED_LISTENERS"] for b in brokers} == {
+        f"PLAINTEXT://{n}:9092" for n in ("kafka", "kafka-2", "kafka-3")
+    }
+    assert all(int(b["KAFKA_MIN_INSYNC_REPLICAS"]) == 2 for b in brokers)
+    app = services["api"]["environment"]
+    assert app["AGENTTRACE_KAFKA_BOOTSTRAP"] == "kafka:9092,kafka-2:9092,kafka-3:9092"
+    assert (app["AGENTTRACE_TOPIC_REPLICATION"], app["AGENTTRACE_TOPIC_MIN_INSYNC_REPLICAS"]) == ("3", "2")
+    # Without the profile the extra brokers stay out and the single node keeps its settings.
+    raw = compose_file()["services"]
+    assert raw["kafka-2"]["profiles"] == raw["kafka-3"]["profiles"] == ["cluster"]
+    assert "profiles" not in raw["kafka"]
 
 
 def test_compose_builds_a_non_root_python_image():
@@ -203,7 +245,7 @@ def test_deployments_probe_and_limit_the_processes(name, ports, memory_limit_mi)
     assert mebibytes(resources["requests"]["memory"]) <= memory_limit_mi
     assert resources["requests"]["cpu"]
     env = {e["name"]: e["valueFrom"] for e in container["env"]}
-    assert set(env) == SETTINGS_ENV
+    assert set(env) == SETTINGS_ENV | CLUSTER_ENV
     for var, source in env.items():
         ref = source.get("secretKeyRef") or source.get("configMapKeyRef")
         assert ref["key"] == var
@@ -215,7 +257,7 @@ def test_migrations_run_as_a_job():
     job = k8s("Job", "agenttrace-migrate")
     (container,) = job["spec"]["template"]["spec"]["containers"]
     assert container["command"] + container["args"] == ["agenttrace", "migrate"]
-    assert {e["name"] for e in container["env"]} == SETTINGS_ENV
+    assert {e["name"] for e in container["env"]} == SETTINGS_ENV | CLUSTER_ENV
 
 
 @pytest.mark.parametrize(("name", "port"), [("agenttrace-api", 8080), ("agenttrace-worker", 8081)])
@@ -265,3 +307,47 @@ def test_prometheus_rule_matches_alerts_yml():
     assert rule["metadata"]["labels"]["release"] == "prometheus"
     alerts = load_yaml(ROOT / "ops" / "prometheus" / "alerts.yml")
     assert rule["spec"]["groups"] == alerts["groups"], "ops/k8s/prometheusrule.yaml is out of step with alerts.yml"
+
+
+def test_disruptions_take_one_pod_at_a_time_and_workers_spread_over_nodes():
+    assert k8s("PodDisruptionBudget", "agenttrace-api")["spec"] == {
+        "minAvailable": 1,
+        "selector": {"matchLabels": {"app": "agenttrace-api"}},
+    }
+    assert k8s("PodDisruptionBudget", "agenttrace-worker")["spec"] == {
+        "maxUnavailable": 1,
+        "selector": {"matchLabels": {"app": "agenttrace-worker"}},
+    }
+    assert k8s("Deployment", "agenttrace-api")["spec"]["replicas"] >= 2
+    for name in ("agenttrace-api", "agenttrace-worker"):
+        anti = k8s("Deployment", name)["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+        terms = anti["preferredDuringSchedulingIgnoredDuringExecution"]
+        by_host = [t for t in terms if t["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"]
+        assert by_host and by_host[0]["podAffinityTerm"]["labelSelector"] == {"matchLabels": {"app": name}}
+
+
+def test_cluster_config_matches_the_engines():
+    config = k8s("ConfigMap", "agenttrace-config")["data"]
+    assert set(config) >= CLUSTER_ENV
+    kafka = k8s("Kafka", "agenttrace")
+    (pool,) = [o for o in k8s_objects() if o["kind"] == "KafkaNodePool"]
+    assert pool["metadata"]["labels"]["strimzi.io/cluster"] == "agenttrace"
+    assert pool["spec"]["replicas"] >= int(config["AGENTTRACE_TOPIC_REPLICATION"])
+    assert set(pool["spec"]["roles"]) == {"broker", "controller"}
+    assert kafka["metadata"]["annotations"]["strimzi.io/kraft"] == "enabled"
+    kafka_config = kafka["spec"]["kafka"]["config"]
+    assert kafka_config["min.insync.replicas"] == int(config["AGENTTRACE_TOPIC_MIN_INSYNC_REPLICAS"])
+    assert kafka_config["auto.create.topics.enable"] is False
+    host = config["AGENTTRACE_KAFKA_BOOTSTRAP"].split(":")[0]
+    assert host == f"{kafka['metadata']['name']}-kafka-bootstrap.{kafka['metadata']['namespace']}.svc"
+
+    chi = k8s("ClickHouseInstallation", "agenttrace")
+    (cluster,) = chi["spec"]["configuration"]["clusters"]
+    assert cluster["name"] == config["AGENTTRACE_CLICKHOUSE_CLUSTER"]
+    assert cluster["layout"]["shardsCount"] == 2 and cluster["layout"]["replicasCount"] == 2
+    assert all(s["internalReplication"] == "true" for s in cluster["layout"]["shards"])
+    assert chi["spec"]["configuration"]["zookeeper"]["nodes"], "Replicated tables need Keeper"
+    keeper = k8s("ClickHouseKeeperInstallation", "agenttrace")
+    assert keeper["spec"]["configuration"]["clusters"][0]["layout"]["replicasCount"] == 3
+    profile = {k.split("/", 1)[1]: v for k, v in chi["spec"]["configuration"]["profiles"].items()}
+    assert profile["load_balancing"] == "in_order" and profile["insert_distributed_sync"] == 1
