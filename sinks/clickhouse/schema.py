@@ -115,9 +115,12 @@ def clustered(statement: str, database: str, cluster: str) -> list[str]:
     alter = _ADD_COLUMN.match(statement)
     if alter and alter.group(1) == database and alter.group(2) in SHARDING_KEYS:
         table, rest = alter.group(2), alter.group(3)
+        # A Distributed table cannot be altered ON CLUSTER beside replicated shards (18.16:
+        # "isn't replicated"); it holds no data, so it is made again with the new column.
         return [
             f"ALTER TABLE {database}.{table}{LOCAL_SUFFIX} ON CLUSTER {cluster} {rest}",
-            f"ALTER TABLE {database}.{table} ON CLUSTER {cluster} {rest}",
+            f"DROP TABLE IF EXISTS {database}.{table} ON CLUSTER {cluster}",
+            _distributed(database, cluster, table),
         ]
     create = _CREATE.match(statement)
     engine = _ENGINE.search(statement)
@@ -131,11 +134,15 @@ def clustered(statement: str, database: str, cluster: str) -> list[str]:
     replicated = f"ENGINE = Replicated{engine.group(1) or ''}MergeTree({args})"
     head = f"CREATE TABLE IF NOT EXISTS {database}.{local} ON CLUSTER {cluster}\n"
     local_sql = head + _ENGINE.sub(lambda _: replicated, statement[create.end() :], count=1)
-    distributed = (
+    return [local_sql, _distributed(database, cluster, table)]
+
+
+def _distributed(database: str, cluster: str, table: str) -> str:
+    local = table + LOCAL_SUFFIX
+    return (
         f"CREATE TABLE IF NOT EXISTS {database}.{table} ON CLUSTER {cluster} AS {database}.{local}\n"
         f"ENGINE = Distributed({cluster}, {database}, {local}, {SHARDING_KEYS[table]})"
     )
-    return [local_sql, distributed]
 
 
 def migrations() -> list[Migration]:
