@@ -34,13 +34,28 @@ LANGFUSE_V4 = "langfuse==4.14.3"  # the last 4.x: the read clients 5.x dropped (
 LANGFUSE_V5 = "langfuse==5.0.4"  # current: OTLP/HTTP spans, scores via /api/public/scores
 
 LANGFUSE_JS_V3 = "langfuse@3.39.2"  # the last JS 3.x: fetchTrace(s), fetchObservations, fetchSessions
+# Current JS (5.x, OTel based), in an HTTP server traced by OTel's own instrumentation. The OTel
+# packages are the 2.x line (API 1.9) that @langfuse/otel's peer dependencies ask for; 0.223.0 is
+# the instrumentation release that goes with sdk-trace-node 2.12.
+LANGFUSE_JS_V5 = " ".join(
+    [
+        "@langfuse/tracing@5.11.1",
+        "@langfuse/otel@5.11.1",
+        "@opentelemetry/api@1.9.1",
+        "@opentelemetry/sdk-trace-node@2.12.1",
+        "@opentelemetry/exporter-trace-otlp-http@0.223.0",
+        "@opentelemetry/instrumentation@0.223.0",
+        "@opentelemetry/instrumentation-http@0.223.0",
+    ]
+)
 NPM_DIRS = ROOT / ".stack" / "sdk-npm"
 
 SdkRun = Callable[[str], Awaitable[dict[str, Any]]]
 
 
 def sdk_npm(name: str, requirement: str) -> Path:
-    """A directory whose node_modules holds `requirement`, installed once (under a lock)."""
+    """A directory whose node_modules holds `requirement` (packages separated by spaces),
+    installed once (under a lock)."""
     NPM_DIRS.mkdir(parents=True, exist_ok=True)
     where = NPM_DIRS / name
     stamp = where / ".requirement"
@@ -51,7 +66,7 @@ def sdk_npm(name: str, requirement: str) -> Path:
         shutil.rmtree(where, ignore_errors=True)
         where.mkdir()
         (where / "package.json").write_text('{"private": true}')
-        cmd = ["npm", "install", "--no-audit", "--no-fund", "--silent", requirement]
+        cmd = ["npm", "install", "--no-audit", "--no-fund", "--silent", *requirement.split()]
         done = subprocess.run(cmd, cwd=where, capture_output=True, text=True, timeout=600)
         if done.returncode:
             raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
@@ -123,6 +138,11 @@ def langfuse_v4_python() -> Path:
 @pytest.fixture(scope="session")
 def langfuse_js_v3() -> Path:
     return sdk_npm("langfuse-js3", LANGFUSE_JS_V3)
+
+
+@pytest.fixture(scope="session")
+def langfuse_js_v5() -> Path:
+    return sdk_npm("langfuse-js5", LANGFUSE_JS_V5)
 
 
 @pytest.fixture(scope="session")
