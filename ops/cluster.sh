@@ -307,7 +307,8 @@ app_command() {
   local port
   port=$(app_port "$1")
   case $1 in
-    api_*) echo "$AGENTTRACE api --port $port" ;;
+    # OTLP/gRPC beside HTTP, 337 above it (29417, 29517): 4317 is the single node's.
+    api_*) echo "$AGENTTRACE api --port $port --grpc-port $((port + 337))" ;;
     worker_ch_*) echo "$AGENTTRACE worker --stage clickhouse --port $port" ;;
     worker_pg_*) echo "nice -n 10 $AGENTTRACE worker --stage postgres --port $port" ;;
   esac
@@ -320,6 +321,7 @@ app_node_start() {
     return 0
   fi
   require_free_port "$name" "$(app_port "$name")"
+  [[ $name != api_* ]] || require_free_port "$name" $(($(app_port "$name") + 337))
   read -r -a cmd <<<"$(app_command "$name")"
   AGENTTRACE_CLICKHOUSE_URL=clickhouse://default:@$(app_ch_servers "$name")/agenttrace \
     spawn "$name" "$LOGS/$name.log" "${cmd[@]}"
