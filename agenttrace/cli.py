@@ -322,7 +322,8 @@ async def _replay(settings: Settings, stage: str, since: str | None) -> int:
         book = await ModelTable(prices_pg).book()
         consumer = await clients.kafka_reader(settings)
         stack.push_async_callback(consumer.stop)
-        sink = sink_for(stage, settings, ch=ch, pg=pg, prices=lambda: book)
+        # Postgres for the tombstones too: a replay must not fold a deleted trace back in.
+        sink = sink_for(stage, settings, ch=ch, pg=prices_pg, prices=lambda: book)
         summary = await replay(
             consumer, sink, settings.topics.events, stage=stage, since_ms=since_ms, progress=Progress
         )

@@ -32,6 +32,7 @@ from sinks.clickhouse.writer import ClickHouseWriter
 from sinks.postgres.client import Postgres
 from sinks.postgres.dead_letters import DeadLetterTable
 from sinks.postgres.models import ModelTable, PriceRefresher
+from sinks.postgres.tombstones import TombstoneCache
 from sinks.postgres.writer import PostgresWriter
 
 # A stage whose loop has not turned for this long is stuck; liveness fails so it is restarted.
@@ -117,12 +118,16 @@ def sink_for(
     ch: ClickHouse | None = None,
     pg: Postgres | None = None,
 ) -> Sink:
-    """The sink of stage `name`, on the store client it needs (the other may be None)."""
+    """The sink of stage `name`, on the store client it needs (the other may be None); both
+    consult the tombstones in Postgres when `pg` is given."""
+    tombstones = TombstoneCache(pg, refresh_s=settings.stage.tombstones_refresh_s) if pg is not None else None
     if name == "clickhouse" and ch is not None:
-        return ClickHouseWriter(ch, dialect_for(ch.version), prices=prices)
+        return ClickHouseWriter(ch, dialect_for(ch.version), prices=prices, tombstones=tombstones)
     if name == "postgres" and pg is not None:
         # A state must outlive every copy of its events the topic can still hand out.
-        return PostgresWriter(pg, horizon_s=2 * settings.topics.retention_ms / 1000, prices=prices)
+        return PostgresWriter(
+            pg, horizon_s=2 * settings.topics.retention_ms / 1000, prices=prices, tombstones=tombstones
+        )
     if name in STAGES:
         raise ValueError(f"stage {name!r} needs its store client")
     raise ValueError(f"unknown stage {name!r}; expected one of {', '.join(STAGES)}")
