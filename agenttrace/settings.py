@@ -74,6 +74,7 @@ class Settings:
                 header_timeout_s=num("HEADER_TIMEOUT_S", EdgeConfig.header_timeout_s),
                 rate_limit_per_minute=int(num("RATE_LIMIT_PER_MINUTE", EdgeConfig.rate_limit_per_minute)),
                 auth_cache_ttl_s=int(num("AUTH_CACHE_TTL_S", EdgeConfig.auth_cache_ttl_s)),
+                tombstone_keep_s=2 * topics.retention_ms / 1000,
             ),
             stage=StageConfig(
                 group_prefix=get("CONSUMER_GROUP_PREFIX", StageConfig.group_prefix),
