@@ -34,6 +34,7 @@ from sinks.postgres.dead_letters import DeadLetterTable
 from sinks.postgres.models import ModelTable, PriceRefresher
 from sinks.postgres.tombstones import TombstoneCache
 from sinks.postgres.writer import PostgresWriter
+from sinks.purge import TombstonePurge
 
 # A stage whose loop has not turned for this long is stuck; liveness fails so it is restarted.
 STALL_S = 120.0
@@ -76,6 +77,10 @@ async def run_worker(settings: Settings, stages: tuple[str, ...], host: str, por
                 Check("kafka", lambda: producer.client.fetch_all_metadata()),
             ]
         )
+        if writes_clickhouse:
+            purge = TombstonePurge(pg, ch, settings.purge)
+            await purge.start()
+            stack.push_async_callback(purge.stop)
         running: list[Stage] = []
         for name in stages:
             sink = sink_for(name, settings, ch=ch, pg=pg, prices=prices.book)

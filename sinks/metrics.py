@@ -54,3 +54,7 @@ class PoolCollector(Collector):
 
 POOLS = PoolCollector()
 REGISTRY.register(POOLS)
+
+CLICKHOUSE_PURGED_TRACES = Counter(
+    "clickhouse_purged_traces_total", "Deleted traces whose ClickHouse rows were removed by a mutation"
+)

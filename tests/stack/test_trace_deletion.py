@@ -15,6 +15,7 @@ from sinks.clickhouse.client import ClickHouse
 from sinks.postgres.client import Postgres
 from sinks.postgres.dead_letters import DeadLetterTable
 from sinks.postgres.keys import NewKey, create_key
+from sinks.purge import PurgeConfig, TombstonePurge
 from tests.support import API, agenttrace, basic_auth, envelope, eventually, produce
 
 pytestmark = pytest.mark.stack
@@ -244,3 +245,38 @@ async def test_bulk_deletion_and_bad_input(http: aiohttp.ClientSession, pg: Post
     # 1,000 ids is the limit, not past it.
     async with http.delete(url, json={"traceIds": [f"x{i}" for i in range(1000)]}, headers=auth) as r:
         assert r.status == 200
+
+
+async def test_the_purge_removes_every_row_of_a_deleted_trace(
+    http: aiohttp.ClientSession, ch: ClickHouse, pg: Postgres, project: NewKey
+) -> None:
+    pid, doomed, kept = project.project_id, f"t-{uuid.uuid4()}", f"t-{uuid.uuid4()}"
+    for trace in (doomed, kept):
+        await ingest(http, project, batch(trace, session="s", user="u", tokens=1))
+        await eventually(lambda t=trace: visible(http, project, t), whole, timeout_s=TIMEOUT_S)
+    await delete(http, project, doomed)
+    await eventually(lambda: visible(http, project, doomed), gone, timeout_s=5)
+
+    async def stored(trace: str) -> int:
+        total = 0
+        for table, column in (("traces", "id"), ("observations", "trace_id"), ("scores", "trace_id")):
+            ((n,),) = await ch.fetch(f"SELECT count() FROM {table} WHERE project_id = '{pid}' AND {column} = '{trace}'")
+            total += n
+        return total
+
+    assert await stored(doomed) >= 3  # three rows and their deleted copies, until merges collapse them
+    # A worker runs this every minute for tombstones five minutes old; here at once. Another
+    # worker's turn may hold the lock or purge it first: either way it ends purged.
+    purge = TombstonePurge(pg, ch, PurgeConfig(after_s=0))
+
+    async def purged() -> list[tuple[Any, ...]]:
+        await purge.run_once()
+        return await pg.fetch(
+            "SELECT purged_at IS NOT NULL FROM trace_tombstones WHERE project_id = %s AND trace_id = %s",
+            (pid, doomed),
+        )
+
+    await eventually(purged, lambda r: r == [(True,)], timeout_s=TIMEOUT_S, every_s=1)
+    await eventually(lambda: stored(doomed), lambda n: n == 0, timeout_s=TIMEOUT_S)
+    assert await stored(kept) == 3
+    assert whole(await visible(http, project, kept))
