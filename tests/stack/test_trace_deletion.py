@@ -265,7 +265,7 @@ async def test_the_purge_removes_every_row_of_a_deleted_trace(
         return total
 
     assert await stored(doomed) >= 3  # three rows and their deleted copies, until merges collapse them
-    # A worker runs this every minute for tombstones five minutes old; here at once. Another
+    # A worker runs this every ten minutes for tombstones five minutes old; here at once. Another
     # worker's turn may hold the lock or purge it first: either way it ends purged.
     purge = TombstonePurge(pg, ch, PurgeConfig(after_s=0))
 
