@@ -13,6 +13,7 @@ from pipeline.config import StageConfig, TopicConfig
 from sinks.clickhouse.config import ClickHouseConfig
 from sinks.postgres.config import PostgresConfig
 from sinks.purge import PurgeConfig
+from sinks.retention import RetentionConfig
 
 # Every stage consumes the whole events topic in its own consumer group; they differ in the sink.
 STAGES = ("clickhouse", "postgres")
@@ -28,6 +29,7 @@ class Settings:
     edge: EdgeConfig = field(default_factory=EdgeConfig)
     stage: StageConfig = field(default_factory=StageConfig)
     purge: PurgeConfig = field(default_factory=PurgeConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     admin_token: str | None = None
     # Images set the git revision at build time; a checkout asks git (health/version.py).
     revision: str | None = None
@@ -90,6 +92,7 @@ class Settings:
                 interval_s=num("PURGE_INTERVAL_S", PurgeConfig.interval_s),
                 after_s=num("PURGE_AFTER_S", PurgeConfig.after_s),
             ),
+            retention=RetentionConfig(interval_s=num("RETENTION_INTERVAL_S", RetentionConfig.interval_s)),
             admin_token=env.get("AGENTTRACE_ADMIN_TOKEN") or None,
             revision=env.get("AGENTTRACE_GIT_REVISION") or None,
         )
@@ -99,5 +102,14 @@ class Settings:
     def validate(self) -> None:
         if not self.kafka_bootstrap:
             raise ValueError("AGENTTRACE_KAFKA_BOOTSTRAP must not be empty")
-        for part in (self.topics, self.clickhouse, self.postgres, self.redis, self.edge, self.stage, self.purge):
+        for part in (
+            self.topics,
+            self.clickhouse,
+            self.postgres,
+            self.redis,
+            self.edge,
+            self.stage,
+            self.purge,
+            self.retention,
+        ):
             part.validate()

@@ -35,6 +35,7 @@ from sinks.postgres.models import ModelTable, PriceRefresher
 from sinks.postgres.tombstones import TombstoneCache
 from sinks.postgres.writer import PostgresWriter
 from sinks.purge import TombstonePurge
+from sinks.retention import RetentionJob
 
 # A stage whose loop has not turned for this long is stuck; liveness fails so it is restarted.
 STALL_S = 120.0
@@ -81,6 +82,10 @@ async def run_worker(settings: Settings, stages: tuple[str, ...], host: str, por
             purge = TombstonePurge(pg, ch, settings.purge)
             await purge.start()
             stack.push_async_callback(purge.stop)
+            retention = RetentionJob(pg, ch, dialect_for(ch.version), settings.retention)
+            await retention.start()
+            stack.push_async_callback(retention.stop)
+            health.jobs["retention"] = retention.report
         running: list[Stage] = []
         for name in stages:
             sink = sink_for(name, settings, ch=ch, pg=pg, prices=prices.book)

@@ -146,6 +146,7 @@ def build_app(
     app.router.add_post(admin.PATH, admin.create_project_key)
     app.router.add_get(admin.PATH, admin.list_project_keys)
     app.router.add_delete(admin.KEY_PATH, admin.revoke_project_key)
+    app.router.add_put(admin.PROJECT_PATH, admin.update_project)
     for path in OTLP_PATHS:
         app.router.add_post(path, export_traces)
     app.router.add_get("/metrics", server_stats)

@@ -50,6 +50,7 @@ OUR_METRICS: dict[str, frozenset[str]] = {
     "clickhouse_query_duration_seconds": frozenset({"operation"}),
     "traces_deleted_total": frozenset(),
     "clickhouse_purged_traces_total": frozenset(),
+    "retention_rows_deleted_total": frozenset({"table"}),
 }
 HISTOGRAMS = {
     "http_request_duration_seconds",

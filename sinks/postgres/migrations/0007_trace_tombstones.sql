@@ -14,3 +14,7 @@ CREATE TABLE IF NOT EXISTS trace_tombstones (
 -- The workers' incremental refresh reads the newest tombstones; the purge job the unpurged ones.
 CREATE INDEX IF NOT EXISTS trace_tombstones_deleted_at ON trace_tombstones (deleted_at);
 CREATE INDEX IF NOT EXISTS trace_tombstones_unpurged ON trace_tombstones (deleted_at) WHERE purged_at IS NULL;
+
+-- Per-project retention in days (NULL: kept for ever), enforced by the worker's retention job
+-- (sinks/retention.py); `agenttrace projects retention` and PUT /api/admin/projects/{name} set it.
+ALTER TABLE projects ADD COLUMN IF NOT EXISTS retention_days integer;
