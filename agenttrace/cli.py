@@ -52,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     revoke = keys_sub.add_parser("revoke", help="revoke a key; every api refuses it within seconds")
     revoke.add_argument("--public-key", required=True)
 
+    projects = sub.add_parser("projects", help="project settings")
+    projects_sub = projects.add_subparsers(dest="projects_command", required=True)
+    retention = projects_sub.add_parser("retention", help="keep a project's traces N days (the worker removes older)")
+    retention.add_argument("--project", required=True, help="project name")
+    retention.add_argument("--days", type=int, help="days to keep; leave out to keep for ever")
+
     dlq = sub.add_parser("dlq", help="list and requeue dead-lettered events")
     dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
     dlq_list = dlq_sub.add_parser("list", help="newest first")
@@ -101,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.keys_command == "revoke":
             return asyncio.run(_keys_revoke(settings, args.public_key))
         return asyncio.run(_keys_create(settings, args.project, args.expires_in_days, args.json))
+    if args.command == "projects":
+        return asyncio.run(_projects_retention(settings, args.project, args.days))
     if args.command == "dlq":
         return asyncio.run(_dlq(settings, args))
     if args.command == "models":
@@ -242,6 +250,27 @@ async def _keys_list(settings: Settings, project: str, as_json: bool) -> int:
     return 0
 
 
+async def _projects_retention(settings: Settings, project: str, days: int | None) -> int:
+    from sinks.postgres.retention import set_retention, validate_retention_days
+
+    try:
+        validate_retention_days(days)
+    except ValueError as exc:
+        print(f"error: {exc}".replace("retentionDays", "--days"), file=sys.stderr)
+        return 2
+    pg = await clients.postgres(settings)
+    try:
+        project_id = await set_retention(pg, project, days)
+    finally:
+        await pg.close()
+    if project_id is None:
+        print(f"error: no project named {project!r}", file=sys.stderr)
+        return 1
+    kept = f"{days} days" if days else "for ever"
+    sys.stdout.write(f"project {project} ({project_id}) keeps traces {kept}\n")
+    return 0
+
+
 async def _keys_revoke(settings: Settings, public_key: str) -> int:
     from ingest.auth import invalidate
     from ingest.metrics import API_KEYS_REVOKED
@@ -332,7 +361,8 @@ async def _replay(settings: Settings, stage: str, since: str | None) -> int:
         book = await ModelTable(prices_pg).book()
         consumer = await clients.kafka_reader(settings)
         stack.push_async_callback(consumer.stop)
-        sink = sink_for(stage, settings, ch=ch, pg=pg, prices=lambda: book)
+        # Postgres for the tombstones too: a replay must not fold a deleted trace back in.
+        sink = sink_for(stage, settings, ch=ch, pg=prices_pg, prices=lambda: book)
         summary = await replay(
             consumer, sink, settings.topics.events, stage=stage, since_ms=since_ms, progress=Progress
         )

@@ -12,6 +12,8 @@ from ingest.config import EdgeConfig, RedisConfig
 from pipeline.config import StageConfig, TopicConfig
 from sinks.clickhouse.config import ClickHouseConfig
 from sinks.postgres.config import PostgresConfig
+from sinks.purge import PurgeConfig
+from sinks.retention import RetentionConfig
 
 # Every stage consumes the whole events topic in its own consumer group; they differ in the sink.
 STAGES = ("clickhouse", "postgres")
@@ -26,6 +28,8 @@ class Settings:
     redis: RedisConfig = field(default_factory=RedisConfig)
     edge: EdgeConfig = field(default_factory=EdgeConfig)
     stage: StageConfig = field(default_factory=StageConfig)
+    purge: PurgeConfig = field(default_factory=PurgeConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     admin_token: str | None = None
     # Images set the git revision at build time; a checkout asks git (health/version.py).
     revision: str | None = None
@@ -35,7 +39,8 @@ class Settings:
         return (
             f"Settings(kafka_bootstrap={self.kafka_bootstrap!r}, topics={self.topics!r}, "
             f"clickhouse={self.clickhouse!r}, postgres={self.postgres!r}, redis={self.redis!r}, "
-            f"edge={self.edge!r}, stage={self.stage!r}, admin_token={token}, revision={self.revision!r})"
+            f"edge={self.edge!r}, stage={self.stage!r}, purge={self.purge!r}, "
+            f"admin_token={token}, revision={self.revision!r})"
         )
 
     @classmethod
@@ -79,6 +84,7 @@ class Settings:
                 header_timeout_s=num("HEADER_TIMEOUT_S", EdgeConfig.header_timeout_s),
                 rate_limit_per_minute=int(num("RATE_LIMIT_PER_MINUTE", EdgeConfig.rate_limit_per_minute)),
                 auth_cache_ttl_s=int(num("AUTH_CACHE_TTL_S", EdgeConfig.auth_cache_ttl_s)),
+                tombstone_keep_s=2 * topics.retention_ms / 1000,
             ),
             stage=StageConfig(
                 group_prefix=get("CONSUMER_GROUP_PREFIX", StageConfig.group_prefix),
@@ -87,6 +93,11 @@ class Settings:
                 retry_max_s=num("RETRY_MAX_S", StageConfig.retry_max_s),
                 drain_timeout_s=num("DRAIN_TIMEOUT_S", StageConfig.drain_timeout_s),
             ),
+            purge=PurgeConfig(
+                interval_s=num("PURGE_INTERVAL_S", PurgeConfig.interval_s),
+                after_s=num("PURGE_AFTER_S", PurgeConfig.after_s),
+            ),
+            retention=RetentionConfig(interval_s=num("RETENTION_INTERVAL_S", RetentionConfig.interval_s)),
             admin_token=env.get("AGENTTRACE_ADMIN_TOKEN") or None,
             revision=env.get("AGENTTRACE_GIT_REVISION") or None,
         )
@@ -96,5 +107,14 @@ class Settings:
     def validate(self) -> None:
         if not self.kafka_bootstrap:
             raise ValueError("AGENTTRACE_KAFKA_BOOTSTRAP must not be empty")
-        for part in (self.topics, self.clickhouse, self.postgres, self.redis, self.edge, self.stage):
+        for part in (
+            self.topics,
+            self.clickhouse,
+            self.postgres,
+            self.redis,
+            self.edge,
+            self.stage,
+            self.purge,
+            self.retention,
+        ):
             part.validate()

@@ -32,7 +32,10 @@ from sinks.clickhouse.writer import ClickHouseWriter
 from sinks.postgres.client import Postgres
 from sinks.postgres.dead_letters import DeadLetterTable
 from sinks.postgres.models import ModelTable, PriceRefresher
+from sinks.postgres.tombstones import TombstoneCache
 from sinks.postgres.writer import PostgresWriter
+from sinks.purge import TombstonePurge
+from sinks.retention import RetentionJob
 
 # A stage whose loop has not turned for this long is stuck; liveness fails so it is restarted.
 STALL_S = 120.0
@@ -75,6 +78,14 @@ async def run_worker(settings: Settings, stages: tuple[str, ...], host: str, por
                 Check("kafka", lambda: producer.client.fetch_all_metadata()),
             ]
         )
+        if writes_clickhouse:
+            purge = TombstonePurge(pg, ch, settings.purge)
+            await purge.start()
+            stack.push_async_callback(purge.stop)
+            retention = RetentionJob(pg, ch, dialect_for(ch.version), settings.retention)
+            await retention.start()
+            stack.push_async_callback(retention.stop)
+            health.jobs["retention"] = retention.report
         running: list[Stage] = []
         for name in stages:
             sink = sink_for(name, settings, ch=ch, pg=pg, prices=prices.book)
@@ -117,12 +128,16 @@ def sink_for(
     ch: ClickHouse | None = None,
     pg: Postgres | None = None,
 ) -> Sink:
-    """The sink of stage `name`, on the store client it needs (the other may be None)."""
+    """The sink of stage `name`, on the store client it needs (the other may be None); both
+    consult the tombstones in Postgres when `pg` is given."""
+    tombstones = TombstoneCache(pg, refresh_s=settings.stage.tombstones_refresh_s) if pg is not None else None
     if name == "clickhouse" and ch is not None:
-        return ClickHouseWriter(ch, dialect_for(ch.version), prices=prices)
+        return ClickHouseWriter(ch, dialect_for(ch.version), prices=prices, tombstones=tombstones)
     if name == "postgres" and pg is not None:
         # A state must outlive every copy of its events the topic can still hand out.
-        return PostgresWriter(pg, horizon_s=2 * settings.topics.retention_ms / 1000, prices=prices)
+        return PostgresWriter(
+            pg, horizon_s=2 * settings.topics.retention_ms / 1000, prices=prices, tombstones=tombstones
+        )
     if name in STAGES:
         raise ValueError(f"stage {name!r} needs its store client")
     raise ValueError(f"unknown stage {name!r}; expected one of {', '.join(STAGES)}")

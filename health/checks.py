@@ -34,6 +34,8 @@ class Health:
     # Named conditions from the process's own loops, e.g. "stage clickhouse writing".
     conditions: dict[str, Callable[[], bool]] = field(default_factory=dict)
     alive: Callable[[], bool] = lambda: True
+    # Named reports of periodic jobs (e.g. the last retention run), shown under "jobs".
+    jobs: dict[str, Callable[[], Mapping[str, object]]] = field(default_factory=dict)
     timeout_s: float = 2.0
     started: float = field(default_factory=time.monotonic)
     revision: str = "unknown"
@@ -66,7 +68,9 @@ class Health:
 
     async def health(self, request: web.Request) -> web.Response:
         status, checks = await self.report()
-        doc = {"status": status, "checks": checks, "version": VERSION, "uptime": self.uptime()}
+        doc: dict[str, object] = {"status": status, "checks": checks, "version": VERSION, "uptime": self.uptime()}
+        if self.jobs:
+            doc["jobs"] = {name: dict(report()) for name, report in self.jobs.items()}
         return _json(doc, 503 if status == "unhealthy" else 200)
 
     async def livez(self, request: web.Request) -> web.Response:

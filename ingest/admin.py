@@ -38,14 +38,17 @@ from sinks.postgres.keys import (
     validate_expiry_days,
     validate_project_name,
 )
+from sinks.postgres.retention import set_retention, validate_retention_days
 
 PATH = "/api/admin/projects/{name}/keys"
 KEY_PATH = "/api/admin/projects/{name}/keys/{public_key}"
+PROJECT_PATH = "/api/admin/projects/{name}"
 
 
 class Admin:
     def __init__(self, pg: Postgres, token: str | None, redis: aioredis.Redis | None = None) -> None:
         self._pg = pg
+        self.pg = pg
         self._redis = redis
         self._token = _digest(token) if token else None
 
@@ -159,6 +162,28 @@ async def _revoke(request: web.Request, admin: Admin, name: str) -> web.Response
     return web.Response(status=204, headers={"Cache-Control": "no-store"})
 
 
+async def _update(request: web.Request, admin: Admin, name: str) -> web.Response:
+    """PUT /api/admin/projects/{name} with {"retentionDays": N or null}: the project's retention."""
+    try:
+        doc = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        raise ClientError('body: a JSON object, e.g. {"retentionDays": 30}') from None
+    if not isinstance(doc, dict) or set(doc) != {"retentionDays"}:
+        raise ClientError("body: a JSON object with retentionDays")
+    try:
+        days = validate_retention_days(doc["retentionDays"])
+    except ValueError as exc:
+        raise ClientError(str(exc)) from None
+    project_id = await set_retention(admin.pg, name, days)
+    if project_id is None:
+        return error(404, "not_found", f"no project named {name!r}")
+    request["project_id"] = project_id
+    request["log_msg"] = "project retention set"
+    request["log"] = {"retention_days": days}
+    return _json(200, {"name": name, "projectId": project_id, "retentionDays": days})
+
+
 create_project_key = _guarded(_create)
+update_project = _guarded(_update)
 list_project_keys = _guarded(_list)
 revoke_project_key = _guarded(_revoke)

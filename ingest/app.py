@@ -21,7 +21,7 @@ from prometheus_async.aio.web import server_stats
 
 from health.checks import Check, Health
 from health.http import observe
-from ingest import admin, models, read, read_scores, read_sessions
+from ingest import admin, deletion, models, read, read_scores, read_sessions
 from ingest.auth import Authenticator
 from ingest.batch import ingest_batch
 from ingest.config import EdgeConfig
@@ -75,6 +75,7 @@ def build_app(
             publisher.start()
             pg, redis = clients.postgres, clients.redis
             app["postgres"] = pg
+            app["tombstone_keep_s"] = config.tombstone_keep_s
             app["reader"] = Reader(clients.clickhouse, cache=True)
             app["admin"] = admin.Admin(pg, admin_token, redis)
             auth = Authenticator(pg, redis, config.auth_cache_ttl_s)
@@ -140,9 +141,12 @@ def build_app(
     ):
         app.router.add_get(path, handler, allow_head=False)
     app.router.add_post("/api/public/scores", create_scores)
+    app.router.add_delete(read.TRACE_PATH, deletion.delete_trace)
+    app.router.add_delete(read.TRACES_PATH, deletion.delete_traces)
     app.router.add_post(admin.PATH, admin.create_project_key)
     app.router.add_get(admin.PATH, admin.list_project_keys)
     app.router.add_delete(admin.KEY_PATH, admin.revoke_project_key)
+    app.router.add_put(admin.PROJECT_PATH, admin.update_project)
     for path in OTLP_PATHS:
         app.router.add_post(path, export_traces)
     app.router.add_get("/metrics", server_stats)

@@ -39,6 +39,10 @@ class EdgeConfig:
     # Events per project per minute; 0 disables the limit.
     rate_limit_per_minute: int = 0
     auth_cache_ttl_s: int = 60
+    # How long a deleted trace's tombstone is kept: until no copy of its events can be left in
+    # the log. Kafka deletes a segment only once its newest record passed retention.ms, so
+    # twice the topic's retention (the shell sets it from TopicConfig).
+    tombstone_keep_s: float = 2 * 7 * 86_400.0
 
     def validate(self) -> None:
         if not 0 < self.port < 65536:

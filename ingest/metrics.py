@@ -13,3 +13,4 @@ SOURCES = ("batch", "otlp", "otlp_grpc")
 for _source in SOURCES:
     for _counter in (TRACES_INGESTED, OBSERVATIONS_INGESTED, SCORES_CREATED):
         _counter.labels(_source)
+TRACES_DELETED = Counter("traces_deleted_total", "Traces deleted through the API (each id of a request counts)")

@@ -49,6 +49,9 @@ class StageConfig:
     lag_interval_s: float = 3.0
     # A change to model prices reaches every worker within this (plus one batch).
     prices_refresh_s: float = 2.0
+    # A tombstone written by another process (an edge) reaches a stage's check within this;
+    # the deletion event itself reaches it through the log, after the trace's own events.
+    tombstones_refresh_s: float = 1.0
 
     def validate(self) -> None:
         if self.flush_rows < 1 or self.flush_interval_s <= 0 or self.max_fetch_records < 1:

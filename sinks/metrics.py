@@ -54,3 +54,13 @@ class PoolCollector(Collector):
 
 POOLS = PoolCollector()
 REGISTRY.register(POOLS)
+
+CLICKHOUSE_PURGED_TRACES = Counter(
+    "clickhouse_purged_traces_total", "Deleted traces whose ClickHouse rows were removed by a mutation"
+)
+
+RETENTION_ROWS_DELETED = Counter(
+    "retention_rows_deleted_total", "Rows removed by the retention job, by table", ["table"]
+)
+for _table in ("traces", "observations", "scores", "trace_states"):
+    RETENTION_ROWS_DELETED.labels(_table)

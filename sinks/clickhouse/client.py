@@ -128,8 +128,9 @@ class ClickHouse:
             CLICKHOUSE_QUERY_SECONDS.labels(operation).observe(elapsed)
             DB_QUERY_SECONDS.labels("clickhouse", operation).observe(elapsed)
 
-    async def execute(self, sql: str, *, operation: str = "ddl") -> None:
-        await self._run(operation, sql)
+    async def execute(self, sql: str, *, operation: str = "ddl", ids: Sequence[str] | None = None) -> None:
+        """A statement without rows back (DDL, INSERT ... SELECT, a mutation); `ids` as in fetch()."""
+        await self._run(operation, sql, ids=ids)
 
     async def fetch(
         self, sql: str, params: Any = None, *, operation: str = "select", ids: Sequence[str] | None = None

@@ -29,6 +29,7 @@ from pipeline.fold import (
 )
 from pipeline.prices import PriceBook, priced
 from pipeline.times import column_of_micros, micros_of_column
+from pipeline.tombstones import KnownTombstones, Tombstones, split_deletions
 from sinks.clickhouse.client import IDS_TABLE, ClickHouse
 from sinks.clickhouse.schema import Dialect
 from sinks.metrics import CLICKHOUSE_INSERT_ROWS
@@ -156,8 +157,10 @@ class ClickHouseWriter:
         *,
         prices: Callable[[], PriceBook] = PriceBook,
         cache_size: int = 20_000,
+        tombstones: Tombstones | None = None,
     ) -> None:
         self._ch = client
+        self._tombstones: Tombstones = tombstones if tombstones is not None else KnownTombstones()
         self._dialect = dialect
         self._prices = prices
         self._cache: OrderedDict[Key, EntityState] = OrderedDict()
@@ -175,6 +178,18 @@ class ClickHouseWriter:
         Raises ClickHouseError when the store failed; nothing is cached then, so a retry of the
         same batch starts from the stored state again.
         """
+        await self._tombstones.refresh()
+        envelopes, deleting = split_deletions(envelopes, self._tombstones)
+        poison = await self._fold(envelopes)
+        if deleting:
+            await self._delete(deleting)
+            self._tombstones.add(deleting)
+            gone = set(deleting)
+            for key in [k for k, s in self._cache.items() if _trace_key(k, s) in gone]:
+                del self._cache[key]
+        return poison
+
+    async def _fold(self, envelopes: list[Envelope]) -> list[tuple[Envelope, str]]:
         grouped: dict[Key, list[Envelope]] = {}
         # The observations and scores that name a trace: each makes its trace exist.
         naming: dict[Key, list[tuple[str, Envelope]]] = {}
@@ -187,13 +202,16 @@ class ClickHouseWriter:
                     naming.setdefault((TRACE, env.project_id, str(trace_id)), []).append((table, env))
         for key in naming:
             grouped.setdefault(key, [])
-        stored = await self._load([k for k in grouped if k not in self._cache])
+        gone: set[Key] = set()  # stored as deleted: an update naming no trace must not revive it
+        stored = await self._load([k for k in grouped if k not in self._cache], gone)
         poison: list[tuple[Envelope, str]] = []
         states: dict[Key, EntityState] = {}
         changed: list[Key] = []
         cold: list[Key] = []  # observations no process had stored when this batch read
         # Traces last, so that only the observations and scores that were not poison name them.
         for key in sorted(grouped, key=lambda k: k[0] == TRACE):
+            if key in gone:
+                continue
             events = grouped[key]
             base = self._cache.get(key) or stored.get(key)
             if base is None and key[0] == OBSERVATION:
@@ -282,7 +300,42 @@ class ClickHouseWriter:
             await self._ch.insert(OBSERVATION, COLUMNS[OBSERVATION], rows)
             CLICKHOUSE_INSERT_ROWS.labels(OBSERVATION).inc(len(rows))
 
-    async def _load(self, keys: list[Key]) -> dict[Key, EntityState]:
+    async def _delete(self, traces: list[tuple[str, str]]) -> None:
+        """Rows marking the traces, their observations and their scores deleted.
+
+        Server-side, one INSERT ... SELECT per table and project: the newest row of each entity
+        in each partition it has rows in, again with is_deleted = 1 at a revision one above, so
+        that FINAL (which merges within a partition) and the reader's `LIMIT 1 BY id` both see
+        the deletion. Rows already deleted are not copied again: a second fold adds nothing.
+        The rows go physically with the purge (sinks/clickhouse/purge.py).
+        """
+        by_project: dict[str, list[str]] = {}
+        for project, trace in traces:
+            by_project.setdefault(project, []).append(trace)
+        for table, key_column, time_column in (
+            (TRACE, "id", "timestamp"),
+            (OBSERVATION, "trace_id", "start_time"),
+            (SCORE, "trace_id", "timestamp"),
+        ):
+            cols = COLUMNS[table]
+            copied = ", ".join(
+                "event_ts + 1" if c == "event_ts" else "toUInt8(1)" if c == "is_deleted" else c for c in cols
+            )
+            partition = (
+                self._dialect.timestamp_partition if time_column == "timestamp" else self._dialect.start_time_partition
+            )
+            for project, ids in by_project.items():
+                await self._ch.execute(
+                    f"INSERT INTO {table} ({', '.join(cols)}) SELECT {copied} FROM ("
+                    f"SELECT {', '.join(cols)} FROM {table} "
+                    f"WHERE project_id = {_quote(project)} AND {key_column} IN {IDS_TABLE} "
+                    f"ORDER BY id, event_ts DESC LIMIT 1 BY id, toYYYYMM({partition})"
+                    ") WHERE is_deleted = 0",
+                    operation=f"delete_{table}",
+                    ids=ids,
+                )
+
+    async def _load(self, keys: list[Key], gone: set[Key]) -> dict[Key, EntityState]:
         """Stored states of `keys`, most of which are usually new entities.
 
         A probe of the sorting key alone (two narrow columns, no FINAL) finds the few that
@@ -307,7 +360,11 @@ class ClickHouseWriter:
                 ids=[row[0] for row in stored],
             )
             for row in rows:
-                state = self._state(table, dict(zip(cols, row, strict=True)))
+                values = dict(zip(cols, row, strict=True))
+                if values["is_deleted"]:
+                    gone.add((table, project, values["id"]))
+                    continue
+                state = self._state(table, values)
                 found[(table, project, state.id)] = state
         return found
 
@@ -403,6 +460,12 @@ def _copy(s: EntityState) -> EntityState:
 
 def _same(a: EntityState, b: EntityState) -> bool:
     return (a.values, a.versions, a.first_ts, a.last_ts) == (b.values, b.versions, b.first_ts, b.last_ts)
+
+
+def _trace_key(key: Key, state: EntityState) -> tuple[str, str]:
+    """The (project, trace) a cached entity belongs to."""
+    table, project, id_ = key
+    return (project, id_) if table == TRACE else (project, str(state.values.get("trace_id") or ""))
 
 
 def _quote(s: str) -> str:

@@ -251,6 +251,18 @@ def apply_to_stored(stored: StoredTrace, delta: TraceDelta, changes: Changes, pr
     return changed
 
 
+def withdraw(stored: StoredTrace, changes: Changes) -> None:
+    """Record the undoing of everything `stored` is counted with (its trace was deleted)."""
+    project = stored.project_id
+    for table, key in ((changes.sessions, stored.session_id), (changes.users, stored.user_id)):
+        if key:
+            table.setdefault((project, key), Aggregate()).count -= 1
+    for gen_id, doc in stored.generations.items():
+        state = state_from_doc(project, gen_id, doc)
+        # As it was counted: the stored cost, not today's price.
+        _add(changes.usage, project, contribution(state, len(doc.get("e") or ()), None, counted=doc.get("c")), -1)
+
+
 def merge(dst: EntityState, src: EntityState, columns: Iterable[str], maps: dict[str, tuple[str, ...] | None]) -> None:
     """Join src's fields into dst, each by its version (last writer wins), and widen the extent.
 

@@ -40,6 +40,7 @@ from loguru import logger
 from pipeline.envelope import Envelope
 from pipeline.errors import PoisonEvent
 from pipeline.prices import PriceBook
+from pipeline.tombstones import KnownTombstones, Tombstones, split_deletions
 from sinks.postgres.client import Postgres, PostgresError, Transaction
 from sinks.postgres.rollup import (
     Changes,
@@ -52,6 +53,7 @@ from sinks.postgres.rollup import (
     judge,
     relevant,
     to_datetime,
+    withdraw,
 )
 
 PRUNE_EVERY_S = 10.0
@@ -62,9 +64,15 @@ SWEEP_S = 3600.0
 
 class PostgresWriter:
     def __init__(
-        self, client: Postgres, *, horizon_s: float = 14 * 86_400.0, prices: Callable[[], PriceBook] = PriceBook
+        self,
+        client: Postgres,
+        *,
+        horizon_s: float = 14 * 86_400.0,
+        prices: Callable[[], PriceBook] = PriceBook,
+        tombstones: Tombstones | None = None,
     ) -> None:
         self._pg = client
+        self._tombstones: Tombstones = tombstones if tombstones is not None else KnownTombstones()
         self._prices = prices
         self._horizon_us = int(horizon_s * 1_000_000)
         self._next_prune = 0.0
@@ -75,10 +83,15 @@ class PostgresWriter:
 
     async def write(self, envelopes: list[Envelope]) -> list[tuple[Envelope, str]]:
         horizon_us = time.time_ns() // 1000 - self._horizon_us
+        await self._tombstones.refresh()
+        envelopes, deleting = split_deletions(envelopes, self._tombstones)
         poison, folded = _judge([e for e in envelopes if e.received_at >= horizon_us])
-        if folded:
+        if folded or deleting:
             async with self._pg.transaction(operation="pg_projection") as tx:
                 await _project(tx, folded, self._prices())
+                await _delete_traces(tx, deleting, self._horizon_us / 1_000_000)
+            self._tombstones.add(deleting)
+            await self._tombstones.refresh(force=True)  # the generations' tombstones just written
         if time.monotonic() >= self._next_prune:
             self._next_prune = time.monotonic() + PRUNE_EVERY_S
             try:
@@ -128,6 +141,60 @@ async def _project(tx: Transaction, folded: dict[Key, TraceDelta], prices: Price
         return
     changes = Changes()
     await _trace_states(tx, folded, changes, prices)
+    await _apply(tx, changes)
+
+
+async def _delete_traces(tx: Transaction, traces: list[Key], keep_s: float) -> None:
+    """Drop deleted traces' states and subtract exactly what they were counted with.
+
+    The state says what a trace contributed: one to its session and its user, and each
+    generation's counted usage and cost. A trace without a state (deleted before, or never
+    folded here) contributes nothing, so a second fold of a deletion changes nothing.
+    """
+    if not traces:
+        return
+    rows = await tx.fetch(
+        "DELETE FROM trace_states WHERE (project_id, trace_id) IN "
+        "(SELECT * FROM unnest(%s::text[], %s::text[])) "
+        "RETURNING project_id, trace_id, session_id, user_id, generations::text",
+        ([p for p, _ in traces], [t for _, t in traces]),
+        operation="pg_delete_trace_states",
+    )
+    if not rows:
+        return
+    changes = Changes()
+    orphans: list[tuple[str, str]] = []
+    for project, trace, session, user, generations in rows:
+        stored = StoredTrace(project, trace, session, user_id=user, generations=orjson.loads(generations))
+        withdraw(stored, changes)
+        orphans.extend((project, gen_id) for gen_id in stored.generations)
+    await _apply(tx, changes)
+    if orphans:
+        # An update naming no trace is folded under its generation's own id (see rollup.py):
+        # the deleted trace's generation ids are tombstoned too, so a late one counts nothing.
+        await tx.execute(
+            "INSERT INTO trace_tombstones (project_id, trace_id, expires_at) "
+            "SELECT p, g, now() + make_interval(secs => %s) FROM unnest(%s::text[], %s::text[]) AS v(p, g) "
+            "ON CONFLICT (project_id, trace_id) DO NOTHING",
+            (keep_s, [o[0] for o in orphans], [o[1] for o in orphans]),
+            operation="pg_tombstone_generations",
+        )
+    for table, column, keys in (
+        ("sessions", "session_id", sorted(changes.sessions)),
+        ("users", "user_id", sorted(changes.users)),
+    ):
+        if keys:
+            # A session or user left without traces goes (its ids can be content too).
+            await tx.execute(
+                f"DELETE FROM {table} WHERE (project_id, {column}) IN "
+                "(SELECT * FROM unnest(%s::text[], %s::text[])) AND trace_count <= 0",
+                ([k[0] for k in keys], [k[1] for k in keys]),
+                operation=f"pg_delete_empty_{table}",
+            )
+
+
+async def _apply(tx: Transaction, changes: Changes) -> None:
+    """The changes of a batch to sessions, users and usage_daily: at most four statements."""
     await tx.insert_many(
         "INSERT INTO sessions (project_id, session_id, first_seen, last_seen, trace_count, user_id, user_ts)",
         "(%s, %s, %s, %s, %s, %s, %s)",

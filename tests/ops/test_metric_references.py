@@ -48,6 +48,9 @@ OUR_METRICS: dict[str, frozenset[str]] = {
     "db_query_duration_seconds": frozenset({"db", "operation"}),
     "clickhouse_insert_rows_total": frozenset({"table"}),
     "clickhouse_query_duration_seconds": frozenset({"operation"}),
+    "traces_deleted_total": frozenset(),
+    "clickhouse_purged_traces_total": frozenset(),
+    "retention_rows_deleted_total": frozenset({"table"}),
 }
 HISTOGRAMS = {
     "http_request_duration_seconds",

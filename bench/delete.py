@@ -1,0 +1,101 @@
+"""Deletion latency: N traces deleted in requests of 1,000 ids, until no read shows them.
+
+    .venv/bin/python bench/delete.py --url http://127.0.0.1:8080 --traces 10000
+
+Ingests N traces (each with two generations, bench/load.py's batch_body) into a fresh project,
+waits until ClickHouse shows them all, deletes them (`DELETE /api/public/traces`, 1,000 ids per
+request, a few requests at a time), then polls what the read API reads (the newest row per id,
+is_deleted = 0, as sinks/clickhouse/query.py does) until none is left. Reports the seconds from
+the last answer to invisibility, and the API's own view at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from agenttrace.settings import Settings
+from bench.load import batch_body, new_key
+from sinks.clickhouse.client import ClickHouse
+
+VISIBLE = (
+    "SELECT count() FROM (SELECT id, is_deleted FROM {table} WHERE project_id = '{pid}' "
+    "ORDER BY id, event_ts DESC LIMIT 1 BY id) WHERE is_deleted = 0"
+)
+
+
+async def visible(ch: ClickHouse, pid: str, table: str) -> int:
+    ((n,),) = await ch.fetch(VISIBLE.format(table=table, pid=pid))
+    return int(n)
+
+
+async def main(args: argparse.Namespace) -> dict:
+    project_id, pk, sk = await new_key()
+    headers = {"Authorization": "Basic " + base64.b64encode(f"{pk}:{sk}".encode()).decode()}
+    run = uuid.uuid4().hex[:8]
+    ch = ClickHouse(Settings.from_env().clickhouse)
+    await ch.start()
+    sem = asyncio.Semaphore(args.concurrency)
+    async with aiohttp.ClientSession() as http:
+
+        async def send(n: int) -> None:
+            async with (
+                sem,
+                http.post(
+                    f"{args.url}/api/public/ingestion",
+                    data=batch_body(run, n, 3),
+                    headers={**headers, "Content-Type": "application/json"},
+                ) as r,
+            ):
+                assert r.status in (200, 207), await r.text()
+
+        await asyncio.gather(*(send(n) for n in range(args.traces)))
+        while await visible(ch, project_id, "traces") < args.traces:
+            await asyncio.sleep(0.5)
+        ids = [f"{run}-t{n}" for n in range(args.traces)]
+        chunks = [ids[i : i + 1000] for i in range(0, len(ids), 1000)]
+        started = time.monotonic()
+
+        async def delete(chunk: list[str]) -> float:
+            async with (
+                sem,
+                http.delete(f"{args.url}/api/public/traces", json={"traceIds": chunk}, headers=headers) as r,
+            ):
+                assert r.status == 200, await r.text()
+            return time.monotonic()
+
+        answered = max(await asyncio.gather(*(delete(c) for c in chunks)))
+        while True:
+            left = {t: await visible(ch, project_id, t) for t in ("traces", "observations")}
+            if not any(left.values()):
+                break
+            await asyncio.sleep(0.05)
+        gone = time.monotonic()
+        async with http.get(f"{args.url}/api/public/traces", params={"limit": "1"}, headers=headers) as r:
+            api_total = (await r.json())["meta"]["totalItems"]
+    await ch.close()
+    return {
+        "traces": args.traces,
+        "requests": len(chunks),
+        "answers_s": round(answered - started, 2),
+        "invisible_after_last_answer_s": round(gone - answered, 2),
+        "api_total_items_after": api_total,
+    }
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--url", default="http://127.0.0.1:8080")
+    p.add_argument("--traces", type=int, default=10_000)
+    p.add_argument("--concurrency", type=int, default=4)
+    print(orjson.dumps(asyncio.run(main(p.parse_args()))).decode())

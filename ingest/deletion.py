@@ -1,0 +1,85 @@
+"""DELETE /api/public/traces/{traceId} and DELETE /api/public/traces: Langfuse's trace deletion.
+
+A deletion is an event in the log (`trace-delete`, pipeline/tombstones.py) that every stage
+folds. Before appending it, the edge writes the traces' tombstones in Postgres
+(sinks/postgres/tombstones.py), so that no stage, however far behind the other, can fold a
+later event of a deleted trace back in. The answer (200, Langfuse's message) comes after Kafka
+acknowledged; an unknown id is answered the same (idempotent), and ids are scoped to the
+caller's project, so another project's trace of the same id is never touched.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+from aiohttp import web
+from loguru import logger
+
+from health.http import error
+from ingest.encoding import DecodeError
+from ingest.intake import Intake
+from ingest.metrics import TRACES_DELETED
+from pipeline.tombstones import TRACE_DELETE
+from sinks.postgres.client import PostgresError
+from sinks.postgres.tombstones import write_tombstones
+
+# Langfuse's bulk deletion takes at most this many ids per request.
+MAX_IDS = 1000
+MAX_ID_CHARS = 256
+
+
+async def delete_trace(request: web.Request) -> web.Response:
+    trace_id = request.match_info["traceId"]
+    if not _valid(trace_id):
+        raise DecodeError(f"traceId must be a non-empty string of at most {MAX_ID_CHARS} characters, without NUL")
+    return await _delete(request, [trace_id], "Trace deleted successfully")
+
+
+async def delete_traces(request: web.Request) -> web.Response:
+    intake: Intake = request.app["intake"]
+    await intake.caller(request)  # 401 before the body is read
+    doc = await intake.json(request)
+    ids = doc.get("traceIds") if isinstance(doc, dict) else None
+    if not isinstance(ids, list) or not ids:
+        raise DecodeError("the body must be an object with traceIds, a non-empty list of trace ids")
+    if len(ids) > MAX_IDS:
+        raise DecodeError(f"at most {MAX_IDS} traceIds per request; got {len(ids)}")
+    if not all(_valid(i) for i in ids):
+        raise DecodeError(f"every traceId must be a non-empty string of at most {MAX_ID_CHARS} characters, without NUL")
+    return await _delete(request, list(dict.fromkeys(ids)), "Traces deleted successfully")
+
+
+async def _delete(request: web.Request, trace_ids: list[str], message: str) -> web.Response:
+    intake: Intake = request.app["intake"]
+    caller = await intake.caller(request)
+    # Tombstones first: a stage that meets a later event of these traces skips it even before
+    # it has folded the deletion itself. A publish that fails after this answers 503 and the
+    # client retries; the tombstones already hold back anything newer meanwhile.
+    try:
+        await write_tombstones(request.app["postgres"], caller.project_id, trace_ids, request.app["tombstone_keep_s"])
+    except PostgresError as exc:
+        if exc.permanent:  # the ids themselves (e.g. text Postgres cannot encode)
+            raise DecodeError(f"the trace ids were refused: {exc}") from None
+        logger.warning("tombstones not written", request_id=caller.request_id, error=str(exc))
+        return error(503, "unavailable", "the key store is unavailable; retry later", {"Retry-After": "5"})
+    events: list[tuple[str, str, int, dict[str, Any]]] = [
+        (str(uuid.uuid4()), TRACE_DELETE, 0, {"traceId": trace_id}) for trace_id in trace_ids
+    ]
+    await intake.publish(caller, events, "batch")
+    TRACES_DELETED.inc(len(trace_ids))
+    for trace_id in trace_ids:
+        logger.info("trace deleted", project_id=caller.project_id, trace_id=trace_id, request_id=caller.request_id)
+    request["log"] = {"deleted": len(trace_ids)}
+    request["log_msg"] = "traces deleted"
+    return _answer(message)
+
+
+def _valid(trace_id: object) -> bool:
+    # Postgres text cannot hold NUL (the tombstone's key).
+    return isinstance(trace_id, str) and 0 < len(trace_id) <= MAX_ID_CHARS and "\x00" not in trace_id
+
+
+def _answer(message: str) -> web.Response:
+    return web.Response(status=200, body=orjson.dumps({"message": message}), content_type="application/json")

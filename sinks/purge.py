@@ -1,0 +1,110 @@
+"""Physical removal of deleted traces from ClickHouse: a periodic job of the ClickHouse worker.
+
+Folding a deletion hides a trace at once (rows with is_deleted = 1, sinks/clickhouse/writer.py);
+this job then removes every row of it, the hidden copies included, with one mutation per table
+(`ALTER TABLE ... DELETE WHERE (project_id, id) IN (...)`), which 18.16 and current ClickHouse
+both run. A mutation rewrites parts in the background (on 18.16 every part of the table, which
+on a shared machine with 9.5M observations was felt at one per minute), so the job waits until
+tombstones are `after_s` old, runs every `interval_s` (10 minutes) and takes up to
+`max_traces` of them per turn: one mutation per table per turn, whatever the number of
+deletions, and none when nothing is due. Lightweight `DELETE FROM` would be cheaper
+but does not exist on 18.16. One worker at a time (a Postgres advisory lock): the others skip
+their turn. A trace's rows are gone within about after_s + interval_s + the mutation's run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from loguru import logger
+
+from pipeline.errors import StoreError
+from sinks.clickhouse.client import ClickHouse
+from sinks.metrics import CLICKHOUSE_PURGED_TRACES
+from sinks.postgres.client import Postgres
+from sinks.postgres.tombstones import expire_tombstones
+
+# pg_advisory_xact_lock keys: 7261 is the migrations'.
+PURGE_LOCK = 7262
+# Keeps one mutation's text far below ClickHouse's max_query_size (256 KiB).
+MAX_QUERY_CHARS = 200_000
+
+
+@dataclass(frozen=True)
+class PurgeConfig:
+    interval_s: float = 600.0
+    after_s: float = 300.0
+    max_traces: int = 2_000
+
+    def validate(self) -> None:
+        if self.interval_s <= 0 or self.after_s < 0 or self.max_traces < 1:
+            raise ValueError("purge interval must be positive, its delay not negative, max_traces at least 1")
+
+
+class TombstonePurge:
+    def __init__(self, pg: Postgres, ch: ClickHouse, config: PurgeConfig) -> None:
+        config.validate()
+        self._pg = pg
+        self._ch = ch
+        self._config = config
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="tombstone-purge")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.interval_s)
+            try:
+                await self.run_once()
+            except StoreError as exc:  # the next turn tries again
+                logger.warning("purging deleted traces failed", error=str(exc))
+
+    async def run_once(self) -> int:
+        """One turn: the traces purged (0 when another worker holds the lock)."""
+        async with self._pg.transaction(operation="pg_purge") as tx:
+            ((locked,),) = await tx.fetch("SELECT pg_try_advisory_xact_lock(%s)", (PURGE_LOCK,))
+            if not locked:
+                return 0
+            rows = await tx.fetch(
+                "SELECT project_id, trace_id FROM trace_tombstones WHERE purged_at IS NULL "
+                "AND deleted_at < now() - make_interval(secs => %s) ORDER BY deleted_at LIMIT %s",
+                (self._config.after_s, self._config.max_traces),
+                operation="pg_purge_select",
+            )
+            keys, size = [], 0
+            for project, trace in rows:
+                pair = f"({_quote(project)}, {_quote(trace)})"
+                if size + len(pair) > MAX_QUERY_CHARS:
+                    break
+                keys.append((project, trace, pair))
+                size += len(pair) + 2
+            if keys:
+                listed = ", ".join(pair for _, _, pair in keys)
+                for table, column in (("traces", "id"), ("observations", "trace_id"), ("scores", "trace_id")):
+                    await self._ch.execute(
+                        f"ALTER TABLE {table} DELETE WHERE (project_id, {column}) IN ({listed})",
+                        operation=f"purge_{table}",
+                    )
+                await tx.execute(
+                    "UPDATE trace_tombstones SET purged_at = now() WHERE (project_id, trace_id) IN "
+                    "(SELECT * FROM unnest(%s::text[], %s::text[]))",
+                    ([k[0] for k in keys], [k[1] for k in keys]),
+                    operation="pg_purge_mark",
+                )
+                CLICKHOUSE_PURGED_TRACES.inc(len(keys))
+                logger.info("deleted traces purged from ClickHouse", traces=len(keys))
+        await expire_tombstones(self._pg)
+        return len(keys)
+
+
+def _quote(s: str) -> str:
+    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
