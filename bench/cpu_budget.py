@@ -3,12 +3,15 @@
     .venv/bin/python bench/cpu_budget.py --rate 8000 --seconds 20          # Langfuse batches
     .venv/bin/python bench/cpu_budget.py --rate 8000 --seconds 20 --otlp   # OTLP/HTTP protobuf
 
-Runs `bench/e2e.py` against the stack of `make up` and reads each process's CPU time from
-/proc before and after: the api, every worker, Kafka, ClickHouse, Postgres (all its backends)
-and Redis; the load generator is the e2e child itself. Then it copies the run's observation
-rows out of ClickHouse and inserts them again into a scratch table in one `INSERT ... FORMAT
-JSONEachRow`, which is what the store takes when nothing else runs: the persisted rate divided
-by that rate says how close the pipeline comes to the store's own ceiling. Prints one JSON line.
+Runs `bench/e2e.py` against the stack of `make up` (or, with `--url` and `--app NAME=PORT`,
+against processes of a worktree: the process listening on each PORT, found through /proc) and
+reads each process's CPU time from /proc before and after: the api, every worker, Kafka,
+ClickHouse, Postgres (all its backends) and Redis; the load generator is the e2e child itself.
+The servers' figures include whatever else they served meanwhile (other projects, other topics).
+Then it copies the run's observation rows out of ClickHouse and inserts them again into a
+scratch table in one `INSERT ... FORMAT JSONEachRow`, which is what the store takes when nothing
+else runs: the persisted rate divided by that rate says how close the pipeline comes to the
+store's own ceiling. Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -38,10 +41,33 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(f) for f in fields[11:15]) / TICK  # utime, stime, cutime, cstime
 
 
-def processes() -> dict[str, list[int]]:
-    """name -> pids: the app's from their pid files, each server's with all its processes."""
+def listening_pid(port: int) -> int:
+    """The pid of the process listening on 127.0.0.1:`port` (TCP), from /proc."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            f = line.split()
+            if f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:  # LISTEN
+                inodes.add(f[9])
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                for fd in (proc / "fd").iterdir():
+                    link = os.readlink(fd)
+                    if link.startswith("socket:[") and link[8:-1] in inodes:
+                        return int(proc.name)
+            except OSError:
+                continue
+    raise SystemExit(f"nothing listens on port {port}")
+
+
+def processes(apps: dict[str, int] | None = None) -> dict[str, list[int]]:
+    """name -> pids: the app's from their pid files (or ports), each server's with all its processes."""
     found: dict[str, list[int]] = {}
-    for name in APPS:
+    if apps:
+        for name, port in apps.items():
+            found[name] = [listening_pid(port)]
+    for name in () if apps else APPS:
         path = PIDS / f"{name}.pid"
         if path.exists():
             found[name] = [int(path.read_text().split()[0])]
@@ -95,10 +121,13 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=8000)
     p.add_argument("--seconds", type=float, default=20)
     p.add_argument("--otlp", action="store_true")
+    p.add_argument("--url", default="http://127.0.0.1:8080", help="the api's base URL")
+    p.add_argument("--app", action="append", default=[], metavar="NAME=PORT", help="repeatable; default: .stack/pids")
     args = p.parse_args()
-    procs = processes()
+    procs = processes({n: int(port) for n, _, port in (a.partition("=") for a in args.app)})
     before, children_before = snapshot(procs), resource.getrusage(resource.RUSAGE_CHILDREN)
     cmd = [sys.executable, str(ROOT / "bench" / "e2e.py"), "--rate", str(args.rate), "--seconds", str(args.seconds)]
+    cmd += ["--url", args.url]
     run = json.loads(subprocess.run(cmd + (["--otlp"] if args.otlp else []), check=True, capture_output=True).stdout)
     after, children_after = snapshot(procs), resource.getrusage(resource.RUSAGE_CHILDREN)
     events = run["accepted_observations"]
