@@ -83,17 +83,21 @@ def processes(apps: dict[str, int] | None = None) -> dict[str, list[int]]:
     return found
 
 
-def snapshot(procs: dict[str, list[int]]) -> dict[str, float]:
-    out = {}
+def snapshot(procs: dict[str, list[int]]) -> dict[str, dict[int, float]]:
+    out: dict[str, dict[int, float]] = {}
     for name, pids in procs.items():
-        total = 0.0
+        out[name] = {}
         for pid in pids:
             try:
-                total += cpu_seconds(pid)
+                out[name][pid] = cpu_seconds(pid)
             except OSError:
                 pass  # a backend that ended meanwhile
-        out[name] = total
     return out
+
+
+def used_between(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU used by the processes alive at both ends: one that ended took its time with it."""
+    return sum(after[pid] - before[pid] for pid in before.keys() & after.keys())
 
 
 def clickhouse(sql: str, data: bytes | None = None) -> bytes:
@@ -131,7 +135,7 @@ def main() -> None:
     run = json.loads(subprocess.run(cmd + (["--otlp"] if args.otlp else []), check=True, capture_output=True).stdout)
     after, children_after = snapshot(procs), resource.getrusage(resource.RUSAGE_CHILDREN)
     events = run["accepted_observations"]
-    used = {name: after[name] - before[name] for name in procs}
+    used = {name: used_between(before[name], after[name]) for name in procs}
     used["load generator"] = (children_after.ru_utime + children_after.ru_stime) - (
         children_before.ru_utime + children_before.ru_stime
     )
