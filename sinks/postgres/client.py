@@ -10,6 +10,7 @@ from typing import Any
 
 import aiopg
 import psycopg2
+import psycopg2.errors
 
 from pipeline.errors import StoreError
 from sinks.metrics import DB_QUERY_SECONDS, PoolStats
@@ -136,12 +137,19 @@ def _values_statement(cur: aiopg.Cursor, prefix: str, template: str, rows: Seque
     return (prefix.encode() + b" VALUES " + values + (b" " + suffix.encode() if suffix else b"")).decode()
 
 
+_SCHEMA_MISSING = (psycopg2.errors.UndefinedTable, psycopg2.errors.UndefinedColumn, psycopg2.errors.UndefinedFunction)
+
+
 @contextmanager
 def _translated(operation: str) -> Iterator[None]:
     """psycopg2's errors as PostgresError, permanent when the statement or data is at fault; timed."""
     start = time.perf_counter()
     try:
         yield
+    except _SCHEMA_MISSING as exc:
+        # Code newer than the schema (a migration not run yet): the deployment's fault, not the
+        # data's. Retried, so no event is dead-lettered for it, until `agenttrace migrate` runs.
+        raise PostgresError(f"{operation}: {exc} (run `agenttrace migrate`)") from exc
     except (psycopg2.DataError, psycopg2.IntegrityError, psycopg2.ProgrammingError) as exc:
         raise PostgresError(f"{operation}: {exc}", permanent=True) from exc
     except (psycopg2.Error, OSError, TimeoutError) as exc:
