@@ -94,6 +94,14 @@ def envelope(
     )
 
 
+def admin_token() -> str:
+    """The api's admin token, as ops/stack/app.sh starts it: the environment's, else the stack's file."""
+    path = Path(__file__).resolve().parents[1] / ".stack" / "admin-token"
+    token = os.environ.get("AGENTTRACE_ADMIN_TOKEN") or (path.read_text().strip() if path.exists() else "")
+    assert token, f"no admin token: `make up` writes {path} and starts the api with it"
+    return token
+
+
 def edge_body(etype: str, body: dict[str, Any]) -> dict[str, Any]:
     """The body with its times as µs, as the edge leaves it."""
     return {k: _micros_or_as_is(v) if k in TIME_FIELDS.get(etype, ()) else v for k, v in body.items()}

@@ -236,7 +236,7 @@ async def test_unknown_paths_and_methods_answer_json(http: aiohttp.ClientSession
     status, doc = await get(http, project, "/api/public/no-such-thing")
     assert status == 404 and doc["error"] == "not_found" and "message" in doc
     async with http.put(f"{API}/api/public/traces", headers=basic_auth(project)) as r:
-        assert r.status == 405 and r.headers["Allow"] == "GET"
+        assert r.status == 405 and r.headers["Allow"] == "DELETE, GET"
         assert (await r.json())["error"] == "method_not_allowed"
     async with http.get(f"{API}/api/public/traces") as r:
         assert r.status == 401

@@ -17,7 +17,7 @@ from sinks.postgres.client import Postgres
 from sinks.postgres.keys import NewKey, create_key, project_name
 from sinks.retention import RetentionConfig, RetentionJob
 from tests.stack.test_trace_deletion import batch, ingest, visible, whole
-from tests.support import API, agenttrace, eventually
+from tests.support import API, admin_token, agenttrace, eventually
 
 pytestmark = pytest.mark.stack
 
@@ -43,7 +43,7 @@ async def test_retention_removes_only_older_rows_of_its_project(
 
     name = await project_name(pg, project.project_id)
     assert name
-    admin = {"Authorization": f"Bearer {settings.admin_token}"}
+    admin = {"Authorization": f"Bearer {admin_token()}"}
     url = f"{API}/api/admin/projects/{name}"
     for bad in ({"retentionDays": 0}, {"retentionDays": "30"}, {}, {"retentionDays": 30, "x": 1}):
         async with http.put(url, json=bad, headers=admin) as r:
