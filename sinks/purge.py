@@ -14,12 +14,12 @@ their turn. A trace's rows are gone within about after_s + interval_s + the muta
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from loguru import logger
 
 from pipeline.errors import StoreError
+from pipeline.periodic import Periodic
 from sinks.clickhouse.client import ClickHouse
 from sinks.metrics import CLICKHOUSE_PURGED_TRACES
 from sinks.postgres.client import Postgres
@@ -42,31 +42,21 @@ class PurgeConfig:
             raise ValueError("purge interval must be positive, its delay not negative, max_traces at least 1")
 
 
-class TombstonePurge:
+class TombstonePurge(Periodic):
+    name = "tombstone-purge"
+
     def __init__(self, pg: Postgres, ch: ClickHouse, config: PurgeConfig) -> None:
         config.validate()
+        super().__init__(config.interval_s)
         self._pg = pg
         self._ch = ch
         self._config = config
-        self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="tombstone-purge")
+    async def turn(self) -> int:
+        return await self.run_once()
 
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._config.interval_s)
-            try:
-                await self.run_once()
-            except StoreError as exc:  # the next turn tries again
-                logger.warning("purging deleted traces failed", error=str(exc))
+    def failed(self, exc: StoreError) -> None:
+        logger.warning("purging deleted traces failed", error=str(exc))
 
     async def run_once(self) -> int:
         """One turn: the traces purged (0 when another worker holds the lock)."""

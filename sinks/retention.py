@@ -13,7 +13,6 @@ time (a Postgres advisory lock). The last run is reported in the worker's /healt
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from datetime import UTC, datetime
 from loguru import logger
 
 from pipeline.errors import StoreError
+from pipeline.periodic import Periodic
 from pipeline.times import column_of_micros
 from sinks.clickhouse.client import ClickHouse
 from sinks.clickhouse.schema import Dialect
@@ -41,34 +41,24 @@ class RetentionConfig:
             raise ValueError("retention interval must be positive")
 
 
-class RetentionJob:
+class RetentionJob(Periodic):
+    name = "retention"
+
     def __init__(self, pg: Postgres, ch: ClickHouse, dialect: Dialect, config: RetentionConfig) -> None:
         config.validate()
+        super().__init__(config.interval_s)
         self._pg, self._ch, self._dialect, self._config = pg, ch, dialect, config
-        self._task: asyncio.Task[None] | None = None
         self.last_run: dict[str, object] = {"status": "not run yet"}
-
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="retention")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
 
     def report(self) -> dict[str, object]:
         return self.last_run
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._config.interval_s)
-            try:
-                await self.run_once()
-            except StoreError as exc:  # the next turn tries again
-                logger.warning("retention run failed", error=str(exc))
-                self.last_run = {"status": "failed", "at": _now(), "error": str(exc)[:300]}
+    async def turn(self) -> dict[str, int] | None:
+        return await self.run_once()
+
+    def failed(self, exc: StoreError) -> None:
+        logger.warning("retention run failed", error=str(exc))
+        self.last_run = {"status": "failed", "at": _now(), "error": str(exc)[:300]}
 
     async def run_once(self, *, now_us: int | None = None) -> dict[str, int] | None:
         """One run: rows removed by table, or None when another worker holds the lock."""

@@ -7,7 +7,6 @@ stages read the table through a `PriceRefresher`, which reloads it within second
 
 from __future__ import annotations
 
-import asyncio
 import math
 import uuid
 from collections.abc import Mapping
@@ -19,9 +18,11 @@ from typing import Any
 import orjson
 from loguru import logger
 
+from pipeline.errors import StoreError
+from pipeline.periodic import Periodic
 from pipeline.prices import UNITS, USAGE_TYPES, ModelPrice, PriceBook, compile_pattern
 from pipeline.times import datetime_from_micros, micros_from_datetime, to_micros
-from sinks.postgres.client import Postgres, PostgresError
+from sinks.postgres.client import Postgres
 
 _COLUMNS = (
     "id, project_id, model_name, match_pattern, start_date, unit, prices::text, tokenizer_id,"
@@ -235,29 +236,30 @@ def default_models() -> Any:
     return orjson.loads(resources.files("sinks.postgres").joinpath("default_models.json").read_bytes())
 
 
-class PriceRefresher:
+class PriceRefresher(Periodic):
     """The price book the stages read, reloaded within `interval_s` of any change to `models`;
     when the table cannot be read, the last book stays in force."""
 
+    name = "prices"
+
     def __init__(self, table: ModelTable, interval_s: float = 2.0) -> None:
+        super().__init__(interval_s)
         self._table = table
-        self._interval_s = interval_s
         self._book = PriceBook()
         self._version: tuple[int, Any] | None = None
-        self._task: asyncio.Task[None] | None = None
 
     def book(self) -> PriceBook:
         return self._book
 
     async def start(self) -> None:
         await self.refresh()
-        self._task = asyncio.create_task(self._run(), name="prices")
+        await super().start()
 
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+    async def turn(self) -> None:
+        await self.refresh()
+
+    def failed(self, exc: StoreError) -> None:
+        logger.warning("model prices not refreshed; the last ones stay in force", error=str(exc))
 
     async def refresh(self) -> None:
         version = await self._table.version()
@@ -265,14 +267,6 @@ class PriceRefresher:
             self._book = await self._table.book()
             self._version = version
             logger.info("model prices loaded", models=len(self._book.models))
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval_s)
-            try:
-                await self.refresh()
-            except PostgresError as exc:
-                logger.warning("model prices not refreshed; the last ones stay in force", error=str(exc))
 
 
 def _model(row: tuple[Any, ...]) -> Model:
