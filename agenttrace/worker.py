@@ -35,6 +35,7 @@ from sinks.postgres.models import ModelTable, PriceRefresher
 from sinks.postgres.tombstones import TombstoneCache
 from sinks.postgres.writer import PostgresWriter
 from sinks.purge import TombstonePurge
+from sinks.readiness import SchemaCheck
 from sinks.retention import RetentionJob
 
 # A stage whose loop has not turned for this long is stuck; liveness fails so it is restarted.
@@ -66,18 +67,20 @@ async def run_worker(settings: Settings, stages: tuple[str, ...], host: str, por
         stack.push_async_callback(redis.aclose)
         producer = await clients.kafka_producer(settings)
         stack.push_async_callback(producer.stop)
-        dead_letters = DeadLetters(producer, settings.topics.dead_letters, DeadLetterTable(pg))
-        prices = PriceRefresher(ModelTable(pg), settings.stage.prices_refresh_s)
-        await clients.with_retry("postgres", prices.start)
-        stack.push_async_callback(prices.stop)
         health.checks.extend(
             [
                 Check("postgres", pg.ping),
                 Check("clickhouse", ch.ping, required=writes_clickhouse),
                 Check("redis", redis.ping, required=False),
                 Check("kafka", lambda: producer.client.fetch_all_metadata()),
+                Check("schema", SchemaCheck(pg, ch if writes_clickhouse else None)),
             ]
         )
+        # After the checks, so that /health says why a worker waits here (e.g. a schema behind).
+        dead_letters = DeadLetters(producer, settings.topics.dead_letters, DeadLetterTable(pg))
+        prices = PriceRefresher(ModelTable(pg), settings.stage.prices_refresh_s)
+        await clients.with_retry("postgres", prices.start)
+        stack.push_async_callback(prices.stop)
         if writes_clickhouse:
             purge = TombstonePurge(pg, ch, settings.purge)
             await purge.start()

@@ -40,6 +40,7 @@ from ingest.scores import create_scores
 from sinks.clickhouse.client import ClickHouse
 from sinks.clickhouse.reader import Reader
 from sinks.postgres.client import Postgres
+from sinks.readiness import SchemaCheck
 
 OTLP_PATHS = ("/v1/traces", "/api/public/otel/v1/traces")
 
@@ -94,6 +95,8 @@ def build_app(
                     Check("clickhouse", clients.clickhouse.ping, required=False),
                     Check("redis", redis.ping, required=False),
                     Check("kafka", publisher.check),
+                    # Keys, tombstones and prices live in Postgres: the edge needs its schema.
+                    Check("schema", SchemaCheck(pg)),
                 ]
             )
             logger.info("api ready", host=config.host, port=config.port)

@@ -197,6 +197,17 @@ async def migrate(
     return applied
 
 
+async def pending(fetch: Fetch, database: str) -> list[int]:
+    """The versions this code expects that this server's record has not applied, in order."""
+    found = await fetch(
+        f"SELECT count() FROM system.tables WHERE database = '{database}' AND name = 'schema_migrations'"
+    )
+    done = set()
+    if found[0][0]:
+        done = {int(r[0]) for r in await fetch(f"SELECT version FROM {database}.schema_migrations")}
+    return [m.version for m in migrations() if m.version not in done]
+
+
 async def check_cluster_tables(fetch: Fetch, database: str) -> None:
     """IF NOT EXISTS keeps a table of the same name whatever its engine: a server that ran
     single-node before has plain tables under the public names, which would take every insert

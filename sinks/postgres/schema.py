@@ -18,6 +18,15 @@ def migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
+async def pending(pg: Postgres) -> list[int]:
+    """The versions this code expects that the database has not applied, in order."""
+    exists = await pg.fetch("SELECT to_regclass('schema_migrations') IS NOT NULL", operation="schema")
+    done = set()
+    if exists[0][0]:
+        done = {int(r[0]) for r in await pg.fetch("SELECT version FROM schema_migrations", operation="schema")}
+    return [version for version, _, _ in migrations() if version not in done]
+
+
 async def migrate(pg: Postgres) -> list[int]:
     """Apply pending migrations; an advisory lock keeps concurrent migrators from racing."""
     await pg.execute(
