@@ -8,8 +8,10 @@ on a shared machine with 9.5M observations was felt at one per minute), so the j
 tombstones are `after_s` old, runs every `interval_s` (10 minutes) and takes up to
 `max_traces` of them per turn: one mutation per table per turn, whatever the number of
 deletions, and none when nothing is due. Lightweight `DELETE FROM` would be cheaper
-but does not exist on 18.16. One worker at a time (a Postgres advisory lock): the others skip
-their turn. A trace's rows are gone within about after_s + interval_s + the mutation's run.
+but does not exist on 18.16. In a cluster the mutations go to the replicated local tables ON
+CLUSTER (schema.mutation_target): the Distributed tables hold no rows. One worker at a time
+(a Postgres advisory lock): the others skip their turn. A trace's rows are gone within about
+after_s + interval_s + the mutation's run.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from loguru import logger
 from pipeline.errors import StoreError
 from pipeline.periodic import Periodic
 from sinks.clickhouse.client import ClickHouse
+from sinks.clickhouse.schema import mutation_target
 from sinks.metrics import CLICKHOUSE_PURGED_TRACES
 from sinks.postgres.client import Postgres
 from sinks.postgres.tombstones import expire_tombstones
@@ -79,11 +82,9 @@ class TombstonePurge(Periodic):
                 size += len(pair) + 2
             if keys:
                 listed = ", ".join(pair for _, _, pair in keys)
-                for table, column in (("traces", "id"), ("observations", "trace_id"), ("scores", "trace_id")):
-                    await self._ch.execute(
-                        f"ALTER TABLE {table} DELETE WHERE (project_id, {column}) IN ({listed})",
-                        operation=f"purge_{table}",
-                    )
+                config = self._ch.config
+                for table, sql in purge_statements(listed, config.database, config.cluster):
+                    await self._ch.execute(sql, operation=f"purge_{table}")
                 await tx.execute(
                     "UPDATE trace_tombstones SET purged_at = now() WHERE (project_id, trace_id) IN "
                     "(SELECT * FROM unnest(%s::text[], %s::text[]))",
@@ -94,6 +95,16 @@ class TombstonePurge(Periodic):
                 logger.info("deleted traces purged from ClickHouse", traces=len(keys))
         await expire_tombstones(self._pg)
         return len(keys)
+
+
+def purge_statements(listed: str, database: str, cluster: str = "") -> list[tuple[str, str]]:
+    """(table, mutation) removing the traces `listed` ("(project, trace), ...") from each
+    projection; in a cluster from every shard's replicated local table (schema.mutation_target)."""
+    statements = []
+    for table, column in (("traces", "id"), ("observations", "trace_id"), ("scores", "trace_id")):
+        target = mutation_target(table, database, cluster)
+        statements.append((table, f"ALTER TABLE {target} DELETE WHERE (project_id, {column}) IN ({listed})"))
+    return statements
 
 
 def _quote(s: str) -> str:

@@ -7,7 +7,8 @@ project, issued only when a count finds such rows (a mutation rewrites parts, on
 the table's). Whole partitions are not dropped: they are monthly for all projects together
 (`PARTITION BY toYYYYMM(timestamp)`, sinks/clickhouse/migrations/0001), so one could go only
 once every project in it has expired. Postgres' trace_states of traces last seen before the
-cutoff are deleted too; sessions, users and usage_daily keep their aggregates. One worker at a
+cutoff are deleted too; sessions, users and usage_daily keep their aggregates. In a cluster the
+mutations go to the replicated local tables ON CLUSTER (schema.mutation_target). One worker at a
 time (a Postgres advisory lock). The last run is reported in the worker's /health.
 """
 
@@ -23,7 +24,7 @@ from pipeline.errors import StoreError
 from pipeline.periodic import Periodic
 from pipeline.times import column_of_micros
 from sinks.clickhouse.client import ClickHouse
-from sinks.clickhouse.schema import Dialect
+from sinks.clickhouse.schema import Dialect, mutation_target
 from sinks.metrics import RETENTION_ROWS_DELETED
 from sinks.postgres.client import Postgres
 from sinks.postgres.retention import retention_policies
@@ -76,9 +77,7 @@ class RetentionJob(Periodic):
                         f"SELECT count() FROM {table} WHERE {where}", operation=f"retention_count_{table}"
                     )
                     if n:
-                        await self._ch.execute(
-                            f"ALTER TABLE {table} DELETE WHERE {where}", operation=f"retention_{table}"
-                        )
+                        await self._ch.execute(self._delete(table, where), operation=f"retention_{table}")
                         removed[table] += int(n)
                 removed["trace_states"] += await tx.execute(
                     "DELETE FROM trace_states WHERE project_id = %s AND last_seen < %s",
@@ -91,11 +90,21 @@ class RetentionJob(Periodic):
         logger.info("retention run", **{f"{t}_deleted": n for t, n in removed.items()})
         return removed
 
+    def _delete(self, table: str, where: str) -> str:
+        config = self._ch.config
+        return retention_statement(table, where, config.database, config.cluster)
+
     def _time(self, us: int) -> str:
         if self._dialect.subsecond_type:
             text = column_of_micros(us, True).strftime("%Y-%m-%d %H:%M:%S.%f")
             return f"toDateTime64('{text}', 6, 'UTC')"
         return str(us)
+
+
+def retention_statement(table: str, where: str, database: str, cluster: str = "") -> str:
+    """The mutation removing a table's expired rows; in a cluster from every shard's replicated
+    local table (schema.mutation_target). The count before it reads the Distributed table."""
+    return f"ALTER TABLE {mutation_target(table, database, cluster)} DELETE WHERE {where}"
 
 
 def _now() -> str:

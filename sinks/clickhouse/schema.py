@@ -145,6 +145,21 @@ def _distributed(database: str, cluster: str, table: str) -> str:
     )
 
 
+def mutation_target(table: str, database: str, cluster: str = "") -> str:
+    """What an `ALTER TABLE ... DELETE` (or DROP PARTITION) of a projection names.
+
+    Alone: the table itself. In a cluster, the Distributed table under the public name holds no
+    rows and 18.16 cannot mutate it, so the Replicated local tables ON CLUSTER, one statement per
+    table. The DDL queue runs an ALTER of a replicated table on one replica per shard (the
+    leader; the cluster says internal_replication), and the other replicas take the mutation
+    from the shard's replication log: each shard applies it once. It is idempotent anyway: a
+    DELETE WHERE run again, or a partition dropped again, removes nothing more.
+    """
+    if not cluster:
+        return table
+    return f"{database}.{table}{LOCAL_SUFFIX} ON CLUSTER {cluster}"
+
+
 def migrations() -> list[Migration]:
     found = []
     for entry in resources.files(MIGRATIONS_PACKAGE).iterdir():
