@@ -62,7 +62,6 @@ class TombstoneCache:
         self._read_at: datetime | None = None
         self._snapshot_xmin = ""
         self._next = 0.0
-        self.rows_read = 0  # tombstones transferred by the last refresh
 
     async def refresh(self, *, force: bool = False) -> None:
         if not force and time.monotonic() < self._next:
@@ -81,11 +80,9 @@ class TombstoneCache:
                 (self._read_at - timedelta(seconds=_OVERLAP_S), self._snapshot_xmin),
                 operation="pg_refresh_tombstones",
             )
-        self.rows_read = 0
         for _, _, project_id, trace_id in rows:
             if trace_id is not None:
                 self._keys.add((project_id, trace_id))
-                self.rows_read += 1
         xmin, self._read_at = rows[0][0], rows[0][1]
         self._snapshot_xmin = str(int(xmin) % 2**32)  # a 64-bit xid8 as the rows' 32-bit xid
         # Set only after a successful read: a failed one is retried with the batch.
