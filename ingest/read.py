@@ -59,7 +59,8 @@ def read_handler(handler: Handler) -> Callable[[web.Request], Awaitable[web.Resp
             return error(503, "unavailable", "the trace store is unavailable; retry later", {"Retry-After": "5"})
         if isinstance(doc, web.Response):
             return doc
-        return web.Response(body=orjson.dumps(doc), content_type="application/json")
+        body = doc if isinstance(doc, bytes) else orjson.dumps(doc)
+        return web.Response(body=body, content_type="application/json")
 
     return handle
 
@@ -96,19 +97,29 @@ async def list_traces(request: web.Request, project_id: str, reader: Reader) -> 
     field, _, direction = order.partition(".")
     if field not in ORDER_FIELDS or direction not in ("asc", "desc"):
         raise ClientError(f"invalid orderBy: {order!r}; use <field>.asc or <field>.desc")
-    listing = await reader.traces(
-        project_id, f, (ORDER_FIELDS[field], direction == "desc"), Page(limit, (page - 1) * limit)
-    )
-    ids = [r["id"] for r in listing.rows]
-    observations, scores = await reader.trace_summaries(project_id, ids)
-    data = []
-    for r in listing.rows:
-        own = [o for o in observations if o["trace_id"] == r["id"]]
-        doc = shapes.trace_details(r, project_id, own, fields)
-        doc["observations"] = [o["id"] for o in own] if "observations" in fields else []
-        doc["scores"] = [s["id"] for s in scores if s["trace_id"] == r["id"]] if "scores" in fields else []
-        data.append(doc)
-    return {"data": data, "meta": meta(page, limit, listing.total)}
+    ordered = (ORDER_FIELDS[field], direction == "desc")
+
+    async def body() -> bytes:
+        listing = await reader.traces(project_id, f, ordered, Page(limit, (page - 1) * limit))
+        observations, scores = await reader.trace_summaries(project_id, [r["id"] for r in listing.rows])
+        by_trace: dict[str, list[dict[str, Any]]] = {}
+        for o in observations:
+            by_trace.setdefault(o["trace_id"], []).append(o)
+        score_ids: dict[str, list[str]] = {}
+        for sc in scores:
+            score_ids.setdefault(sc["trace_id"], []).append(sc["id"])
+        data = []
+        for r in listing.rows:
+            own = by_trace.get(r["id"], [])
+            doc = shapes.trace_details(r, project_id, own, fields)
+            doc["observations"] = [o["id"] for o in own] if "observations" in fields else []
+            doc["scores"] = score_ids.get(r["id"], []) if "scores" in fields else []
+            data.append(doc)
+        return orjson.dumps({"data": data, "meta": meta(page, limit, listing.total)})
+
+    # The answer itself is shared, not only its rows: 50 readers of a project's first page
+    # spent ~12 ms of the api's CPU each building the same 50 traces' JSON.
+    return await reader.shared(("traces", project_id, f, ordered, page, limit, fields), body)
 
 
 @read_handler
