@@ -284,8 +284,11 @@ async def main() -> None:
             cold = []
             for u in distinct.get(name, []) if args.cold else []:
                 began = time.perf_counter()
-                async with http.get(u, headers=headers) as r:
-                    await r.read()
+                try:
+                    async with http.get(u, headers=headers) as r:
+                        await r.read()
+                except TimeoutError:  # recorded at the client's timeout
+                    pass
                 cold.append(round((time.perf_counter() - began) * 1000))
             load = os.getloadavg()[0]
             cpu = cpu_s(pid)
@@ -295,7 +298,7 @@ async def main() -> None:
             figures[name]["api_cores"] = round(used / args.seconds, 2)
             figures[name]["load_average"] = round((load + os.getloadavg()[0]) / 2, 1)
             if cold:
-                figures[name]["cold_ms"] = cold
+                figures[name]["cold_ms"] = {"n": len(cold), "median": statistics.median(cold), "max": max(cold)}
         if ingesting is not None:
             stop.set()
             figures["ingestion"] = await ingesting
