@@ -385,31 +385,33 @@ class Reader:
         day = traces.day("timestamp")
         # Every day at once (a few hundred rows at most), paged here: one deduplication of the
         # project's traces, not one for the page and another for the count of days.
-        all_days = await self._ch.fetch(
+        days_sql = (
             f"SELECT {day} AS day, count() AS n FROM {traces.latest(['timestamp'])} GROUP BY day "
-            f"ORDER BY day DESC{SETTINGS}",
-            traces.params,
-            operation="read_daily_traces",
+            f"ORDER BY day DESC{SETTINGS}"
         )
-        days = all_days[page.offset : page.offset + page.limit]
-        listing = Listing([{"day": d, "traces": int(n), "usage": []} for d, n in days], len(all_days))
-        if not days:
-            return listing
         obs = traces.sub(OBSERVATION)
         obs.where(f"trace_id IN (SELECT id FROM {traces.latest(['timestamp'])})", "trace_id")
         start_day = obs.day("start_time")
-        obs.where(f"has({obs.param([d for d, _ in days])}, {start_day})", "start_time")
         columns = ["trace_id", "start_time", "provided_model_name", "total_cost", "input_tokens", "output_tokens"]
-        usage = await self._ch.fetch(
+        # The usage of every day too, at the same time as the days, not after them for the
+        # page's days only: the deduplication reads the project's observations either way, and
+        # the answer then waits for the longer query, not for both (18.16, 1M observations).
+        usage_sql = (
             f"SELECT {start_day} AS day, provided_model_name, count(), uniqExact(trace_id), "
             f"sum(ifNull(total_cost, 0)), sum(input_tokens), sum(output_tokens), sum(total_tokens) "
             f"FROM {obs.latest([*columns, 'total_tokens'])} GROUP BY day, provided_model_name "
-            f"ORDER BY day, provided_model_name{SETTINGS}",
-            obs.params,
-            operation="read_daily_usage",
+            f"ORDER BY day, provided_model_name{SETTINGS}"
         )
+        all_days, usage = await asyncio.gather(
+            self._ch.fetch(days_sql, traces.params, operation="read_daily_traces"),
+            self._ch.fetch(usage_sql, obs.params, operation="read_daily_usage"),
+        )
+        days = all_days[page.offset : page.offset + page.limit]
+        listing = Listing([{"day": d, "traces": int(n), "usage": []} for d, n in days], len(all_days))
         by_key = {row["day"]: row for row in listing.rows}
         for d, model, n, n_traces, cost, inp, out, tot in usage:
+            if d not in by_key:  # another page's day, or a day without traces of the filter
+                continue
             by_key[d]["usage"].append(
                 {
                     "model": model or None,
