@@ -8,7 +8,7 @@ its time limit.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,6 +133,10 @@ class Reader:
         self._counts = Memo(15 * on, 30 * on)
         self._pages = Memo(1 * on, 3 * on)
         self._daily = Memo(10 * on, 60 * on)
+
+    async def shared(self, key: Hashable, compute: Callable[[], Awaitable[Any]]) -> Any:
+        """Something built from a page's reads (the answer's JSON), shared like the page."""
+        return await self._pages.get(("shared", key), compute)
 
     @property
     def dialect(self) -> Dialect:
