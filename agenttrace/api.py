@@ -13,6 +13,7 @@ import uvloop
 from aiohttp import web
 
 from agenttrace import clients
+from agenttrace.memory import TRIM_INTERVAL_S, trim_every
 from agenttrace.settings import Settings
 from health.checks import Health
 from health.version import git_revision
@@ -57,7 +58,9 @@ async def serve(app: web.Application, edge: EdgeConfig) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        trimmer = asyncio.create_task(trim_every(TRIM_INTERVAL_S))
         await stop.wait()
+        trimmer.cancel()
     finally:
         await runner.cleanup()
 
