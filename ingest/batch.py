@@ -7,7 +7,6 @@ The answer is sent after Kafka acknowledged every accepted event.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -15,7 +14,7 @@ import orjson
 from aiohttp import web
 
 from ingest.encoding import DecodeError
-from ingest.intake import Caller, Intake
+from ingest.intake import Caller, Intake, handing_over
 from pipeline.events import InvalidEvent, normalize
 
 
@@ -59,14 +58,6 @@ async def ingest_batch(request: web.Request) -> web.Response:
         content_type="application/json",
         headers=headers,
     )
-
-
-def handing_over(items: list[Any]) -> Iterator[Any]:
-    """Each item once, dropped from the list as it is taken: a large batch's parsed events are
-    freed one by one as they become Kafka records, rather than all held until the answer."""
-    for position, item in enumerate(items):
-        items[position] = None
-        yield item
 
 
 def _sdk_from_metadata(request: web.Request, caller: Caller, metadata: Any) -> Caller:

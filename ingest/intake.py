@@ -4,7 +4,7 @@ events and append them to Kafka, counting what was accepted."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -200,6 +200,14 @@ class Intake:
         OBSERVATIONS_INGESTED.labels(source).inc(counts["observation"])
         SCORES_CREATED.labels(source).inc(counts["score"])
         return Accepted(len(records), counts["observation"], trace_id, tuple(refused))
+
+
+def handing_over(items: list[Any]) -> Iterator[Any]:
+    """Each item once, dropped from the list as it is taken: a large request's parsed events
+    are freed one by one as they become Kafka records, rather than all held until the answer."""
+    for position, item in enumerate(items):
+        items[position] = None
+        yield item
 
 
 async def _read(request: web.Request, limit: int) -> bytes:
