@@ -13,6 +13,7 @@ import uvloop
 from aiohttp import web
 
 from agenttrace import clients
+from agenttrace.memory import TRIM_INTERVAL_S, trim_every
 from agenttrace.settings import Settings
 from health.checks import Health
 from health.version import git_revision
@@ -20,6 +21,8 @@ from ingest.app import EdgeClients, build_app
 from ingest.config import EdgeConfig
 from ingest.connections import ConnectionGuard
 from ingest.http import PrefaceQuietLogger
+
+READ_BUFFER_BYTES = 64 * 1024
 
 
 def run_api(settings: Settings, host: str | None, port: int, grpc_port: int | None = None) -> None:
@@ -43,6 +46,11 @@ async def serve(app: web.Application, edge: EdgeConfig) -> None:
         handle_signals=False,
         access_log=None,
         keepalive_timeout=edge.keepalive_timeout_s,
+        # What a connection buffers of a body not yet read. aiohttp's default (256 KiB, paused
+        # at twice that) let 100 clients refused before their bodies (401, 413, 503) hold
+        # ~75 MB between them (bench/hostile.py), 64 KiB ~28 MB: what is left is uvloop's read
+        # of up to 256 KiB that precedes the pause.
+        read_bufsize=READ_BUFFER_BYTES,
         # A gRPC client sent to this port by mistake gets a 400 and fails fast; not an ERROR.
         logger=PrefaceQuietLogger(logging.getLogger("aiohttp.server")),
         # Bounded graceful shutdown: in-flight requests get their Kafka acknowledgement.
@@ -57,7 +65,9 @@ async def serve(app: web.Application, edge: EdgeConfig) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        trimmer = asyncio.create_task(trim_every(TRIM_INTERVAL_S))
         await stop.wait()
+        trimmer.cancel()
     finally:
         await runner.cleanup()
 

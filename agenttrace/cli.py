@@ -20,6 +20,7 @@ from loguru import logger
 
 from agenttrace import clients
 from agenttrace.logs import configure
+from agenttrace.memory import TRIM_INTERVAL_S, trim_every, tune_malloc
 from agenttrace.settings import STAGES, Settings
 
 
@@ -123,6 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+def tune_memory() -> None:
+    """The collector's thresholds and the C allocator of a server process (agenttrace/memory.py)."""
+    tune_gc()
+    tune_malloc()
+
+
 def tune_gc() -> None:
     # Requests and batches allocate ~10^5 short-lived dicts; with the default thresholds the
     # cyclic collector runs hundreds of times a second, and its full passes stall the loop.
@@ -133,7 +140,7 @@ def tune_gc() -> None:
 def _api(settings: Settings, host: str | None, port: int, grpc_port: int | None) -> int:
     from agenttrace.api import run_api
 
-    tune_gc()
+    tune_memory()
     run_api(settings, host, port, grpc_port)
     return 0
 
@@ -141,12 +148,16 @@ def _api(settings: Settings, host: str | None, port: int, grpc_port: int | None)
 async def _worker(settings: Settings, stages: tuple[str, ...], host: str, port: int) -> int:
     from agenttrace.worker import run_worker
 
-    tune_gc()
+    tune_memory()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await run_worker(settings, stages, host, port, stop)
+    trimmer = asyncio.create_task(trim_every(TRIM_INTERVAL_S))
+    try:
+        await run_worker(settings, stages, host, port, stop)
+    finally:
+        trimmer.cancel()
     return 0 if stop.is_set() else 1
 
 

@@ -1,11 +1,15 @@
 """Hostile load against the edge, then its memory: 100 bodies of 6 MiB, 100 gzip bombs and 100
-batches of 10,000 events, all at once per kind; reports the answers and the api's RSS.
+batches of 10,000 events, all at once per kind; reports the answers and each process's RSS.
 
-    .venv/bin/python bench/hostile.py --api http://127.0.0.1:8080
+    .venv/bin/python bench/hostile.py --api http://127.0.0.1:8080 --runs 3 \
+        --app worker=8081 --app worker_2=8083 --app worker_postgres=8082
 
-The api's pid is found by its listening port (ss -ltnp, else /proc/net/tcp), so run it on the
-api's host. The budget is 150 MB of RSS after the load: the in-flight byte bound, counted from
-a body's first byte to its answer with its decompressed copy, is what keeps it there.
+Per kind it prints the api's peak RSS during the wave and its RSS once settled (--settle-s
+after the last answer, time for the api's periodic malloc_trim), then, over --runs, the median
+of each. `--app NAME=PORT` adds processes (the workers) whose RSS is read at the start and end
+of each run and sampled meanwhile. Pids are found by listening port (ss -ltnp, else
+/proc/net/tcp), so run it on the api's host. Budgets: api 150 MB, others 300 MB, after the
+load (exit status 1 when a median misses one).
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ import base64
 import gzip
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
 import uuid
 from collections import Counter
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -34,9 +40,10 @@ from sinks.postgres.client import Postgres
 from sinks.postgres.keys import create_key
 
 BUDGET_MB = 150
+WORKER_BUDGET_MB = 300
 
 
-def api_pid(port: int) -> int:
+def pid_of(port: int) -> int:
     out = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True).stdout
     found = re.search(r"pid=(\d+)", out)
     if found:
@@ -92,7 +99,18 @@ async def wave(http: aiohttp.ClientSession, url: str, bodies: list[tuple[bytes, 
     return seen
 
 
-async def main(api: str, count: int) -> int:
+async def sampled(pids: dict[str, int], work: Any) -> tuple[Any, dict[str, float]]:
+    """Await `work` while sampling every process's RSS; its result and the peaks."""
+    peaks = {name: rss_mb(pid) for name, pid in pids.items()}
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        for name, pid in pids.items():
+            peaks[name] = max(peaks[name], rss_mb(pid))
+        await asyncio.wait({task}, timeout=0.05)
+    return task.result(), peaks
+
+
+async def main(api: str, count: int, runs: int, settle_s: float, apps: dict[str, int]) -> int:
     settings = Settings.from_env()
     pg = Postgres(settings.postgres)
     await pg.start()
@@ -100,44 +118,67 @@ async def main(api: str, count: int) -> int:
     await pg.close()
     auth = base64.b64encode(f"{key.public_key}:{key.secret_key}".encode()).decode()
     headers = {"Authorization": f"Basic {auth}", "Content-Type": "application/json"}
-    pid = api_pid(urlsplit(api).port or 80)
+    pids = {"api": pid_of(urlsplit(api).port or 80), **{name: pid_of(port) for name, port in apps.items()}}
     url = f"{api}/api/public/ingestion"
     big = b'{"batch": [], "pad": "' + b"x" * (6 * 1024 * 1024) + b'"}'
     bomb = gzip.compress(b'{"batch": [], "pad": "' + b"0" * (64 * 1024 * 1024) + b'"}', 9)
     events = batch(10_000)
     waves = {
-        f"{count} x 6 MiB bodies": [(big, headers)] * count,
-        f"{count} gzip bombs ({len(bomb) // 1024} KiB -> 64 MiB)": [(bomb, {**headers, "Content-Encoding": "gzip"})]
-        * count,
-        f"{count} batches of 10,000 events ({len(events) / 1e6:.1f} MB)": [(events, headers)] * count,
+        "bodies": (f"{count} x 6 MiB bodies", [(big, headers)] * count),
+        "bombs": (
+            f"{count} gzip bombs ({len(bomb) // 1024} KiB -> 64 MiB)",
+            [(bomb, {**headers, "Content-Encoding": "gzip"})] * count,
+        ),
+        "batches": (f"{count} batches of 10,000 events ({len(events) / 1e6:.1f} MB)", [(events, headers)] * count),
     }
-    print(f"api pid {pid}: RSS {rss_mb(pid):.0f} MB before")
-    peak = 0.0
+    print(f"pids {pids}; load average {os.getloadavg()[0]:.2f}")
+    figures: dict[str, list[float]] = {}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as http:
-        for name, bodies in waves.items():
-            done = asyncio.Event()
+        for run in range(1, runs + 1):
+            start_rss = {name: rss_mb(pid) for name, pid in pids.items()}
+            run_peaks = dict(start_rss)
+            print(f"run {run}: RSS at start {fmt(start_rss)}")
+            for kind, (name, bodies) in waves.items():
+                began = time.monotonic()
+                seen, peaks = await sampled(pids, wave(http, url, bodies))
+                took = time.monotonic() - began
+                _, settled_peaks = await sampled(pids, asyncio.sleep(settle_s))
+                after = rss_mb(pids["api"])
+                for proc, value in peaks.items():
+                    run_peaks[proc] = max(run_peaks[proc], value, settled_peaks[proc])
+                figures.setdefault(f"{kind} peak", []).append(peaks["api"])
+                figures.setdefault(f"{kind} after", []).append(after)
+                print(
+                    f"  {name}: {dict(seen)} in {took:.1f}s; api RSS peak {peaks['api']:.0f} MB, after {after:.0f} MB"
+                )
+            end_rss = {name: rss_mb(pid) for name, pid in pids.items()}
+            for proc in pids:
+                figures.setdefault(f"{proc} peak", []).append(run_peaks[proc])
+                figures.setdefault(f"{proc} after", []).append(end_rss[proc])
+            print(f"  RSS at the end {fmt(end_rss)}, peak {fmt(run_peaks)}; load average {os.getloadavg()[0]:.2f}")
+    print(f"medians of {runs} run(s), MB:")
+    for what, values in figures.items():
+        print(f"  {what:24} {statistics.median(values):6.0f}  ({', '.join(f'{v:.0f}' for v in values)})")
+    missed = [
+        proc
+        for proc in pids
+        if statistics.median(figures[f"{proc} after"]) > (BUDGET_MB if proc == "api" else WORKER_BUDGET_MB)
+    ]
+    print(f"budgets after the load: api {BUDGET_MB} MB, others {WORKER_BUDGET_MB} MB; missed by {missed or 'none'}")
+    return 1 if missed else 0
 
-            async def sample(done: asyncio.Event = done) -> None:
-                nonlocal peak
-                while not done.is_set():
-                    peak = max(peak, rss_mb(pid))
-                    await asyncio.sleep(0.05)
 
-            sampler = asyncio.create_task(sample())
-            start = time.monotonic()
-            seen = await wave(http, url, bodies)
-            done.set()
-            await sampler
-            took = time.monotonic() - start
-            print(f"{name}: {dict(seen)} in {took:.1f}s; RSS {rss_mb(pid):.0f} MB, peak {peak:.0f} MB")
-    after = rss_mb(pid)
-    print(f"RSS after the load: {after:.0f} MB, peak {peak:.0f} MB (budget {BUDGET_MB} MB)")
-    return 0 if peak <= BUDGET_MB else 1
+def fmt(rss: dict[str, float]) -> str:
+    return ", ".join(f"{name} {value:.0f} MB" for name, value in rss.items())
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--api", default="http://127.0.0.1:8080")
-    parser.add_argument("--count", type=int, default=100)
+    parser.add_argument("--count", type=int, default=100, help="requests per kind")
+    parser.add_argument("--runs", type=int, default=1, help="repeat the three waves; medians over the runs")
+    parser.add_argument("--settle-s", type=float, default=3.0, help="wait after a wave before reading RSS")
+    parser.add_argument("--app", action="append", default=[], metavar="NAME=PORT", help="another process to watch")
     args = parser.parse_args()
-    raise SystemExit(asyncio.run(main(args.api, args.count)))
+    watched = {name: int(port) for name, _, port in (a.partition("=") for a in args.app)}
+    raise SystemExit(asyncio.run(main(args.api, args.count, args.runs, args.settle_s, watched)))

@@ -14,7 +14,7 @@ import orjson
 from aiohttp import web
 
 from ingest.encoding import DecodeError
-from ingest.intake import Caller, Intake
+from ingest.intake import Caller, Intake, handing_over
 from pipeline.events import InvalidEvent, normalize
 
 
@@ -25,10 +25,13 @@ async def ingest_batch(request: web.Request) -> web.Response:
     if not isinstance(doc, dict) or not isinstance(doc.get("batch"), list):
         raise DecodeError('the body must be an object with a "batch" list of events')
     caller = _sdk_from_metadata(request, caller, doc.get("metadata"))
+    events = doc["batch"]
+    del doc  # what is kept of it from here on is in `accepted`
     accepted: list[tuple[str, str, int, dict[str, Any]]] = []
-    successes: list[dict[str, Any]] = []
+    successes: list[str] = []  # the accepted events' ids; their answers are built at the end
     errors: list[dict[str, Any]] = []
-    for event in doc["batch"]:
+    for position, event in enumerate(events):
+        events[position] = None  # freed once normalized, not at the answer
         try:
             normalized = normalize(event)
         except InvalidEvent as exc:
@@ -36,22 +39,22 @@ async def ingest_batch(request: web.Request) -> web.Response:
             errors.append({"id": event_id, "status": 400, "message": "Invalid request data", "error": str(exc)})
             continue
         accepted.append(normalized)
-        successes.append({"id": normalized[0], "status": 201})
+        successes.append(normalized[0])
     headers: dict[str, str] = {}
     request["log"] = {"events": 0, "rejected": len(errors)}
     if accepted:
         headers = await intake.check_rate(caller, len(accepted))
-        published = await intake.publish(caller, accepted, "batch", partial=True)
+        published = await intake.publish(caller, handing_over(accepted), "batch", partial=True)
         request["log"].update(published.log_fields())
         for position, status, reason in reversed(published.refused):
-            event_id = successes.pop(position)["id"]
+            event_id = successes.pop(position)
             message = "Event too large" if status == 413 else "Invalid request data"
             errors.append({"id": event_id, "status": status, "message": message, "error": reason})
         request["log"]["rejected"] = len(errors)
     request["log_msg"] = "batch ingested"
     return web.Response(
         status=207,
-        body=orjson.dumps({"successes": successes, "errors": errors}),
+        body=orjson.dumps({"successes": [{"id": i, "status": 201} for i in successes], "errors": errors}),
         content_type="application/json",
         headers=headers,
     )

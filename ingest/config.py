@@ -21,10 +21,15 @@ class EdgeConfig:
     # Memory held by requests being processed at once, counted from a body's first byte to
     # its answer; beyond it the edge answers 503 instead of buffering, which keeps memory flat
     # under overload. A request counts its body, its decompressed copy, and
-    # memory_per_body_byte per decompressed byte for what it is parsed into: bench/hostile.py
-    # measured ~23 (a 2.6 MB batch of 10,000 small events held ~60 MB until answered).
-    max_inflight_bytes: int = 64 * 1024 * 1024
-    memory_per_body_byte: int = 24
+    # memory_per_body_byte per decompressed byte for what it is parsed into. bench/hostile.py
+    # (bench/README.md) measured a 2.6 MB batch of 10,000 small events at 3-6 bytes of RSS
+    # per body byte at its peak, ~2.5 for 8 such batches at once; an OTLP protobuf export of
+    # 5,000 spans parses into ~2 (upb) and maps into ~6.4 more (tracemalloc): 10 covers both.
+    # The bound leaves an idle api (~90 MB, 40 of them shared libraries) and the buffers of
+    # refused connections within the 150 MB budget: one maximal batch at a time, or a hundred
+    # ordinary requests.
+    max_inflight_bytes: int = 40 * 1024 * 1024
+    memory_per_body_byte: int = 10
     # How long a request waits for Kafka's acknowledgement before answering 503.
     publish_timeout_s: float = 10.0
     # How often the edge pings Kafka. Once a ping or a publish fails, requests get 503 at once

@@ -4,7 +4,7 @@ events and append them to Kafka, counting what was accepted."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -111,13 +111,9 @@ class Intake:
         # A chunked body's size is unknown until read: reserve the most it may be. A plain body
         # reserves what parsing it will cost too, before a byte is read.
         held.grow((limit if declared is None else declared) * (1 if encoded else 1 + parsed))
-        try:
-            raw = await request.read()
-        except web.HTTPRequestEntityTooLarge:  # chunked, past client_max_size
-            raise BodyTooLarge(f"body exceeds {limit} bytes") from None
-        except ConnectionResetError as exc:  # the client hung up mid-body
-            raise ClientGone(str(exc)) from None
+        raw = await _read(request, limit)
         data = decompress(raw, request.headers.get("Content-Encoding"), limit)
+        del raw  # the compressed copy, when there was one
         if encoded:
             held.grow(len(data) * (1 + parsed))  # the decompressed copy, and what it parses into
         return data
@@ -204,3 +200,25 @@ class Intake:
         OBSERVATIONS_INGESTED.labels(source).inc(counts["observation"])
         SCORES_CREATED.labels(source).inc(counts["score"])
         return Accepted(len(records), counts["observation"], trace_id, tuple(refused))
+
+
+def handing_over(items: list[Any]) -> Iterator[Any]:
+    """Each item once, dropped from the list as it is taken: a large request's parsed events
+    are freed one by one as they become Kafka records, rather than all held until the answer."""
+    for position, item in enumerate(items):
+        items[position] = None
+        yield item
+
+
+async def _read(request: web.Request, limit: int) -> bytes:
+    """The raw body, at most `limit` bytes (BodyTooLarge past it). Not request.read(): that
+    keeps the body on the request until the answer, Kafka's acknowledgement included."""
+    buf = bytearray()
+    try:
+        async for chunk in request.content.iter_any():
+            buf += chunk
+            if len(buf) > limit:  # chunked: its size was not declared
+                raise BodyTooLarge(f"body exceeds {limit} bytes")
+    except ConnectionResetError as exc:  # the client hung up mid-body
+        raise ClientGone(str(exc)) from None
+    return bytes(buf)

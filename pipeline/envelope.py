@@ -42,19 +42,24 @@ class Envelope:
         return f"{self.project_id}:{trace or self.body.get('id') or self.id}".encode()
 
     def encode(self) -> bytes:
-        return orjson.dumps(
-            {
-                "v": self.v,
-                "id": self.id,
-                "project_id": self.project_id,
-                "type": self.type,
-                "ts": self.ts,
-                "received_at": self.received_at,
-                "request_id": self.request_id,
-                "sdk": {"name": self.sdk_name, "version": self.sdk_version},
-                "source": self.source,
-                "body": self.body,
-            }
+        # orjson (3.13) returns its 4 KiB working buffer whatever the length: a 10,000-event
+        # batch held ~40 MB of them until Kafka acknowledged. The %-copy is right-sized and
+        # costs ~0.1 µs (bench/hostile.py; bench/README.md "hostile.py").
+        return b"%b" % (
+            orjson.dumps(
+                {
+                    "v": self.v,
+                    "id": self.id,
+                    "project_id": self.project_id,
+                    "type": self.type,
+                    "ts": self.ts,
+                    "received_at": self.received_at,
+                    "request_id": self.request_id,
+                    "sdk": {"name": self.sdk_name, "version": self.sdk_version},
+                    "source": self.source,
+                    "body": self.body,
+                }
+            ),
         )
 
     @classmethod

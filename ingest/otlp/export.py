@@ -10,7 +10,7 @@ from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from ingest.intake import Caller, Intake
+from ingest.intake import Caller, Intake, handing_over
 from ingest.otlp.mapping import map_request
 
 
@@ -36,11 +36,12 @@ async def export_spans(
     mapped = map_request(export)
     events = [(event["id"], event["type"], event["timestamp"], event["body"]) for event in mapped.events]
     rejected, errors = mapped.rejected, list(mapped.errors)
+    del mapped  # its event dicts; the bodies live on in `events` until enveloped
     log.update(events=0, rejected=rejected)
     headers: dict[str, str] = {}
     if events:
         headers = await intake.check_rate(caller, len(events))
-        published = await intake.publish(caller, events, source, partial=True)
+        published = await intake.publish(caller, handing_over(events), source, partial=True)
         log.update(published.log_fields())
         if published.refused:
             rejected += len(published.refused)

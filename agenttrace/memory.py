@@ -1,0 +1,59 @@
+"""The C allocator of a server process, set once by the shell: glibc keeps what Python frees.
+
+Measured with bench/hostile.py (bench/README.md, "hostile.py"): after a 10,000-event batch the
+api's heap held ~20 MB that nothing used, in free chunks between live ones, which only
+malloc_trim(0) gives back (~5 ms when there is something to give, ~0.1 ms when not). And once
+a large block (a request body, orjson's parse buffers) is freed, glibc raises its mmap
+threshold to that size, so the next ones land on the heap too; a fixed threshold keeps them
+mapped and unmapped whole. Other C libraries (musl) are left alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+
+from loguru import logger
+
+_M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
+# Blocks from 256 KiB up are mapped on their own: request bodies, parse buffers, Kafka batches.
+MMAP_THRESHOLD = 256 * 1024
+# gRPC's and the executor's threads would each get an arena of their own (8 per core).
+ARENA_MAX = 2
+# How often a server gives free heap pages back: cheap enough to do every second.
+TRIM_INTERVAL_S = 1.0
+
+
+def _glibc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+
+
+_LIBC = _glibc()
+
+
+def tune_malloc() -> bool:
+    """Fix glibc's mmap threshold and arena count; False when the C library is not glibc."""
+    if _LIBC is None:
+        return False
+    _LIBC.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+    _LIBC.mallopt(_M_ARENA_MAX, ARENA_MAX)
+    return True
+
+
+async def trim_every(interval_s: float) -> None:
+    """Give the heap's free pages back to the OS every `interval_s`, for a process's lifetime."""
+    if _LIBC is None:
+        return
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            _LIBC.malloc_trim(0)
+        except Exception as exc:  # never worth ending a server for
+            logger.warning("malloc_trim failed; no longer trimming", error=repr(exc))
+            return
