@@ -45,6 +45,7 @@ def redact(line: str) -> str:
 
 _LEVELS = {"WARNING": "warn", "CRITICAL": "error", "SUCCESS": "info", "TRACE": "debug"}
 _LIMITED_FROM = logging.WARNING  # loguru's WARNING has the stdlib's number
+_TEMPLATE = "log_template"  # a stdlib record's format string: its kind, never written out
 
 
 def _line(record: dict[str, Any], repeated: int = 0) -> str:
@@ -56,7 +57,7 @@ def _line(record: dict[str, Any], repeated: int = 0) -> str:
         "caller": f"{record['file'].name}:{record['line']}",
     }
     for k, v in record["extra"].items():
-        if v is not None:
+        if v is not None and k != _TEMPLATE:
             doc[k] = v
     if record["exception"] is not None:
         exc = record["exception"]
@@ -115,7 +116,10 @@ class RepeatLimiter:
 
 
 def _key(record: dict[str, Any]) -> tuple[Any, ...]:
-    return (record["extra"].get("logger_name") or record["name"], record["level"].no, record["message"])
+    # A library's line is of one kind whatever its arguments (node ids, addresses, error texts
+    # differ from line to line during an outage): its format string decides.
+    extra = record["extra"]
+    return (extra.get("logger_name") or record["name"], record["level"].no, extra.get(_TEMPLATE) or record["message"])
 
 
 def _sink_to(stream: Any, limiter: RepeatLimiter | None = None) -> Any:
@@ -147,7 +151,10 @@ class _Intercept(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         level = record.levelname if record.levelname in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL") else "INFO"
-        logger.opt(depth=6, exception=record.exc_info).log(level, record.getMessage(), logger_name=record.name)
+        template = record.msg if isinstance(record.msg, str) else None
+        logger.opt(depth=6, exception=record.exc_info).log(
+            level, record.getMessage(), logger_name=record.name, **{_TEMPLATE: template}
+        )
 
 
 def configure(level: str = "INFO", *, component: str, stream: Any = None, repeat_interval_s: float = 1.0) -> None:
