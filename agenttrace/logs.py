@@ -111,7 +111,11 @@ class RepeatLimiter:
             if now >= kind.window_end:
                 if kind.suppressed and kind.last is not None:
                     owed.append((kind.last, kind.suppressed))
-                del self._kinds[key]
+                    # The summary is this second's line of its kind: a flood that goes on is
+                    # held back again until the next one, not admitted beside it.
+                    self._kinds[key] = _Kind(now + self.interval_s)
+                else:
+                    del self._kinds[key]
         return owed
 
 
