@@ -204,12 +204,14 @@ class ClickHouseWriter:
             grouped.setdefault(key, [])
         gone: set[Key] = set()  # stored as deleted: an update naming no trace must not revive it
         stored = await self._load([k for k in grouped if k not in self._cache], gone)
+        book = self._prices()  # one book for the batch: a refresh does not split it
         poison: list[tuple[Envelope, str]] = []
         states: dict[Key, EntityState] = {}
         changed: list[Key] = []
         cold: list[Key] = []  # observations no process had stored when this batch read
         # Traces last, so that only the observations and scores that were not poison name them.
-        for key in sorted(grouped, key=lambda k: k[0] == TRACE):
+        traces = [k for k in grouped if k[0] == TRACE]
+        for key in [k for k in grouped if k[0] != TRACE] + traces:
             if key in gone:
                 continue
             events = grouped[key]
@@ -232,7 +234,7 @@ class ClickHouseWriter:
                 continue  # nothing but poison for an entity not stored yet
             states[key] = state
             if key[0] == OBSERVATION:
-                state.derived = self._priced(state)
+                state.derived = self._priced(state, book)
             if base is not None and _same(state, base) and state.derived == base.derived:
                 continue  # a redelivery or a replay: the stored row already says all this
             # ReplacingMergeTree keeps the row with the highest version. A fold must outrank the
@@ -395,12 +397,15 @@ class ClickHouseWriter:
                     v[column] = column_of_micros(v[column], True)
         return _ROW_GETTERS[table](v)
 
-    def _priced(self, s: EntityState) -> tuple[dict[str, int], dict[str, float], str]:
+    def _priced(self, s: EntityState, book: PriceBook | None = None) -> tuple[dict[str, int], dict[str, float], str]:
         """Usage and cost with totals and the costs inferred from the model's price, and its id."""
         values = s.values
+        usage, cost = values.get("usage_details"), values.get("cost_details")
+        if not usage and not cost:
+            return {}, {}, ""  # what priced() makes of nothing, whatever the model: skip the lookup
         start = values.get("start_time", s.first_ts)
-        model = self._prices().match(s.project_id, values.get("provided_model_name") or "", start)
-        usage, cost, used = priced(values.get("usage_details") or {}, values.get("cost_details") or {}, model)
+        model = (book or self._prices()).match(s.project_id, values.get("provided_model_name") or "", start)
+        usage, cost, used = priced(usage or {}, cost or {}, model)
         return usage, cost, model.id if used and model else ""
 
     def _state(self, table: str, row: dict[str, Any]) -> EntityState:
