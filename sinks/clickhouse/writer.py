@@ -8,8 +8,9 @@ stay in memory while this worker owns their partitions, which saves most of thos
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from operator import attrgetter, itemgetter
 from typing import Any
 
@@ -246,17 +247,24 @@ class ClickHouseWriter:
         by_table: dict[str, list[tuple[Any, ...]]] = {TRACE: [], OBSERVATION: [], SCORE: []}
         for key in changed:
             by_table[key[0]].append(self._row(key[0], states[key]))
-        for table, rows in by_table.items():
-            if rows:
-                await self._ch.insert(table, COLUMNS[table], rows)
-                CLICKHOUSE_INSERT_ROWS.labels(table).inc(len(rows))
-        await self._reconcile([k for k in cold if k in states], states)
+        observations = by_table.pop(OBSERVATION)
+
+        async def insert_observations_then_reconcile() -> None:
+            await self._insert(OBSERVATION, observations)
+            await self._reconcile([k for k in cold if k in states], states)
+
+        await _all([insert_observations_then_reconcile(), *(self._insert(t, r) for t, r in by_table.items())])
         for key, state in states.items():
             self._cache[key] = state
             self._cache.move_to_end(key)
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return poison
+
+    async def _insert(self, table: str, rows: list[tuple[Any, ...]]) -> None:
+        if rows:
+            await self._ch.insert(table, COLUMNS[table], rows)
+            CLICKHOUSE_INSERT_ROWS.labels(table).inc(len(rows))
 
     async def _reconcile(self, keys: list[Key], states: dict[Key, EntityState]) -> None:
         """Merge what another process wrote at the same time into the rows just written.
@@ -348,13 +356,14 @@ class ClickHouseWriter:
         wanted: dict[tuple[str, str], list[str]] = {}
         for table, project, id_ in keys:
             wanted.setdefault((table, project), []).append(id_)
-        for (table, project), ids in wanted.items():
+
+        async def load(table: str, project: str, ids: list[str]) -> None:
             where = f"project_id = {_quote(project)} AND id IN {IDS_TABLE}"
             stored = await self._ch.fetch(
                 f"SELECT DISTINCT id FROM {table} WHERE {where}", operation=f"probe_{table}", ids=ids
             )
             if not stored:
-                continue
+                return
             cols = COLUMNS[table]
             rows = await self._ch.fetch(
                 f"SELECT {', '.join(cols)} FROM {table} FINAL WHERE {where}",
@@ -368,6 +377,8 @@ class ClickHouseWriter:
                     continue
                 state = self._state(table, values)
                 found[(table, project, state.id)] = state
+
+        await _all([load(table, project, ids) for (table, project), ids in wanted.items()])
         return found
 
     def _row(self, table: str, s: EntityState) -> tuple[Any, ...]:
@@ -437,6 +448,15 @@ class ClickHouseWriter:
                 row["usage_pricing_model_id"],
             )
         return state
+
+
+async def _all(statements: list[Awaitable[None]]) -> None:
+    """Independent statements at once, on the pool's connections: a batch waits for the slowest
+    round trip instead of their sum (the workers wait on ClickHouse more than they compute).
+    Raises the first failure once every statement has ended, so none runs on unobserved."""
+    for outcome in await asyncio.gather(*statements, return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 def _merge_into(state: EntityState, other: EntityState) -> None:
