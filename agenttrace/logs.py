@@ -27,19 +27,33 @@ from loguru import logger
 # Secrets never reach a log line, whoever logs: our code, aiokafka, or aiohttp's HTTP parser,
 # which quotes a malformed request's raw headers. Redaction runs on the finished JSON line, so
 # a value escaped inside a string (\r, \n, \x01, \u0000) cannot hide what follows it.
+# Each pattern with the words (lower case) without which it cannot match an ASCII line.
 _SECRETS = (
     # An Authorization header's value: the rest of its JSON string, escapes included.
-    (re.compile(r"""(?i)(authorization(?:\\"|')?\s*[:=,]\s*(?:\\"|')?)(?:[^"\\]|\\.)+"""), r"\1***"),
+    (
+        re.compile(r"""(?i)(authorization(?:\\"|')?\s*[:=,]\s*(?:\\"|')?)(?:[^"\\]|\\.)+"""),
+        r"\1***",
+        ("authorization",),
+    ),
     # Credentials after a scheme, wherever they appear.
-    (re.compile(r"(?i)(?<![a-z])(basic|bearer|digest)(?:\s|\\t)+[^\s\"'\\,;]+"), r"\1 ***"),
+    (
+        re.compile(r"(?i)(?<![a-z])(basic|bearer|digest)(?:\s|\\t)+[^\s\"'\\,;]+"),
+        r"\1 ***",
+        ("basic", "bearer", "digest"),
+    ),
     # Secret keys, in clear or inside anything else (`pk-at-` keys are public).
-    (re.compile(r"sk-at-[^\s\"'\\,;:@]*"), "sk-at-***"),
+    (re.compile(r"sk-at-[^\s\"'\\,;:@]*"), "sk-at-***", ("sk-at-",)),
 )
 
 
 def redact(line: str) -> str:
-    for pattern, replacement in _SECRETS:
-        line = pattern.sub(replacement, line)
+    # The case-insensitive patterns cost ~20 µs each on a request's log line (0.4 µs per event
+    # of a 100-event batch); most lines contain none of their words, which an ASCII line shows
+    # lower-cased. Beyond ASCII, case folding widens the matches (ſ for s, K for k): all run.
+    lowered = line.lower() if line.isascii() else None
+    for pattern, replacement, words in _SECRETS:
+        if lowered is None or any(w in lowered for w in words):
+            line = pattern.sub(replacement, line)
     return line
 
 

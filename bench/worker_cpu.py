@@ -9,7 +9,8 @@ event of CPU time (per row for row building), the median of 5 runs, for:
 - fold: `apply()` into a fresh state per entity, events of an entity in time order;
 - row: `ClickHouseWriter._row` of the folded states, for the 18.16 and a modern dialect;
 - write: all of `ClickHouseWriter.write()` against a stub client that stores nothing, in
-  batches of 1000 (`update` is a batch of updates to entities the writer has cached).
+  batches of 1000 (`update` is a batch of updates to entities the writer has cached), with
+  the shipped model prices (the bench's gpt-4o-mini generations are priced).
 
     .venv/bin/python bench/worker_cpu.py
 """
@@ -35,14 +36,28 @@ from bench.load import batch_body
 from pipeline.envelope import Envelope
 from pipeline.events import normalize
 from pipeline.fold import EntityState, apply, table_of
+from pipeline.prices import ModelPrice, PriceBook
 from sinks.clickhouse.schema import Dialect, dialect_for
 from sinks.clickhouse.writer import ClickHouseWriter
+from sinks.postgres.models import default_models, parse_definition
 
 BODIES = 50  # 5000 events per workload
 BATCH = 1000  # events per write(), the stage's flush size order
 RUNS = 5
 RECEIVED_AT = 1_795_000_000_000_000
 T = TypeVar("T")
+
+
+def default_book() -> PriceBook:
+    """The shipped model prices, as a worker holds them: one book for every batch."""
+    models = []
+    for doc in default_models()["models"]:
+        new = parse_definition(doc, per_million=True)
+        models.append(ModelPrice(doc["id"], None, new.model_name, new.match_pattern, new.prices, new.start_us))
+    return PriceBook(models)
+
+
+BOOK = default_book()
 
 
 def _envelope(event: dict) -> Envelope:
@@ -153,7 +168,7 @@ def rows_of(writer: ClickHouseWriter, states: list[tuple[str, EntityState]]) -> 
 
 
 def new_writer(dialect: Dialect, warm: Sequence[Envelope] = ()) -> ClickHouseWriter:
-    writer = ClickHouseWriter(StubClickHouse(), dialect)  # type: ignore[arg-type]
+    writer = ClickHouseWriter(StubClickHouse(), dialect, prices=lambda: BOOK)  # type: ignore[arg-type]
     asyncio.run(write_batches(writer, warm))
     return writer
 
@@ -172,7 +187,7 @@ def main() -> None:
         report(f"{name} fold", fold, len(envelopes), partial(list, envelopes))
         states = [(table, s) for (table, _), s in fold(envelopes).items()]
         for version in ((18, 16, 1), (24, 8)):
-            writer = ClickHouseWriter(object(), dialect_for(version))  # type: ignore[arg-type]  # never called
+            writer = ClickHouseWriter(object(), dialect_for(version), prices=lambda: BOOK)  # type: ignore[arg-type]
             report(f"{name} row {writer._dialect.name}", partial(rows_of, writer), len(states), partial(list, states))
     for version in ((18, 16, 1), (24, 8)):
         dialect = dialect_for(version)

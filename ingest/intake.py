@@ -159,17 +159,19 @@ class Intake:
         counts = {"trace": 0, "observation": 0, "score": 0}
         trace_id: str | None = None
         for position, (event_id, etype, ts, body) in enumerate(events):
+            # Positional, in field order (id, project_id, type, ts, received_at, body, request_id,
+            # sdk_name, sdk_version, source): keywords cost ~0.3 µs more per event (timeit).
             env = Envelope(
-                id=event_id,
-                project_id=caller.project_id,
-                type=etype,
-                ts=ts or now,
-                received_at=now,
-                body=body,
-                request_id=caller.request_id,
-                sdk_name=caller.sdk_name,
-                sdk_version=caller.sdk_version,
-                source=source,
+                event_id,
+                caller.project_id,
+                etype,
+                ts or now,
+                now,
+                body,
+                caller.request_id,
+                caller.sdk_name,
+                caller.sdk_version,
+                source,
             )
             try:
                 value = env.encode()

@@ -112,13 +112,15 @@ def priced(
     # A total the client sent covers every usage type: nothing is inferred beside it.
     if model is not None and usage and "total" not in cost:
         prices = model.prices
-        parts = [u for u in usage if u != "total" and u in prices]
-        for u in parts:
-            if u not in cost:
-                cost[u] = usage[u] * prices[u]
-                inferred = True
+        priced_part = False
+        for u, n in usage.items():
+            if u != "total" and u in prices:
+                priced_part = True
+                if u not in cost:
+                    cost[u] = n * prices[u]
+                    inferred = True
         # A price for "total" alone (no per-type price used) prices the total usage.
-        if not parts and "total" in prices and "total" not in cost:
+        if not priced_part and "total" in prices and "total" not in cost:
             cost["total"] = usage["total"] * prices["total"]
             inferred = True
     if cost and "total" not in cost:

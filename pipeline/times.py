@@ -45,7 +45,10 @@ def to_micros(value: Any) -> int | None:
 
 def micros_from_datetime(dt: datetime) -> int:
     """Exact µs of a datetime, in integer arithmetic; a naive one is UTC."""
-    return (dt - (_NAIVE_EPOCH if dt.tzinfo is None else EPOCH)) // _US
+    d = dt - (_NAIVE_EPOCH if dt.tzinfo is None else EPOCH)
+    # From the timedelta's parts: `d // timedelta(microseconds=1)` costs 0.36 µs, this 0.16,
+    # three times per generation at the edge (bench/edge_cpu.py).
+    return (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
 
 
 def datetime_from_micros(us: int) -> datetime:

@@ -8,8 +8,9 @@ stay in memory while this worker owns their partitions, which saves most of thos
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from operator import attrgetter, itemgetter
 from typing import Any
 
@@ -204,12 +205,14 @@ class ClickHouseWriter:
             grouped.setdefault(key, [])
         gone: set[Key] = set()  # stored as deleted: an update naming no trace must not revive it
         stored = await self._load([k for k in grouped if k not in self._cache], gone)
+        book = self._prices()  # one book for the batch: a refresh does not split it
         poison: list[tuple[Envelope, str]] = []
         states: dict[Key, EntityState] = {}
         changed: list[Key] = []
         cold: list[Key] = []  # observations no process had stored when this batch read
         # Traces last, so that only the observations and scores that were not poison name them.
-        for key in sorted(grouped, key=lambda k: k[0] == TRACE):
+        traces = [k for k in grouped if k[0] == TRACE]
+        for key in [k for k in grouped if k[0] != TRACE] + traces:
             if key in gone:
                 continue
             events = grouped[key]
@@ -232,7 +235,7 @@ class ClickHouseWriter:
                 continue  # nothing but poison for an entity not stored yet
             states[key] = state
             if key[0] == OBSERVATION:
-                state.derived = self._priced(state)
+                state.derived = self._priced(state, book)
             if base is not None and _same(state, base) and state.derived == base.derived:
                 continue  # a redelivery or a replay: the stored row already says all this
             # ReplacingMergeTree keeps the row with the highest version. A fold must outrank the
@@ -244,17 +247,24 @@ class ClickHouseWriter:
         by_table: dict[str, list[tuple[Any, ...]]] = {TRACE: [], OBSERVATION: [], SCORE: []}
         for key in changed:
             by_table[key[0]].append(self._row(key[0], states[key]))
-        for table, rows in by_table.items():
-            if rows:
-                await self._ch.insert(table, COLUMNS[table], rows)
-                CLICKHOUSE_INSERT_ROWS.labels(table).inc(len(rows))
-        await self._reconcile([k for k in cold if k in states], states)
+        observations = by_table.pop(OBSERVATION)
+
+        async def insert_observations_then_reconcile() -> None:
+            await self._insert(OBSERVATION, observations)
+            await self._reconcile([k for k in cold if k in states], states)
+
+        await _all([insert_observations_then_reconcile(), *(self._insert(t, r) for t, r in by_table.items())])
         for key, state in states.items():
             self._cache[key] = state
             self._cache.move_to_end(key)
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return poison
+
+    async def _insert(self, table: str, rows: list[tuple[Any, ...]]) -> None:
+        if rows:
+            await self._ch.insert(table, COLUMNS[table], rows)
+            CLICKHOUSE_INSERT_ROWS.labels(table).inc(len(rows))
 
     async def _reconcile(self, keys: list[Key], states: dict[Key, EntityState]) -> None:
         """Merge what another process wrote at the same time into the rows just written.
@@ -346,13 +356,14 @@ class ClickHouseWriter:
         wanted: dict[tuple[str, str], list[str]] = {}
         for table, project, id_ in keys:
             wanted.setdefault((table, project), []).append(id_)
-        for (table, project), ids in wanted.items():
+
+        async def load(table: str, project: str, ids: list[str]) -> None:
             where = f"project_id = {_quote(project)} AND id IN {IDS_TABLE}"
             stored = await self._ch.fetch(
                 f"SELECT DISTINCT id FROM {table} WHERE {where}", operation=f"probe_{table}", ids=ids
             )
             if not stored:
-                continue
+                return
             cols = COLUMNS[table]
             rows = await self._ch.fetch(
                 f"SELECT {', '.join(cols)} FROM {table} FINAL WHERE {where}",
@@ -366,6 +377,8 @@ class ClickHouseWriter:
                     continue
                 state = self._state(table, values)
                 found[(table, project, state.id)] = state
+
+        await _all([load(table, project, ids) for (table, project), ids in wanted.items()])
         return found
 
     def _row(self, table: str, s: EntityState) -> tuple[Any, ...]:
@@ -395,12 +408,15 @@ class ClickHouseWriter:
                     v[column] = column_of_micros(v[column], True)
         return _ROW_GETTERS[table](v)
 
-    def _priced(self, s: EntityState) -> tuple[dict[str, int], dict[str, float], str]:
+    def _priced(self, s: EntityState, book: PriceBook | None = None) -> tuple[dict[str, int], dict[str, float], str]:
         """Usage and cost with totals and the costs inferred from the model's price, and its id."""
         values = s.values
+        usage, cost = values.get("usage_details"), values.get("cost_details")
+        if not usage and not cost:
+            return {}, {}, ""  # what priced() makes of nothing, whatever the model: skip the lookup
         start = values.get("start_time", s.first_ts)
-        model = self._prices().match(s.project_id, values.get("provided_model_name") or "", start)
-        usage, cost, used = priced(values.get("usage_details") or {}, values.get("cost_details") or {}, model)
+        model = (book or self._prices()).match(s.project_id, values.get("provided_model_name") or "", start)
+        usage, cost, used = priced(usage or {}, cost or {}, model)
         return usage, cost, model.id if used and model else ""
 
     def _state(self, table: str, row: dict[str, Any]) -> EntityState:
@@ -432,6 +448,15 @@ class ClickHouseWriter:
                 row["usage_pricing_model_id"],
             )
         return state
+
+
+async def _all(statements: list[Awaitable[None]]) -> None:
+    """Independent statements at once, on the pool's connections: a batch waits for the slowest
+    round trip instead of their sum (the workers wait on ClickHouse more than they compute).
+    Raises the first failure once every statement has ended, so none runs on unobserved."""
+    for outcome in await asyncio.gather(*statements, return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 def _merge_into(state: EntityState, other: EntityState) -> None:
