@@ -124,10 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-def tune_memory() -> None:
+def tune_memory(*, fixed_mmap_threshold: bool = True) -> None:
     """The collector's thresholds and the C allocator of a server process (agenttrace/memory.py)."""
     tune_gc()
-    tune_malloc()
+    tune_malloc(fixed_mmap_threshold=fixed_mmap_threshold)
 
 
 def tune_gc() -> None:
@@ -148,7 +148,7 @@ def _api(settings: Settings, host: str | None, port: int, grpc_port: int | None)
 async def _worker(settings: Settings, stages: tuple[str, ...], host: str, port: int) -> int:
     from agenttrace.worker import run_worker
 
-    tune_memory()
+    tune_memory(fixed_mmap_threshold=False)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
