@@ -156,13 +156,23 @@ async def test_purge_and_retention_remove_rows_from_every_replica_of_every_shard
                     ("scores_local", 1),
                     ("traces_local", 1),
                 ], name
-            purged = await cluster_pg.fetch(
-                "SELECT purged_at IS NOT NULL FROM trace_tombstones WHERE project_id = %s AND trace_id = %s",
-                (a, doomed),
+            # Marked once every ON CLUSTER statement has returned from every server, which can be
+            # after the rows are gone: the mark follows, it is not simultaneous.
+            await eventually(
+                lambda: cluster_pg.fetch(
+                    "SELECT purged_at IS NOT NULL FROM trace_tombstones WHERE project_id = %s AND trace_id = %s",
+                    (a, doomed),
+                ),
+                lambda purged: purged == [(True,)],
+                timeout_s=60,
+                every_s=0.5,
             )
-            assert purged == [(True,)]
-            async with http.get(f"{WORKER}/health") as r:
-                report = orjson.loads(await r.read())["jobs"]["retention"]
-            assert report["status"] == "ok", report
+
+            async def retention_report() -> dict:
+                async with http.get(f"{WORKER}/health") as r:
+                    return dict(orjson.loads(await r.read())["jobs"]["retention"])
+
+            # Reported once the run's last statement returned, as with the purge's mark.
+            await eventually(retention_report, lambda report: report["status"] == "ok", timeout_s=60, every_s=0.5)
     finally:
         await restart_worker({})
