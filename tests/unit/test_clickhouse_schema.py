@@ -4,20 +4,8 @@ engine, embedded), the legacy one runs on Debian's 18.16 in the stack tests."""
 from datetime import UTC, datetime
 
 import pytest
-from chdb import session as chdb_session
 
 from sinks.clickhouse.schema import LEGACY, MODERN, SHARDING_KEYS, clustered, dialect_for, migrate, migrations
-
-
-@pytest.fixture(scope="module")
-def chdb(tmp_path_factory):
-    s = chdb_session.Session(str(tmp_path_factory.mktemp("chdb")))
-    s.query("CREATE DATABASE IF NOT EXISTS agenttrace")
-    for m in migrations():
-        for statement in m.statements(MODERN, "agenttrace"):
-            s.query(statement)
-    yield s
-    s.close()
 
 
 def test_dialect_follows_the_server_version() -> None:

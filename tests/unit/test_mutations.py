@@ -3,25 +3,10 @@
 (no remote_servers), names every shard's replicated local table ON CLUSTER and parses. It runs
 on 18.16 in tests/cluster/test_erasure.py."""
 
-import pytest
-from chdb import session as chdb_session
-
-from sinks.clickhouse.schema import MODERN, migrations
 from sinks.purge import purge_statements
 from sinks.retention import retention_statement
 
 LISTED = "('p1', 't1'), ('p1', 'it''s')"
-
-
-@pytest.fixture(scope="module")
-def chdb(tmp_path_factory):
-    s = chdb_session.Session(str(tmp_path_factory.mktemp("chdb")))
-    s.query("CREATE DATABASE IF NOT EXISTS agenttrace")
-    for m in migrations():
-        for statement in m.statements(MODERN, "agenttrace"):
-            s.query(statement)
-    yield s
-    s.close()
 
 
 def _count(chdb, sql: str) -> int:
