@@ -33,7 +33,7 @@ class Reads:
         return self.last
 
     def traces(self, project: str) -> list[str]:
-        return sorted(row[3] for row in self.last if row[2] == project)
+        return sorted(t for row in self.last if row[2] == project for t in row[3])
 
 
 async def test_a_late_committed_tombstone_is_found_and_nothing_is_read_twice(pg: Postgres) -> None:
