@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_argument("--host", default="127.0.0.1")
     worker.add_argument("--port", type=int, default=8081)
     worker.add_argument("--stage", action="append", choices=list(STAGES), help="repeatable; default: all")
+    worker.add_argument(
+        "--processes", type=int, help="run N worker processes of these stages, supervised; --port serves them all"
+    )
 
     sub.add_parser("migrate", help="create or upgrade topics, ClickHouse tables and the Postgres schema")
 
@@ -98,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "api":
         return _api(settings, args.host, args.port, args.grpc_port)
+    if args.command == "worker" and args.processes is not None:
+        return uvloop.run(_supervise(settings, tuple(args.stage or STAGES), args.processes, args.host, args.port))
     if args.command == "worker":
         return uvloop.run(_worker(settings, tuple(args.stage or STAGES), args.host, args.port))
     if args.command == "migrate":
@@ -159,6 +164,21 @@ async def _worker(settings: Settings, stages: tuple[str, ...], host: str, port: 
     finally:
         trimmer.cancel()
     return 0 if stop.is_set() else 1
+
+
+async def _supervise(settings: Settings, stages: tuple[str, ...], processes: int, host: str, port: int) -> int:
+    from agenttrace.supervisor import Supervisor
+
+    try:
+        supervisor = Supervisor(stages, processes, host, port, revision=settings.revision)
+    except ValueError as exc:
+        logger.error("invalid arguments", error=str(exc))
+        return 2
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return await supervisor.run(stop)
 
 
 async def _migrate(settings: Settings) -> int:
