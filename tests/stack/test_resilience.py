@@ -10,7 +10,6 @@ cannot disturb the worker `make up` started, nor another test.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import time
 import uuid
@@ -459,41 +458,3 @@ async def test_poison_events_are_dead_lettered_and_the_stage_moves_on(
     assert (await readiness(http, worker.url))[0] == 200
     worker.signal(signal.SIGTERM)
     assert (await worker.exited(DRAIN_S + 5))[0] == 0
-
-
-async def test_one_command_supervises_n_processes(
-    lane: Lane, http: aiohttp.ClientSession, ch: ClickHouse, project: NewKey
-) -> None:
-    """`worker --processes 2`: two processes share the partitions behind one port, whose /metrics
-    sums theirs; a child that dies is restarted; SIGTERM drains both, and nothing is lost."""
-    pid = project.project_id
-    parent = lane.worker(processes=2)
-    await parent.ready(http, timeout_s=60)
-    stream = Stream(lane, pid).start()
-    try:
-        await eventually(lambda: census(ch, pid), lambda c: c[0] >= 200)
-        samples = await scrape(http, parent.url)
-        assert sample(samples, "worker_jobs_processed_total", type="clickhouse", status="success") > 0
-        pids = children(samples)
-        assert len(pids) == 2, pids
-        os.kill(int(min(pids)), signal.SIGKILL)
-        restarted = await eventually(
-            lambda: scrape(http, parent.url), lambda s: len(children(s) - {min(pids)}) == 2, timeout_s=60
-        )
-        assert min(pids) not in children(restarted)
-        await parent.ready(http, timeout_s=60)
-        seen = (await census(ch, pid))[0]
-        await eventually(lambda: census(ch, pid), lambda c: c[0] > seen + 100, timeout_s=60)
-    finally:
-        await stream.stop()
-    await lane.caught_up(timeout_s=60)
-    await stream.assert_visible_once(ch)
-    parent.signal(signal.SIGTERM)
-    code, _ = await parent.exited(DRAIN_S + 10)
-    assert code == 0, parent.tail()
-    assert "supervisor stopped" in parent.log.read_text(), parent.tail()
-
-
-def children(samples: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> set[str]:
-    """The pids of a supervisor's live worker processes, from their per-process gauges."""
-    return {dict(labels)["pid"] for name, labels in samples if name == "worker_active_jobs"}
