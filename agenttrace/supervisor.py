@@ -55,6 +55,9 @@ STEADY_S = 60.0
 # many times in a row (a stage stalled, health/checks.py) is killed and started again.
 PROBE_S = 2.0
 LIVEZ_FAILURES = 3
+# A child that answers no probe at all for this long (its loop blocked, or stopped) is killed too;
+# it listens before it connects to anything, so a starting child answers within seconds.
+UNRESPONSIVE_S = 60.0
 # Besides its stages' drains, a stopping child closes its clients; past this it is killed.
 STOP_SLACK_S = 15.0
 # Families a worker serves from collectors that read live objects (sinks/metrics.py), which
@@ -72,6 +75,7 @@ class Child:
     # Its dependency checks as its last /health said: {name: (healthy, error)}.
     checks: dict[str, tuple[bool, str]] = field(default_factory=dict)
     livez_failures: int = 0
+    answered_at: float = field(default_factory=time.monotonic)
     restarts: int = 0
     delay_s: float = 0.0
     started_at: float = field(default_factory=time.monotonic)
@@ -187,7 +191,7 @@ class Supervisor:
         argv = [*self._argv(child), "--host", "127.0.0.1", "--port", str(child.port), "--parent-pid", str(os.getpid())]
         proc = await asyncio.create_subprocess_exec(*argv, env=self._env(), stdin=asyncio.subprocess.DEVNULL)
         child.proc, child.ready, child.checks, child.livez_failures = proc, False, {}, 0
-        child.started_at = time.monotonic()
+        child.started_at = child.answered_at = time.monotonic()
         logger.info("worker process started", process=child.index, pid=proc.pid, port=child.port)
         return proc
 
@@ -240,10 +244,21 @@ class Supervisor:
 
     async def _probe_one(self, child: Child) -> None:
         (live, _), (status, body) = await asyncio.gather(self._get(child, "/livez"), self._get(child, "/health"))
-        # Only a stated failure counts: a busy child may miss a probe's timeout.
+        now = time.monotonic()
+        if live or status:
+            child.answered_at = now
+        # A stated failure counts at once; silence only when it lasts (a busy child may miss a
+        # probe's timeout).
         child.livez_failures = child.livez_failures + 1 if live == 503 else 0
-        if child.livez_failures >= LIVEZ_FAILURES and child.proc is not None and child.running():
-            logger.error("worker process not alive; killing it to restart it", process=child.index, pid=child.proc.pid)
+        stalled = child.livez_failures >= LIVEZ_FAILURES
+        silent = now - child.answered_at > UNRESPONSIVE_S
+        if (stalled or silent) and child.proc is not None and child.running():
+            logger.error(
+                "worker process not alive; killing it to restart it",
+                process=child.index,
+                pid=child.proc.pid,
+                reason="livez failing" if stalled else f"no answer for {UNRESPONSIVE_S:.0f}s",
+            )
             child.proc.kill()
         child.ready = status == 200
         try:
