@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import signal
 import sys
 from pathlib import Path
@@ -38,6 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_argument("--host", default="127.0.0.1")
     worker.add_argument("--port", type=int, default=8081)
     worker.add_argument("--stage", action="append", choices=list(STAGES), help="repeatable; default: all")
+    worker.add_argument(
+        "--processes",
+        type=int,
+        help="run N worker processes of these stages, supervised and restarted; --port serves them all",
+    )
+    # Given by the supervisor to its children (agenttrace/supervisor.py).
+    worker.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
 
     sub.add_parser("migrate", help="create or upgrade topics, ClickHouse tables and the Postgres schema")
 
@@ -98,8 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "api":
         return _api(settings, args.host, args.port, args.grpc_port)
+    if args.command == "worker" and args.processes is not None:
+        return uvloop.run(_supervise(settings, args))
     if args.command == "worker":
-        return uvloop.run(_worker(settings, tuple(args.stage or STAGES), args.host, args.port))
+        return uvloop.run(_worker(settings, tuple(args.stage or STAGES), args.host, args.port, args.parent_pid))
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
     if args.command == "keys":
@@ -145,7 +155,9 @@ def _api(settings: Settings, host: str | None, port: int, grpc_port: int | None)
     return 0
 
 
-async def _worker(settings: Settings, stages: tuple[str, ...], host: str, port: int) -> int:
+async def _worker(
+    settings: Settings, stages: tuple[str, ...], host: str, port: int, parent_pid: int | None = None
+) -> int:
     from agenttrace.worker import run_worker
 
     tune_memory(fixed_mmap_threshold=False)
@@ -153,12 +165,58 @@ async def _worker(settings: Settings, stages: tuple[str, ...], host: str, port: 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    trimmer = asyncio.create_task(trim_every(TRIM_INTERVAL_S))
+    helpers = [asyncio.create_task(trim_every(TRIM_INTERVAL_S))]
+    if parent_pid is not None:
+        helpers.append(asyncio.create_task(_stop_without_parent(parent_pid, stop)))
     try:
         await run_worker(settings, stages, host, port, stop)
     finally:
-        trimmer.cancel()
+        for task in helpers:
+            task.cancel()
     return 0 if stop.is_set() else 1
+
+
+async def _stop_without_parent(parent_pid: int, stop: asyncio.Event) -> None:
+    """A supervised worker whose supervisor is gone (killed with SIGKILL, say) drains and exits
+    rather than go on unwatched, beside the children of the supervisor that replaces it."""
+    # Nothing signals an orphan (a child's parent-death signal would need a hook run at fork);
+    # its parent pid changes, so it asks once a second.
+    while os.getppid() == parent_pid:  # noqa: ASYNC110 - no event to wait on
+        await asyncio.sleep(1.0)
+    logger.error("the supervisor is gone; draining", supervisor=parent_pid)
+    stop.set()
+
+
+async def _supervise(settings: Settings, args: argparse.Namespace) -> int:
+    from agenttrace.supervisor import Supervisor
+    from health.version import git_revision
+
+    stages = tuple(args.stage or STAGES)
+    try:
+        supervisor = Supervisor(
+            stages,
+            args.processes,
+            args.host,
+            args.port,
+            drain_s=settings.stage.drain_timeout_s,
+            log_level=args.log_level,
+            revision=settings.revision or git_revision(),
+        )
+    except ValueError as exc:
+        logger.error("invalid arguments", error=str(exc))
+        return 2
+    if args.processes > settings.topics.partitions:
+        # The group hands each partition to one member: the extra processes would idle.
+        logger.warning(
+            "more processes than partitions; some will idle",
+            processes=args.processes,
+            partitions=settings.topics.partitions,
+        )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return await supervisor.run(stop)
 
 
 async def _migrate(settings: Settings) -> int:

@@ -9,8 +9,11 @@ JOB_SECONDS = Histogram(
     ["type"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0),
 )
-QUEUE_DEPTH = Gauge("worker_queue_depth", "Current queue depth by queue", ["queue"])
-ACTIVE_JOBS = Gauge("worker_active_jobs", "Currently processing jobs", ["type"])
+# Under `agenttrace worker --processes N` (prometheus multiprocess mode) the live processes'
+# values are summed: each reports the lag of the partitions it holds, so the sum is the stage's,
+# in the one series per queue that a single worker serves; a dead process's value goes with it.
+QUEUE_DEPTH = Gauge("worker_queue_depth", "Current queue depth by queue", ["queue"], multiprocess_mode="livesum")
+ACTIVE_JOBS = Gauge("worker_active_jobs", "Currently processing jobs", ["type"], multiprocess_mode="livesum")
 
 DEAD_LETTERS = Counter("dead_letters_total", "Events dead-lettered by stage and reason", ["stage", "reason"])
 

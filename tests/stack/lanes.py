@@ -113,7 +113,7 @@ class Lane:
     def group(self) -> str:
         return self.group_prefix + "clickhouse"
 
-    def worker(self, *, group_prefix: str | None = None, **env: str) -> Worker:
+    def worker(self, *, group_prefix: str | None = None, processes: int | None = None, **env: str) -> Worker:
         port = _free_port()
         log = self.logs / f"worker-{len(self.workers)}-{port}.log"
         environ = {
@@ -128,7 +128,8 @@ class Lane:
         }
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [str(AGENTTRACE), "worker", "--stage", "clickhouse", "--port", str(port)],
+                [str(AGENTTRACE), "worker", "--stage", "clickhouse", "--port", str(port)]
+                + (["--processes", str(processes)] if processes else []),
                 cwd=ROOT,
                 env=environ,
                 stdin=subprocess.DEVNULL,
