@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# End-to-end A/B of source trees, each run as `make up` runs it (api, two ClickHouse-stage
+# workers, the Postgres stage at nice 10) on this repo's venv and the running servers, on
+# private topics, in rotated order per round:
+#
+#   bench/ab.sh ROUNDS NAME=DIR [NAME=DIR ...] > results.txt
+#   bench/ab.sh 4 new=. old=/tmp/old-worktree
+#
+# Per variant and round: bench/e2e.py --rate 20000 --seconds 20, then bench/load.py (batch and
+# OTLP) with the workers paused, one JSON line each; medians per variant at the end. Before each
+# run it waits for ClickHouse's merges of the previous run to end (they are felt by the next
+# otherwise), and afterwards deletes the run's topics (~1.5 GB each; they once filled the disk).
+# Ports 18900-18904. Nothing else should run meanwhile: a run moves by ±15% on a busy machine.
+set -u
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=$ROOT/.venv/bin
+CH=${AGENTTRACE_CLICKHOUSE_HTTP:-http://127.0.0.1:8123}
+ROUNDS=${1:?rounds}
+shift
+VARIANTS=("$@")
+PORTS="1890[0-3]"
+LOGS=$(mktemp -d /tmp/ab.XXXXXX)
+
+start() {  # dir tag
+  local dir=$1 tag=$2 grpc=""
+  export PYTHONPATH=$dir AGENTTRACE_TOPIC_EVENTS=agenttrace.ab.$tag.events AGENTTRACE_TOPIC_DLQ=agenttrace.ab.$tag.dlq \
+    AGENTTRACE_CONSUMER_GROUP_PREFIX=ab-$tag-
+  (cd "$dir" && "$BIN/agenttrace" migrate >"$LOGS/$tag-migrate.log" 2>&1)
+  grep -q grpc-port "$dir/agenttrace/cli.py" && grpc="--grpc-port 18904"
+  (cd "$dir" && exec "$BIN/agenttrace" api --port 18900 $grpc >"$LOGS/$tag-api.log" 2>&1) &
+  (cd "$dir" && exec "$BIN/agenttrace" worker --stage clickhouse --port 18901 >"$LOGS/$tag-w1.log" 2>&1) &
+  (cd "$dir" && exec "$BIN/agenttrace" worker --stage clickhouse --port 18903 >"$LOGS/$tag-w2.log" 2>&1) &
+  (cd "$dir" && exec nice -n 10 "$BIN/agenttrace" worker --stage postgres --port 18902 >"$LOGS/$tag-w3.log" 2>&1) &
+  for p in 18900 18901 18902 18903; do
+    for _ in $(seq 120); do curl -sf -o /dev/null "http://127.0.0.1:$p/readyz" && break; sleep 0.5; done
+  done
+  unset PYTHONPATH
+}
+
+stop() {  # tag
+  pkill -f "agenttrace (api|worker) .*--port $PORTS"
+  for _ in $(seq 20); do pgrep -f "agenttrace (api|worker) .*--port $PORTS" >/dev/null || break; sleep 0.5; done
+  pkill -9 -f "agenttrace (api|worker) .*--port $PORTS"
+  sleep 1
+  "$BIN/python" - "$1" <<'PY'
+import asyncio, sys
+from aiokafka.admin import AIOKafkaAdminClient
+
+async def main() -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers="127.0.0.1:9092")
+    await admin.start()
+    await admin.delete_topics([f"agenttrace.ab.{sys.argv[1]}.events", f"agenttrace.ab.{sys.argv[1]}.dlq"])
+    await admin.close()
+
+asyncio.run(main())
+PY
+}
+
+settle() {
+  for _ in $(seq 90); do
+    [ "$(curl -s "$CH/?query=SELECT+count()+FROM+system.merges")" = "0" ] && break
+    sleep 1
+  done
+  sync
+  sleep 3
+}
+
+bench() {
+  (cd "$ROOT" && PYTHONPATH=$ROOT "$BIN/python" "$@" 2>/dev/null | tail -1)
+}
+
+trap 'pkill -CONT -f "agenttrace worker .*--port $PORTS"; pkill -f "agenttrace (api|worker) .*--port $PORTS"' EXIT
+n=${#VARIANTS[@]}
+for r in $(seq "$ROUNDS"); do
+  for k in $(seq 0 $((n - 1))); do
+    spec=${VARIANTS[$(((k + r - 1) % n))]}
+    name=${spec%%=*} dir=$(cd "${spec#*=}" && pwd) tag=$name$r$RANDOM
+    settle
+    echo "# $(date +%T) $name round $r, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    start "$dir" "$tag"
+    echo "$name $r e2e $(bench bench/e2e.py --url http://127.0.0.1:18900 --rate 20000 --seconds 20)"
+    workers=$(pgrep -f "agenttrace worker .*--port 1890[1-3]" | tr '\n' ' ')
+    kill -STOP $workers
+    echo "$name $r load $(bench bench/load.py --url http://127.0.0.1:18900 --seconds 15 --concurrency 16)"
+    echo "$name $r otlp $(bench bench/load.py --url http://127.0.0.1:18900 --otlp --seconds 15 --concurrency 16 --bodies 3000)"
+    kill -CONT $workers
+    stop "$tag"
+  done
+done | tee "$LOGS/results.txt"
+"$BIN/python" - "$LOGS/results.txt" <<'PY'
+import json, statistics, sys
+
+figures: dict[tuple[str, str], list[float]] = {}
+for line in open(sys.argv[1]):
+    parts = line.split(" ", 3)
+    if line.startswith("#") or len(parts) < 4 or not parts[3].startswith("{"):
+        continue
+    name, _, kind, text = parts
+    d = json.loads(text)
+    figures.setdefault((name, kind), []).append(d.get("sustained_events_per_s") or d.get("events_per_s") or 0)
+    if kind == "e2e":
+        figures.setdefault((name, "e2e p99 ms"), []).append(d.get("queryable_p99_ms") or 0)
+for (name, kind), values in sorted(figures.items()):
+    print(f"# median {name} {kind}: {statistics.median(values):.0f} (runs {', '.join(f'{v:.0f}' for v in values)})")
+PY
