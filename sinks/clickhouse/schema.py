@@ -15,7 +15,9 @@ per shard, sees every version of an entity.
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -223,15 +225,24 @@ async def pending(fetch: Fetch, database: str) -> list[int]:
     return [m.version for m in migrations() if m.version not in done]
 
 
-async def check_cluster_tables(fetch: Fetch, database: str) -> None:
+async def check_cluster_tables(fetch: Fetch, database: str, *, settle_s: float = 30.0) -> None:
     """IF NOT EXISTS keeps a table of the same name whatever its engine: a server that ran
     single-node before has plain tables under the public names, which would take every insert
-    on that server alone. Refuse to call such a schema migrated."""
-    rows = await fetch(
-        f"SELECT name, engine FROM system.tables WHERE database = '{database}' "
-        f"AND name IN ({', '.join(repr(t) for t in SHARDING_KEYS)})"
-    )
-    engines = {str(name): str(engine) for name, engine in rows}
-    wrong = {t: engines.get(t) for t in SHARDING_KEYS if engines.get(t) != "Distributed"}
+    on that server alone. Refuse to call such a schema migrated.
+
+    A missing one is waited for up to `settle_s`: a migrator on another server may be between
+    the DROP and the CREATE that add a column to a Distributed table (clustered()), each
+    migrator applying the migration once per server it reaches."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        rows = await fetch(
+            f"SELECT name, engine FROM system.tables WHERE database = '{database}' "
+            f"AND name IN ({', '.join(repr(t) for t in SHARDING_KEYS)})"
+        )
+        engines = {str(name): str(engine) for name, engine in rows}
+        wrong = {t: engines.get(t) for t in SHARDING_KEYS if engines.get(t) != "Distributed"}
+        if not wrong or any(engine is not None for engine in wrong.values()) or time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(0.5)
     if wrong:
         raise RuntimeError(f"cluster mode needs Distributed tables under the public names; found {wrong}")

@@ -34,7 +34,9 @@ async def test_several_migrations_at_once_through_different_servers(cluster_ch: 
     ]
     try:
         results = await asyncio.gather(*(migrate(env) for env in runs))
-        assert [code for code, _ in results] == [0, 0, 0], [out[-2000:] for _, out in results]
+        # One string, not a list: pytest shortens a list's repr to its ends, hiding the error.
+        failed = "\n\n".join(f"exit {code}:\n{out[-3000:]}" for code, out in results if code)
+        assert [code for code, _ in results] == [0, 0, 0], failed
         for name, ch in cluster_ch.items():
             rows = await ch.fetch(f"SELECT name, engine FROM system.tables WHERE database = '{database}'")
             tables = {str(n): str(e) for n, e in rows}
