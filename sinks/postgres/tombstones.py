@@ -61,7 +61,8 @@ class TombstoneCache:
 
     Held as one set of trace ids per project, and read as one row per project (an array of its
     ids) beside one row for the snapshot: 226k tombstones held as (project, trace) pairs, read
-    a row each, cost a worker ~100 MB and 0.3 s of CPU at start (bench/tombstone_cpu.py).
+    a row each, cost a worker ~100 MB and 0.3 s of CPU at start (bench/README.md, "The tombstone cache's
+    load").
     """
 
     def __init__(self, pg: Postgres, *, refresh_s: float = 1.0) -> None:
