@@ -27,6 +27,10 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sinks.clickhouse.config import ClickHouseConfig
+
 ROOT = Path(__file__).resolve().parents[1]
 PIDS = ROOT / ".stack" / "pids"
 CLICKHOUSE_HTTP = "http://127.0.0.1:8123/"
@@ -101,7 +105,9 @@ def used_between(before: dict[int, float], after: dict[int, float]) -> float:
 
 
 def clickhouse(sql: str, data: bytes | None = None) -> bytes:
-    url = CLICKHOUSE_HTTP + "?" + urllib.parse.urlencode({"query": sql, "database": "agenttrace"})
+    # The database the pipeline under test writes to (e2e.py reads it from the same setting).
+    database = ClickHouseConfig.from_url(os.environ.get("AGENTTRACE_CLICKHOUSE_URL", ClickHouseConfig().url())).database
+    url = CLICKHOUSE_HTTP + "?" + urllib.parse.urlencode({"query": sql, "database": database})
     with urllib.request.urlopen(urllib.request.Request(url, data=data, method="POST"), timeout=300) as r:
         return r.read()
 
