@@ -28,6 +28,20 @@ def test_modern_ddl_runs_and_tables_have_the_contract_columns(chdb) -> None:
             assert "trace_id" in names
 
 
+def test_projections_have_fine_granules_on_both_dialects(chdb) -> None:
+    # Point lookups by (project_id, id) read a granule per part: 1024 rows, not 8192.
+    for table in ("traces", "observations", "scores"):
+        engine = str(
+            chdb.query(
+                f"SELECT engine_full FROM system.tables WHERE database = 'agenttrace' AND name = '{table}'", "CSV"
+            )
+        )
+        assert "index_granularity = 1024" in engine
+    legacy = [s for m in migrations() for s in m.statements(LEGACY, "agenttrace") if s.startswith("CREATE TABLE")]
+    assert len(legacy) == 3
+    assert all(s.endswith("SETTINGS index_granularity = 1024") for s in legacy)
+
+
 def test_modern_ddl_is_idempotent(chdb) -> None:
     for m in migrations():
         for statement in m.statements(MODERN, "agenttrace"):
@@ -76,7 +90,7 @@ def test_cluster_ddl_is_replicated_local_tables_behind_distributed_public_names(
             f"ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{{shard}}/agenttrace/{table}_local', "
             "'{replica}', event_ts)"
         ) in local
-        assert "ORDER BY (project_id, id)" in local
+        assert "ORDER BY (project_id, id)\nSETTINGS index_granularity = 1024" in local
         assert public.endswith(
             f"ON CLUSTER events_cluster AS agenttrace.{table}_local\n"
             f"ENGINE = Distributed(events_cluster, agenttrace, {table}_local, {key})"
