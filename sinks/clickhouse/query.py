@@ -39,6 +39,8 @@ class Select:
     after: list[str] = field(default_factory=list)
     # The columns the filters after deduplication read, selected by the inner query too.
     needs: set[str] = field(default_factory=set)
+    # A read of a few rows (see single()).
+    one_thread: bool = False
 
     def __post_init__(self) -> None:
         self.params["project"] = self.project
@@ -66,6 +68,14 @@ class Select:
         """A condition on the newest row of each id, over `columns`."""
         self.after.append(condition)
         self.needs.update(columns)
+        return self
+
+    def single(self) -> Select:
+        """A read of one entity or one trace's rows: in one server thread. Splitting such a small
+        read across threads only adds their start-up, and with many readers the cores are busy
+        anyway: one trace with its observations took ~25% less server CPU (bench/README.md,
+        "One trace's reads")."""
+        self.one_thread = True
         return self
 
     def key(self, column: str, value: str) -> Select:
@@ -126,7 +136,8 @@ class Select:
         tail = f" ORDER BY {order}" if order else ""
         if limit is not None:
             tail += f" LIMIT {int(limit)} OFFSET {int(offset)}"
-        return f"SELECT {', '.join(columns)} FROM {self.latest(columns)}{tail}{SETTINGS}"
+        settings = SETTINGS + (", max_threads = 1" if self.one_thread else "")
+        return f"SELECT {', '.join(columns)} FROM {self.latest(columns)}{tail}{settings}"
 
     def count(self) -> str:
         if self.after:

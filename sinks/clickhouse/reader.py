@@ -158,15 +158,15 @@ class Reader:
     async def trace(self, project_id: str, trace_id: str) -> tuple[Row | None, list[Row], list[Row]]:
         """One trace with its observations (by start) and scores (by time); None when absent."""
         traces, observations, scores = await asyncio.gather(
-            self.rows(self.select(TRACES_BY_ID, project_id).key("id", trace_id), TRACE_COLUMNS, "read_trace"),
+            self.rows(self.select(TRACES_BY_ID, project_id).key("id", trace_id).single(), TRACE_COLUMNS, "read_trace"),
             self.rows(
-                self.select(OBSERVATIONS_BY_TRACE, project_id).key("trace_id", trace_id),
+                self.select(OBSERVATIONS_BY_TRACE, project_id).key("trace_id", trace_id).single(),
                 OBSERVATION_COLUMNS,
                 "read_trace_observations",
                 order="start_time, id",
             ),
             self.rows(
-                self.select(SCORE, project_id).key("trace_id", trace_id),
+                self.select(SCORE, project_id).key("trace_id", trace_id).single(),
                 SCORE_COLUMNS,
                 "read_trace_scores",
                 order="timestamp, id",
@@ -305,7 +305,9 @@ class Reader:
 
     async def observation(self, project_id: str, observation_id: str) -> Row | None:
         rows = await self.rows(
-            self.select(OBSERVATION, project_id).key("id", observation_id), OBSERVATION_COLUMNS, "read_observation"
+            self.select(OBSERVATION, project_id).key("id", observation_id).single(),
+            OBSERVATION_COLUMNS,
+            "read_observation",
         )
         return rows[0] if rows else None
 
@@ -377,7 +379,7 @@ class Reader:
         return Listing(rows, total)
 
     async def score(self, project_id: str, score_id: str) -> Row | None:
-        rows = await self.rows(self.select(SCORE, project_id).key("id", score_id), SCORE_COLUMNS, "read_score")
+        rows = await self.rows(self.select(SCORE, project_id).key("id", score_id).single(), SCORE_COLUMNS, "read_score")
         return rows[0] if rows else None
 
     # --- daily metrics ------------------------------------------------------------------------

@@ -31,11 +31,13 @@ class ChdbClient:
     def __init__(self, session: chdb_session.Session) -> None:
         self._s = session
         self.operations: list[str] = []
+        self.statements: dict[str, str] = {}  # operation -> its last SQL
 
     async def fetch(
         self, sql: str, params: Any = None, *, operation: str = "select", ids: Sequence[str] | None = None
     ) -> list[tuple[Any, ...]]:
         self.operations.append(operation)
+        self.statements[operation] = sql
         if ids is not None:
             listed = ", ".join(_literal(i) for i in ids) or "''"
             sql = sql.replace("IN _ids", f"IN ({listed})")
@@ -120,6 +122,20 @@ async def test_newest_version_wins_and_deleted_rows_never_show(reader: Reader) -
     assert listing.rows[1]["timestamp"] == T0 and listing.rows[1]["tags"] == ["x", "y"]
     assert (await reader.trace("p", "t2"))[0] is None
     assert (await reader.trace("other", "t1"))[0] is None
+
+
+async def test_reads_of_one_entity_run_in_one_server_thread(reader: Reader) -> None:
+    client = reader._ch
+    assert isinstance(client, ChdbClient)
+    await reader.trace("p", "t1")
+    await reader.observation("p", "o1")
+    await reader.score("p", "s1")
+    await reader.traces("p", TraceFilter(), ("timestamp", True), Page(10))
+    single = ("read_trace", "read_trace_observations", "read_trace_scores", "read_observation", "read_score")
+    for operation in single:
+        assert client.statements[operation].endswith(", max_threads = 1"), operation
+    # A page reads a whole project's candidates: it keeps the server's threads.
+    assert all("max_threads" not in sql for op, sql in client.statements.items() if op not in single)
 
 
 async def test_trace_pages_from_few_candidates_stay_exact(reader: Reader, monkeypatch: pytest.MonkeyPatch) -> None:
