@@ -246,3 +246,68 @@ async def check_cluster_tables(fetch: Fetch, database: str, *, settle_s: float =
         await asyncio.sleep(0.5)
     if wrong:
         raise RuntimeError(f"cluster mode needs Distributed tables under the public names; found {wrong}")
+
+
+# Rows per granule of the projections (migration 0001); tables made before it have 8192.
+GRANULARITY = 1024
+_GRANULARITY = re.compile(r"index_granularity = (\d+)")
+OLD_SUFFIX = "__coarse"
+NEW_SUFFIX = "__granules"
+
+
+async def coarse_granules(fetch: Fetch, database: str) -> dict[str, int]:
+    """The projections whose granules hold another number of rows than GRANULARITY, and that number."""
+    rows = await fetch(
+        f"SELECT name, engine_full FROM system.tables WHERE database = '{database}' "
+        f"AND name IN ({', '.join(repr(t) for t in SHARDING_KEYS)})"
+    )
+    found = {str(name): _GRANULARITY.search(str(engine)) for name, engine in rows}
+    return {name: int(m.group(1)) for name, m in found.items() if m and int(m.group(1)) != GRANULARITY}
+
+
+async def rebuild_granules(
+    execute: Execute,
+    fetch: Fetch,
+    database: str,
+    table: str,
+    *,
+    before_swap: Callable[[], Awaitable[None]] | None = None,
+) -> dict[str, int]:
+    """Copy a projection into a table of GRANULARITY-row granules and put it under the name.
+
+    Writers may keep running (single node only): rows they insert during the copy land in parts
+    numbered above every block that existed when it began, and MergeTree keeps those numbers in
+    the names of the parts that merge them. After the swap, the rows of such parts are copied
+    again from the old table; a row copied twice is a duplicate version, which merges and
+    readers drop. A run cut short before the swap leaves the original under its name and is
+    simply run again. The original stays as `<table>__coarse` for the operator to compare and
+    drop (a check here would group every row of the table). `before_swap` is for tests (a
+    writer's insert in the middle). Returns the row counts of both (before merges).
+    """
+    name, new, old = f"{database}.{table}", f"{database}.{table}{NEW_SUFFIX}", f"{database}.{table}{OLD_SUFFIX}"
+    leftover = await fetch(
+        f"SELECT count() FROM system.tables WHERE database = '{database}' AND name = '{table}{OLD_SUFFIX}'"
+    )
+    if leftover[0][0]:
+        raise RuntimeError(f"{old} exists from an earlier rebuild: compare it with {name}, then drop it")
+    ((ddl,),) = await fetch(f"SHOW CREATE TABLE {name}")
+    head = re.match(rf"CREATE TABLE {re.escape(name)}\s", str(ddl))
+    if not head or not _GRANULARITY.search(str(ddl)):
+        raise RuntimeError(f"unexpected definition of {name}: {str(ddl)[:120]!r}")
+    await execute(f"DROP TABLE IF EXISTS {new}")
+    await execute(
+        f"CREATE TABLE {new} " + _GRANULARITY.sub(f"index_granularity = {GRANULARITY}", str(ddl)[head.end() :])
+    )
+    ((mark,),) = await fetch(
+        f"SELECT max(max_block_number) FROM system.parts WHERE database = '{database}' AND table = '{table}'"
+    )
+    await execute(f"INSERT INTO {new} SELECT * FROM {name}")
+    if before_swap is not None:
+        await before_swap()
+    await execute(f"RENAME TABLE {name} TO {old}, {new} TO {name}")
+    # A part's name is partition_minblock_maxblock_level[_mutation]; no partition id has "_".
+    late = f"toUInt64(splitByChar('_', _part)[3]) > {int(mark)}"
+    await execute(f"INSERT INTO {name} SELECT * FROM {old} WHERE {late}")
+    ((rows_old,),) = await fetch(f"SELECT count() FROM {old}")
+    ((rows_new,),) = await fetch(f"SELECT count() FROM {name}")
+    return {"rows_before": int(rows_old), "rows_after": int(rows_new)}

@@ -3,9 +3,21 @@ engine, embedded), the legacy one runs on Debian's 18.16 in the stack tests."""
 
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 
-from sinks.clickhouse.schema import LEGACY, MODERN, SHARDING_KEYS, clustered, dialect_for, migrate, migrations
+from sinks.clickhouse.schema import (
+    GRANULARITY,
+    LEGACY,
+    MODERN,
+    SHARDING_KEYS,
+    clustered,
+    coarse_granules,
+    dialect_for,
+    migrate,
+    migrations,
+    rebuild_granules,
+)
 
 
 def test_dialect_follows_the_server_version() -> None:
@@ -150,3 +162,37 @@ async def test_migrate_in_cluster_mode_runs_on_cluster_and_checks_the_engines() 
     engines["traces"] = "ReplacingMergeTree"  # a server that ran single-node before
     with pytest.raises(RuntimeError, match="Distributed"):
         await migrate(execute, fetch, LEGACY, "agenttrace", cluster="c")
+
+
+async def test_coarse_tables_are_rebuilt_on_a_current_clickhouse(chdb) -> None:
+    # The stack test runs the same on 18.16; here the modern dialect's DDL and part names.
+    db = "granules_rebuild"
+    chdb.query(f"DROP DATABASE IF EXISTS {db}")
+    chdb.query(f"CREATE DATABASE {db}")
+    for m in migrations():
+        for statement in m.statements(MODERN, db):
+            chdb.query(statement.replace(f"index_granularity = {GRANULARITY}", "index_granularity = 8192"))
+
+    async def execute(sql: str) -> None:
+        chdb.query(sql)
+
+    async def fetch(sql: str) -> list[tuple]:
+        return [tuple(r) for r in orjson.loads(str(chdb.query(sql, "JSONCompact")))["data"]]
+
+    def insert(rows: str) -> None:
+        chdb.query(
+            f"INSERT INTO {db}.observations (project_id, id, trace_id, name, start_time, event_ts) "
+            f"SELECT 'p', r.1, 't', r.3, now64(6), toUInt64(r.2) FROM (SELECT arrayJoin([{rows}]) AS r)"
+        )
+
+    async def writer_meanwhile() -> None:
+        insert("('o3', 1, 'late'), ('o1', 2, 'updated')")
+
+    insert("('o1', 1, 'first'), ('o2', 1, 'first')")
+    assert await coarse_granules(fetch, db) == {"traces": 8192, "observations": 8192, "scores": 8192}
+    counts = await rebuild_granules(execute, fetch, db, "observations", before_swap=writer_meanwhile)
+    assert counts == {"rows_before": 4, "rows_after": 4}
+    assert await coarse_granules(fetch, db) == {"traces": 8192, "scores": 8192}
+    newest = await fetch(f"SELECT id, name FROM {db}.observations ORDER BY id, event_ts DESC LIMIT 1 BY id")
+    assert newest == [("o1", "updated"), ("o2", "first"), ("o3", "late")]
+    chdb.query(f"DROP DATABASE {db}")

@@ -9,7 +9,7 @@
 -- rows by (project_id, id), and each lookup reads a whole granule of every column it selects
 -- from every part; 1024-row granules made those lookups 1.5-2.3x cheaper on 18.16 (bench/README.md,
 -- "Granules"). Tables created before this setting keep 8192-row granules, which only costs
--- speed; IF NOT EXISTS leaves them as they are.
+-- speed; IF NOT EXISTS leaves them, `agenttrace migrate --rebuild-granules` copies them.
 
 CREATE TABLE IF NOT EXISTS {db}.traces
 (
