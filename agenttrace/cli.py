@@ -230,6 +230,11 @@ async def _migrate(settings: Settings, *, rebuild_granules: bool = False) -> int
     from sinks.postgres import schema as pg_schema
     from sinks.postgres.models import ModelTable, default_models
 
+    if rebuild_granules and settings.clickhouse.cluster:
+        # The public names are Distributed tables there; the replicated local tables below them
+        # would need their ZooKeeper paths moved too.
+        logger.error("--rebuild-granules runs on a single node, not on a cluster")
+        return 2
     topics = await clients.with_retry("kafka", lambda: ensure_topics(settings.kafka_bootstrap, settings.topics))
     ch = await clients.clickhouse(settings, database="default", pool_size=1)
     try:
@@ -238,9 +243,6 @@ async def _migrate(settings: Settings, *, rebuild_granules: bool = False) -> int
         cluster = settings.clickhouse.cluster or None
         ch_applied = await ch_schema.migrate(ch.execute, ch.fetch, dialect, db, cluster=cluster)
         coarse = await ch_schema.coarse_granules(ch.fetch, db)
-        if coarse and rebuild_granules and cluster:
-            logger.error("--rebuild-granules runs on a single node, not on a cluster", tables=sorted(coarse))
-            return 2
         if coarse and rebuild_granules:
             for table in sorted(coarse):
                 counts = await ch_schema.rebuild_granules(ch.execute, ch.fetch, db, table)

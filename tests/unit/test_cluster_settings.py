@@ -3,6 +3,7 @@ cluster name, and what `agenttrace migrate` says about topics that differ from t
 
 import pytest
 
+from agenttrace.cli import _migrate
 from agenttrace.settings import Settings
 from pipeline.config import TopicConfig
 from pipeline.topics import TopicState, differences
@@ -75,3 +76,11 @@ def test_a_clickhouse_url_may_name_further_servers_to_fail_over_to() -> None:
     assert (many.user, many.password, many.database) == ("u", "p", "db")
     with pytest.raises(ValueError, match="host:port"):
         Settings.from_env({"AGENTTRACE_CLICKHOUSE_URL": "clickhouse://ch-a:9000,ch-b/db"})
+
+
+async def test_granules_rebuild_is_refused_on_a_cluster_before_touching_anything() -> None:
+    # No server runs in the unit tests: a refusal that connected first would fail otherwise.
+    settings = Settings.from_env(
+        {"AGENTTRACE_CLICKHOUSE_CLUSTER": "agenttrace", "AGENTTRACE_KAFKA_BOOTSTRAP": "127.0.0.1:1"}
+    )
+    assert await _migrate(settings, rebuild_granules=True) == 2
