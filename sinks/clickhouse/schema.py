@@ -225,6 +225,15 @@ async def pending(fetch: Fetch, database: str) -> list[int]:
     return [m.version for m in migrations() if m.version not in done]
 
 
+async def _projections(fetch: Fetch, database: str, column: str) -> dict[str, str]:
+    """`column` of system.tables for each projection that exists in `database`."""
+    rows = await fetch(
+        f"SELECT name, {column} FROM system.tables WHERE database = '{database}' "
+        f"AND name IN ({', '.join(repr(t) for t in SHARDING_KEYS)})"
+    )
+    return {str(name): str(value) for name, value in rows}
+
+
 async def check_cluster_tables(fetch: Fetch, database: str, *, settle_s: float = 30.0) -> None:
     """IF NOT EXISTS keeps a table of the same name whatever its engine: a server that ran
     single-node before has plain tables under the public names, which would take every insert
@@ -235,11 +244,7 @@ async def check_cluster_tables(fetch: Fetch, database: str, *, settle_s: float =
     migrator applying the migration once per server it reaches."""
     deadline = time.monotonic() + settle_s
     while True:
-        rows = await fetch(
-            f"SELECT name, engine FROM system.tables WHERE database = '{database}' "
-            f"AND name IN ({', '.join(repr(t) for t in SHARDING_KEYS)})"
-        )
-        engines = {str(name): str(engine) for name, engine in rows}
+        engines = await _projections(fetch, database, "engine")
         wrong = {t: engines.get(t) for t in SHARDING_KEYS if engines.get(t) != "Distributed"}
         if not wrong or any(engine is not None for engine in wrong.values()) or time.monotonic() >= deadline:
             break
@@ -257,11 +262,8 @@ NEW_SUFFIX = "__granules"
 
 async def coarse_granules(fetch: Fetch, database: str) -> dict[str, int]:
     """The projections whose granules hold another number of rows than GRANULARITY, and that number."""
-    rows = await fetch(
-        f"SELECT name, engine_full FROM system.tables WHERE database = '{database}' "
-        f"AND name IN ({', '.join(repr(t) for t in SHARDING_KEYS)})"
-    )
-    found = {str(name): _GRANULARITY.search(str(engine)) for name, engine in rows}
+    engines = await _projections(fetch, database, "engine_full")
+    found = {name: _GRANULARITY.search(engine) for name, engine in engines.items()}
     return {name: int(m.group(1)) for name, m in found.items() if m and int(m.group(1)) != GRANULARITY}
 
 
