@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.times import column_of_micros
-from sinks.clickhouse.schema import Dialect
+from sinks.clickhouse.schema import Dialect, by_trace, by_traces_in_ids
 
 MAX_EXECUTION_S = 10  # a read past this fails fast; the edge answers 503 with Retry-After
 
@@ -80,6 +80,16 @@ class Select:
 
     def key(self, column: str, value: str) -> Select:
         self.keys.append(f"{column} = {self.param(value)}")
+        return self
+
+    def trace(self, trace_id: str) -> Select:
+        """The rows of one trace (observations, scores), found by the trace hash."""
+        self.keys.append(by_trace(self.param(trace_id)))
+        return self
+
+    def traces_in_ids(self) -> Select:
+        """The rows of the traces sent beside the query as `_ids`, found by the trace hash."""
+        self.keys.append(by_traces_in_ids())
         return self
 
     def eq(self, column: str, value: str | None) -> Select:

@@ -160,13 +160,13 @@ class Reader:
         traces, observations, scores = await asyncio.gather(
             self.rows(self.select(TRACES_BY_ID, project_id).key("id", trace_id).single(), TRACE_COLUMNS, "read_trace"),
             self.rows(
-                self.select(OBSERVATIONS_BY_TRACE, project_id).key("trace_id", trace_id).single(),
+                self.select(OBSERVATIONS_BY_TRACE, project_id).trace(trace_id).single(),
                 OBSERVATION_COLUMNS,
                 "read_trace_observations",
                 order="start_time, id",
             ),
             self.rows(
-                self.select(SCORE, project_id).key("trace_id", trace_id).single(),
+                self.select(SCORE, project_id).trace(trace_id).single(),
                 SCORE_COLUMNS,
                 "read_trace_scores",
                 order="timestamp, id",
@@ -244,10 +244,8 @@ class Reader:
         return await self._pages.get(key, lambda: self._trace_summaries(project_id, trace_ids))
 
     async def _trace_summaries(self, project_id: str, trace_ids: Sequence[str]) -> tuple[list[Row], list[Row]]:
-        obs = self.select(OBSERVATIONS_BY_TRACE, project_id)
-        obs.keys.append("trace_id IN _ids")
-        scores = self.select(SCORE, project_id)
-        scores.keys.append("trace_id IN _ids")
+        obs = self.select(OBSERVATIONS_BY_TRACE, project_id).traces_in_ids()
+        scores = self.select(SCORE, project_id).traces_in_ids()
         o_rows, s_rows = await asyncio.gather(
             self._ch.fetch(obs.sql(SUMMARY_COLUMNS), obs.params, operation="read_trace_summaries", ids=trace_ids),
             self._ch.fetch(scores.sql(("id", "trace_id")), scores.params, operation="read_trace_scores", ids=trace_ids),
@@ -260,11 +258,11 @@ class Reader:
     # --- observations -------------------------------------------------------------------------
 
     def _observations(self, project_id: str, f: ObservationFilter) -> Select:
-        # One trace's observations: from the copy sorted by trace, not the whole project.
+        # One trace's observations: by the trace hash (Select.trace), not every trace_id of the project.
         table = OBSERVATION if f.trace_id is None else OBSERVATIONS_BY_TRACE
         q = self.select(table, project_id).between("start_time", f.from_us, f.to_us)
         if f.trace_id is not None:
-            q.key("trace_id", f.trace_id)
+            q.trace(f.trace_id)
         q.eq("type", f.type).eq("name", f.name).eq("parent_observation_id", f.parent_observation_id)
         q.eq("level", f.level).eq("version", f.version).any_of("environment", f.environments)
         if f.user_id is not None:
@@ -359,7 +357,7 @@ class Reader:
     def _scores(self, project_id: str, f: ScoreFilter) -> Select:
         q = self.select(SCORE, project_id).between("timestamp", f.from_us, f.to_us)
         if f.trace_id is not None:
-            q.key("trace_id", f.trace_id)
+            q.trace(f.trace_id)
         q.any_of("observation_id", f.observation_ids).any_of("id", f.score_ids).eq("session_id", f.session_id)
         q.eq("name", f.name).eq("source", f.source).any_of("data_type", f.data_types).eq("config_id", f.config_id)
         q.any_of("environment", f.environments)

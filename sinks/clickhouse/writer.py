@@ -32,7 +32,7 @@ from pipeline.prices import PriceBook, priced
 from pipeline.times import column_of_micros, micros_of_column
 from pipeline.tombstones import KnownTombstones, Tombstones, split_deletions
 from sinks.clickhouse.client import IDS_TABLE, ClickHouse
-from sinks.clickhouse.schema import Dialect
+from sinks.clickhouse.schema import Dialect, by_traces_in_ids
 from sinks.metrics import CLICKHOUSE_INSERT_ROWS
 
 TIME_COLUMNS = {
@@ -334,11 +334,12 @@ class ClickHouseWriter:
             partition = (
                 self._dialect.timestamp_partition if time_column == "timestamp" else self._dialect.start_time_partition
             )
+            found = f"{key_column} IN {IDS_TABLE}" if key_column == "id" else by_traces_in_ids()
             for project, ids in by_project.items():
                 await self._ch.execute(
                     f"INSERT INTO {table} ({', '.join(cols)}) SELECT {copied} FROM ("
                     f"SELECT {', '.join(cols)} FROM {table} "
-                    f"WHERE project_id = {_quote(project)} AND {key_column} IN {IDS_TABLE} "
+                    f"WHERE project_id = {_quote(project)} AND {found} "
                     f"ORDER BY id, event_ts DESC LIMIT 1 BY id, toYYYYMM({partition})"
                     ") WHERE is_deleted = 0",
                     operation=f"delete_{table}",

@@ -282,3 +282,19 @@ async def test_the_purge_removes_every_row_of_a_deleted_trace(
     await eventually(lambda: stored(doomed), lambda n: n == 0, timeout_s=TIMEOUT_S)
     assert await stored(kept) == 3
     assert whole(await visible(http, project, kept))
+
+
+async def test_deleting_a_trace_spares_one_whose_hash_collides(http: aiohttp.ClientSession, project: NewKey) -> None:
+    # Reads and the deletion's copy find a trace's rows by murmurHash2_32 of its id first
+    # (ClickHouse migration 0003); these two ids share one.
+    doomed, kept = "trace-228021", "trace-295823"
+    await ingest(http, project, batch(doomed, session="s", user="u", tokens=1))
+    await ingest(http, project, batch(kept, session="s", user="u", tokens=1))
+    await eventually(lambda: visible(http, project, doomed), whole, timeout_s=TIMEOUT_S)
+    assert (await eventually(lambda: visible(http, project, kept), whole, timeout_s=TIMEOUT_S))["observations"] == [
+        f"{kept}-gen"
+    ]
+    assert await delete(http, project, doomed) == (200, {"message": "Trace deleted successfully"})
+    await eventually(lambda: visible(http, project, doomed), gone, timeout_s=TIMEOUT_S)
+    after = await visible(http, project, kept)
+    assert whole(after) and after["observations"] == [f"{kept}-gen"] and after["scores"] == [f"{kept}-score"]

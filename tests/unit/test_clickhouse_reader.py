@@ -41,6 +41,7 @@ class ChdbClient:
         if ids is not None:
             listed = ", ".join(_literal(i) for i in ids) or "''"
             sql = sql.replace("IN _ids", f"IN ({listed})")
+            sql = sql.replace("FROM _ids", f"FROM (SELECT arrayJoin([{listed}]) AS id)")
         sql = re.sub(r"%\((\w+)\)s", lambda m: _literal(params[m.group(1)]), sql)
         doc = orjson.loads(str(self._s.query(sql, "JSONCompact")))
         types = [c["type"] for c in doc["meta"]]
@@ -190,3 +191,30 @@ async def test_sessions_scores_and_daily(reader: Reader) -> None:
     assert [(d["day"], d["traces"]) for d in daily.rows] == [(date(2026, 11, 28), 1), (date(2026, 11, 27), 1)]
     models = {u["model"]: u for u in daily.rows[1]["usage"]}
     assert models["m"]["input"] == 5 and models["m"]["observations"] == 1 and models[None]["observations"] == 1
+
+
+async def test_reads_by_trace_tell_apart_traces_whose_hashes_collide(reader: Reader) -> None:
+    # murmurHash2_32 (migration 0003's trace_hash) maps both ids to 3890938781; 18.16 agrees.
+    a, b = "trace-228021", "trace-295823"
+    client = reader._ch
+    assert isinstance(client, ChdbClient)
+    session = client._s
+    ((ha, hb),) = await client.fetch(f"SELECT murmurHash2_32('{a}'), murmurHash2_32('{b}')")
+    assert ha == hb
+    for trace_id, obs in ((a, "oa"), (b, "ob")):
+        session.query(
+            "INSERT INTO observations (project_id, id, trace_id, start_time, created_at, updated_at, event_ts) "
+            f"VALUES ('h', '{obs}', '{trace_id}', '{_ts(T0)}', '{_ts(T0)}', '{_ts(T0)}', 1)"
+        )
+        session.query(
+            "INSERT INTO scores (project_id, id, trace_id, name, timestamp, created_at, updated_at, event_ts) "
+            f"VALUES ('h', 's-{obs}', '{trace_id}', 'q', '{_ts(T0)}', '{_ts(T0)}', '{_ts(T0)}', 1)"
+        )
+    _, observations, scores = await reader.trace("h", a)
+    assert [o["id"] for o in observations] == ["oa"] and [s["id"] for s in scores] == ["s-oa"]
+    listing = await reader.observations("h", ObservationFilter(trace_id=b), Page(10))
+    assert [o["id"] for o in listing.rows] == ["ob"] and listing.total == 1
+    assert [s["id"] for s in (await reader.scores("h", ScoreFilter(trace_id=b), Page(10))).rows] == ["s-ob"]
+    summaries, score_ids = await reader.trace_summaries("h", [b])
+    assert [o["id"] for o in summaries] == ["ob"] and score_ids == [{"id": "s-ob", "trace_id": b}]
+    assert "trace_hash = murmurHash2_32(" in client.statements["read_trace_observations"]

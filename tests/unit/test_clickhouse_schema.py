@@ -88,12 +88,19 @@ def test_cluster_ddl_is_replicated_local_tables_behind_distributed_public_names(
     # again over them (18.16 cannot alter it ON CLUSTER beside replicated shards).
     added = [s for s in statements if not s.startswith("CREATE")]
     assert [s.split(" ADD COLUMN")[0] for s in added] == [
+        # 0002
         "ALTER TABLE agenttrace.observations_local ON CLUSTER events_cluster",
         "DROP TABLE IF EXISTS agenttrace.observations ON CLUSTER events_cluster",
+        # 0003
+        "ALTER TABLE agenttrace.observations_local ON CLUSTER events_cluster",
+        "DROP TABLE IF EXISTS agenttrace.observations ON CLUSTER events_cluster",
+        "ALTER TABLE agenttrace.scores_local ON CLUSTER events_cluster",
+        "DROP TABLE IF EXISTS agenttrace.scores ON CLUSTER events_cluster",
     ]
     creates = [s for s in statements if s.startswith("CREATE")]
-    assert len(creates) == 2 * len(SHARDING_KEYS) + 1
-    assert creates[-1] == creates[3]  # the Distributed observations, as first made
+    assert len(creates) == 2 * len(SHARDING_KEYS) + 3
+    # The Distributed tables made again as first made, over the altered local ones.
+    assert creates[-3] == creates[-2] == creates[3] and creates[-1] == creates[5]
     for table, key in SHARDING_KEYS.items():
         local = next(s for s in statements if s.startswith(f"CREATE TABLE IF NOT EXISTS agenttrace.{table}_local "))
         public = next(s for s in statements if s.startswith(f"CREATE TABLE IF NOT EXISTS agenttrace.{table} "))
