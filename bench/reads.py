@@ -6,10 +6,11 @@
 Seeds one project with `traces` traces of `per-trace` observations each (default 200k x 5 = 1M
 observations), plus `others` projects of `other-traces` traces each, straight into ClickHouse
 (INSERT ... SELECT FROM numbers(), seconds rather than the pipeline's minutes), spread over 30
-days, with the trace index rows the writer would have written. Then, per endpoint,
-`concurrency` closed-loop readers ask for `seconds`, each request varied: the first page of
-traces under one of a few filter combinations, one random trace by id, metrics/daily over 30
-days under one of a few filters. With `--ingest-rate`, Langfuse batches of 100 events go into the
+days, with OTLP-shaped ids (32 hex digits a trace, 16 an observation; `--short-ids` for the
+'t12'/'o60' ids of the figures before 2026-12-02, which compress and compare far cheaper).
+Then, per endpoint, `concurrency` closed-loop readers ask for `seconds`, each request varied:
+the first page of traces under one of a few filter combinations, one random trace by id,
+metrics/daily over 30 days under one of a few filters. With `--ingest-rate`, Langfuse batches of 100 events go into the
 same project through the api meanwhile, and the accepted rate is reported. Prints one JSON
 object: p50/p99 (ms), requests/s and errors per endpoint, the api's CPU seconds per request
 (/proc of the process listening on the api's port) and the load average.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import hashlib
 import os
 import random
 import statistics
@@ -53,8 +55,24 @@ def _time(expr: str, modern: bool) -> str:
     return f"fromUnixTimestamp64Micro(toInt64({expr}))" if modern else f"toUInt64({expr})"
 
 
-async def seed(ch: ClickHouse, project: str, traces: int, per_trace: int, projects: int = 1) -> None:
-    """`projects` projects of `traces` x `per_trace` (named `project` or `project`-<n>)."""
+def trace_id(n: int | str, hex_ids: bool) -> str:
+    """The id of seeded trace `n` (or its SQL, for a SQL expression `n`)."""
+    if isinstance(n, int):
+        return hashlib.md5(f"t{n}".encode()).hexdigest() if hex_ids else f"t{n}"
+    return f"lower(hex(MD5(concat('t', toString({n})))))" if hex_ids else f"concat('t', toString({n}))"
+
+
+def observation_id(n: str, hex_ids: bool) -> str:
+    if hex_ids:
+        return f"substring(lower(hex(MD5(concat('o', toString({n}))))), 1, 16)"
+    return f"concat('o', toString({n}))"
+
+
+async def seed(
+    ch: ClickHouse, project: str, traces: int, per_trace: int, projects: int = 1, hex_ids: bool = True
+) -> None:
+    """`projects` projects of `traces` x `per_trace` (named `project` or `project`-<n>). Ids as
+    OTLP's (32 and 16 hex digits) or, with `hex_ids` false, short ('t12', 'o60')."""
     modern = dialect_for(ch.version).subsecond_type
     pid = f"'{project}'" if projects == 1 else f"concat('{project}-', toString(intDiv(number, {traces})))"
     tno = "number" if projects == 1 else f"(number % {traces})"
@@ -62,7 +80,7 @@ async def seed(ch: ClickHouse, project: str, traces: int, per_trace: int, projec
     await ch.execute(
         "INSERT INTO traces (project_id, id, timestamp, name, user_id, session_id, tags, environment, metadata,"
         " created_at, updated_at, event_ts, is_deleted) "
-        f"SELECT {pid}, concat('t', toString({tno})), {ts}, 'agent-run', concat('u', toString({tno} % {USERS})),"
+        f"SELECT {pid}, {trace_id(tno, hex_ids)}, {ts}, 'agent-run', concat('u', toString({tno} % {USERS})),"
         f" concat('s', toString({tno} % 1000)), ['bench'], 'default', '{{}}', {ts}, {ts}, 1, 0"
         f" FROM numbers({traces * projects})",
         operation="bench_seed",
@@ -77,7 +95,7 @@ async def seed(ch: ClickHouse, project: str, traces: int, per_trace: int, projec
         "INSERT INTO observations (project_id, id, trace_id, type, name, start_time, end_time, level, environment,"
         " metadata, provided_model_name, model_parameters, usage_details, input_tokens, output_tokens, total_tokens,"
         " cost_details, total_cost, created_at, updated_at, event_ts, is_deleted) "
-        f"SELECT {pid}, concat('o', toString({ono})), concat('t', toString({trace_no})), 'GENERATION', 'llm',"
+        f"SELECT {pid}, {observation_id(ono, hex_ids)}, {trace_id(trace_no, hex_ids)}, 'GENERATION', 'llm',"
         f" {start}, {end}, 'DEFAULT', 'default', '{{}}', 'gpt-4o', '{{}}', '{USAGE}',"
         f" 10, 5, 15, '{{\"total\":0.001}}', 0.001, {start}, {start}, 1, 0 FROM numbers({obs * projects})",
         operation="bench_seed",
@@ -88,7 +106,7 @@ async def seed(ch: ClickHouse, project: str, traces: int, per_trace: int, projec
     if members[0][0]:  # what the writer adds beside each new observation
         await ch.execute(
             "INSERT INTO trace_members (project_id, trace_id, kind, id) "
-            f"SELECT {pid}, concat('t', toString({trace_no})), 'observation', concat('o', toString({ono}))"
+            f"SELECT {pid}, {trace_id(trace_no, hex_ids)}, 'observation', {observation_id(ono, hex_ids)}"
             f" FROM numbers({obs * projects})",
             operation="bench_seed",
         )
@@ -203,6 +221,9 @@ async def main() -> None:
     ap.add_argument(
         "--cold", action="store_true", help="first ask every filter combination once (timed apart as `cold_ms`)"
     )
+    ap.add_argument(
+        "--short-ids", action="store_true", help="seed ids like 't12' (before 2026-12-02) instead of OTLP's hex ids"
+    )
     ap.add_argument("--key", help="public:secret of a project seeded by an earlier run (same --traces): no seeding")
     args = ap.parse_args()
 
@@ -217,9 +238,11 @@ async def main() -> None:
         try:
             key: NewKey = await create_key(pg, f"bench-reads-{uuid.uuid4().hex[:8]}")
             began = time.perf_counter()
-            await seed(ch, key.project_id, args.traces, args.per_trace)
+            hex_ids = not args.short_ids
+            await seed(ch, key.project_id, args.traces, args.per_trace, hex_ids=hex_ids)
             if args.others:
-                await seed(ch, f"bench-other-{uuid.uuid4().hex[:8]}", args.other_traces, args.per_trace, args.others)
+                other = f"bench-other-{uuid.uuid4().hex[:8]}"
+                await seed(ch, other, args.other_traces, args.per_trace, args.others, hex_ids=hex_ids)
             seeded_s = time.perf_counter() - began
         finally:
             await ch.close()
@@ -252,7 +275,7 @@ async def main() -> None:
 
     endpoints = {
         "traces_first_page": lambda: f"{base}/traces?limit=50{pick(page_filters)}",
-        "one_trace": lambda: f"{base}/traces/t{random.randrange(args.traces)}",
+        "one_trace": lambda: f"{base}/traces/{trace_id(random.randrange(args.traces), not args.short_ids)}",
         "metrics_daily": lambda: (
             f"{base}/metrics/daily?limit=30&fromTimestamp={first_day}&toTimestamp={last_day}{pick(daily_filters)}"
         ),
@@ -271,6 +294,7 @@ async def main() -> None:
         "project_observations": args.traces * args.per_trace,
         "projects": 1 + args.others,
         "concurrency": args.concurrency,
+        "ids": "short" if args.short_ids else "hex",
         "seed_s": round(seeded_s, 1),
     }
     pid = api_pid(args.api)
