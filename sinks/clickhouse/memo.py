@@ -9,6 +9,12 @@ after it was computed; past that, callers wait for a new one. Failures are not c
 
 Staleness is bounded by `stale_s` (plus the query time): the pipeline already makes a write
 visible to reads only seconds later, so a few seconds more do not change what a client sees.
+
+Background refreshes of every Memo sharing `refresh_slots` run at most that many at a time:
+under load each refresh (a count, daily metrics) can take seconds, and a few dozen keys going
+stale together held every connection of the api's pool, so requests that were not cached
+waited behind them (one first page took 20.5 s). A refresh waiting for a slot keeps serving
+the stale answer; a caller past `stale_s` awaits it like any running computation.
 """
 
 from __future__ import annotations
@@ -28,10 +34,17 @@ class _Entry:
 
 
 class Memo:
-    def __init__(self, fresh_s: float, stale_s: float, max_entries: int = 10_000) -> None:
+    def __init__(
+        self,
+        fresh_s: float,
+        stale_s: float,
+        max_entries: int = 10_000,
+        refresh_slots: asyncio.Semaphore | None = None,
+    ) -> None:
         self.fresh_s = fresh_s
         self.stale_s = max(stale_s, fresh_s)
         self._max = max_entries
+        self._slots = refresh_slots
         self._done: OrderedDict[Hashable, _Entry] = OrderedDict()
         self._running: dict[Hashable, asyncio.Future[Any]] = {}
 
@@ -46,7 +59,7 @@ class Memo:
                 return entry.value
             if age < self.stale_s:
                 if key not in self._running:
-                    task = asyncio.ensure_future(self._compute(key, compute))
+                    task = asyncio.ensure_future(self._compute(key, compute, background=True))
                     task.add_done_callback(_quiet)
                 return entry.value
         running = self._running.get(key)
@@ -54,12 +67,16 @@ class Memo:
             return await asyncio.shield(running)
         return await self._compute(key, compute)
 
-    async def _compute(self, key: Hashable, compute: Callable[[], Awaitable[Any]]) -> Any:
+    async def _compute(self, key: Hashable, compute: Callable[[], Awaitable[Any]], background: bool = False) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         future.add_done_callback(_quiet)
         self._running[key] = future
         try:
-            value = await compute()
+            if background and self._slots is not None:
+                async with self._slots:
+                    value = await compute()
+            else:
+                value = await compute()
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError):
                 future.cancel()

@@ -51,6 +51,8 @@ CANDIDATES_PER_ROW = 2
 CANDIDATE_SLACK = 10
 MAX_CANDIDATES = 20_000
 
+REFRESH_SLOTS = 2
+
 Row = dict[str, Any]
 
 
@@ -130,9 +132,12 @@ class Reader:
         # A count reads every trace id of the project (~0.2 s of 18.16 per 200k, seconds under
         # load): refreshed every 15 s rather than 5, a few filters' counts no longer kept the
         # server busy; still at most 30 s old, as before.
-        self._counts = Memo(15 * on, 30 * on)
-        self._pages = Memo(1 * on, 3 * on)
-        self._daily = Memo(10 * on, 60 * on)
+        # At most this many background refreshes at once (each up to ~3 queries), so the rest
+        # of the api's pool of 12 stays for requests the cache does not answer.
+        slots = asyncio.Semaphore(REFRESH_SLOTS)
+        self._counts = Memo(15 * on, 30 * on, refresh_slots=slots)
+        self._pages = Memo(1 * on, 3 * on, refresh_slots=slots)
+        self._daily = Memo(10 * on, 60 * on, refresh_slots=slots)
 
     async def shared(self, key: Hashable, compute: Callable[[], Awaitable[Any]]) -> Any:
         """Something built from a page's reads (the answer's JSON), shared like the page."""
