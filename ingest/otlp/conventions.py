@@ -20,8 +20,10 @@ Structured message lists always rank before the opaque payloads (`input.value`, 
 input`, ...) that instrumentations record next to them: those hold the raw request.
 
 Usage keys follow Langfuse's: `input`, `output`, `total`, `input_cached_tokens`,
-`input_cache_creation`, `output_reasoning_tokens`; counts are kept as the instrumentation reports
-them (an `input` count includes its cached tokens).
+`input_cache_creation`, `output_reasoning_tokens`. Each key is priced by itself, so `input` is
+the count the instrumentation reports less its cached parts (`CACHED_INPUT`), which the
+conventions include in it; `total` stays the whole count. Langfuse's own usage dict is kept as
+sent.
 """
 
 from __future__ import annotations
@@ -392,6 +394,9 @@ INDEXED: tuple[tuple[str, str, str, int, str, frozenset[str] | None], ...] = (
     ("gen_ai.completion.", OBS, "output", 5, "", None),
     ("llm.output_messages.", OBS, "output", 6, "message.", None),
 )
+
+# Usage keys that count part of the input an instrumentation reports (mapping._cache_out_of_input).
+CACHED_INPUT = ("input_cached_tokens", "input_cache_read", "input_cache_creation", "input_cache_write")
 
 # The AI SDK's `ai.response.providerMetadata`: token counts some providers report only there,
 # as (path in the object, usage key). They fill the usage keys the span's attributes left out.

@@ -21,6 +21,7 @@ from typing import Any
 from ingest.otlp import attributes as coerce
 from ingest.otlp.attributes import SKIP, attributes_dict
 from ingest.otlp.conventions import (
+    CACHED_INPUT,
     CHOICE_EVENT,
     COST,
     EVENT_IO,
@@ -150,6 +151,8 @@ def _map_span(span: Any, context: tuple[Any, ...], result: MappingResult) -> str
     params = _merged(groups, PARAMS)
     if params:
         body["modelParameters"] = params
+    # Langfuse's SDKs send their own usage dict, whose keys are already disjoint.
+    langfuse_usage = WHOLE in groups.get(USAGE, ())
     usage = _merged(groups, USAGE)
     if usage:
         if "total" not in usage and ("input" in usage or "output" in usage):
@@ -168,6 +171,8 @@ def _map_span(span: Any, context: tuple[Any, ...], result: MappingResult) -> str
     hints = groups.get(HINTS)
     if hints:
         _compose(hints, body, metadata, start, obs_type)
+    if not langfuse_usage and "usageDetails" in body:
+        _cache_out_of_input(body["usageDetails"])
     _add_metadata(body, span, metadata, groups, resource_attrs, scope_meta)
     if obs_type is None:
         obs_type = "generation" if ("model" in body or "usageDetails" in body) else "span"
@@ -259,6 +264,22 @@ def _provider_usage(provider: dict[str, Any], body: dict[str, Any]) -> None:
             if usage is None:
                 body["usageDetails"] = usage = {}
             usage[key] = n
+
+
+def _cache_out_of_input(usage: dict[str, Any]) -> None:
+    """The input count without the cached parts reported beside it.
+
+    Instrumentations count prompt tokens read from or written to a provider's cache inside
+    the input (the GenAI conventions: they "SHOULD be included in gen_ai.usage.input_tokens";
+    OpenInference's prompt details are parts of the prompt count), while usage keys are priced
+    each by itself, as Langfuse's are: kept whole, the cached tokens were priced twice, once at
+    the input price. The total stays the whole count."""
+    n = usage.get("input")
+    if n is None:
+        return
+    cached = sum(usage.get(k, 0) for k in CACHED_INPUT)
+    if cached:
+        usage["input"] = max(n - cached, 0)
 
 
 def _instructions_text(system: Any) -> str:

@@ -16,6 +16,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from ingest.otlp import map_request, parse_request
 from ingest.otlp.conventions import EXACT, INDEXED, PREFIXED
 from ingest.otlp.mapping import MappingResult
+from pipeline.prices import ModelPrice, priced
 
 TRACE = bytes.fromhex("5b8efff798038103d269b633813fc60c")
 ROOT = bytes.fromhex("eee19b7ec3c1b174")
@@ -226,7 +227,7 @@ def test_genai_chat_span_is_a_generation() -> None:
     assert body["model"] == "gpt-4o-2024-08-06"  # the response model is what actually ran
     assert body["modelParameters"] == {"temperature": 0.2, "max_tokens": 512, "top_p": 0.9, "stop_sequences": ["\n"]}
     assert body["usageDetails"] == {
-        "input": 100,
+        "input": 35,  # the cached 60 and the 5 written to the cache are priced apart
         "output": 20,
         "total": 120,
         "input_cached_tokens": 60,
@@ -375,7 +376,7 @@ def test_openinference_llm_span() -> None:
     assert body["model"] == "gpt-4o-mini"
     assert body["modelParameters"] == {"temperature": 0, "max_tokens": 64}
     assert body["usageDetails"] == {
-        "input": 30,
+        "input": 20,
         "output": 4,
         "total": 34,
         "input_cached_tokens": 10,
@@ -444,9 +445,10 @@ def test_ai_sdk_provider_metadata_fills_cache_counts(provider: dict[str, Any], u
             "ai.response.providerMetadata": orjson.dumps(provider).decode(),
         }
     )["body"]
-    expected = {"input": 10, "total": 10, **usage}
+    expected = {"total": 10, **usage}
     if "openai" in provider:
         expected["input_cached_tokens"] = 9  # the SDK's own count wins over the provider's
+    expected["input"] = 10 - expected.get("input_cached_tokens", 0) - expected.get("input_cache_creation", 0)
     assert body["usageDetails"] == expected
     assert body["metadata"]["ai.response.providerMetadata"] == provider
 
@@ -1003,3 +1005,27 @@ def test_keys_past_the_edge_limit_reject_the_span(key: str) -> None:
     result = map_request(request(span({key: "k" * (MAX_KEY_CHARS + 1)}, parent=ROOT)))
     assert result.rejected == 1 and result.events == []
     assert f"at most {MAX_KEY_CHARS} characters" in result.errors[0]
+
+
+def test_cached_input_is_priced_once_and_langfuse_usage_is_kept_as_sent() -> None:
+    # The GenAI conventions count the cached tokens inside gen_ai.usage.input_tokens.
+    usage = one(
+        {
+            "gen_ai.request.model": "gpt-4o",
+            "gen_ai.usage.input_tokens": 1000,
+            "gen_ai.usage.output_tokens": 10,
+            "gen_ai.usage.cache_read.input_tokens": 800,
+        }
+    )["body"]["usageDetails"]
+    assert usage == {"input": 200, "output": 10, "total": 1010, "input_cached_tokens": 800}
+    prices = {"input": 2.5e-6, "input_cached_tokens": 1.25e-6, "output": 1e-5}
+    gpt_4o = ModelPrice("m", None, "gpt-4o", "^gpt-4o$", prices)
+    _, cost, _ = priced(usage, {}, gpt_4o)
+    assert cost["total"] == pytest.approx(200 * 2.5e-6 + 800 * 1.25e-6 + 10 * 1e-5)  # not 1000 at the full price too
+    # Langfuse's SDKs send their own dict, whose input is already without the cached part.
+    sent = {"input": 200, "output": 10, "input_cached_tokens": 800}
+    usage = one({"langfuse.observation.usage_details": orjson.dumps(sent).decode()})["body"]["usageDetails"]
+    assert usage == {**sent, "total": 210}
+    # More cached than input (a count reported apart): never below zero.
+    usage = one({"gen_ai.usage.input_tokens": 5, "gen_ai.usage.cache_read.input_tokens": 9})["body"]["usageDetails"]
+    assert usage["input"] == 0 and usage["input_cached_tokens"] == 9
