@@ -5,5 +5,7 @@
 -- ~6x cheaper on 18.16 over 1M rows (bench/README.md, "Trace hash"). Parts written before this
 -- migration compute it on read until they merge. murmurHash2_32 gives the same values on 18.16
 -- and current servers; readers always compare trace_id too, so collisions cost nothing.
-ALTER TABLE {db}.observations ADD COLUMN {if_not_exists}trace_hash UInt32 MATERIALIZED murmurHash2_32(trace_id);
-ALTER TABLE {db}.scores ADD COLUMN {if_not_exists}trace_hash UInt32 MATERIALIZED murmurHash2_32(trace_id);
+-- DEFAULT, not MATERIALIZED: a Distributed table computes the column and sends it to the
+-- shards, whose tables refuse a value for a MATERIALIZED one (18.16). Writers never set it.
+ALTER TABLE {db}.observations ADD COLUMN {if_not_exists}trace_hash UInt32 DEFAULT murmurHash2_32(trace_id);
+ALTER TABLE {db}.scores ADD COLUMN {if_not_exists}trace_hash UInt32 DEFAULT murmurHash2_32(trace_id);
