@@ -207,12 +207,7 @@ async def migrate(
             continue
         # Statements are idempotent (IF NOT EXISTS), so a migration cut short is safe to rerun.
         for statement in m.statements(dialect, database, cluster):
-            try:
-                await execute(statement)
-            except ClickHouseError as exc:
-                # A rerun of a migration cut short, on a server without ADD COLUMN IF NOT EXISTS.
-                if not (statement.startswith("ALTER") and "already exists" in str(exc)):
-                    raise
+            await _run_statement(execute, statement)
         # INSERT ... SELECT, not VALUES: over the native protocol an 18.16 server waits for data
         # blocks after inline VALUES, while the driver waits for the result, and both hang.
         await execute(
@@ -223,6 +218,31 @@ async def migrate(
     if cluster:
         await check_cluster_tables(fetch, database)
     return applied
+
+
+# An ALTER ON CLUSTER of a replicated table runs on one replica per shard: the others try the
+# shard's lock for ~10 s (18.16: 20 tries, 0-1 s apart) and then report this, though the
+# replica holding the lock goes on and the shard gets the change. An ALTER of tables holding
+# data can take that long; run again, it finishes or finds the column there.
+_LOCK_GIVEN_UP = "Cannot enqueue replicated DDL query"
+ALTER_TRIES = 6
+ALTER_RETRY_S = 5.0
+
+
+async def _run_statement(execute: Execute, statement: str, retry_s: float = ALTER_RETRY_S) -> None:
+    for attempt in range(1, ALTER_TRIES + 1):
+        try:
+            await execute(statement)
+            return
+        except ClickHouseError as exc:
+            if not statement.startswith("ALTER"):
+                raise
+            # A rerun of a migration cut short, on a server without ADD COLUMN IF NOT EXISTS.
+            if "already exists" in str(exc):
+                return
+            if _LOCK_GIVEN_UP not in str(exc) or attempt == ALTER_TRIES:
+                raise
+        await asyncio.sleep(retry_s)
 
 
 async def pending(fetch: Fetch, database: str) -> list[int]:

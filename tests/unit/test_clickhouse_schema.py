@@ -6,11 +6,14 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
+from sinks.clickhouse.client import ClickHouseError
 from sinks.clickhouse.schema import (
+    ALTER_TRIES,
     GRANULARITY,
     LEGACY,
     MODERN,
     SHARDING_KEYS,
+    _run_statement,
     clustered,
     coarse_granules,
     dialect_for,
@@ -203,3 +206,36 @@ async def test_coarse_tables_are_rebuilt_on_a_current_clickhouse(chdb) -> None:
     newest = await fetch(f"SELECT id, name FROM {db}.observations ORDER BY id, event_ts DESC LIMIT 1 BY id")
     assert newest == [("o1", "updated"), ("o2", "first"), ("o3", "late")]
     chdb.query(f"DROP DATABASE {db}")
+
+
+async def test_an_alter_a_replica_gave_up_on_is_run_again_until_the_column_is_there() -> None:
+    # 18.16: a replica that did not get its shard's lock within ~10 s reports this, while the
+    # replica holding it completes the ALTER; run again, the servers answer "already exists".
+    answers = [
+        "Code: 48. There was an error on [127.0.0.1:29002]: Cannot enqueue replicated DDL query for a replicated shard",
+        "Code: 44. There was an error on [127.0.0.1:29001]: Cannot add column x: column with this name already exists",
+    ]
+    calls: list[str] = []
+
+    async def execute(sql: str) -> None:
+        calls.append(sql)
+        if answers:
+            raise ClickHouseError(answers.pop(0))
+
+    await _run_statement(execute, "ALTER TABLE db.observations_local ON CLUSTER c ADD COLUMN x UInt8", retry_s=0)
+    assert len(calls) == 2 and not answers
+
+    async def always_given_up(sql: str) -> None:
+        calls.append(sql)
+        raise ClickHouseError("Code: 48. Cannot enqueue replicated DDL query for a replicated shard")
+
+    calls.clear()
+    with pytest.raises(ClickHouseError):
+        await _run_statement(always_given_up, "ALTER TABLE db.scores_local ON CLUSTER c ADD COLUMN x UInt8", retry_s=0)
+    assert len(calls) == ALTER_TRIES
+
+    async def other_error(sql: str) -> None:
+        raise ClickHouseError("Code: 48. Cannot enqueue replicated DDL query for a replicated shard")
+
+    with pytest.raises(ClickHouseError):  # only an ALTER is run again
+        await _run_statement(other_error, "DROP TABLE IF EXISTS db.scores ON CLUSTER c", retry_s=0)
