@@ -11,6 +11,9 @@ what a single worker serves:
   and histograms are summed (a dead child's counts stay, so totals never go back), the worker
   gauges are `livesum` (pipeline/metrics.py). The pools' gauges, read from live objects at
   scrape time, are not in those files: they are scraped from the children and summed.
+- `process_*` (RSS, CPU seconds, open files, start time) of the parent and of each child,
+  labelled `process` ("supervisor" or the child's index): a child's own collector of those
+  cannot write to the shared files, and a sum of processes' memory hides the one that grows.
 - `/livez` while every child runs, `/readyz` when every child is ready, `/health` with each
   dependency's worst state over the children and, under `jobs.processes`, every child.
 
@@ -38,7 +41,7 @@ import orjson
 from aiohttp import web
 from loguru import logger
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
@@ -134,6 +137,54 @@ class SummedGauges(Collector):
             for key, value in values.items():
                 gauge.add_metric([v for _, v in key], value)
             yield gauge
+
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def _boot_time() -> float:
+    try:
+        for line in Path("/proc/stat").read_text().splitlines():
+            if line.startswith("btime "):
+                return float(line.split()[1])
+    except OSError:
+        pass
+    return 0.0
+
+
+class ProcessTree(Collector):
+    """prometheus_client's process_* families for several processes, from /proc, one series
+    per process (label `process`). A process that ended between listing and reading is left out."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self._pids = pids
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        rss = GaugeMetricFamily("process_resident_memory_bytes", "Resident memory size in bytes.", labels=["process"])
+        vms = GaugeMetricFamily("process_virtual_memory_bytes", "Virtual memory size in bytes.", labels=["process"])
+        cpu = CounterMetricFamily(
+            "process_cpu_seconds", "Total user and system CPU time spent in seconds.", labels=["process"]
+        )
+        start = GaugeMetricFamily(
+            "process_start_time_seconds", "Start time of the process since unix epoch in seconds.", labels=["process"]
+        )
+        fds = GaugeMetricFamily("process_open_fds", "Number of open file descriptors.", labels=["process"])
+        boot = _boot_time()
+        for name, pid in self._pids.items():
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+                open_fds = len(os.listdir(f"/proc/{pid}/fd"))
+            except OSError:
+                continue
+            # Fields after the command name, which is in parentheses and may hold spaces.
+            fields = stat[stat.rindex(")") + 2 :].split()
+            rss.add_metric([name], float(fields[21]) * _PAGE)
+            vms.add_metric([name], float(fields[20]))
+            cpu.add_metric([name], (float(fields[11]) + float(fields[12])) / _TICKS)
+            start.add_metric([name], boot + float(fields[19]) / _TICKS)
+            fds.add_metric([name], float(open_fds))
+        yield from (rss, vms, cpu, start, fds)
 
 
 class Supervisor:
@@ -290,11 +341,14 @@ class Supervisor:
     async def metrics(self, request: web.Request) -> web.Response:
         scraped = await asyncio.gather(*(self._get(c, "/metrics") for c in self._children if c.running()))
         texts = [body.decode() for status, body in scraped if status == 200]
+        pids = {"supervisor": os.getpid()}
+        pids.update({str(c.index): c.proc.pid for c in self._children if c.running() and c.proc is not None})
 
         def render() -> bytes:
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry, path=str(self._dir))  # type: ignore[no-untyped-call]
             registry.register(SummedGauges(texts))
+            registry.register(ProcessTree(pids))
             return generate_latest(registry)
 
         body = await asyncio.to_thread(render)

@@ -89,6 +89,12 @@ async def test_one_command_supervises_n_processes(
             pool = sample(merged, "db_connections_max", db=db)
             assert pool > 0 and pool == await children_sum(http, parent.url, "db_connections_max", db=db)
 
+        # Each process's memory and CPU, by process: a sum would hide the one that grows.
+        assert sorted(s["process"] for s in series(merged, "process_resident_memory_bytes")) == ["0", "1", "supervisor"]
+        for child in ("0", "1"):
+            assert sample(merged, "process_resident_memory_bytes", process=child) > 20e6
+            assert sample(merged, "process_cpu_seconds_total", process=child) > 0
+
         victim = first["0"]["pid"]
         counted = sample(merged, "worker_jobs_processed_total", **SUCCESS)
         os.kill(victim, signal.SIGKILL)

@@ -1,12 +1,22 @@
-"""The supervisor's pure parts: its restart back-off and the pool gauges it sums from its
-children's scrapes. Its processes are tested against the real stack (tests/stack/test_supervisor.py)."""
+"""The supervisor's pure parts: its restart back-off, the pool gauges it sums from its
+children's scrapes, and its processes' process_* series. Its processes are tested against the
+real stack (tests/stack/test_supervisor.py)."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, generate_latest
+import os
+
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from agenttrace.supervisor import RESTART_DELAY_S, RESTART_MAX_S, STEADY_S, SummedGauges, restart_delay
+from agenttrace.supervisor import (
+    RESTART_DELAY_S,
+    RESTART_MAX_S,
+    STEADY_S,
+    ProcessTree,
+    SummedGauges,
+    restart_delay,
+)
 
 
 def test_a_child_that_keeps_dying_at_once_waits_longer_each_time_up_to_the_cap() -> None:
@@ -49,3 +59,21 @@ def test_the_pool_gauges_of_the_children_are_summed_per_label_set() -> None:
         ("db_connections_idle", (("db", "postgres"),)): 4.0,
         ("db_connections_max", (("db", "postgres"),)): 20.0,
     }
+
+
+def _samples(collector: object) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    registry = CollectorRegistry()
+    registry.register(collector)  # type: ignore[arg-type]
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for family in registry.collect() for s in family.samples}
+
+
+def test_each_process_is_a_series_with_prometheus_clients_figures() -> None:
+    ours = _samples(ProcessTree({"supervisor": os.getpid(), "0": 2**22 + 12345}))  # the second does not exist
+    reference = _samples(ProcessCollector(registry=None))
+    me = (("process", "supervisor"),)
+    for name in ("process_resident_memory_bytes", "process_virtual_memory_bytes", "process_start_time_seconds"):
+        assert ours[(name, me)] > 0
+        assert abs(ours[(name, me)] - reference[(name, ())]) <= 0.01 * reference[(name, ())], name
+    assert abs(ours[("process_cpu_seconds_total", me)] - reference[("process_cpu_seconds_total", ())]) < 0.5
+    assert ours[("process_open_fds", me)] > 0
+    assert not [k for k in ours if ("process", "0") in k[1]]  # a process gone is left out
