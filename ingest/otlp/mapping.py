@@ -170,7 +170,7 @@ def _map_span(span: Any, context: tuple[Any, ...], result: MappingResult) -> str
         body["statusMessage"] = status.message
     hints = groups.get(HINTS)
     if hints:
-        _compose(hints, body, metadata, start, obs_type)
+        _compose(hints, body, metadata, start, obs_type, langfuse_usage)
     if not langfuse_usage and "usageDetails" in body:
         _cache_out_of_input(body["usageDetails"])
     _add_metadata(body, span, metadata, groups, resource_attrs, scope_meta)
@@ -214,7 +214,12 @@ def _map_span(span: Any, context: tuple[Any, ...], result: MappingResult) -> str
 
 
 def _compose(
-    hints: dict[str, Any], body: dict[str, Any], metadata: dict[str, Any], start: int, obs_type: str | None
+    hints: dict[str, Any],
+    body: dict[str, Any],
+    metadata: dict[str, Any],
+    start: int,
+    obs_type: str | None,
+    langfuse_usage: bool,
 ) -> None:
     """The fields some instrumentations spread over several attributes."""
     provider = hints.get("providerMetadata")
@@ -225,6 +230,8 @@ def _compose(
         # A call of the app that sums up the model calls below it (the AI SDK's generateText, an
         # agent run): as a generation its model and usage would count twice. Kept as metadata.
         aggregate = {k: body.pop(k) for k in ("model", "usageDetails", "costDetails") if k in body}
+        if "usageDetails" in aggregate and not langfuse_usage:
+            _cache_out_of_input(aggregate["usageDetails"])  # as in the generations it sums up
         if aggregate:
             metadata["aggregate"] = aggregate
     calls = hints.get("toolCalls")
