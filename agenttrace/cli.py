@@ -225,8 +225,12 @@ async def _supervise(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _migrate(settings: Settings, *, rebuild_granules: bool = False) -> int:
+    from collections.abc import Awaitable, Callable
+    from dataclasses import replace
+
     from pipeline.topics import ensure_topics
     from sinks.clickhouse import schema as ch_schema
+    from sinks.clickhouse.client import ClickHouse
     from sinks.postgres import schema as pg_schema
     from sinks.postgres.models import ModelTable, default_models
 
@@ -241,7 +245,19 @@ async def _migrate(settings: Settings, *, rebuild_granules: bool = False) -> int
         dialect = ch_schema.dialect_for(ch.version)
         db = settings.clickhouse.database
         cluster = settings.clickhouse.cluster or None
-        ch_applied = await ch_schema.migrate(ch.execute, ch.fetch, dialect, db, cluster=cluster)
+        each_server = None
+        if cluster:
+
+            async def connect(host: str, port: int) -> tuple[ch_schema.Execute, Callable[[], Awaitable[None]]]:
+                one = ClickHouse(
+                    replace(settings.clickhouse, host=host, port=port, fallbacks=(), pool_size=1), database="default"
+                )
+                return one.execute, one.close
+
+            each_server = ch_schema.run_on_each_server(ch.fetch, connect, cluster)
+        ch_applied = await ch_schema.migrate(
+            ch.execute, ch.fetch, dialect, db, cluster=cluster, each_server=each_server
+        )
         coarse = await ch_schema.coarse_granules(ch.fetch, db)
         if coarse and rebuild_granules:
             for table in sorted(coarse):

@@ -120,20 +120,26 @@ def by_traces_in_ids() -> str:
     return f"trace_hash IN (SELECT murmurHash2_32(id) FROM {IDS_TABLE}) AND trace_id IN {IDS_TABLE}"
 
 
+# Marks a statement that migrate() runs on every server of the cluster itself (`each_server`),
+# not through the DDL queue.
+EACH_SERVER = "/* each server */ "
+
+
 def clustered(statement: str, database: str, cluster: str) -> list[str]:
     """One table statement of a migration as a cluster runs it: the replicated local table and
-    the Distributed table under the public name, both ON CLUSTER and idempotent; a column added
-    to a projection is added to both. A statement of another kind must say itself how it runs on
-    a cluster, so it is refused rather than guessed."""
+    the Distributed table under the public name, both idempotent; a column added to a
+    projection is added to both. A statement of another kind must say itself how it runs on a
+    cluster, so it is refused rather than guessed."""
     alter = _ADD_COLUMN.match(statement)
     if alter and alter.group(1) == database and alter.group(2) in SHARDING_KEYS:
         table, rest = alter.group(2), alter.group(3)
         # A Distributed table cannot be altered ON CLUSTER beside replicated shards (18.16:
-        # "isn't replicated"); it holds no data, so it is made again with the new column.
+        # "isn't replicated"), but each server alters its own in place (metadata only), so the
+        # public name never goes missing on a running cluster (dropping and making it again did:
+        # inserts and reads failed meanwhile).
         return [
             f"ALTER TABLE {database}.{table}{LOCAL_SUFFIX} ON CLUSTER {cluster} {rest}",
-            f"DROP TABLE IF EXISTS {database}.{table} ON CLUSTER {cluster}",
-            _distributed(database, cluster, table),
+            f"{EACH_SERVER}ALTER TABLE {database}.{table} {rest}",
         ]
     create = _CREATE.match(statement)
     engine = _ENGINE.search(statement)
@@ -187,11 +193,18 @@ Fetch = Callable[[str], Awaitable[list[tuple[Any, ...]]]]
 
 
 async def migrate(
-    execute: Execute, fetch: Fetch, dialect: Dialect, database: str, cluster: str | None = None
+    execute: Execute,
+    fetch: Fetch,
+    dialect: Dialect,
+    database: str,
+    cluster: str | None = None,
+    each_server: Execute | None = None,
 ) -> list[int]:
     """Apply pending migrations in order; return the versions applied. Safe to run again, and
     from several processes at once: every statement is IF NOT EXISTS (ON CLUSTER statements
-    queue in ZooKeeper and each server runs them once, in order)."""
+    queue in ZooKeeper and each server runs them once, in order). In a cluster, `each_server`
+    runs a statement on every server (see run_on_each_server); an ON CLUSTER statement returns
+    once every server ran it, so the tables a later one alters exist everywhere."""
     on_cluster = f" ON CLUSTER {cluster}" if cluster else ""
     await execute(f"CREATE DATABASE IF NOT EXISTS {database}{on_cluster}")
     # The record of applied versions is per server (the one this migrator reached): another
@@ -207,7 +220,12 @@ async def migrate(
             continue
         # Statements are idempotent (IF NOT EXISTS), so a migration cut short is safe to rerun.
         for statement in m.statements(dialect, database, cluster):
-            await _run_statement(execute, statement)
+            if statement.startswith(EACH_SERVER):
+                if each_server is None:
+                    raise ValueError("a cluster migration needs each_server")
+                await each_server(statement.removeprefix(EACH_SERVER))
+            else:
+                await _run_statement(execute, statement)
         # INSERT ... SELECT, not VALUES: over the native protocol an 18.16 server waits for data
         # blocks after inline VALUES, while the driver waits for the result, and both hang.
         await execute(
@@ -245,6 +263,29 @@ async def _run_statement(execute: Execute, statement: str, retry_s: float = ALTE
         await asyncio.sleep(retry_s)
 
 
+def run_on_each_server(
+    fetch: Fetch, connect: Callable[[str, int], Awaitable[tuple[Execute, Callable[[], Awaitable[None]]]]], cluster: str
+) -> Execute:
+    """An `each_server` for migrate(): the statement on every server of `cluster` as
+    system.clusters lists them, one connection each (`connect` gives its execute and close),
+    each tolerating "already exists" like any ALTER of a migration."""
+
+    async def run(statement: str) -> None:
+        servers = await fetch(
+            f"SELECT DISTINCT host_address, port FROM system.clusters WHERE cluster = '{cluster}' ORDER BY 1, 2"
+        )
+        if not servers:
+            raise RuntimeError(f"no servers of cluster {cluster!r} in system.clusters")
+        for host, port in servers:
+            execute, close = await connect(str(host), int(port))
+            try:
+                await _run_statement(execute, statement)
+            finally:
+                await close()
+
+    return run
+
+
 async def pending(fetch: Fetch, database: str) -> list[int]:
     """The versions this code expects that this server's record has not applied, in order."""
     found = await fetch(
@@ -270,9 +311,9 @@ async def check_cluster_tables(fetch: Fetch, database: str, *, settle_s: float =
     single-node before has plain tables under the public names, which would take every insert
     on that server alone. Refuse to call such a schema migrated.
 
-    A missing one is waited for up to `settle_s`: a migrator on another server may be between
-    the DROP and the CREATE that add a column to a Distributed table (clustered()), each
-    migrator applying the migration once per server it reaches."""
+    A missing one is waited for up to `settle_s`: a migrator of a version before 3d0f9e4's
+    successor (which dropped and made again the Distributed table to add a column) may be
+    between the two on another server."""
     deadline = time.monotonic() + settle_s
     while True:
         engines = await _projections(fetch, database, "engine")

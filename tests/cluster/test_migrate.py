@@ -1,5 +1,5 @@
-"""`agenttrace migrate` on the cluster: several at once on a fresh database, and topics that
-differ from the configuration."""
+"""`agenttrace migrate` on the cluster: several at once on a fresh database (the columns later
+migrations add included), and topics that differ from the configuration."""
 
 from __future__ import annotations
 
@@ -43,6 +43,12 @@ async def test_several_migrations_at_once_through_different_servers(cluster_ch: 
             for table in ("traces", "observations", "scores"):
                 assert tables[table] == "Distributed", name
                 assert tables[f"{table}_local"] == "ReplicatedReplacingMergeTree", name
+            # A column a later migration adds (0003), on both tables of every server: the
+            # Distributed ones altered in place by each migrator on each server.
+            added = await ch.fetch(
+                f"SELECT table FROM system.columns WHERE database = '{database}' AND name = 'trace_hash' ORDER BY table"
+            )
+            assert [r[0] for r in added] == ["observations", "observations_local", "scores", "scores_local"], name
     finally:
         await cluster_ch["ch_1"].execute(f"DROP DATABASE IF EXISTS {database} ON CLUSTER agenttrace")
 

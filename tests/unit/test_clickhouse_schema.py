@@ -2,6 +2,7 @@
 engine, embedded), the legacy one runs on Debian's 18.16 in the stack tests."""
 
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from sinks.clickhouse.client import ClickHouseError
 from sinks.clickhouse.schema import (
     ALTER_TRIES,
+    EACH_SERVER,
     GRANULARITY,
     LEGACY,
     MODERN,
@@ -20,6 +22,7 @@ from sinks.clickhouse.schema import (
     migrate,
     migrations,
     rebuild_granules,
+    run_on_each_server,
 )
 
 
@@ -87,23 +90,24 @@ def _cluster_statements(dialect):
 @pytest.mark.parametrize("dialect", [LEGACY, MODERN], ids=lambda d: d.name)
 def test_cluster_ddl_is_replicated_local_tables_behind_distributed_public_names(dialect) -> None:
     statements = _cluster_statements(dialect)
-    # A column a later migration adds: the local tables are altered, the Distributed one made
-    # again over them (18.16 cannot alter it ON CLUSTER beside replicated shards).
+    # A column a later migration adds: the local tables are altered ON CLUSTER, and each server
+    # alters its Distributed table in place (18.16 cannot alter it ON CLUSTER beside replicated
+    # shards; dropping and making it again left a moment without it).
     added = [s for s in statements if not s.startswith("CREATE")]
     assert [s.split(" ADD COLUMN")[0] for s in added] == [
         # 0002
         "ALTER TABLE agenttrace.observations_local ON CLUSTER events_cluster",
-        "DROP TABLE IF EXISTS agenttrace.observations ON CLUSTER events_cluster",
+        f"{EACH_SERVER}ALTER TABLE agenttrace.observations",
         # 0003
         "ALTER TABLE agenttrace.observations_local ON CLUSTER events_cluster",
-        "DROP TABLE IF EXISTS agenttrace.observations ON CLUSTER events_cluster",
+        f"{EACH_SERVER}ALTER TABLE agenttrace.observations",
         "ALTER TABLE agenttrace.scores_local ON CLUSTER events_cluster",
-        "DROP TABLE IF EXISTS agenttrace.scores ON CLUSTER events_cluster",
+        f"{EACH_SERVER}ALTER TABLE agenttrace.scores",
     ]
+    pairs = zip(added[::2], added[1::2], strict=True)
+    assert all(local.split(" ADD COLUMN")[1] == public.split(" ADD COLUMN")[1] for local, public in pairs)
     creates = [s for s in statements if s.startswith("CREATE")]
-    assert len(creates) == 2 * len(SHARDING_KEYS) + 3
-    # The Distributed tables made again as first made, over the altered local ones.
-    assert creates[-3] == creates[-2] == creates[3] and creates[-1] == creates[5]
+    assert len(creates) == 2 * len(SHARDING_KEYS)
     for table, key in SHARDING_KEYS.items():
         local = next(s for s in statements if s.startswith(f"CREATE TABLE IF NOT EXISTS agenttrace.{table}_local "))
         public = next(s for s in statements if s.startswith(f"CREATE TABLE IF NOT EXISTS agenttrace.{table} "))
@@ -164,14 +168,56 @@ async def test_migrate_in_cluster_mode_runs_on_cluster_and_checks_the_engines() 
             return list(engines.items())
         return []
 
-    applied = await migrate(execute, fetch, LEGACY, "agenttrace", cluster="c")
+    on_each: list[str] = []
+
+    async def each_server(sql: str) -> None:
+        on_each.append(sql)
+
+    applied = await migrate(execute, fetch, LEGACY, "agenttrace", cluster="c", each_server=each_server)
     assert applied == [m.version for m in migrations()]
     assert executed[0] == "CREATE DATABASE IF NOT EXISTS agenttrace ON CLUSTER c"
     assert all(" ON CLUSTER c" in s for s in executed if s.startswith("CREATE TABLE IF NOT EXISTS agenttrace.t"))
+    # The public (Distributed) tables are altered on each server, never dropped.
+    assert [s.split(" ADD COLUMN")[0] for s in on_each] == [
+        "ALTER TABLE agenttrace.observations",
+        "ALTER TABLE agenttrace.observations",
+        "ALTER TABLE agenttrace.scores",
+    ]
+    assert not [s for s in executed if s.startswith("DROP") or s.startswith(EACH_SERVER)]
+    with pytest.raises(ValueError, match="each_server"):
+        await migrate(execute, lambda sql: _none(), LEGACY, "fresh", cluster="c")
 
     engines["traces"] = "ReplacingMergeTree"  # a server that ran single-node before
     with pytest.raises(RuntimeError, match="Distributed"):
-        await migrate(execute, fetch, LEGACY, "agenttrace", cluster="c")
+        await migrate(execute, fetch, LEGACY, "agenttrace", cluster="c", each_server=each_server)
+
+
+async def _none() -> list[tuple]:
+    return []
+
+
+async def test_each_server_of_the_cluster_runs_the_statement_and_may_already_have_it() -> None:
+    ran: list[tuple[str, int, str]] = []
+    closed: list[int] = []
+
+    async def fetch(sql: str) -> list[tuple]:
+        assert "system.clusters" in sql and "cluster = 'c'" in sql
+        return [("10.0.0.1", 9000), ("10.0.0.2", 9000), ("10.0.0.3", 9001)]
+
+    async def connect(host: str, port: int) -> tuple[Any, Any]:
+        async def execute(sql: str) -> None:
+            ran.append((host, port, sql))
+            if host == "10.0.0.2":  # a migrator before this one got there
+                raise ClickHouseError("Code: 44. Cannot add column x: column with this name already exists")
+
+        async def close() -> None:
+            closed.append(port)
+
+        return execute, close
+
+    await run_on_each_server(fetch, connect, "c")("ALTER TABLE db.t ADD COLUMN x UInt8")
+    assert [(h, p) for h, p, _ in ran] == [("10.0.0.1", 9000), ("10.0.0.2", 9000), ("10.0.0.3", 9001)]
+    assert len(closed) == 3
 
 
 async def test_coarse_tables_are_rebuilt_on_a_current_clickhouse(chdb) -> None:
