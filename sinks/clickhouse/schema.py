@@ -311,9 +311,8 @@ async def check_cluster_tables(fetch: Fetch, database: str, *, settle_s: float =
     single-node before has plain tables under the public names, which would take every insert
     on that server alone. Refuse to call such a schema migrated.
 
-    A missing one is waited for up to `settle_s`: a migrator of a version before 3d0f9e4's
-    successor (which dropped and made again the Distributed table to add a column) may be
-    between the two on another server."""
+    A missing one is waited for up to `settle_s`: a migrator of an older version, which dropped
+    and made again a Distributed table to add a column, may be between the two elsewhere."""
     deadline = time.monotonic() + settle_s
     while True:
         engines = await _projections(fetch, database, "engine")
