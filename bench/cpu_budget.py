@@ -34,6 +34,8 @@ from sinks.clickhouse.config import ClickHouseConfig
 ROOT = Path(__file__).resolve().parents[1]
 PIDS = ROOT / ".stack" / "pids"
 CLICKHOUSE_HTTP = "http://127.0.0.1:8123/"
+# The database the pipeline under test writes to (e2e.py reads it from the same setting).
+DATABASE = ClickHouseConfig.from_url(os.environ.get("AGENTTRACE_CLICKHOUSE_URL", ClickHouseConfig().url())).database
 TICK = os.sysconf("SC_CLK_TCK")
 APPS = ("api", "worker", "worker_2", "worker_postgres")
 SERVERS = {"kafka": "java", "clickhouse": "clickhouse", "postgres": "postgres", "redis": "redis-server"}
@@ -105,9 +107,7 @@ def used_between(before: dict[int, float], after: dict[int, float]) -> float:
 
 
 def clickhouse(sql: str, data: bytes | None = None) -> bytes:
-    # The database the pipeline under test writes to (e2e.py reads it from the same setting).
-    database = ClickHouseConfig.from_url(os.environ.get("AGENTTRACE_CLICKHOUSE_URL", ClickHouseConfig().url())).database
-    url = CLICKHOUSE_HTTP + "?" + urllib.parse.urlencode({"query": sql, "database": database})
+    url = CLICKHOUSE_HTTP + "?" + urllib.parse.urlencode({"query": sql, "database": DATABASE})
     with urllib.request.urlopen(urllib.request.Request(url, data=data, method="POST"), timeout=300) as r:
         return r.read()
 

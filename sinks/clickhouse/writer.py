@@ -322,10 +322,10 @@ class ClickHouseWriter:
         by_project: dict[str, list[str]] = {}
         for project, trace in traces:
             by_project.setdefault(project, []).append(trace)
-        for table, key_column, time_column in (
-            (TRACE, "id", "timestamp"),
-            (OBSERVATION, "trace_id", "start_time"),
-            (SCORE, "trace_id", "timestamp"),
+        for table, found, time_column in (
+            (TRACE, f"id IN {IDS_TABLE}", "timestamp"),
+            (OBSERVATION, by_traces_in_ids(), "start_time"),
+            (SCORE, by_traces_in_ids(), "timestamp"),
         ):
             cols = COLUMNS[table]
             copied = ", ".join(
@@ -334,7 +334,6 @@ class ClickHouseWriter:
             partition = (
                 self._dialect.timestamp_partition if time_column == "timestamp" else self._dialect.start_time_partition
             )
-            found = f"{key_column} IN {IDS_TABLE}" if key_column == "id" else by_traces_in_ids()
             for project, ids in by_project.items():
                 await self._ch.execute(
                     f"INSERT INTO {table} ({', '.join(cols)}) SELECT {copied} FROM ("
