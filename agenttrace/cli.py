@@ -21,7 +21,14 @@ from loguru import logger
 
 from agenttrace import clients
 from agenttrace.logs import configure
-from agenttrace.memory import TRIM_INTERVAL_S, trim_every, tune_malloc
+from agenttrace.memory import (
+    FULL_COLLECTION_S,
+    TRIM_INTERVAL_S,
+    collect_between_batches,
+    collect_every,
+    trim_every,
+    tune_malloc,
+)
 from agenttrace.settings import STAGES, Settings
 
 
@@ -166,15 +173,17 @@ async def _worker(
     from agenttrace.worker import run_worker
 
     tune_memory(fixed_mmap_threshold=False)
+    # The stages collect between their batches instead (collect_between_batches).
+    gc.disable()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    helpers = [asyncio.create_task(trim_every(TRIM_INTERVAL_S))]
+    helpers = [asyncio.create_task(trim_every(TRIM_INTERVAL_S)), asyncio.create_task(collect_every(FULL_COLLECTION_S))]
     if parent_pid is not None:
         helpers.append(asyncio.create_task(_stop_without_parent(parent_pid, stop)))
     try:
-        await run_worker(settings, stages, host, port, stop)
+        await run_worker(settings, stages, host, port, stop, between_batches=collect_between_batches)
     finally:
         for task in helpers:
             task.cancel()

@@ -42,7 +42,15 @@ from sinks.retention import RetentionJob
 STALL_S = 120.0
 
 
-async def run_worker(settings: Settings, stages: tuple[str, ...], host: str, port: int, stop: asyncio.Event) -> None:
+async def run_worker(
+    settings: Settings,
+    stages: tuple[str, ...],
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    *,
+    between_batches: Callable[[], object] | None = None,
+) -> None:
     health = Health(checks=[], revision=settings.revision or git_revision())
     app = web.Application(middlewares=[observe])
     app.router.add_get("/metrics", server_stats)
@@ -94,7 +102,7 @@ async def run_worker(settings: Settings, stages: tuple[str, ...], host: str, por
             sink = sink_for(name, settings, ch=ch, pg=pg, prices=prices.book)
             consumer = await clients.kafka_consumer(settings, settings.stage.group_prefix + name)
             stack.push_async_callback(consumer.stop)
-            stage = Stage(name, consumer, sink, dead_letters, settings.topics.events, settings.stage)
+            stage = Stage(name, consumer, sink, dead_letters, settings.topics.events, settings.stage, between_batches)
             await stage.start()
             stack.push_async_callback(stage.stop)
             running.append(stage)

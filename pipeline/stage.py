@@ -49,6 +49,7 @@ class Stage:
         dead_letters: DeadLetters,
         topic: str,
         config: StageConfig,
+        between_batches: Callable[[], object] | None = None,
     ) -> None:
         self.name = name
         self._consumer = consumer
@@ -65,6 +66,9 @@ class Stage:
         self.healthy = False
         self.heartbeat = 0.0
         self._backoff = Backoff(config.retry_initial_s, config.retry_max_s)
+        # Run after each batch is written and committed, when its objects are gone: the shell's
+        # young garbage collection (agenttrace/memory.py), which mid-batch would walk them all.
+        self._between_batches = between_batches
         declare(name)
 
     async def start(self) -> None:
@@ -106,6 +110,8 @@ class Stage:
                 age = time.monotonic() - self._oldest
                 if len(self._buffer) >= self._config.flush_rows or age >= self._config.flush_interval_s:
                     await self.flush()
+                    if self._between_batches is not None:
+                        self._between_batches()
             await self.flush()
         except asyncio.CancelledError:
             raise
