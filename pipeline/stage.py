@@ -58,6 +58,9 @@ class Stage:
         self._topic = topic
         self._config = config
         self._buffer: list[ConsumerRecord] = []
+        # The next offset of each partition in the buffer, kept per fetched chunk: a loop over
+        # every record at commit time cost ~2 µs per event (py-spy, ClickHouse stage).
+        self._ends: dict[TopicPartition, int] = {}
         self._oldest = 0.0
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -67,7 +70,7 @@ class Stage:
         self.heartbeat = 0.0
         self._backoff = Backoff(config.retry_initial_s, config.retry_max_s)
         # Run after each batch is written and committed, when its objects are gone: the shell's
-        # young garbage collection (agenttrace/memory.py), which mid-batch would walk them all.
+        # garbage collection (agenttrace/memory.py), which mid-batch would walk them all.
         self._between_batches = between_batches
         declare(name)
 
@@ -100,10 +103,13 @@ class Stage:
                 self.heartbeat = time.monotonic()
                 wait_ms = int(self._config.flush_interval_s * 1000) if self._buffer else 500
                 batches = await self._consumer.getmany(timeout_ms=wait_ms, max_records=self._config.max_fetch_records)
-                for records in batches.values():
-                    if records and not self._buffer:
+                for tp, records in batches.items():
+                    if not records:
+                        continue
+                    if not self._buffer:
                         self._oldest = time.monotonic()
                     self._buffer.extend(records)
+                    self._ends[tp] = max(self._ends.get(tp, 0), records[-1].offset + 1)
                 if not self._buffer:
                     self.healthy = True
                     continue
@@ -125,9 +131,10 @@ class Stage:
             if not self._buffer:
                 return
             records, self._buffer = self._buffer, []
-            await self._write(records)
+            ends, self._ends = self._ends, {}
+            await self._write(records, ends)
 
-    async def _write(self, records: list[ConsumerRecord]) -> None:
+    async def _write(self, records: list[ConsumerRecord], ends: dict[TopicPartition, int] | None = None) -> None:
         envelopes, dead = [], []
         for rec in records:
             try:
@@ -155,7 +162,7 @@ class Stage:
             if dead:
                 await self._retrying("dead-letter write", lambda: self._dlq.put(dead))
                 JOBS_PROCESSED.labels(self.name, "dead_letter").inc(len(dead))
-            await self._commit(records)
+            await self._commit(ends if ends is not None else _ends_of(records))
         finally:
             ACTIVE_JOBS.labels(self.name).dec()
         self.healthy = True
@@ -185,11 +192,7 @@ class Stage:
 
         return await retry(attempt, self._backoff, on_error=failed, stopping=self._stopping)
 
-    async def _commit(self, records: list[ConsumerRecord]) -> None:
-        offsets: dict[TopicPartition, int] = {}
-        for rec in records:
-            tp = TopicPartition(rec.topic, rec.partition)
-            offsets[tp] = max(offsets.get(tp, -1), rec.offset + 1)
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         assigned = self._consumer.assignment()
         owned = {tp: o for tp, o in offsets.items() if tp in assigned}
         if not owned:
@@ -213,7 +216,7 @@ class Stage:
             await asyncio.wait_for(self.flush(), self._config.drain_timeout_s)
         except Exception as exc:
             logger.warning("flush on revoke failed; events will be redelivered", stage=self.name, error=repr(exc))
-            self._buffer = []
+            self._buffer, self._ends = [], {}
         self._sink.forget()
 
     async def _report_lag(self) -> None:
@@ -231,6 +234,14 @@ class Stage:
             except Exception as exc:
                 logger.debug("lag refresh failed", stage=self.name, error=repr(exc))
             await asyncio.sleep(self._config.lag_interval_s)
+
+
+def _ends_of(records: list[ConsumerRecord]) -> dict[TopicPartition, int]:
+    ends: dict[TopicPartition, int] = {}
+    for rec in records:
+        tp = TopicPartition(rec.topic, rec.partition)
+        ends[tp] = max(ends.get(tp, 0), rec.offset + 1)
+    return ends
 
 
 class _Rebalance(ConsumerRebalanceListener):
