@@ -21,14 +21,7 @@ from loguru import logger
 
 from agenttrace import clients
 from agenttrace.logs import configure
-from agenttrace.memory import (
-    FULL_COLLECTION_S,
-    TRIM_INTERVAL_S,
-    collect_between_batches,
-    collect_every,
-    trim_every,
-    tune_malloc,
-)
+from agenttrace.memory import TRIM_INTERVAL_S, BatchCollector, trim_every, tune_malloc
 from agenttrace.settings import STAGES, Settings
 
 
@@ -173,17 +166,18 @@ async def _worker(
     from agenttrace.worker import run_worker
 
     tune_memory(fixed_mmap_threshold=False)
-    # The stages collect between their batches instead (collect_between_batches).
+    # Collected between batches instead (BatchCollector).
     gc.disable()
+    collector = BatchCollector()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    helpers = [asyncio.create_task(trim_every(TRIM_INTERVAL_S)), asyncio.create_task(collect_every(FULL_COLLECTION_S))]
+    helpers = [asyncio.create_task(trim_every(TRIM_INTERVAL_S)), asyncio.create_task(collector.backstop())]
     if parent_pid is not None:
         helpers.append(asyncio.create_task(_stop_without_parent(parent_pid, stop)))
     try:
-        await run_worker(settings, stages, host, port, stop, between_batches=collect_between_batches)
+        await run_worker(settings, stages, host, port, stop, between_batches=collector.between_batches)
     finally:
         for task in helpers:
             task.cancel()

@@ -1,4 +1,5 @@
-"""The C allocator of a server process, set once by the shell: glibc keeps what Python frees.
+"""The memory of a server process, set once by the shell: the C allocator (glibc keeps what
+Python frees) and, in workers, when the cyclic garbage collector runs.
 
 Measured with bench/hostile.py (bench/README.md, "hostile.py"): after a 10,000-event batch the
 api's heap held ~20 MB that nothing used, in free chunks between live ones, which only
@@ -14,6 +15,8 @@ import asyncio
 import ctypes
 import ctypes.util
 import gc
+import time
+from collections.abc import Callable
 
 from loguru import logger
 
@@ -25,9 +28,6 @@ MMAP_THRESHOLD = 256 * 1024
 ARENA_MAX = 2
 # How often a server gives free heap pages back: cheap enough to do every second.
 TRIM_INTERVAL_S = 1.0
-# How often a worker, whose young collections run between batches, collects everything: for
-# cycles that reached an older generation, and for a stage stuck retrying (no batch ends).
-FULL_COLLECTION_S = 30.0
 
 
 def _glibc() -> ctypes.CDLL | None:
@@ -71,20 +71,34 @@ async def trim_every(interval_s: float) -> None:
             return
 
 
-def collect_between_batches() -> None:
-    """A worker's young collection, run by its stages when a batch has been written.
+class BatchCollector:
+    """A worker's cyclic garbage collection: a full one between batches every `interval_s`,
+    and none while a batch is in flight (the worker turns automatic collection off).
 
-    Automatic collections walk every live container of the young generation: in a worker that
-    is the batch in flight (~10^5 decoded events and folded states), walked every 10^5
-    allocations to free nothing, a third of a ClickHouse-stage process's CPU at 10k events/s
-    (bench/README.md, "Garbage collection between batches"). Once a batch is written, only
-    what it left behind (cached states) is young, so the same collection costs a fraction.
+    Automatic collections ran every 10^5 container allocations and walked every live young
+    container, which in a worker is the batch in flight (decoded events, folded states): ~80
+    ms each, 17% of a ClickHouse-stage worker's CPU at 10k events/s, to free ~6 objects a
+    second (gc.callbacks in a running worker; bench/README.md, "Garbage collection"). A young
+    collection after each batch still cost ~20 ms a batch (what the batch leaves in the cache
+    is young then), so the workers rely on reference counting and collect cycles in full, far
+    apart. `backstop` collects for a stage that no batch ends for (one retrying its store).
     """
-    gc.collect(0)
 
+    def __init__(self, interval_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval_s = interval_s
+        self._clock = clock
+        self._last = clock()
 
-async def collect_every(interval_s: float) -> None:
-    """A full collection every `interval_s`, for a worker whose automatic collection is off."""
-    while True:
-        await asyncio.sleep(interval_s)
+    def between_batches(self) -> None:
+        if self._clock() - self._last >= self._interval_s:
+            self.collect()
+
+    def collect(self) -> None:
         gc.collect()
+        self._last = self._clock()
+
+    async def backstop(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            if self._clock() - self._last >= 2 * self._interval_s:
+                self.collect()
