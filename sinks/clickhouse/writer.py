@@ -196,11 +196,26 @@ class ClickHouseWriter:
         naming: dict[Key, list[tuple[str, Envelope]]] = {}
         for env in envelopes:
             table = table_of(env.type)
-            if table is not None and env.body.get("id"):
-                grouped.setdefault((table, env.project_id, str(env.body["id"])), []).append(env)
-                trace_id = env.body.get("traceId") if table != TRACE else None
-                if trace_id:
-                    naming.setdefault((TRACE, env.project_id, str(trace_id)), []).append((table, env))
+            body = env.body
+            id_ = body.get("id")
+            if table is None or not id_:
+                continue
+            # get-then-set, not setdefault: that builds a list for every event, and a trace
+            # of 100 spans is named 99 times in a batch.
+            key = (table, env.project_id, str(id_))
+            events = grouped.get(key)
+            if events is None:
+                grouped[key] = [env]
+            else:
+                events.append(env)
+            trace_id = body.get("traceId") if table != TRACE else None
+            if trace_id:
+                key = (TRACE, env.project_id, str(trace_id))
+                names = naming.get(key)
+                if names is None:
+                    naming[key] = [(table, env)]
+                else:
+                    names.append((table, env))
         for key in naming:
             grouped.setdefault(key, [])
         gone: set[Key] = set()  # stored as deleted: an update naming no trace must not revive it
