@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipeline.envelope import Envelope
 from pipeline.errors import PoisonEvent
@@ -63,8 +63,10 @@ class TraceDelta:
     generations: dict[str, Generation] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Contribution:
+class Contribution(NamedTuple):
+    """One generation's share of the ledger (a tuple: one is made per generation and batch,
+    and a frozen dataclass's __init__ cost ~1 µs of the Postgres stage's ~30 per event)."""
+
     day: date
     model: str
     events: int
@@ -188,7 +190,11 @@ def _fold(folded: dict[Key, TraceDelta], env: Envelope) -> None:
         trace.generations[entity_id] = gen
         folded[key] = trace
     if trace_id:
-        folded.setdefault(key, TraceDelta(EntityState(*key))).state.touch(ts)
+        # Not setdefault: it would build a delta (two objects, two dicts) for every event.
+        delta = folded.get(key)
+        if delta is None:
+            delta = folded[key] = TraceDelta(EntityState(*key))
+        delta.state.touch(ts)
 
 
 def _key_text(v: Any) -> str | None:
@@ -313,10 +319,16 @@ def contribution(
 
 def _add(usage: dict[tuple[str, date, str], list[Any]], project: str, c: Contribution, sign: int) -> None:
     """A generation counts once (observations) in the bucket of its current model and day."""
-    delta = usage.setdefault((project, c.day, c.model), [0, 0, 0, 0, 0, Decimal(0)])
-    parts: tuple[int | Decimal, ...] = (1, c.events, c.input, c.output, c.total, c.cost)
-    for i, v in enumerate(parts):
-        delta[i] += sign * v
+    key = (project, c.day, c.model)
+    delta = usage.get(key)
+    if delta is None:
+        delta = usage[key] = [0, 0, 0, 0, 0, Decimal(0)]
+    delta[0] += sign
+    delta[1] += sign * c.events
+    delta[2] += sign * c.input
+    delta[3] += sign * c.output
+    delta[4] += sign * c.total
+    delta[5] += sign * c.cost
 
 
 def _tokens(v: Any) -> int:
