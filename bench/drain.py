@@ -1,0 +1,100 @@
+"""The stages alone: each worker's CPU per event while they fold a prepared backlog.
+
+    .venv/bin/python bench/drain.py [--otlp] [--bodies 2000]        # the processes of `make up`
+    .venv/bin/python bench/drain.py --url http://127.0.0.1:18900 \\
+        --app worker=18901 --app worker_2=18903 --app worker_postgres=18902
+
+Pauses the workers (SIGSTOP), appends `--bodies` requests of 100 events through the api with
+bench/load.py while nothing folds, then resumes them and reads, until every observation of the
+run is in ClickHouse and every worker reports an empty queue (`worker_queue_depth`, refreshed
+every 3 s), the CPU each process used (/proc) and the seconds it took. Unlike bench/cpu_budget.py, no api and no
+load generator compete for the cores while the stages run, so a stage's CPU per event moves
+less from run to run and a change of a few percent shows. The resumed workers rejoin their
+consumer groups first (a second or two, counted in the rate). Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.cpu_budget import clickhouse, processes, snapshot, used_between
+
+ROOT = Path(__file__).resolve().parents[1]
+LAG_REFRESH_S = 3.0  # StageConfig.lag_interval_s
+
+
+def queue_depth(port: int) -> float:
+    """The sum of a worker's `worker_queue_depth` series (one per stage it runs)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("worker_queue_depth{"))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--url", default="http://127.0.0.1:8080", help="the api's base URL")
+    p.add_argument("--app", action="append", default=[], metavar="NAME=PORT", help="a worker; default: .stack/pids")
+    p.add_argument("--bodies", type=int, default=2000, help="requests of 100 events in the backlog")
+    p.add_argument("--otlp", action="store_true", help="OTLP/HTTP protobuf spans instead of Langfuse batches")
+    p.add_argument("--timeout-s", type=float, default=600)
+    args = p.parse_args()
+    ports = {n: int(port) for n, _, port in (a.partition("=") for a in args.app)} or {
+        "worker": 8081,
+        "worker_2": 8083,
+        "worker_postgres": 8082,
+    }
+    procs = processes(ports)
+    workers = [pid for name in ports for pid in procs[name]]
+    load = [sys.executable, str(ROOT / "bench" / "load.py"), "--url", args.url, "--bodies", str(args.bodies)]
+    load += ["--seconds", str(args.timeout_s), "--concurrency", "16"] + (["--otlp"] if args.otlp else [])
+    for pid in workers:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        filled = json.loads(subprocess.run(load, check=True, capture_output=True).stdout)
+    finally:
+        for pid in workers:
+            os.kill(pid, signal.SIGCONT)
+    before, start = snapshot(procs), time.monotonic()
+    events = filled["events"]
+    # Every span of an OTLP request is an observation; a batch request's first event is its trace.
+    observations = events if args.otlp else events // 100 * 99
+    sql = f"SELECT count() FROM observations WHERE project_id = '{filled['project_id']}'"
+    deadline = start + args.timeout_s
+    while int(clickhouse(sql)) < observations and time.monotonic() < deadline:
+        time.sleep(0.1)
+    in_clickhouse = time.monotonic() - start
+    # Each worker refreshes its queue depth every 3 s: a stale 0 from before the backlog must
+    # not count as drained.
+    time.sleep(max(0.0, LAG_REFRESH_S + 1 - in_clickhouse))
+    while any(queue_depth(port) for port in ports.values()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    drained = time.monotonic() - start
+    after = snapshot(procs)
+    used = {name: used_between(before[name], after[name]) for name in procs}
+    print(
+        json.dumps(
+            {
+                "load": "otlp" if args.otlp else "batch",
+                "events": events,
+                "observations": observations,
+                "seconds_into_clickhouse": round(in_clickhouse, 1),
+                "seconds_all_stages": round(drained, 1),
+                "observations_per_s_into_clickhouse": round(observations / in_clickhouse),
+                "cpu_us_per_event": {name: round(s * 1e6 / events, 1) for name, s in used.items() if name != "api"},
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
