@@ -43,7 +43,9 @@ def queue_depth(port: int) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--url", default="http://127.0.0.1:8080", help="the api's base URL")
-    p.add_argument("--app", action="append", default=[], metavar="NAME=PORT", help="a worker; default: .stack/pids")
+    p.add_argument(
+        "--app", action="append", default=[], metavar="NAME=PORT", help="a worker; default: make up's 8081, 8083, 8082"
+    )
     p.add_argument("--bodies", type=int, default=2000, help="requests of 100 events in the backlog")
     p.add_argument("--otlp", action="store_true", help="OTLP/HTTP protobuf spans instead of Langfuse batches")
     p.add_argument("--timeout-s", type=float, default=600)
