@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -97,12 +97,17 @@ class Migration:
         return [c for s in plain for c in clustered(s, database, cluster)]
 
 
+# Copies of observations written without a trace, for concurrent writers (migration 0004).
+JOURNAL = "observation_journal"
 # The sharding key of each projection: the trace an entity belongs to (a trace is its own).
 SHARDING_KEYS = {
     "traces": "cityHash64(project_id, id)",
     "observations": "cityHash64(project_id, trace_id)",
     "scores": "cityHash64(project_id, trace_id)",
 }
+# Every table of a cluster behind a Distributed one: the projections, and the journal, which is
+# written and read by an observation's id alone (migration 0004).
+DISTRIBUTED_KEYS = {**SHARDING_KEYS, JOURNAL: "cityHash64(project_id, id)"}
 LOCAL_SUFFIX = "_local"
 _CREATE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\w+)\.(\w+)\s*\n")
 _ADD_COLUMN = re.compile(r"^ALTER TABLE (\w+)\.(\w+) (ADD COLUMN .*)$", re.S)
@@ -131,7 +136,7 @@ def clustered(statement: str, database: str, cluster: str) -> list[str]:
     projection is added to both. A statement of another kind must say itself how it runs on a
     cluster, so it is refused rather than guessed."""
     alter = _ADD_COLUMN.match(statement)
-    if alter and alter.group(1) == database and alter.group(2) in SHARDING_KEYS:
+    if alter and alter.group(1) == database and alter.group(2) in DISTRIBUTED_KEYS:
         table, rest = alter.group(2), alter.group(3)
         # A Distributed table cannot be altered ON CLUSTER beside replicated shards (18.16:
         # "isn't replicated"), but each server alters its own in place (metadata only), so the
@@ -143,7 +148,7 @@ def clustered(statement: str, database: str, cluster: str) -> list[str]:
         ]
     create = _CREATE.match(statement)
     engine = _ENGINE.search(statement)
-    if not create or not engine or create.group(1) != database or create.group(2) not in SHARDING_KEYS:
+    if not create or not engine or create.group(1) != database or create.group(2) not in DISTRIBUTED_KEYS:
         raise ValueError(f"no cluster form for this migration statement: {statement[:80]!r}")
     table = create.group(2)
     local = table + LOCAL_SUFFIX
@@ -160,7 +165,7 @@ def _distributed(database: str, cluster: str, table: str) -> str:
     local = table + LOCAL_SUFFIX
     return (
         f"CREATE TABLE IF NOT EXISTS {database}.{table} ON CLUSTER {cluster} AS {database}.{local}\n"
-        f"ENGINE = Distributed({cluster}, {database}, {local}, {SHARDING_KEYS[table]})"
+        f"ENGINE = Distributed({cluster}, {database}, {local}, {DISTRIBUTED_KEYS[table]})"
     )
 
 
@@ -297,11 +302,13 @@ async def pending(fetch: Fetch, database: str) -> list[int]:
     return [m.version for m in migrations() if m.version not in done]
 
 
-async def _projections(fetch: Fetch, database: str, column: str) -> dict[str, str]:
-    """`column` of system.tables for each projection that exists in `database`."""
+async def _projections(
+    fetch: Fetch, database: str, column: str, tables: Iterable[str] = tuple(SHARDING_KEYS)
+) -> dict[str, str]:
+    """`column` of system.tables for each of `tables` (the projections) that exists in `database`."""
     rows = await fetch(
         f"SELECT name, {column} FROM system.tables WHERE database = '{database}' "
-        f"AND name IN ({', '.join(repr(t) for t in SHARDING_KEYS)})"
+        f"AND name IN ({', '.join(repr(t) for t in tables)})"
     )
     return {str(name): str(value) for name, value in rows}
 
@@ -315,8 +322,8 @@ async def check_cluster_tables(fetch: Fetch, database: str, *, settle_s: float =
     and made again a Distributed table to add a column, may be between the two elsewhere."""
     deadline = time.monotonic() + settle_s
     while True:
-        engines = await _projections(fetch, database, "engine")
-        wrong = {t: engines.get(t) for t in SHARDING_KEYS if engines.get(t) != "Distributed"}
+        engines = await _projections(fetch, database, "engine", DISTRIBUTED_KEYS)
+        wrong = {t: engines.get(t) for t in DISTRIBUTED_KEYS if engines.get(t) != "Distributed"}
         if not wrong or any(engine is not None for engine in wrong.values()) or time.monotonic() >= deadline:
             break
         await asyncio.sleep(0.5)

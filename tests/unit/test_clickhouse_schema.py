@@ -10,8 +10,10 @@ import pytest
 from sinks.clickhouse.client import ClickHouseError
 from sinks.clickhouse.schema import (
     ALTER_TRIES,
+    DISTRIBUTED_KEYS,
     EACH_SERVER,
     GRANULARITY,
+    JOURNAL,
     LEGACY,
     MODERN,
     SHARDING_KEYS,
@@ -56,7 +58,7 @@ def test_projections_have_fine_granules_on_both_dialects(chdb) -> None:
         )
         assert "index_granularity = 1024" in engine
     legacy = [s for m in migrations() for s in m.statements(LEGACY, "agenttrace") if s.startswith("CREATE TABLE")]
-    assert len(legacy) == 3
+    assert len(legacy) == 4  # and the observation journal
     assert all(s.endswith("SETTINGS index_granularity = 1024") for s in legacy)
 
 
@@ -107,7 +109,14 @@ def test_cluster_ddl_is_replicated_local_tables_behind_distributed_public_names(
     pairs = zip(added[::2], added[1::2], strict=True)
     assert all(local.split(" ADD COLUMN")[1] == public.split(" ADD COLUMN")[1] for local, public in pairs)
     creates = [s for s in statements if s.startswith("CREATE")]
-    assert len(creates) == 2 * len(SHARDING_KEYS)
+    assert len(creates) == 2 * len(DISTRIBUTED_KEYS)
+    journal = [s for s in creates if f".{JOURNAL}" in s]
+    assert (
+        "ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/agenttrace/observation_journal_local', " in journal[0]
+    )
+    assert journal[1].endswith(
+        f"ENGINE = Distributed(events_cluster, agenttrace, {JOURNAL}_local, cityHash64(project_id, id))"
+    )
     for table, key in SHARDING_KEYS.items():
         local = next(s for s in statements if s.startswith(f"CREATE TABLE IF NOT EXISTS agenttrace.{table}_local "))
         public = next(s for s in statements if s.startswith(f"CREATE TABLE IF NOT EXISTS agenttrace.{table} "))
@@ -130,6 +139,8 @@ def test_cluster_shards_by_the_trace_so_final_sees_all_of_an_entity() -> None:
         "observations": "cityHash64(project_id, trace_id)",
         "scores": "cityHash64(project_id, trace_id)",
     }
+    # The journal is read by an observation's id alone, whichever trace it turns out to have.
+    assert DISTRIBUTED_KEYS == {**SHARDING_KEYS, JOURNAL: "cityHash64(project_id, id)"}
 
 
 def test_cluster_ddl_refuses_statements_it_cannot_place() -> None:
@@ -158,7 +169,7 @@ def test_modern_cluster_ddl_parses(chdb) -> None:
 
 async def test_migrate_in_cluster_mode_runs_on_cluster_and_checks_the_engines() -> None:
     executed: list[str] = []
-    engines = {"traces": "Distributed", "observations": "Distributed", "scores": "Distributed"}
+    engines = {"traces": "Distributed", "observations": "Distributed", "scores": "Distributed", JOURNAL: "Distributed"}
 
     async def execute(sql: str) -> None:
         executed.append(sql)
