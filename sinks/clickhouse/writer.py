@@ -9,8 +9,10 @@ stay in memory while this worker owns their partitions, which saves most of thos
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from operator import attrgetter, itemgetter
 from typing import Any
 
@@ -32,7 +34,7 @@ from pipeline.prices import PriceBook, priced
 from pipeline.times import column_of_micros, micros_of_column
 from pipeline.tombstones import KnownTombstones, Tombstones, split_deletions
 from sinks.clickhouse.client import IDS_TABLE, ClickHouse
-from sinks.clickhouse.schema import Dialect, by_traces_in_ids
+from sinks.clickhouse.schema import JOURNAL, Dialect, by_traces_in_ids
 from sinks.metrics import CLICKHOUSE_INSERT_ROWS
 
 TIME_COLUMNS = {
@@ -166,7 +168,7 @@ class ClickHouseWriter:
         self._prices = prices
         self._cache: OrderedDict[Key, EntityState] = OrderedDict()
         self._cache_size = cache_size
-        for table in COLUMNS:  # every table's series exists before its first insert
+        for table in (*COLUMNS, JOURNAL):  # every table's series exists before its first insert
             CLICKHOUSE_INSERT_ROWS.labels(table)
 
     def forget(self) -> None:
@@ -225,6 +227,9 @@ class ClickHouseWriter:
         states: dict[Key, EntityState] = {}
         changed: list[Key] = []
         cold: list[Key] = []  # observations no process had stored when this batch read
+        # Of those, the ones an event of which named no trace: Kafka keyed it by its own id, so
+        # another process may be folding the observation's create right now (_reconcile).
+        unanchored: list[Key] = []
         # Traces last, so that only the observations and scores that were not poison name them.
         traces = [k for k in grouped if k[0] == TRACE]
         for key in [k for k in grouped if k[0] != TRACE] + traces:
@@ -234,6 +239,8 @@ class ClickHouseWriter:
             base = self._cache.get(key) or stored.get(key)
             if base is None and key[0] == OBSERVATION:
                 cold.append(key)
+                if any(not env.body.get("traceId") for env in events):
+                    unanchored.append(key)
             state = _copy(base) if base else EntityState(key[1], key[2])
             # Most entities have one event per batch: no sort (and no key function) for those.
             for env in sorted(events, key=_BY_TS) if len(events) > 1 else events:
@@ -259,14 +266,22 @@ class ClickHouseWriter:
             # older one, and the create's fields were lost.
             state.revision = max(state.last_ts, base.revision + 1 if base else 0)
             changed.append(key)
+        for key in unanchored:
+            if key in states:
+                # Below every row a fold with a trace writes: a merge of the two in the store keeps
+                # that one, which this writer then finds and merges its own fields into.
+                states[key].revision = 0
         by_table: dict[str, list[tuple[Any, ...]]] = {TRACE: [], OBSERVATION: [], SCORE: []}
         for key in changed:
             by_table[key[0]].append(self._row(key[0], states[key]))
         observations = by_table.pop(OBSERVATION)
+        unanchored = [k for k in unanchored if k in states]
+        clock = time.time_ns() // 1000
+        journal = [self._row(OBSERVATION, replace(states[k], revision=clock)) for k in unanchored]
 
         async def insert_observations_then_reconcile() -> None:
-            await self._insert(OBSERVATION, observations)
-            await self._reconcile([k for k in cold if k in states], states)
+            await _all([self._insert(OBSERVATION, observations), self._insert(JOURNAL, journal)])
+            await self._reconcile([k for k in cold if k in states], unanchored, states)
 
         await _all([insert_observations_then_reconcile(), *(self._insert(t, r) for t, r in by_table.items())])
         for key, state in states.items():
@@ -278,48 +293,56 @@ class ClickHouseWriter:
 
     async def _insert(self, table: str, rows: list[tuple[Any, ...]]) -> None:
         if rows:
-            await self._ch.insert(table, COLUMNS[table], rows)
+            await self._ch.insert(table, COLUMNS[OBSERVATION if table == JOURNAL else table], rows)
             CLICKHOUSE_INSERT_ROWS.labels(table).inc(len(rows))
 
-    async def _reconcile(self, keys: list[Key], states: dict[Key, EntityState]) -> None:
-        """Merge what another process wrote at the same time into the rows just written.
+    async def _reconcile(self, cold: list[Key], unanchored: list[Key], states: dict[Key, EntityState]) -> None:
+        """Merge what another process wrote at the same time into the observations just written.
 
-        An update without traceId is keyed by its own id, so it can be folded by another
-        process than its create's, each reading no stored row: the row with the higher
-        revision would win and the other's fields be lost. Rows carry each field's version,
-        so rows merge in any order; after its insert a writer counts the rows of the entities
-        it found absent, and where there are two or more (the other writer inserted first,
-        and will not see ours if its count ran before our insert), merges them all into one
-        row above every revision. One narrow probe per batch with new observations.
+        An update without traceId is keyed by its own id, so another process than its create's
+        may fold it, each reading no stored row; both rows land in `observations`, where a
+        background merge keeps one of them (the higher revision) whatever the other held. So:
+        - a writer of such an update ("unanchored") writes its row at revision 0, below any row
+          a fold with a trace writes, and a copy to the journal (migration 0004), which never
+          merges rows away; after its insert it reads every row of those ids in observations,
+          where a row written before its own is (or is what a merge of it kept);
+        - every writer of a new observation looks for its id in the journal after its insert,
+          where an unanchored row written before its own insert is.
+        Whichever of the two inserted first, the later one finds the earlier one's fields and
+        writes the merge above every revision. One narrow probe of the journal per batch with
+        new observations, and a read of observations only for unanchored ones (rare).
         """
-        wanted: dict[str, list[str]] = {}
-        for _, project, id_ in keys:
-            wanted.setdefault(project, []).append(id_)
+        reads: list[Awaitable[list[tuple[Any, ...]]]] = []
+        for table, keys in ((JOURNAL, cold), (OBSERVATION, unanchored)):
+            wanted: dict[str, list[str]] = {}
+            for _, project, id_ in keys:
+                wanted.setdefault(project, []).append(id_)
+            reads.extend(
+                self._ch.fetch(
+                    f"SELECT {', '.join(COLUMNS[OBSERVATION])} FROM {table} "
+                    f"WHERE project_id = {_quote(project)} AND id IN {IDS_TABLE}",
+                    operation=f"reconcile_{table}",
+                    ids=ids,
+                )
+                for project, ids in wanted.items()
+            )
+        found = [row for rows in await asyncio.gather(*reads) for row in rows]
+        cols = COLUMNS[OBSERVATION]
         merged: list[Key] = []
-        for project, ids in wanted.items():
-            where = f"project_id = {_quote(project)} AND id IN {IDS_TABLE}"
-            twice = await self._ch.fetch(
-                f"SELECT id FROM {OBSERVATION} WHERE {where} GROUP BY id HAVING count() > 1",
-                operation="probe_concurrent",
-                ids=ids,
-            )
-            if not twice:
-                continue
-            cols = COLUMNS[OBSERVATION]
-            found = await self._ch.fetch(
-                f"SELECT {', '.join(cols)} FROM {OBSERVATION} WHERE {where}",
-                operation="load_concurrent",
-                ids=[row[0] for row in twice],
-            )
-            for row in found:
-                other = self._state(OBSERVATION, dict(zip(cols, row, strict=True)))
-                key = (OBSERVATION, project, other.id)
-                state = states[key]
-                _merge_into(state, other)
-                state.derived = self._priced(state)  # the merged usage and model price anew
-                state.revision = max(state.revision, other.revision + 1)
-                if key not in merged:
-                    merged.append(key)
+        for row in found:
+            values = dict(zip(cols, row, strict=True))
+            if values["is_deleted"]:
+                continue  # its trace was deleted meanwhile: nothing of it to bring back
+            other = self._state(OBSERVATION, values)
+            key = (OBSERVATION, other.project_id, other.id)
+            state = states[key]
+            if _same(state, other):
+                continue  # this writer's own row
+            _merge_into(state, other)
+            state.derived = self._priced(state)  # the merged usage and model price anew
+            state.revision = max(state.revision, other.revision + 1)
+            if key not in merged:
+                merged.append(key)
         if merged:
             rows = [self._row(OBSERVATION, states[k]) for k in merged]
             await self._ch.insert(OBSERVATION, COLUMNS[OBSERVATION], rows)
