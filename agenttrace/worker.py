@@ -27,6 +27,7 @@ from pipeline.dead_letters import DeadLetters
 from pipeline.prices import PriceBook
 from pipeline.stage import Sink, Stage
 from sinks.clickhouse.client import ClickHouse
+from sinks.clickhouse.journal import JournalExpiry
 from sinks.clickhouse.schema import dialect_for
 from sinks.clickhouse.writer import ClickHouseWriter
 from sinks.postgres.client import Postgres
@@ -97,6 +98,9 @@ async def run_worker(
             await retention.start()
             stack.push_async_callback(retention.stop)
             health.jobs["retention"] = retention.report
+            expiry = JournalExpiry(ch)
+            await expiry.start()
+            stack.push_async_callback(expiry.stop)
         running: list[Stage] = []
         for name in stages:
             sink = sink_for(name, settings, ch=ch, pg=pg, prices=prices.book)

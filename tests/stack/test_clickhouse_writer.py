@@ -5,13 +5,15 @@ are read back; either way the row ends with every field of every event."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from typing import Any
 
 import pytest
 
 from sinks.clickhouse.client import ClickHouse
-from sinks.clickhouse.schema import dialect_for
+from sinks.clickhouse.journal import HOUR_US, JournalExpiry
+from sinks.clickhouse.schema import JOURNAL, dialect_for
 from sinks.clickhouse.writer import ClickHouseWriter
 from sinks.postgres.keys import NewKey
 from tests.support import envelope, rows
@@ -152,3 +154,19 @@ async def test_only_new_observations_whose_events_name_no_trace_are_journaled(ch
     assert await writer(ch).write([later]) == []  # stored: no copy
     assert len(await rows(ch, f"SELECT id FROM observation_journal WHERE project_id = '{pid}'")) == 1
 
+
+async def test_the_journal_keeps_recent_hours_and_drops_older_ones(ch: ClickHouse, project: NewKey) -> None:
+    pid, hour = project.project_id, HOUR_US
+    now = (time.time_ns() // 1000 // hour) * hour + hour // 2
+    ages = {"old": 5, "older than kept": 3, "kept": 2, "recent": 0}
+    await ch.insert(
+        JOURNAL,
+        ("project_id", "id", "event_ts"),
+        [(pid, name, now - age * hour) for name, age in ages.items()],
+    )
+    expiry = JournalExpiry(ch, keep_hours=2)
+    dropped = await expiry.run_once(now_us=now)
+    assert {now // hour - 5, now // hour - 3} <= set(dropped) and now // hour - 2 not in dropped
+    left = await rows(ch, f"SELECT id FROM {JOURNAL} WHERE project_id = '{pid}' ORDER BY id")
+    assert [r["id"] for r in left] == ["kept", "recent"]
+    assert not set(await expiry.run_once(now_us=now)) & {now // hour - 5, now // hour - 3}
