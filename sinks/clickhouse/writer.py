@@ -312,39 +312,51 @@ class ClickHouseWriter:
         writes the merge above every revision. One narrow probe of the journal per batch with
         new observations, and a read of observations only for unanchored ones (rare).
         """
+        sources: list[str] = []
         reads: list[Awaitable[list[tuple[Any, ...]]]] = []
         for table, keys in ((JOURNAL, cold), (OBSERVATION, unanchored)):
             wanted: dict[str, list[str]] = {}
             for _, project, id_ in keys:
                 wanted.setdefault(project, []).append(id_)
-            reads.extend(
-                self._ch.fetch(
-                    f"SELECT {', '.join(COLUMNS[OBSERVATION])} FROM {table} "
-                    f"WHERE project_id = {_quote(project)} AND id IN {IDS_TABLE}",
-                    operation=f"reconcile_{table}",
-                    ids=ids,
+            for project, ids in wanted.items():
+                sources.append(table)
+                reads.append(
+                    self._ch.fetch(
+                        f"SELECT {', '.join(COLUMNS[OBSERVATION])} FROM {table} "
+                        f"WHERE project_id = {_quote(project)} AND id IN {IDS_TABLE}",
+                        operation=f"reconcile_{table}",
+                        ids=ids,
+                    )
                 )
-                for project, ids in wanted.items()
-            )
-        found = [row for rows in await asyncio.gather(*reads) for row in rows]
         cols = COLUMNS[OBSERVATION]
-        merged: list[Key] = []
-        for row in found:
-            values = dict(zip(cols, row, strict=True))
-            if values["is_deleted"]:
-                continue  # its trace was deleted meanwhile: nothing of it to bring back
-            other = self._state(OBSERVATION, values)
-            key = (OBSERVATION, other.project_id, other.id)
+        written = {key: states[key].revision for key in cold}  # of the rows this batch inserted
+        top: dict[Key, int] = {}  # the highest revision found in observations
+        stale: list[Key] = []
+        for source, found in zip(sources, await asyncio.gather(*reads), strict=True):
+            for row in found:
+                values = dict(zip(cols, row, strict=True))
+                if values["is_deleted"]:
+                    continue  # its trace was deleted meanwhile: nothing of it to bring back
+                other = self._state(OBSERVATION, values)
+                key = (OBSERVATION, other.project_id, other.id)
+                state = states[key]
+                before = _copy(state)
+                _merge_into(state, other)
+                # Worth a row when the other brought fields, or when its row outranks ours in
+                # reads without holding all of ours. A row read back compares equal to its
+                # state only field by field (its empty maps come back as {}), hence the merges.
+                outranks = source == OBSERVATION and other.revision >= written[key]
+                if (not _same(state, before) or (outranks and not _covers(other, state))) and key not in stale:
+                    stale.append(key)
+                if source == OBSERVATION:
+                    top[key] = max(top.get(key, 0), other.revision)
+        for key in stale:
             state = states[key]
-            if _same(state, other):
-                continue  # this writer's own row
-            _merge_into(state, other)
             state.derived = self._priced(state)  # the merged usage and model price anew
-            state.revision = max(state.revision, other.revision + 1)
-            if key not in merged:
-                merged.append(key)
-        if merged:
-            rows = [self._row(OBSERVATION, states[k]) for k in merged]
+            # A journal copy's revision is its writer's clock, not a rank: its row is at 0.
+            state.revision = max(written[key], top.get(key, 0)) + 1
+        if stale:
+            rows = [self._row(OBSERVATION, states[k]) for k in stale]
             await self._ch.insert(OBSERVATION, COLUMNS[OBSERVATION], rows)
             CLICKHOUSE_INSERT_ROWS.labels(OBSERVATION).inc(len(rows))
 
@@ -519,6 +531,13 @@ def _copy(s: EntityState) -> EntityState:
         k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v) for k, v in s.values.items()
     }
     return EntityState(s.project_id, s.id, values, dict(s.versions), s.first_ts, s.last_ts, s.revision)
+
+
+def _covers(a: EntityState, b: EntityState) -> bool:
+    """Whether `a` already holds every field of `b` at least as new."""
+    merged = _copy(a)
+    _merge_into(merged, b)
+    return _same(merged, a)
 
 
 def _same(a: EntityState, b: EntityState) -> bool:
