@@ -43,12 +43,24 @@ async def test_several_migrations_at_once_through_different_servers(cluster_ch: 
             for table in ("traces", "observations", "scores"):
                 assert tables[table] == "Distributed", name
                 assert tables[f"{table}_local"] == "ReplicatedReplacingMergeTree", name
+            assert (tables["observation_journal"], tables["observation_journal_local"]) == (
+                "Distributed",
+                "ReplicatedMergeTree",
+            ), name
             # A column a later migration adds (0003), on both tables of every server: the
             # Distributed ones altered in place by each migrator on each server.
             added = await ch.fetch(
                 f"SELECT table FROM system.columns WHERE database = '{database}' AND name = 'trace_hash' ORDER BY table"
             )
-            assert [r[0] for r in added] == ["observations", "observations_local", "scores", "scores_local"], name
+            # (The journal, made after 0003 as a copy of observations' columns, has it too.)
+            assert [r[0] for r in added] == [
+                "observation_journal",
+                "observation_journal_local",
+                "observations",
+                "observations_local",
+                "scores",
+                "scores_local",
+            ], name
     finally:
         await cluster_ch["ch_1"].execute(f"DROP DATABASE IF EXISTS {database} ON CLUSTER agenttrace")
 
