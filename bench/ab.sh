@@ -7,7 +7,8 @@
 #   bench/ab.sh 4 new=. old=/tmp/old-worktree
 #
 # Per variant and round: bench/e2e.py --rate 20000 --seconds 20, then bench/load.py (batch and
-# OTLP) with the workers paused, one JSON line each; medians per variant at the end. Before each
+# OTLP) with the workers paused, one JSON line each; medians per variant at the end. With
+# AB_DRAIN=1: bench/drain.py and bench/drain.py --otlp instead (the stages alone, CPU per event). Before each
 # run it waits for ClickHouse's merges of the previous run to end (they are felt by the next
 # otherwise), and afterwards deletes the run's topics (~1.5 GB each; they once filled the disk).
 # Ports 18900-18904. Nothing else should run meanwhile: a run moves by ±15% on a busy machine.
@@ -78,6 +79,17 @@ for r in $(seq "$ROUNDS"); do
     settle
     echo "# $(date +%T) $name round $r, load average $(cut -d' ' -f1-3 /proc/loadavg)"
     start "$dir" "$tag"
+    if [ -n "${AB_DRAIN:-}" ]; then
+      for load in batch otlp; do
+        flag=""
+        [ $load = otlp ] && flag=--otlp
+        echo "$name $r drain-$load $(bench bench/drain.py --url http://127.0.0.1:18900 \
+          --app ch1=18901 --app ch2=18903 --app pg=18902 $flag)"
+        settle
+      done
+      stop "$tag"
+      continue
+    fi
     echo "$name $r e2e $(bench bench/e2e.py --url http://127.0.0.1:18900 --rate 20000 --seconds 20)"
     workers=$(pgrep -f "agenttrace worker .*--port 1890[1-3]" | tr '\n' ' ')
     kill -STOP $workers
@@ -97,9 +109,16 @@ for line in open(sys.argv[1]):
         continue
     name, _, kind, text = parts
     d = json.loads(text)
+    if kind.startswith("drain"):
+        cpu = d["cpu_us_per_event"]
+        figures.setdefault((name, f"{kind} observations/s"), []).append(d["observations_per_s_into_clickhouse"])
+        figures.setdefault((name, f"{kind} clickhouse server us/event"), []).append(cpu["clickhouse"])
+        figures.setdefault((name, f"{kind} clickhouse stage us/event"), []).append(cpu["ch1"] + cpu["ch2"])
+        figures.setdefault((name, f"{kind} postgres stage us/event"), []).append(cpu["pg"])
+        continue
     figures.setdefault((name, kind), []).append(d.get("sustained_events_per_s") or d.get("events_per_s") or 0)
     if kind == "e2e":
         figures.setdefault((name, "e2e p99 ms"), []).append(d.get("queryable_p99_ms") or 0)
 for (name, kind), values in sorted(figures.items()):
-    print(f"# median {name} {kind}: {statistics.median(values):.0f} (runs {', '.join(f'{v:.0f}' for v in values)})")
+    print(f"# median {name} {kind}: {statistics.median(values):.1f} (runs {', '.join(f'{v:.1f}' for v in values)})")
 PY
