@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from pipeline.envelope import Envelope
 from sinks.clickhouse.client import ClickHouse
 from sinks.clickhouse.journal import HOUR_US, JournalExpiry
 from sinks.clickhouse.schema import JOURNAL, dialect_for
@@ -115,6 +116,27 @@ async def merged_into_one_part(ch: ClickHouse) -> None:
     raise AssertionError("the parts of the month did not merge")
 
 
+def concurrent_create(pid: str, gen: str) -> Envelope:
+    return envelope(
+        pid,
+        "generation-create",
+        {"id": gen, "traceId": "t", "name": "llm", "model": "gpt-4o", "startTime": "2001-02-03T10:00:01Z"},
+        "2001-02-03T10:00:01Z",
+    )
+
+
+async def fold_at_once(ch: ClickHouse, held: list[Envelope], other: list[Envelope], *, merge: bool) -> None:
+    """One writer reads for `held` (nothing stored) and waits to insert; meanwhile another
+    writer folds `other` whole (reads nothing, inserts, reconciles); then the first goes on."""
+    slow = HeldInserts(ch, merge=merge)
+    held_writer = ClickHouseWriter(slow, dialect_for(ch.version))  # type: ignore[arg-type]
+    pending = asyncio.create_task(held_writer.write(held))
+    await asyncio.wait_for(slow.read.wait(), 10)
+    assert await writer(ch).write(other) == []
+    slow.release.set()
+    assert await pending == []
+
+
 @pytest.mark.parametrize("merge", [False, True], ids=["parts", "merged"])
 @pytest.mark.parametrize("held", ["create", "update"])
 async def test_an_update_and_its_create_folded_at_once_by_two_writers_merge(
@@ -126,27 +148,15 @@ async def test_an_update_and_its_create_folded_at_once_by_two_writers_merge(
     back holds the fields of both. (A background merge between the later insert and its check
     lost the create's fields once in CI, when writers counted the rows of an id.)"""
     pid, gen = project.project_id, f"gen-{uuid.uuid4()}"
-    create = envelope(
-        pid,
-        "generation-create",
-        {"id": gen, "traceId": "t", "name": "llm", "model": "gpt-4o", "startTime": "2001-02-03T10:00:01Z"},
-        "2001-02-03T10:00:01Z",
-    )
+    create = concurrent_create(pid, gen)
     update = envelope(
         pid,
         "generation-update",
         {"id": gen, "output": "done", "usage": {"input": 5, "output": 2}},
         "2001-02-03T10:00:05Z",
     )
-    slow = HeldInserts(ch, merge=merge)
-    held_writer = ClickHouseWriter(slow, dialect_for(ch.version))  # type: ignore[arg-type]
     first, second = (create, update) if held == "create" else (update, create)
-    # The held writer reads (nothing) and waits; the other reads (nothing), inserts, reconciles.
-    pending = asyncio.create_task(held_writer.write([first]))
-    await asyncio.wait_for(slow.read.wait(), 10)
-    assert await writer(ch).write([second]) == []
-    slow.release.set()
-    assert await pending == []
+    await fold_at_once(ch, [first], [second], merge=merge)
     sql = (
         f"SELECT id, type, name, provided_model_name, output, total_tokens FROM observations FINAL "
         f"WHERE project_id = '{pid}' AND id = '{gen}'"
@@ -165,21 +175,10 @@ async def test_a_writer_of_both_events_and_one_of_the_create_alone_merge(
     the create at the create's time, and outranks it in reads. Either order, the fields of
     the update are read back."""
     pid, gen = project.project_id, f"gen-{uuid.uuid4()}"
-    create = envelope(
-        pid,
-        "generation-create",
-        {"id": gen, "traceId": "t", "name": "llm", "model": "gpt-4o", "startTime": "2001-02-03T10:00:01Z"},
-        "2001-02-03T10:00:01Z",
-    )
+    create = concurrent_create(pid, gen)
     update = envelope(pid, "generation-update", {"id": gen, "output": "done"}, "2001-02-03T10:00:05Z")
-    slow = HeldInserts(ch, merge=merge)
-    held_writer = ClickHouseWriter(slow, dialect_for(ch.version))  # type: ignore[arg-type]
     first, second = ([create], [update, create]) if held == "create alone" else ([update, create], [create])
-    pending = asyncio.create_task(held_writer.write(first))
-    await asyncio.wait_for(slow.read.wait(), 10)
-    assert await writer(ch).write(second) == []
-    slow.release.set()
-    assert await pending == []
+    await fold_at_once(ch, first, second, merge=merge)
     sql = (
         f"SELECT name, provided_model_name, output FROM observations FINAL WHERE project_id = '{pid}' AND id = '{gen}'"
     )
