@@ -27,7 +27,7 @@ from pipeline.dead_letters import DeadLetters
 from pipeline.prices import PriceBook
 from pipeline.stage import Sink, Stage
 from sinks.clickhouse.client import ClickHouse
-from sinks.clickhouse.journal import JournalExpiry
+from sinks.clickhouse.journal import JournalExpiry, JournalRepair
 from sinks.clickhouse.schema import dialect_for
 from sinks.clickhouse.writer import ClickHouseWriter
 from sinks.postgres.client import Postgres
@@ -101,6 +101,9 @@ async def run_worker(
             expiry = JournalExpiry(ch)
             await expiry.start()
             stack.push_async_callback(expiry.stop)
+            repair = JournalRepair(ClickHouseWriter(ch, dialect_for(ch.version), prices=prices.book))
+            await repair.start()
+            stack.push_async_callback(repair.stop)
         running: list[Stage] = []
         for name in stages:
             sink = sink_for(name, settings, ch=ch, pg=pg, prices=prices.book)

@@ -150,6 +150,10 @@ _BY_TS = attrgetter("ts")
 Key = tuple[str, str, str]  # table, project_id, id
 
 
+# Observations per query of the journal repair (ClickHouseWriter.repair).
+REPAIR_CHUNK = 1_000
+
+
 class ClickHouseWriter:
     # Entity states (with their inputs and outputs) are large: 200k of them cost ~700 MB and
     # the garbage collector's time; a batch or two of them catches updates soon after creates.
@@ -360,6 +364,99 @@ class ClickHouseWriter:
             await self._ch.insert(OBSERVATION, COLUMNS[OBSERVATION], rows)
             CLICKHOUSE_INSERT_ROWS.labels(OBSERVATION).inc(len(rows))
 
+    async def repair(self, since_us: int, until_us: int) -> int:
+        """Merge every row of the observations journaled in (since_us, until_us]; return the
+        rows written.
+
+        The reconciliation after an insert assumes a writer reads what another inserted just
+        before. Where it may not (a cluster's replicas exchange rows after the insert returned;
+        a process that died between its insert and its check), the two rows of one observation
+        can stay apart, and reads show the one with the higher revision. Run over journal
+        copies old enough for every replica to hold them, this finds such observations and
+        writes the merge of all their rows above the highest. Idempotent: a merged row holds
+        everything, so the next run finds nothing to write.
+        """
+        journaled = await self._ch.fetch(
+            f"SELECT DISTINCT project_id, id FROM {JOURNAL} "
+            f"WHERE event_ts > {int(since_us)} AND event_ts <= {int(until_us)}",
+            operation="repair_journal_ids",
+        )
+        by_project: dict[str, list[str]] = {}
+        for project, id_ in journaled:
+            by_project.setdefault(str(project), []).append(str(id_))
+        written = 0
+        # In chunks: a client sending only such updates must not make one turn hold them all.
+        for project, ids in by_project.items():
+            for start in range(0, len(ids), REPAIR_CHUNK):
+                written += await self._repair_chunk(project, ids[start : start + REPAIR_CHUNK])
+        return written
+
+    async def _repair_chunk(self, project: str, ids: list[str]) -> int:
+        cols = COLUMNS[OBSERVATION]
+        where = f"project_id = {_quote(project)} AND id IN {IDS_TABLE}"
+        # First by the field versions alone (two narrow reads): most copies were merged as they
+        # were written, and only the rest are read whole.
+        copies_versions, tops = await asyncio.gather(
+            self._ch.fetch(
+                f"SELECT id, field_versions FROM {JOURNAL} WHERE {where}", operation="repair_versions", ids=ids
+            ),
+            self._ch.fetch(
+                f"SELECT id, argMax(field_versions, event_ts), max(is_deleted) FROM {OBSERVATION} "
+                f"WHERE {where} GROUP BY id",
+                operation="repair_tops",
+                ids=ids,
+            ),
+        )
+        top_versions = {str(id_): orjson.loads(v or "{}") for id_, v, gone in tops if not gone}
+        ids = sorted(
+            {
+                str(id_)
+                for id_, v in copies_versions
+                if str(id_) in top_versions and not _versions_cover(top_versions[str(id_)], orjson.loads(v or "{}"))
+            }
+        )
+        if not ids:
+            return 0
+        copies_found, rows_found = await asyncio.gather(
+            self._ch.fetch(
+                f"SELECT {', '.join(cols)} FROM {JOURNAL} WHERE {where}", operation="repair_copies", ids=ids
+            ),
+            self._ch.fetch(
+                f"SELECT {', '.join(cols)} FROM {OBSERVATION} WHERE {where}", operation="repair_rows", ids=ids
+            ),
+        )
+        copies: dict[str, list[EntityState]] = {}
+        for row in copies_found:
+            copy = self._state(OBSERVATION, dict(zip(cols, row, strict=True)))
+            copies.setdefault(copy.id, []).append(copy)
+        stored: dict[str, list[EntityState]] = {}
+        deleted: set[str] = set()
+        for row in rows_found:
+            values = dict(zip(cols, row, strict=True))
+            if values["is_deleted"]:
+                deleted.add(str(values["id"]))
+            else:
+                state = self._state(OBSERVATION, values)
+                stored.setdefault(state.id, []).append(state)
+        merged_rows: list[tuple[Any, ...]] = []
+        for id_, rows in stored.items():
+            if id_ in deleted:
+                continue
+            top = max(rows, key=attrgetter("revision"))
+            merged = _copy(top)
+            for other in rows + copies.get(id_, []):
+                _merge_into(merged, other)
+            if _covers(top, merged):
+                continue
+            merged.derived = self._priced(merged)
+            merged.revision = top.revision + 1
+            merged_rows.append(self._row(OBSERVATION, merged))
+            self._cache.pop((OBSERVATION, project, id_), None)
+        if merged_rows:
+            await self._ch.insert(OBSERVATION, cols, merged_rows)
+            CLICKHOUSE_INSERT_ROWS.labels(OBSERVATION).inc(len(merged_rows))
+        return len(merged_rows)
+
     async def _delete(self, traces: list[tuple[str, str]]) -> None:
         """Rows marking the traces, their observations and their scores deleted.
 
@@ -531,6 +628,11 @@ def _copy(s: EntityState) -> EntityState:
         k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v) for k, v in s.values.items()
     }
     return EntityState(s.project_id, s.id, values, dict(s.versions), s.first_ts, s.last_ts, s.revision)
+
+
+def _versions_cover(top: dict[str, int], copy: dict[str, int]) -> bool:
+    """Whether a row of field versions `top` holds every field of `copy` at least as new."""
+    return all(top.get(k, -1) >= v for k, v in copy.items())
 
 
 def _covers(a: EntityState, b: EntityState) -> bool:

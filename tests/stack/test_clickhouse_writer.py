@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.envelope import Envelope
 from sinks.clickhouse.client import ClickHouse
-from sinks.clickhouse.journal import HOUR_US, JournalExpiry
+from sinks.clickhouse.journal import HOUR_US, JournalExpiry, JournalRepair
 from sinks.clickhouse.schema import JOURNAL, dialect_for
 from sinks.clickhouse.writer import ClickHouseWriter
 from sinks.postgres.keys import NewKey
@@ -219,3 +219,34 @@ async def test_the_journal_keeps_recent_hours_and_drops_older_ones(ch: ClickHous
     left = await rows(ch, f"SELECT id FROM {JOURNAL} WHERE project_id = '{pid}' ORDER BY id")
     assert [r["id"] for r in left] == ["kept", "recent"]
     assert not set(await expiry.run_once(now_us=now)) & {now // hour - 5, now // hour - 3}
+
+
+async def test_the_repair_merges_writers_that_missed_each_other(ch: ClickHouse, project: NewKey) -> None:
+    """What a cluster's replication lag, or a writer dying between its insert and its check, can
+    leave: both rows stored, neither merged, reads showing the create's alone. The repair over
+    the journal writes the merge, once."""
+    pid, gen = project.project_id, f"gen-{uuid.uuid4()}"
+    update = envelope(pid, "generation-update", {"id": gen, "output": "done"}, "2001-02-03T10:00:05Z")
+    slow = HeldInserts(ch)
+    blind = ClickHouseWriter(slow, dialect_for(ch.version))  # type: ignore[arg-type]
+
+    async def saw_nothing(*_: Any) -> None:
+        return None
+
+    blind._reconcile = saw_nothing  # type: ignore[method-assign]
+    # Both read nothing; the create's writer inserts and finds no copy; the update's goes in
+    # at revision 0 and never looks.
+    pending = asyncio.create_task(blind.write([update]))
+    await asyncio.wait_for(slow.read.wait(), 10)
+    assert await writer(ch).write([concurrent_create(pid, gen)]) == []
+    slow.release.set()
+    assert await pending == []
+    sql = f"SELECT name, output FROM observations FINAL WHERE project_id = '{pid}' AND id = '{gen}'"
+    assert await rows(ch, sql) == [{"name": "llm", "output": None}]
+    now = time.time_ns() // 1000
+    assert await JournalRepair(writer(ch), settle_s=0).run_once(now_us=now) >= 1
+    assert await rows(ch, sql) == [{"name": "llm", "output": '"done"'}]
+    count = f"SELECT count() AS n FROM observations WHERE project_id = '{pid}' AND id = '{gen}'"
+    assert await rows(ch, count) == [{"n": 3}]
+    await JournalRepair(writer(ch), settle_s=0).run_once(now_us=now)  # the same copies again
+    assert await rows(ch, count) == [{"n": 3}]
