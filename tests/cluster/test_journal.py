@@ -1,18 +1,64 @@
-"""The observation journal on the cluster: old hours dropped from every replica of every shard."""
+"""The observation journal on the cluster: updates without traceId and their creates, folded by
+different processes onto different shards, read back whole (through the repair where the
+writers missed each other's rows between replicas); old hours dropped from every replica."""
 
 from __future__ import annotations
 
 import time
+import uuid
+from typing import Any
 
+import aiohttp
 import pytest
 
 from sinks.clickhouse.client import ClickHouse
 from sinks.clickhouse.journal import HOUR_US, JournalExpiry
 from sinks.clickhouse.schema import JOURNAL
 from sinks.postgres.keys import NewKey
-from tests.support import eventually
+from tests.cluster.conftest import API_URLS
+from tests.support import basic_auth, eventually
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(120)]
+
+
+def event(etype: str, body: dict[str, Any], ts: str) -> dict[str, Any]:
+    return {"id": str(uuid.uuid4()), "type": etype, "timestamp": ts, "body": body}
+
+
+async def test_updates_without_a_trace_and_their_creates_read_back_whole(cluster_project: NewKey) -> None:
+    # The updates are keyed by their own ids, the creates by the trace: they spread over
+    # partitions, worker processes and shards, and reach Kafka within a millisecond.
+    trace, gens = f"t-{uuid.uuid4()}", [f"gen-{uuid.uuid4()}" for _ in range(20)]
+    usage = {"input": 5, "output": 2}
+    updates = [
+        event("generation-update", {"id": g, "output": "done", "usage": usage}, "2026-11-20T10:00:05Z") for g in gens
+    ]
+    creates = [
+        event(
+            "generation-create",
+            {"id": g, "traceId": trace, "name": "llm", "model": "gpt-4o", "startTime": "2026-11-20T10:00:01Z"},
+            "2026-11-20T10:00:01Z",
+        )
+        for g in gens
+    ]
+    auth = basic_auth(cluster_project)
+    async with aiohttp.ClientSession() as http:
+        body = {"batch": updates + creates}
+        async with http.post(f"{API_URLS[0]}/api/public/ingestion", json=body, headers=auth) as r:
+            assert r.status in (200, 207) and not (await r.json()).get("errors"), await r.text()
+
+        async def read(g: str) -> dict[str, Any]:
+            async with http.get(f"{API_URLS[1]}/api/public/observations/{g}", headers=auth) as r:
+                return dict(await r.json()) if r.status == 200 else {}
+
+        for g in gens:
+            got = await eventually(
+                lambda g=g: read(g),  # type: ignore[misc]
+                lambda o: o.get("name") == "llm" and o.get("output") == "done",
+                timeout_s=60,
+                every_s=0.5,
+            )
+            assert (got["traceId"], got["model"], got["usageDetails"]["total"]) == (trace, "gpt-4o", 7)
 
 
 async def test_old_journal_hours_are_dropped_from_every_replica(
