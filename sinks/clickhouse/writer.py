@@ -270,16 +270,15 @@ class ClickHouseWriter:
             # older one, and the create's fields were lost.
             state.revision = max(state.last_ts, base.revision + 1 if base else 0)
             changed.append(key)
+        unanchored = [k for k in unanchored if k in states]
         for key in unanchored:
-            if key in states:
-                # Below every row a fold with a trace writes: a merge of the two in the store keeps
-                # that one, which this writer then finds and merges its own fields into.
-                states[key].revision = 0
+            # Below every row a fold with a trace writes: a merge of the two in the store keeps
+            # that one, which this writer then finds and merges its own fields into.
+            states[key].revision = 0
         by_table: dict[str, list[tuple[Any, ...]]] = {TRACE: [], OBSERVATION: [], SCORE: []}
         for key in changed:
             by_table[key[0]].append(self._row(key[0], states[key]))
         observations = by_table.pop(OBSERVATION)
-        unanchored = [k for k in unanchored if k in states]
         clock = time.time_ns() // 1000
         journal = [self._row(OBSERVATION, replace(states[k], revision=clock)) for k in unanchored]
 
@@ -317,39 +316,29 @@ class ClickHouseWriter:
         new observations, and a read of observations only for unanchored ones (rare).
         """
         sources: list[str] = []
-        reads: list[Awaitable[list[tuple[Any, ...]]]] = []
+        reads: list[Awaitable[list[dict[str, Any]]]] = []
         for table, keys in ((JOURNAL, cold), (OBSERVATION, unanchored)):
             wanted: dict[str, list[str]] = {}
             for _, project, id_ in keys:
                 wanted.setdefault(project, []).append(id_)
             for project, ids in wanted.items():
                 sources.append(table)
-                reads.append(
-                    self._ch.fetch(
-                        f"SELECT {', '.join(COLUMNS[OBSERVATION])} FROM {table} "
-                        f"WHERE project_id = {_quote(project)} AND id IN {IDS_TABLE}",
-                        operation=f"reconcile_{table}",
-                        ids=ids,
-                    )
-                )
-        cols = COLUMNS[OBSERVATION]
-        written = {key: states[key].revision for key in cold}  # of the rows this batch inserted
+                reads.append(self._rows_of(table, project, ids, f"reconcile_{table}"))
         top: dict[Key, int] = {}  # the highest revision found in observations
         stale: list[Key] = []
         for source, found in zip(sources, await asyncio.gather(*reads), strict=True):
-            for row in found:
-                values = dict(zip(cols, row, strict=True))
+            for values in found:
                 if values["is_deleted"]:
                     continue  # its trace was deleted meanwhile: nothing of it to bring back
                 other = self._state(OBSERVATION, values)
                 key = (OBSERVATION, other.project_id, other.id)
-                state = states[key]
+                state = states[key]  # its revision is still the one this batch inserted
                 before = _copy(state)
                 _merge_into(state, other)
                 # Worth a row when the other brought fields, or when its row outranks ours in
                 # reads without holding all of ours. A row read back compares equal to its
                 # state only field by field (its empty maps come back as {}), hence the merges.
-                outranks = source == OBSERVATION and other.revision >= written[key]
+                outranks = source == OBSERVATION and other.revision >= state.revision
                 if (not _same(state, before) or (outranks and not _covers(other, state))) and key not in stale:
                     stale.append(key)
                 if source == OBSERVATION:
@@ -358,11 +347,19 @@ class ClickHouseWriter:
             state = states[key]
             state.derived = self._priced(state)  # the merged usage and model price anew
             # A journal copy's revision is its writer's clock, not a rank: its row is at 0.
-            state.revision = max(written[key], top.get(key, 0)) + 1
-        if stale:
-            rows = [self._row(OBSERVATION, states[k]) for k in stale]
-            await self._ch.insert(OBSERVATION, COLUMNS[OBSERVATION], rows)
-            CLICKHOUSE_INSERT_ROWS.labels(OBSERVATION).inc(len(rows))
+            state.revision = max(state.revision, top.get(key, 0)) + 1
+        await self._insert(OBSERVATION, [self._row(OBSERVATION, states[k]) for k in stale])
+
+    async def _rows_of(self, table: str, project: str, ids: list[str], operation: str) -> list[dict[str, Any]]:
+        """Every row, as column -> value, of these observations in `table` (observations or the
+        journal), versions and deleted ones included."""
+        cols = COLUMNS[OBSERVATION]
+        found = await self._ch.fetch(
+            f"SELECT {', '.join(cols)} FROM {table} WHERE project_id = {_quote(project)} AND id IN {IDS_TABLE}",
+            operation=operation,
+            ids=ids,
+        )
+        return [dict(zip(cols, row, strict=True)) for row in found]
 
     async def repair(self, since_us: int, until_us: int) -> int:
         """Merge every row of the observations journaled in (since_us, until_us]; return the
@@ -392,7 +389,6 @@ class ClickHouseWriter:
         return written
 
     async def _repair_chunk(self, project: str, ids: list[str]) -> int:
-        cols = COLUMNS[OBSERVATION]
         where = f"project_id = {_quote(project)} AND id IN {IDS_TABLE}"
         # First by the field versions alone (two narrow reads): most copies were merged as they
         # were written, and only the rest are read whole.
@@ -418,21 +414,16 @@ class ClickHouseWriter:
         if not ids:
             return 0
         copies_found, rows_found = await asyncio.gather(
-            self._ch.fetch(
-                f"SELECT {', '.join(cols)} FROM {JOURNAL} WHERE {where}", operation="repair_copies", ids=ids
-            ),
-            self._ch.fetch(
-                f"SELECT {', '.join(cols)} FROM {OBSERVATION} WHERE {where}", operation="repair_rows", ids=ids
-            ),
+            self._rows_of(JOURNAL, project, ids, "repair_copies"),
+            self._rows_of(OBSERVATION, project, ids, "repair_rows"),
         )
         copies: dict[str, list[EntityState]] = {}
-        for row in copies_found:
-            copy = self._state(OBSERVATION, dict(zip(cols, row, strict=True)))
+        for values in copies_found:
+            copy = self._state(OBSERVATION, values)
             copies.setdefault(copy.id, []).append(copy)
         stored: dict[str, list[EntityState]] = {}
         deleted: set[str] = set()
-        for row in rows_found:
-            values = dict(zip(cols, row, strict=True))
+        for values in rows_found:
             if values["is_deleted"]:
                 deleted.add(str(values["id"]))
             else:
@@ -451,10 +442,7 @@ class ClickHouseWriter:
             merged.derived = self._priced(merged)
             merged.revision = top.revision + 1
             merged_rows.append(self._row(OBSERVATION, merged))
-            self._cache.pop((OBSERVATION, project, id_), None)
-        if merged_rows:
-            await self._ch.insert(OBSERVATION, cols, merged_rows)
-            CLICKHOUSE_INSERT_ROWS.labels(OBSERVATION).inc(len(merged_rows))
+        await self._insert(OBSERVATION, merged_rows)
         return len(merged_rows)
 
     async def _delete(self, traces: list[tuple[str, str]]) -> None:

@@ -4,7 +4,7 @@
 -- `observations` can drop the fields of one before either writer sees the other. Rows here are
 -- never merged away: a writer that inserted a new observation looks here for its id (writer.py,
 -- _reconcile). Partitioned by the hour of writing (event_ts is the writer's clock here); the
--- ClickHouse worker drops hours older than JOURNAL_KEEP_HOURS (sinks/clickhouse/journal.py).
+-- ClickHouse worker drops hours older than KEEP_HOURS (sinks/clickhouse/journal.py).
 -- The columns are the observations' as of this migration; one added to observations later is
 -- added here too.
 CREATE TABLE IF NOT EXISTS {db}.observation_journal
