@@ -8,7 +8,8 @@
 #
 # Per variant and round: bench/e2e.py --rate 20000 --seconds 20, then bench/load.py (batch and
 # OTLP) with the workers paused, one JSON line each; medians per variant at the end. With
-# AB_DRAIN=1: bench/drain.py and bench/drain.py --otlp instead (the stages alone, CPU per event). Before each
+# AB_DRAIN=1: bench/drain.py and bench/drain.py --otlp instead (the stages alone, CPU per event;
+# AB_DRAIN_LOADS picks among batch, otlp and long, the batches adding to 200 long traces). Before each
 # run it waits for ClickHouse's merges of the previous run to end (they are felt by the next
 # otherwise), and afterwards deletes the run's topics (~1.5 GB each; they once filled the disk).
 # Ports 18900-18904. Nothing else should run meanwhile: a run moves by ±15% on a busy machine.
@@ -80,9 +81,10 @@ for r in $(seq "$ROUNDS"); do
     echo "# $(date +%T) $name round $r, load average $(cut -d' ' -f1-3 /proc/loadavg)"
     start "$dir" "$tag"
     if [ -n "${AB_DRAIN:-}" ]; then
-      for load in batch otlp; do
+      for load in ${AB_DRAIN_LOADS:-batch otlp}; do
         flag=""
         [ $load = otlp ] && flag=--otlp
+        [ $load = long ] && flag="--traces 200"
         echo "$name $r drain-$load $(bench bench/drain.py --url http://127.0.0.1:18900 \
           --app ch1=18901 --app ch2=18903 --app pg=18902 $flag)"
         settle
@@ -115,6 +117,8 @@ for line in open(sys.argv[1]):
         figures.setdefault((name, f"{kind} clickhouse server us/event"), []).append(cpu["clickhouse"])
         figures.setdefault((name, f"{kind} clickhouse stage us/event"), []).append(cpu["ch1"] + cpu["ch2"])
         figures.setdefault((name, f"{kind} postgres stage us/event"), []).append(cpu["pg"])
+        figures.setdefault((name, f"{kind} postgres server us/event"), []).append(cpu["postgres"])
+        figures.setdefault((name, f"{kind} seconds until drained"), []).append(d["seconds_all_stages"])
         continue
     figures.setdefault((name, kind), []).append(d.get("sustained_events_per_s") or d.get("events_per_s") or 0)
     if kind == "e2e":

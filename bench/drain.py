@@ -48,6 +48,9 @@ def main() -> None:
     )
     p.add_argument("--bodies", type=int, default=2000, help="requests of 100 events in the backlog")
     p.add_argument("--otlp", action="store_true", help="OTLP/HTTP protobuf spans instead of Langfuse batches")
+    p.add_argument(
+        "--traces", type=int, default=0, help="the bodies add to this many long traces, round robin (0: one each)"
+    )
     p.add_argument("--timeout-s", type=float, default=600)
     args = p.parse_args()
     ports = {n: int(port) for n, _, port in (a.partition("=") for a in args.app)} or {
@@ -59,6 +62,7 @@ def main() -> None:
     workers = [pid for name in ports for pid in procs[name]]
     load = [sys.executable, str(ROOT / "bench" / "load.py"), "--url", args.url, "--bodies", str(args.bodies)]
     load += ["--seconds", str(args.timeout_s), "--concurrency", "16"] + (["--otlp"] if args.otlp else [])
+    load += ["--traces", str(args.traces)] if args.traces else []
     for pid in workers:
         os.kill(pid, signal.SIGSTOP)
     try:
@@ -87,6 +91,7 @@ def main() -> None:
         json.dumps(
             {
                 "load": "otlp" if args.otlp else "batch",
+                "traces": args.traces or None,
                 "events": events,
                 "observations": observations,
                 "seconds_into_clickhouse": round(in_clickhouse, 1),

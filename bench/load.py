@@ -34,9 +34,12 @@ from sinks.postgres.client import Postgres
 from sinks.postgres.keys import create_key
 
 
-def batch_body(run: str, n: int, batch: int) -> bytes:
-    """One trace, `batch - 1` generations, realistic small payloads; ids unique per body."""
-    trace_id = f"{run}-t{n}"
+def batch_body(run: str, n: int, batch: int, traces: int = 0) -> bytes:
+    """A trace's create and `batch - 1` generations, realistic small payloads; ids unique per
+    body. The trace is the body's own, or with `traces` one of that many, round robin: long
+    traces that grow over the run, each body adding to one (an agent's run that lasts)."""
+    t = n % traces if traces else n
+    trace_id = f"{run}-t{t}"
     events = [
         {
             "id": f"{run}-e{n}-0",
@@ -46,7 +49,7 @@ def batch_body(run: str, n: int, batch: int) -> bytes:
                 "id": trace_id,
                 "name": "agent-run",
                 "userId": "user-1",
-                "sessionId": f"s-{n % 100}",
+                "sessionId": f"s-{t % 100}",
                 "tags": ["bench"],
                 "metadata": {"env": "bench"},
             },
@@ -120,7 +123,12 @@ async def run(args: argparse.Namespace) -> dict:
     project_id, pk, sk = await new_key()
     run_id = uuid.uuid4().hex[:8]
     make = otlp_body if args.otlp or args.grpc else batch_body
-    bodies = [make(run_id, n, args.batch) for n in range(args.bodies)]
+    if args.traces and make is otlp_body:
+        raise SystemExit("--traces is for Langfuse batches")
+    bodies = [
+        make(run_id, n, args.batch, args.traces) if args.traces else make(run_id, n, args.batch)
+        for n in range(args.bodies)
+    ]
     url = args.url + ("/v1/traces" if args.otlp else "/api/public/ingestion")
     headers = {
         "Authorization": "Basic " + base64.b64encode(f"{pk}:{sk}".encode()).decode(),
@@ -209,6 +217,7 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=0, help="target events/s (0: flat out)")
     p.add_argument("--bodies", type=int, default=20000, help="distinct request bodies prepared")
     p.add_argument("--otlp", action="store_true", help="OTLP/HTTP protobuf instead of batch JSON")
+    p.add_argument("--traces", type=int, default=0, help="bodies add to this many traces, round robin (0: one each)")
     p.add_argument("--grpc", action="store_true", help="the --otlp spans over OTLP/gRPC (TraceService/Export)")
     p.add_argument("--grpc-target", default="127.0.0.1:4317", help="HOST:PORT of the gRPC listener")
     args = p.parse_args()
