@@ -105,7 +105,7 @@ class Changes:
 
 @dataclass
 class StoredTrace:
-    """A row of trace_states."""
+    """A row of trace_states; `generations` as read: every one, or those a batch folds."""
 
     project_id: str
     trace_id: str
@@ -202,8 +202,10 @@ def _key_text(v: Any) -> str | None:
     return None if text is None else clean(text)
 
 
-def apply_to_stored(stored: StoredTrace, delta: TraceDelta, changes: Changes, prices: PriceBook) -> bool:
-    """Join `delta` into `stored` (in place) and record what that changes; True if generations did.
+def apply_to_stored(stored: StoredTrace, delta: TraceDelta, changes: Changes, prices: PriceBook) -> list[str]:
+    """Join `delta` into `stored` (in place) and record what that changes; the ids of the
+    generations whose stored states changed (`stored.generations` needs to hold only the
+    delta's: the others are neither read nor rewritten).
 
     Idempotent: joining what is already joined (a redelivery, a replay, a client's retry that
     reached the log twice) changes nothing, as every field is a register versioned by event time
@@ -234,7 +236,7 @@ def apply_to_stored(stored: StoredTrace, delta: TraceDelta, changes: Changes, pr
     stored.user_id, stored.user_ts = new_user, new_user_ts
     stored.first_seen, stored.last_seen = state.first_ts, state.last_ts
 
-    changed = False
+    changed: list[str] = []
     for gen_id, gen in delta.generations.items():
         doc = stored.generations.get(gen_id)
         if doc:
@@ -253,7 +255,7 @@ def apply_to_stored(stored: StoredTrace, delta: TraceDelta, changes: Changes, pr
             _add(changes.usage, project, before, -1)
         _add(changes.usage, project, after, 1)
         stored.generations[gen_id] = new_doc
-        changed = True
+        changed.append(gen_id)
     return changed
 
 

@@ -20,7 +20,7 @@ from a redelivery, a replay, or a client retry that reached the log twice. `firs
 
 The trace rows are locked (a no-op upsert, in key order) before they are read, so concurrent
 writers (a rebalance overlap, a replay beside the live stage) serialise instead of losing
-updates. A batch is six statements at most, whatever its size.
+updates. A batch is seven statements at most, whatever its size.
 
 States untouched for longer than `horizon_s` (twice the topic's retention by default) are
 pruned, a page range per turn so that the whole table is swept about once an hour; events
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import orjson
 from loguru import logger
@@ -255,15 +256,17 @@ async def _trace_states(tx: Transaction, folded: dict[Key, TraceDelta], changes:
         sorted(folded),
         "ON CONFLICT (project_id, trace_id) DO UPDATE SET trace_id = EXCLUDED.trace_id "
         "RETURNING project_id, trace_id, session_id, session_ts, user_id, user_ts, first_seen, last_seen, "
-        "generations::text",
+        # Whether any generation is stored, without reading them: `{}` takes 8 bytes at most.
+        "pg_column_size(generations) > 8",
         operation="pg_lock_trace_states",
     )
+    docs = await _generation_docs(tx, {(r[0], r[1]): folded[(r[0], r[1])] for r in rows if r[-1]})
     written = []
-    for row in rows:
-        *columns, generations = row
+    for *columns, _ in rows:
         stored = StoredTrace(*columns)
-        stored.generations = orjson.loads(generations)
-        generations_changed = apply_to_stored(stored, folded[(stored.project_id, stored.trace_id)], changes, prices)
+        key = (stored.project_id, stored.trace_id)
+        stored.generations = docs.get(key) or {}
+        changed = apply_to_stored(stored, folded[key], changes, prices)
         written.append(
             (
                 stored.project_id,
@@ -274,18 +277,48 @@ async def _trace_states(tx: Transaction, folded: dict[Key, TraceDelta], changes:
                 stored.user_ts,
                 stored.first_seen,
                 stored.last_seen,
-                orjson.dumps(stored.generations).decode() if generations_changed else None,
+                orjson.dumps({g: stored.generations[g] for g in changed}).decode() if changed else None,
             )
         )
-    # The rows exist (locked above): an UPDATE, which leaves a trace's generations alone when
-    # the batch brought none.
+    # The rows exist (locked above): an UPDATE, which replaces the changed generations' states
+    # (`||` of two objects: the right one's keys win) and leaves the others alone.
     await tx.insert_many(
         "UPDATE trace_states t SET session_id = v.session_id, session_ts = v.session_ts, user_id = v.user_id, "
         "user_ts = v.user_ts, first_seen = v.first_seen, last_seen = v.last_seen, "
-        "generations = COALESCE(v.generations, t.generations), touched_at = now() FROM (",
+        "generations = CASE WHEN v.generations IS NULL THEN t.generations ELSE t.generations || v.generations END, "
+        "touched_at = now() FROM (",
         "(%s, %s, %s, %s::bigint, %s, %s::bigint, %s::bigint, %s::bigint, %s::jsonb)",
         written,
         ") AS v(project_id, trace_id, session_id, session_ts, user_id, user_ts, first_seen, last_seen, generations) "
         "WHERE t.project_id = v.project_id AND t.trace_id = v.trace_id",
         operation="pg_write_trace_states",
     )
+
+
+async def _generation_docs(tx: Transaction, folded: dict[Key, TraceDelta]) -> dict[Key, dict[str, Any]]:
+    """The stored states of the generations `folded` holds, and of no others.
+
+    A trace's states grow with its generations, and a long trace is folded in many batches:
+    reading and rewriting all of them each time made a batch cost as much as its traces were
+    long (bench/README.md, "Long traces"). Postgres walks each trace's document once
+    (jsonb_each; `->` per id would decompress it per id) and sends back only what is asked.
+    """
+    traces = [(key, delta.generations) for key, delta in folded.items() if delta.generations]
+    if not traces:
+        return {}
+    rows = await tx.fetch(
+        "SELECT t.project_id, t.trace_id, e.key, e.value::text "
+        "FROM unnest(%s::text[], %s::text[], %s::jsonb[]) AS w(project_id, trace_id, wanted) "
+        "JOIN trace_states t ON t.project_id = w.project_id AND t.trace_id = w.trace_id "
+        "CROSS JOIN LATERAL jsonb_each(t.generations) AS e WHERE w.wanted ? e.key",
+        (
+            [key[0] for key, _ in traces],
+            [key[1] for key, _ in traces],
+            [orjson.dumps(dict.fromkeys(gens, 1)).decode() for _, gens in traces],
+        ),
+        operation="pg_read_generation_states",
+    )
+    docs: dict[Key, dict[str, Any]] = {}
+    for project, trace, gen_id, doc in rows:
+        docs.setdefault((project, trace), {})[gen_id] = orjson.loads(doc)
+    return docs
