@@ -9,7 +9,8 @@
 # Per variant and round: bench/e2e.py --rate 20000 --seconds 20, then bench/load.py (batch and
 # OTLP) with the workers paused, one JSON line each; medians per variant at the end. With
 # AB_DRAIN=1: bench/drain.py and bench/drain.py --otlp instead (the stages alone, CPU per event;
-# AB_DRAIN_LOADS picks among batch, otlp and long, the batches adding to 200 long traces). Before each
+# AB_DRAIN_LOADS picks among batch, otlp and long, the batches adding to 200 long traces). With
+# AB_BUDGET=1: bench/cpu_budget.py at 10,000 events/s for 20 s, batch and OTLP. Before each
 # run it waits for ClickHouse's merges of the previous run to end (they are felt by the next
 # otherwise), and afterwards deletes the run's topics (~1.5 GB each; they once filled the disk).
 # Ports 18900-18904. Nothing else should run meanwhile: a run moves by ±15% on a busy machine.
@@ -80,6 +81,17 @@ for r in $(seq "$ROUNDS"); do
     settle
     echo "# $(date +%T) $name round $r, load average $(cut -d' ' -f1-3 /proc/loadavg)"
     start "$dir" "$tag"
+    if [ -n "${AB_BUDGET:-}" ]; then
+      for load in batch otlp; do
+        flag=""
+        [ $load = otlp ] && flag=--otlp
+        echo "$name $r budget-$load $(bench bench/cpu_budget.py --url http://127.0.0.1:18900 --rate 10000 \
+          --seconds 20 --app api=18900 --app ch1=18901 --app ch2=18903 --app pg=18902 $flag)"
+        settle
+      done
+      stop "$tag"
+      continue
+    fi
     if [ -n "${AB_DRAIN:-}" ]; then
       for load in ${AB_DRAIN_LOADS:-batch otlp}; do
         flag=""
@@ -111,6 +123,13 @@ for line in open(sys.argv[1]):
         continue
     name, _, kind, text = parts
     d = json.loads(text)
+    if kind.startswith("budget"):
+        for proc, us in d["cpu_us_per_event"].items():
+            figures.setdefault((name, f"{kind} {proc} us/event"), []).append(us)
+        figures.setdefault((name, f"{kind} total us/event"), []).append(d["cpu_us_per_event_total"])
+        figures.setdefault((name, f"{kind} sustained events/s"), []).append(d["sustained_per_s"])
+        figures.setdefault((name, f"{kind} persisted/direct"), []).append(d["persisted_to_direct_ratio"])
+        continue
     if kind.startswith("drain"):
         cpu = d["cpu_us_per_event"]
         figures.setdefault((name, f"{kind} observations/s"), []).append(d["observations_per_s_into_clickhouse"])
