@@ -8,10 +8,10 @@ it like a live table: one project of `rows` observations (5 per trace, LLM-sized
 output) and as many rows again in 1,000 other projects, in `inserts` INSERTs per group, so
 that several parts hold every project. Then times, `--queries` times each, the lookups that
 the ClickHouse stage and the read API make by the sorting key: the writer's probe (ids only)
-for 5 stored and 5 new ids, every column of 5 stored ids (the writer's load, a read by id);
-and two reads of the whole project (a sum; a filter on a column outside the key). Prints one
-JSON line per granularity: the active parts, and per query the median wall time and the
-server's CPU per query (from /proc, so nothing else should run meanwhile).
+for 5 stored and 5 new ids and for a batch's 2,000 new ids, every column of 5 stored ids (the
+writer's load, a read by id); and two reads of the whole project (a sum; a filter on a column
+outside the key). Prints one JSON line per granularity: the active parts, and per query the
+median wall time and the server's CPU per query (from /proc, so nothing else should run meanwhile).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agenttrace.settings import Settings
 from bench.probe_cost import server_cpu_s
-from sinks.clickhouse.client import ClickHouse
+from sinks.clickhouse.client import IDS_TABLE, ClickHouse
 from sinks.clickhouse.schema import dialect_for, migrations
 
 DB = "bench_granules"
@@ -77,12 +77,12 @@ async def seed(ch: ClickHouse, modern: bool, rows: int, inserts: int) -> None:
             )
 
 
-async def timed(ch: ClickHouse, sql: str, queries: int) -> dict[str, float]:
+async def timed(ch: ClickHouse, sql: str, queries: int, ids: list[str] | None = None) -> dict[str, float]:
     walls = []
     cpu_before = server_cpu_s()
     for _ in range(queries):
         began = time.perf_counter()
-        await ch.fetch(sql, operation="bench")
+        await ch.fetch(sql, operation="bench", ids=ids)
         walls.append(time.perf_counter() - began)
     cpu = server_cpu_s() - cpu_before
     return {"wall_ms": round(statistics.median(walls) * 1000, 2), "server_cpu_ms": round(cpu / queries * 1000, 2)}
@@ -120,6 +120,7 @@ async def main() -> None:
             ids = ", ".join(f"'{i}'" for i in stored)
             new = ", ".join(f"'o{rng.getrandbits(64):016X}'" for _ in stored)  # inside the stored ids' range
             where = f"FROM {DB}.observations WHERE project_id = 'P' AND id IN"
+            batch_ids = [f"o{rng.getrandbits(64):016X}" for _ in range(2000)]
             result = {
                 "granularity": granularity,
                 "active_parts": parts[0][0],
@@ -127,6 +128,11 @@ async def main() -> None:
                 "probe_5_stored": await timed(ch, f"SELECT DISTINCT id {where} ({ids})", args.queries),
                 "probe_5_new": await timed(ch, f"SELECT DISTINCT id {where} ({new})", args.queries),
                 "all_columns_5_stored": await timed(ch, f"SELECT * {where} ({ids})", args.queries),
+                # A batch's probe, its ids sent beside the query as the writer sends them: in a
+                # large project nearly every id falls in a granule of its own, read whole.
+                "probe_2000_new": await timed(
+                    ch, f"SELECT DISTINCT id {where} {IDS_TABLE}", max(1, args.queries // 4), ids=batch_ids
+                ),
                 # What reads of a whole project pay for finer granules (more marks per column).
                 "scan_project_sum": await timed(
                     ch, f"SELECT count(), sum(total_cost) FROM {DB}.observations WHERE project_id = 'P'", args.queries
