@@ -122,13 +122,12 @@ async def new_key() -> tuple[str, str, str]:
 async def run(args: argparse.Namespace) -> dict:
     project_id, pk, sk = await new_key()
     run_id = uuid.uuid4().hex[:8]
-    make = otlp_body if args.otlp or args.grpc else batch_body
-    if args.traces and make is otlp_body:
-        raise SystemExit("--traces is for Langfuse batches")
-    bodies = [
-        make(run_id, n, args.batch, args.traces) if args.traces else make(run_id, n, args.batch)
-        for n in range(args.bodies)
-    ]
+    if args.otlp or args.grpc:
+        if args.traces:
+            raise SystemExit("--traces is for Langfuse batches")
+        bodies = [otlp_body(run_id, n, args.batch) for n in range(args.bodies)]
+    else:
+        bodies = [batch_body(run_id, n, args.batch, args.traces) for n in range(args.bodies)]
     url = args.url + ("/v1/traces" if args.otlp else "/api/public/ingestion")
     headers = {
         "Authorization": "Basic " + base64.b64encode(f"{pk}:{sk}".encode()).decode(),

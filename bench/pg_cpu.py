@@ -1,0 +1,69 @@
+"""CPU per event of the Postgres stage's own work, in process and without servers.
+
+The envelopes of `bench/worker_cpu.py` (`create`: one trace-create and 99 generation-creates
+per body; `mix`: the same with a generation-update, naming no trace, for every generation).
+Prints µs of CPU per event, the median of 5 runs, for:
+
+- decode: `Envelope.decode` of the Kafka record values;
+- fold: the writer's `_judge`, which judges and folds a batch into per-trace deltas;
+- join: `apply_to_stored` of every delta into a new trace's state, and the JSON of the changed
+  generation states (the writer sends them in one object per trace);
+- join again: the same deltas joined into the states the first join stored (a redelivery:
+  nothing changes), each stored state parsed from its JSON as the writer reads them.
+
+    .venv/bin/python bench/pg_cpu.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.worker_cpu import BOOK, median_us, workloads
+from pipeline.envelope import Envelope
+from sinks.postgres.rollup import Changes, Key, StoredTrace, TraceDelta, apply_to_stored
+from sinks.postgres.writer import _judge
+
+
+def folded(records: list[bytes]) -> dict[Key, TraceDelta]:
+    return _judge([Envelope.decode(r) for r in records])[1]
+
+
+def join(deltas: dict[Key, TraceDelta], stored: dict[Key, dict[str, bytes]] | None = None) -> dict[Key, Any]:
+    """Every delta joined; the changed generation states' JSON per trace and generation."""
+    changes, written = Changes(), {}
+    for key, delta in deltas.items():
+        trace = StoredTrace(*key)
+        if stored is not None:  # as Postgres sends them: one generation's state per row
+            docs = stored[key]
+            trace.generations = {g: orjson.loads(docs[g]) for g in delta.generations if g in docs}
+        changed = apply_to_stored(trace, delta, changes, BOOK)
+        written[key] = {g: orjson.dumps(trace.generations[g]) for g in changed}
+    return written
+
+
+def measure(records: list[bytes]) -> dict[str, float]:
+    n = len(records)
+    first = join(folded(records))
+    return {
+        "decode": median_us(lambda rs: [Envelope.decode(r) for r in rs], n, lambda: records),
+        "fold": median_us(_judge, n, lambda: [Envelope.decode(r) for r in records]),
+        "join": median_us(join, n, lambda: folded(records)),
+        "join again": median_us(lambda d: join(d, first), n, lambda: folded(records)),
+    }
+
+
+def main() -> None:
+    for name, records in workloads().items():
+        if name != "update":  # updates alone: the mix has them
+            for what, us in measure(records).items():
+                print(f"{name:7} {what:12} {us:6.2f}")
+
+
+if __name__ == "__main__":
+    main()
