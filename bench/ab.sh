@@ -87,6 +87,9 @@ for r in $(seq "$ROUNDS"); do
         [ $load = otlp ] && flag=--otlp
         echo "$name $r budget-$load $(bench bench/cpu_budget.py --url http://127.0.0.1:18900 --rate 10000 \
           --seconds 20 --app api=18900 --app ch1=18901 --app ch2=18903 --app pg=18902 $flag)"
+        # What the run's events take in the log (both loads so far), when the broker is make up's.
+        [ -d "$ROOT/.stack/kafka/data" ] && echo "# $name $r after $load: events topic $(du -sk \
+          "$ROOT"/.stack/kafka/data/agenttrace.ab.$tag.events-* | awk '{s += $1} END {print s}') KiB"
         settle
       done
       stop "$tag"
