@@ -51,6 +51,9 @@ def main() -> None:
     p.add_argument(
         "--traces", type=int, default=0, help="the bodies add to this many long traces, round robin (0: one each)"
     )
+    p.add_argument(
+        "--updates", action="store_true", help="then every generation's update, in later batches than its create"
+    )
     p.add_argument("--timeout-s", type=float, default=600)
     args = p.parse_args()
     ports = {n: int(port) for n, _, port in (a.partition("=") for a in args.app)} or {
@@ -63,6 +66,7 @@ def main() -> None:
     load = [sys.executable, str(ROOT / "bench" / "load.py"), "--url", args.url, "--bodies", str(args.bodies)]
     load += ["--seconds", str(args.timeout_s), "--concurrency", "16"] + (["--otlp"] if args.otlp else [])
     load += ["--traces", str(args.traces)] if args.traces else []
+    load += ["--updates"] if args.updates else []
     for pid in workers:
         os.kill(pid, signal.SIGSTOP)
     try:
@@ -73,7 +77,7 @@ def main() -> None:
     before, start = snapshot(procs), time.monotonic()
     events = filled["events"]
     # Every span of an OTLP request is an observation; a batch request's first event is its trace.
-    observations = events if args.otlp else events // 100 * 99
+    observations = events if args.otlp else events // (200 if args.updates else 100) * 99
     sql = f"SELECT count() FROM observations WHERE project_id = '{filled['project_id']}'"
     deadline = start + args.timeout_s
     while int(clickhouse(sql)) < observations and time.monotonic() < deadline:
@@ -92,6 +96,7 @@ def main() -> None:
             {
                 "load": "otlp" if args.otlp else "batch",
                 "traces": args.traces or None,
+                "updates": args.updates,
                 "events": events,
                 "observations": observations,
                 "seconds_into_clickhouse": round(in_clickhouse, 1),

@@ -78,6 +78,28 @@ def batch_body(run: str, n: int, batch: int, traces: int = 0) -> bytes:
     return orjson.dumps({"batch": events})
 
 
+def update_body(run: str, n: int, batch: int, traces: int = 0) -> bytes:
+    """The updates that end batch_body(run, n, ...)'s generations, as an SDK sends them when
+    each call returns (its trace named, as Langfuse's SDKs do): end time, output, usage."""
+    trace_id = f"{run}-t{n % traces if traces else n}"
+    events = [
+        {
+            "id": f"{run}-u{n}-{i}",
+            "type": "generation-update",
+            "timestamp": "2026-11-27T10:00:01.000000Z",
+            "body": {
+                "id": f"{run}-g{n}-{i}",
+                "traceId": trace_id,
+                "endTime": "2026-11-27T10:00:01.000000Z",
+                "output": {"role": "assistant", "content": "Paris is the capital of France."},
+                "usage": {"output": 7},
+            },
+        }
+        for i in range(1, batch)
+    ]
+    return orjson.dumps({"batch": events})
+
+
 def otlp_body(run: str, n: int, batch: int) -> bytes:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
     from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -123,11 +145,13 @@ async def run(args: argparse.Namespace) -> dict:
     project_id, pk, sk = await new_key()
     run_id = uuid.uuid4().hex[:8]
     if args.otlp or args.grpc:
-        if args.traces:
-            raise SystemExit("--traces is for Langfuse batches")
+        if args.traces or args.updates:
+            raise SystemExit("--traces and --updates are for Langfuse batches")
         bodies = [otlp_body(run_id, n, args.batch) for n in range(args.bodies)]
     else:
         bodies = [batch_body(run_id, n, args.batch, args.traces) for n in range(args.bodies)]
+        if args.updates:  # after every create: folded in later batches than their creates
+            bodies += [update_body(run_id, n, args.batch, args.traces) for n in range(args.bodies)]
     url = args.url + ("/v1/traces" if args.otlp else "/api/public/ingestion")
     headers = {
         "Authorization": "Basic " + base64.b64encode(f"{pk}:{sk}".encode()).decode(),
@@ -217,6 +241,7 @@ def main() -> None:
     p.add_argument("--bodies", type=int, default=20000, help="distinct request bodies prepared")
     p.add_argument("--otlp", action="store_true", help="OTLP/HTTP protobuf instead of batch JSON")
     p.add_argument("--traces", type=int, default=0, help="bodies add to this many traces, round robin (0: one each)")
+    p.add_argument("--updates", action="store_true", help="then a body updating each body's generations")
     p.add_argument("--grpc", action="store_true", help="the --otlp spans over OTLP/gRPC (TraceService/Export)")
     p.add_argument("--grpc-target", default="127.0.0.1:4317", help="HOST:PORT of the gRPC listener")
     args = p.parse_args()
