@@ -81,27 +81,23 @@ for r in $(seq "$ROUNDS"); do
     settle
     echo "# $(date +%T) $name round $r, load average $(cut -d' ' -f1-3 /proc/loadavg)"
     start "$dir" "$tag"
-    if [ -n "${AB_BUDGET:-}" ]; then
-      for load in batch otlp; do
-        flag=""
-        [ $load = otlp ] && flag=--otlp
-        echo "$name $r budget-$load $(bench bench/cpu_budget.py --url http://127.0.0.1:18900 --rate 10000 \
-          --seconds 20 --app api=18900 --app ch1=18901 --app ch2=18903 --app pg=18902 $flag)"
-        # What the run's events take in the log (both loads so far), when the broker is make up's.
-        [ -d "$ROOT/.stack/kafka/data" ] && echo "# $name $r after $load: events topic $(du -sk \
-          "$ROOT"/.stack/kafka/data/agenttrace.ab.$tag.events-* | awk '{s += $1} END {print s}') KiB"
-        settle
-      done
-      stop "$tag"
-      continue
-    fi
-    if [ -n "${AB_DRAIN:-}" ]; then
-      for load in ${AB_DRAIN_LOADS:-batch otlp}; do
+    if [ -n "${AB_BUDGET:-}${AB_DRAIN:-}" ]; then
+      loads=${AB_DRAIN_LOADS:-batch otlp}
+      [ -n "${AB_BUDGET:-}" ] && loads="batch otlp"
+      for load in $loads; do
         flag=""
         [ $load = otlp ] && flag=--otlp
         [ $load = long ] && flag="--traces 200"
-        echo "$name $r drain-$load $(bench bench/drain.py --url http://127.0.0.1:18900 \
-          --app ch1=18901 --app ch2=18903 --app pg=18902 $flag)"
+        if [ -n "${AB_BUDGET:-}" ]; then
+          echo "$name $r budget-$load $(bench bench/cpu_budget.py --url http://127.0.0.1:18900 --rate 10000 \
+            --seconds 20 --app api=18900 --app ch1=18901 --app ch2=18903 --app pg=18902 $flag)"
+          # What the run's events take in the log (both loads so far), when the broker is make up's.
+          [ -d "$ROOT/.stack/kafka/data" ] && echo "# $name $r after $load: events topic $(du -sk \
+            "$ROOT"/.stack/kafka/data/agenttrace.ab.$tag.events-* | awk '{s += $1} END {print s}') KiB"
+        else
+          echo "$name $r drain-$load $(bench bench/drain.py --url http://127.0.0.1:18900 \
+            --app ch1=18901 --app ch2=18903 --app pg=18902 $flag)"
+        fi
         settle
       done
       stop "$tag"

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import orjson
 
@@ -26,30 +25,34 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.worker_cpu import BOOK, median_us, workloads
 from pipeline.envelope import Envelope
-from sinks.postgres.rollup import Changes, Key, StoredTrace, TraceDelta, apply_to_stored
-from sinks.postgres.writer import _judge
+from sinks.postgres.rollup import Changes, Key, StoredTrace, TraceDelta
+from sinks.postgres.writer import _judge, joined
 
 
 def folded(records: list[bytes]) -> dict[Key, TraceDelta]:
     return _judge([Envelope.decode(r) for r in records])[1]
 
 
-def join(deltas: dict[Key, TraceDelta], stored: dict[Key, dict[str, bytes]] | None = None) -> dict[Key, Any]:
-    """Every delta joined; the changed generation states' JSON per trace and generation."""
+def join(deltas: dict[Key, TraceDelta], stored: dict[Key, dict[str, bytes]] | None = None) -> dict[Key, str | None]:
+    """Every delta joined as the writer joins it; the changed generation states' JSON per trace."""
     changes, written = Changes(), {}
     for key, delta in deltas.items():
         trace = StoredTrace(*key)
         if stored is not None:  # as Postgres sends them: one generation's state per row
             docs = stored[key]
             trace.generations = {g: orjson.loads(docs[g]) for g in delta.generations if g in docs}
-        changed = apply_to_stored(trace, delta, changes, BOOK)
-        written[key] = {g: orjson.dumps(trace.generations[g]) for g in changed}
+        written[key] = joined(trace, delta, changes, BOOK)
     return written
+
+
+def per_generation(written: dict[Key, str | None]) -> dict[Key, dict[str, bytes]]:
+    """The states a join wrote, one JSON per generation, as the writer reads them back."""
+    return {key: {g: orjson.dumps(d) for g, d in orjson.loads(doc or "{}").items()} for key, doc in written.items()}
 
 
 def measure(records: list[bytes]) -> dict[str, float]:
     n = len(records)
-    first = join(folded(records))
+    first = per_generation(join(folded(records)))
     return {
         "decode": median_us(lambda rs: [Envelope.decode(r) for r in rs], n, lambda: records),
         "fold": median_us(_judge, n, lambda: [Envelope.decode(r) for r in records]),

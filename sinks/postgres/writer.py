@@ -266,7 +266,7 @@ async def _trace_states(tx: Transaction, folded: dict[Key, TraceDelta], changes:
         stored = StoredTrace(*columns)
         key = (stored.project_id, stored.trace_id)
         stored.generations = docs.get(key) or {}
-        changed = apply_to_stored(stored, folded[key], changes, prices)
+        generations = joined(stored, folded[key], changes, prices)
         written.append(
             (
                 stored.project_id,
@@ -277,7 +277,7 @@ async def _trace_states(tx: Transaction, folded: dict[Key, TraceDelta], changes:
                 stored.user_ts,
                 stored.first_seen,
                 stored.last_seen,
-                orjson.dumps({g: stored.generations[g] for g in changed}).decode() if changed else None,
+                generations,
             )
         )
     # The rows exist (locked above): an UPDATE, which replaces the changed generations' states
@@ -293,6 +293,13 @@ async def _trace_states(tx: Transaction, folded: dict[Key, TraceDelta], changes:
         "WHERE t.project_id = v.project_id AND t.trace_id = v.trace_id",
         operation="pg_write_trace_states",
     )
+
+
+def joined(stored: StoredTrace, delta: TraceDelta, changes: Changes, prices: PriceBook) -> str | None:
+    """Join `delta` into `stored` (apply_to_stored); the JSON of the generation states that
+    changed, which the UPDATE merges into the stored ones, or None."""
+    changed = apply_to_stored(stored, delta, changes, prices)
+    return orjson.dumps({g: stored.generations[g] for g in changed}).decode() if changed else None
 
 
 async def _generation_docs(tx: Transaction, folded: dict[Key, TraceDelta]) -> dict[Key, dict[str, Any]]:
