@@ -20,6 +20,11 @@ from pipeline.times import to_micros
 VERSION = 2
 _VERSIONS = (1, 2)
 
+# `Envelope.source` of OpenTelemetry spans, by transport. A span is exported once, when it has
+# ended, whole: an observation made from one needs no stored state to merge into.
+OTLP_HTTP, OTLP_GRPC = "otlp", "otlp_grpc"
+SPAN_SOURCES = frozenset({OTLP_HTTP, OTLP_GRPC})
+
 
 @dataclass(slots=True)
 class Envelope:

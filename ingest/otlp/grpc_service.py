@@ -16,9 +16,10 @@ from ingest.grpc_server import Call, unary
 from ingest.intake import Intake
 from ingest.otlp.decode import PROTOBUF, encode_response, parse_request
 from ingest.otlp.export import export_spans
+from pipeline.envelope import OTLP_GRPC
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
-SOURCE = "otlp_grpc"
+SOURCE = OTLP_GRPC
 
 
 class TraceService:

@@ -14,6 +14,7 @@ from aiohttp import web
 from ingest.intake import Intake
 from ingest.otlp.decode import encode_response, parse_request, response_content_type
 from ingest.otlp.export import export_spans
+from pipeline.envelope import OTLP_HTTP
 
 
 async def export_traces(request: web.Request) -> web.Response:
@@ -24,7 +25,7 @@ async def export_traces(request: web.Request) -> web.Response:
     export = parse_request(await intake.body(request), content_type)
     log: dict[str, Any] = {}
     request["log"] = log
-    done = await export_spans(intake, caller, export, "otlp", log)
+    done = await export_spans(intake, caller, export, OTLP_HTTP, log)
     request["log_msg"] = "otlp spans ingested"
     return web.Response(
         status=200,
