@@ -72,6 +72,107 @@ async def test_a_create_after_its_update_merges_through_a_cold_cache(ch: ClickHo
     assert count == [{"n": 51}]
 
 
+class Recording:
+    """The real client, noting the operation of every read."""
+
+    def __init__(self, ch: ClickHouse) -> None:
+        self._ch = ch
+        self.reads: list[tuple[str, int]] = []  # operation, ids sent
+
+    async def fetch(self, sql: str, *, operation: str = "", ids: list[str] | None = None) -> Any:
+        self.reads.append((operation, len(ids or ())))
+        return await self._ch.fetch(sql, operation=operation, ids=ids)
+
+    async def insert(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._ch.insert(*args, **kwargs)
+
+    def probed(self, table: str) -> list[int]:
+        return [n for operation, n in self.reads if operation == f"probe_{table}"]
+
+
+def recording_writer(ch: ClickHouse) -> tuple[ClickHouseWriter, Recording]:
+    recording = Recording(ch)
+    return ClickHouseWriter(recording, dialect_for(ch.version)), recording  # type: ignore[arg-type]
+
+
+def spans(pid: str, trace: str, ids: list[str], ts: str) -> list[Envelope]:
+    """Generations as the OTLP mapping makes them from spans (creates, source otlp)."""
+    out = []
+    for id_ in ids:
+        env = envelope(pid, "generation-create", {"id": id_, "traceId": trace, "name": "chat", "model": "gpt-4o"}, ts)
+        env.source = "otlp"
+        out.append(env)
+    return out
+
+
+async def test_observations_that_cannot_be_stored_yet_are_not_probed(ch: ClickHouse, project: NewKey) -> None:
+    """In a large project the probe costs ClickHouse a compressed block per id and part: the
+    creates of a new trace's observations and OpenTelemetry spans skip it. What can be stored,
+    a create under a stored trace or an update, is still probed, and merges."""
+    pid, trace = project.project_id, f"t-{uuid.uuid4()}"
+    gens = [f"gen-{uuid.uuid4()}" for _ in range(20)]
+    ts = "2026-11-20T10:00:00Z"
+    new_trace = [envelope(pid, "trace-create", {"id": trace, "name": "run"}, ts)] + [
+        envelope(pid, "generation-create", {"id": g, "traceId": trace, "name": "llm"}, ts) for g in gens
+    ]
+    w, seen = recording_writer(ch)
+    assert await w.write(new_trace) == []
+    assert seen.probed("traces") == [1] and seen.probed("observations") == []
+
+    # A cold writer: the trace is stored now, so a create under it may be too (a redelivery).
+    w, seen = recording_writer(ch)
+    late = envelope(pid, "generation-create", {"id": gens[0], "traceId": trace, "model": "gpt-4o"}, ts)
+    assert await w.write([late]) == []
+    assert seen.probed("observations") == [1]
+    # Spans are never probed, under a stored trace or not; an update always is.
+    w, seen = recording_writer(ch)
+    more = [f"span-{uuid.uuid4().hex[:16]}" for _ in range(5)]
+    update = envelope(pid, "generation-update", {"id": gens[1], "traceId": trace, "output": "done"}, ts)
+    assert await w.write([*spans(pid, trace, more, ts), update]) == []
+    assert seen.probed("observations") == [1]
+    sql = (
+        f"SELECT id, name, provided_model_name, output FROM observations FINAL "
+        f"WHERE project_id = '{pid}' AND id IN ('{gens[0]}', '{gens[1]}') ORDER BY id"
+    )
+    expected = [
+        {"id": gens[0], "name": "llm", "provided_model_name": "gpt-4o", "output": None},
+        {"id": gens[1], "name": "llm", "provided_model_name": "", "output": '"done"'},
+    ]
+    assert await rows(ch, sql) == sorted(expected, key=lambda r: r["id"])
+
+
+async def test_a_span_exported_again_is_one_row(ch: ClickHouse, project: NewKey) -> None:
+    """An exporter's retry after a lost answer: the same span folded again by a writer that
+    did not look for it writes the same row, which the table's merge keeps once."""
+    pid, trace, span = project.project_id, f"t-{uuid.uuid4()}", uuid.uuid4().hex[:16]
+    for _ in range(2):
+        w, seen = recording_writer(ch)
+        assert await w.write(spans(pid, trace, [span], "2026-11-20T10:00:00Z")) == []
+        assert seen.probed("observations") == []
+    sql = f"SELECT id, name, provided_model_name, event_ts FROM observations FINAL WHERE project_id = '{pid}'"
+    found = await rows(ch, sql)
+    assert [(r["id"], r["name"], r["provided_model_name"]) for r in found] == [(span, "chat", "gpt-4o")]
+    versions = await rows(ch, f"SELECT event_ts FROM observations WHERE project_id = '{pid}'")
+    assert {r["event_ts"] for r in versions} == {found[0]["event_ts"]}  # both rows alike, not a newer one
+
+
+async def test_an_update_naming_no_trace_reaches_a_create_that_skipped_the_probe(
+    ch: ClickHouse, project: NewKey
+) -> None:
+    """The update (keyed by its own id, folded by another process) was written first; the
+    create then names a trace the store does not hold and is not probed for, and still finds
+    the update's fields, in the journal."""
+    pid, gen, trace = project.project_id, f"gen-{uuid.uuid4()}", f"t-{uuid.uuid4()}"
+    update = envelope(pid, "generation-update", {"id": gen, "output": "done"}, "2026-11-20T10:00:05Z")
+    create = envelope(pid, "generation-create", {"id": gen, "traceId": trace, "name": "llm"}, "2026-11-20T10:00:01Z")
+    assert await writer(ch).write([update]) == []
+    w, seen = recording_writer(ch)
+    assert await w.write([create]) == []
+    assert seen.probed("observations") == []
+    sql = f"SELECT name, output, trace_id FROM observations FINAL WHERE project_id = '{pid}' AND id = '{gen}'"
+    assert await rows(ch, sql) == [{"name": "llm", "output": '"done"', "trace_id": trace}]
+
+
 # The partition of the concurrent tests' rows, which their forced merges rewrite: a month no
 # other test writes, so that a merge stays small on a database holding benchmark runs.
 MERGED_MONTH = 200102
