@@ -9,7 +9,8 @@
 # Per variant and round: bench/e2e.py --rate 20000 --seconds 20, then bench/load.py (batch and
 # OTLP) with the workers paused, one JSON line each; medians per variant at the end. With
 # AB_DRAIN=1: bench/drain.py and bench/drain.py --otlp instead (the stages alone, CPU per event;
-# AB_DRAIN_LOADS picks among batch, otlp and long, the batches adding to 200 long traces). With
+# AB_DRAIN_LOADS picks among batch, otlp and long, the batches adding to 200 long traces;
+# AB_PRELOAD=N puts N observations in each run's project first, bench/drain.py --preload). With
 # AB_BUDGET=1: bench/cpu_budget.py at 10,000 events/s for 20 s, batch and OTLP. Before each
 # run it waits for ClickHouse's merges of the previous run to end (they are felt by the next
 # otherwise), and afterwards deletes the run's topics (~1.5 GB each; they once filled the disk).
@@ -96,7 +97,7 @@ for r in $(seq "$ROUNDS"); do
             "$ROOT"/.stack/kafka/data/agenttrace.ab.$tag.events-* | awk '{s += $1} END {print s}') KiB"
         else
           echo "$name $r drain-$load $(bench bench/drain.py --url http://127.0.0.1:18900 \
-            --app ch1=18901 --app ch2=18903 --app pg=18902 $flag)"
+            --app ch1=18901 --app ch2=18903 --app pg=18902 --preload "${AB_PRELOAD:-0}" $flag)"
         fi
         settle
       done

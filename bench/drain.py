@@ -11,11 +11,16 @@ every 3 s), the CPU each process used (/proc) and the seconds it took. Unlike be
 load generator compete for the cores while the stages run, so a stage's CPU per event moves
 less from run to run and a change of a few percent shows. The resumed workers rejoin their
 consumer groups first (a second or two, counted in the rate). Prints one JSON line.
+
+With `--preload N` the run's project holds N observations (in N/5 traces) before the backlog,
+written straight into ClickHouse in 12 inserts and merged: what the stages pay per event in a
+project that has been live for a while, where a lookup of an id reads a block of each part.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import signal
@@ -28,9 +33,34 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.cpu_budget import clickhouse, processes, snapshot, used_between
+from bench.load import new_key
 
 ROOT = Path(__file__).resolve().parents[1]
 LAG_REFRESH_S = 3.0  # StageConfig.lag_interval_s
+PRELOAD_T0_US = 1_793_491_200_000_000  # 2026-11-01, the month of bench/load.py's events
+PRELOAD_INSERTS = 12
+
+
+def preload(project_id: str, rows: int) -> None:
+    """`rows` observations of 5 per trace, and their traces, in the project; then every merge
+    waited for, so that the drain's server CPU is its own."""
+    at = f"toUInt64({PRELOAD_T0_US} + (number % 2160000) * 1000000)"  # over 25 days
+    for part in range(PRELOAD_INSERTS):
+        picked = f"FROM numbers({rows}) WHERE number % {PRELOAD_INSERTS} = {part}"
+        clickhouse(
+            "INSERT INTO observations (project_id, id, trace_id, type, name, start_time, end_time,"
+            " provided_model_name, input, output, created_at, updated_at, event_ts, is_deleted)"
+            f" SELECT '{project_id}', lower(hex(cityHash64(number, 1))), lower(hex(cityHash64(intDiv(number, 5), 2))),"
+            f" 'GENERATION', 'llm', {at}, {at}, 'gpt-4o', concat('\"', hex(cityHash64(number, 3)), '\"'), '\"ok\"',"
+            f" {at}, {at}, {at}, 0 {picked}"
+        )
+        clickhouse(
+            "INSERT INTO traces (project_id, id, timestamp, name, created_at, updated_at, event_ts, is_deleted)"
+            f" SELECT '{project_id}', lower(hex(cityHash64(number, 2))), {at}, 'run', {at}, {at}, {at}, 0"
+            f" FROM numbers({rows // 5}) WHERE number % {PRELOAD_INSERTS} = {part}"
+        )
+    while int(clickhouse("SELECT count() FROM system.merges")):
+        time.sleep(1)
 
 
 def queue_depth(port: int) -> float:
@@ -54,6 +84,7 @@ def main() -> None:
     p.add_argument(
         "--updates", action="store_true", help="then every generation's update, in later batches than its create"
     )
+    p.add_argument("--preload", type=int, default=0, help="observations in the project before the backlog")
     p.add_argument("--timeout-s", type=float, default=600)
     args = p.parse_args()
     ports = {n: int(port) for n, _, port in (a.partition("=") for a in args.app)} or {
@@ -67,6 +98,10 @@ def main() -> None:
     load += ["--seconds", str(args.timeout_s), "--concurrency", "16"] + (["--otlp"] if args.otlp else [])
     load += ["--traces", str(args.traces)] if args.traces else []
     load += ["--updates"] if args.updates else []
+    if args.preload:
+        key = asyncio.run(new_key())
+        preload(key[0], args.preload)
+        load += ["--key", ":".join(key)]
     for pid in workers:
         os.kill(pid, signal.SIGSTOP)
     try:
@@ -80,7 +115,7 @@ def main() -> None:
     observations = events if args.otlp else events // (200 if args.updates else 100) * 99
     sql = f"SELECT count() FROM observations WHERE project_id = '{filled['project_id']}'"
     deadline = start + args.timeout_s
-    while int(clickhouse(sql)) < observations and time.monotonic() < deadline:
+    while int(clickhouse(sql)) < observations + args.preload and time.monotonic() < deadline:
         time.sleep(0.1)
     in_clickhouse = time.monotonic() - start
     # Each worker refreshes its queue depth every 3 s: a stale 0 from before the backlog must
@@ -97,6 +132,7 @@ def main() -> None:
                 "load": "otlp" if args.otlp else "batch",
                 "traces": args.traces or None,
                 "updates": args.updates,
+                "preloaded": args.preload or None,
                 "events": events,
                 "observations": observations,
                 "seconds_into_clickhouse": round(in_clickhouse, 1),

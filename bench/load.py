@@ -142,7 +142,7 @@ async def new_key() -> tuple[str, str, str]:
 
 
 async def run(args: argparse.Namespace) -> dict:
-    project_id, pk, sk = await new_key()
+    project_id, pk, sk = args.key.split(":", 2) if args.key else await new_key()
     run_id = uuid.uuid4().hex[:8]
     if args.otlp or args.grpc:
         if args.traces or args.updates:
@@ -243,6 +243,7 @@ def main() -> None:
     p.add_argument("--traces", type=int, default=0, help="bodies add to this many traces, round robin (0: one each)")
     p.add_argument("--updates", action="store_true", help="then a body updating each body's generations")
     p.add_argument("--grpc", action="store_true", help="the --otlp spans over OTLP/gRPC (TraceService/Export)")
+    p.add_argument("--key", default="", metavar="PROJECT:PUBLIC:SECRET", help="an existing project (else a new one)")
     p.add_argument("--grpc-target", default="127.0.0.1:4317", help="HOST:PORT of the gRPC listener")
     args = p.parse_args()
     result = asyncio.run(run(args))
