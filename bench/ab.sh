@@ -10,7 +10,9 @@
 # OTLP) with the workers paused, one JSON line each; medians per variant at the end. With
 # AB_DRAIN=1: bench/drain.py and bench/drain.py --otlp instead (the stages alone, CPU per event;
 # AB_DRAIN_LOADS picks among batch, otlp and long, the batches adding to 200 long traces;
-# AB_PRELOAD=N puts N observations in each run's project first, bench/drain.py --preload). With
+# AB_PRELOAD=N puts N observations in each run's project first, bench/drain.py --preload;
+# AB_UUIDS=1 gives the generations uuids, --uuids). AB_PRIVATE_DB=1 gives every run a
+# ClickHouse database of its own, dropped after it: no merges of other runs' rows meanwhile. With
 # AB_BUDGET=1: bench/cpu_budget.py at 10,000 events/s for 20 s, batch and OTLP. Before each
 # run it waits for ClickHouse's merges of the previous run to end (they are felt by the next
 # otherwise), and afterwards deletes the run's topics (~1.5 GB each; they once filled the disk).
@@ -27,6 +29,7 @@ LOGS=$(mktemp -d /tmp/ab.XXXXXX)
 
 start() {  # dir tag
   local dir=$1 tag=$2 grpc=""
+  [ -n "${AB_PRIVATE_DB:-}" ] && export AGENTTRACE_CLICKHOUSE_URL=clickhouse://127.0.0.1:9000/ab_$tag
   export PYTHONPATH=$dir AGENTTRACE_TOPIC_EVENTS=agenttrace.ab.$tag.events AGENTTRACE_TOPIC_DLQ=agenttrace.ab.$tag.dlq \
     AGENTTRACE_CONSUMER_GROUP_PREFIX=ab-$tag-
   (cd "$dir" && "$BIN/agenttrace" migrate >"$LOGS/$tag-migrate.log" 2>&1)
@@ -58,6 +61,8 @@ async def main() -> None:
 
 asyncio.run(main())
 PY
+  [ -n "${AB_PRIVATE_DB:-}" ] && curl -s "$CH/" --data-binary "DROP DATABASE IF EXISTS ab_$1" && unset AGENTTRACE_CLICKHOUSE_URL
+  return 0
 }
 
 settle() {
@@ -97,7 +102,7 @@ for r in $(seq "$ROUNDS"); do
             "$ROOT"/.stack/kafka/data/agenttrace.ab.$tag.events-* | awk '{s += $1} END {print s}') KiB"
         else
           echo "$name $r drain-$load $(bench bench/drain.py --url http://127.0.0.1:18900 \
-            --app ch1=18901 --app ch2=18903 --app pg=18902 --preload "${AB_PRELOAD:-0}" $flag)"
+            --app ch1=18901 --app ch2=18903 --app pg=18902 --preload "${AB_PRELOAD:-0}" ${AB_UUIDS:+--uuids} $flag)"
         fi
         settle
       done

@@ -84,6 +84,7 @@ def main() -> None:
     p.add_argument(
         "--updates", action="store_true", help="then every generation's update, in later batches than its create"
     )
+    p.add_argument("--uuids", action="store_true", help="generation ids spread over the key space, as the SDKs'")
     p.add_argument("--preload", type=int, default=0, help="observations in the project before the backlog")
     p.add_argument("--timeout-s", type=float, default=600)
     args = p.parse_args()
@@ -98,6 +99,7 @@ def main() -> None:
     load += ["--seconds", str(args.timeout_s), "--concurrency", "16"] + (["--otlp"] if args.otlp else [])
     load += ["--traces", str(args.traces)] if args.traces else []
     load += ["--updates"] if args.updates else []
+    load += ["--uuids"] if args.uuids else []
     if args.preload:
         key = asyncio.run(new_key())
         preload(key[0], args.preload)
@@ -133,6 +135,7 @@ def main() -> None:
                 "traces": args.traces or None,
                 "updates": args.updates,
                 "preloaded": args.preload or None,
+                "uuids": args.uuids,
                 "events": events,
                 "observations": observations,
                 "seconds_into_clickhouse": round(in_clickhouse, 1),

@@ -34,7 +34,14 @@ from sinks.postgres.client import Postgres
 from sinks.postgres.keys import create_key
 
 
-def batch_body(run: str, n: int, batch: int, traces: int = 0) -> bytes:
+def generation_id(run: str, n: int, i: int, uuids: bool) -> str:
+    """The run's prefix keeps a run's ids in one narrow range of the sorting key, which a
+    lookup of them reads as one; the SDKs' uuid4s are spread over it, as these uuid5s are."""
+    name = f"{run}-g{n}-{i}"
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, name)) if uuids else name
+
+
+def batch_body(run: str, n: int, batch: int, traces: int = 0, uuids: bool = False) -> bytes:
     """A trace's create and `batch - 1` generations, realistic small payloads; ids unique per
     body. The trace is the body's own, or with `traces` one of that many, round robin: long
     traces that grow over the run, each body adding to one (an agent's run that lasts)."""
@@ -62,7 +69,7 @@ def batch_body(run: str, n: int, batch: int, traces: int = 0) -> bytes:
                 "type": "generation-create",
                 "timestamp": "2026-11-27T10:00:00.100000Z",
                 "body": {
-                    "id": f"{run}-g{n}-{i}",
+                    "id": generation_id(run, n, i, uuids),
                     "traceId": trace_id,
                     "name": "llm-call",
                     "model": "gpt-4o-mini",
@@ -78,7 +85,7 @@ def batch_body(run: str, n: int, batch: int, traces: int = 0) -> bytes:
     return orjson.dumps({"batch": events})
 
 
-def update_body(run: str, n: int, batch: int, traces: int = 0) -> bytes:
+def update_body(run: str, n: int, batch: int, traces: int = 0, uuids: bool = False) -> bytes:
     """The updates that end batch_body(run, n, ...)'s generations, as an SDK sends them when
     each call returns (its trace named, as Langfuse's SDKs do): end time, output, usage."""
     trace_id = f"{run}-t{n % traces if traces else n}"
@@ -88,7 +95,7 @@ def update_body(run: str, n: int, batch: int, traces: int = 0) -> bytes:
             "type": "generation-update",
             "timestamp": "2026-11-27T10:00:01.000000Z",
             "body": {
-                "id": f"{run}-g{n}-{i}",
+                "id": generation_id(run, n, i, uuids),
                 "traceId": trace_id,
                 "endTime": "2026-11-27T10:00:01.000000Z",
                 "output": {"role": "assistant", "content": "Paris is the capital of France."},
@@ -149,9 +156,9 @@ async def run(args: argparse.Namespace) -> dict:
             raise SystemExit("--traces and --updates are for Langfuse batches")
         bodies = [otlp_body(run_id, n, args.batch) for n in range(args.bodies)]
     else:
-        bodies = [batch_body(run_id, n, args.batch, args.traces) for n in range(args.bodies)]
+        bodies = [batch_body(run_id, n, args.batch, args.traces, args.uuids) for n in range(args.bodies)]
         if args.updates:  # after every create: folded in later batches than their creates
-            bodies += [update_body(run_id, n, args.batch, args.traces) for n in range(args.bodies)]
+            bodies += [update_body(run_id, n, args.batch, args.traces, args.uuids) for n in range(args.bodies)]
     url = args.url + ("/v1/traces" if args.otlp else "/api/public/ingestion")
     headers = {
         "Authorization": "Basic " + base64.b64encode(f"{pk}:{sk}".encode()).decode(),
@@ -243,6 +250,7 @@ def main() -> None:
     p.add_argument("--traces", type=int, default=0, help="bodies add to this many traces, round robin (0: one each)")
     p.add_argument("--updates", action="store_true", help="then a body updating each body's generations")
     p.add_argument("--grpc", action="store_true", help="the --otlp spans over OTLP/gRPC (TraceService/Export)")
+    p.add_argument("--uuids", action="store_true", help="generation ids spread over the key space, as the SDKs'")
     p.add_argument("--key", default="", metavar="PROJECT:PUBLIC:SECRET", help="an existing project (else a new one)")
     p.add_argument("--grpc-target", default="127.0.0.1:4317", help="HOST:PORT of the gRPC listener")
     args = p.parse_args()
