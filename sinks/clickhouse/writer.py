@@ -498,18 +498,24 @@ class ClickHouseWriter:
         """
         found: dict[Key, EntityState] = {}
         now: list[Key] = []
-        after: dict[Key, list[Key]] = {}  # a trace -> the observations to probe if it is stored
+        after: dict[Key, list[Key]] = {}  # a trace -> the creates to probe if it is stored
+        spans: dict[Key, list[Key]] = {}  # a trace -> the spans to probe if it is stored deleted
         for key in keys:
             if key[0] == OBSERVATION:
-                trace = _unstored_unless(key, grouped[key])
-                if trace is _NEVER_STORED:
-                    continue
-                if trace is not None and trace not in self._cache:  # a cached trace is stored
-                    after.setdefault(trace, []).append(key)
-                    continue
+                unless = _unstored_unless(key, grouped[key])
+                if unless is not None:
+                    trace, of_spans = unless
+                    if of_spans:
+                        spans.setdefault(trace, []).append(key)
+                        continue
+                    if trace not in self._cache:  # a cached trace is stored
+                        after.setdefault(trace, []).append(key)
+                        continue
             now.append(key)
         await self._probe(now, found, gone)
-        await self._probe([k for t, ks in after.items() if t in found or t in gone for k in ks], found, gone)
+        # A span of a deleted trace whose tombstone has expired (a retry weeks late) stays deleted.
+        later = [k for t, ks in after.items() if t in found or t in gone for k in ks]
+        await self._probe(later + [k for t, ks in spans.items() if t in gone for k in ks], found, gone)
         return found
 
     async def _probe(self, keys: list[Key], found: dict[Key, EntityState], gone: set[Key]) -> None:
@@ -618,30 +624,29 @@ async def _all(statements: list[Awaitable[None]]) -> None:
             raise outcome
 
 
-_NEVER_STORED: Any = object()
-
-
-def _unstored_unless(key: Key, events: list[Envelope]) -> Key | None:
-    """When an observation's events in a batch say it cannot be stored yet: `_NEVER_STORED`, or
-    the trace that would have to be stored for it to be; None when only a probe can tell.
+def _unstored_unless(key: Key, events: list[Envelope]) -> tuple[Key, bool] | None:
+    """The trace without which an observation cannot be stored, as its events in a batch say,
+    and whether they are spans; None when only a probe can tell.
 
     - OpenTelemetry spans: a span is exported once, ended and whole, so a stored row of its id
-      is an earlier export of the same span (a retry) and folds to the same row.
+      is an earlier export of the same span (a retry) and folds to the same row. Probed only
+      when their trace is stored deleted.
     - Creates naming one trace: an observation is stored with its trace, in the same batch, so
       under a trace the store does not hold it can only be stored by an update naming no trace
       (which `_reconcile` finds) or by a create that gave its id to another trace (a client's id
       collision, which then resolves by revision instead of merging).
     Updates may follow a create of an earlier batch: they are probed.
     """
-    if all(env.source in SPAN_SOURCES for env in events):
-        return _NEVER_STORED
     trace = None
+    spans = True
     for env in events:
         named = env.body.get("traceId")
         if env.type in UPDATE_TYPES or not named or (trace is not None and str(named) != trace):
             return None
         trace = str(named)
-    return (TRACE, key[1], trace) if trace is not None else None
+        if env.source not in SPAN_SOURCES:
+            spans = False
+    return ((TRACE, key[1], trace), spans) if trace is not None else None
 
 
 def _merge_into(state: EntityState, other: EntityState) -> None:

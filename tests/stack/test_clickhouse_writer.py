@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from pipeline.envelope import Envelope
+from pipeline.tombstones import TRACE_DELETE
 from sinks.clickhouse.client import ClickHouse
 from sinks.clickhouse.journal import HOUR_US, JournalExpiry, JournalRepair
 from sinks.clickhouse.schema import JOURNAL, dialect_for
@@ -154,6 +155,22 @@ async def test_a_span_exported_again_is_one_row(ch: ClickHouse, project: NewKey)
     assert [(r["id"], r["name"], r["provided_model_name"]) for r in found] == [(span, "chat", "gpt-4o")]
     versions = await rows(ch, f"SELECT event_ts FROM observations WHERE project_id = '{pid}'")
     assert {r["event_ts"] for r in versions} == {found[0]["event_ts"]}  # both rows alike, not a newer one
+
+
+async def test_a_span_of_a_deleted_trace_stays_deleted_without_its_tombstone(ch: ClickHouse, project: NewKey) -> None:
+    """A retry weeks after the deletion, when the tombstone has expired but the rows are not
+    purged yet: the span's trace is stored deleted, so the span is probed, and not revived."""
+    pid, trace, span = project.project_id, f"t-{uuid.uuid4()}", uuid.uuid4().hex[:16]
+    ts = "2026-11-20T10:00:00Z"
+    exported = spans(pid, trace, [span], ts)
+    w = writer(ch)
+    assert await w.write(exported) == []
+    assert await w.write([envelope(pid, TRACE_DELETE, {"traceId": trace}, ts)]) == []
+    w, seen = recording_writer(ch)  # knows no tombstone
+    assert await w.write(spans(pid, trace, [span], ts)) == []
+    assert seen.probed("observations") == [1]
+    live = f"SELECT id FROM observations FINAL WHERE project_id = '{pid}' AND is_deleted = 0"
+    assert await rows(ch, live) == []
 
 
 async def test_an_update_naming_no_trace_reaches_a_create_that_skipped_the_probe(
