@@ -32,9 +32,9 @@ _M, _MASK = 0x5BD1E995, 0xFFFFFFFF
 
 
 def murmur2(data: bytes) -> int:
-    """Kafka's murmur2 (org.apache.kafka.common.utils.Utils), as aiokafka's but ~2.7x faster
-    (the words unpacked at once): each trace new to `partition_for`'s cache costs one, ~17 us
-    in aiokafka's, ~1.7 us of each span when a trace exports ten."""
+    """Kafka's murmur2 (org.apache.kafka.common.utils.Utils), as aiokafka's but ~2x faster
+    (the words unpacked at once): each trace new to `partition_for`'s cache costs one, ~13 us
+    in aiokafka's, ~1.3 us of each span when a trace exports ten."""
     length = len(data)
     h = 0x9747B28C ^ length
     n4 = length >> 2
