@@ -11,7 +11,7 @@
 # AB_DRAIN=1: bench/drain.py and bench/drain.py --otlp instead (the stages alone, CPU per event;
 # AB_DRAIN_LOADS picks among batch, otlp and long, the batches adding to 200 long traces;
 # AB_PRELOAD=N puts N observations in each run's project first, bench/drain.py --preload;
-# AB_UUIDS=1 gives the generations uuids, --uuids). AB_PRIVATE_DB=1 gives every run a
+# AB_UUIDS=1 gives the generations uuids, --uuids; both for AB_BUDGET too). AB_PRIVATE_DB=1 gives every run a
 # ClickHouse database of its own, dropped after it: no merges of other runs' rows meanwhile. With
 # AB_BUDGET=1: bench/cpu_budget.py at 10,000 events/s for 20 s, batch and OTLP. Before each
 # run it waits for ClickHouse's merges of the previous run to end (they are felt by the next
@@ -96,7 +96,8 @@ for r in $(seq "$ROUNDS"); do
         [ $load = long ] && flag="--traces 200"
         if [ -n "${AB_BUDGET:-}" ]; then
           echo "$name $r budget-$load $(bench bench/cpu_budget.py --url http://127.0.0.1:18900 --rate 10000 \
-            --seconds 20 --app api=18900 --app ch1=18901 --app ch2=18903 --app pg=18902 $flag)"
+            --seconds 20 --app api=18900 --app ch1=18901 --app ch2=18903 --app pg=18902 \
+            --preload "${AB_PRELOAD:-0}" ${AB_UUIDS:+--uuids} $flag)"
           # What the run's events take in the log (both loads so far), when the broker is make up's.
           [ -d "$ROOT/.stack/kafka/data" ] && echo "# $name $r after $load: events topic $(du -sk \
             "$ROOT"/.stack/kafka/data/agenttrace.ab.$tag.events-* | awk '{s += $1} END {print s}') KiB"

@@ -18,6 +18,7 @@ store's own ceiling. Prints one JSON line.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import resource
@@ -115,7 +116,9 @@ def clickhouse(sql: str, data: bytes | None = None) -> bytes:
 
 def direct_insert_rate(project_id: str) -> tuple[int, float]:
     """Rows/s of inserting this run's observation rows again, as one JSONEachRow insert."""
-    rows = clickhouse(f"SELECT * FROM observations WHERE project_id = '{project_id}' FORMAT JSONEachRow")
+    rows = clickhouse(
+        f"SELECT * FROM observations WHERE project_id = '{project_id}' AND name != 'preloaded' FORMAT JSONEachRow"
+    )
     clickhouse("DROP TABLE IF EXISTS bench_direct")
     clickhouse("CREATE TABLE bench_direct AS observations")
     try:
@@ -134,11 +137,20 @@ def main() -> None:
     p.add_argument("--otlp", action="store_true")
     p.add_argument("--url", default="http://127.0.0.1:8080", help="the api's base URL")
     p.add_argument("--app", action="append", default=[], metavar="NAME=PORT", help="repeatable; default: .stack/pids")
+    p.add_argument("--preload", type=int, default=0, help="observations in the project before the run (drain.py)")
+    p.add_argument("--uuids", action="store_true", help="generation ids spread over the key space, as the SDKs'")
     args = p.parse_args()
+    if args.preload:  # before the CPU is read: the preload's inserts and merges are not the run's
+        from bench.drain import preload  # it imports this module's helpers
+        from bench.load import new_key
+
+        key = asyncio.run(new_key())
+        preload(key[0], args.preload)
     procs = processes({n: int(port) for n, _, port in (a.partition("=") for a in args.app)})
     before, children_before = snapshot(procs), resource.getrusage(resource.RUSAGE_CHILDREN)
     cmd = [sys.executable, str(ROOT / "bench" / "e2e.py"), "--rate", str(args.rate), "--seconds", str(args.seconds)]
-    cmd += ["--url", args.url]
+    cmd += ["--url", args.url] + (["--uuids"] if args.uuids else [])
+    cmd += ["--key", ":".join(key)] if args.preload else []
     run = json.loads(subprocess.run(cmd + (["--otlp"] if args.otlp else []), check=True, capture_output=True).stdout)
     after, children_after = snapshot(procs), resource.getrusage(resource.RUSAGE_CHILDREN)
     events = run["accepted_observations"]

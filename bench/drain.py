@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAG_REFRESH_S = 3.0  # StageConfig.lag_interval_s
 PRELOAD_T0_US = 1_793_491_200_000_000  # 2026-11-01, the month of bench/load.py's events
 PRELOAD_INSERTS = 12
+PRELOADED = "preloaded"  # the name of every preloaded row, which a run's counts leave out
 
 
 def preload(project_id: str, rows: int) -> None:
@@ -51,12 +52,12 @@ def preload(project_id: str, rows: int) -> None:
             "INSERT INTO observations (project_id, id, trace_id, type, name, start_time, end_time,"
             " provided_model_name, input, output, created_at, updated_at, event_ts, is_deleted)"
             f" SELECT '{project_id}', lower(hex(cityHash64(number, 1))), lower(hex(cityHash64(intDiv(number, 5), 2))),"
-            f" 'GENERATION', 'llm', {at}, {at}, 'gpt-4o', concat('\"', hex(cityHash64(number, 3)), '\"'), '\"ok\"',"
-            f" {at}, {at}, {at}, 0 {picked}"
+            f" 'GENERATION', '{PRELOADED}', {at}, {at}, 'gpt-4o',"
+            f" concat('\"', hex(cityHash64(number, 3)), '\"'), '\"ok\"', {at}, {at}, {at}, 0 {picked}"
         )
         clickhouse(
             "INSERT INTO traces (project_id, id, timestamp, name, created_at, updated_at, event_ts, is_deleted)"
-            f" SELECT '{project_id}', lower(hex(cityHash64(number, 2))), {at}, 'run', {at}, {at}, {at}, 0"
+            f" SELECT '{project_id}', lower(hex(cityHash64(number, 2))), {at}, '{PRELOADED}', {at}, {at}, {at}, 0"
             f" FROM numbers({rows // 5}) WHERE number % {PRELOAD_INSERTS} = {part}"
         )
     while int(clickhouse("SELECT count() FROM system.merges")):

@@ -35,7 +35,7 @@ POLL_EVERY_S = 0.05
 
 
 async def main(args: argparse.Namespace) -> dict:
-    project_id, pk, sk = await new_key()
+    project_id, pk, sk = args.key.split(":", 2) if args.key else await new_key()
     auth = "Basic " + base64.b64encode(f"{pk}:{sk}".encode()).decode()
     headers = {"Authorization": auth, "Content-Type": "application/json"}
     url = args.url + "/api/public/ingestion"
@@ -49,7 +49,7 @@ async def main(args: argparse.Namespace) -> dict:
         per_body, ok = args.batch, 200
     else:
         send_url, send_headers = url, headers
-        bodies = [batch_body(run, n, args.batch) for n in range(n_bodies)]
+        bodies = [batch_body(run, n, args.batch, uuids=args.uuids) for n in range(n_bodies)]
         per_body, ok = args.batch - 1, 207  # observations; the trace row is counted apart
     ch = ClickHouse(Settings.from_env().clickhouse)
     await ch.start()
@@ -116,7 +116,8 @@ async def main(args: argparse.Namespace) -> dict:
         sent_for = time.monotonic() - start
         stop.set()
         await probe_task
-    sql = f"SELECT count() FROM observations WHERE project_id = '{project_id}'"
+    # Rows bench/drain.py --preload put in the project before the run are not the run's.
+    sql = f"SELECT count() FROM observations WHERE project_id = '{project_id}' AND name != 'preloaded'"
     deadline = time.monotonic() + 300
     while (visible := (await ch.fetch(sql))[0][0]) < accepted and time.monotonic() < deadline:
         await asyncio.sleep(POLL_EVERY_S)
@@ -150,4 +151,6 @@ if __name__ == "__main__":
     p.add_argument("--batch", type=int, default=100)
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--otlp", action="store_true", help="OTLP/HTTP protobuf spans instead of Langfuse batches")
+    p.add_argument("--uuids", action="store_true", help="generation ids spread over the key space, as the SDKs'")
+    p.add_argument("--key", default="", metavar="PROJECT:PUBLIC:SECRET", help="an existing project (else a new one)")
     print(orjson.dumps(asyncio.run(main(p.parse_args()))).decode())
