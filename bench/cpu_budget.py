@@ -31,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.load import new_key
 from sinks.clickhouse.config import ClickHouseConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,10 +115,37 @@ def clickhouse(sql: str, data: bytes | None = None) -> bytes:
         return r.read()
 
 
+PRELOAD_T0_US = 1_793_491_200_000_000  # 2026-11-01, the month of bench/load.py's events
+PRELOAD_INSERTS = 12
+PRELOADED = "preloaded"  # the name of every preloaded row, which a run's counts leave out
+
+
+def preload(project_id: str, rows: int) -> None:
+    """`rows` observations of 5 per trace, and their traces, in the project; then every merge
+    waited for, so that a run's server CPU is its own."""
+    at = f"toUInt64({PRELOAD_T0_US} + (number % 2160000) * 1000000)"  # over 25 days
+    for part in range(PRELOAD_INSERTS):
+        picked = f"FROM numbers({rows}) WHERE number % {PRELOAD_INSERTS} = {part}"
+        clickhouse(
+            "INSERT INTO observations (project_id, id, trace_id, type, name, start_time, end_time,"
+            " provided_model_name, input, output, created_at, updated_at, event_ts, is_deleted)"
+            f" SELECT '{project_id}', lower(hex(cityHash64(number, 1))), lower(hex(cityHash64(intDiv(number, 5), 2))),"
+            f" 'GENERATION', '{PRELOADED}', {at}, {at}, 'gpt-4o',"
+            f" concat('\"', hex(cityHash64(number, 3)), '\"'), '\"ok\"', {at}, {at}, {at}, 0 {picked}"
+        )
+        clickhouse(
+            "INSERT INTO traces (project_id, id, timestamp, name, created_at, updated_at, event_ts, is_deleted)"
+            f" SELECT '{project_id}', lower(hex(cityHash64(number, 2))), {at}, '{PRELOADED}', {at}, {at}, {at}, 0"
+            f" FROM numbers({rows // 5}) WHERE number % {PRELOAD_INSERTS} = {part}"
+        )
+    while int(clickhouse("SELECT count() FROM system.merges")):
+        time.sleep(1)
+
+
 def direct_insert_rate(project_id: str) -> tuple[int, float]:
     """Rows/s of inserting this run's observation rows again, as one JSONEachRow insert."""
     rows = clickhouse(
-        f"SELECT * FROM observations WHERE project_id = '{project_id}' AND name != 'preloaded' FORMAT JSONEachRow"
+        f"SELECT * FROM observations WHERE project_id = '{project_id}' AND name != '{PRELOADED}' FORMAT JSONEachRow"
     )
     clickhouse("DROP TABLE IF EXISTS bench_direct")
     clickhouse("CREATE TABLE bench_direct AS observations")
@@ -137,13 +165,10 @@ def main() -> None:
     p.add_argument("--otlp", action="store_true")
     p.add_argument("--url", default="http://127.0.0.1:8080", help="the api's base URL")
     p.add_argument("--app", action="append", default=[], metavar="NAME=PORT", help="repeatable; default: .stack/pids")
-    p.add_argument("--preload", type=int, default=0, help="observations in the project before the run (drain.py)")
+    p.add_argument("--preload", type=int, default=0, help="observations in the project before the run, not counted")
     p.add_argument("--uuids", action="store_true", help="generation ids spread over the key space, as the SDKs'")
     args = p.parse_args()
     if args.preload:  # before the CPU is read: the preload's inserts and merges are not the run's
-        from bench.drain import preload  # it imports this module's helpers
-        from bench.load import new_key
-
         key = asyncio.run(new_key())
         preload(key[0], args.preload)
     procs = processes({n: int(port) for n, _, port in (a.partition("=") for a in args.app)})

@@ -32,36 +32,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.cpu_budget import clickhouse, processes, snapshot, used_between
+from bench.cpu_budget import PRELOADED, clickhouse, preload, processes, snapshot, used_between
 from bench.load import new_key
 
 ROOT = Path(__file__).resolve().parents[1]
 LAG_REFRESH_S = 3.0  # StageConfig.lag_interval_s
-PRELOAD_T0_US = 1_793_491_200_000_000  # 2026-11-01, the month of bench/load.py's events
-PRELOAD_INSERTS = 12
-PRELOADED = "preloaded"  # the name of every preloaded row, which a run's counts leave out
-
-
-def preload(project_id: str, rows: int) -> None:
-    """`rows` observations of 5 per trace, and their traces, in the project; then every merge
-    waited for, so that the drain's server CPU is its own."""
-    at = f"toUInt64({PRELOAD_T0_US} + (number % 2160000) * 1000000)"  # over 25 days
-    for part in range(PRELOAD_INSERTS):
-        picked = f"FROM numbers({rows}) WHERE number % {PRELOAD_INSERTS} = {part}"
-        clickhouse(
-            "INSERT INTO observations (project_id, id, trace_id, type, name, start_time, end_time,"
-            " provided_model_name, input, output, created_at, updated_at, event_ts, is_deleted)"
-            f" SELECT '{project_id}', lower(hex(cityHash64(number, 1))), lower(hex(cityHash64(intDiv(number, 5), 2))),"
-            f" 'GENERATION', '{PRELOADED}', {at}, {at}, 'gpt-4o',"
-            f" concat('\"', hex(cityHash64(number, 3)), '\"'), '\"ok\"', {at}, {at}, {at}, 0 {picked}"
-        )
-        clickhouse(
-            "INSERT INTO traces (project_id, id, timestamp, name, created_at, updated_at, event_ts, is_deleted)"
-            f" SELECT '{project_id}', lower(hex(cityHash64(number, 2))), {at}, '{PRELOADED}', {at}, {at}, {at}, 0"
-            f" FROM numbers({rows // 5}) WHERE number % {PRELOAD_INSERTS} = {part}"
-        )
-    while int(clickhouse("SELECT count() FROM system.merges")):
-        time.sleep(1)
 
 
 def queue_depth(port: int) -> float:
@@ -116,9 +91,9 @@ def main() -> None:
     events = filled["events"]
     # Every span of an OTLP request is an observation; a batch request's first event is its trace.
     observations = events if args.otlp else events // (200 if args.updates else 100) * 99
-    sql = f"SELECT count() FROM observations WHERE project_id = '{filled['project_id']}'"
+    sql = f"SELECT count() FROM observations WHERE project_id = '{filled['project_id']}' AND name != '{PRELOADED}'"
     deadline = start + args.timeout_s
-    while int(clickhouse(sql)) < observations + args.preload and time.monotonic() < deadline:
+    while int(clickhouse(sql)) < observations and time.monotonic() < deadline:
         time.sleep(0.1)
     in_clickhouse = time.monotonic() - start
     # Each worker refreshes its queue depth every 3 s: a stale 0 from before the backlog must

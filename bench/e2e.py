@@ -26,6 +26,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agenttrace.settings import Settings
+from bench.cpu_budget import PRELOADED
 from bench.load import batch_body, new_key, otlp_body
 from sinks.clickhouse.client import ClickHouse
 
@@ -116,8 +117,8 @@ async def main(args: argparse.Namespace) -> dict:
         sent_for = time.monotonic() - start
         stop.set()
         await probe_task
-    # Rows bench/drain.py --preload put in the project before the run are not the run's.
-    sql = f"SELECT count() FROM observations WHERE project_id = '{project_id}' AND name != 'preloaded'"
+    # Rows preloaded in the project before the run (cpu_budget.py --preload) are not the run's.
+    sql = f"SELECT count() FROM observations WHERE project_id = '{project_id}' AND name != '{PRELOADED}'"
     deadline = time.monotonic() + 300
     while (visible := (await ch.fetch(sql))[0][0]) < accepted and time.monotonic() < deadline:
         await asyncio.sleep(POLL_EVERY_S)

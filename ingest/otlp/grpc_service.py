@@ -19,7 +19,6 @@ from ingest.otlp.export import export_spans
 from pipeline.envelope import OTLP_GRPC
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
-SOURCE = OTLP_GRPC
 
 
 class TraceService:
@@ -37,7 +36,7 @@ class TraceService:
             raise BodyTooLarge(f"message of {len(raw)} bytes exceeds {limit} bytes")
         async with intake.reserve(len(raw)):
             export = parse_request(raw, PROTOBUF)
-            done = await export_spans(intake, caller, export, SOURCE, call.log)
+            done = await export_spans(intake, caller, export, OTLP_GRPC, call.log)
         call.log_msg = "otlp spans ingested"
         call.trailers += [(name.lower(), value) for name, value in done.rate_headers.items()]
         return encode_response(done.rejected, done.message, PROTOBUF)
