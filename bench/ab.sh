@@ -9,7 +9,8 @@
 # Per variant and round: bench/e2e.py --rate 20000 --seconds 20, then bench/load.py (batch and
 # OTLP) with the workers paused, one JSON line each; medians per variant at the end. With
 # AB_DRAIN=1: bench/drain.py and bench/drain.py --otlp instead (the stages alone, CPU per event;
-# AB_DRAIN_LOADS picks among batch, otlp and long, the batches adding to 200 long traces;
+# AB_DRAIN_LOADS picks among batch, otlp, long (the batches adding to 200 long traces) and
+# updates (every generation's update in later batches than its create, folded cold);
 # AB_PRELOAD=N puts N observations in each run's project first, bench/drain.py --preload;
 # AB_UUIDS=1 gives the generations uuids, --uuids; both for AB_BUDGET too). AB_PRIVATE_DB=1 gives every run a
 # ClickHouse database of its own, dropped after it: no merges of other runs' rows meanwhile. With
@@ -94,6 +95,7 @@ for r in $(seq "$ROUNDS"); do
         flag=""
         [ $load = otlp ] && flag=--otlp
         [ $load = long ] && flag="--traces 200"
+        [ $load = updates ] && flag=--updates
         if [ -n "${AB_BUDGET:-}" ]; then
           echo "$name $r budget-$load $(bench bench/cpu_budget.py --url http://127.0.0.1:18900 --rate 10000 \
             --seconds 20 --app api=18900 --app ch1=18901 --app ch2=18903 --app pg=18902 \

@@ -1,5 +1,5 @@
 """The ClickHouse fold against the real server, with cold caches: what a restarted or newly
-assigned worker sees. Entities it has not written are probed for, and only the stored ones
+assigned worker sees. Entities it has not written are looked up, and only the stored ones
 are read back; either way the row ends with every field of every event."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ async def test_a_create_after_its_update_merges_through_a_cold_cache(ch: ClickHo
             "2026-11-20T10:00:00Z",
         )
         for _ in range(50)
-    ]  # probed for, and not found
+    ]  # looked up, and not found
     update = envelope(
         pid,
         "generation-update",
@@ -87,8 +87,8 @@ class Recording:
     async def insert(self, *args: Any, **kwargs: Any) -> Any:
         return await self._ch.insert(*args, **kwargs)
 
-    def probed(self, table: str) -> list[int]:
-        return [n for operation, n in self.reads if operation == f"probe_{table}"]
+    def looked_up(self, table: str) -> list[int]:
+        return [n for operation, n in self.reads if operation == f"load_{table}"]
 
 
 def recording_writer(ch: ClickHouse) -> tuple[ClickHouseWriter, Recording]:
@@ -106,10 +106,10 @@ def spans(pid: str, trace: str, ids: list[str], ts: str) -> list[Envelope]:
     return out
 
 
-async def test_observations_that_cannot_be_stored_yet_are_not_probed(ch: ClickHouse, project: NewKey) -> None:
-    """In a large project the probe costs ClickHouse a compressed block per id and part: the
+async def test_observations_that_cannot_be_stored_yet_are_not_looked_up(ch: ClickHouse, project: NewKey) -> None:
+    """In a large project a lookup costs ClickHouse a compressed block per id and part: the
     creates of a new trace's observations and OpenTelemetry spans skip it. What can be stored,
-    a create under a stored trace or an update, is still probed, and merges."""
+    a create under a stored trace or an update, is still looked up, and merges."""
     pid, trace = project.project_id, f"t-{uuid.uuid4()}"
     gens = [f"gen-{uuid.uuid4()}" for _ in range(20)]
     ts = "2026-11-20T10:00:00Z"
@@ -118,19 +118,19 @@ async def test_observations_that_cannot_be_stored_yet_are_not_probed(ch: ClickHo
     ]
     w, seen = recording_writer(ch)
     assert await w.write(new_trace) == []
-    assert seen.probed("traces") == [1] and seen.probed("observations") == []
+    assert seen.looked_up("traces") == [1] and seen.looked_up("observations") == []
 
     # A cold writer: the trace is stored now, so a create under it may be too (a redelivery).
     w, seen = recording_writer(ch)
     late = envelope(pid, "generation-create", {"id": gens[0], "traceId": trace, "model": "gpt-4o"}, ts)
     assert await w.write([late]) == []
-    assert seen.probed("observations") == [1]
-    # Spans are never probed, under a stored trace or not; an update always is.
+    assert seen.looked_up("observations") == [1]
+    # Spans are never looked up, under a stored trace or not; an update always is.
     w, seen = recording_writer(ch)
     more = [f"span-{uuid.uuid4().hex[:16]}" for _ in range(5)]
     update = envelope(pid, "generation-update", {"id": gens[1], "traceId": trace, "output": "done"}, ts)
     assert await w.write([*spans(pid, trace, more, ts), update]) == []
-    assert seen.probed("observations") == [1]
+    assert seen.looked_up("observations") == [1]
     sql = (
         f"SELECT id, name, provided_model_name, output FROM observations FINAL "
         f"WHERE project_id = '{pid}' AND id IN ('{gens[0]}', '{gens[1]}') ORDER BY id"
@@ -149,7 +149,7 @@ async def test_a_span_exported_again_is_one_row(ch: ClickHouse, project: NewKey)
     for _ in range(2):
         w, seen = recording_writer(ch)
         assert await w.write(spans(pid, trace, [span], "2026-11-20T10:00:00Z")) == []
-        assert seen.probed("observations") == []
+        assert seen.looked_up("observations") == []
     sql = f"SELECT id, name, provided_model_name, event_ts FROM observations FINAL WHERE project_id = '{pid}'"
     found = await rows(ch, sql)
     assert [(r["id"], r["name"], r["provided_model_name"]) for r in found] == [(span, "chat", "gpt-4o")]
@@ -159,7 +159,7 @@ async def test_a_span_exported_again_is_one_row(ch: ClickHouse, project: NewKey)
 
 async def test_a_span_of_a_deleted_trace_stays_deleted_without_its_tombstone(ch: ClickHouse, project: NewKey) -> None:
     """A retry weeks after the deletion, when the tombstone has expired but the rows are not
-    purged yet: the span's trace is stored deleted, so the span is probed, and not revived."""
+    purged yet: the span's trace is stored deleted, so the span is looked up, and not revived."""
     pid, trace, span = project.project_id, f"t-{uuid.uuid4()}", uuid.uuid4().hex[:16]
     ts = "2026-11-20T10:00:00Z"
     exported = spans(pid, trace, [span], ts)
@@ -168,16 +168,16 @@ async def test_a_span_of_a_deleted_trace_stays_deleted_without_its_tombstone(ch:
     assert await w.write([envelope(pid, TRACE_DELETE, {"traceId": trace}, ts)]) == []
     w, seen = recording_writer(ch)  # knows no tombstone
     assert await w.write(spans(pid, trace, [span], ts)) == []
-    assert seen.probed("observations") == [1]
+    assert seen.looked_up("observations") == [1]
     live = f"SELECT id FROM observations FINAL WHERE project_id = '{pid}' AND is_deleted = 0"
     assert await rows(ch, live) == []
 
 
-async def test_an_update_naming_no_trace_reaches_a_create_that_skipped_the_probe(
+async def test_an_update_naming_no_trace_reaches_a_create_that_skipped_the_lookup(
     ch: ClickHouse, project: NewKey
 ) -> None:
     """The update (keyed by its own id, folded by another process) was written first; the
-    create then names a trace the store does not hold and is not probed for, and still finds
+    create then names a trace the store does not hold and is not looked up, and still finds
     the update's fields, in the journal."""
     pid, gen, trace = project.project_id, f"gen-{uuid.uuid4()}", f"t-{uuid.uuid4()}"
     update = envelope(pid, "generation-update", {"id": gen, "output": "done"}, "2026-11-20T10:00:05Z")
@@ -185,7 +185,7 @@ async def test_an_update_naming_no_trace_reaches_a_create_that_skipped_the_probe
     assert await writer(ch).write([update]) == []
     w, seen = recording_writer(ch)
     assert await w.write([create]) == []
-    assert seen.probed("observations") == []
+    assert seen.looked_up("observations") == []
     sql = f"SELECT name, output, trace_id FROM observations FINAL WHERE project_id = '{pid}' AND id = '{gen}'"
     assert await rows(ch, sql) == [{"name": "llm", "output": '"done"', "trace_id": trace}]
 

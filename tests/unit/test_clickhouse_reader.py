@@ -18,6 +18,7 @@ from chdb import session as chdb_session
 
 from sinks.clickhouse.reader import Cursor, ObservationFilter, Page, Reader, ScoreFilter, TraceFilter
 from sinks.clickhouse.schema import MODERN, migrations
+from sinks.clickhouse.writer import ClickHouseWriter
 
 DAY = 86_400_000_000
 T0 = 1_795_773_600_000_000  # 2026-11-27T10:00:00Z
@@ -114,6 +115,23 @@ def reader(tmp_path_factory: pytest.TempPathFactory) -> Any:
     )
     yield Reader(ChdbClient(s))  # type: ignore[arg-type]
     s.close()
+
+
+async def test_the_writers_reads_by_id_run_on_a_current_clickhouse(reader: Reader) -> None:
+    """The ClickHouse stage's lookups (FINAL with PREWHERE on the id) find the newest version
+    of what is stored, tell deleted entities apart and nothing of another project; its reads
+    of every row of some observations (the reconcile) return each version."""
+    writer = ClickHouseWriter(reader._ch, MODERN)
+    found: dict[tuple[str, str, str], Any] = {}
+    gone: set[tuple[str, str, str]] = set()
+    keys = [("traces", "p", "t1"), ("traces", "p", "t2"), ("traces", "p", "t9"), ("traces", "p", "none")]
+    keys += [("observations", "p", "o2"), ("observations", "p", "o9"), ("observations", "p", "none")]
+    await writer._lookup(keys, found, gone)
+    assert sorted(found) == [("observations", "p", "o2"), ("traces", "p", "t1")]
+    assert found[("traces", "p", "t1")].revision == 2 and found[("observations", "p", "o2")].revision == 2
+    assert gone == {("traces", "p", "t2")}
+    rows = await writer._rows_of("observations", "p", ["o1", "o2", "o9", "none"], "reconcile_observations")
+    assert sorted((r["id"], r["event_ts"]) for r in rows) == [("o1", 1), ("o2", 1), ("o2", 2)]
 
 
 async def test_newest_version_wins_and_deleted_rows_never_show(reader: Reader) -> None:
