@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.times import column_of_micros
+from sinks.clickhouse.client import IDS_TABLE
 from sinks.clickhouse.schema import Dialect, by_trace, by_traces_in_ids
 
 MAX_EXECUTION_S = 10  # a read past this fails fast; the edge answers 503 with Retry-After
@@ -34,6 +35,11 @@ class Select:
     params: dict[str, Any] = field(default_factory=dict)
     # Immutable in practice (the key, a trace's id): safe to test before deduplicating.
     keys: list[str] = field(default_factory=list)
+    # Those on the id, tested before the other columns are read (PREWHERE): 18.16 moves a
+    # condition there itself, but not one on a sorting-key column, and read every selected
+    # column of every granule the key range gave in each part (a page of 50 traces of a large
+    # project: 3.5 MB and 14 ms of CPU, against 0.5 MB and 7 ms).
+    by_id: list[str] = field(default_factory=list)
     # Tested before (for partition pruning) and again after deduplicating.
     window: list[str] = field(default_factory=list)
     after: list[str] = field(default_factory=list)
@@ -79,7 +85,12 @@ class Select:
         return self
 
     def key(self, column: str, value: str) -> Select:
-        self.keys.append(f"{column} = {self.param(value)}")
+        (self.by_id if column == "id" else self.keys).append(f"{column} = {self.param(value)}")
+        return self
+
+    def in_ids(self) -> Select:
+        """The rows of the ids sent beside the query as `_ids`."""
+        self.by_id.append(f"id IN {IDS_TABLE}")
         return self
 
     def trace(self, trace_id: str) -> Select:
@@ -121,6 +132,9 @@ class Select:
             self.needs.add(column)
         return self
 
+    def _prewhere(self) -> str:
+        return f"PREWHERE {' AND '.join(self.by_id)} " if self.by_id else ""
+
     def latest(self, columns: Sequence[str]) -> str:
         """The newest undeleted row of each id, as a subquery with `columns`."""
         inner = " AND ".join(["project_id = %(project)s", *self.keys, *self.window])
@@ -128,7 +142,7 @@ class Select:
         cols = ", ".join(dict.fromkeys(["id", *columns]))
         inner_cols = ", ".join(dict.fromkeys(["id", *columns, *sorted(self.needs), "is_deleted"]))
         return (
-            f"(SELECT {cols} FROM (SELECT {inner_cols} FROM {self.table} WHERE {inner} "
+            f"(SELECT {cols} FROM (SELECT {inner_cols} FROM {self.table} {self._prewhere()}WHERE {inner} "
             f"ORDER BY id, event_ts DESC LIMIT 1 BY id) WHERE {outer})"
         )
 
@@ -138,7 +152,7 @@ class Select:
         Cheap: two columns and the filtered ones, no deduplication."""
         where = " AND ".join(["project_id = %(project)s", *self.keys, *self.window, "is_deleted = 0", *self.after])
         return (
-            f"SELECT {column}, id FROM {self.table} WHERE {where} "
+            f"SELECT {column}, id FROM {self.table} {self._prewhere()}WHERE {where} "
             f"ORDER BY {column} {direction}, id {direction} LIMIT {int(n)}{SETTINGS}"
         )
 
@@ -156,7 +170,7 @@ class Select:
         # sorting every version (18.16, 200k traces: 285 -> 216 ms median).
         inner = " AND ".join(["project_id = %(project)s", *self.keys, *self.window])
         return (
-            f"SELECT count() FROM (SELECT id FROM {self.table} WHERE {inner} "
+            f"SELECT count() FROM (SELECT id FROM {self.table} {self._prewhere()}WHERE {inner} "
             f"GROUP BY id HAVING argMax(is_deleted, event_ts) = 0){SETTINGS}"
         )
 

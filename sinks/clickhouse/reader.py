@@ -224,7 +224,7 @@ class Reader:
             if not candidates:
                 return []
             pq = self._traces(project_id, f, TRACES_BY_ID)
-            pq.keys.append("id IN _ids")
+            pq.in_ids()
             rows = await self._ch.fetch(
                 pq.sql(TRACE_COLUMNS, order=order, limit=page.limit, offset=page.offset),
                 pq.params,
@@ -319,7 +319,7 @@ class Reader:
         if not trace_ids:
             return {}
         q = self.select(TRACES_BY_ID, project_id)
-        q.keys.append("id IN _ids")
+        q.in_ids()
         columns = ("id", "user_id", "session_id", "tags", "environment", "name", "release")
         rows = await self._ch.fetch(q.sql(columns), q.params, operation="read_trace_context", ids=trace_ids)
         return {r[0]: dict(zip(columns, r, strict=True)) for r in rows}
