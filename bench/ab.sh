@@ -14,7 +14,8 @@
 # AB_PRELOAD=N puts N observations in each run's project first, bench/drain.py --preload;
 # AB_UUIDS=1 gives the generations uuids, --uuids; both for AB_BUDGET too). AB_PRIVATE_DB=1 gives every run a
 # ClickHouse database of its own, dropped after it: no merges of other runs' rows meanwhile. With
-# AB_BUDGET=1: bench/cpu_budget.py at 10,000 events/s for 20 s, batch and OTLP. Before each
+# AB_BUDGET=1: bench/cpu_budget.py at 10,000 events/s for 20 s, batch and OTLP (AB_BUDGET_LOADS
+# picks among batch, otlp and updates: half the bodies the cold updates of the rest). Before each
 # run it waits for ClickHouse's merges of the previous run to end (they are felt by the next
 # otherwise), and afterwards deletes the run's topics (~1.5 GB each; they once filled the disk).
 # Ports 18900-18904. Nothing else should run meanwhile: a run moves by ±15% on a busy machine.
@@ -90,7 +91,7 @@ for r in $(seq "$ROUNDS"); do
     start "$dir" "$tag"
     if [ -n "${AB_BUDGET:-}${AB_DRAIN:-}" ]; then
       loads=${AB_DRAIN_LOADS:-batch otlp}
-      [ -n "${AB_BUDGET:-}" ] && loads="batch otlp"
+      [ -n "${AB_BUDGET:-}" ] && loads=${AB_BUDGET_LOADS:-batch otlp}
       for load in $loads; do
         flag=""
         [ $load = otlp ] && flag=--otlp

@@ -167,6 +167,7 @@ def main() -> None:
     p.add_argument("--app", action="append", default=[], metavar="NAME=PORT", help="repeatable; default: .stack/pids")
     p.add_argument("--preload", type=int, default=0, help="observations in the project before the run, not counted")
     p.add_argument("--uuids", action="store_true", help="generation ids spread over the key space, as the SDKs'")
+    p.add_argument("--updates", action="store_true", help="half the bodies update the other half's generations")
     args = p.parse_args()
     if args.preload:  # before the CPU is read: the preload's inserts and merges are not the run's
         key = asyncio.run(new_key())
@@ -174,11 +175,11 @@ def main() -> None:
     procs = processes({n: int(port) for n, _, port in (a.partition("=") for a in args.app)})
     before, children_before = snapshot(procs), resource.getrusage(resource.RUSAGE_CHILDREN)
     cmd = [sys.executable, str(ROOT / "bench" / "e2e.py"), "--rate", str(args.rate), "--seconds", str(args.seconds)]
-    cmd += ["--url", args.url] + (["--uuids"] if args.uuids else [])
+    cmd += ["--url", args.url] + (["--uuids"] if args.uuids else []) + (["--updates"] if args.updates else [])
     cmd += ["--key", ":".join(key)] if args.preload else []
     run = json.loads(subprocess.run(cmd + (["--otlp"] if args.otlp else []), check=True, capture_output=True).stdout)
     after, children_after = snapshot(procs), resource.getrusage(resource.RUSAGE_CHILDREN)
-    events = run["accepted_observations"]
+    events = run["accepted_observations"] + run.get("accepted_updates", 0)
     used = {name: used_between(before[name], after[name]) for name in procs}
     # While it sends: building the bodies beforehand competes with nothing (older e2e.py: all).
     used["load generator"] = run.get("client_cpu_seconds") or (children_after.ru_utime + children_after.ru_stime) - (
@@ -189,7 +190,7 @@ def main() -> None:
     print(
         json.dumps(
             {
-                "load": "otlp" if args.otlp else "batch",
+                "load": "otlp" if args.otlp else "updates" if args.updates else "batch",
                 "offered_per_s": args.rate,
                 "events": events,
                 "sustained_per_s": run["sustained_events_per_s"],

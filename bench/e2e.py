@@ -7,6 +7,10 @@ every 50 ms one query asks ClickHouse which of the probes in flight are visible 
 sample each, within 50 ms). At the end it waits until every accepted observation is visible and
 reports the sustained rate: accepted events divided by the time from the first send to the last
 row becoming visible.
+
+With `--updates` half the bodies are the updates that end the other half's generations (as
+Langfuse's batch SDKs send a call's update when it returns), each sent `--update-after-s` after
+its create: past what a ClickHouse-stage process caches at this rate, so it is folded cold.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agenttrace.settings import Settings
 from bench.cpu_budget import PRELOADED
-from bench.load import batch_body, new_key, otlp_body
+from bench.load import batch_body, new_key, otlp_body, update_body
 from sinks.clickhouse.client import ClickHouse
 
 PROBE_EVERY_S = 0.1
@@ -42,6 +46,8 @@ async def main(args: argparse.Namespace) -> dict:
     url = args.url + "/api/public/ingestion"
     run = uuid.uuid4().hex[:8]
     n_bodies = int(args.rate * args.seconds / args.batch) + 1
+    if args.otlp and args.updates:
+        raise SystemExit("--updates is for Langfuse batches")
     if args.otlp:
         # Every span of an OTLP body is an observation; its root span also makes a trace event.
         send_url = args.url + "/v1/traces"
@@ -50,17 +56,30 @@ async def main(args: argparse.Namespace) -> dict:
         per_body, ok = args.batch, 200
     else:
         send_url, send_headers = url, headers
-        bodies = [batch_body(run, n, args.batch, uuids=args.uuids) for n in range(n_bodies)]
         per_body, ok = args.batch - 1, 207  # observations; the trace row is counted apart
+        if args.updates:
+            # Creates and updates alternate; each update follows its create by `lag` of each.
+            creates, lag = n_bodies // 2, int(args.update_after_s * args.rate / (2 * args.batch))
+            bodies, updates = [], set()
+            for k in range(creates + lag):
+                if k < creates:
+                    bodies.append(batch_body(run, k, args.batch, uuids=args.uuids))
+                if k >= lag:
+                    updates.add(len(bodies))
+                    bodies.append(update_body(run, k - lag, args.batch, uuids=args.uuids))
+            n_bodies = len(bodies)
+        else:
+            bodies = [batch_body(run, n, args.batch, uuids=args.uuids) for n in range(n_bodies)]
     ch = ClickHouse(Settings.from_env().clickhouse)
     await ch.start()
     accepted = 0
+    accepted_updates = 0
     rejected = 0
     latencies: list[float] = []
     stop = asyncio.Event()
 
     async def sender(session: aiohttp.ClientSession, idx: range) -> None:
-        nonlocal accepted, rejected
+        nonlocal accepted, accepted_updates, rejected
         interval = args.batch / args.rate * args.concurrency
         next_at = time.monotonic()
         for i in idx:
@@ -70,7 +89,9 @@ async def main(args: argparse.Namespace) -> dict:
             next_at += interval
             async with session.post(send_url, data=bodies[i], headers=send_headers) as r:
                 await r.read()
-                if r.status == ok:
+                if r.status == ok and args.updates and i in updates:
+                    accepted_updates += per_body
+                elif r.status == ok:
                     accepted += per_body
                 else:
                     rejected += 1
@@ -120,8 +141,18 @@ async def main(args: argparse.Namespace) -> dict:
     # Rows preloaded in the project before the run (cpu_budget.py --preload) are not the run's.
     sql = f"SELECT count() FROM observations WHERE project_id = '{project_id}' AND name != '{PRELOADED}'"
     deadline = time.monotonic() + 300
-    while (visible := (await ch.fetch(sql))[0][0]) < accepted and time.monotonic() < deadline:
-        await asyncio.sleep(POLL_EVERY_S)
+    if args.updates:
+        # Rows of a generation before and after its update: count ids, and the updated ones (the
+        # update's usage), less often than the plain count (a heavier query, on the server measured).
+        sql = sql.replace("count()", "uniqExact(id), uniqExactIf(id, output_tokens = 7)")
+        while time.monotonic() < deadline:
+            visible, updated = (await ch.fetch(sql))[0]
+            if visible >= accepted and updated >= accepted_updates:
+                break
+            await asyncio.sleep(POLL_EVERY_S * 5)
+    else:
+        while (visible := (await ch.fetch(sql))[0][0]) < accepted and time.monotonic() < deadline:
+            await asyncio.sleep(POLL_EVERY_S)
     done = time.monotonic() - start
     await watch_task
     # The generator's CPU while it sends and waits, not for building the bodies beforehand.
@@ -132,11 +163,12 @@ async def main(args: argparse.Namespace) -> dict:
         "project_id": project_id,
         "target_rate": args.rate,
         "accepted_observations": accepted,
+        "accepted_updates": accepted_updates,
         "rejected_requests": rejected,
         "visible_observations": visible,
         "send_seconds": round(sent_for, 1),
-        "offered_events_per_s": round(accepted / sent_for),
-        "sustained_events_per_s": round(accepted / done),
+        "offered_events_per_s": round((accepted + accepted_updates) / sent_for),
+        "sustained_events_per_s": round((accepted + accepted_updates) / done),
         "queryable_p50_ms": round(q[49] * 1000),
         "queryable_p99_ms": round(q[98] * 1000),
         "latency_samples": len(latencies),
@@ -153,5 +185,7 @@ if __name__ == "__main__":
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--otlp", action="store_true", help="OTLP/HTTP protobuf spans instead of Langfuse batches")
     p.add_argument("--uuids", action="store_true", help="generation ids spread over the key space, as the SDKs'")
+    p.add_argument("--updates", action="store_true", help="half the bodies update the other half's generations")
+    p.add_argument("--update-after-s", type=float, default=5.0, help="seconds from a create to its update")
     p.add_argument("--key", default="", metavar="PROJECT:PUBLIC:SECRET", help="an existing project (else a new one)")
     print(orjson.dumps(asyncio.run(main(p.parse_args()))).decode())
