@@ -194,6 +194,7 @@ def main() -> None:
                 "offered_per_s": args.rate,
                 "events": events,
                 "sustained_per_s": run["sustained_events_per_s"],
+                "wait_polls": run.get("wait_polls"),
                 "cpu_us_per_event": {name: round(s * 1e6 / events, 1) for name, s in used.items()},
                 "cpu_us_per_event_total": round(sum(used.values()) * 1e6 / events, 1),
                 "direct_insert_rows_per_s": round(direct),
