@@ -179,7 +179,7 @@ def main() -> None:
     cmd += ["--key", ":".join(key)] if args.preload else []
     run = json.loads(subprocess.run(cmd + (["--otlp"] if args.otlp else []), check=True, capture_output=True).stdout)
     after, children_after = snapshot(procs), resource.getrusage(resource.RUSAGE_CHILDREN)
-    events = run["accepted_observations"] + run.get("accepted_updates", 0)
+    events = run["accepted_observations"] + run["accepted_updates"]
     used = {name: used_between(before[name], after[name]) for name in procs}
     # While it sends: building the bodies beforehand competes with nothing (older e2e.py: all).
     used["load generator"] = run.get("client_cpu_seconds") or (children_after.ru_utime + children_after.ru_stime) - (
@@ -194,7 +194,7 @@ def main() -> None:
                 "offered_per_s": args.rate,
                 "events": events,
                 "sustained_per_s": run["sustained_events_per_s"],
-                "wait_polls": run.get("wait_polls"),
+                "wait_polls": run["wait_polls"],
                 "cpu_us_per_event": {name: round(s * 1e6 / events, 1) for name, s in used.items()},
                 "cpu_us_per_event_total": round(sum(used.values()) * 1e6 / events, 1),
                 "direct_insert_rows_per_s": round(direct),

@@ -46,6 +46,7 @@ async def main(args: argparse.Namespace) -> dict:
     url = args.url + "/api/public/ingestion"
     run = uuid.uuid4().hex[:8]
     n_bodies = int(args.rate * args.seconds / args.batch) + 1
+    updates: set[int] = set()  # the indices of update bodies (--updates)
     if args.otlp and args.updates:
         raise SystemExit("--updates is for Langfuse batches")
     if args.otlp:
@@ -60,7 +61,7 @@ async def main(args: argparse.Namespace) -> dict:
         if args.updates:
             # Creates and updates alternate; each update follows its create by `lag` of each.
             creates, lag = n_bodies // 2, int(args.update_after_s * args.rate / (2 * args.batch))
-            bodies, updates = [], set()
+            bodies = []
             for k in range(creates + lag):
                 if k < creates:
                     bodies.append(batch_body(run, k, args.batch, uuids=args.uuids))
@@ -89,7 +90,7 @@ async def main(args: argparse.Namespace) -> dict:
             next_at += interval
             async with session.post(send_url, data=bodies[i], headers=send_headers) as r:
                 await r.read()
-                if r.status == ok and args.updates and i in updates:
+                if r.status == ok and i in updates:
                     accepted_updates += per_body
                 elif r.status == ok:
                     accepted += per_body

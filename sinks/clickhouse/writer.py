@@ -2,8 +2,8 @@
 
 Per batch, not per event: for the entities this worker has not seen yet, one SELECT per table
 of the stored states (so an update can land on a create from an earlier batch), then one
-INSERT per table. States of entities written recently
-stay in memory while this worker owns their partitions, which saves most of those reads.
+INSERT per table. States of entities written recently stay in memory while this worker owns
+their partitions, which saves most of those reads.
 """
 
 from __future__ import annotations
