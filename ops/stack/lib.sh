@@ -92,7 +92,9 @@ wait_ready() {
   local name=$1 pattern=$2 log=$3 deadline=$((SECONDS + READY_TIMEOUT))
   shift 3
   until "$@" >/dev/null 2>&1; do
-    if ! pid_of "$name" "$pattern" >/dev/null; then
+    # The pid spawn() recorded, alive, is enough: until the forked shell has exec'd the program
+    # its command line is not the program's yet, and a pattern check then failed a sound start.
+    if ! pid_of "$name" "$pattern" >/dev/null && ! proc_alive "$(head -n1 "$PIDS/$name.pid" 2>/dev/null)"; then
       printf 'error: %s: process exited during start-up\n' "$name" >&2
       log_tail "$log"; exit 1
     fi
