@@ -23,7 +23,7 @@ from loguru import logger
 from pipeline.errors import StoreError
 from pipeline.periodic import Periodic
 from sinks.clickhouse.client import ClickHouse
-from sinks.clickhouse.schema import mutation_target
+from sinks.clickhouse.schema import BY_TRACE, mutation_target
 from sinks.metrics import CLICKHOUSE_PURGED_TRACES
 from sinks.postgres.client import Postgres
 from sinks.postgres.tombstones import expire_tombstones
@@ -99,9 +99,11 @@ class TombstonePurge(Periodic):
 
 def purge_statements(listed: str, database: str, cluster: str = "") -> list[tuple[str, str]]:
     """(table, mutation) removing the traces `listed` ("(project, trace), ...") from each
-    projection; in a cluster from every shard's replicated local table (schema.mutation_target)."""
+    projection and from the index of observations by trace; in a cluster from every shard's
+    replicated local table (schema.mutation_target)."""
     statements = []
-    for table, column in (("traces", "id"), ("observations", "trace_id"), ("scores", "trace_id")):
+    tables = (("traces", "id"), ("observations", "trace_id"), ("scores", "trace_id"), (BY_TRACE, "trace_id"))
+    for table, column in tables:
         target = mutation_target(table, database, cluster)
         statements.append((table, f"ALTER TABLE {target} DELETE WHERE (project_id, {column}) IN ({listed})"))
     return statements

@@ -3,13 +3,14 @@
 For every project with `retention_days`, rows older than the window go: traces and scores by
 `timestamp`, observations by `start_time` (the partition keys), with one
 `ALTER TABLE ... DELETE WHERE project_id = ... AND <time> < cutoff` mutation per table and
-project, issued only when a count finds such rows (a mutation rewrites parts, on 18.16 all of
-the table's). Whole partitions are not dropped: they are monthly for all projects together
-(`PARTITION BY toYYYYMM(timestamp)`, sinks/clickhouse/migrations/0001), so one could go only
-once every project in it has expired. Postgres' trace_states of traces last seen before the
-cutoff are deleted too; sessions, users and usage_daily keep their aggregates. In a cluster the
-mutations go to the replicated local tables ON CLUSTER (schema.mutation_target). One worker at a
-time (a Postgres advisory lock). The last run is reported in the worker's /health.
+project (the observations' also on their index by trace), issued only when a count finds such
+rows (a mutation rewrites parts, on 18.16 all of the table's). Whole partitions are not
+dropped: they are monthly for all projects together (`PARTITION BY toYYYYMM(timestamp)`,
+sinks/clickhouse/migrations/0001), so one could go only once every project in it has expired.
+Postgres' trace_states of traces last seen before the cutoff are deleted too; sessions, users
+and usage_daily keep their aggregates. In a cluster the mutations go to the replicated local
+tables ON CLUSTER (schema.mutation_target). One worker at a time (a Postgres advisory lock).
+The last run is reported in the worker's /health.
 """
 
 from __future__ import annotations
@@ -24,13 +25,16 @@ from pipeline.errors import StoreError
 from pipeline.periodic import Periodic
 from pipeline.times import column_of_micros
 from sinks.clickhouse.client import ClickHouse
-from sinks.clickhouse.schema import Dialect, mutation_target
+from sinks.clickhouse.schema import BY_TRACE, Dialect, mutation_target
 from sinks.metrics import RETENTION_ROWS_DELETED
 from sinks.postgres.client import Postgres
 from sinks.postgres.retention import retention_policies
 
 RETENTION_LOCK = 7263
 TABLES = (("traces", "timestamp"), ("observations", "start_time"), ("scores", "timestamp"))
+# Tables whose rows go with a projection's, by the same condition: the index of observations by
+# trace (migration 0005) holds each observation's start_time for this.
+COMPANIONS = {"observations": (BY_TRACE,)}
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,8 @@ class RetentionJob(Periodic):
                         f"SELECT count() FROM {table} WHERE {where}", operation=f"retention_count_{table}"
                     )
                     if n:
-                        await self._ch.execute(self._delete(table, where), operation=f"retention_{table}")
+                        for target in (table, *COMPANIONS.get(table, ())):
+                            await self._ch.execute(self._delete(target, where), operation=f"retention_{target}")
                         removed[table] += int(n)
                 removed["trace_states"] += await tx.execute(
                     "DELETE FROM trace_states WHERE project_id = %s AND last_seen < %s",

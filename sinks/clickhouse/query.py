@@ -47,6 +47,8 @@ class Select:
     needs: set[str] = field(default_factory=set)
     # A read of a few rows (see single()).
     one_thread: bool = False
+    # The ids of in_ids(ids), for the Reader to send beside the query.
+    ids: list[str] | None = None
 
     def __post_init__(self) -> None:
         self.params["project"] = self.project
@@ -88,9 +90,11 @@ class Select:
         (self.by_id if column == "id" else self.keys).append(f"{column} = {self.param(value)}")
         return self
 
-    def in_ids(self) -> Select:
-        """The rows of the ids sent beside the query as `_ids`."""
+    def in_ids(self, ids: Sequence[str] | None = None) -> Select:
+        """The rows of the ids sent beside the query as `_ids` (these, or the caller's)."""
         self.by_id.append(f"id IN {IDS_TABLE}")
+        if ids is not None:
+            self.ids = list(ids)
         return self
 
     def trace(self, trace_id: str) -> Select:

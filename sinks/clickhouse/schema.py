@@ -105,13 +105,22 @@ SHARDING_KEYS = {
     "observations": "cityHash64(project_id, trace_id)",
     "scores": "cityHash64(project_id, trace_id)",
 }
-# Every table of a cluster behind a Distributed one: the projections, and the journal, which is
-# written and read by an observation's id alone (migration 0004).
-DISTRIBUTED_KEYS = {**SHARDING_KEYS, JOURNAL: "cityHash64(project_id, id)"}
+# The observations of each trace, sorted by trace (migration 0005), and the view that fills it.
+BY_TRACE = "observations_by_trace"
+# Every table of a cluster behind a Distributed one: the projections; the journal, which is
+# written and read by an observation's id alone (migration 0004); the index by trace, which
+# its view fills on the shard holding the observations (so sharded as they are).
+DISTRIBUTED_KEYS = {**SHARDING_KEYS, JOURNAL: "cityHash64(project_id, id)", BY_TRACE: SHARDING_KEYS["observations"]}
 LOCAL_SUFFIX = "_local"
 _CREATE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\w+)\.(\w+)\s*\n")
 _ADD_COLUMN = re.compile(r"^ALTER TABLE (\w+)\.(\w+) (ADD COLUMN .*)$", re.S)
 _ENGINE = re.compile(r"ENGINE = (Replacing)?MergeTree\(([^)]*)\)")
+_VIEW = re.compile(
+    r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+)\.(\w+)\s+TO (\w+)\.(\w+)\s+"
+    r"AS SELECT (.*) FROM (\w+)\.(\w+)(.*)$",
+    re.S,
+)
+_BACKFILL = re.compile(r"^INSERT INTO (\w+)\.(\w+)\s+SELECT (.*) FROM (\w+)\.(\w+)(.*)$", re.S)
 
 
 def by_trace(value: str) -> str:
@@ -133,8 +142,9 @@ EACH_SERVER = "/* each server */ "
 def clustered(statement: str, database: str, cluster: str) -> list[str]:
     """One table statement of a migration as a cluster runs it: the replicated local table and
     the Distributed table under the public name, both idempotent; a column added to a
-    projection is added to both. A statement of another kind must say itself how it runs on a
-    cluster, so it is refused rather than guessed."""
+    projection is added to both; a materialized view and its backfill join the local tables.
+    A statement of another kind must say itself how it runs on a cluster, so it is refused
+    rather than guessed."""
     alter = _ADD_COLUMN.match(statement)
     if alter and alter.group(1) == database and alter.group(2) in DISTRIBUTED_KEYS:
         table, rest = alter.group(2), alter.group(3)
@@ -145,6 +155,24 @@ def clustered(statement: str, database: str, cluster: str) -> list[str]:
         return [
             f"ALTER TABLE {database}.{table}{LOCAL_SUFFIX} ON CLUSTER {cluster} {rest}",
             f"{EACH_SERVER}ALTER TABLE {database}.{table} {rest}",
+        ]
+    view = _VIEW.match(statement)
+    if view and {view.group(1), view.group(3), view.group(6)} == {database} and view.group(4) in DISTRIBUTED_KEYS:
+        # On the local tables of every server: an insert fires it on the replica that takes the
+        # rows, and the target's other replicas fetch its part (a fetched part fires nothing).
+        name, target, columns, source, rest = view.group(2, 4, 5, 7, 8)
+        return [
+            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{name} ON CLUSTER {cluster} "
+            f"TO {database}.{target}{LOCAL_SUFFIX} AS SELECT {columns} FROM {database}.{source}{LOCAL_SUFFIX}{rest}"
+        ]
+    backfill = _BACKFILL.match(statement)
+    if backfill and {backfill.group(1), backfill.group(4)} == {database} and backfill.group(2) in DISTRIBUTED_KEYS:
+        # Each server copies its own rows: the source's replicas each do, so a shard may list
+        # an entry twice, which a reader of the index takes as once.
+        target, columns, source, rest = backfill.group(2, 3, 5, 6)
+        return [
+            f"{EACH_SERVER}INSERT INTO {database}.{target}{LOCAL_SUFFIX} "
+            f"SELECT {columns} FROM {database}.{source}{LOCAL_SUFFIX}{rest}"
         ]
     create = _CREATE.match(statement)
     engine = _ENGINE.search(statement)

@@ -19,6 +19,7 @@ import orjson
 import pytest
 
 from sinks.clickhouse.client import ClickHouse
+from sinks.clickhouse.schema import BY_TRACE
 from sinks.postgres.client import Postgres
 from sinks.postgres.keys import NewKey, create_key, project_name
 from tests.cluster.conftest import API_URLS, CLUSTER, ROOT
@@ -29,7 +30,8 @@ pytestmark = [pytest.mark.cluster, pytest.mark.timeout(240)]
 API = API_URLS[0]
 WORKER = "http://127.0.0.1:29081"  # worker_ch_1
 SHARDS = (("ch_1", "ch_2"), ("ch_3", "ch_4"))
-TABLES = (("traces", "id"), ("observations", "trace_id"), ("scores", "trace_id"))
+# The projections, and the index of observations by trace that a view fills on the same shard.
+TABLES = (("traces", "id"), ("observations", "trace_id"), ("scores", "trace_id"), (BY_TRACE, "trace_id"))
 FAST_JOBS = {
     "AGENTTRACE_PURGE_INTERVAL_S": "1",
     # Not 0: the purge's mutation removes only rows that exist when it runs, so it must come
@@ -96,8 +98,9 @@ async def placement(servers: dict[str, ClickHouse], project: str, trace: str) ->
 
 
 def on_one_shard_both_replicas(rows: list[list[int]]) -> bool:
-    """All three of the trace's rows (trace, generation, score) on both replicas of one shard."""
-    return sorted(min(shard) for shard in rows) == [0, 3] and all(a == b for a, b in rows)
+    """All four of the trace's rows (trace, generation, score, the generation's index row) on
+    both replicas of one shard."""
+    return sorted(min(shard) for shard in rows) == [0, 4] and all(a == b for a, b in rows)
 
 
 async def test_purge_and_retention_remove_rows_from_every_replica_of_every_shard(
@@ -161,6 +164,7 @@ async def test_purge_and_retention_remove_rows_from_every_replica_of_every_shard
                     {"t": doomed},
                 )
                 assert [(str(t), int(n)) for t, n in mutations] == [
+                    (f"{BY_TRACE}_local", 1),
                     ("observations_local", 1),
                     ("scores_local", 1),
                     ("traces_local", 1),

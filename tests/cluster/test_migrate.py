@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from sinks.clickhouse.client import ClickHouse
+from sinks.clickhouse.schema import BY_TRACE
 from tests.cluster.conftest import CH_PORTS, ROOT, cluster_env
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
@@ -46,6 +47,12 @@ async def test_several_migrations_at_once_through_different_servers(cluster_ch: 
             assert (tables["observation_journal"], tables["observation_journal_local"]) == (
                 "Distributed",
                 "ReplicatedMergeTree",
+            ), name
+            # The index by trace (0005) and, on every server, the view filling its local table.
+            assert (tables[BY_TRACE], tables[f"{BY_TRACE}_local"], tables[f"{BY_TRACE}_view"]) == (
+                "Distributed",
+                "ReplicatedReplacingMergeTree",
+                "MaterializedView",
             ), name
             # A column a later migration adds (0003), on both tables of every server: the
             # Distributed ones altered in place by each migrator on each server.

@@ -16,7 +16,7 @@ from sinks.clickhouse.schema import dialect_for
 from sinks.postgres.client import Postgres
 from sinks.postgres.keys import NewKey, create_key, project_name
 from sinks.retention import RetentionConfig, RetentionJob
-from tests.stack.test_trace_deletion import batch, ingest, visible, whole
+from tests.stack.test_trace_deletion import TABLES_OF_A_TRACE, batch, ingest, visible, whole
 from tests.support import API, admin_token, agenttrace, eventually
 
 pytestmark = pytest.mark.stack
@@ -75,7 +75,7 @@ async def test_retention_removes_only_older_rows_of_its_project(
 
     async def raw(key: NewKey, trace: str) -> int:
         total = 0
-        for table, column in (("traces", "id"), ("observations", "trace_id"), ("scores", "trace_id")):
+        for table, column in TABLES_OF_A_TRACE:
             ((n,),) = await ch.fetch(
                 f"SELECT count() FROM {table} WHERE project_id = '{key.project_id}' AND {column} = '{trace}'"
             )

@@ -12,6 +12,7 @@ import pytest
 from agenttrace.settings import Settings
 from pipeline.dead_letters import DeadLetter
 from sinks.clickhouse.client import ClickHouse
+from sinks.clickhouse.schema import BY_TRACE
 from sinks.postgres.client import Postgres
 from sinks.postgres.dead_letters import DeadLetterTable
 from sinks.postgres.keys import NewKey, create_key
@@ -21,6 +22,9 @@ from tests.support import API, agenttrace, basic_auth, envelope, eventually, pro
 pytestmark = pytest.mark.stack
 
 TIMEOUT_S = 30.0
+# Where a trace leaves rows in ClickHouse: the projections and the index of observations by trace.
+PROJECTIONS = (("traces", "id"), ("observations", "trace_id"), ("scores", "trace_id"))
+TABLES_OF_A_TRACE = (*PROJECTIONS, (BY_TRACE, "trace_id"))
 
 
 def batch(trace: str, *, session: str, user: str, tokens: int, day: str = "2026-11-20") -> dict[str, Any]:
@@ -93,7 +97,7 @@ def whole(v: dict[str, Any]) -> bool:
 async def final_rows(ch: ClickHouse, pid: str, trace: str) -> list[tuple[str, int]]:
     """The documented FINAL queries: (table, is_deleted) of every row they return."""
     out = []
-    for table, column in (("traces", "id"), ("observations", "trace_id"), ("scores", "trace_id")):
+    for table, column in PROJECTIONS:
         for (deleted,) in await ch.fetch(
             f"SELECT is_deleted FROM {table} FINAL WHERE project_id = '{pid}' AND {column} = '{trace}'"
         ):
@@ -261,12 +265,12 @@ async def test_the_purge_removes_every_row_of_a_deleted_trace(
 
     async def stored(trace: str) -> int:
         total = 0
-        for table, column in (("traces", "id"), ("observations", "trace_id"), ("scores", "trace_id")):
+        for table, column in TABLES_OF_A_TRACE:
             ((n,),) = await ch.fetch(f"SELECT count() FROM {table} WHERE project_id = '{pid}' AND {column} = '{trace}'")
             total += n
         return total
 
-    assert await stored(doomed) >= 3  # three rows and their deleted copies, until merges collapse them
+    assert await stored(doomed) >= 4  # four rows and their deleted copies, until merges collapse them
     # A worker runs this every ten minutes for tombstones five minutes old; here at once. Another
     # worker's turn may hold the lock or purge it first: either way it ends purged.
     purge = TombstonePurge(pg, ch, PurgeConfig(after_s=0))
@@ -280,7 +284,7 @@ async def test_the_purge_removes_every_row_of_a_deleted_trace(
 
     await eventually(purged, lambda r: r == [(True,)], timeout_s=TIMEOUT_S, every_s=1)
     await eventually(lambda: stored(doomed), lambda n: n == 0, timeout_s=TIMEOUT_S)
-    assert await stored(kept) == 3
+    assert await stored(kept) == 4  # its trace, observation, score and the observation's index row
     assert whole(await visible(http, project, kept))
 
 

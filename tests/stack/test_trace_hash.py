@@ -1,6 +1,7 @@
-"""Reads by trace on 18.16 go through migration 0003's trace hash: exact for traces whose
-hashes collide, and for rows written before the column existed (computed on read until their
-part merges)."""
+"""Reads by trace on 18.16: exact for traces whose hashes collide (scores are found by migration
+0003's trace hash, observations through 0005's index by trace), for rows written before the
+hash existed (computed on read until their part merges) and before the index did (its
+migration copies them)."""
 
 from __future__ import annotations
 
@@ -53,10 +54,12 @@ async def test_reads_by_trace_are_exact_across_hash_collisions_and_old_parts(
 ) -> None:
     client, db = scratch
     assert await ch.fetch(f"SELECT murmurHash2_32('{A}') = murmurHash2_32('{B}')") == [(1,)]
-    await _rows(ch, db, [("a1", A, 1), ("b1", B, 1)])  # a part without trace_hash
-    for statement in next(m for m in migrations() if m.version == 3).statements(dialect_for(ch.version), db):
-        await ch.execute(statement)
-    await _rows(ch, db, [("a2", A, 1), ("b1", B, 2)])  # a part with it; b1 newer here
+    await _rows(ch, db, [("a1", A, 1), ("b1", B, 1)])  # a part without trace_hash, not in 0005's index yet
+    for m in migrations():
+        if m.version >= 3:  # the hash, and the index by trace with its backfill of a1 and b1
+            for statement in m.statements(dialect_for(ch.version), db):
+                await ch.execute(statement)
+    await _rows(ch, db, [("a2", A, 1), ("b1", B, 2)])  # a part with it, indexed by the view; b1 newer here
     reader = Reader(client)
 
     async def by_trace(trace: str) -> tuple[list[tuple[str, str]], list[str], list[str], list[str]]:

@@ -150,7 +150,14 @@ async def test_reads_of_one_entity_run_in_one_server_thread(reader: Reader) -> N
     await reader.observation("p", "o1")
     await reader.score("p", "s1")
     await reader.traces("p", TraceFilter(), ("timestamp", True), Page(10))
-    single = ("read_trace", "read_trace_observations", "read_trace_scores", "read_observation", "read_score")
+    single = (
+        "read_trace",
+        "read_trace_ids",
+        "read_trace_observations",
+        "read_trace_scores",
+        "read_observation",
+        "read_score",
+    )
     for operation in single:
         assert client.statements[operation].endswith(", max_threads = 1"), operation
     # A page reads a whole project's candidates: it keeps the server's threads.
@@ -235,4 +242,7 @@ async def test_reads_by_trace_tell_apart_traces_whose_hashes_collide(reader: Rea
     assert [s["id"] for s in (await reader.scores("h", ScoreFilter(trace_id=b), Page(10))).rows] == ["s-ob"]
     summaries, score_ids = await reader.trace_summaries("h", [b])
     assert [o["id"] for o in summaries] == ["ob"] and score_ids == [{"id": "s-ob", "trace_id": b}]
-    assert "trace_hash = murmurHash2_32(" in client.statements["read_trace_observations"]
+    # Observations by their ids under the trace (migration 0005), scores by the trace hash.
+    assert "FROM observations_by_trace WHERE" in client.statements["read_trace_ids"]
+    assert "PREWHERE id IN" in client.statements["read_trace_observations"]
+    assert "trace_hash IN (SELECT murmurHash2_32(" in client.statements["read_trace_scores"]

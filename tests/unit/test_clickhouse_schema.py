@@ -10,6 +10,7 @@ import pytest
 from sinks.clickhouse.client import ClickHouseError
 from sinks.clickhouse.schema import (
     ALTER_TRIES,
+    BY_TRACE,
     DISTRIBUTED_KEYS,
     EACH_SERVER,
     GRANULARITY,
@@ -40,7 +41,7 @@ def test_legacy_ddl_avoids_types_18_16_lacks() -> None:
 
 
 def test_modern_ddl_runs_and_tables_have_the_contract_columns(chdb) -> None:
-    for table in ("traces", "observations", "scores"):
+    for table in ("traces", "observations", "scores", "observations_by_trace"):
         cols = chdb.query(f"SELECT name FROM system.columns WHERE database = 'agenttrace' AND table = '{table}'", "CSV")
         names = {c.strip('"') for c in str(cols).split()}
         assert {"project_id", "id"} <= names
@@ -50,7 +51,7 @@ def test_modern_ddl_runs_and_tables_have_the_contract_columns(chdb) -> None:
 
 def test_projections_have_fine_granules_on_both_dialects(chdb) -> None:
     # Point lookups by (project_id, id) read a granule per part: 1024 rows, not 8192.
-    for table in ("traces", "observations", "scores"):
+    for table in ("traces", "observations", "scores", "observations_by_trace"):
         engine = str(
             chdb.query(
                 f"SELECT engine_full FROM system.tables WHERE database = 'agenttrace' AND name = '{table}'", "CSV"
@@ -58,7 +59,7 @@ def test_projections_have_fine_granules_on_both_dialects(chdb) -> None:
         )
         assert "index_granularity = 1024" in engine
     legacy = [s for m in migrations() for s in m.statements(LEGACY, "agenttrace") if s.startswith("CREATE TABLE")]
-    assert len(legacy) == 4  # and the observation journal
+    assert len(legacy) == 5  # and the observation journal, and the index by trace
     assert all(s.endswith("SETTINGS index_granularity = 1024") for s in legacy)
 
 
@@ -105,11 +106,21 @@ def test_cluster_ddl_is_replicated_local_tables_behind_distributed_public_names(
         f"{EACH_SERVER}ALTER TABLE agenttrace.observations",
         "ALTER TABLE agenttrace.scores_local ON CLUSTER events_cluster",
         f"{EACH_SERVER}ALTER TABLE agenttrace.scores",
+        # 0005: the index by trace, filled from each server's own observations
+        f"{EACH_SERVER}INSERT INTO agenttrace.{BY_TRACE}_local SELECT project_id, trace_id, id, start_time "
+        "FROM agenttrace.observations_local WHERE trace_id != ''",
     ]
+    columns = added.pop()
     pairs = zip(added[::2], added[1::2], strict=True)
     assert all(local.split(" ADD COLUMN")[1] == public.split(" ADD COLUMN")[1] for local, public in pairs)
-    creates = [s for s in statements if s.startswith("CREATE")]
+    creates = [s for s in statements if s.startswith("CREATE TABLE")]
     assert len(creates) == 2 * len(DISTRIBUTED_KEYS)
+    # Its view fires on the local observations of the server an insert reaches, into the local index.
+    (view,) = [s for s in statements if s.startswith("CREATE MATERIALIZED VIEW")]
+    assert view == (
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS agenttrace.{BY_TRACE}_view ON CLUSTER events_cluster "
+        f"TO agenttrace.{BY_TRACE}_local AS {columns.split(f'{BY_TRACE}_local ')[1]}"
+    )
     journal = [s for s in creates if f".{JOURNAL}" in s]
     assert (
         "ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/agenttrace/observation_journal_local', " in journal[0]
@@ -140,7 +151,12 @@ def test_cluster_shards_by_the_trace_so_final_sees_all_of_an_entity() -> None:
         "scores": "cityHash64(project_id, trace_id)",
     }
     # The journal is read by an observation's id alone, whichever trace it turns out to have.
-    assert DISTRIBUTED_KEYS == {**SHARDING_KEYS, JOURNAL: "cityHash64(project_id, id)"}
+    # The index by trace is filled on the observations' shard, so it is sharded as they are.
+    assert DISTRIBUTED_KEYS == {
+        **SHARDING_KEYS,
+        JOURNAL: "cityHash64(project_id, id)",
+        BY_TRACE: "cityHash64(project_id, trace_id)",
+    }
 
 
 def test_cluster_ddl_refuses_statements_it_cannot_place() -> None:
@@ -164,12 +180,12 @@ def test_modern_cluster_ddl_parses(chdb) -> None:
     # parser still checks every statement. The legacy form runs on 18.16 in tests/cluster.
     for statement in _cluster_statements(MODERN):
         ast = str(chdb.query(f"EXPLAIN AST {statement}", "TSV"))
-        assert ast.startswith(("CreateQuery agenttrace ", "AlterQuery agenttrace ", "DropQuery")), ast[:200]
+        assert ast.startswith(("CreateQuery agenttrace ", "AlterQuery agenttrace ", "InsertQuery ")), ast[:200]
 
 
 async def test_migrate_in_cluster_mode_runs_on_cluster_and_checks_the_engines() -> None:
     executed: list[str] = []
-    engines = {"traces": "Distributed", "observations": "Distributed", "scores": "Distributed", JOURNAL: "Distributed"}
+    engines = dict.fromkeys(DISTRIBUTED_KEYS, "Distributed")
 
     async def execute(sql: str) -> None:
         executed.append(sql)
@@ -193,6 +209,8 @@ async def test_migrate_in_cluster_mode_runs_on_cluster_and_checks_the_engines() 
         "ALTER TABLE agenttrace.observations",
         "ALTER TABLE agenttrace.observations",
         "ALTER TABLE agenttrace.scores",
+        f"INSERT INTO agenttrace.{BY_TRACE}_local SELECT project_id, trace_id, id, start_time "
+        "FROM agenttrace.observations_local WHERE trace_id != ''",
     ]
     assert not [s for s in executed if s.startswith("DROP") or s.startswith(EACH_SERVER)]
     with pytest.raises(ValueError, match="each_server"):

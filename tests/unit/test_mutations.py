@@ -23,6 +23,9 @@ def test_purge_removes_only_the_listed_traces_of_their_project(chdb) -> None:
     left = str(chdb.query("SELECT project_id, id FROM agenttrace.traces ORDER BY ALL", "CSV")).split()
     assert left == ['"p1","t2"', '"p2","t1"']
     assert _count(chdb, "SELECT count() FROM agenttrace.observations WHERE trace_id = 't1'") == 1
+    # The index by trace (filled by its view) keeps nothing of the purged traces either.
+    left = str(chdb.query("SELECT project_id, trace_id FROM agenttrace.observations_by_trace ORDER BY ALL", "CSV"))
+    assert left.split() == ['"p1","t2"', '"p2","t1"']
 
 
 def test_retention_statement_runs(chdb) -> None:
@@ -35,7 +38,8 @@ def test_retention_statement_runs(chdb) -> None:
 def test_cluster_mutations_address_every_shards_local_table_on_cluster(chdb) -> None:
     statements = [sql for _, sql in purge_statements(LISTED, "agenttrace", "c1")]
     statements.append(retention_statement("observations", "project_id = 'p'", "agenttrace", "c1"))
-    for sql, table in zip(statements, ("traces", "observations", "scores", "observations"), strict=True):
+    tables = ("traces", "observations", "scores", "observations_by_trace", "observations")
+    for sql, table in zip(statements, tables, strict=True):
         assert sql.startswith(f"ALTER TABLE agenttrace.{table}_local ON CLUSTER c1 DELETE WHERE "), sql
         ast = str(chdb.query(f"EXPLAIN AST {sql}", "TSV"))
         assert ast.startswith(f"AlterQuery agenttrace {table}_local"), ast[:200]
