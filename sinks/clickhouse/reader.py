@@ -14,7 +14,7 @@ from typing import Any
 
 from pipeline.fold import OBSERVATION, SCORE, TRACE
 from pipeline.times import micros_of_column
-from sinks.clickhouse.client import IDS_TABLE, ClickHouse
+from sinks.clickhouse.client import ClickHouse
 from sinks.clickhouse.memo import Memo
 from sinks.clickhouse.query import SETTINGS, Select
 from sinks.clickhouse.schema import BY_TRACE, Dialect, dialect_for
@@ -151,48 +151,25 @@ class Reader:
         return Select(table, project_id, self.dialect)
 
     async def rows(self, q: Select, columns: Sequence[str], operation: str, **tail: Any) -> list[Row]:
-        if q.ids == []:
-            return []
         rows = await self._ch.fetch(q.sql(columns, **tail), q.params, operation=operation, ids=q.ids)
         return [_decoded(dict(zip(columns, row, strict=True))) for row in rows]
 
     async def count(self, q: Select, operation: str) -> int:
-        if q.ids == []:
-            return 0
         rows = await self._ch.fetch(q.count(), q.params, operation=operation, ids=q.ids)
         return int(rows[0][0])
-
-    async def _ids_in_traces(self, project_id: str, trace_ids: Sequence[str]) -> list[str]:
-        """The ids of the observations these traces have (a superset: an observation moved to
-        another trace stays listed under both; readers test trace_id on the rows)."""
-        one = len(trace_ids) == 1
-        condition = "trace_id = %(trace)s" if one else f"trace_id IN {IDS_TABLE}"
-        rows = await self._ch.fetch(
-            f"SELECT DISTINCT id FROM {BY_TRACE} WHERE project_id = %(project)s AND {condition}"
-            f"{SETTINGS}, max_threads = 1",
-            {"project": project_id, "trace": trace_ids[0]} if one else {"project": project_id},
-            operation="read_trace_ids",
-            ids=None if one else list(trace_ids),
-        )
-        return [r[0] for r in rows]
-
-    async def _of_trace(self, project_id: str, trace_id: str) -> Select:
-        """A read of one trace's observations, by their ids."""
-        ids = await self._ids_in_traces(project_id, [trace_id])
-        return self.select(OBSERVATION, project_id).key("trace_id", trace_id).in_ids(ids)
 
     # --- traces -------------------------------------------------------------------------------
 
     async def trace(self, project_id: str, trace_id: str) -> tuple[Row | None, list[Row], list[Row]]:
         """One trace with its observations (by start) and scores (by time); None when absent."""
-
-        async def of_trace() -> list[Row]:
-            q = await self._of_trace(project_id, trace_id)
-            return await self.rows(q.single(), OBSERVATION_COLUMNS, "read_trace_observations", order="start_time, id")
-
         traces, observations, scores = await asyncio.gather(
             self.rows(self.select(TRACES_BY_ID, project_id).key("id", trace_id).single(), TRACE_COLUMNS, "read_trace"),
-            of_trace(),
+            self.rows(
+                self.select(OBSERVATION, project_id).in_trace(trace_id).single(),
+                OBSERVATION_COLUMNS,
+                "read_trace_observations",
+                order="start_time, id",
+            ),
             self.rows(
                 self.select(SCORE, project_id).trace(trace_id).single(),
                 SCORE_COLUMNS,
@@ -272,29 +249,22 @@ class Reader:
         return await self._pages.get(key, lambda: self._trace_summaries(project_id, trace_ids))
 
     async def _trace_summaries(self, project_id: str, trace_ids: Sequence[str]) -> tuple[list[Row], list[Row]]:
-        wanted = set(trace_ids)
-
-        async def observations() -> list[Row]:
-            q = self.select(OBSERVATION, project_id).in_ids(await self._ids_in_traces(project_id, trace_ids))
-            rows = await self.rows(q, SUMMARY_COLUMNS, "read_trace_summaries")
-            return [r for r in rows if r["trace_id"] in wanted]  # the newest row's trace decides
-
+        # From the index by trace alone: it keeps each version's extent and cost (migration 0005).
+        observations = self.select(BY_TRACE, project_id).traces_listed(trace_ids)
         scores = self.select(SCORE, project_id).traces_in_ids()
         o_rows, s_rows = await asyncio.gather(
-            observations(),
+            self.rows(observations, SUMMARY_COLUMNS, "read_trace_summaries"),
             self._ch.fetch(scores.sql(("id", "trace_id")), scores.params, operation="read_trace_scores", ids=trace_ids),
         )
         return o_rows, [{"id": r[0], "trace_id": r[1]} for r in s_rows]
 
     # --- observations -------------------------------------------------------------------------
 
-    async def _observations(self, project_id: str, f: ObservationFilter) -> Select:
+    def _observations(self, project_id: str, f: ObservationFilter) -> Select:
         # One trace's observations: by their ids (the index by trace), not the project's traces.
-        if f.trace_id is None:
-            q = self.select(OBSERVATION, project_id)
-        else:
-            q = await self._of_trace(project_id, f.trace_id)
-        q.between("start_time", f.from_us, f.to_us)
+        q = self.select(OBSERVATION, project_id).between("start_time", f.from_us, f.to_us)
+        if f.trace_id is not None:
+            q.in_trace(f.trace_id)
         q.eq("type", f.type).eq("name", f.name).eq("parent_observation_id", f.parent_observation_id)
         q.eq("level", f.level).eq("version", f.version).any_of("environment", f.environments)
         if f.user_id is not None:
@@ -303,7 +273,7 @@ class Reader:
         return q
 
     async def observations(self, project_id: str, f: ObservationFilter, page: Page) -> Listing:
-        q = await self._observations(project_id, f)
+        q = self._observations(project_id, f)
         rows, total = await asyncio.gather(
             self.rows(
                 q,
@@ -321,7 +291,7 @@ class Reader:
         self, project_id: str, f: ObservationFilter, cursor: Cursor | None, limit: int
     ) -> list[Row]:
         """Up to `limit` observations after `cursor`, newest start first (v2 cursor paging)."""
-        q = await self._observations(project_id, f)
+        q = self._observations(project_id, f)
         if cursor is not None:
             t, tr, i = q.time(cursor.start_us), q.param(cursor.trace_id), q.param(cursor.id)
             q.where(

@@ -117,10 +117,10 @@ _ADD_COLUMN = re.compile(r"^ALTER TABLE (\w+)\.(\w+) (ADD COLUMN .*)$", re.S)
 _ENGINE = re.compile(r"ENGINE = (Replacing)?MergeTree\(([^)]*)\)")
 _VIEW = re.compile(
     r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+)\.(\w+)\s+TO (\w+)\.(\w+)\s+"
-    r"AS SELECT (.*) FROM (\w+)\.(\w+)(.*)$",
+    r"AS SELECT (.*?)\s+FROM (\w+)\.(\w+)(.*)$",
     re.S,
 )
-_BACKFILL = re.compile(r"^INSERT INTO (\w+)\.(\w+)\s+SELECT (.*) FROM (\w+)\.(\w+)(.*)$", re.S)
+_BACKFILL = re.compile(r"^INSERT INTO (\w+)\.(\w+)\s+SELECT (.*?)\s+FROM (\w+)\.(\w+)(.*)$", re.S)
 
 
 def by_trace(value: str) -> str:

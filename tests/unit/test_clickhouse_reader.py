@@ -152,7 +152,6 @@ async def test_reads_of_one_entity_run_in_one_server_thread(reader: Reader) -> N
     await reader.traces("p", TraceFilter(), ("timestamp", True), Page(10))
     single = (
         "read_trace",
-        "read_trace_ids",
         "read_trace_observations",
         "read_trace_scores",
         "read_observation",
@@ -243,6 +242,7 @@ async def test_reads_by_trace_tell_apart_traces_whose_hashes_collide(reader: Rea
     summaries, score_ids = await reader.trace_summaries("h", [b])
     assert [o["id"] for o in summaries] == ["ob"] and score_ids == [{"id": "s-ob", "trace_id": b}]
     # Observations by their ids under the trace (migration 0005), scores by the trace hash.
-    assert "FROM observations_by_trace WHERE" in client.statements["read_trace_ids"]
-    assert "PREWHERE id IN" in client.statements["read_trace_observations"]
+    read = "PREWHERE id IN (SELECT id FROM observations_by_trace WHERE"
+    assert read in client.statements["read_trace_observations"]
+    assert "FROM observations_by_trace WHERE" in client.statements["read_trace_summaries"]
     assert "trace_hash IN (SELECT murmurHash2_32(" in client.statements["read_trace_scores"]

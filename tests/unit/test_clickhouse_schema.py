@@ -28,6 +28,9 @@ from sinks.clickhouse.schema import (
     run_on_each_server,
 )
 
+# The index by trace's columns (migration 0005), as its view and backfill select them.
+INDEX_COLUMNS = "project_id, trace_id, id, start_time, end_time, total_cost, event_ts, is_deleted"
+
 
 def test_dialect_follows_the_server_version() -> None:
     assert dialect_for((18, 16, 1)) is LEGACY
@@ -107,7 +110,7 @@ def test_cluster_ddl_is_replicated_local_tables_behind_distributed_public_names(
         "ALTER TABLE agenttrace.scores_local ON CLUSTER events_cluster",
         f"{EACH_SERVER}ALTER TABLE agenttrace.scores",
         # 0005: the index by trace, filled from each server's own observations
-        f"{EACH_SERVER}INSERT INTO agenttrace.{BY_TRACE}_local SELECT project_id, trace_id, id, start_time "
+        f"{EACH_SERVER}INSERT INTO agenttrace.{BY_TRACE}_local SELECT {INDEX_COLUMNS} "
         "FROM agenttrace.observations_local WHERE trace_id != ''",
     ]
     columns = added.pop()
@@ -209,7 +212,7 @@ async def test_migrate_in_cluster_mode_runs_on_cluster_and_checks_the_engines() 
         "ALTER TABLE agenttrace.observations",
         "ALTER TABLE agenttrace.observations",
         "ALTER TABLE agenttrace.scores",
-        f"INSERT INTO agenttrace.{BY_TRACE}_local SELECT project_id, trace_id, id, start_time "
+        f"INSERT INTO agenttrace.{BY_TRACE}_local SELECT {INDEX_COLUMNS} "
         "FROM agenttrace.observations_local WHERE trace_id != ''",
     ]
     assert not [s for s in executed if s.startswith("DROP") or s.startswith(EACH_SERVER)]
