@@ -40,6 +40,22 @@ async def test_stale_answers_while_one_refresh_runs() -> None:
     assert await memo.get("k", compute) == 2 and calls == 2
 
 
+async def test_callers_of_a_stale_key_in_one_tick_start_one_refresh() -> None:
+    calls = 0
+
+    async def compute() -> int:
+        nonlocal calls
+        calls += 1
+        return calls
+
+    memo = Memo(fresh_s=0.01, stale_s=60, refresh_slots=asyncio.Semaphore(2))
+    assert await memo.get("k", compute) == 1
+    await asyncio.sleep(0.02)
+    assert await asyncio.gather(*(memo.get("k", compute) for _ in range(10))) == [1] * 10
+    await _settled(memo)
+    assert calls == 2 and await memo.get("k", compute) == 2
+
+
 async def test_failures_are_not_cached_and_no_cache_computes_each_time() -> None:
     async def fail() -> int:
         raise RuntimeError("down")
@@ -104,3 +120,45 @@ async def test_background_refreshes_share_a_few_slots_and_requests_do_not_wait_f
         if await answers() == ["new"] * 6:
             break
     assert await answers() == ["new"] * 6 and most == 1
+    await _settled(pages, counts)
+
+
+async def _settled(*memos: Memo) -> None:
+    """No refresh left running when the test's event loop closes."""
+    while any(m._running for m in memos):
+        await asyncio.sleep(0.01)
+
+
+async def test_a_refresh_awaited_by_another_refresh_does_not_wait_for_its_slot() -> None:
+    # The read API nests them: a page's answer (a background refresh holding a slot) reads the
+    # page's rows from another Memo. If those rows were past stale with their own refresh
+    # queued for a slot, each waited for the other, and with both slots so held every later
+    # reader of those pages hung (bench/reads.py: 0.8 req/s, 60 s timeouts).
+    slots = asyncio.Semaphore(1)
+    outer, inner = Memo(0.01, 60, refresh_slots=slots), Memo(0.01, 0.1, refresh_slots=slots)
+    go = asyncio.Event()
+    version = 0
+
+    async def rows() -> int:
+        return version
+
+    async def page() -> int:
+        await go.wait()
+        return await inner.get("rows", rows)
+
+    go.set()
+    assert await outer.get("page", page) == 0
+    go.clear()
+    version = 1
+    await asyncio.sleep(0.02)
+    assert await outer.get("page", page) == 0  # stale: its refresh takes the slot and waits
+    assert await inner.get("rows", rows) == 0  # stale: its refresh queues for the slot
+    await asyncio.sleep(0.15)  # the rows are past stale now: the page's refresh will await them
+    go.set()
+    for _ in range(100):  # the page's refresh ends, its answer new
+        await asyncio.sleep(0.01)
+        if await outer.get("page", page) == 1:
+            break
+    assert await outer.get("page", page) == 1
+    await _settled(outer, inner)
+    assert not slots.locked()  # every slot given back
