@@ -47,7 +47,7 @@ class Select:
     needs: set[str] = field(default_factory=set)
     # A read of a few rows (see single()).
     one_thread: bool = False
-    # The ids of in_ids(ids) or traces_listed(ids), for the Reader to send beside the query.
+    # The ids of traces_listed(ids), for the Reader to send beside the query.
     ids: list[str] | None = None
     # Subqueries of a Distributed table read each shard's local table (see in_trace()).
     local_subqueries: bool = False
@@ -92,11 +92,9 @@ class Select:
         (self.by_id if column == "id" else self.keys).append(f"{column} = {self.param(value)}")
         return self
 
-    def in_ids(self, ids: Sequence[str] | None = None) -> Select:
-        """The rows of the ids sent beside the query as `_ids` (these, or the caller's)."""
+    def in_ids(self) -> Select:
+        """The rows of the ids sent beside the query as `_ids`."""
         self.by_id.append(f"id IN {IDS_TABLE}")
-        if ids is not None:
-            self.ids = list(ids)
         return self
 
     def trace(self, trace_id: str) -> Select:
