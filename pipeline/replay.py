@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import re
 import sys
 import time
@@ -23,7 +24,7 @@ from typing import TextIO
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from pipeline.envelope import Envelope
+from pipeline.envelope import Envelope, decode_record
 from pipeline.errors import EnvelopeError
 from pipeline.retry import Backoff, isolate, retry
 from pipeline.stage import Sink
@@ -133,18 +134,23 @@ async def replay(
     pending = {tp for tp in tps if starts[tp] < ends[tp]}
     bar = progress(sum(ends[tp] - starts[tp] for tp in tps)) if progress else None
     done = 0
+    per_record = 1.0  # events per record lately: a batch is `batch_size` events, not records
     while pending:
-        batches = await consumer.getmany(*pending, timeout_ms=500, max_records=batch_size)
+        records_wanted = max(1, math.ceil(batch_size / per_record))
+        batches = await consumer.getmany(*pending, timeout_ms=500, max_records=records_wanted)
         envelopes: list[Envelope] = []
+        read = summary.records
         for tp, records in batches.items():
             for rec in records:
                 if rec.offset >= ends[tp]:
                     continue
                 summary.records += 1
                 try:
-                    envelopes.append(Envelope.decode(rec.value))
+                    envelopes.extend(decode_record(rec.value))
                 except EnvelopeError:
                     summary.undecodable += 1
+        if summary.records > read:
+            per_record = max(1.0, len(envelopes) / (summary.records - read))
         if envelopes:
             poison = await retry(functools.partial(isolate, sink.write, envelopes), backoff)
             summary.events += len(envelopes) - len(poison)

@@ -22,7 +22,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from agenttrace.settings import Settings
-from pipeline.envelope import Envelope
+from pipeline.envelope import Envelope, decode_record
 from sinks.postgres.client import Postgres
 from sinks.postgres.keys import NewKey, create_key
 from tests.edge_process import edge_process
@@ -325,9 +325,7 @@ async def envelopes_of(consumer: AIOKafkaConsumer, project_id: str, n: int, time
         assert time.monotonic() < deadline, f"{len(found)} of {n} envelopes of {project_id} within {timeout_s}s"
         for records in (await consumer.getmany(timeout_ms=500)).values():
             for rec in records:
-                env = Envelope.decode(rec.value)
-                if env.project_id == project_id:
-                    found.append(env)
+                found.extend(env for env in decode_record(rec.value) if env.project_id == project_id)
     return found
 
 

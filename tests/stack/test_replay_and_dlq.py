@@ -93,6 +93,7 @@ async def test_replay_twice_leaves_the_projections_unchanged(
             ),
             envelope(pid, "trace-create", {"id": trace, "tags": ["b"], "output": "done"}, "2026-11-20T10:00:03Z"),
         ],
+        grouped=2,  # the log holds both: records of one event (version 2) and of several (3)
     )
     before_ch = await eventually(
         lambda: clickhouse_view(ch, pid),

@@ -89,6 +89,8 @@ async def test_dead_letters_are_counted_by_stage_and_reason() -> None:
     store = Store()
     dlq = DeadLetters(Producer(), "dlq", store)  # type: ignore[arg-type]
     stage = Stage(STAGE, Consumer(), Sink(), dead_letters=dlq, topic="events", config=StageConfig())  # type: ignore[arg-type]
-    await stage._write([record(0), record(1), record(2), record(3, b"not an envelope")])
+    stage._fetched.append((TP, [record(0), record(1), record(2), record(3, b"not an envelope")], 0))
+    stage._fill()
+    await stage.flush()
     assert sorted(d.kind for d in store.letters) == ["bad_time", "store_refused", "undecodable"]
     assert (count("bad_time"), count("store_refused"), count("undecodable"), count("other")) == (1, 1, 1, 0)

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from pipeline.envelope import VERSION, Envelope
+from pipeline.envelope import GROUP_VERSION, VERSION, Envelope, Group, decode_record
 from pipeline.errors import EnvelopeError, PoisonEvent
 from pipeline.events import EVENT_TYPES, OBSERVATION_TYPES, TIME_FIELDS, UPDATE_TYPES
 from pipeline.fold import FIELDS, OBSERVATION, SCORE, TRACE, EntityState, apply, usage_and_cost
@@ -180,6 +180,67 @@ def test_decode_refuses_broken_records_with_envelope_error_only(record: Any) -> 
         return
     assert isinstance(record, dict) and record.keys() >= REQUIRED and record["v"] in (1, 2)
     assert isinstance(record["type"], str) and isinstance(record["body"], dict)
+
+
+def grouped(envs: list[Envelope]) -> bytes:
+    """The edge's record for envelopes of one request (the first's shared fields)."""
+    first = envs[0]
+    group = Group(
+        Group.opening(
+            first.project_id, first.received_at, first.request_id, first.sdk_name, first.sdk_version, first.source
+        )
+    )
+    for env in envs:
+        group.add(Group.item(env.id, env.type, env.ts, env.body))
+    return group.record()
+
+
+@FAST
+@given(ENVELOPES, st.lists(st.tuples(TEXT, st.sampled_from(sorted(EVENT_TYPES)) | TEXT, INT64, BODIES), max_size=5))
+def test_a_group_record_reads_back_as_its_envelopes_in_order(first: Envelope, more: list[Any]) -> None:
+    envs = [first] + [replace(first, id=i, type=t, ts=ts, body=b) for i, t, ts, b in more]
+    got = decode_record(grouped(envs))
+    assert got == envs
+    for a, b in zip(got, envs, strict=True):
+        assert [type(getattr(a, f.name)) for f in fields(a)] == [type(getattr(b, f.name)) for f in fields(b)]
+        assert a.encode() == b.encode()  # alone (a dead letter, a requeue) it is a version-2 envelope
+    assert orjson.loads(got[0].encode())["v"] == VERSION
+
+
+@FAST
+@given(ENVELOPES)
+def test_a_version_2_record_reads_back_as_one_envelope(env: Envelope) -> None:
+    assert decode_record(env.encode()) == [env]
+
+
+GROUP = {"v": GROUP_VERSION, "project_id": "p", "received_at": 6, "request_id": "r", "source": "otel"}
+GROUP |= {"sdk": {"name": "n", "version": "1"}, "events": [["e", "span-create", 5, {"startTime": 1}]]}
+GROUP_KEYS = st.sampled_from(sorted(GROUP))
+GROUPS = st.builds(
+    lambda drop, over: {k: over.get(k, v) for k, v in GROUP.items() if k not in drop},
+    st.sets(GROUP_KEYS),
+    st.dictionaries(GROUP_KEYS, JSON | st.lists(JSON | st.lists(JSON, max_size=5), max_size=3)),
+)
+
+
+@FAST
+@given(GROUPS | RECORDS | JSON | st.binary(max_size=20))
+@example({**GROUP, "events": []})
+@example({**GROUP, "events": [["e", "span-create", 5]]})
+@example({**GROUP, "events": [["e", "span-create", 5, {}], ["e", 1, 5, {}]]})
+@example({**GROUP, "sdk": {"name": 1, "version": "1"}})
+def test_decode_record_refuses_broken_records_with_envelope_error_only(record: Any) -> None:
+    raw = record if isinstance(record, bytes) else orjson.dumps(record)
+    try:
+        got = decode_record(raw)
+    except EnvelopeError:
+        return
+    assert got  # a record that reads holds at least one event
+    if isinstance(record, dict) and record.get("v") == GROUP_VERSION:
+        assert len(got) == len(record["events"])
+        assert all(type(e.body) is dict and type(e.ts) is int and type(e.id) is str for e in got)
+    else:
+        assert got == [Envelope.decode(raw)]
 
 
 # ---- the fold

@@ -9,7 +9,7 @@ from aiokafka.errors import CommitFailedError
 from aiokafka.structs import ConsumerRecord
 
 from pipeline.config import StageConfig
-from pipeline.envelope import Envelope
+from pipeline.envelope import Envelope, Group
 from pipeline.stage import Stage
 
 TP = TopicPartition("events", 0)
@@ -50,7 +50,45 @@ def record(offset: int) -> ConsumerRecord:
 async def test_a_commit_refused_by_a_rebalance_does_not_crash_the_stage() -> None:
     consumer, sink = RebalancedConsumer(), Sink()
     stage = Stage("unit-commit", consumer, sink, dead_letters=None, topic="events", config=StageConfig())  # type: ignore[arg-type]
-    await stage._write([record(0), record(1)])
+    stage._fetched.append((TopicPartition("events", 0), [record(0), record(1)], 0))
+    stage._fill()
+    await stage.flush()
     assert consumer.commits == 1
     assert [e.id for e in sink.written] == ["e0", "e1"]
     assert stage.healthy
+
+
+def group(offset: int, events: int) -> ConsumerRecord:
+    """A record as the edge writes it: one request's events of trace t."""
+    g = Group(Group.opening("p", 1, "r", "sdk", "1", "batch"))
+    for i in range(events):
+        g.add(Group.item(f"e{offset}.{i}", "span-create", 1, {"id": f"s{offset}.{i}", "traceId": "t"}))
+    raw = g.record()
+    return ConsumerRecord("events", 0, offset, 0, 0, b"p:t", raw, None, 3, len(raw), ())
+
+
+class Committing:
+    def __init__(self) -> None:
+        self.commits: list[dict[TopicPartition, int]] = []
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TopicPartition("events", 0)}
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.commits.append(offsets)
+
+
+async def test_batches_are_sized_in_events_and_commit_only_what_they_hold() -> None:
+    consumer, sink = Committing(), Sink()
+    stage = Stage("unit-groups", consumer, sink, None, "events", StageConfig(flush_rows=250))  # type: ignore[arg-type]
+    tp = TopicPartition("events", 0)
+    stage._fetched.append((tp, [group(10 + i, 100) for i in range(6)], 0))  # 600 events in 6 records
+    batches = []
+    while stage._fetched:
+        stage._fill()
+        await stage.flush()
+        batches.append((len(sink.written), consumer.commits[-1][tp]))
+        sink.written.clear()
+    # Each batch stops at the record that fills it; its commit covers exactly its records.
+    assert batches == [(300, 13), (300, 16)]
+    assert 1 < stage._per_record <= 100  # moving towards 100: the lag, in records, is reported in events
