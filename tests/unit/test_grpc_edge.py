@@ -24,6 +24,7 @@ from ingest.intake import Intake
 from ingest.limits import InflightBytes, Overloaded, RateLimited
 from ingest.otlp.grpc_service import TraceService
 from ingest.publisher import PublishError
+from pipeline.envelope import decode_record
 from tests.support import EXPORT, otlp_request
 
 AUTH = (("authorization", "Bearer good"),)
@@ -84,7 +85,12 @@ async def test_spans_are_published_and_invalid_ones_reported(edge: tuple[FakePub
     code, response, _ = await call(channel, otlp_request(2, invalid=1))
     assert code is grpc.StatusCode.OK
     assert response.partial_success.rejected_spans == 1
-    assert len(publisher.records) == 3  # the trace and its two observations
+    # The trace and its two observations, in one record (one trace).
+    assert [env.type for _, value in publisher.records for env in decode_record(value)] == [
+        "trace-create",
+        "span-create",
+        "span-create",
+    ]
 
 
 async def test_failures_become_codes_with_retry_info_where_a_retry_helps(

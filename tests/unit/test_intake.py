@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 import pytest
 
 from ingest.admin import Admin
@@ -12,6 +11,7 @@ from ingest.config import EdgeConfig
 from ingest.encoding import DecodeError
 from ingest.intake import MAX_DEPTH, Caller, EventTooLarge, Intake
 from ingest.limits import InflightBytes, Overloaded
+from pipeline.envelope import Envelope, decode_record
 
 CALLER = Caller(project_id="p1", request_id="req-1", sdk_name="test", sdk_version="0")
 
@@ -22,6 +22,9 @@ class FakePublisher:
 
     async def publish(self, records: list[tuple[bytes, bytes]]) -> None:
         self.records.extend(records)
+
+    def envelopes(self) -> list[Envelope]:
+        return [env for _, value in self.records for env in decode_record(value)]
 
 
 class FakeLimiter:
@@ -52,9 +55,27 @@ async def test_publish_reports_what_it_appended() -> None:
     accepted = await intake(publisher).publish(CALLER, events(), "batch")
     assert (accepted.events, accepted.observations, accepted.trace_id, accepted.refused) == (4, 2, "t1", ())
     assert accepted.log_fields() == {"events": 4, "observations_count": 2, "trace_id": "t1"}
-    envelopes = [orjson.loads(v) for _, v in publisher.records]
-    assert {e["request_id"] for e in envelopes} == {"req-1"}
-    assert [k for k, _ in publisher.records] == [b"p1:t1"] * 4
+    # One trace: one record, its events in the order given.
+    assert [k for k, _ in publisher.records] == [b"p1:t1"]
+    envelopes = publisher.envelopes()
+    assert [e.id for e in envelopes] == ["e1", "e2", "e3", "e4"]
+    assert {(e.project_id, e.request_id, e.sdk_name, e.source) for e in envelopes} == {("p1", "req-1", "test", "batch")}
+
+
+async def test_a_request_becomes_one_record_per_trace_each_within_the_event_limit() -> None:
+    publisher = FakePublisher()
+    sent = [
+        (f"e{i}", "span-create", i + 1, {"id": f"s{i}", "traceId": f"t{i % 3}", "input": "x" * 300}) for i in range(30)
+    ]
+    await intake(publisher, max_event_bytes=2000).publish(CALLER, [tuple(e) for e in sent], "batch")  # type: ignore[misc]
+    assert all(len(value) <= 2000 for _, value in publisher.records)
+    assert {k for k, _ in publisher.records} == {b"p1:t0", b"p1:t1", b"p1:t2"}
+    assert 6 <= len(publisher.records) < 30  # a trace's ten events (~3.6 KB) take two or three
+    for trace in ("t0", "t1", "t2"):
+        # Within a trace (one key, one partition), the records keep the events' order.
+        mine = [env.id for k, v in publisher.records if k == f"p1:{trace}".encode() for env in decode_record(v)]
+        assert mine == [e[0] for e in sent if e[3]["traceId"] == trace]
+    assert sorted(e.id for e in publisher.envelopes()) == sorted(e[0] for e in sent)
 
 
 async def test_an_event_too_large_for_kafka_fails_the_request_before_anything_is_sent() -> None:
@@ -70,7 +91,7 @@ async def test_partial_publish_leaves_out_events_too_large_for_kafka() -> None:
     accepted = await intake(publisher, max_event_bytes=1000).publish(CALLER, events(big=1), "batch", partial=True)
     assert [(position, status) for position, status, _ in accepted.refused] == [(1, 413)]
     assert (accepted.events, accepted.observations) == (3, 1)
-    assert [orjson.loads(v)["id"] for _, v in publisher.records] == ["e1", "e3", "e4"]
+    assert [e.id for e in publisher.envelopes()] == ["e1", "e3", "e4"]
 
 
 def _deep(depth: int) -> object:
@@ -89,7 +110,7 @@ async def test_a_body_nested_past_what_encodes_is_a_client_error_not_a_crash() -
     shallow = ("e2", "trace-create", 1, {"id": "t2", "metadata": _deep(MAX_DEPTH - 1)})
     accepted = await intake(publisher).publish(CALLER, [*deep, shallow], "batch", partial=True)
     assert [(position, status) for position, status, _ in accepted.refused] == [(0, 400)]
-    assert [orjson.loads(v)["id"] for _, v in publisher.records] == ["e2"]
+    assert [e.id for e in publisher.envelopes()] == ["e2"]
 
 
 async def test_rate_headers_only_when_a_limit_is_configured() -> None:
