@@ -6,8 +6,9 @@
 #   bench/ab.sh ROUNDS NAME=DIR [NAME=DIR ...] > results.txt
 #   bench/ab.sh 4 new=. old=/tmp/old-worktree
 #
-# Per variant and round: bench/e2e.py --rate 20000 --seconds 20, then bench/load.py (batch and
-# OTLP) with the workers paused, one JSON line each; medians per variant at the end. With
+# Per variant and round: bench/e2e.py --rate 20000 --seconds 20 (AB_RATE sets the rate,
+# AB_E2E_LOADS="batch otlp" adds e2e.py --otlp), then bench/load.py (batch and OTLP) with the
+# workers paused (not with AB_E2E_ONLY=1), one JSON line each; medians per variant at the end. With
 # AB_DRAIN=1: bench/drain.py and bench/drain.py --otlp instead (the stages alone, CPU per event;
 # AB_DRAIN_LOADS picks among batch, otlp, long (the batches adding to 200 long traces) and
 # updates (every generation's update in later batches than its create, folded cold);
@@ -113,7 +114,12 @@ for r in $(seq "$ROUNDS"); do
       stop "$tag"
       continue
     fi
-    echo "$name $r e2e $(bench bench/e2e.py --url http://127.0.0.1:18900 --rate 20000 --seconds 20)"
+    for load in ${AB_E2E_LOADS:-batch}; do
+      flag=""; [ "$load" = otlp ] && flag=--otlp
+      echo "$name $r e2e$([ "$load" = otlp ] && echo -otlp) $(bench bench/e2e.py --url http://127.0.0.1:18900 \
+        --rate "${AB_RATE:-20000}" --seconds 20 $flag)"
+    done
+    [ -n "${AB_E2E_ONLY:-}" ] && { stop "$tag"; continue; }
     workers=$(pgrep -f "agenttrace worker .*--port 1890[1-3]" | tr '\n' ' ')
     kill -STOP $workers
     echo "$name $r load $(bench bench/load.py --url http://127.0.0.1:18900 --seconds 15 --concurrency 16)"
@@ -149,8 +155,9 @@ for line in open(sys.argv[1]):
         figures.setdefault((name, f"{kind} seconds until drained"), []).append(d["seconds_all_stages"])
         continue
     figures.setdefault((name, kind), []).append(d.get("sustained_events_per_s") or d.get("events_per_s") or 0)
-    if kind == "e2e":
-        figures.setdefault((name, "e2e p99 ms"), []).append(d.get("queryable_p99_ms") or 0)
+    if kind.startswith("e2e"):
+        figures.setdefault((name, f"{kind} p99 ms"), []).append(d.get("queryable_p99_ms") or 0)
+        figures.setdefault((name, f"{kind} offered"), []).append(d.get("offered_events_per_s") or 0)
 for (name, kind), values in sorted(figures.items()):
     print(f"# median {name} {kind}: {statistics.median(values):.1f} (runs {', '.join(f'{v:.1f}' for v in values)})")
 PY

@@ -154,7 +154,9 @@ class Group:
         self.items.append(item)
 
     def record(self) -> bytes:
-        return b"%b%b]}" % (self.head, b",".join(self.items))
+        """The record; the items are let go, so a large request holds each event once."""
+        items, self.items = self.items, []
+        return b"%b%b]}" % (self.head, b",".join(items))
 
 
 def decode_record(raw: bytes) -> list[Envelope]:
