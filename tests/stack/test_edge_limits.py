@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from agenttrace.settings import Settings
 from pipeline.envelope import Envelope, decode_record
+from sinks.clickhouse.client import ClickHouse
 from sinks.postgres.client import Postgres
 from sinks.postgres.keys import NewKey, create_key
 from tests.edge_process import edge_process
@@ -365,6 +366,45 @@ async def test_otlp_request_id_is_carried_in_the_envelope(
         envelopes = await envelopes_of(consumer, project.project_id, 2)
     assert {e.request_id for e in envelopes} == {sent}
     assert {e.source for e in envelopes} == {"otlp"}
+
+
+async def test_a_trace_larger_than_one_record_takes_several_in_order(
+    http: aiohttp.ClientSession, settings: Settings, ch: ClickHouse, project: NewKey
+) -> None:
+    # Four spans of ~400 KB: each within max_event_bytes (1 000 000), together past what one
+    # Kafka record of the trace may hold.
+    doc = batch(5)
+    for i, event in enumerate(doc["batch"][1:]):
+        event["body"]["input"] = f"{i}" * 400_000
+    trace_id = doc["batch"][0]["body"]["id"]
+    async with events_tail(settings) as consumer:
+        headers = {**basic_auth(project), "Content-Type": "application/json"}
+        async with http.post(f"{API}{BATCH}", data=io.BytesIO(orjson.dumps(doc)), headers=headers) as r:
+            assert r.status == 207, await r.text()
+            assert len((await r.json())["successes"]) == 5
+        records: list[tuple[int, list[Envelope]]] = []  # (bytes, events) of each record
+        deadline = time.monotonic() + 15
+        while sum(len(envs) for _, envs in records) < 5:
+            assert time.monotonic() < deadline, records
+            for got in (await consumer.getmany(timeout_ms=500)).values():
+                for rec in got:
+                    envs = decode_record(rec.value)
+                    if envs[0].project_id == project.project_id:
+                        records.append((len(rec.value), envs))
+    assert len(records) >= 2
+    assert all(size <= 1_000_000 for size, _ in records)
+    # One key, so one partition, and the records keep the request's order.
+    assert [e.id for _, envs in records for e in envs] == [e["id"] for e in doc["batch"]]
+    stored = await eventually(
+        lambda: ch.fetch(
+            f"SELECT name, length(input) FROM agenttrace.observations FINAL "
+            f"WHERE project_id = '{project.project_id}' AND trace_id = '{trace_id}' ORDER BY name"
+        ),
+        lambda r: len(r) == 4,
+        timeout_s=30,
+    )
+    assert [name for name, _ in stored] == ["s0", "s1", "s2", "s3"]
+    assert all(length > 400_000 for _, length in stored)  # the input, as JSON text
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,9 +4,12 @@ idempotent)."""
 
 from __future__ import annotations
 
+import asyncio
+
 from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError
 from aiokafka.structs import ConsumerRecord
+from prometheus_client import REGISTRY
 
 from pipeline.config import StageConfig
 from pipeline.envelope import Envelope, Group
@@ -92,3 +95,22 @@ async def test_batches_are_sized_in_events_and_commit_only_what_they_hold() -> N
     # Each batch stops at the record that fills it; its commit covers exactly its records.
     assert batches == [(300, 13), (300, 16)]
     assert 1 < stage._per_record <= 100  # moving towards 100: the lag, in records, is reported in events
+
+
+class Lagging(Committing):
+    """10 records behind on its one partition."""
+
+    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return dict.fromkeys(tps, 110)
+
+    async def committed(self, tp: TopicPartition) -> int:
+        return 100
+
+
+async def test_the_lag_is_reported_in_events_not_records() -> None:
+    stage = Stage("unit-lag", Lagging(), Sink(), None, "events", StageConfig(lag_interval_s=0.01))  # type: ignore[arg-type]
+    stage._per_record = 42.0  # as after fetching records of a request's 42 events of a trace
+    task = asyncio.create_task(stage._report_lag())
+    await asyncio.sleep(0.05)
+    task.cancel()
+    assert REGISTRY.get_sample_value("worker_queue_depth", {"queue": "unit-lag"}) == 420
