@@ -13,7 +13,8 @@
 # AB_DRAIN_LOADS picks among batch, otlp, long (the batches adding to 200 long traces) and
 # updates (every generation's update in later batches than its create, folded cold);
 # AB_PRELOAD=N puts N observations in each run's project first, bench/drain.py --preload;
-# AB_UUIDS=1 gives the generations uuids, --uuids; both for AB_BUDGET too). AB_PRIVATE_DB=1 gives every run a
+# AB_UUIDS=1 gives the generations uuids, --uuids; both for AB_BUDGET too; AB_SPANS_PER_TRACE=K
+# cuts the OTLP drain's bodies into traces of K spans). AB_PRIVATE_DB=1 gives every run a
 # ClickHouse database of its own, dropped after it: no merges of other runs' rows meanwhile. With
 # AB_BUDGET=1: bench/cpu_budget.py at 10,000 events/s for 20 s, batch and OTLP (AB_BUDGET_LOADS
 # picks among batch, otlp and updates: half the bodies the cold updates of the rest). Before each
@@ -95,7 +96,7 @@ for r in $(seq "$ROUNDS"); do
       [ -n "${AB_BUDGET:-}" ] && loads=${AB_BUDGET_LOADS:-batch otlp}
       for load in $loads; do
         flag=""
-        [ $load = otlp ] && flag=--otlp
+        [ $load = otlp ] && flag="--otlp${AB_SPANS_PER_TRACE:+ --spans-per-trace $AB_SPANS_PER_TRACE}"
         [ $load = long ] && flag="--traces 200"
         [ $load = updates ] && flag=--updates
         if [ -n "${AB_BUDGET:-}" ]; then

@@ -61,6 +61,7 @@ def main() -> None:
         "--updates", action="store_true", help="then every generation's update, in later batches than its create"
     )
     p.add_argument("--uuids", action="store_true", help="generation ids spread over the key space, as the SDKs'")
+    p.add_argument("--spans-per-trace", type=int, default=0, help="--otlp: traces of this many spans (0: one a body)")
     p.add_argument("--preload", type=int, default=0, help="observations in the project before the backlog")
     p.add_argument("--timeout-s", type=float, default=600)
     args = p.parse_args()
@@ -74,6 +75,7 @@ def main() -> None:
     load = [sys.executable, str(ROOT / "bench" / "load.py"), "--url", args.url, "--bodies", str(args.bodies)]
     load += ["--seconds", str(args.timeout_s), "--concurrency", "16"] + (["--otlp"] if args.otlp else [])
     load += ["--traces", str(args.traces)] if args.traces else []
+    load += ["--spans-per-trace", str(args.spans_per_trace)] if args.spans_per_trace else []
     load += ["--updates"] if args.updates else []
     load += ["--uuids"] if args.uuids else []
     if args.preload:
@@ -109,6 +111,7 @@ def main() -> None:
             {
                 "load": "otlp" if args.otlp else "batch",
                 "traces": args.traces or None,
+                "spans_per_trace": args.spans_per_trace or None,
                 "updates": args.updates,
                 "preloaded": args.preload or None,
                 "uuids": args.uuids,

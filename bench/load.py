@@ -107,7 +107,9 @@ def update_body(run: str, n: int, batch: int, traces: int = 0, uuids: bool = Fal
     return orjson.dumps({"batch": events})
 
 
-def otlp_body(run: str, n: int, batch: int) -> bytes:
+def otlp_body(run: str, n: int, batch: int, per_trace: int = 0) -> bytes:
+    """`batch` LLM-call spans under a root span, in one trace, or with `per_trace` in traces of
+    that many spans each (an export of many small traces: records of that many events)."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
     from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
@@ -115,9 +117,11 @@ def otlp_body(run: str, n: int, batch: int) -> bytes:
     rs = req.resource_spans.add()
     rs.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value="bench")))
     ss = rs.scope_spans.add()
-    trace_id = uuid.uuid4().bytes
-    root = os.urandom(8)
-    for i in range(batch):
+    per_trace = per_trace or batch
+    for j in range(batch):
+        i = j % per_trace
+        if i == 0:
+            trace_id, root = uuid.uuid4().bytes, os.urandom(8)
         span = ss.spans.add()
         span.trace_id = trace_id
         span.span_id = root if i == 0 else os.urandom(8)
@@ -154,7 +158,7 @@ async def run(args: argparse.Namespace) -> dict:
     if args.otlp or args.grpc:
         if args.traces or args.updates:
             raise SystemExit("--traces and --updates are for Langfuse batches")
-        bodies = [otlp_body(run_id, n, args.batch) for n in range(args.bodies)]
+        bodies = [otlp_body(run_id, n, args.batch, args.spans_per_trace) for n in range(args.bodies)]
     else:
         bodies = [batch_body(run_id, n, args.batch, args.traces, args.uuids) for n in range(args.bodies)]
         if args.updates:  # after every create: folded in later batches than their creates
@@ -249,6 +253,7 @@ def main() -> None:
     p.add_argument("--otlp", action="store_true", help="OTLP/HTTP protobuf instead of batch JSON")
     p.add_argument("--traces", type=int, default=0, help="bodies add to this many traces, round robin (0: one each)")
     p.add_argument("--updates", action="store_true", help="then a body updating each body's generations")
+    p.add_argument("--spans-per-trace", type=int, default=0, help="--otlp: traces of this many spans (0: one a body)")
     p.add_argument("--grpc", action="store_true", help="the --otlp spans over OTLP/gRPC (TraceService/Export)")
     p.add_argument("--uuids", action="store_true", help="generation ids spread over the key space, as the SDKs'")
     p.add_argument("--key", default="", metavar="PROJECT:PUBLIC:SECRET", help="an existing project (else a new one)")
