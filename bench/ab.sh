@@ -160,5 +160,6 @@ for line in open(sys.argv[1]):
         figures.setdefault((name, f"{kind} p99 ms"), []).append(d.get("queryable_p99_ms") or 0)
         figures.setdefault((name, f"{kind} offered"), []).append(d.get("offered_events_per_s") or 0)
 for (name, kind), values in sorted(figures.items()):
-    print(f"# median {name} {kind}: {statistics.median(values):.1f} (runs {', '.join(f'{v:.1f}' for v in values)})")
+    digits = 3 if kind.endswith("persisted/direct") else 1  # a ratio of ~0.05
+    print(f"# median {name} {kind}: {statistics.median(values):.{digits}f} (runs {', '.join(f'{v:.{digits}f}' for v in values)})")
 PY
