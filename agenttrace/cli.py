@@ -248,7 +248,7 @@ async def _migrate(settings: Settings, *, rebuild_granules: bool = False) -> int
         dialect = ch_schema.dialect_for(ch.version)
         db = settings.clickhouse.database
         cluster = settings.clickhouse.cluster or None
-        each_server = None
+        each_server = each_shard = None
         if cluster:
 
             async def connect(host: str, port: int) -> tuple[ch_schema.Execute, Callable[[], Awaitable[None]]]:
@@ -258,8 +258,12 @@ async def _migrate(settings: Settings, *, rebuild_granules: bool = False) -> int
                 return one.execute, one.close
 
             each_server = ch_schema.run_on_each_server(ch.fetch, connect, cluster)
+
+            async def each_shard(sql: str) -> None:
+                await ch.execute_on_each_shard(sql, operation="migrate")
+
         ch_applied = await ch_schema.migrate(
-            ch.execute, ch.fetch, dialect, db, cluster=cluster, each_server=each_server
+            ch.execute, ch.fetch, dialect, db, cluster=cluster, each_server=each_server, each_shard=each_shard
         )
         coarse = await ch_schema.coarse_granules(ch.fetch, db)
         if coarse and rebuild_granules:

@@ -8,8 +8,8 @@ on a shared machine with 9.5M observations was felt at one per minute), so the j
 tombstones are `after_s` old, runs every `interval_s` (10 minutes) and takes up to
 `max_traces` of them per turn: one mutation per table per turn, whatever the number of
 deletions, and none when nothing is due. Lightweight `DELETE FROM` would be cheaper
-but does not exist on 18.16. In a cluster the mutations go to the replicated local tables ON
-CLUSTER (schema.mutation_target): the Distributed tables hold no rows. One worker at a time
+but does not exist on 18.16. In a cluster the mutations go to the replicated local tables, on
+one replica of each shard (schema.mutation_target): the Distributed tables hold no rows. One worker at a time
 (a Postgres advisory lock): the others skip their turn. A trace's rows are gone within about
 after_s + interval_s + the mutation's run.
 """
@@ -84,7 +84,7 @@ class TombstonePurge(Periodic):
                 listed = ", ".join(pair for _, _, pair in keys)
                 config = self._ch.config
                 for table, sql in purge_statements(listed, config.database, config.cluster):
-                    await self._ch.execute(sql, operation=f"purge_{table}")
+                    await self._ch.execute_on_each_shard(sql, operation=f"purge_{table}")
                 await tx.execute(
                     "UPDATE trace_tombstones SET purged_at = now() WHERE (project_id, trace_id) IN "
                     "(SELECT * FROM unnest(%s::text[], %s::text[]))",
@@ -99,7 +99,7 @@ class TombstonePurge(Periodic):
 
 def purge_statements(listed: str, database: str, cluster: str = "") -> list[tuple[str, str]]:
     """(table, mutation) removing the traces `listed` ("(project, trace), ...") from each
-    projection and from the index of observations by trace; in a cluster from every shard's
+    projection and from the index of observations by trace; in a cluster from each shard's
     replicated local table (schema.mutation_target)."""
     statements = []
     tables = (("traces", "id"), ("observations", "trace_id"), ("scores", "trace_id"), (BY_TRACE, "trace_id"))

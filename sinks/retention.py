@@ -9,7 +9,8 @@ dropped: they are monthly for all projects together (`PARTITION BY toYYYYMM(time
 sinks/clickhouse/migrations/0001), so one could go only once every project in it has expired.
 Postgres' trace_states of traces last seen before the cutoff are deleted too; sessions, users
 and usage_daily keep their aggregates. In a cluster the mutations go to the replicated local
-tables ON CLUSTER (schema.mutation_target). One worker at a time (a Postgres advisory lock).
+tables, on one replica of each shard (schema.mutation_target). One worker at a time (a Postgres
+advisory lock).
 The last run is reported in the worker's /health.
 """
 
@@ -82,7 +83,9 @@ class RetentionJob(Periodic):
                     )
                     if n:
                         for target in (table, *COMPANIONS.get(table, ())):
-                            await self._ch.execute(self._delete(target, where), operation=f"retention_{target}")
+                            await self._ch.execute_on_each_shard(
+                                self._delete(target, where), operation=f"retention_{target}"
+                            )
                         removed[table] += int(n)
                 removed["trace_states"] += await tx.execute(
                     "DELETE FROM trace_states WHERE project_id = %s AND last_seen < %s",
@@ -107,7 +110,7 @@ class RetentionJob(Periodic):
 
 
 def retention_statement(table: str, where: str, database: str, cluster: str = "") -> str:
-    """The mutation removing a table's expired rows; in a cluster from every shard's replicated
+    """The mutation removing a table's expired rows; in a cluster from each shard's replicated
     local table (schema.mutation_target). The count before it reads the Distributed table."""
     return f"ALTER TABLE {mutation_target(table, database, cluster)} DELETE WHERE {where}"
 

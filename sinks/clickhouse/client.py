@@ -56,13 +56,8 @@ class ClickHouse:
         for conn in idle:
             await _quietly_close(conn)
 
-    async def _connect(self) -> Connection:
-        """A connection to the current server. A server that cannot be reached hands over to the
-        next of `config.servers()` for the next attempt; the pool stays with that one (its
-        reads then follow its own writes) until it fails in turn."""
-        servers = self._servers
-        host, port = servers[self._current % len(servers)]
-        conn = Connection(
+    def _new_connection(self, host: str, port: int) -> Connection:
+        return Connection(
             host=host,
             port=port,
             database=self._database,
@@ -70,6 +65,14 @@ class ClickHouse:
             password=self.config.password,
             connect_timeout=self.config.connect_timeout_s,
         )
+
+    async def _connect(self) -> Connection:
+        """A connection to the current server. A server that cannot be reached hands over to the
+        next of `config.servers()` for the next attempt; the pool stays with that one (its
+        reads then follow its own writes) until it fails in turn."""
+        servers = self._servers
+        host, port = servers[self._current % len(servers)]
+        conn = self._new_connection(host, port)
         try:
             await conn.connect()
         except BaseException:
@@ -109,8 +112,7 @@ class ClickHouse:
         ids: Sequence[str] | None = None,
         settings: dict[str, Any] | None = None,
     ) -> Any:
-        start = time.perf_counter()
-        try:
+        async with _timed(operation):
             async with self._connection() as conn, conn.cursor() as cur:
                 if settings:
                     cur.set_settings(settings)
@@ -118,19 +120,61 @@ class ClickHouse:
                     cur.set_external_table(IDS_TABLE, [("id", "String")], [(i,) for i in ids])
                 result = await cur.execute(sql, params)
                 return await cur.fetchall() if fetch else result
-        except ClickHouseException as exc:
-            code = getattr(exc, "code", None)
-            raise ClickHouseError(f"{operation}: {exc}", permanent=code in _PERMANENT_CODES) from exc
-        except (TimeoutError, OSError, EOFError, ConnectionError) as exc:
-            raise ClickHouseError(f"{operation}: ClickHouse unreachable: {exc!r}") from exc
-        finally:
-            elapsed = time.perf_counter() - start
-            CLICKHOUSE_QUERY_SECONDS.labels(operation).observe(elapsed)
-            DB_QUERY_SECONDS.labels("clickhouse", operation).observe(elapsed)
 
     async def execute(self, sql: str, *, operation: str = "ddl", ids: Sequence[str] | None = None) -> None:
         """A statement without rows back (DDL, INSERT ... SELECT, a mutation); `ids` as in fetch()."""
         await self._run(operation, sql, ids=ids)
+
+    async def execute_on_each_shard(self, sql: str, *, operation: str) -> int:
+        """`sql` (a mutation or partition drop of a replicated local table, no ON CLUSTER) once
+        on each shard of the cluster, on the first of its replicas that answers: the table's
+        replication log takes it to the others, a replica that is down included. Alone, on
+        this server. Returns the shards reached; raises if one was not.
+
+        Not through the DDL queue (ALTER ... ON CLUSTER): 18.16's DDL worker checks whether a
+        replica of the shard ran the ALTER before it takes the shard's lock, not after, so both
+        replicas may run it, and the second then fails to mark it run, a ZooKeeper error its
+        worker thread does not survive: every later ON CLUSTER statement waits for that server
+        until distributed_ddl_task_timeout, until it restarts.
+        """
+        cluster = self.config.cluster
+        if not cluster:
+            await self.execute(sql, operation=operation)
+            return 1
+        rows = await self.fetch(
+            "SELECT shard_num, host_address, port FROM system.clusters WHERE cluster = %(c)s "
+            "ORDER BY shard_num, replica_num",
+            {"c": cluster},
+            operation="cluster_shards",
+        )
+        shards: dict[int, list[tuple[str, int]]] = {}
+        for shard, host, port in rows:
+            shards.setdefault(int(shard), []).append((str(host), int(port)))
+        if not shards:
+            raise ClickHouseError(f"{operation}: no servers of cluster {cluster!r} in system.clusters", permanent=True)
+        for replicas in shards.values():
+            await self._on_one_of(replicas, sql, operation)
+        return len(shards)
+
+    async def _on_one_of(self, replicas: list[tuple[str, int]], sql: str, operation: str) -> None:
+        last: ClickHouseError | None = None
+        for host, port in replicas:
+            conn = self._new_connection(host, port)
+            try:
+                async with _timed(operation):
+                    try:
+                        await conn.connect()
+                        async with conn.cursor() as cur:
+                            await cur.execute(sql)
+                    finally:
+                        await _quietly_close(conn)
+                return
+            except ClickHouseError as exc:
+                if exc.permanent:
+                    raise
+                last = exc
+        assert last is not None
+        raise last
 
     async def fetch(
         self, sql: str, params: Any = None, *, operation: str = "select", ids: Sequence[str] | None = None
@@ -150,6 +194,23 @@ class ClickHouse:
 
     async def ping(self) -> None:
         await self._run("ping", "SELECT 1", fetch=True)
+
+
+@asynccontextmanager
+async def _timed(operation: str) -> AsyncIterator[None]:
+    """Times a query and turns the driver's errors into ClickHouseError."""
+    start = time.perf_counter()
+    try:
+        yield
+    except ClickHouseException as exc:
+        code = getattr(exc, "code", None)
+        raise ClickHouseError(f"{operation}: {exc}", permanent=code in _PERMANENT_CODES) from exc
+    except (TimeoutError, OSError, EOFError, ConnectionError) as exc:
+        raise ClickHouseError(f"{operation}: ClickHouse unreachable: {exc!r}") from exc
+    finally:
+        elapsed = time.perf_counter() - start
+        CLICKHOUSE_QUERY_SECONDS.labels(operation).observe(elapsed)
+        DB_QUERY_SECONDS.labels("clickhouse", operation).observe(elapsed)
 
 
 async def _quietly_close(conn: Connection) -> None:

@@ -53,7 +53,7 @@ class JournalExpiry(Periodic):
         hours = sorted(int(h) for (h,) in rows)
         config = self._ch.config
         for hour in hours:
-            await self._ch.execute(
+            await self._ch.execute_on_each_shard(
                 f"ALTER TABLE {mutation_target(JOURNAL, config.database, config.cluster)} DROP PARTITION {hour}",
                 operation="journal_drop_hour",
             )

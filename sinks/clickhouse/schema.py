@@ -137,6 +137,10 @@ def by_traces_in_ids() -> str:
 # Marks a statement that migrate() runs on every server of the cluster itself (`each_server`),
 # not through the DDL queue.
 EACH_SERVER = "/* each server */ "
+# Marks an ALTER of a replicated local table that migrate() runs on one replica of each shard
+# (`each_shard`, ClickHouse.execute_on_each_shard), its replication log taking it to the other:
+# not ON CLUSTER, whose ALTERs can stop 18.16's DDL worker (see execute_on_each_shard).
+EACH_SHARD = "/* each shard */ "
 
 
 def clustered(statement: str, database: str, cluster: str) -> list[str]:
@@ -153,7 +157,7 @@ def clustered(statement: str, database: str, cluster: str) -> list[str]:
         # public name never goes missing on a running cluster (dropping and making it again did:
         # inserts and reads failed meanwhile).
         return [
-            f"ALTER TABLE {database}.{table}{LOCAL_SUFFIX} ON CLUSTER {cluster} {rest}",
+            f"{EACH_SHARD}ALTER TABLE {database}.{table}{LOCAL_SUFFIX} {rest}",
             f"{EACH_SERVER}ALTER TABLE {database}.{table} {rest}",
         ]
     view = _VIEW.match(statement)
@@ -198,18 +202,18 @@ def _distributed(database: str, cluster: str, table: str) -> str:
 
 
 def mutation_target(table: str, database: str, cluster: str = "") -> str:
-    """What an `ALTER TABLE ... DELETE` (or DROP PARTITION) of a projection names.
+    """What an `ALTER TABLE ... DELETE` (or DROP PARTITION) of a projection names, to be run
+    with ClickHouse.execute_on_each_shard.
 
     Alone: the table itself. In a cluster, the Distributed table under the public name holds no
-    rows and 18.16 cannot mutate it, so the Replicated local tables ON CLUSTER, one statement per
-    table. The DDL queue runs an ALTER of a replicated table on one replica per shard (the
-    leader; the cluster says internal_replication), and the other replicas take the mutation
-    from the shard's replication log: each shard applies it once. It is idempotent anyway: a
-    DELETE WHERE run again, or a partition dropped again, removes nothing more.
+    rows and 18.16 cannot mutate it, so the Replicated local table, on one replica of each
+    shard: the other replicas take the mutation from the shard's replication log, so each
+    shard applies it once. It is idempotent anyway: a DELETE WHERE run again, or a partition
+    dropped again, removes nothing more.
     """
     if not cluster:
         return table
-    return f"{database}.{table}{LOCAL_SUFFIX} ON CLUSTER {cluster}"
+    return f"{database}.{table}{LOCAL_SUFFIX}"
 
 
 def migrations() -> list[Migration]:
@@ -232,12 +236,14 @@ async def migrate(
     database: str,
     cluster: str | None = None,
     each_server: Execute | None = None,
+    each_shard: Execute | None = None,
 ) -> list[int]:
     """Apply pending migrations in order; return the versions applied. Safe to run again, and
     from several processes at once: every statement is IF NOT EXISTS (ON CLUSTER statements
     queue in ZooKeeper and each server runs them once, in order). In a cluster, `each_server`
-    runs a statement on every server (see run_on_each_server); an ON CLUSTER statement returns
-    once every server ran it, so the tables a later one alters exist everywhere."""
+    runs a statement on every server (see run_on_each_server), `each_shard` an ALTER of a
+    replicated table on one replica of each shard; an ON CLUSTER statement returns once every
+    server ran it, so the tables a later one alters exist everywhere."""
     on_cluster = f" ON CLUSTER {cluster}" if cluster else ""
     await execute(f"CREATE DATABASE IF NOT EXISTS {database}{on_cluster}")
     # The record of applied versions is per server (the one this migrator reached): another
@@ -257,6 +263,10 @@ async def migrate(
                 if each_server is None:
                     raise ValueError("a cluster migration needs each_server")
                 await each_server(statement.removeprefix(EACH_SERVER))
+            elif statement.startswith(EACH_SHARD):
+                if each_shard is None:
+                    raise ValueError("a cluster migration needs each_shard")
+                await _run_statement(each_shard, statement.removeprefix(EACH_SHARD))
             else:
                 await _run_statement(execute, statement)
         # INSERT ... SELECT, not VALUES: over the native protocol an 18.16 server waits for data
@@ -271,11 +281,9 @@ async def migrate(
     return applied
 
 
-# An ALTER ON CLUSTER of a replicated table runs on one replica per shard: the others try the
-# shard's lock for ~10 s (18.16: 20 tries, 0-1 s apart) and then report this, though the
-# replica holding the lock goes on and the shard gets the change. An ALTER of tables holding
-# data can take that long; run again, it finishes or finds the column there.
-_LOCK_GIVEN_UP = "Cannot enqueue replicated DDL query"
+# An ALTER of a replicated table waits for the shard's other replica to apply it, and fails
+# while the replica it reached is read-only (its ZooKeeper session being renewed) or away:
+# run again, it finishes or finds the column there.
 ALTER_TRIES = 6
 ALTER_RETRY_S = 5.0
 
@@ -291,7 +299,7 @@ async def _run_statement(execute: Execute, statement: str, retry_s: float = ALTE
             # A rerun of a migration cut short, on a server without ADD COLUMN IF NOT EXISTS.
             if "already exists" in str(exc):
                 return
-            if _LOCK_GIVEN_UP not in str(exc) or attempt == ALTER_TRIES:
+            if exc.permanent or attempt == ALTER_TRIES:
                 raise
         await asyncio.sleep(retry_s)
 

@@ -13,6 +13,7 @@ from sinks.clickhouse.schema import (
     BY_TRACE,
     DISTRIBUTED_KEYS,
     EACH_SERVER,
+    EACH_SHARD,
     GRANULARITY,
     JOURNAL,
     LEGACY,
@@ -96,18 +97,19 @@ def _cluster_statements(dialect):
 @pytest.mark.parametrize("dialect", [LEGACY, MODERN], ids=lambda d: d.name)
 def test_cluster_ddl_is_replicated_local_tables_behind_distributed_public_names(dialect) -> None:
     statements = _cluster_statements(dialect)
-    # A column a later migration adds: the local tables are altered ON CLUSTER, and each server
-    # alters its Distributed table in place (18.16 cannot alter it ON CLUSTER beside replicated
-    # shards; dropping and making it again left a moment without it).
+    # A column a later migration adds: the local tables are altered on one replica of each
+    # shard (not ON CLUSTER: 18.16's DDL worker may run such an ALTER on both replicas and then
+    # stop), and each server alters its Distributed table in place (18.16 cannot alter it ON
+    # CLUSTER beside replicated shards; dropping and making it again left a moment without it).
     added = [s for s in statements if not s.startswith("CREATE")]
     assert [s.split(" ADD COLUMN")[0] for s in added] == [
         # 0002
-        "ALTER TABLE agenttrace.observations_local ON CLUSTER events_cluster",
+        f"{EACH_SHARD}ALTER TABLE agenttrace.observations_local",
         f"{EACH_SERVER}ALTER TABLE agenttrace.observations",
         # 0003
-        "ALTER TABLE agenttrace.observations_local ON CLUSTER events_cluster",
+        f"{EACH_SHARD}ALTER TABLE agenttrace.observations_local",
         f"{EACH_SERVER}ALTER TABLE agenttrace.observations",
-        "ALTER TABLE agenttrace.scores_local ON CLUSTER events_cluster",
+        f"{EACH_SHARD}ALTER TABLE agenttrace.scores_local",
         f"{EACH_SERVER}ALTER TABLE agenttrace.scores",
         # 0005: the index by trace, filled from each server's own observations
         f"{EACH_SERVER}INSERT INTO agenttrace.{BY_TRACE}_local SELECT {INDEX_COLUMNS} "
@@ -203,7 +205,14 @@ async def test_migrate_in_cluster_mode_runs_on_cluster_and_checks_the_engines() 
     async def each_server(sql: str) -> None:
         on_each.append(sql)
 
-    applied = await migrate(execute, fetch, LEGACY, "agenttrace", cluster="c", each_server=each_server)
+    on_shards: list[str] = []
+
+    async def each_shard(sql: str) -> None:
+        on_shards.append(sql)
+
+    applied = await migrate(
+        execute, fetch, LEGACY, "agenttrace", cluster="c", each_server=each_server, each_shard=each_shard
+    )
     assert applied == [m.version for m in migrations()]
     assert executed[0] == "CREATE DATABASE IF NOT EXISTS agenttrace ON CLUSTER c"
     assert all(" ON CLUSTER c" in s for s in executed if s.startswith("CREATE TABLE IF NOT EXISTS agenttrace.t"))
@@ -215,13 +224,19 @@ async def test_migrate_in_cluster_mode_runs_on_cluster_and_checks_the_engines() 
         f"INSERT INTO agenttrace.{BY_TRACE}_local SELECT {INDEX_COLUMNS} "
         "FROM agenttrace.observations_local WHERE trace_id != ''",
     ]
-    assert not [s for s in executed if s.startswith("DROP") or s.startswith(EACH_SERVER)]
-    with pytest.raises(ValueError, match="each_server"):
-        await migrate(execute, lambda sql: _none(), LEGACY, "fresh", cluster="c")
+    # The replicated local tables are altered on one replica of each shard, not ON CLUSTER.
+    assert [s.split(" ADD COLUMN")[0] for s in on_shards] == [
+        "ALTER TABLE agenttrace.observations_local",
+        "ALTER TABLE agenttrace.observations_local",
+        "ALTER TABLE agenttrace.scores_local",
+    ]
+    assert not [s for s in executed if s.startswith(("DROP", "ALTER", EACH_SERVER, EACH_SHARD))]
+    with pytest.raises(ValueError, match="each_shard"):
+        await migrate(execute, lambda sql: _none(), LEGACY, "fresh", cluster="c", each_server=each_server)
 
     engines["traces"] = "ReplacingMergeTree"  # a server that ran single-node before
     with pytest.raises(RuntimeError, match="Distributed"):
-        await migrate(execute, fetch, LEGACY, "agenttrace", cluster="c", each_server=each_server)
+        await migrate(execute, fetch, LEGACY, "agenttrace", cluster="c", each_server=each_server, each_shard=each_shard)
 
 
 async def _none() -> list[tuple]:
@@ -286,12 +301,12 @@ async def test_coarse_tables_are_rebuilt_on_a_current_clickhouse(chdb) -> None:
     chdb.query(f"DROP DATABASE {db}")
 
 
-async def test_an_alter_a_replica_gave_up_on_is_run_again_until_the_column_is_there() -> None:
-    # 18.16: a replica that did not get its shard's lock within ~10 s reports this, while the
-    # replica holding it completes the ALTER; run again, the servers answer "already exists".
+async def test_an_alter_that_failed_for_a_while_is_run_again_until_the_column_is_there() -> None:
+    # A replica read-only while its ZooKeeper session is renewed refuses the ALTER; run again,
+    # it completes, or answers "already exists" where a concurrent migrator was first.
     answers = [
-        "Code: 48. There was an error on [127.0.0.1:29002]: Cannot enqueue replicated DDL query for a replicated shard",
-        "Code: 44. There was an error on [127.0.0.1:29001]: Cannot add column x: column with this name already exists",
+        "Code: 242. Table is in readonly mode",
+        "Code: 44. Cannot add column x: column with this name already exists",
     ]
     calls: list[str] = []
 
@@ -300,20 +315,26 @@ async def test_an_alter_a_replica_gave_up_on_is_run_again_until_the_column_is_th
         if answers:
             raise ClickHouseError(answers.pop(0))
 
-    await _run_statement(execute, "ALTER TABLE db.observations_local ON CLUSTER c ADD COLUMN x UInt8", retry_s=0)
+    await _run_statement(execute, "ALTER TABLE db.observations_local ADD COLUMN x UInt8", retry_s=0)
     assert len(calls) == 2 and not answers
 
-    async def always_given_up(sql: str) -> None:
+    async def always_away(sql: str) -> None:
         calls.append(sql)
-        raise ClickHouseError("Code: 48. Cannot enqueue replicated DDL query for a replicated shard")
+        raise ClickHouseError("migrate: ClickHouse unreachable: ConnectionRefusedError()")
 
     calls.clear()
     with pytest.raises(ClickHouseError):
-        await _run_statement(always_given_up, "ALTER TABLE db.scores_local ON CLUSTER c ADD COLUMN x UInt8", retry_s=0)
+        await _run_statement(always_away, "ALTER TABLE db.scores_local ADD COLUMN x UInt8", retry_s=0)
     assert len(calls) == ALTER_TRIES
 
-    async def other_error(sql: str) -> None:
-        raise ClickHouseError("Code: 48. Cannot enqueue replicated DDL query for a replicated shard")
+    async def refused(sql: str) -> None:
+        calls.append(sql)
+        raise ClickHouseError("Code: 62. Syntax error", permanent=True)
+
+    calls.clear()
+    with pytest.raises(ClickHouseError):  # what a retry cannot fix is not retried
+        await _run_statement(refused, "ALTER TABLE db.scores_local ADD COLUMN x UInt8", retry_s=0)
+    assert len(calls) == 1
 
     with pytest.raises(ClickHouseError):  # only an ALTER is run again
-        await _run_statement(other_error, "DROP TABLE IF EXISTS db.scores ON CLUSTER c", retry_s=0)
+        await _run_statement(always_away, "DROP TABLE IF EXISTS db.scores ON CLUSTER c", retry_s=0)

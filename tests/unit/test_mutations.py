@@ -1,7 +1,8 @@
 """The purge's and the retention job's mutations, in both forms: on one server they run in chDB
 (a current ClickHouse) and remove exactly their rows; the cluster form, which chDB cannot run
-(no remote_servers), names every shard's replicated local table ON CLUSTER and parses. It runs
-on 18.16 in tests/cluster/test_erasure.py."""
+(no replication), names the replicated local table, without ON CLUSTER (it runs on one replica
+of each shard, ClickHouse.execute_on_each_shard), and parses. It runs on 18.16 in
+tests/cluster/test_erasure.py."""
 
 from sinks.purge import purge_statements
 from sinks.retention import retention_statement
@@ -35,11 +36,11 @@ def test_retention_statement_runs(chdb) -> None:
     assert _count(chdb, "SELECT count() FROM agenttrace.scores WHERE project_id = 'p3'") == 0
 
 
-def test_cluster_mutations_address_every_shards_local_table_on_cluster(chdb) -> None:
+def test_cluster_mutations_address_the_replicated_local_table(chdb) -> None:
     statements = [sql for _, sql in purge_statements(LISTED, "agenttrace", "c1")]
     statements.append(retention_statement("observations", "project_id = 'p'", "agenttrace", "c1"))
     tables = ("traces", "observations", "scores", "observations_by_trace", "observations")
     for sql, table in zip(statements, tables, strict=True):
-        assert sql.startswith(f"ALTER TABLE agenttrace.{table}_local ON CLUSTER c1 DELETE WHERE "), sql
+        assert sql.startswith(f"ALTER TABLE agenttrace.{table}_local DELETE WHERE "), sql
         ast = str(chdb.query(f"EXPLAIN AST {sql}", "TSV"))
         assert ast.startswith(f"AlterQuery agenttrace {table}_local"), ast[:200]
