@@ -250,14 +250,17 @@ async def _apply(tx: Transaction, changes: Changes) -> None:
 
 async def _trace_states(tx: Transaction, folded: dict[Key, TraceDelta], changes: Changes, prices: PriceBook) -> None:
     """Join the batch into trace_states (locked rows, key order) and collect the changes."""
-    rows = await tx.insert_many(
-        "INSERT INTO trace_states (project_id, trace_id)",
-        "(%s, %s)",
-        sorted(folded),
+    keys = sorted(folded)
+    # Columns as arrays (unnest), not a VALUES list: one parameter per column instead of a
+    # mogrify per row, which was a tenth of this stage's CPU. WITH ORDINALITY keeps key order.
+    rows = await tx.fetch(
+        "INSERT INTO trace_states (project_id, trace_id) "
+        "SELECT p, t FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS v(p, t, n) ORDER BY n "
         "ON CONFLICT (project_id, trace_id) DO UPDATE SET trace_id = EXCLUDED.trace_id "
         "RETURNING project_id, trace_id, session_id, session_ts, user_id, user_ts, first_seen, last_seen, "
         # Whether any generation is stored, without reading them: `{}` takes 8 bytes at most.
         "pg_column_size(generations) > 8",
+        ([k[0] for k in keys], [k[1] for k in keys]),
         operation="pg_lock_trace_states",
     )
     docs = await _generation_docs(tx, {(r[0], r[1]): folded[(r[0], r[1])] for r in rows if r[-1]})
@@ -282,15 +285,15 @@ async def _trace_states(tx: Transaction, folded: dict[Key, TraceDelta], changes:
         )
     # The rows exist (locked above): an UPDATE, which replaces the changed generations' states
     # (`||` of two objects: the right one's keys win) and leaves the others alone.
-    await tx.insert_many(
+    await tx.execute(
         "UPDATE trace_states t SET session_id = v.session_id, session_ts = v.session_ts, user_id = v.user_id, "
         "user_ts = v.user_ts, first_seen = v.first_seen, last_seen = v.last_seen, "
         "generations = CASE WHEN v.generations IS NULL THEN t.generations ELSE t.generations || v.generations END, "
-        "touched_at = now() FROM (",
-        "(%s, %s, %s, %s::bigint, %s, %s::bigint, %s::bigint, %s::bigint, %s::jsonb)",
-        written,
-        ") AS v(project_id, trace_id, session_id, session_ts, user_id, user_ts, first_seen, last_seen, generations) "
+        "touched_at = now() FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], %s::text[], "
+        "%s::bigint[], %s::bigint[], %s::bigint[], %s::jsonb[]) "
+        "AS v(project_id, trace_id, session_id, session_ts, user_id, user_ts, first_seen, last_seen, generations) "
         "WHERE t.project_id = v.project_id AND t.trace_id = v.trace_id",
+        tuple(list(column) for column in zip(*written, strict=True)),
         operation="pg_write_trace_states",
     )
 
