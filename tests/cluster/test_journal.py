@@ -1,6 +1,7 @@
 """The observation journal on the cluster: updates without traceId and their creates, folded by
 different processes onto different shards, read back whole (through the repair where the
-writers missed each other's rows between replicas); old hours dropped from every replica."""
+writers missed each other's rows between replicas); old hours dropped from every replica,
+with one of a shard's replicas down too."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from sinks.clickhouse.client import ClickHouse
+from sinks.clickhouse.client import ClickHouse, ClickHouseError
 from sinks.clickhouse.journal import HOUR_US, JournalExpiry
 from sinks.clickhouse.schema import JOURNAL
 from sinks.postgres.keys import NewKey
-from tests.cluster.conftest import API_URLS
+from tests.cluster.conftest import API_URLS, cluster
 from tests.support import basic_auth, eventually
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(120)]
@@ -89,3 +90,65 @@ async def test_old_journal_hours_are_dropped_from_every_replica(
         timeout_s=30,
         every_s=0.5,
     )
+
+
+@pytest.mark.timeout(240)
+async def test_old_hours_are_dropped_while_a_replica_is_down_and_it_catches_up(
+    cluster_ch: dict[str, ClickHouse], cluster_project: NewKey
+) -> None:
+    # The drop runs on one replica of each shard (execute_on_each_shard), not through the DDL
+    # queue, which would wait for the stopped server: shard 1's goes to ch_2, and ch_1 takes it
+    # from the shard's replication log when it is back.
+    pid, now = cluster_project.project_id, time.time_ns() // 1000
+    hour = now // HOUR_US
+    ids = [f"older-{i}" for i in range(20)] + [f"newer-{i}" for i in range(20)]
+    ts = {i: (hour - 5) * HOUR_US if i.startswith("older") else now for i in ids}
+    ch = cluster_ch["ch_2"]
+    await ch.insert(JOURNAL, ("project_id", "id", "event_ts"), [(pid, i, ts[i]) for i in ids])
+
+    async def local_ids(names: tuple[str, ...]) -> dict[str, set[str]]:
+        found = {}
+        for name in names:
+            rows = await cluster_ch[name].fetch(f"SELECT id FROM {JOURNAL}_local WHERE project_id = %(p)s", {"p": pid})
+            found[name] = {str(r[0]) for r in rows}
+        return found
+
+    every = ("ch_1", "ch_2", "ch_3", "ch_4")
+    await eventually(
+        lambda: local_ids(every),
+        lambda f: f["ch_1"] | f["ch_3"] == set(ids) and f["ch_1"] == f["ch_2"] and f["ch_3"] == f["ch_4"],
+        timeout_s=30,
+        every_s=0.5,
+    )
+    newer = {i for i in ids if i.startswith("newer")}
+    await cluster("stop", "ch_1")
+    try:
+        expiry = JournalExpiry(ch, keep_hours=2)
+        # A stopped leader hands its part to ch_2 within the ZooKeeper session's timeout.
+        dropped = await eventually(
+            lambda: _quietly(expiry.run_once(now_us=now)), lambda hours: hours is not None, timeout_s=40, every_s=2
+        )
+        assert hour - 5 in dropped
+        up = ("ch_2", "ch_3", "ch_4")
+        await eventually(
+            lambda: local_ids(up),
+            lambda f: f["ch_2"] | f["ch_3"] == newer and f["ch_3"] == f["ch_4"],
+            timeout_s=30,
+            every_s=0.5,
+        )
+    finally:
+        await cluster("start", "ch_1")
+    await eventually(
+        lambda: _quietly(local_ids(("ch_1", "ch_2"))),
+        lambda f: f is not None and f["ch_1"] == f["ch_2"],
+        timeout_s=60,
+        every_s=1,
+    )
+
+
+async def _quietly(work: Any) -> Any:
+    """The result of `work`, or None where ClickHouse failed (a server on its way back)."""
+    try:
+        return await work
+    except ClickHouseError:
+        return None
