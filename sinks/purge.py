@@ -9,8 +9,8 @@ tombstones are `after_s` old, runs every `interval_s` (10 minutes) and takes up 
 `max_traces` of them per turn: one mutation per table per turn, whatever the number of
 deletions, and none when nothing is due. Lightweight `DELETE FROM` would be cheaper
 but does not exist on 18.16. In a cluster the mutations go to the replicated local tables, on
-one replica of each shard (schema.mutation_target): the Distributed tables hold no rows. One worker at a time
-(a Postgres advisory lock): the others skip their turn. A trace's rows are gone within about
+one replica of each shard (schema.mutation_target): the Distributed tables hold no rows. One
+worker at a time (a Postgres advisory lock): the others skip their turn. A trace's rows are gone within about
 after_s + interval_s + the mutation's run.
 """
 

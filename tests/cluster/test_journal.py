@@ -62,30 +62,47 @@ async def test_updates_without_a_trace_and_their_creates_read_back_whole(cluster
             assert (got["traceId"], got["model"], got["usageDetails"]["total"]) == (trace, "gpt-4o", 7)
 
 
+async def journal(ch: ClickHouse, pid: str, now_us: int, hours_ago: int, prefix: str) -> tuple[set[str], set[str]]:
+    """20 journal copies from `hours_ago` hours before `now_us` and 20 from it, through `ch`:
+    their ids, (old, new)."""
+    hour = now_us // HOUR_US
+    old, new = {f"{prefix}-old-{i}" for i in range(20)}, {f"{prefix}-new-{i}" for i in range(20)}
+    rows = [(pid, i, (hour - hours_ago) * HOUR_US) for i in old] + [(pid, i, now_us) for i in new]
+    await ch.insert(JOURNAL, ("project_id", "id", "event_ts"), rows)
+    return old, new
+
+
+async def local_ids(cluster_ch: dict[str, ClickHouse], pid: str, names: tuple[str, ...]) -> dict[str, set[str]]:
+    """The project's journal ids in each named server's local table."""
+    found = {}
+    for name in names:
+        rows = await cluster_ch[name].fetch(f"SELECT id FROM {JOURNAL}_local WHERE project_id = %(p)s", {"p": pid})
+        found[name] = {str(r[0]) for r in rows}
+    return found
+
+
+EVERY = ("ch_1", "ch_2", "ch_3", "ch_4")
+
+
 async def test_old_journal_hours_are_dropped_from_every_replica(
     cluster_ch: dict[str, ClickHouse], cluster_project: NewKey
 ) -> None:
     pid, now = cluster_project.project_id, time.time_ns() // 1000
     hour = now // HOUR_US
-    ids = [f"old-{i}" for i in range(20)] + [f"new-{i}" for i in range(20)]
-    ts = {i: (hour - 4) * HOUR_US if i.startswith("old") else now for i in ids}
     ch = cluster_ch["ch_1"]
-    await ch.insert(JOURNAL, ("project_id", "id", "event_ts"), [(pid, i, ts[i]) for i in ids])
-
-    async def local_ids() -> dict[str, set[str]]:
-        found = {}
-        for name, server in cluster_ch.items():
-            rows = await server.fetch(f"SELECT id FROM {JOURNAL}_local WHERE project_id = %(p)s", {"p": pid})
-            found[name] = {str(r[0]) for r in rows}
-        return found
+    old, new = await journal(ch, pid, now, 4, "a")
 
     # Both shards hold some (sharded by id), each on both its replicas.
-    before = await eventually(local_ids, lambda f: f["ch_1"] | f["ch_3"] == set(ids), timeout_s=30, every_s=0.5)
+    before = await eventually(
+        lambda: local_ids(cluster_ch, pid, EVERY),
+        lambda f: f["ch_1"] | f["ch_3"] == old | new,
+        timeout_s=30,
+        every_s=0.5,
+    )
     assert before["ch_1"] and before["ch_3"]
     assert hour - 4 in await JournalExpiry(ch, keep_hours=2).run_once(now_us=now)
-    new = {i for i in ids if i.startswith("new")}
     await eventually(
-        local_ids,
+        lambda: local_ids(cluster_ch, pid, EVERY),
         lambda f: f["ch_1"] | f["ch_3"] == new and f["ch_1"] == f["ch_2"] and f["ch_3"] == f["ch_4"],
         timeout_s=30,
         every_s=0.5,
@@ -101,26 +118,14 @@ async def test_old_hours_are_dropped_while_a_replica_is_down_and_it_catches_up(
     # from the shard's replication log when it is back.
     pid, now = cluster_project.project_id, time.time_ns() // 1000
     hour = now // HOUR_US
-    ids = [f"older-{i}" for i in range(20)] + [f"newer-{i}" for i in range(20)]
-    ts = {i: (hour - 5) * HOUR_US if i.startswith("older") else now for i in ids}
     ch = cluster_ch["ch_2"]
-    await ch.insert(JOURNAL, ("project_id", "id", "event_ts"), [(pid, i, ts[i]) for i in ids])
-
-    async def local_ids(names: tuple[str, ...]) -> dict[str, set[str]]:
-        found = {}
-        for name in names:
-            rows = await cluster_ch[name].fetch(f"SELECT id FROM {JOURNAL}_local WHERE project_id = %(p)s", {"p": pid})
-            found[name] = {str(r[0]) for r in rows}
-        return found
-
-    every = ("ch_1", "ch_2", "ch_3", "ch_4")
+    old, new = await journal(ch, pid, now, 5, "b")
     await eventually(
-        lambda: local_ids(every),
-        lambda f: f["ch_1"] | f["ch_3"] == set(ids) and f["ch_1"] == f["ch_2"] and f["ch_3"] == f["ch_4"],
+        lambda: local_ids(cluster_ch, pid, EVERY),
+        lambda f: f["ch_1"] | f["ch_3"] == old | new and f["ch_1"] == f["ch_2"] and f["ch_3"] == f["ch_4"],
         timeout_s=30,
         every_s=0.5,
     )
-    newer = {i for i in ids if i.startswith("newer")}
     await cluster("stop", "ch_1")
     try:
         expiry = JournalExpiry(ch, keep_hours=2)
@@ -129,17 +134,16 @@ async def test_old_hours_are_dropped_while_a_replica_is_down_and_it_catches_up(
             lambda: _quietly(expiry.run_once(now_us=now)), lambda hours: hours is not None, timeout_s=40, every_s=2
         )
         assert hour - 5 in dropped
-        up = ("ch_2", "ch_3", "ch_4")
         await eventually(
-            lambda: local_ids(up),
-            lambda f: f["ch_2"] | f["ch_3"] == newer and f["ch_3"] == f["ch_4"],
+            lambda: local_ids(cluster_ch, pid, ("ch_2", "ch_3", "ch_4")),
+            lambda f: f["ch_2"] | f["ch_3"] == new and f["ch_3"] == f["ch_4"],
             timeout_s=30,
             every_s=0.5,
         )
     finally:
         await cluster("start", "ch_1")
     await eventually(
-        lambda: _quietly(local_ids(("ch_1", "ch_2"))),
+        lambda: _quietly(local_ids(cluster_ch, pid, ("ch_1", "ch_2"))),
         lambda f: f is not None and f["ch_1"] == f["ch_2"],
         timeout_s=60,
         every_s=1,
