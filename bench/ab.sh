@@ -5,6 +5,7 @@
 #
 #   bench/ab.sh ROUNDS NAME=DIR [NAME=DIR ...] > results.txt
 #   bench/ab.sh 4 new=. old=/tmp/old-worktree
+#   bench/ab.sh 3 two=. one=.@1       # NAME=DIR@N: N ClickHouse-stage processes (1 or 2; default 2)
 #
 # Per variant and round: bench/e2e.py --rate 20000 --seconds 20 (AB_RATE sets the rate,
 # AB_E2E_LOADS="batch otlp" adds e2e.py --otlp), then bench/load.py (batch and OTLP) with the
@@ -31,8 +32,8 @@ VARIANTS=("$@")
 PORTS="1890[0-3]"
 LOGS=$(mktemp -d /tmp/ab.XXXXXX)
 
-start() {  # dir tag
-  local dir=$1 tag=$2 grpc=""
+start() {  # dir tag ch_processes
+  local dir=$1 tag=$2 ch=${3:-2} grpc=""
   [ -n "${AB_PRIVATE_DB:-}" ] && export AGENTTRACE_CLICKHOUSE_URL=clickhouse://127.0.0.1:9000/ab_$tag
   export PYTHONPATH=$dir AGENTTRACE_TOPIC_EVENTS=agenttrace.ab.$tag.events AGENTTRACE_TOPIC_DLQ=agenttrace.ab.$tag.dlq \
     AGENTTRACE_CONSUMER_GROUP_PREFIX=ab-$tag-
@@ -40,9 +41,9 @@ start() {  # dir tag
   grep -q grpc-port "$dir/agenttrace/cli.py" && grpc="--grpc-port 18904"
   (cd "$dir" && exec "$BIN/agenttrace" api --port 18900 $grpc >"$LOGS/$tag-api.log" 2>&1) &
   (cd "$dir" && exec "$BIN/agenttrace" worker --stage clickhouse --port 18901 >"$LOGS/$tag-w1.log" 2>&1) &
-  (cd "$dir" && exec "$BIN/agenttrace" worker --stage clickhouse --port 18903 >"$LOGS/$tag-w2.log" 2>&1) &
+  [ "$ch" = 2 ] && (cd "$dir" && exec "$BIN/agenttrace" worker --stage clickhouse --port 18903 >"$LOGS/$tag-w2.log" 2>&1) &
   (cd "$dir" && exec nice -n 10 "$BIN/agenttrace" worker --stage postgres --port 18902 >"$LOGS/$tag-w3.log" 2>&1) &
-  for p in 18900 18901 18902 18903; do
+  for p in 18900 18901 18902 $([ "$ch" = 2 ] && echo 18903); do
     for _ in $(seq 120); do curl -sf -o /dev/null "http://127.0.0.1:$p/readyz" && break; sleep 0.5; done
   done
   unset PYTHONPATH
@@ -87,10 +88,13 @@ n=${#VARIANTS[@]}
 for r in $(seq "$ROUNDS"); do
   for k in $(seq 0 $((n - 1))); do
     spec=${VARIANTS[$(((k + r - 1) % n))]}
-    name=${spec%%=*} dir=$(cd "${spec#*=}" && pwd) tag=$name$r$RANDOM
+    name=${spec%%=*} path=${spec#*=} ch=2
+    [[ $path == *@? ]] && ch=${path##*@} path=${path%@*}
+    dir=$(cd "$path" && pwd) tag=$name$r$RANDOM
+    apps="--app ch1=18901 --app pg=18902$([ "$ch" = 2 ] && echo " --app ch2=18903")"
     settle
     echo "# $(date +%T) $name round $r, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-    start "$dir" "$tag"
+    start "$dir" "$tag" "$ch"
     if [ -n "${AB_BUDGET:-}${AB_DRAIN:-}" ]; then
       loads=${AB_DRAIN_LOADS:-batch otlp}
       [ -n "${AB_BUDGET:-}" ] && loads=${AB_BUDGET_LOADS:-batch otlp}
@@ -101,14 +105,14 @@ for r in $(seq "$ROUNDS"); do
         [ $load = updates ] && flag=--updates
         if [ -n "${AB_BUDGET:-}" ]; then
           echo "$name $r budget-$load $(bench bench/cpu_budget.py --url http://127.0.0.1:18900 --rate 10000 \
-            --seconds 20 --app api=18900 --app ch1=18901 --app ch2=18903 --app pg=18902 \
+            --seconds 20 --app api=18900 $apps \
             --preload "${AB_PRELOAD:-0}" ${AB_UUIDS:+--uuids} $flag)"
           # What the run's events take in the log (both loads so far), when the broker is make up's.
           [ -d "$ROOT/.stack/kafka/data" ] && echo "# $name $r after $load: events topic $(du -sk \
             "$ROOT"/.stack/kafka/data/agenttrace.ab.$tag.events-* | awk '{s += $1} END {print s}') KiB"
         else
           echo "$name $r drain-$load $(bench bench/drain.py --url http://127.0.0.1:18900 \
-            --app ch1=18901 --app ch2=18903 --app pg=18902 --preload "${AB_PRELOAD:-0}" ${AB_UUIDS:+--uuids} $flag)"
+            $apps --preload "${AB_PRELOAD:-0}" ${AB_UUIDS:+--uuids} $flag)"
         fi
         settle
       done
@@ -145,12 +149,15 @@ for line in open(sys.argv[1]):
         figures.setdefault((name, f"{kind} total us/event"), []).append(d["cpu_us_per_event_total"])
         figures.setdefault((name, f"{kind} sustained events/s"), []).append(d["sustained_per_s"])
         figures.setdefault((name, f"{kind} persisted/direct"), []).append(d["persisted_to_direct_ratio"])
+        if d.get("queryable_p99_ms") is not None:
+            figures.setdefault((name, f"{kind} queryable p50 ms"), []).append(d["queryable_p50_ms"])
+            figures.setdefault((name, f"{kind} queryable p99 ms"), []).append(d["queryable_p99_ms"])
         continue
     if kind.startswith("drain"):
         cpu = d["cpu_us_per_event"]
         figures.setdefault((name, f"{kind} observations/s"), []).append(d["observations_per_s_into_clickhouse"])
         figures.setdefault((name, f"{kind} clickhouse server us/event"), []).append(cpu["clickhouse"])
-        figures.setdefault((name, f"{kind} clickhouse stage us/event"), []).append(cpu["ch1"] + cpu["ch2"])
+        figures.setdefault((name, f"{kind} clickhouse stage us/event"), []).append(cpu["ch1"] + cpu.get("ch2", 0))
         figures.setdefault((name, f"{kind} postgres stage us/event"), []).append(cpu["pg"])
         figures.setdefault((name, f"{kind} postgres server us/event"), []).append(cpu["postgres"])
         figures.setdefault((name, f"{kind} seconds until drained"), []).append(d["seconds_all_stages"])
