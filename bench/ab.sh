@@ -15,9 +15,9 @@
 # updates (every generation's update in later batches than its create, folded cold);
 # AB_PRELOAD=N puts N observations in each run's project first, bench/drain.py --preload;
 # AB_UUIDS=1 gives the generations uuids, --uuids; both for AB_BUDGET too; AB_SPANS_PER_TRACE=K
-# cuts the OTLP drain's bodies into traces of K spans). AB_PRIVATE_DB=1 gives every run a
+# cuts the OTLP drain's, budget's and e2e's bodies into traces of K spans). AB_PRIVATE_DB=1 gives every run a
 # ClickHouse database of its own, dropped after it: no merges of other runs' rows meanwhile. With
-# AB_BUDGET=1: bench/cpu_budget.py at 10,000 events/s for 20 s, batch and OTLP (AB_BUDGET_LOADS
+# AB_BUDGET=1: bench/cpu_budget.py at 10,000 events/s (AB_RATE) for 20 s, batch and OTLP (AB_BUDGET_LOADS
 # picks among batch, otlp and updates: half the bodies the cold updates of the rest). Before each
 # run it waits for ClickHouse's merges of the previous run to end (they are felt by the next
 # otherwise), and afterwards deletes the run's topics (~1.5 GB each; they once filled the disk).
@@ -104,7 +104,7 @@ for r in $(seq "$ROUNDS"); do
         [ $load = long ] && flag="--traces 200"
         [ $load = updates ] && flag=--updates
         if [ -n "${AB_BUDGET:-}" ]; then
-          echo "$name $r budget-$load $(bench bench/cpu_budget.py --url http://127.0.0.1:18900 --rate 10000 \
+          echo "$name $r budget-$load $(bench bench/cpu_budget.py --url http://127.0.0.1:18900 --rate "${AB_RATE:-10000}" \
             --seconds 20 --app api=18900 $apps \
             --preload "${AB_PRELOAD:-0}" ${AB_UUIDS:+--uuids} $flag)"
           # What the run's events take in the log (both loads so far), when the broker is make up's.
@@ -121,6 +121,7 @@ for r in $(seq "$ROUNDS"); do
     fi
     for load in ${AB_E2E_LOADS:-batch}; do
       flag=""; [ "$load" = otlp ] && flag=--otlp
+      [ "$load" = otlp ] && [ -n "${AB_SPANS_PER_TRACE:-}" ] && flag="$flag --spans-per-trace $AB_SPANS_PER_TRACE"
       echo "$name $r e2e$([ "$load" = otlp ] && echo -otlp) $(bench bench/e2e.py --url http://127.0.0.1:18900 \
         --rate "${AB_RATE:-20000}" --seconds 20 $flag)"
     done

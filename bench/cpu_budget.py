@@ -168,6 +168,7 @@ def main() -> None:
     p.add_argument("--preload", type=int, default=0, help="observations in the project before the run, not counted")
     p.add_argument("--uuids", action="store_true", help="generation ids spread over the key space, as the SDKs'")
     p.add_argument("--updates", action="store_true", help="half the bodies update the other half's generations")
+    p.add_argument("--spans-per-trace", type=int, default=0, help="--otlp: traces of this many spans (0: one a body)")
     args = p.parse_args()
     if args.preload:  # before the CPU is read: the preload's inserts and merges are not the run's
         key = asyncio.run(new_key())
@@ -177,6 +178,7 @@ def main() -> None:
     cmd = [sys.executable, str(ROOT / "bench" / "e2e.py"), "--rate", str(args.rate), "--seconds", str(args.seconds)]
     cmd += ["--url", args.url] + (["--uuids"] if args.uuids else []) + (["--updates"] if args.updates else [])
     cmd += ["--key", ":".join(key)] if args.preload else []
+    cmd += ["--spans-per-trace", str(args.spans_per_trace)] if args.spans_per_trace else []
     run = json.loads(subprocess.run(cmd + (["--otlp"] if args.otlp else []), check=True, capture_output=True).stdout)
     after, children_after = snapshot(procs), resource.getrusage(resource.RUSAGE_CHILDREN)
     events = run["accepted_observations"] + run["accepted_updates"]
