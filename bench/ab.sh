@@ -15,10 +15,10 @@
 # updates (every generation's update in later batches than its create, folded cold);
 # AB_PRELOAD=N puts N observations in each run's project first, bench/drain.py --preload;
 # AB_UUIDS=1 gives the generations uuids, --uuids; both for AB_BUDGET too; AB_SPANS_PER_TRACE=K
-# cuts the OTLP drain's, budget's and e2e's bodies into traces of K spans). AB_PRIVATE_DB=1 gives every run a
-# ClickHouse database of its own, dropped after it: no merges of other runs' rows meanwhile. With
-# AB_BUDGET=1: bench/cpu_budget.py at 10,000 events/s (AB_RATE) for 20 s, batch and OTLP (AB_BUDGET_LOADS
-# picks among batch, otlp and updates: half the bodies the cold updates of the rest). Before each
+# cuts the OTLP bodies of the drain, the budget and e2e into traces of K spans). AB_PRIVATE_DB=1
+# gives every run a ClickHouse database of its own, dropped after it: no merges of other runs'
+# rows meanwhile. With AB_BUDGET=1: bench/cpu_budget.py at 10,000 events/s (AB_RATE) for 20 s,
+# batch and OTLP (AB_BUDGET_LOADS picks among batch, otlp and updates: half the bodies the cold updates of the rest). Before each
 # run it waits for ClickHouse's merges of the previous run to end (they are felt by the next
 # otherwise), and afterwards deletes the run's topics (~1.5 GB each; they once filled the disk).
 # Ports 18900-18904. Nothing else should run meanwhile: a run moves by ±15% on a busy machine.
@@ -32,18 +32,19 @@ VARIANTS=("$@")
 PORTS="1890[0-3]"
 LOGS=$(mktemp -d /tmp/ab.XXXXXX)
 
-start() {  # dir tag ch_processes
-  local dir=$1 tag=$2 ch=${3:-2} grpc=""
+start() {  # dir tag ch_ports (the ClickHouse stage's processes, one a port)
+  local dir=$1 tag=$2 ch_ports=$3 grpc="" p
   [ -n "${AB_PRIVATE_DB:-}" ] && export AGENTTRACE_CLICKHOUSE_URL=clickhouse://127.0.0.1:9000/ab_$tag
   export PYTHONPATH=$dir AGENTTRACE_TOPIC_EVENTS=agenttrace.ab.$tag.events AGENTTRACE_TOPIC_DLQ=agenttrace.ab.$tag.dlq \
     AGENTTRACE_CONSUMER_GROUP_PREFIX=ab-$tag-
   (cd "$dir" && "$BIN/agenttrace" migrate >"$LOGS/$tag-migrate.log" 2>&1)
   grep -q grpc-port "$dir/agenttrace/cli.py" && grpc="--grpc-port 18904"
   (cd "$dir" && exec "$BIN/agenttrace" api --port 18900 $grpc >"$LOGS/$tag-api.log" 2>&1) &
-  (cd "$dir" && exec "$BIN/agenttrace" worker --stage clickhouse --port 18901 >"$LOGS/$tag-w1.log" 2>&1) &
-  [ "$ch" = 2 ] && (cd "$dir" && exec "$BIN/agenttrace" worker --stage clickhouse --port 18903 >"$LOGS/$tag-w2.log" 2>&1) &
+  for p in $ch_ports; do
+    (cd "$dir" && exec "$BIN/agenttrace" worker --stage clickhouse --port "$p" >"$LOGS/$tag-w$p.log" 2>&1) &
+  done
   (cd "$dir" && exec nice -n 10 "$BIN/agenttrace" worker --stage postgres --port 18902 >"$LOGS/$tag-w3.log" 2>&1) &
-  for p in 18900 18901 18902 $([ "$ch" = 2 ] && echo 18903); do
+  for p in 18900 18902 $ch_ports; do
     for _ in $(seq 120); do curl -sf -o /dev/null "http://127.0.0.1:$p/readyz" && break; sleep 0.5; done
   done
   unset PYTHONPATH
@@ -88,13 +89,16 @@ n=${#VARIANTS[@]}
 for r in $(seq "$ROUNDS"); do
   for k in $(seq 0 $((n - 1))); do
     spec=${VARIANTS[$(((k + r - 1) % n))]}
-    name=${spec%%=*} path=${spec#*=} ch=2
-    [[ $path == *@? ]] && ch=${path##*@} path=${path%@*}
+    name=${spec%%=*} path=${spec#*=} ch_ports="18901 18903" apps="--app ch1=18901 --app ch2=18903 --app pg=18902"
+    if [[ $path == *@* ]]; then
+      [[ ${path##*@} == [12] ]] || { echo "bench/ab.sh: $spec: @N takes 1 or 2" >&2; exit 2; }
+      [[ ${path##*@} == 1 ]] && ch_ports=18901 apps="--app ch1=18901 --app pg=18902"
+      path=${path%@*}
+    fi
     dir=$(cd "$path" && pwd) tag=$name$r$RANDOM
-    apps="--app ch1=18901 --app pg=18902$([ "$ch" = 2 ] && echo " --app ch2=18903")"
     settle
     echo "# $(date +%T) $name round $r, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-    start "$dir" "$tag" "$ch"
+    start "$dir" "$tag" "$ch_ports"
     if [ -n "${AB_BUDGET:-}${AB_DRAIN:-}" ]; then
       loads=${AB_DRAIN_LOADS:-batch otlp}
       [ -n "${AB_BUDGET:-}" ] && loads=${AB_BUDGET_LOADS:-batch otlp}
@@ -120,8 +124,7 @@ for r in $(seq "$ROUNDS"); do
       continue
     fi
     for load in ${AB_E2E_LOADS:-batch}; do
-      flag=""; [ "$load" = otlp ] && flag=--otlp
-      [ "$load" = otlp ] && [ -n "${AB_SPANS_PER_TRACE:-}" ] && flag="$flag --spans-per-trace $AB_SPANS_PER_TRACE"
+      flag=""; [ "$load" = otlp ] && flag="--otlp${AB_SPANS_PER_TRACE:+ --spans-per-trace $AB_SPANS_PER_TRACE}"
       echo "$name $r e2e$([ "$load" = otlp ] && echo -otlp) $(bench bench/e2e.py --url http://127.0.0.1:18900 \
         --rate "${AB_RATE:-20000}" --seconds 20 $flag)"
     done
