@@ -102,6 +102,24 @@ class Changes:
     # (project, day, model) -> [observations, events, input, output, total, cost]
     usage: dict[tuple[str, date, str], list[Any]] = field(default_factory=dict)
 
+    def add(self, other: Changes) -> None:
+        """Fold in `other`, as if its traces had been joined into this one after its own."""
+        for mine, theirs in ((self.sessions, other.sessions), (self.users, other.users)):
+            for key, b in theirs.items():
+                a = mine.get(key)
+                if a is None:
+                    a = mine[key] = Aggregate()
+                a.count += b.count
+                a.widen(b.first or 0, b.last or 0)
+                if b.user and b.user_ts >= a.user_ts:
+                    a.user, a.user_ts = b.user, b.user_ts
+        for bucket, delta in other.usage.items():
+            row = self.usage.get(bucket)
+            if row is None:
+                row = self.usage[bucket] = [0, 0, 0, 0, 0, Decimal(0)]
+            for i, v in enumerate(delta):
+                row[i] += v
+
 
 @dataclass
 class StoredTrace:

@@ -18,9 +18,10 @@ Joining an event twice changes no state, so nothing is counted twice, whether th
 from a redelivery, a replay, or a client retry that reached the log twice. `first_seen` and
 `last_seen` only ever widen (LEAST/GREATEST).
 
-The trace rows are locked (a no-op upsert, in key order) before they are read, so concurrent
+The trace rows are locked (an upsert, in key order) before they are read, so concurrent
 writers (a rebalance overlap, a replay beside the live stage) serialise instead of losing
-updates. A batch is seven statements at most, whatever its size.
+updates; the same statement inserts the traces new to the table whole. A batch is seven
+statements at most, whatever its size.
 
 States untouched for longer than `horizon_s` (twice the topic's retention by default) are
 pruned, a page range per turn so that the whole table is swept about once an hour; events
@@ -32,6 +33,7 @@ does not grow without end.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -71,6 +73,7 @@ class PostgresWriter:
         horizon_s: float = 14 * 86_400.0,
         prices: Callable[[], PriceBook] = PriceBook,
         tombstones: Tombstones | None = None,
+        known_traces: int = 50_000,
     ) -> None:
         self._pg = client
         self._tombstones: Tombstones = tombstones if tombstones is not None else KnownTombstones()
@@ -78,9 +81,12 @@ class PostgresWriter:
         self._horizon_us = int(horizon_s * 1_000_000)
         self._next_prune = 0.0
         self._prune_page = 0
+        self._known = Known(known_traces)
 
     def forget(self) -> None:
-        """Nothing is cached: every batch reads the states it changes, under lock."""
+        """Every batch reads the states it changes, under lock; what is remembered of the
+        traces written lately only guesses which rows exist (_trace_states)."""
+        self._known.clear()
 
     async def write(self, envelopes: list[Envelope]) -> list[tuple[Envelope, str]]:
         horizon_us = time.time_ns() // 1000 - self._horizon_us
@@ -89,7 +95,7 @@ class PostgresWriter:
         poison, folded = _judge([e for e in envelopes if e.received_at >= horizon_us])
         if folded or deleting:
             async with self._pg.transaction(operation="pg_projection") as tx:
-                await _project(tx, folded, self._prices())
+                await _project(tx, folded, self._prices(), self._known)
                 await _delete_traces(tx, deleting, self._horizon_us / 1_000_000)
             self._tombstones.add(deleting)
             await self._tombstones.refresh(force=True)  # the generations' tombstones just written
@@ -137,11 +143,11 @@ def _judge(envelopes: list[Envelope]) -> tuple[list[tuple[Envelope, str]], dict[
     return poison, folded
 
 
-async def _project(tx: Transaction, folded: dict[Key, TraceDelta], prices: PriceBook) -> None:
+async def _project(tx: Transaction, folded: dict[Key, TraceDelta], prices: PriceBook, known: Known) -> None:
     if not folded:
         return
     changes = Changes()
-    await _trace_states(tx, folded, changes, prices)
+    await _trace_states(tx, folded, changes, prices, known)
     await _apply(tx, changes)
 
 
@@ -248,41 +254,69 @@ async def _apply(tx: Transaction, changes: Changes) -> None:
         )
 
 
-async def _trace_states(tx: Transaction, folded: dict[Key, TraceDelta], changes: Changes, prices: PriceBook) -> None:
-    """Join the batch into trace_states (locked rows, key order) and collect the changes."""
+async def _trace_states(
+    tx: Transaction, folded: dict[Key, TraceDelta], changes: Changes, prices: PriceBook, known: Known
+) -> None:
+    """Join the batch into trace_states (locked rows, key order) and collect the changes.
+
+    A trace this writer has not written lately is most likely new: its row is joined with an
+    empty state beforehand and inserted whole by the statement that takes the locks, instead of
+    inserted empty and then updated (a second row version, which did not fit on the page and
+    took a new index entry: that UPDATE was most of the Postgres server's work per trace).
+    Where the row existed after all, the statement only locks it, like the others, and the
+    speculative join is dropped.
+    """
     keys = sorted(folded)
+    guessed: dict[Key, tuple[StoredTrace, str | None, Changes]] = {}
+    for key in keys:
+        if key not in known:
+            stored, own = StoredTrace(*key), Changes()
+            guessed[key] = (stored, joined(stored, folded[key], own, prices), own)
+    columns: tuple[list[Any], ...] = tuple([] for _ in range(9))
+    for key in keys:
+        guess = guessed.get(key)
+        row = _state_row(guess[0], guess[1] or "{}") if guess else (*key, None, None, None, None, None, None, None)
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
     # Columns as arrays (unnest), not a VALUES list: one parameter per column instead of a
     # mogrify per row, which was a tenth of this stage's CPU. WITH ORDINALITY keeps key order.
+    # `xmax = 0`: the row was inserted, not locked by the conflict's no-op update.
     rows = await tx.fetch(
-        "INSERT INTO trace_states (project_id, trace_id) "
-        "SELECT p, t FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS v(p, t, n) ORDER BY n "
+        "INSERT INTO trace_states (project_id, trace_id, session_id, session_ts, user_id, user_ts, first_seen, "
+        "last_seen, generations) "
+        "SELECT p, t, coalesce(s, ''), coalesce(st, -1), coalesce(u, ''), coalesce(ut, -1), coalesce(f, 0), "
+        "coalesce(l, 0), coalesce(g, '{}') FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], "
+        "%s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::jsonb[]) WITH ORDINALITY "
+        "AS v(p, t, s, st, u, ut, f, l, g, n) ORDER BY n "
         "ON CONFLICT (project_id, trace_id) DO UPDATE SET trace_id = EXCLUDED.trace_id "
         "RETURNING project_id, trace_id, session_id, session_ts, user_id, user_ts, first_seen, last_seen, "
         # Whether any generation is stored, without reading them: `{}` takes 8 bytes at most.
-        "pg_column_size(generations) > 8",
-        ([k[0] for k in keys], [k[1] for k in keys]),
+        "pg_column_size(generations) > 8, xmax = 0",
+        columns,
         operation="pg_lock_trace_states",
     )
-    docs = await _generation_docs(tx, {(r[0], r[1]): folded[(r[0], r[1])] for r in rows if r[-1]})
-    written = []
-    for *columns, _ in rows:
-        stored = StoredTrace(*columns)
+    inserted = {(r[0], r[1]) for r in rows if r[-1] and (r[0], r[1]) in guessed}
+    stale = [r[:-1] for r in rows if (r[0], r[1]) not in inserted]
+    docs = await _generation_docs(tx, {(r[0], r[1]): folded[(r[0], r[1])] for r in stale if r[-1]})
+    joins: dict[Key, tuple[StoredTrace, str | None]] = {}
+    for *values, _ in stale:
+        stored = StoredTrace(*values)
         key = (stored.project_id, stored.trace_id)
         stored.generations = docs.get(key) or {}
-        generations = joined(stored, folded[key], changes, prices)
-        written.append(
-            (
-                stored.project_id,
-                stored.trace_id,
-                stored.session_id,
-                stored.session_ts,
-                stored.user_id,
-                stored.user_ts,
-                stored.first_seen,
-                stored.last_seen,
-                generations,
-            )
-        )
+        joins[key] = (stored, None)
+    # In key order, as if every trace were joined here: the aggregates' ties resolve alike.
+    for key in keys:
+        known[key] = None
+        if key in inserted:
+            changes.add(guessed[key][2])
+        else:
+            stored = joins[key][0]
+            joins[key] = (stored, joined(stored, folded[key], changes, prices))
+    while len(known) > known.size:
+        known.popitem(last=False)
+    if not joins:
+        return
+    written = [_state_row(stored, generations) for stored, generations in joins.values()]
     # The rows exist (locked above): an UPDATE, which replaces the changed generations' states
     # (`||` of two objects: the right one's keys win) and leaves the others alone.
     await tx.execute(
@@ -296,6 +330,28 @@ async def _trace_states(tx: Transaction, folded: dict[Key, TraceDelta], changes:
         tuple(list(column) for column in zip(*written, strict=True)),
         operation="pg_write_trace_states",
     )
+
+
+def _state_row(stored: StoredTrace, generations: str | None) -> tuple[Any, ...]:
+    return (
+        stored.project_id,
+        stored.trace_id,
+        stored.session_id,
+        stored.session_ts,
+        stored.user_id,
+        stored.user_ts,
+        stored.first_seen,
+        stored.last_seen,
+        generations,
+    )
+
+
+class Known(OrderedDict[Key, None]):
+    """The traces this writer wrote lately, oldest first: whose rows exist, most likely."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
 
 
 def joined(stored: StoredTrace, delta: TraceDelta, changes: Changes, prices: PriceBook) -> str | None:

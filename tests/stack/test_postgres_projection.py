@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 from agenttrace.settings import Settings
+from pipeline.times import to_micros
 from sinks.postgres.client import Postgres
 from sinks.postgres.keys import NewKey
 from sinks.postgres.writer import PostgresWriter
@@ -405,3 +406,38 @@ async def test_states_past_the_horizon_are_pruned_and_events_received_before_it_
     stale.received_at -= 2 * 3600 * 1_000_000
     await writer.write([stale])
     assert [(s["session_id"], s["trace_count"]) for s in await sessions(pg, pid)] == [("s", 2)]
+
+
+async def test_a_trace_stored_by_another_writer_is_joined_not_inserted_again(pg: Postgres, project: NewKey) -> None:
+    """A writer inserts the traces it has not written lately whole, guessing they are new; one
+    that another writer (or this one before a restart) stored is only locked by that insert, and
+    joined with what is stored: the guess counts nothing."""
+    pid, trace = project.project_id, f"trace-{uuid.uuid4()}"
+
+    def generation(n: int, ts: str) -> Any:
+        body = {"id": f"{trace}-g{n}", "traceId": trace, "model": "gpt-4o", "startTime": ts, "usage": {"input": 10}}
+        return envelope(pid, "generation-create", body, ts)
+
+    first = [
+        envelope(pid, "trace-create", {"id": trace, "sessionId": "s-1", "userId": "u-1"}, "2026-11-20T10:00:00Z"),
+        generation(1, "2026-11-20T10:00:01Z"),
+    ]
+    await PostgresWriter(pg).write(first)
+    second = PostgresWriter(pg)
+    later = envelope(pid, "trace-create", {"id": trace, "sessionId": "s-2"}, "2026-11-20T10:00:05Z")
+    await second.write([later, generation(2, "2026-11-20T10:00:06Z")])
+    await PostgresWriter(pg).write(first)  # a redelivery to a third writer: nothing new
+    await second.write(first)  # and to one that has written the trace: the lock-and-update path
+
+    assert [(s["session_id"], s["trace_count"]) for s in await sessions(pg, pid)] == [("s-1", 0), ("s-2", 1)]
+    assert [(u["user_id"], u["trace_count"]) for u in await users(pg, pid)] == [("u-1", 1)]
+    (ledger,) = await usage(pg, pid)
+    assert (ledger["observations"], ledger["events"], ledger["input_tokens"]) == (2, 2, 20)
+    rows = await pg.fetch(
+        "SELECT session_id, user_id, first_seen, last_seen, "
+        "(SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(generations) AS k) "
+        "FROM trace_states WHERE project_id = %s AND trace_id = %s",
+        (pid, trace),
+    )
+    extent = [to_micros("2026-11-20T10:00:00Z"), to_micros("2026-11-20T10:00:06Z")]
+    assert rows == [("s-2", "u-1", *extent, [f"{trace}-g1", f"{trace}-g2"])]

@@ -3,6 +3,7 @@ events are ordered, batched, duplicated or replayed, the aggregates end the same
 
 from __future__ import annotations
 
+import copy
 import random
 from datetime import UTC
 from decimal import Decimal
@@ -139,6 +140,33 @@ def test_any_order_batching_and_duplication_ends_the_same(events: list[Envelope]
         shuffled.write(batch)
     shuffled.write(events)
     assert shuffled.view() == reference.view()
+
+
+@settings(max_examples=200, deadline=None)
+@given(histories(), st.randoms(use_true_random=False))
+def test_traces_joined_apart_and_added_in_key_order_change_what_one_join_does(
+    events: list[Envelope], rnd: random.Random
+) -> None:
+    """The writer joins the traces it guesses are new apart, then adds their changes in key order
+    among the others' (sinks/postgres/writer.py): the aggregates must be those of one join."""
+    store = Store()
+    for batch in batches(events, rnd)[::2]:  # some traces stored already, some not
+        store.write(batch)
+    folded: dict[Key, TraceDelta] = {}
+    for e in sorted(events, key=lambda e: e.ts):
+        if relevant(e):
+            fold_event(folded, e)
+    together, apart = Changes(), Changes()
+    for key in sorted(folded):
+        stored = store.traces.get(key) or StoredTrace(*key)
+        apply_to_stored(copy.deepcopy(stored), folded[key], together, store.prices)
+        if rnd.random() < 0.5:
+            apply_to_stored(copy.deepcopy(stored), folded[key], apart, store.prices)
+        else:
+            own = Changes()
+            apply_to_stored(copy.deepcopy(stored), folded[key], own, store.prices)
+            apart.add(own)
+    assert apart == together
 
 
 def test_a_correction_replaces_usage_and_an_early_update_moves_with_its_create() -> None:
