@@ -268,8 +268,9 @@ async def _trace_states(
     """
     keys = sorted(folded)
     guessed: dict[Key, tuple[StoredTrace, str | None, Changes]] = {}
+    guessing = known.guessing()
     for key in keys:
-        if key not in known:
+        if guessing and key not in known:
             stored, own = StoredTrace(*key), Changes()
             guessed[key] = (stored, joined(stored, folded[key], own, prices), own)
     columns: tuple[list[Any], ...] = tuple([] for _ in range(9))
@@ -306,14 +307,12 @@ async def _trace_states(
         joins[key] = (stored, None)
     # In key order, as if every trace were joined here: the aggregates' ties resolve alike.
     for key in keys:
-        known[key] = None
         if key in inserted:
             changes.add(guessed[key][2])
         else:
             stored = joins[key][0]
             joins[key] = (stored, joined(stored, folded[key], changes, prices))
-    while len(known) > known.size:
-        known.popitem(last=False)
+    known.wrote(keys, guessed=len(guessed), missed=len(guessed) - len(inserted))
     if not joins:
         return
     written = [_state_row(stored, generations) for stored, generations in joins.values()]
@@ -346,12 +345,48 @@ def _state_row(stored: StoredTrace, generations: str | None) -> tuple[Any, ...]:
     )
 
 
-class Known(OrderedDict[Key, None]):
-    """The traces this writer wrote lately, oldest first: whose rows exist, most likely."""
+class Known:
+    """The traces a writer wrote lately (oldest first), whose rows exist, most likely; and
+    whether to guess that the others are new.
+
+    A guess that misses costs a join thrown away. Live traffic mostly brings traces new to the
+    table or written lately; a replay into a filled table, or the first batches after a
+    rebalance, bring traces stored long ago. After a batch whose guesses mostly missed, the next
+    batches guess nothing, twice as many each time it happens again, up to MAX_SKIPPED.
+    """
+
+    MAX_SKIPPED = 64
 
     def __init__(self, size: int) -> None:
-        super().__init__()
         self.size = size
+        self._keys: OrderedDict[Key, None] = OrderedDict()
+        self._skip = 0
+        self._backoff = 1
+
+    def __contains__(self, key: Key) -> bool:
+        return key in self._keys
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def clear(self) -> None:
+        self._keys.clear()
+
+    def guessing(self) -> bool:
+        if self._skip:
+            self._skip -= 1
+            return False
+        return True
+
+    def wrote(self, keys: list[Key], *, guessed: int, missed: int) -> None:
+        for key in keys:
+            self._keys[key] = None
+        while len(self._keys) > self.size:
+            self._keys.popitem(last=False)
+        if missed * 2 > guessed:
+            self._skip, self._backoff = self._backoff, min(2 * self._backoff, self.MAX_SKIPPED)
+        elif guessed:
+            self._backoff = 1
 
 
 def joined(stored: StoredTrace, delta: TraceDelta, changes: Changes, prices: PriceBook) -> str | None:
