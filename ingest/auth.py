@@ -185,7 +185,8 @@ class Authenticator:
                 await asyncio.sleep(1.0)
             finally:
                 with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    # Typed from redis 8.2 on; untyped before it.
+                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
 
     async def _from_redis(self, digest: str) -> KeyMatch | None:
         if self._redis is None or not self._ttl_s:
