@@ -17,7 +17,8 @@
 # AB_UUIDS=1 gives the generations uuids, --uuids; both for AB_BUDGET too; AB_SPANS_PER_TRACE=K
 # cuts the OTLP bodies of the drain, the budget and e2e into traces of K spans). AB_PRIVATE_DB=1
 # gives every run a ClickHouse database of its own, dropped after it: no merges of other runs'
-# rows meanwhile. With AB_BUDGET=1: bench/cpu_budget.py at 10,000 events/s (AB_RATE) for 20 s,
+# rows meanwhile; AB_PRIVATE_PG=1 a Postgres database of its own (keys, trace states and the
+# aggregates start empty, as the ClickHouse side does). With AB_BUDGET=1: bench/cpu_budget.py at 10,000 events/s (AB_RATE) for 20 s,
 # batch and OTLP (AB_BUDGET_LOADS picks among batch, otlp and updates: half the bodies the cold updates of the rest). Before each
 # run it waits for ClickHouse's merges of the previous run to end (they are felt by the next
 # otherwise), and afterwards deletes the run's topics (~1.5 GB each; they once filled the disk).
@@ -35,6 +36,10 @@ LOGS=$(mktemp -d /tmp/ab.XXXXXX)
 start() {  # dir tag ch_ports (the ClickHouse stage's processes, one a port)
   local dir=$1 tag=$2 ch_ports=$3 grpc="" p
   [ -n "${AB_PRIVATE_DB:-}" ] && export AGENTTRACE_CLICKHOUSE_URL=clickhouse://127.0.0.1:9000/ab_$tag
+  if [ -n "${AB_PRIVATE_PG:-}" ]; then
+    pg_admin "CREATE DATABASE ab_$tag"
+    export AGENTTRACE_POSTGRES_DSN=postgresql://agenttrace:agenttrace@127.0.0.1:5432/ab_$tag
+  fi
   export PYTHONPATH=$dir AGENTTRACE_TOPIC_EVENTS=agenttrace.ab.$tag.events AGENTTRACE_TOPIC_DLQ=agenttrace.ab.$tag.dlq \
     AGENTTRACE_CONSUMER_GROUP_PREFIX=ab-$tag-
   (cd "$dir" && "$BIN/agenttrace" migrate >"$LOGS/$tag-migrate.log" 2>&1)
@@ -68,7 +73,12 @@ async def main() -> None:
 asyncio.run(main())
 PY
   [ -n "${AB_PRIVATE_DB:-}" ] && curl -s "$CH/" --data-binary "DROP DATABASE IF EXISTS ab_$1" && unset AGENTTRACE_CLICKHOUSE_URL
+  [ -n "${AB_PRIVATE_PG:-}" ] && pg_admin "DROP DATABASE IF EXISTS ab_$1" && unset AGENTTRACE_POSTGRES_DSN
   return 0
+}
+
+pg_admin() {  # a statement on make up's Postgres, outside any run's database
+  PGPASSWORD=agenttrace psql -X -q -h 127.0.0.1 -U agenttrace -d agenttrace -c "$1" >/dev/null
 }
 
 settle() {
