@@ -55,17 +55,18 @@ install_kafka_jars() {
   say "kafka jars: resolved ($(ls "$libs" | wc -l) jars)"
 }
 
-# pip runs only when pyproject.toml changed since the last successful install.
+# pip runs only when pyproject.toml or the pinned versions changed since the last successful
+# install.
 install_venv() {
-  local venv=$ROOT/.venv stamp=$STACK/venv.sha256 sum
-  sum=$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)
+  local venv=$ROOT/.venv stamp=$STACK/venv.sha256 sum constraints=$ROOT/ops/stack/constraints.txt
+  sum=$(cat "$ROOT/pyproject.toml" "$constraints" | sha256sum | cut -d' ' -f1)
   if [[ -x $venv/bin/python && -f $stamp && $(<"$stamp") == "$sum" ]]; then
     say "venv: up to date"
     return 0
   fi
   rm -f "$stamp"
   [[ -x $venv/bin/python ]] || quiet python3 -m venv "$venv"
-  quiet "$venv/bin/python" -m pip install --disable-pip-version-check -q -e "$ROOT[test]"
+  quiet "$venv/bin/python" -m pip install --disable-pip-version-check -q -c "$constraints" -e "$ROOT[test]"
   printf '%s\n' "$sum" >"$stamp"
   say "venv: installed"
 }
