@@ -18,10 +18,11 @@
 # cuts the OTLP bodies of the drain, the budget and e2e into traces of K spans). AB_PRIVATE_DB=1
 # gives every run a ClickHouse database of its own, dropped after it: no merges of other runs'
 # rows meanwhile; AB_PRIVATE_PG=1 a Postgres database of its own (keys, trace states and the
-# aggregates start empty, as the ClickHouse side does). With AB_BUDGET=1: bench/cpu_budget.py at 10,000 events/s (AB_RATE) for 20 s,
-# batch and OTLP (AB_BUDGET_LOADS picks among batch, otlp and updates: half the bodies the cold updates of the rest). Before each
-# run it waits for ClickHouse's merges of the previous run to end (they are felt by the next
-# otherwise), and afterwards deletes the run's topics (~1.5 GB each; they once filled the disk).
+# aggregates start empty, as the ClickHouse side does). With AB_BUDGET=1: bench/cpu_budget.py
+# at 10,000 events/s (AB_RATE) for 20 s, batch and OTLP (AB_BUDGET_LOADS picks among batch,
+# otlp and updates: half the bodies the cold updates of the rest). Before each run it waits
+# for ClickHouse's merges of the previous run to end (they are felt by the next otherwise), and
+# afterwards deletes the run's topics (~1.5 GB each; they once filled the disk).
 # Ports 18900-18904. Nothing else should run meanwhile: a run moves by ±15% on a busy machine.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

@@ -299,23 +299,21 @@ async def _trace_states(
     inserted = {(r[0], r[1]) for r in rows if r[-1] and (r[0], r[1]) in guessed}
     stale = [r[:-1] for r in rows if (r[0], r[1]) not in inserted]
     docs = await _generation_docs(tx, {(r[0], r[1]): folded[(r[0], r[1])] for r in stale if r[-1]})
-    joins: dict[Key, tuple[StoredTrace, str | None]] = {}
+    existing: dict[Key, StoredTrace] = {}
     for *values, _ in stale:
-        stored = StoredTrace(*values)
-        key = (stored.project_id, stored.trace_id)
-        stored.generations = docs.get(key) or {}
-        joins[key] = (stored, None)
+        stored = existing[(values[0], values[1])] = StoredTrace(*values)
+        stored.generations = docs.get((values[0], values[1])) or {}
     # In key order, as if every trace were joined here: the aggregates' ties resolve alike.
+    written = []
     for key in keys:
         if key in inserted:
             changes.add(guessed[key][2])
         else:
-            stored = joins[key][0]
-            joins[key] = (stored, joined(stored, folded[key], changes, prices))
+            stored = existing[key]
+            written.append(_state_row(stored, joined(stored, folded[key], changes, prices)))
     known.wrote(keys, guessed=len(guessed), missed=len(guessed) - len(inserted))
-    if not joins:
+    if not written:
         return
-    written = [_state_row(stored, generations) for stored, generations in joins.values()]
     # The rows exist (locked above): an UPDATE, which replaces the changed generations' states
     # (`||` of two objects: the right one's keys win) and leaves the others alone.
     await tx.execute(
