@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Sequence
-from itertools import repeat
+from itertools import accumulate, repeat
 from operator import is_
 from typing import Any
 
@@ -78,11 +78,8 @@ def _nullable(inner: Encoder, default: Any) -> Encoder:
 
 def _array(inner: Encoder) -> Encoder:
     def encode(values: Sequence[Any]) -> bytes:
-        offsets, end = [], 0
-        for v in values:
-            end += len(v)
-            offsets.append(end)
-        return array("Q", offsets).tobytes() + inner([x for v in values for x in v])
+        offsets = array("Q", accumulate(map(len, values), initial=0))[1:]  # each array's end
+        return offsets.tobytes() + inner([x for v in values for x in v])
 
     return encode
 
@@ -91,13 +88,13 @@ def encoder(column_type: str) -> Encoder | None:
     """How to encode a column of this type; None for a type not handled here."""
     if column_type in _SCALARS:
         return _SCALARS[column_type][0]
-    for wrapper, build in (("Nullable(", _nullable), ("Array(", None)):
-        if column_type.startswith(wrapper) and column_type.endswith(")"):
-            inner = column_type[len(wrapper) : -1]
-            if inner not in _SCALARS:
-                return None
-            encode, default = _SCALARS[inner]
-            return build(encode, default) if build else _array(encode)
+    inner = column_type.partition("(")[2][:-1]  # of Nullable(T) or Array(T)
+    if inner not in _SCALARS:
+        return None
+    if column_type.startswith("Nullable("):
+        return _nullable(*_SCALARS[inner])
+    if column_type.startswith("Array("):
+        return _array(_SCALARS[inner][0])
     return None
 
 
@@ -110,13 +107,15 @@ def block(columns_with_types: Sequence[tuple[str, str]], rows: Sequence[Sequence
 
     Raises ValueError (or TypeError, OverflowError) for a value its column cannot hold.
     """
-    encoders = [encoder(t) for _, t in columns_with_types]
-    if any(e is None for e in encoders):
-        return None
+    encoders = []
+    for _, column_type in columns_with_types:
+        encode = encoder(column_type)
+        if encode is None:
+            return None
+        encoders.append(encode)
     out = [_BLOCK_INFO, varint(len(columns_with_types)), varint(len(rows))]
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in columns_with_types]
-    if len(columns) != len(columns_with_types):
-        raise ValueError(f"rows of {len(columns)} values for {len(columns_with_types)} columns")
+    # strict: a row of more or fewer values than columns is refused (ValueError).
     for (name, column_type), encode, values in zip(columns_with_types, encoders, columns, strict=True):
-        out += [_strings((name, column_type)), encode(values)]  # type: ignore[misc]
+        out += [_strings((name, column_type)), encode(values)]
     return b"".join(out)
