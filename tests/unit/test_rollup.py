@@ -9,11 +9,13 @@ from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.envelope import Envelope
+from pipeline.fold import EntityState
 from pipeline.prices import ModelPrice, PriceBook
 from pipeline.times import to_micros
 from sinks.postgres.rollup import (
@@ -25,6 +27,8 @@ from sinks.postgres.rollup import (
     apply_to_stored,
     fold_event,
     relevant,
+    state_doc,
+    state_from_doc,
     to_datetime,
 )
 
@@ -208,6 +212,36 @@ def test_a_replay_under_new_prices_re_prices_exactly() -> None:
     store.write(events)  # what `agenttrace replay` does after a price change
     store.write(events)  # and again: nothing moves
     assert [v[5] for v in store.view()[2].values()] == [Decimal(15)]  # 4 * 2 + the client's 7
+
+
+def test_a_generation_document_leaves_out_what_its_first_time_says_and_reads_back_whole() -> None:
+    values = {"provided_model_name": "m", "start_time": 5, "usage_details": {"input": 1, "output": 2}}
+    versions = {"provided_model_name": 5, "start_time": 5, "usage_details.input": 5, "usage_details.output": 9}
+    state = EntityState("p", "g", values, versions, first_ts=5, last_ts=9)
+    compact = state_doc(state, ["e1", "e2"], Decimal("0.5"))
+    assert compact["t"] == {"usage_details.output": 9} and compact["l"] == 9
+    one_event = state_doc(EntityState("p", "g", values, dict.fromkeys(versions, 5), 5, 5), ["e1"], Decimal(0))
+    assert "t" not in one_event and "l" not in one_event
+    written_before = {"v": values, "t": versions, "f": 5, "l": 9, "e": ["e1", "e2"], "c": "0.5"}
+    for doc in (compact, written_before, orjson.loads(orjson.dumps(compact))):
+        assert state_from_doc("p", "g", doc) == state
+
+
+def test_a_redelivery_onto_documents_written_in_full_counts_nothing_again() -> None:
+    events = [
+        env("e1", "generation-create", 0, {"id": "g", "traceId": "t", "model": "m", "usage": {"input": 4}}),
+        env("e2", "generation-update", 3, {"id": "g", "traceId": "t", "usage": {"output": 2}}),
+    ]
+    store = Store()
+    store.write(events)
+    before = store.view()
+    doc = store.traces[("p", "t")].generations["g"]
+    state = state_from_doc("p", "g", doc)
+    # As documents were written before they left versions out.
+    store.traces[("p", "t")].generations["g"] = {**doc, "t": state.versions, "l": state.last_ts}
+    store.write(events)
+    assert store.view() == before
+    assert store.traces[("p", "t")].generations["g"] == doc
 
 
 def store_day(ts: int):
