@@ -17,7 +17,7 @@
 # AB_UUIDS=1 gives the generations uuids, --uuids; both for AB_BUDGET too; AB_SPANS_PER_TRACE=K
 # cuts the OTLP bodies of the drain, the budget and e2e into traces of K spans). AB_PRIVATE_DB=1
 # gives every run a ClickHouse database of its own, dropped after it: no merges of other runs'
-# rows meanwhile; AB_PRIVATE_PG=1 a Postgres database of its own (keys, trace states and the
+# rows meanwhile (its tables get make up's `chattr +T`; AB_SPREAD_PARTS=0 leaves that out); AB_PRIVATE_PG=1 a Postgres database of its own (keys, trace states and the
 # aggregates start empty, as the ClickHouse side does). With AB_BUDGET=1: bench/cpu_budget.py
 # at 10,000 events/s (AB_RATE) for 20 s, batch and OTLP (AB_BUDGET_LOADS picks among batch,
 # otlp and updates: half the bodies the cold updates of the rest). Before each run it waits
@@ -44,6 +44,10 @@ start() {  # dir tag ch_ports (the ClickHouse stage's processes, one a port)
   export PYTHONPATH=$dir AGENTTRACE_TOPIC_EVENTS=agenttrace.ab.$tag.events AGENTTRACE_TOPIC_DLQ=agenttrace.ab.$tag.dlq \
     AGENTTRACE_CONSUMER_GROUP_PREFIX=ab-$tag-
   (cd "$dir" && "$BIN/agenttrace" migrate >"$LOGS/$tag-migrate.log" 2>&1)
+  # As `make up` leaves its tables (ops/stack/clickhouse.sh): without it a private database,
+  # made among the inodes the previous run's drop freed, pays the kernel's inode search
+  # (AB_SPREAD_PARTS=0 leaves it out, to measure that).
+  [ -n "${AB_PRIVATE_DB:-}" ] && [ "${AB_SPREAD_PARTS:-1}" != 0 ] && (STACK=$ROOT/.stack && source "$ROOT/ops/stack/clickhouse.sh" && clickhouse_spread_parts "ab_$tag")
   grep -q grpc-port "$dir/agenttrace/cli.py" && grpc="--grpc-port 18904"
   (cd "$dir" && exec "$BIN/agenttrace" api --port 18900 $grpc >"$LOGS/$tag-api.log" 2>&1) &
   for p in $ch_ports; do

@@ -39,6 +39,7 @@ app_up() {
   # Bounded, like every wait here: a migration stuck on a server must fail CI, not hang it.
   quiet timeout 120 "$AGENTTRACE" migrate
   say "migrate: done"
+  clickhouse_spread_parts
   app_dev_key
   api_start
   worker_start

@@ -32,5 +32,23 @@ clickhouse_ready() {
 
 clickhouse_ping() { [[ $(curl -sf --max-time 2 http://127.0.0.1:8123/ping) == Ok. ]]; }
 
+# ClickHouse writes every part, inserted or merged, as a new directory of two files a column,
+# and deletes the parts merges replaced by the thousand. On ext4 without a journal (this
+# machine's root) a new inode is found by skipping, one inode block read each, every inode of its
+# block group freed in the last minute or more: after a dropped database or a busy hour of
+# merges that search was over half of the server's CPU (bench/README.md, "Where the ClickHouse
+# server's CPU goes"). The Orlov hint `chattr +T` on a table's directory (not inherited, so
+# after the migrations made them) spreads its part directories over the block groups instead of
+# packing them into the few just churned. A placement hint only; where chattr cannot set it
+# (another filesystem), nothing changes.
+clickhouse_spread_parts() {  # [database]: its tables, or every database's but system's
+  local d db=${1:-*}
+  # shellcheck disable=SC2231  # $db is a glob on purpose
+  for d in "$STACK"/clickhouse/data/data/$db/*/; do
+    [[ $d == */data/data/system/* || ! -d $d ]] && continue
+    chattr +T "$d" 2>/dev/null || true
+  done
+}
+
 clickhouse_stop() { stop_pid clickhouse "$CLICKHOUSE_PATTERN" TERM; }
 clickhouse_status() { status_line clickhouse "$CLICKHOUSE_PATTERN"; }
