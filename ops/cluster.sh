@@ -434,6 +434,7 @@ cmd_up() {
   cluster_env
   quiet timeout 300 "$AGENTTRACE" migrate
   say "migrate: done"
+  for n in "${CH_NODES[@]}"; do clickhouse_spread_parts "*" "$STACK/clickhouse/$n/data"; done
   dev_key
   admin_token
   for n in "${APPS[@]}"; do app_node_start "$n"; done
@@ -469,6 +470,8 @@ take_lock() {
 # The single node's postgres helpers (postgres_bin, as_postgres, postgres_clear_stale_lock).
 # shellcheck source=/dev/null
 source "$ROOT/ops/stack/postgres.sh"
+# shellcheck source=stack/clickhouse.sh
+source "$ROOT/ops/stack/clickhouse.sh"  # clickhouse_spread_parts; its single server's functions go unused
 
 main() {
   local cmd=${1:-up} p

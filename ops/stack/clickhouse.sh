@@ -41,11 +41,11 @@ clickhouse_ping() { [[ $(curl -sf --max-time 2 http://127.0.0.1:8123/ping) == Ok
 # after the migrations made them) spreads its part directories over the block groups instead of
 # packing them into the few just churned. A placement hint only; where chattr cannot set it
 # (another filesystem), nothing changes.
-clickhouse_spread_parts() {  # [database]: its tables, or every database's but system's
-  local d db=${1:-*}
+clickhouse_spread_parts() {  # [database [server's data path]]: every database's tables but system's
+  local d db=${1:-*} root=${2:-$STACK/clickhouse/data}
   # shellcheck disable=SC2231  # $db is a glob on purpose
-  for d in "$STACK"/clickhouse/data/data/$db/*/; do
-    [[ $d == */data/data/system/* || ! -d $d ]] && continue
+  for d in "$root"/data/$db/*/; do
+    [[ $d == */data/system/* || ! -d $d ]] && continue
     chattr +T "$d" 2>/dev/null || true
   done
 }
