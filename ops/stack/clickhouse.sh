@@ -7,6 +7,15 @@ clickhouse_start() {
   local dir=$STACK/clickhouse pid
   if pid=$(pid_of clickhouse "$CLICKHOUSE_PATTERN"); then
     say "clickhouse: already running (pid $pid)"
+    # The server reads its config (merge settings among it) at start only: say so when this
+    # checkout's differs from the one it was started with, instead of leaving it silently old.
+    if [[ -f $dir/config.xml ]]; then
+      render "$TEMPLATES/clickhouse/config.xml.in" "$dir/config.xml.new"
+      if ! cmp -s "$dir/config.xml.new" "$dir/config.xml"; then
+        say "clickhouse: its config changed since it started; \`make down && make up\` applies it"
+      fi
+      rm -f "$dir/config.xml.new"
+    fi
     return 0
   fi
   require_free_port clickhouse 9000

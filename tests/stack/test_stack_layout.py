@@ -43,3 +43,25 @@ async def test_every_merge_of_the_servers_tables_is_vertical(ch: ClickHouse) -> 
         "WHERE name IN ('enable_vertical_merge_algorithm', 'vertical_merge_algorithm_min_rows_to_activate')"
     )
     assert dict(rows) == {"enable_vertical_merge_algorithm": "1", "vertical_merge_algorithm_min_rows_to_activate": "1"}
+
+
+def test_make_up_says_when_the_running_servers_config_is_not_this_checkouts() -> None:
+    # The vertical merges above take effect at the server's start only; `make up` on a running
+    # stack keeps the server, so it has to say that the config it started with is out of date.
+    root = TABLES.parents[4]
+    started_with = root / ".stack" / "clickhouse" / "config.xml"
+    kept = started_with.read_bytes()
+
+    def make_up() -> str:
+        done = subprocess.run(["make", "up"], cwd=root, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        return done.stdout
+
+    notice = "its config changed since it started"
+    assert notice not in make_up()
+    try:
+        started_with.write_bytes(kept.replace(b"<merge_tree>", b"<!-- an older config --><merge_tree>", 1))
+        assert notice in make_up()
+    finally:
+        started_with.write_bytes(kept)
+    assert notice not in make_up()
