@@ -17,8 +17,9 @@
 # AB_UUIDS=1 gives the generations uuids, --uuids; both for AB_BUDGET too; AB_SPANS_PER_TRACE=K
 # cuts the OTLP bodies of the drain, the budget and e2e into traces of K spans). AB_PRIVATE_DB=1
 # gives every run a ClickHouse database of its own, dropped after it: no merges of other runs'
-# rows meanwhile (its tables get make up's `chattr +T`; AB_SPREAD_PARTS=0 leaves that out); AB_PRIVATE_PG=1 a Postgres database of its own (keys, trace states and the
-# aggregates start empty, as the ClickHouse side does). With AB_BUDGET=1: bench/cpu_budget.py
+# rows meanwhile (its tables get make up's `chattr +T`; AB_SPREAD_PARTS=0 leaves that out);
+# AB_PRIVATE_PG=1 a Postgres database of its own (keys, trace states and the aggregates start
+# empty, as the ClickHouse side does). With AB_BUDGET=1: bench/cpu_budget.py
 # at 10,000 events/s (AB_RATE) for 20 s, batch and OTLP (AB_BUDGET_LOADS picks among batch,
 # otlp and updates: half the bodies the cold updates of the rest). Before each run it waits
 # for ClickHouse's merges of the previous run to end (they are felt by the next otherwise), and
