@@ -205,7 +205,9 @@ async def test_once_kafka_is_known_down_the_edge_answers_503_at_once_and_recover
         )
         assert {status for status, _, _ in answers} == {503}
         assert all(int(h["Retry-After"]) >= 1 for _, h, _ in answers)
-        assert slowest < 0.2, slowest
+        # Far below the 10 s publish timeout they would wait without the probe; 20 at once on a
+        # loaded 2-core CI machine took 0.30 s once (1e41bd6's run), so not 0.2.
+        assert slowest < 1.0, slowest
         assert first_s < 3 and detected_s < 5, (first_s, detected_s)
         # Not timed: readiness also pings ClickHouse and Postgres, which the test does not own.
         async with http.get(f"{edge.url}/readyz") as r:
