@@ -32,7 +32,7 @@ from typing import Any
 
 from ingest.otlp import attributes as coerce
 from ingest.otlp.attributes import SKIP
-from ingest.otlp.router import WHOLE, Coerce
+from ingest.otlp.router import WHOLE, Coerce, IndexedRow
 
 # Slot groups. OBS and TRACE hold body fields; SHARED fields go to both bodies; the others
 # are dicts assembled key by key ("*" is a whole dict given at once, merged over the keys).
@@ -382,17 +382,64 @@ PREFIXED: tuple[tuple[str, str, int, Coerce], ...] = (
     ("langfuse.internal.", INTERNAL, 9, None),
 )
 
+
+def _openinference_message(message: dict[str, Any]) -> dict[str, Any]:
+    """An OpenInference message (`llm.input_messages.N.message.*`, nested) in the chat shape the
+    other conventions and Langfuse's SDKs send: its parts unwrapped from `tool_call` and
+    `message_content`, `contents` as the message's `content` parts, `function_call_*` as
+    `function_call`. Anything else it holds stays as sent."""
+    calls = message.get("tool_calls")
+    if type(calls) is list:
+        message["tool_calls"] = [_openinference_tool_call(c) for c in calls]
+    contents = message.get("contents")
+    if type(contents) is list:
+        parts = [_openinference_part(p) for p in contents]
+        del message["contents"]
+        message["content" if "content" not in message else "contents"] = parts
+    if "function_call_name" in message or "function_call_arguments_json" in message:
+        call = {
+            "name": message.pop("function_call_name", None),
+            "arguments": message.pop("function_call_arguments_json", None),
+        }
+        message.setdefault("function_call", {k: v for k, v in call.items() if v is not None})
+    return message
+
+
+def _openinference_tool_call(item: Any) -> Any:
+    """`{"tool_call": {"id", "function": {"name", "arguments"}}}` as OpenAI's tool call."""
+    call = item.get("tool_call") if type(item) is dict and len(item) == 1 else None
+    if type(call) is not dict:
+        return item
+    out: dict[str, Any] = {"id": call["id"]} if "id" in call else {}
+    out["type"] = "function"
+    out.update((k, v) for k, v in call.items() if k != "id")
+    return out
+
+
+def _openinference_part(item: Any) -> Any:
+    """`{"message_content": {"type": "text", "text"}}` as `{"type": "text", "text"}`, and an
+    image (`image.image.url`) as OpenAI's `{"type": "image_url", "image_url": {"url"}}`."""
+    part = item.get("message_content") if type(item) is dict and len(item) == 1 else None
+    if type(part) is not dict:
+        return item
+    image = part.get("image")
+    if part.get("type") == "image" and type(image) is dict and type(image.get("image")) is dict:
+        rest = {k: v for k, v in part.items() if k not in ("type", "image")}
+        return {"type": "image_url", "image_url": image["image"], **rest}
+    return part
+
+
 # Flattened lists `<prefix><index>.<key>`: (prefix, group, field, rank, key prefix to drop,
-# item keys kept or None for all; other keys stay metadata). `gen_ai.prompt.0.role` and
-# `.content` become input `[{"role": .., "content": ..}]`. Ranks 5 to 8 of the input and
-# output slots: after the message lists given whole, before the payloads.
-INDEXED: tuple[tuple[str, str, str, int, str, frozenset[str] | None], ...] = (
-    ("gen_ai.prompt.", OBS, "input", 5, "", None),
-    ("llm.input_messages.", OBS, "input", 6, "message.", None),
+# item keys kept or None for all, item shape or None; other keys stay metadata).
+# `gen_ai.prompt.0.role` and `.content` become input `[{"role": .., "content": ..}]`. Ranks 5
+# to 8 of the input and output slots: after the message lists given whole, before the payloads.
+INDEXED: tuple[IndexedRow, ...] = (
+    ("gen_ai.prompt.", OBS, "input", 5, "", None, None),
+    ("llm.input_messages.", OBS, "input", 6, "message.", None, _openinference_message),
     # OpenInference embeddings: the texts are the input; the vectors stay metadata.
-    ("embedding.embeddings.", OBS, "input", 7, "embedding.", frozenset({"text"})),
-    ("gen_ai.completion.", OBS, "output", 5, "", None),
-    ("llm.output_messages.", OBS, "output", 6, "message.", None),
+    ("embedding.embeddings.", OBS, "input", 7, "embedding.", frozenset({"text"}), None),
+    ("gen_ai.completion.", OBS, "output", 5, "", None, None),
+    ("llm.output_messages.", OBS, "output", 6, "message.", None, _openinference_message),
 )
 
 # Usage keys that count part of the input an instrumentation reports (mapping._cache_out_of_input).
@@ -425,6 +472,11 @@ MESSAGE_EVENTS = {
     "gen_ai.tool.message": "tool",
 }
 CHOICE_EVENT = "gen_ai.choice"
+# Span events at a stream's first token (OpenInference) or at each chunk (OpenLLMetry, current
+# and older names): the earliest is the completion start, where no attribute gave one.
+FIRST_TOKEN_EVENTS = frozenset(
+    {"First Token Stream Event", "gen_ai.content.completion.chunk", "llm.content.completion.chunk"}
+)
 
 # Resource attributes only set defaults for the SHARED fields.
 RESOURCE: tuple[tuple[str, str, int, Coerce], ...] = (

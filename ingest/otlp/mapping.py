@@ -26,6 +26,7 @@ from ingest.otlp.conventions import (
     COST,
     EVENT_IO,
     EXACT,
+    FIRST_TOKEN_EVENTS,
     HINTS,
     INDEXED,
     MESSAGE_EVENTS,
@@ -320,6 +321,11 @@ def _add_metadata(
             message = _exception_message(events)
             if message is not None:
                 body["statusMessage"] = message
+        if "completionStartTime" not in body:
+            times = [e.time_unix_nano for e in span.events if e.name in FIRST_TOKEN_EVENTS and e.time_unix_nano]
+            first = min(times, default=0) // 1000
+            if times and MIN_US <= first < MAX_US:
+                body["completionStartTime"] = first
     if len(span.links):
         metadata["spanLinks"] = [_span_link(link) for link in span.links]
     # Shared by every span of the resource and scope: events are read-only from here on.

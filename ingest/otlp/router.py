@@ -7,10 +7,11 @@ metadata. Rows come in three kinds:
 
 - exact: `(key, group, field, rank, coercion)`;
 - prefixed: `(prefix, group, rank, coercion)`, the rest of the key names the field;
-- indexed: `(prefix, group, field, rank, key prefix to drop, item keys kept)` for flattened
-  lists such as `gen_ai.prompt.0.role`, which become `[{"role": ...}, ...]` in index order;
-  with a set of item keys, the others stay metadata (None keeps all). Dotted item keys nest:
-  `gen_ai.completion.0.tool_calls.0.name` is `[{"tool_calls": [{"name": ...}]}]`.
+- indexed: `(prefix, group, field, rank, key prefix to drop, item keys kept, item shape)` for
+  flattened lists such as `gen_ai.prompt.0.role`, which become `[{"role": ...}, ...]` in index
+  order; with a set of item keys, the others stay metadata (None keeps all). Dotted item keys
+  nest: `gen_ai.completion.0.tool_calls.0.name` is `[{"tool_calls": [{"name": ...}]}]`. The
+  shape (or None) rewrites each nested item, for a convention whose items wrap their parts.
 
 Exact rows win over prefixed ones. Prefix resolutions are cached, up to a bound, because
 the same keys come back span after span; each span then costs one dict lookup per attribute.
@@ -26,6 +27,8 @@ from ingest.otlp.attributes import SKIP, any_value
 Coerce = Callable[[Any], Any] | None
 Slot = tuple[str, str]
 Rule = tuple[Slot, int, Coerce]
+Shape = Callable[[dict[str, Any]], dict[str, Any]] | None
+IndexedRow = tuple[str, str, str, int, str, frozenset[str] | None, Shape]
 
 WHOLE = "*"  # the field of a dict group given whole, merged over its keys by the caller
 
@@ -47,13 +50,15 @@ class Router:
         self,
         exact: Iterable[tuple[str, str, str, int, Coerce]],
         prefixed: Iterable[tuple[str, str, int, Coerce]] = (),
-        indexed: Iterable[tuple[str, str, str, int, str, frozenset[str] | None]] = (),
+        indexed: Iterable[IndexedRow] = (),
     ) -> None:
         self._routes: dict[str, tuple[Rule, ...] | _Indexed] = {}
         for key, group, fld, rank, fn in exact:
             self._routes[key] = (*self._routes.get(key, ()), ((group, fld), rank, fn))  # type: ignore[misc]
         self._prefixed = tuple(prefixed)
         self._indexed = tuple(indexed)
+        # A list's slot and rank name its row (no two rows share both).
+        self._shapes = {((group, fld), rank): shape for _, group, fld, rank, _, _, shape in self._indexed}
         self._prefixes = tuple(row[0] for row in self._prefixed + self._indexed)
         self._max_routes = len(self._routes) + _MAX_CACHED
 
@@ -93,7 +98,9 @@ class Router:
             for (slot, rank), items in lists.items():
                 held = slots.get(slot)
                 if held is None or held[0] > rank:
-                    slots[slot] = (rank, [_nested(items[i]) for i in sorted(items)])
+                    nested = [_nested(items[i]) for i in sorted(items)]
+                    shape = self._shapes[(slot, rank)]
+                    slots[slot] = (rank, nested if shape is None else [shape(item) for item in nested])
 
         groups: dict[str, dict[str, Any]] = {}
         for (group, fld), (_, value) in slots.items():
@@ -112,7 +119,7 @@ class Router:
         return route
 
     def _resolve_prefixed(self, key: str) -> tuple[Rule, ...] | _Indexed:
-        for prefix, group, fld, rank, drop, keep in self._indexed:
+        for prefix, group, fld, rank, drop, keep, _ in self._indexed:
             if key.startswith(prefix):
                 index, _, rest = key[len(prefix) :].partition(".")
                 if index.isdigit() and rest:

@@ -401,6 +401,37 @@ def test_openinference_chat_prefers_the_message_lists_to_input_value() -> None:
     assert "input.value" not in user_metadata(chat) and "output.value" not in user_metadata(chat)
 
 
+OI_TOOL_CALL, OI_STREAM = "97c51818743b46af", "d60d98ba486ab0dd"
+OI_QUESTION = {
+    "role": "user",
+    "content": [
+        {"type": "text", "text": "What is the weather where this photo was taken?"},
+        {"type": "image_url", "image_url": {"url": "https://example.com/eiffel.png"}},
+    ],
+}
+OI_CALL = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+
+
+def test_openinference_tool_calls_images_and_first_token_in_the_chat_shape() -> None:
+    obs, _ = mapped("openinference_openai_tools")
+    call = fields(obs[OI_TOOL_CALL])
+    # The messages as the client sent them to OpenAI, not OpenInference's wrappers of their parts.
+    assert call["input"] == [OI_QUESTION]
+    assert call["output"] == [{"role": "assistant", "tool_calls": [OI_CALL]}]
+    assert "completionStartTime" not in call
+    stream = fields(obs[OI_STREAM])
+    assert stream["input"] == [
+        OI_QUESTION,
+        {"role": "assistant", "tool_calls": [OI_CALL]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+    ]
+    assert stream["output"] == [{"role": "assistant", "content": "Sunny in Paris."}]
+    assert stream["usageDetails"] == {"input": 60, "output": 4, "total": 64}
+    # Its "First Token Stream Event" (the event stays in metadata too).
+    assert stream["completionStartTime"] == 1796390801041881
+    assert [e["name"] for e in obs[OI_STREAM]["body"]["metadata"]["spanEvents"]] == ["First Token Stream Event"]
+
+
 # --- OpenLLMetry before the GenAI message attributes ---------------------------------------
 
 OLL_CHAT, OLL_EMBED = "77643d9ae049ecc5", "797d57fcc7973ec5"

@@ -408,6 +408,70 @@ def test_openinference_flattened_messages_without_input_value() -> None:
     assert body["output"] == [{"role": "assistant", "content": "yo"}]
 
 
+def test_openinference_tool_calls_and_content_parts_in_the_chat_shape() -> None:
+    # As openinference-instrumentation-openai 0.1.66 records a second turn with an image.
+    inp, out = "llm.input_messages.", "llm.output_messages."
+    body = one(
+        {
+            f"{inp}0.message.role": "user",
+            f"{inp}0.message.contents.0.message_content.type": "text",
+            f"{inp}0.message.contents.0.message_content.text": "What is this?",
+            f"{inp}0.message.contents.1.message_content.type": "image",
+            f"{inp}0.message.contents.1.message_content.image.image.url": "https://example.com/cat.png",
+            f"{inp}1.message.role": "assistant",
+            f"{inp}1.message.tool_calls.0.tool_call.id": "call_1",
+            f"{inp}1.message.tool_calls.0.tool_call.function.name": "get_weather",
+            f"{inp}1.message.tool_calls.0.tool_call.function.arguments": '{"city": "Paris"}',
+            f"{inp}2.message.role": "tool",
+            f"{inp}2.message.tool_call_id": "call_1",
+            f"{inp}2.message.content": "sunny",
+            f"{out}0.message.role": "assistant",
+            f"{out}0.message.function_call_name": "describe",
+            f"{out}0.message.function_call_arguments_json": '{"subject": "cat"}',
+        }
+    )["body"]
+    assert body["input"] == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+    ]
+    assert body["output"] == [
+        {"role": "assistant", "function_call": {"name": "describe", "arguments": '{"subject": "cat"}'}}
+    ]
+    # Other conventions' lists keep their own shape.
+    legacy = one({"gen_ai.completion.0.tool_calls.0.name": "f", "gen_ai.completion.0.role": "assistant"})["body"]
+    assert legacy["output"] == [{"tool_calls": [{"name": "f"}], "role": "assistant"}]
+
+
+def test_first_token_events_give_the_completion_start() -> None:
+    def at(name: str, offset_us: int) -> Span.Event:
+        return Span.Event(name=name, time_unix_nano=T0 + offset_us * 1000)
+
+    # OpenInference: one event at the first token; OpenLLMetry: one per chunk, the first counts.
+    assert one(events=[at("First Token Stream Event", 250)])["body"]["completionStartTime"] == T0 // 1000 + 250
+    chunks = [at("gen_ai.content.completion.chunk", us) for us in (300, 120, 400)]
+    assert one(events=chunks)["body"]["completionStartTime"] == T0 // 1000 + 120
+    # An attribute that gives it wins; other events give none.
+    given = one({"langfuse.observation.completion_start_time": "2023-11-14T22:13:20.5Z"}, events=chunks)["body"]
+    assert given["completionStartTime"] == 1_700_000_000_500_000
+    assert "completionStartTime" not in one(events=[at("exception", 100)])["body"]
+
+
 # --- Vercel AI SDK, Pydantic AI, Logfire: the composed fields ------------------------------
 
 
