@@ -174,7 +174,8 @@ def _io_items(value: Any) -> Any:
 
 
 def _prompt_field(key: str, fn: Coerce) -> Coerce:
-    """A field of the `{"name": .., "version": ..}` object Langfuse's AI SDK helper sends."""
+    """A field of an attribute holding a JSON object: the `{"name": .., "version": ..}` Langfuse's
+    AI SDK helper sends, OpenInference's invocation parameters."""
 
     def coerce_field(value: Any) -> Any:
         obj = coerce.json_object(value)
@@ -253,6 +254,8 @@ EXACT: tuple[tuple[str, str, str, int, Coerce], ...] = (
     ("llm.request.model", OBS, "model", 5, coerce.text),
     ("llm.model_name", OBS, "model", 6, coerce.text),
     ("embedding.model_name", OBS, "model", 7, coerce.text),
+    # The request's model, where OpenInference records nothing else (a call that failed).
+    ("llm.invocation_parameters", OBS, "model", 8, _prompt_field("model", coerce.text)),
     # model parameters (also PREFIXED gen_ai.request.* and ai.settings.*)
     ("langfuse.observation.model.parameters", PARAMS, WHOLE, 0, coerce.json_object),
     ("llm.invocation_parameters", PARAMS, WHOLE, 1, coerce.json_object),

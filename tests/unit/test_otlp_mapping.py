@@ -458,6 +458,17 @@ def test_openinference_tool_calls_and_content_parts_in_the_chat_shape() -> None:
     assert legacy["output"] == [{"tool_calls": [{"name": "f"}], "role": "assistant"}]
 
 
+def test_openinference_model_of_a_failed_call_comes_from_its_invocation_parameters() -> None:
+    params = '{"model": "gpt-4o-mini", "temperature": 0.2}'
+    failed = one({"openinference.span.kind": "LLM", "llm.invocation_parameters": params})
+    assert (failed["type"], failed["body"]["model"]) == ("generation-create", "gpt-4o-mini")
+    assert failed["body"]["modelParameters"] == {"model": "gpt-4o-mini", "temperature": 0.2}
+    # The model the response named wins.
+    answered = one({"llm.invocation_parameters": params, "llm.model_name": "gpt-4o-mini-2024-07-18"})["body"]
+    assert answered["model"] == "gpt-4o-mini-2024-07-18"
+    assert "model" not in one({"llm.invocation_parameters": '{"temperature": 0}'})["body"]
+
+
 def test_first_token_events_give_the_completion_start() -> None:
     def at(name: str, offset_us: int) -> Span.Event:
         return Span.Event(name=name, time_unix_nano=T0 + offset_us * 1000)
