@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -41,6 +42,28 @@ class Params:
         if split:
             values = (part for v in values for part in v.split(","))
         return tuple(dict.fromkeys(v.strip() for v in values if v.strip()))
+
+    def flag(self, name: str) -> bool | None:
+        """A boolean parameter, `true` or `false`; None when absent."""
+        raw = self.text(name)
+        if raw is None:
+            return None
+        if raw.lower() not in ("true", "false"):
+            raise ClientError(f"invalid {name}: {raw!r} is not true or false")
+        return raw.lower() == "true"
+
+    def number(self, name: str) -> float | None:
+        """A finite number parameter; None when absent."""
+        raw = self.text(name)
+        if raw is None:
+            return None
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ClientError(f"invalid {name}: {raw!r} is not a number") from None
+        if not math.isfinite(value):
+            raise ClientError(f"invalid {name}: {raw!r} is not a finite number")
+        return value
 
     def integer(self, name: str, default: int, low: int, high: int) -> int:
         raw = self._q.get(name)

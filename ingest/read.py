@@ -18,6 +18,7 @@ from loguru import logger
 from health.http import error
 from ingest import shapes
 from ingest.encoding import ClientError
+from ingest.filters import OBSERVATION_COLUMNS, TRACE_COLUMNS, conditions
 from ingest.params import LEVELS, OBSERVATION_TYPES, Params, decode_cursor, encode_cursor
 from sinks.clickhouse.client import ClickHouseError
 from sinks.clickhouse.reader import Cursor, ObservationFilter, Page, Reader, TraceFilter
@@ -84,6 +85,7 @@ def trace_filter(p: Params, name_param: str = "name") -> TraceFilter:
         environments=p.items("environment"),
         from_us=p.time("fromTimestamp"),
         to_us=p.time("toTimestamp"),
+        conditions=conditions(p, TRACE_COLUMNS),
     )
 
 
@@ -142,12 +144,15 @@ def observation_filter(p: Params) -> ObservationFilter:
         type=p.choice("type", OBSERVATION_TYPES),
         name=p.text("name"),
         user_id=p.text("userId"),
+        session_id=p.text("sessionId"),
         parent_observation_id=p.text("parentObservationId"),
+        root=p.flag("isRootObservation"),
         level=p.choice("level", LEVELS),
         version=p.text("version"),
         environments=p.items("environment"),
         from_us=p.time("fromStartTime"),
         to_us=p.time("toStartTime"),
+        conditions=conditions(p, OBSERVATION_COLUMNS),
     )
 
 

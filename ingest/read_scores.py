@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from aiohttp import web
@@ -21,8 +22,34 @@ V1_TYPES = frozenset(shapes.V1_SCORE_TYPES)
 V3_GROUPS = frozenset({"details", "subject", "annotation"})
 
 
-def score_filter(p: Params, types: frozenset[str]) -> ScoreFilter:
+def score_filter(p: Params, types: frozenset[str], v3: bool = False) -> ScoreFilter:
+    if p.text("filter") is not None:
+        raise ClientError("invalid filter: the structured filter is not supported for scores; use the query parameters")
     data_types = p.choices("dataType", SCORE_TYPES)
+    values: tuple[float, ...] = ()
+    string_values: tuple[str, ...] = ()
+    compare: list[tuple[str, float]] = []
+    if v3:
+        values, string_values = _v3_values(p, data_types)
+        for name, op in (("valueMin", ">="), ("valueMax", "<=")):
+            bound = p.number(name)
+            if bound is not None:
+                if data_types != ("NUMERIC",):
+                    raise ClientError(f"invalid {name}: needs dataType=NUMERIC")
+                compare.append((op, bound))
+        runs = p.items("experimentId")
+        if runs and (p.text("traceId") or p.text("sessionId") or p.text("observationId")):
+            raise ClientError("invalid experimentId: not with traceId, sessionId or observationId")
+    else:
+        runs = p.items("datasetRunId")
+        value = p.number("value")
+        operator = p.text("operator")
+        if (value is None) != (operator is None):
+            raise ClientError("invalid operator/value: give both, or neither")
+        if operator is not None and value is not None:
+            if operator not in _OPERATORS:
+                raise ClientError(f"invalid operator: {operator!r} is not one of {', '.join(sorted(_OPERATORS))}")
+            compare.append((_OPERATORS[operator], value))
     return ScoreFilter(
         trace_id=p.text("traceId"),
         observation_ids=p.items("observationId"),
@@ -32,11 +59,47 @@ def score_filter(p: Params, types: frozenset[str]) -> ScoreFilter:
         data_types=_types(data_types, types),
         config_id=p.text("configId"),
         user_id=p.text("userId"),
-        score_ids=p.items("scoreIds"),
+        score_ids=p.items("id" if v3 else "scoreIds"),
         environments=p.items("environment"),
         from_us=p.time("fromTimestamp"),
         to_us=p.time("toTimestamp"),
+        dataset_run_ids=runs,
+        trace_tags=() if v3 else p.items("traceTags"),
+        value_compare=tuple(compare),
+        values=values,
+        string_values=string_values,
+        # Scores come from the API and SDKs here: none belongs to an annotation queue or author.
+        nothing=bool(p.items("queueId") or (v3 and p.items("authorUserId"))),
     )
+
+
+# Langfuse's v1/v2 `operator` (with `value`), as SQL comparisons.
+_OPERATORS = {"<": "<", ">": ">", "<=": "<=", ">=": ">=", "!=": "!=", "=": "=", "<>": "!="}
+
+
+def _v3_values(p: Params, data_types: tuple[str, ...]) -> tuple[tuple[float, ...], tuple[str, ...]]:
+    """v3's `value`: exact values of one data type (numbers, true/false, or categories)."""
+    raw = p.items("value")
+    if not raw:
+        return (), ()
+    if len(data_types) != 1 or data_types[0] not in ("NUMERIC", "BOOLEAN", "CATEGORICAL"):
+        raise ClientError("invalid value: needs one dataType of NUMERIC, BOOLEAN or CATEGORICAL")
+    if data_types[0] == "CATEGORICAL":
+        return (), raw
+    if data_types[0] == "BOOLEAN":
+        if any(v.lower() not in ("true", "false") for v in raw):
+            raise ClientError("invalid value: a BOOLEAN value is true or false")
+        return tuple(1.0 if v.lower() == "true" else 0.0 for v in raw), ()
+    numbers = []
+    for v in raw:
+        try:
+            n = float(v)
+        except ValueError:
+            raise ClientError(f"invalid value: {v!r} is not a number") from None
+        if not math.isfinite(n):
+            raise ClientError(f"invalid value: {v!r} is not a finite number")
+        numbers.append(n)
+    return tuple(numbers), ()
 
 
 def _types(requested: tuple[str, ...], served: frozenset[str]) -> tuple[str, ...]:
@@ -113,7 +176,7 @@ async def list_scores_v3(request: web.Request, project_id: str, reader: Reader) 
     offset = cursor.get("offset") if cursor else 0
     if not isinstance(offset, int) or not 0 <= offset < 2**62:
         raise ClientError("invalid cursor: Invalid cursor format")
-    listing = await reader.scores(project_id, score_filter(p, SCORE_TYPES), Page(limit, offset))
+    listing = await reader.scores(project_id, score_filter(p, SCORE_TYPES, v3=True), Page(limit, offset))
     out_meta: dict[str, Any] = {"limit": limit}
     if offset + len(listing.rows) < listing.total:
         out_meta["cursor"] = encode_cursor({"offset": offset + len(listing.rows)})

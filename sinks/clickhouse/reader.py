@@ -54,6 +54,9 @@ MAX_CANDIDATES = 20_000
 REFRESH_SLOTS = 2
 
 Row = dict[str, Any]
+# A condition of Langfuse's structured filter (ingest/filters.py): (column, operator, value),
+# over the table's own columns, `trace.<column>` over the observation's trace, and `root`.
+Condition = tuple[str, str, Any]
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class TraceFilter:
     environments: tuple[str, ...] = ()  # any of them
     from_us: int | None = None
     to_us: int | None = None
+    conditions: tuple[Condition, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,12 +79,15 @@ class ObservationFilter:
     type: str | None = None
     name: str | None = None
     user_id: str | None = None  # the trace's user
+    session_id: str | None = None  # the trace's session
     parent_observation_id: str | None = None
+    root: bool | None = None  # without a parent observation, or with one
     level: str | None = None
     version: str | None = None
     environments: tuple[str, ...] = ()
     from_us: int | None = None
     to_us: int | None = None
+    conditions: tuple[Condition, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,13 @@ class ScoreFilter:
     environments: tuple[str, ...] = ()
     from_us: int | None = None
     to_us: int | None = None
+    dataset_run_ids: tuple[str, ...] = ()
+    trace_tags: tuple[str, ...] = ()  # the trace has all of them
+    # On the numeric value: (operator, number) comparisons, and values it is one of.
+    value_compare: tuple[tuple[str, float], ...] = ()
+    values: tuple[float, ...] = ()
+    string_values: tuple[str, ...] = ()  # a categorical score's value is one of them
+    nothing: bool = False  # a filter no stored score can match (an annotation queue's)
 
 
 @dataclass(frozen=True)
@@ -182,7 +196,8 @@ class Reader:
     def _traces(self, project_id: str, f: TraceFilter, table: str = TRACE) -> Select:
         q = self.select(table, project_id).between("timestamp", f.from_us, f.to_us).all_tags(f.tags)
         q.eq("user_id", f.user_id).eq("name", f.name).eq("session_id", f.session_id)
-        return q.eq("release", f.release).eq("version", f.version).any_of("environment", f.environments)
+        q.eq("release", f.release).eq("version", f.version).any_of("environment", f.environments)
+        return _conditions(q, f.conditions)
 
     async def traces(self, project_id: str, f: TraceFilter, order: tuple[str, bool], page: Page) -> Listing:
         """A page of traces, ordered by (column, descending), and the number of matches."""
@@ -267,10 +282,15 @@ class Reader:
             q.in_trace(f.trace_id)
         q.eq("type", f.type).eq("name", f.name).eq("parent_observation_id", f.parent_observation_id)
         q.eq("level", f.level).eq("version", f.version).any_of("environment", f.environments)
-        if f.user_id is not None:
-            users = q.sub(TRACE).eq("user_id", f.user_id)
-            q.where(f"trace_id IN (SELECT id FROM {users.latest(['user_id'])})", "trace_id")
-        return q
+        if f.root is not None:
+            _conditions(q, (("root", "=", f.root),))
+        of_trace = [(c[len("trace.") :], op, v) for c, op, v in f.conditions if c.startswith("trace.")]
+        own = tuple(c for c in f.conditions if not c[0].startswith("trace."))
+        of_trace += [(c, "=", v) for c, v in (("user_id", f.user_id), ("session_id", f.session_id)) if v is not None]
+        if of_trace:
+            traces = _conditions(q.sub(TRACE), tuple(of_trace))
+            q.where(f"trace_id IN (SELECT id FROM {traces.latest([])})", "trace_id")
+        return _conditions(q, own)
 
     async def observations(self, project_id: str, f: ObservationFilter, page: Page) -> Listing:
         q = self._observations(project_id, f)
@@ -362,10 +382,16 @@ class Reader:
             q.trace(f.trace_id)
         q.any_of("observation_id", f.observation_ids).any_of("id", f.score_ids).eq("session_id", f.session_id)
         q.eq("name", f.name).eq("source", f.source).any_of("data_type", f.data_types).eq("config_id", f.config_id)
-        q.any_of("environment", f.environments)
-        if f.user_id is not None:
-            users = q.sub(TRACE).eq("user_id", f.user_id)
-            q.where(f"trace_id IN (SELECT id FROM {users.latest(['user_id'])})", "trace_id")
+        q.any_of("environment", f.environments).any_of("dataset_run_id", f.dataset_run_ids)
+        q.any_of("string_value", f.string_values)
+        _conditions(q, tuple(("value", op, v) for op, v in f.value_compare))
+        if f.values:
+            q.where(f"has({q.param(list(f.values))}, value)", "value")
+        if f.nothing:
+            q.where("0")
+        if f.user_id is not None or f.trace_tags:
+            traces = q.sub(TRACE).eq("user_id", f.user_id).all_tags(f.trace_tags)
+            q.where(f"trace_id IN (SELECT id FROM {traces.latest([])})", "trace_id")
         return q
 
     async def scores(self, project_id: str, f: ScoreFilter, page: Page) -> Listing:
@@ -440,3 +466,28 @@ def _decoded(row: Row) -> Row:
         if row[column] is not None:
             row[column] = micros_of_column(row[column])
     return row
+
+
+_COMPARE = {"=": "=", "<>": "!=", "!=": "!=", ">": ">", "<": "<", ">=": ">=", "<=": "<="}
+_TIME_COLUMNS = frozenset({"timestamp", "start_time", "end_time"})
+
+
+def _conditions(q: Select, conditions: tuple[Condition, ...]) -> Select:
+    """Langfuse's filter conditions on the newest row of each id (see ingest/filters.py)."""
+    for column, op, value in conditions:
+        if column == "root":  # a root observation has no parent observation
+            empty = value if op == "=" else not value
+            q.where(f"parent_observation_id {'=' if empty else '!='} ''", "parent_observation_id")
+        elif column == "tags":
+            fn = {"any of": "hasAny", "none of": "NOT hasAny", "all of": "hasAll"}[op]
+            q.where(f"{fn}(tags, {q.param(list(value))})", "tags")
+        elif op in ("any of", "none of"):
+            q.where(f"{'NOT ' if op == 'none of' else ''}has({q.param(list(value))}, {column})", column)
+        elif op in ("contains", "does not contain"):
+            q.where(f"position({column}, {q.param(value)}) {'>' if op == 'contains' else '='} 0", column)
+        elif op in ("starts with", "ends with"):
+            q.where(f"{'startsWith' if op == 'starts with' else 'endsWith'}({column}, {q.param(value)})", column)
+        else:
+            literal = q.time(value) if column in _TIME_COLUMNS else q.param(value)
+            q.where(f"{column} {_COMPARE[op]} {literal}", column)
+    return q

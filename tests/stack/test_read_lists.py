@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 
 from sinks.postgres.client import Postgres
@@ -154,6 +155,91 @@ async def test_observation_lists_and_cursor(http: aiohttp.ClientSession, project
             break
     assert seen == [ids["gen2"], ids["event"], ids["gen"], ids["span"]]
     assert (await get(http, project, "/api/public/v2/observations", cursor="%%%"))[0] == 400
+
+
+def filter_of(*conditions: tuple[str, str, str, Any]) -> str:
+    return orjson.dumps([{"type": t, "column": c, "operator": o, "value": v} for t, c, o, v in conditions]).decode()
+
+
+async def test_structured_filters_session_and_root_parameters(http: aiohttp.ClientSession, project: NewKey) -> None:
+    """Langfuse's `filter` JSON (as its SDKs' get_many(filter=...) send it), and the v2 lists'
+    sessionId and isRootObservation: each must narrow the answer, never be ignored."""
+    ids = await seed(http, project)
+    t1, t2, t3 = ids["t1"], ids["t2"], ids["t3"]
+
+    async def observations(path: str = "/api/public/v2/observations", **params: Any) -> set[str]:
+        status, doc = await get(http, project, path, **params)
+        assert status == 200, doc
+        return {o["id"] for o in doc["data"]}
+
+    assert await observations(filter=filter_of(("string", "name", "=", "llm"))) == {ids["gen"], ids["gen2"]}
+    assert await observations(filter=filter_of(("stringOptions", "type", "none of", ["GENERATION"]))) == {
+        ids["span"],
+        ids["event"],
+    }
+    both = filter_of(("string", "name", "starts with", "ll"), ("number", "totalTokens", ">", 10))
+    assert await observations("/api/public/observations", filter=both) == {ids["gen"]}
+    late = filter_of(("datetime", "startTime", ">=", "2026-10-01T08:30:00Z"))
+    assert await observations(filter=late) == {ids["gen2"], ids["event"]}
+    of_traces = filter_of(("string", "userId", "=", "u1"), ("arrayOptions", "traceTags", "all of", ["x", "y"]))
+    assert await observations(filter=of_traces) == {ids["event"]}
+    assert await observations(filter=filter_of(("boolean", "isRootObservation", "=", False))) == {ids["gen"]}
+    assert await observations(isRootObservation="true") == {ids["span"], ids["gen2"], ids["event"]}
+    assert await observations(sessionId="s1") == {ids["span"], ids["gen"], ids["event"]}
+    assert await observations("/api/public/observations", sessionId="nope") == set()
+
+    contains = filter_of(("string", "name", "contains", "a"), ("stringOptions", "environment", "any of", ["prod"]))
+    assert await trace_ids(http, project, filter=contains) == [t3]
+    assert await trace_ids(http, project, filter=filter_of(("arrayOptions", "tags", "any of", ["y"]))) == [t2]
+    early = filter_of(("datetime", "timestamp", "<", "2026-10-01T09:00:00Z"))
+    assert await trace_ids(http, project, filter=early) == [t1]
+
+    # What cannot be answered is refused, naming it.
+    for path, bad, named in (
+        ("/api/public/v2/observations", filter_of(("number", "latency", ">", 1)), "latency"),
+        ("/api/public/observations", filter_of(("string", "name", "matches", "x")), "matches"),
+        ("/api/public/traces", filter_of(("string", "name", "=", 3)), "name"),
+        ("/api/public/traces", "not json", "filter"),
+        ("/api/public/v2/scores", filter_of(("string", "name", "=", "q")), "filter"),
+    ):
+        status, doc = await get(http, project, path, filter=bad)
+        assert status == 400 and named in doc["message"], (path, doc)
+    assert (await get(http, project, "/api/public/v2/observations", isRootObservation="maybe"))[0] == 400
+
+
+async def test_score_lists_filter_by_value_id_and_run(http: aiohttp.ClientSession, project: NewKey) -> None:
+    ids = await seed(http, project)
+    q, ok = f"{ids['t1']}-q", f"{ids['t2']}-ok"
+
+    async def scores(path: str, **params: Any) -> list[str]:
+        status, doc = await get(http, project, path, **params)
+        assert status == 200, doc
+        return sorted(s["id"] for s in doc["data"])
+
+    assert await scores("/api/public/v2/scores", operator=">", value="0.7") == [ok]
+    assert await scores("/api/public/scores", operator="<=", value="0.5") == [q]
+    assert await scores("/api/public/v2/scores", traceTags="y") == [ok]
+    assert await scores("/api/public/v2/scores", queueId="q1") == []
+    assert await scores("/api/public/v3/scores", id=f"{q},{ok}") == sorted([q, ok])
+    assert await scores("/api/public/v3/scores", dataType="NUMERIC", valueMin="0.4", valueMax="0.6") == [q]
+    assert await scores("/api/public/v3/scores", dataType="NUMERIC", valueMin="0.6") == []
+    assert await scores("/api/public/v3/scores", dataType="BOOLEAN", value="true") == [ok]
+    assert await scores("/api/public/v3/scores", dataType="BOOLEAN", value="false") == []
+    assert await scores("/api/public/v3/scores", experimentId="run-1") == []
+    for params, named in (
+        ({"operator": ">"}, "operator"),
+        ({"operator": "~", "value": "1"}, "operator"),
+    ):
+        status, doc = await get(http, project, "/api/public/v2/scores", **params)
+        assert status == 400 and named in doc["message"], doc
+    for params, named in (
+        ({"value": "1"}, "value"),  # needs one dataType
+        ({"dataType": "BOOLEAN", "value": "yes"}, "value"),
+        ({"dataType": "BOOLEAN", "valueMin": "0"}, "valueMin"),
+        ({"experimentId": "run-1", "traceId": ids["t1"]}, "experimentId"),
+    ):
+        status, doc = await get(http, project, "/api/public/v3/scores", **params)
+        assert status == 400 and named in doc["message"], doc
 
 
 async def test_sessions_scores_and_daily_metrics(http: aiohttp.ClientSession, project: NewKey) -> None:

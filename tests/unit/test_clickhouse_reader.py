@@ -205,6 +205,27 @@ async def test_observations_pages_cursor_and_summaries(reader: Reader) -> None:
     assert sorted(o["id"] for o in observations) == ["o1", "o2"] and scores == [{"id": "s1", "trace_id": "t1"}]
 
 
+async def test_structured_filter_conditions_on_the_newest_version(reader: Reader) -> None:
+    async def obs(*conditions: Any, **kw: Any) -> list[str]:
+        f = ObservationFilter(conditions=conditions, **kw)
+        return sorted(r["id"] for r in (await reader.observations("p", f, Page(10))).rows)
+
+    assert await obs(("name", "starts with", "ll")) == ["o2"]
+    assert await obs(("name", "contains", "o")) == ["o3"]
+    assert await obs(("name", "does not contain", "g")) == ["o1", "o2"]
+    assert await obs(("type", "none of", ("SPAN", "EVENT"))) == ["o2"]
+    assert await obs(("input_tokens", ">", 4)) == ["o2"]  # the newest version's 5, not the 3 before
+    assert await obs(("input_tokens", "<", 4)) == ["o1", "o3"]
+    assert await obs(("start_time", ">=", T0 + 20)) == ["o2", "o3"]
+    assert await obs(("root", "=", True)) == ["o1", "o2", "o3"] and await obs(("root", "<>", True)) == []
+    assert await obs(("trace.tags", "all of", ("x", "y")), ("trace.name", "=", "new")) == ["o1", "o2"]
+    assert await obs(session_id="s2") == ["o3"]
+    traces = await reader.traces(
+        "p", TraceFilter(conditions=(("tags", "none of", ("y",)), ("timestamp", ">", T0))), ("id", False), Page(10)
+    )
+    assert [r["id"] for r in traces.rows] == ["t3"]
+
+
 async def test_sessions_scores_and_daily(reader: Reader) -> None:
     sessions = await reader.sessions("p", None, None, (), Page(10))
     assert [(s["id"], s["created_at"]) for s in sessions.rows] == [("s2", T0 + DAY), ("s1", T0)]
