@@ -124,7 +124,7 @@ def observation_v2(r: Row, project_id: str, fields: frozenset[str], context: Row
         doc.update({k: v1[k] for k in ("name", "level", "statusMessage", "version", "environment")})
         doc.update(
             bookmarked=False,
-            public=False,
+            public=bool(ctx.get("public")),  # the trace's
             userId=ctx.get("user_id") or None,
             sessionId=ctx.get("session_id") or None,
             isRootObservation=doc["parentObservationId"] is None,

@@ -332,12 +332,12 @@ class Reader:
         return rows[0] if rows else None
 
     async def trace_context(self, project_id: str, trace_ids: Sequence[str]) -> dict[str, Row]:
-        """user, session, tags, environment, name and release of these traces, by id."""
+        """user, session, tags, environment, name, release and public of these traces, by id."""
         if not trace_ids:
             return {}
         q = self.select(TRACES_BY_ID, project_id)
         q.in_ids()
-        columns = ("id", "user_id", "session_id", "tags", "environment", "name", "release")
+        columns = ("id", "user_id", "session_id", "tags", "environment", "name", "release", "public")
         rows = await self._ch.fetch(q.sql(columns), q.params, operation="read_trace_context", ids=trace_ids)
         return {r[0]: dict(zip(columns, r, strict=True)) for r in rows}
 

@@ -207,6 +207,25 @@ async def test_structured_filters_session_and_root_parameters(http: aiohttp.Clie
     assert (await get(http, project, "/api/public/v2/observations", isRootObservation="maybe"))[0] == 400
 
 
+async def test_v2_observations_say_whether_their_trace_is_public(http: aiohttp.ClientSession, project: NewKey) -> None:
+    shared, private = str(uuid.uuid4()), str(uuid.uuid4())
+    at = "2026-10-03T10:00:00Z"
+    await ingest(
+        http,
+        project,
+        event("trace-create", at, {"id": shared, "name": "shared", "public": True}),
+        event("trace-create", at, {"id": private, "name": "private"}),
+        event("span-create", at, {"id": f"{shared}-s", "traceId": shared, "startTime": at}),
+        event("span-create", at, {"id": f"{private}-s", "traceId": private, "startTime": at}),
+    )
+    _, doc = await eventually(
+        lambda: get(http, project, "/api/public/v2/observations"),
+        lambda r: r[0] == 200 and len(r[1]["data"]) == 2,
+        timeout_s=TIMEOUT_S,
+    )
+    assert {o["id"]: o["public"] for o in doc["data"]} == {f"{shared}-s": True, f"{private}-s": False}
+
+
 async def test_score_lists_filter_by_value_id_and_run(http: aiohttp.ClientSession, project: NewKey) -> None:
     ids = await seed(http, project)
     q, ok = f"{ids['t1']}-q", f"{ids['t2']}-ok"
