@@ -50,6 +50,7 @@ from pipeline.times import MAX_US, MIN_US, micros_to_iso
 _EVENT_TYPES = {t: f"{t}-create" for t in OBSERVATION_TYPES}
 _SHARED_FIELDS = ("release", "version", "environment")
 _MODEL_CALLS = frozenset({"generation", "embedding"})  # never a sum of other calls
+_UNPROMPTED = frozenset({"span", "event"})
 
 ROUTER = Router(EXACT, PREFIXED, INDEXED)
 
@@ -177,6 +178,11 @@ def _map_span(span: Any, context: tuple[Any, ...], result: MappingResult) -> str
     _add_metadata(body, span, metadata, groups, resource_attrs, scope_meta)
     if obs_type is None:
         obs_type = "generation" if ("model" in body or "usageDetails" in body) else "span"
+    if obs_type in _UNPROMPTED:
+        # Langfuse links a prompt to generation-like observations only; Langfuse's SDKs propagate
+        # one (propagate_attributes(prompt=...)) to every span in its context.
+        body.pop("promptName", None)
+        body.pop("promptVersion", None)
 
     # Its trace, when the span is a root or sets trace-level attributes.
     t = groups.get(TRACE)

@@ -469,6 +469,14 @@ def test_openinference_model_of_a_failed_call_comes_from_its_invocation_paramete
     assert "model" not in one({"llm.invocation_parameters": '{"temperature": 0}'})["body"]
 
 
+def test_a_propagated_prompt_links_only_generation_like_observations() -> None:
+    # propagate_attributes(prompt=...) of Langfuse's SDKs sets it on every span in its context.
+    prompt = {"langfuse.observation.prompt.name": "qa", "langfuse.observation.prompt.version": 3}
+    for kind, linked in (("span", False), ("event", False), ("generation", True), ("tool", True), ("agent", True)):
+        body = one({**prompt, "langfuse.observation.type": kind})["body"]
+        assert (body.get("promptName"), body.get("promptVersion")) == (("qa", 3) if linked else (None, None)), kind
+
+
 def test_first_token_events_give_the_completion_start() -> None:
     def at(name: str, offset_us: int) -> Span.Event:
         return Span.Event(name=name, time_unix_nano=T0 + offset_us * 1000)
