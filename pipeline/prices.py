@@ -103,11 +103,13 @@ def priced(
     usage: Mapping[str, int], cost: Mapping[str, float], model: ModelPrice | None
 ) -> tuple[dict[str, int], dict[str, float], bool]:
     """Usage and cost with what the client left out: costs inferred per usage type from the
-    model's prices, then the totals (usage: input + output; cost: the sum of the parts); and
-    whether any cost was inferred from the model."""
+    model's prices, then the totals (each the sum of its parts, as Langfuse sums every usage
+    type when no total was sent); and whether any cost was inferred from the model."""
     usage, cost = dict(usage), dict(cost)
     if usage and "total" not in usage:
-        usage["total"] = usage.get("input", 0) + usage.get("output", 0)
+        total = sum(usage.values())
+        if total < 2**63:  # what the stores' counts hold; past it, no total rather than a failed write
+            usage["total"] = total
     inferred = False
     # A total the client sent covers every usage type: nothing is inferred beside it.
     if model is not None and usage and "total" not in cost:

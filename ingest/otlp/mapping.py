@@ -153,11 +153,12 @@ def _map_span(span: Any, context: tuple[Any, ...], result: MappingResult) -> str
     params = _merged(groups, PARAMS)
     if params:
         body["modelParameters"] = params
-    # Langfuse's SDKs send their own usage dict, whose keys are already disjoint.
+    # Langfuse's SDKs send their own usage dict, whose keys are already disjoint: its total is
+    # then the sum of them all, made where every usage is priced (pipeline/prices.py).
     langfuse_usage = WHOLE in groups.get(USAGE, ())
     usage = _merged(groups, USAGE)
     if usage:
-        if "total" not in usage and ("input" in usage or "output" in usage):
+        if "total" not in usage and not langfuse_usage and ("input" in usage or "output" in usage):
             total = usage.get("input", 0) + usage.get("output", 0)
             if total <= coerce.MAX_COUNT:
                 usage["total"] = total

@@ -625,7 +625,7 @@ def test_langfuse_observation_attributes() -> None:
     assert body["level"] == "WARNING" and body["statusMessage"] == "slow"
     assert body["input"] == "q" and body["output"] == {"a": 1}
     assert body["model"] == "m1" and body["modelParameters"] == {"temperature": 1}
-    assert body["usageDetails"] == {"input": 5, "output": 6, "total": 11}
+    assert body["usageDetails"] == {"input": 5, "output": 6}  # its total is made when it is priced
     assert body["costDetails"] == {"input": 0.5, "total": 1.5}
     assert body["completionStartTime"] == 1_700_000_000_500_000
     assert body["promptName"] == "greeting" and body["promptVersion"] == 4
@@ -1106,9 +1106,11 @@ def test_cached_input_is_priced_once_and_langfuse_usage_is_kept_as_sent() -> Non
     _, cost, _ = priced(usage, {}, gpt_4o)
     assert cost["total"] == pytest.approx(200 * 2.5e-6 + 800 * 1.25e-6 + 10 * 1e-5)  # not 1000 at the full price too
     # Langfuse's SDKs send their own dict, whose input is already without the cached part.
+    # Its total, when it sends none, is the sum of every usage type, as Langfuse makes it.
     sent = {"input": 200, "output": 10, "input_cached_tokens": 800}
     usage = one({"langfuse.observation.usage_details": orjson.dumps(sent).decode()})["body"]["usageDetails"]
-    assert usage == {**sent, "total": 210}
+    assert usage == sent
+    assert priced(usage, {}, None)[0] == {**sent, "total": 1010}
     # More cached than input (a count reported apart): never below zero.
     usage = one({"gen_ai.usage.input_tokens": 5, "gen_ai.usage.cache_read.input_tokens": 9})["body"]["usageDetails"]
     assert usage["input"] == 0 and usage["input_cached_tokens"] == 9

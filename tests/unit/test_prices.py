@@ -45,6 +45,15 @@ def test_costs_are_inferred_per_usage_type_and_the_client_s_win() -> None:
     assert priced({"input": 2, "output": 2}, {}, total_only)[1] == {"total": 2.0}
 
 
+def test_a_usage_total_not_sent_is_the_sum_of_every_usage_type() -> None:
+    # Langfuse's rule ("if no total usage type is ingested, Langfuse sums up all usage type units").
+    usage = {"input": 1000, "output": 500, "cache_read_input_tokens": 200}
+    assert priced(usage, {}, None)[0] == {**usage, "total": 1700}
+    assert priced({**usage, "total": 1500}, {}, None)[0]["total"] == 1500  # a total sent stays
+    huge = {"input": 2**62, "output": 2**62}
+    assert "total" not in priced(huge, {}, None)[0]  # past what a count column holds
+
+
 @pytest.mark.parametrize(
     ("doc", "message"),
     [
