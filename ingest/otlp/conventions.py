@@ -173,6 +173,11 @@ def _io_items(value: Any) -> Any:
     return [_io(v) for v in value] if type(value) is list else _io(value)
 
 
+def _milliseconds_of_seconds(value: Any) -> Any:
+    seconds = coerce.amount(value)
+    return SKIP if seconds is SKIP else seconds * 1000
+
+
 def _prompt_field(key: str, fn: Coerce) -> Coerce:
     """A field of an attribute holding a JSON object: the `{"name": .., "version": ..}` Langfuse's
     AI SDK helper sends, OpenInference's invocation parameters."""
@@ -303,6 +308,7 @@ EXACT: tuple[tuple[str, str, str, int, Coerce], ...] = (
     ("gen_ai.usage.cache_creation_input_tokens", USAGE, "input_cache_creation", 2, coerce.count),
     ("gen_ai.usage.input_tokens.cache_write", USAGE, "input_cache_creation", 2, coerce.count),
     ("gen_ai.usage.cache_write_tokens", USAGE, "input_cache_creation", 2, coerce.count),
+    ("gen_ai.usage.cache_write_input_tokens", USAGE, "input_cache_creation", 2, coerce.count),  # Strands
     ("gen_ai.usage.details.cache_write_tokens", USAGE, "input_cache_creation", 3, coerce.count),
     ("gen_ai.usage.details.cache_creation_input_tokens", USAGE, "input_cache_creation", 3, coerce.count),
     ("llm.token_count.prompt_details.cache_write", USAGE, "input_cache_creation", 3, coerce.count),
@@ -325,6 +331,9 @@ EXACT: tuple[tuple[str, str, str, int, Coerce], ...] = (
     ("langfuse.observation.completion_start_time", OBS, "completionStartTime", 0, coerce.timestamp),
     ("ai.response.msToFirstChunk", HINTS, "msToFirstChunk", 0, coerce.amount),
     ("ai.stream.msToFirstChunk", HINTS, "msToFirstChunk", 1, coerce.amount),
+    # Pydantic AI's, in seconds; Strands' (its timeToFirstByteMs), in milliseconds.
+    ("gen_ai.client.operation.time_to_first_chunk", HINTS, "msToFirstChunk", 2, _milliseconds_of_seconds),
+    ("gen_ai.server.time_to_first_token", HINTS, "msToFirstChunk", 3, coerce.amount),
     ("langfuse.observation.prompt.name", OBS, "promptName", 0, coerce.text),
     ("langfuse.prompt.name", OBS, "promptName", 1, coerce.text),
     ("ai.telemetry.metadata.langfusePrompt", OBS, "promptName", 2, _prompt_field("name", coerce.text)),

@@ -51,6 +51,7 @@ _EVENT_TYPES = {t: f"{t}-create" for t in OBSERVATION_TYPES}
 _SHARED_FIELDS = ("release", "version", "environment")
 _MODEL_CALLS = frozenset({"generation", "embedding"})  # never a sum of other calls
 _UNPROMPTED = frozenset({"span", "event"})
+_INSTRUCTIONS = "gen_ai.system_instructions"
 
 ROUTER = Router(EXACT, PREFIXED, INDEXED)
 
@@ -176,7 +177,12 @@ def _map_span(span: Any, context: tuple[Any, ...], result: MappingResult) -> str
         _compose(hints, body, metadata, start, obs_type, langfuse_usage)
     if not langfuse_usage and "usageDetails" in body:
         _cache_out_of_input(body["usageDetails"])
-    _add_metadata(body, span, metadata, groups, resource_attrs, scope_meta)
+    from_events = _add_metadata(body, span, metadata, groups, resource_attrs, scope_meta)
+    # gen_ai.system_instructions, as an attribute or in the operation's details event: after
+    # the events, which may have given the messages it belongs in front of.
+    system = hints.get("system") if hints else None
+    if system is not None or from_events is not None:
+        _system_message(from_events if system is None else system, body, metadata)
     if obs_type is None:
         obs_type = "generation" if ("model" in body or "usageDetails" in body) else "span"
     if obs_type in _UNPROMPTED:
@@ -251,14 +257,6 @@ def _compose(
             body["output"] = {"role": "assistant", "content": output, "tool_calls": calls}
         else:
             metadata["ai.response.toolCalls"] = calls
-    system = hints.get("system")
-    if system is not None:  # gen_ai.system_instructions: the system message of the input
-        messages = body.get("input")
-        if type(messages) is list:
-            if not any(type(m) is dict and m.get("role") == "system" for m in messages):
-                body["input"] = [{"role": "system", "content": _instructions_text(system)}, *messages]
-        else:
-            metadata["gen_ai.system_instructions"] = system
     ms = hints.get("msToFirstChunk")
     if ms is not None and "completionStartTime" not in body:
         first = start + int(ms * 1000)
@@ -315,13 +313,23 @@ def _add_metadata(
     groups: dict[str, dict[str, Any]],
     resource_attrs: dict[str, Any],
     scope_meta: dict[str, Any],
-) -> None:
-    """Unclaimed attributes, explicit metadata over them, span events and links, provenance."""
+) -> Any:
+    """Unclaimed attributes, explicit metadata over them, span events and links, provenance;
+    returns the system instructions the events hold, if any."""
     meta = _merged(groups, META)
     if meta:
         metadata.update(meta)
+    system = None
     if len(span.events):
         metadata["spanEvents"] = events = [_span_event(e) for e in span.events]
+        system = next(
+            (
+                coerce.json_text(e["attributes"][_INSTRUCTIONS])
+                for e in events
+                if e["name"] == OPERATION_DETAILS and _INSTRUCTIONS in e["attributes"]
+            ),
+            None,
+        )
         if "input" not in body or "output" not in body:
             _io_from_events(events, body)
         if body.get("level") == "ERROR" and "statusMessage" not in body:
@@ -339,6 +347,18 @@ def _add_metadata(
     metadata["resourceAttributes"] = resource_attrs
     metadata["scope"] = scope_meta
     body["metadata"] = metadata
+    return system
+
+
+def _system_message(system: Any, body: dict[str, Any], metadata: dict[str, Any]) -> None:
+    """System instructions as the input's first message; metadata where the input is not a
+    list of messages."""
+    messages = body.get("input")
+    if type(messages) is list:
+        if not any(type(m) is dict and m.get("role") == "system" for m in messages):
+            body["input"] = [{"role": "system", "content": _instructions_text(system)}, *messages]
+    else:
+        metadata["gen_ai.system_instructions"] = system
 
 
 def _io_from_events(events: list[dict[str, Any]], body: dict[str, Any]) -> None:

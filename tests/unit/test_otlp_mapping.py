@@ -571,6 +571,35 @@ def test_system_instructions_next_to_no_message_list_stay_metadata() -> None:
     assert body["input"] == [{"role": "system", "content": "Own."}, {"role": "user", "content": "hi"}]
 
 
+def test_system_instructions_join_messages_that_span_events_give() -> None:
+    # Strands with the latest GenAI conventions: everything in the operation's details event,
+    # or the instructions as an attribute and the messages in that event (its agent span).
+    user = '[{"role": "user", "parts": [{"type": "text", "content": "hi"}]}]'
+    instructions = '[{"type": "text", "content": "Use tools."}]'
+    details = {"gen_ai.input.messages": user, "gen_ai.output.messages": "[]"}
+    expected = [{"role": "system", "content": "Use tools."}, *orjson.loads(user)]
+    in_event = _event(
+        "gen_ai.client.inference.operation.details", **details, **{"gen_ai.system_instructions": instructions}
+    )
+    assert one(events=[in_event])["body"]["input"] == expected
+    apart = _event("gen_ai.client.inference.operation.details", **details)
+    assert one({"gen_ai.system_instructions": instructions}, events=[apart])["body"]["input"] == expected
+
+
+def test_strands_cache_write_count_is_a_cache_creation() -> None:
+    attrs = {"gen_ai.usage.input_tokens": 100, "gen_ai.usage.cache_write_input_tokens": 30}
+    usage = one(attrs)["body"]["usageDetails"]
+    assert usage["input_cache_creation"] == 30 and usage["input"] == 70
+
+
+def test_time_to_first_chunk_attributes_give_the_completion_start() -> None:
+    start = T0 // 1000
+    pydantic_ai = one({"gen_ai.client.operation.time_to_first_chunk": 0.3548})["body"]  # seconds
+    assert pydantic_ai["completionStartTime"] == start + 354_800
+    strands = one({"gen_ai.server.time_to_first_token": 379})["body"]  # its timeToFirstByteMs
+    assert strands["completionStartTime"] == start + 379_000
+
+
 def test_invoke_agent_keeps_its_model_and_usage_out_of_the_ledger() -> None:
     event = one(
         {
