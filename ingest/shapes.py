@@ -85,7 +85,8 @@ def observation(r: Row, project_id: str) -> dict[str, Any]:
         "statusMessage": r["status_message"] or None,
         "version": r["version"] or None,
         "model": r["provided_model_name"] or None,
-        "modelId": None,
+        # The model definition that priced it (/api/public/models/{id}), as Langfuse links it.
+        "modelId": r.get("usage_pricing_model_id") or None,
         "modelParameters": _flat(json_of(r["model_parameters"])),
         "usage": {**tokens, "unit": "TOKENS"},
         "unit": "TOKENS",
@@ -118,7 +119,7 @@ def observation_v2(r: Row, project_id: str, fields: frozenset[str], context: Row
     """A v2 observation with the field groups asked for; io stays raw text, prices are strings."""
     v1 = observation(r, project_id)
     doc = {k: v1[k] for k in ("id", "traceId", "startTime", "endTime", "projectId", "parentObservationId", "type")}
-    doc.update(modelId=None, inputPrice=None, outputPrice=None, totalPrice=None)
+    doc.update(modelId=v1["modelId"], inputPrice=None, outputPrice=None, totalPrice=None)
     ctx = context or {}
     if "basic" in fields:
         doc.update({k: v1[k] for k in ("name", "level", "statusMessage", "version", "environment")})
@@ -137,7 +138,7 @@ def observation_v2(r: Row, project_id: str, fields: frozenset[str], context: Row
         metadata = v1["metadata"]
         doc["metadata"] = metadata if isinstance(metadata, dict) else {"value": metadata}
     if "model" in fields:
-        doc.update(providedModelName=v1["model"], model=v1["model"], internalModelId=None)
+        doc.update(providedModelName=v1["model"], model=v1["model"], internalModelId=v1["modelId"])
         doc["modelParameters"] = json_of(r["model_parameters"])
     if "usage" in fields:
         doc.update(usageDetails=v1["usageDetails"], costDetails=v1["costDetails"], usagePricingTierName=None)

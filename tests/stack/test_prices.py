@@ -67,6 +67,12 @@ async def test_a_gpt_4o_generation_without_cost_is_priced_in_both_projections(
         lambda: row(ch, project.project_id, dated["id"]), lambda r: r is not None, timeout_s=TIMEOUT_S
     )
     assert got["total"] == pytest.approx(0.005) and got["model_id"] == "at-openai-gpt-4o"
+    # The read API links the model definition that priced it, as Langfuse's modelId.
+    for path in (f"/api/public/observations/{plain['id']}", "/api/public/v2/observations?fields=core,model"):
+        async with http.get(f"{API}{path}", headers=basic_auth(project)) as r:
+            doc = await r.json()
+        found = doc["data"][0] if "data" in doc else doc
+        assert found["modelId"] == "at-openai-gpt-4o", doc
     # The ledger sums the same costs.
     await eventually(
         lambda: ledger_cost(pg, project.project_id), lambda c: abs(c - Decimal("0.0125")) < 1e-12, timeout_s=TIMEOUT_S
