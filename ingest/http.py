@@ -17,6 +17,7 @@ from ingest.limits import Overloaded, RateLimited, release_held
 from ingest.publisher import PublishError
 
 _CLIENT_ERRORS = {400: "bad_request", 413: "too_large", 415: "unsupported"}
+_OTHER_SIGNALS = ("/v1/metrics", "/v1/logs")
 
 
 @web.middleware
@@ -42,8 +43,14 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         allow = ", ".join(sorted(exc.allowed_methods))
         return error(405, "method_not_allowed", f"{request.method} is not allowed here; use {allow}", {"Allow": allow})
     except web.HTTPNotFound:
-        if not request.path.startswith("/api/"):
+        if not request.path.startswith(("/api/", "/v1/")):
             raise
+        if request.path.endswith(_OTHER_SIGNALS):
+            # OpenTelemetry SDKs (traceloop's, for one) export metrics and logs to the same base
+            # URL as traces: say why they are refused, once, in the exporter's error log.
+            return error(
+                404, "not_found", f"no endpoint at {request.path}: this server takes OpenTelemetry traces only"
+            )
         return error(404, "not_found", f"no endpoint at {request.path}")
     except Unauthorized as exc:
         return error(401, "unauthorized", str(exc), {"WWW-Authenticate": 'Basic realm="agenttrace"'})

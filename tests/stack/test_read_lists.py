@@ -340,6 +340,11 @@ async def test_malformed_parameters_are_400(
 async def test_unknown_paths_and_methods_answer_json(http: aiohttp.ClientSession, project: NewKey) -> None:
     status, doc = await get(http, project, "/api/public/no-such-thing")
     assert status == 404 and doc["error"] == "not_found" and "message" in doc
+    # OpenTelemetry exporters of other signals, pointed at the traces' base URL.
+    for path in ("/v1/metrics", "/api/public/otel/v1/logs"):
+        async with http.post(f"{API}{path}", data=b"\x00", headers=basic_auth(project)) as r:
+            assert r.status == 404 and r.content_type == "application/json", path
+            assert "traces only" in (await r.json())["message"], path
     async with http.put(f"{API}/api/public/traces", headers=basic_auth(project)) as r:
         assert r.status == 405 and r.headers["Allow"] == "DELETE, GET"
         assert (await r.json())["error"] == "method_not_allowed"
