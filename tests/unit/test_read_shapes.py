@@ -6,11 +6,13 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+import orjson
 import pytest
 from multidict import MultiDict
 
 from ingest import shapes
 from ingest.encoding import ClientError
+from ingest.filters import MAX_CONDITIONS, OBSERVATION_COLUMNS, conditions
 from ingest.params import Params, decode_cursor, encode_cursor
 
 T0 = 1_795_773_600_000_000  # 2026-11-27T10:00:00Z
@@ -112,3 +114,54 @@ def test_latency_and_days() -> None:
     spans = [{"start_time": T0, "end_time": None}, {"start_time": T0 + 3_000_000, "end_time": None}]
     assert shapes.latency(spans) == 3.0  # no ends: the last start
     assert shapes.day(20_419) == "2025-11-27" and shapes.day(shapes.date(2026, 1, 2)) == "2026-01-02"
+
+
+def _filter(doc: Any) -> Params:
+    return params(("filter", doc if isinstance(doc, str) else orjson.dumps(doc).decode()))
+
+
+def test_structured_filter_conditions_become_our_columns() -> None:
+    got = conditions(
+        _filter(
+            [
+                {"type": "string", "column": "model", "operator": "=", "value": "gpt-4o"},
+                {"type": "stringOptions", "column": "level", "operator": "any of", "value": "ERROR"},
+                {"type": "datetime", "column": "startTime", "operator": ">=", "value": "2026-11-27T10:00:00Z"},
+                {"type": "number", "column": "totalCost", "operator": ">", "value": 0.5},
+                {"type": "boolean", "column": "isRootObservation", "operator": "=", "value": True},
+                {"type": "arrayOptions", "column": "tags", "operator": "all of", "value": ["a", "b"]},
+            ]
+        ),
+        OBSERVATION_COLUMNS,
+    )
+    assert got == (
+        ("provided_model_name", "=", "gpt-4o"),
+        ("level", "any of", ("ERROR",)),
+        ("start_time", ">=", T0),
+        ("total_cost", ">", 0.5),
+        ("root", "=", True),
+        ("trace.tags", "all of", ("a", "b")),
+    )
+    assert conditions(params(), OBSERVATION_COLUMNS) == ()
+
+
+@pytest.mark.parametrize(
+    ("doc", "named"),
+    [
+        ("[", "not JSON"),
+        ({"column": "name"}, "JSON array"),
+        ([{"column": "name", "operator": "="}] * (MAX_CONDITIONS + 1), "JSON array"),
+        (["name"], "each condition"),
+        ([{"column": "latency", "operator": ">", "value": 1}], "latency"),
+        ([{"column": "name", "operator": "matches", "value": "x"}], "matches"),
+        ([{"column": "totalCost", "operator": ">", "value": True}], "finite number"),
+        ([{"column": "totalCost", "operator": ">", "value": "1e999"}], "finite number"),
+        ([{"column": "startTime", "operator": ">", "value": "yesterday"}], "startTime"),
+        ([{"column": "type", "operator": "any of", "value": [1]}], "list of strings"),
+        ([{"column": "isRootObservation", "operator": "=", "value": "true"}], "true or false"),
+    ],
+)
+def test_structured_filters_that_cannot_be_answered_are_400(doc: Any, named: str) -> None:
+    with pytest.raises(ClientError) as caught:
+        conditions(_filter(doc), OBSERVATION_COLUMNS)
+    assert named in caught.value.message
