@@ -173,6 +173,11 @@ def _io_items(value: Any) -> Any:
     return [_io(v) for v in value] if type(value) is list else _io(value)
 
 
+def _json_text(value: Any) -> Any:
+    """Text, also as a JSON string (`"\"abc\""`)."""
+    return coerce.text(coerce.json_text(value))
+
+
 def _milliseconds_of_seconds(value: Any) -> Any:
     seconds = coerce.amount(value)
     return SKIP if seconds is SKIP else seconds * 1000
@@ -364,6 +369,14 @@ EXACT: tuple[tuple[str, str, str, int, Coerce], ...] = (
     ("gen_ai.conversation.id", TRACE, "sessionId", 2, coerce.text),
     ("ai.telemetry.metadata.sessionId", TRACE, "sessionId", 3, coerce.text),
     ("traceloop.association.properties.session_id", TRACE, "sessionId", 4, coerce.text),
+    # Langfuse's OpenAI drop-in takes them as metadata keys (metadata={"langfuse_user_id": ..});
+    # its 5.x SDK sends each metadata value as JSON text.
+    ("langfuse.observation.metadata.langfuse_user_id", TRACE, "userId", 5, _json_text),
+    ("langfuse.trace.metadata.langfuse_user_id", TRACE, "userId", 5, _json_text),
+    ("langfuse.observation.metadata.langfuse_session_id", TRACE, "sessionId", 5, _json_text),
+    ("langfuse.trace.metadata.langfuse_session_id", TRACE, "sessionId", 5, _json_text),
+    ("langfuse.observation.metadata.langfuse_tags", TRACE, "tags", 4, coerce.tag_list),
+    ("langfuse.trace.metadata.langfuse_tags", TRACE, "tags", 4, coerce.tag_list),
     ("langfuse.internal.as_root", TRACE, "asRoot", 0, coerce.flag),
     # The current SDKs mark the first span they export when they drop the app's server span.
     ("langfuse.internal.is_app_root", TRACE, "asRoot", 1, coerce.flag),

@@ -586,6 +586,21 @@ def test_system_instructions_join_messages_that_span_events_give() -> None:
     assert one({"gen_ai.system_instructions": instructions}, events=[apart])["body"]["input"] == expected
 
 
+def test_langfuse_openai_drop_in_metadata_keys_set_the_trace_user_session_and_tags() -> None:
+    # metadata={"langfuse_user_id": .., "langfuse_session_id": .., "langfuse_tags": [..]}: 3.x sends
+    # the values as they are, 5.x as JSON text.
+    prefix = "langfuse.observation.metadata."
+    for user, session, tags in (("u-1", "s-1", '["t"]'), ('"u-1"', '"s-1"', '["t"]')):
+        attrs = {f"{prefix}langfuse_user_id": user, f"{prefix}langfuse_session_id": session}
+        result = map_request(request(span({**attrs, f"{prefix}langfuse_tags": tags, f"{prefix}team": "a"})))
+        [trace] = traces(result)
+        assert (trace["body"]["userId"], trace["body"]["sessionId"], trace["body"]["tags"]) == ("u-1", "s-1", ["t"])
+        assert observations(result)[0]["body"]["metadata"]["team"] == "a"
+    # An attribute made for it wins.
+    [trace] = traces(map_request(request(span({"user.id": "real", f"{prefix}langfuse_user_id": "u-1"}))))
+    assert trace["body"]["userId"] == "real"
+
+
 def test_strands_cache_write_count_is_a_cache_creation() -> None:
     attrs = {"gen_ai.usage.input_tokens": 100, "gen_ai.usage.cache_write_input_tokens": 30}
     usage = one(attrs)["body"]["usageDetails"]
