@@ -113,6 +113,37 @@ _USAGE_ALIASES = {
 _COST_KEYS = {"inputCost": "input", "outputCost": "output", "totalCost": "total"}
 
 
+# OpenAI's usage objects, which Langfuse takes as usageDetails, nest their parts' counts.
+_OPENAI_DETAILS = {
+    "prompt_tokens_details": "input",
+    "input_tokens_details": "input",
+    "completion_tokens_details": "output",
+    "output_tokens_details": "output",
+}
+_OPENAI_INPUTS = ("prompt_tokens", "input_tokens", "input")
+
+
+def flat_usage(details: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAI usage object's nested counts as keys of their own (`cached_tokens` of the
+    prompt's details is `input_cached_tokens`), the cached input taken out of the input, which
+    counts it, since each key is priced by itself. Any other usage dict is returned as it is."""
+    if not any(type(details.get(k)) is dict for k in _OPENAI_DETAILS):
+        return details
+    out = {k: v for k, v in details.items() if k not in _OPENAI_DETAILS}
+    for key, side in _OPENAI_DETAILS.items():
+        parts = details.get(key)
+        if type(parts) is dict:
+            for k, v in parts.items():
+                if type(v) in (int, float):
+                    out[f"{side}_{k}"] = v
+    cached = out.get("input_cached_tokens")
+    if type(cached) in (int, float) and cached:
+        for k in _OPENAI_INPUTS:
+            if type(out.get(k)) in (int, float):
+                out[k] = max(out[k] - cached, 0)
+    return out
+
+
 def usage_and_cost(body: dict[str, Any]) -> tuple[dict[str, int], dict[str, float]]:
     """Langfuse's `usage` (any of its spellings) and `usageDetails`/`costDetails`, normalised."""
     usage: dict[str, int] = {}
@@ -128,7 +159,7 @@ def usage_and_cost(body: dict[str, Any]) -> tuple[dict[str, int], dict[str, floa
                 usage[_USAGE_ALIASES.get(str(k), str(k))] = _count(v)
     details = body.get("usageDetails")
     if isinstance(details, dict):
-        for k, v in details.items():
+        for k, v in flat_usage(details).items():
             if not isinstance(v, bool) and isinstance(v, (int, float)):
                 usage[_USAGE_ALIASES.get(str(k), str(k))] = _count(v)
     cost_details = body.get("costDetails")

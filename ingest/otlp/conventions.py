@@ -33,6 +33,7 @@ from typing import Any
 from ingest.otlp import attributes as coerce
 from ingest.otlp.attributes import SKIP
 from ingest.otlp.router import WHOLE, Coerce, IndexedRow
+from pipeline.fold import flat_usage
 
 # Slot groups. OBS and TRACE hold body fields; SHARED fields go to both bodies; the others
 # are dicts assembled key by key ("*" is a whole dict given at once, merged over the keys).
@@ -173,6 +174,12 @@ def _io_items(value: Any) -> Any:
     return [_io(v) for v in value] if type(value) is list else _io(value)
 
 
+def _usage_details(value: Any) -> Any:
+    """Langfuse's usage dict, or the OpenAI usage object its OpenAI drop-in sends as one."""
+    obj = coerce.json_object(value)
+    return SKIP if obj is SKIP else coerce.counts_map(flat_usage(obj))
+
+
 def _json_text(value: Any) -> Any:
     """Text, also as a JSON string (`"\"abc\""`)."""
     return coerce.text(coerce.json_text(value))
@@ -280,7 +287,7 @@ EXACT: tuple[tuple[str, str, str, int, Coerce], ...] = (
     ("ai.settings.presencePenalty", PARAMS, "presence_penalty", 3, None),
     ("ai.settings.stopSequences", PARAMS, "stop_sequences", 3, None),
     # usage (token counts)
-    ("langfuse.observation.usage_details", USAGE, WHOLE, 0, coerce.counts_map),
+    ("langfuse.observation.usage_details", USAGE, WHOLE, 0, _usage_details),
     ("gen_ai.usage.input_tokens", USAGE, "input", 1, coerce.count),
     ("gen_ai.usage.prompt_tokens", USAGE, "input", 2, coerce.count),
     ("gen_ai.response.prompt_tokens", USAGE, "input", 3, coerce.count),  # Semantic Kernel 1.x

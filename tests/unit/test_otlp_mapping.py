@@ -16,6 +16,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from ingest.otlp import map_request, parse_request
 from ingest.otlp.conventions import EXACT, INDEXED, PREFIXED
 from ingest.otlp.mapping import MappingResult
+from pipeline.fold import usage_and_cost
 from pipeline.prices import ModelPrice, priced
 
 TRACE = bytes.fromhex("5b8efff798038103d269b633813fc60c")
@@ -599,6 +600,30 @@ def test_langfuse_openai_drop_in_metadata_keys_set_the_trace_user_session_and_ta
     # An attribute made for it wins.
     [trace] = traces(map_request(request(span({"user.id": "real", f"{prefix}langfuse_user_id": "u-1"}))))
     assert trace["body"]["userId"] == "real"
+
+
+def test_openai_usage_objects_as_usage_details_keep_their_cached_and_reasoning_counts() -> None:
+    # langfuse 5.2's OpenAI drop-in sends the response's usage object as the usage details.
+    sent = {
+        "prompt_tokens": 110,
+        "completion_tokens": 7,
+        "total_tokens": 117,
+        "prompt_tokens_details": {"cached_tokens": 100, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 3},
+    }
+    body = one({"langfuse.observation.usage_details": orjson.dumps(sent).decode()})["body"]
+    usage, _ = usage_and_cost(body)
+    assert usage == {
+        "input": 10,  # the cached 100 are priced apart
+        "output": 7,
+        "total": 117,
+        "input_cached_tokens": 100,
+        "input_audio_tokens": 0,
+        "output_reasoning_tokens": 3,
+    }
+    # The Responses API's object, through the batch API's usageDetails.
+    responses = {"input_tokens": 50, "output_tokens": 5, "input_tokens_details": {"cached_tokens": 20}}
+    assert usage_and_cost({"usageDetails": responses})[0] == {"input": 30, "output": 5, "input_cached_tokens": 20}
 
 
 def test_strands_cache_write_count_is_a_cache_creation() -> None:
