@@ -4,7 +4,7 @@ events and append them to Kafka, counting what was accepted."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -108,10 +108,15 @@ class Intake:
         held = self._inflight.hold_for(request)
         parsed = self.config.memory_per_body_byte
         encoded = bool(request.headers.get("Content-Encoding"))
-        # A chunked body's size is unknown until read: reserve the most it may be. A plain body
-        # reserves what parsing it will cost too, before a byte is read.
-        held.grow((limit if declared is None else declared) * (1 if encoded else 1 + parsed))
-        raw = await _read(request, limit)
+        per_byte = 1 if encoded else 1 + parsed  # a plain body: what parsing it costs too
+        if declared is not None:
+            held.grow(declared * per_byte)  # before a byte is read
+            raw = await _read(request, limit)
+        else:
+            # Chunked (OpenTelemetry's Node exporter always sends so): reserved as it arrives.
+            # Reserving the most it may be (55 MiB at the defaults, past the 40 MiB budget) made
+            # every chunked request refuse, and be refused by, any other in flight.
+            raw = await _read(request, limit, lambda n: held.grow(n * per_byte))
         data = decompress(raw, request.headers.get("Content-Encoding"), limit)
         del raw  # the compressed copy, when there was one
         if encoded:
@@ -214,12 +219,15 @@ def handing_over(items: list[Any]) -> Iterator[Any]:
         yield item
 
 
-async def _read(request: web.Request, limit: int) -> bytes:
-    """The raw body, at most `limit` bytes (BodyTooLarge past it). Not request.read(): that
-    keeps the body on the request until the answer, Kafka's acknowledgement included."""
+async def _read(request: web.Request, limit: int, reserve: Callable[[int], None] | None = None) -> bytes:
+    """The raw body, at most `limit` bytes (BodyTooLarge past it), each chunk `reserve`d before
+    it is kept. Not request.read(): that keeps the body on the request until the answer, Kafka's
+    acknowledgement included."""
     buf = bytearray()
     try:
         async for chunk in request.content.iter_any():
+            if reserve is not None:
+                reserve(len(chunk))
             buf += chunk
             if len(buf) > limit:  # chunked: its size was not declared
                 raise BodyTooLarge(f"body exceeds {limit} bytes")

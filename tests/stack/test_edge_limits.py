@@ -253,6 +253,49 @@ async def test_inflight_bytes_are_bounded(project: NewKey) -> None:
         assert sample(metrics, "http_requests_total", method="POST", path=BATCH, status="503") == 4
 
 
+async def test_chunked_bodies_reserve_what_has_arrived(project: NewKey) -> None:
+    """OpenTelemetry's Node exporter sends every body chunked. Reserving the most a body may be
+    for each refused any two at once; each now holds what it has sent, within the same bound."""
+    env = {
+        "AGENTTRACE_MAX_BODY_BYTES": str(BODY_LIMIT),
+        "AGENTTRACE_MAX_INFLIGHT_BYTES": str(INFLIGHT),
+        "AGENTTRACE_MEMORY_PER_BODY_BYTE": "0",
+    }
+    async with edge_process(env) as edge:
+        body = orjson.dumps(batch(2, pad=900 * 1024))  # under BODY_LIMIT; two whole ones fit the bound
+        half = len(body) // 2
+        auth = basic_auth(project)["Authorization"]
+        head = (
+            f"POST {BATCH} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {auth}\r\n"
+            "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        ).encode()
+
+        def chunk(data: bytes) -> bytes:
+            return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+        conns = [await asyncio.open_connection("127.0.0.1", edge.port) for _ in range(4)]
+        try:
+            # Three send half their body and wait: 1.5 bodies held, all admitted.
+            for _, writer in conns[:3]:
+                writer.write(head + chunk(body[:half]))
+                await writer.drain()
+            await asyncio.sleep(0.5)
+            # A fourth's whole body would pass the bound: refused once its bytes arrive.
+            reader, writer = conns[3]
+            writer.write(head + chunk(body) + b"0\r\n\r\n")
+            await writer.drain()
+            status, headers, answer = await asyncio.wait_for(_read_response(reader), 10)
+            assert status == 503 and orjson.loads(answer)["error"] == "overloaded" and int(headers["retry-after"]) >= 1
+            for reader, writer in conns[:3]:
+                writer.write(chunk(body[half:]) + b"0\r\n\r\n")
+                await writer.drain()
+                status, _, answer = await asyncio.wait_for(_read_response(reader), 10)
+                assert status == 207, answer
+        finally:
+            for _, writer in conns:
+                writer.close()
+
+
 async def test_concurrent_maximal_batches_are_accepted_whole_or_refused(settings: Settings, project: NewKey) -> None:
     """With the default budget, 10,000-event batches sent at once (2.6 MB each; the in-flight
     budget counts what parsing one costs) are each either answered 207 with every event in the
