@@ -55,15 +55,7 @@ class Params:
     def number(self, name: str) -> float | None:
         """A finite number parameter; None when absent."""
         raw = self.text(name)
-        if raw is None:
-            return None
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ClientError(f"invalid {name}: {raw!r} is not a number") from None
-        if not math.isfinite(value):
-            raise ClientError(f"invalid {name}: {raw!r} is not a finite number")
-        return value
+        return None if raw is None else finite(name, raw)
 
     def integer(self, name: str, default: int, low: int, high: int) -> int:
         raw = self._q.get(name)
@@ -116,6 +108,17 @@ class Params:
         """Comma-separated field groups; unknown names are dropped, none given means `default`."""
         given = frozenset(self.items(name)) & known
         return given or default
+
+
+def finite(name: str, raw: str) -> float:
+    """`raw` as a finite number; a 400 naming the parameter otherwise."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ClientError(f"invalid {name}: {raw!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ClientError(f"invalid {name}: {raw!r} is not a finite number")
+    return value
 
 
 def encode_cursor(doc: dict[str, object]) -> str:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from aiohttp import web
 
 from ingest import shapes
 from ingest.encoding import ClientError
-from ingest.params import SCORE_SOURCES, SCORE_TYPES, Params, decode_cursor, encode_cursor
+from ingest.params import SCORE_SOURCES, SCORE_TYPES, Params, decode_cursor, encode_cursor, finite
 from ingest.read import meta, not_found, read_handler
 from sinks.clickhouse.reader import Page, Reader, ScoreFilter
 
@@ -90,16 +89,7 @@ def _v3_values(p: Params, data_types: tuple[str, ...]) -> tuple[tuple[float, ...
         if any(v.lower() not in ("true", "false") for v in raw):
             raise ClientError("invalid value: a BOOLEAN value is true or false")
         return tuple(1.0 if v.lower() == "true" else 0.0 for v in raw), ()
-    numbers = []
-    for v in raw:
-        try:
-            n = float(v)
-        except ValueError:
-            raise ClientError(f"invalid value: {v!r} is not a number") from None
-        if not math.isfinite(n):
-            raise ClientError(f"invalid value: {v!r} is not a finite number")
-        numbers.append(n)
-    return tuple(numbers), ()
+    return tuple(finite("value", v) for v in raw), ()
 
 
 def _types(requested: tuple[str, ...], served: frozenset[str]) -> tuple[str, ...]:
