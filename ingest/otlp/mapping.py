@@ -181,8 +181,10 @@ def _map_span(span: Any, context: tuple[Any, ...], result: MappingResult) -> str
     # gen_ai.system_instructions, as an attribute or in the operation's details event: after
     # the events, which may have given the messages it belongs in front of.
     system = hints.get("system") if hints else None
-    if system is not None or from_events is not None:
-        _system_message(from_events if system is None else system, body, metadata)
+    if system is None:
+        system = from_events
+    if system is not None:
+        _system_message(system, body, metadata)
     if obs_type is None:
         obs_type = "generation" if ("model" in body or "usageDetails" in body) else "span"
     if obs_type in _UNPROMPTED:

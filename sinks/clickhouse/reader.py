@@ -384,9 +384,10 @@ class Reader:
         q.eq("name", f.name).eq("source", f.source).any_of("data_type", f.data_types).eq("config_id", f.config_id)
         q.any_of("environment", f.environments).any_of("dataset_run_id", f.dataset_run_ids)
         q.any_of("string_value", f.string_values)
-        _conditions(q, tuple(("value", op, v) for op, v in f.value_compare))
+        on_value: list[Condition] = [("value", op, v) for op, v in f.value_compare]
         if f.values:
-            q.where(f"has({q.param(list(f.values))}, value)", "value")
+            on_value.append(("value", "any of", f.values))
+        _conditions(q, tuple(on_value))
         if f.nothing:
             q.where("0")
         if f.user_id is not None or f.trace_tags:
