@@ -21,6 +21,7 @@ from ingest.app import EdgeClients, build_app
 from ingest.config import EdgeConfig
 from ingest.connections import ConnectionGuard
 from ingest.http import PrefaceQuietLogger
+from pipeline import compiled
 
 READ_BUFFER_BYTES = 64 * 1024
 
@@ -32,7 +33,7 @@ def run_api(settings: Settings, host: str | None, port: int, grpc_port: int | No
         settings.topics.events,
         settings.admin_token,
         lambda: edge_clients(settings),
-        Health(checks=[], revision=settings.revision or git_revision()),
+        Health(checks=[], revision=settings.revision or git_revision(), compiled=compiled.active()),
     )
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(serve(app, edge))

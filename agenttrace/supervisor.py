@@ -47,6 +47,7 @@ from prometheus_client.registry import Collector
 
 import agenttrace
 from health.checks import Check, Health
+from pipeline import compiled
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # A child that dies is started again after RESTART_DELAY_S, doubled for each further death
@@ -214,7 +215,7 @@ class Supervisor:
         self._dir = Path(tempfile.gettempdir()) / f"agenttrace-metrics-{safe_host}-{port}"
         self._stop = asyncio.Event()
         self._stopping = False
-        self._health = Health(checks=[], revision=revision)
+        self._health = Health(checks=[], revision=revision, compiled=compiled.active())
         for child in self._children:
             self._health.conditions[f"process_{child.index}"] = functools.partial(_child_ok, child)
         self._health.alive = lambda: all(c.running() for c in self._children)

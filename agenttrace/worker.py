@@ -23,6 +23,7 @@ from agenttrace.settings import STAGES, Settings
 from health.checks import Check, Health
 from health.http import observe
 from health.version import git_revision
+from pipeline import compiled
 from pipeline.dead_letters import DeadLetters
 from pipeline.prices import PriceBook
 from pipeline.stage import Sink, Stage
@@ -52,7 +53,7 @@ async def run_worker(
     *,
     between_batches: Callable[[], object] | None = None,
 ) -> None:
-    health = Health(checks=[], revision=settings.revision or git_revision())
+    health = Health(checks=[], revision=settings.revision or git_revision(), compiled=compiled.active())
     app = web.Application(middlewares=[observe])
     app.router.add_get("/metrics", server_stats)
     health.add_routes(app)

@@ -39,6 +39,8 @@ class Health:
     timeout_s: float = 2.0
     started: float = field(default_factory=time.monotonic)
     revision: str = "unknown"
+    # Whether the per-event modules run compiled (pipeline/compiled.py), shown by /version.
+    compiled: bool = False
 
     async def _one(self, check: Check) -> dict[str, object]:
         start = time.perf_counter()
@@ -84,7 +86,9 @@ class Health:
         return _json({"status": "ready" if ready else "not ready", "failing": failing}, 200 if ready else 503)
 
     async def version(self, request: web.Request) -> web.Response:
-        return _json({"version": VERSION, "revision": self.revision, "uptime": self.uptime()}, 200)
+        return _json(
+            {"version": VERSION, "revision": self.revision, "compiled": self.compiled, "uptime": self.uptime()}, 200
+        )
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/health", self.health)

@@ -48,6 +48,7 @@ cmd_up() {
   install_apt
   install_kafka_jars
   install_venv
+  install_native
   start_servers
   app_up
 }

@@ -222,7 +222,7 @@ def normalize(event: Any) -> tuple[str, str, int, dict[str, Any]]:
     if not isinstance(etype, str) or etype not in FIELDS_BY_TYPE:
         raise InvalidEvent(f"unknown event type {etype!r}")
     ts = event_time("event.timestamp", event.get("timestamp"))
-    body: dict[str, Any] | None = event.get("body")
+    body = event.get("body")
     if not isinstance(body, dict):
         raise InvalidEvent("event.body must be an object")
     check_body(etype, body)

@@ -13,6 +13,10 @@ missing_apt_packages() {
   command -v python3 >/dev/null || printf '%s\n' python3
   # Debian's own python3 ships venv without ensurepip; the python3-venv package adds it.
   python3 -c 'import ensurepip' >/dev/null 2>&1 || printf '%s\n' python3-venv
+  # A C compiler and Python's headers compile the per-event modules (install_native).
+  command -v gcc >/dev/null || printf '%s\n' gcc
+  python3 -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(sysconfig.get_path("include") + "/Python.h"))' \
+    >/dev/null 2>&1 || printf '%s\n' python3-dev
 }
 
 install_apt() {
@@ -69,4 +73,10 @@ install_venv() {
   quiet "$venv/bin/python" -m pip install --disable-pip-version-check -q -c "$constraints" -e "$ROOT[test]"
   printf '%s\n' "$sum" >"$stamp"
   say "venv: installed"
+}
+
+# The per-event modules compiled with mypyc (issue 16); a build that fails leaves them Python.
+# Rebuilt only when a source changed (its own stamp); an app running the old build keeps it.
+install_native() {
+  say "$("$ROOT/.venv/bin/python" "$ROOT/ops/stack/native.py")"
 }
