@@ -144,6 +144,10 @@ def main() -> int:
         STAMP.write_text(json.dumps({"fingerprint": want, "compiled": False, "error": str(exc)}))
         print(f"native: build failed ({exc}; see {STATE / 'build.log'}): running the modules as Python")
         return 0
+    for path in built():
+        # setuptools copies an unchanged module's extension with its old time, which would be
+        # older than an edited source of the same build: pipeline/compiled.py would drop it all.
+        os.utime(path)
     STAMP.write_text(json.dumps({"fingerprint": want, "compiled": True, "modules": MODULES}))
     print(f"native: compiled {len(MODULES)} modules")
     return 0

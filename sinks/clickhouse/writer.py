@@ -393,10 +393,10 @@ class ClickHouseWriter:
         by_ids = _by_ids(project)
         # First by the field versions alone (two narrow reads): most copies were merged as they
         # were written, and only the rest are read whole.
-        # gather(*...): typeshed calls gather(a, b)'s result a tuple, but it is a list, and the
+        # gather(*[...]): typeshed calls gather(a, b)'s result a tuple, but it is a list, and the
         # compiled module (ops/stack/native.py) checks the type it was told.
         copies_versions, tops = await asyncio.gather(
-            *(
+            *[
                 self._ch.fetch(
                     f"SELECT id, field_versions FROM {JOURNAL} {by_ids}", operation="repair_versions", ids=ids
                 ),
@@ -406,7 +406,7 @@ class ClickHouseWriter:
                     operation="repair_tops",
                     ids=ids,
                 ),
-            )
+            ]
         )
         top_versions = {str(id_): orjson.loads(v or "{}") for id_, v, gone in tops if not gone}
         ids = sorted(
@@ -419,10 +419,10 @@ class ClickHouseWriter:
         if not ids:
             return 0
         copies_found, rows_found = await asyncio.gather(
-            *(
+            *[
                 self._rows_of(JOURNAL, project, ids, "repair_copies"),
                 self._rows_of(OBSERVATION, project, ids, "repair_rows"),
-            )
+            ]
         )
         copies: dict[str, list[EntityState]] = {}
         for values in copies_found:
