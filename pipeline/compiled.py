@@ -9,30 +9,27 @@ source is newer than the build, every compiled module goes, and all run as Pytho
 
 from __future__ import annotations
 
-import sys
 import sysconfig
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("pipeline", "sinks", "ingest")
 SUFFIX: str = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
-# The build's shared library (no source of its own): ops/stack/native.py's GROUP.
-LIBRARY = ROOT / "pipeline" / f"_native__mypyc{SUFFIX}"
+# The build's group: its shared library (no source of its own), which every module's shim
+# loads, sits inside a package, as the editable install puts only the packages on the path.
+GROUP = "pipeline._native"
+LIBRARY = ROOT / (GROUP.replace(".", "/") + f"__mypyc{SUFFIX}")
 
-_checked = False
 
-
-def _built() -> list[Path]:
+def extensions() -> list[Path]:
+    """Every extension module in the packages: what a build left, current or not."""
     return [path for package in PACKAGES for path in (ROOT / package).rglob(f"*{SUFFIX}")]
 
 
 def drop_stale() -> None:
-    """Remove every compiled module when a source changed after the build (once per process)."""
-    global _checked
-    if _checked:
-        return
-    _checked = True
-    built = _built()
+    """Remove every compiled module when a source changed after the build (pipeline/__init__.py
+    calls it, once per process)."""
+    built = extensions()
     if not built or not stale(built, LIBRARY):
         return
     try:
@@ -60,12 +57,3 @@ def stale(built: list[Path], library: Path) -> bool:
 def active() -> bool:
     """Whether this tree's modules run compiled (after drop_stale)."""
     return LIBRARY.exists()
-
-
-def running() -> list[str]:
-    """The modules loaded so far that run compiled."""
-    return sorted(
-        name
-        for name, module in list(sys.modules.items())
-        if name.split(".", 1)[0] in PACKAGES and str(getattr(module, "__file__", "") or "").endswith(SUFFIX)
-    )

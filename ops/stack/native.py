@@ -22,15 +22,16 @@ import os
 import platform
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+# Importing it drops a stale build, which this script replaces anyway.
+from pipeline.compiled import GROUP, LIBRARY, SUFFIX, extensions  # noqa: E402
+
 STATE = ROOT / ".stack" / "native"
 STAMP = ROOT / ".stack" / "native.json"
-# The library every compiled module's shim loads, pipeline/_native__mypyc*.so: inside a package,
-# as the editable install puts only the packages on the path.
-GROUP = "pipeline._native"
 
 # What every event goes through, by process: pure code, and the writers whose coroutines hold the
 # per-event loops. Request handlers and drivers' callers stay Python: a compiled coroutine buys
@@ -57,11 +58,7 @@ MODULES = [
 
 def built() -> list[Path]:
     """The extension modules a build leaves in the tree (the shims and the group's library)."""
-    suffix = sysconfig.get_config_var("EXT_SUFFIX")
-    return [
-        *(ROOT / (m.removesuffix(".py") + suffix) for m in MODULES),
-        ROOT / (GROUP.replace(".", "/") + f"__mypyc{suffix}"),
-    ]
+    return [*(ROOT / (m.removesuffix(".py") + SUFFIX) for m in MODULES), LIBRARY]
 
 
 def fingerprint() -> str:
@@ -78,10 +75,8 @@ def fingerprint() -> str:
 
 def remove() -> None:
     """Every extension module in the packages: a module dropped from MODULES goes too."""
-    suffix = sysconfig.get_config_var("EXT_SUFFIX")
-    for package in ("pipeline", "sinks", "ingest"):
-        for path in (ROOT / package).rglob(f"*{suffix}"):
-            path.unlink()
+    for path in extensions():
+        path.unlink()
 
 
 def build() -> None:
@@ -123,6 +118,7 @@ def main() -> int:
         want = fingerprint()
     except ImportError:  # a venv without the test extras: no mypyc
         remove()
+        STAMP.write_text(json.dumps({"fingerprint": None, "compiled": False, "error": "mypy is not installed"}))
         print("native: mypy (mypyc) is not installed: running the modules as Python")
         return 0
     try:
