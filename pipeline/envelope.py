@@ -33,7 +33,9 @@ OTLP_HTTP, OTLP_GRPC = "otlp", "otlp_grpc"
 SPAN_SOURCES = frozenset({OTLP_HTTP, OTLP_GRPC})
 
 
-@dataclass(slots=True)
+# init=False and a written __init__: the dataclass decorator's generated __init__ is interpreted
+# Python even in the compiled module (ops/stack/native.py), ~0.35 µs per object against ~0.05.
+@dataclass(slots=True, init=False)
 class Envelope:
     id: str
     project_id: str
@@ -42,11 +44,29 @@ class Envelope:
     ts: int
     received_at: int
     body: dict[str, Any]
-    request_id: str = ""
-    sdk_name: str = ""
-    sdk_version: str = ""
-    source: str = "batch"
-    v: int = VERSION
+    request_id: str
+    sdk_name: str
+    sdk_version: str
+    source: str
+    v: int
+
+    def __init__(
+        self,
+        id: str,
+        project_id: str,
+        type: str,
+        ts: int,
+        received_at: int,
+        body: dict[str, Any],
+        request_id: str = "",
+        sdk_name: str = "",
+        sdk_version: str = "",
+        source: str = "batch",
+        v: int = VERSION,
+    ) -> None:
+        self.id, self.project_id, self.type, self.ts, self.received_at = id, project_id, type, ts, received_at
+        self.body, self.request_id, self.sdk_name, self.sdk_version = body, request_id, sdk_name, sdk_version
+        self.source, self.v = source, v
 
     def key(self) -> bytes:
         return partition_key(self.project_id, self.type, self.body, self.id)

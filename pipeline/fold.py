@@ -9,7 +9,7 @@ Metadata merges per key, tags are a union, and a null never overwrites a value.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -34,19 +34,37 @@ def table_of(etype: str) -> str | None:
     return None
 
 
-@dataclass
+# init=False and a written __init__: the decorator's own is interpreted Python even compiled
+# (pipeline/envelope.py's Envelope says more).
+@dataclass(init=False)
 class EntityState:
     project_id: str
     id: str
-    values: dict[str, Any] = field(default_factory=dict)
-    versions: dict[str, int] = field(default_factory=dict)
-    first_ts: int = 0
-    last_ts: int = 0
+    values: dict[str, Any]
+    versions: dict[str, int]
+    first_ts: int
+    last_ts: int
     # The store's version of the row this state was read from or last written as (0: none).
-    revision: int = 0
+    revision: int
     # What a sink derived from the fields when it last wrote them (a priced cost): a price
     # change makes a row worth writing again even when no event changed it.
-    derived: Any = None
+    derived: Any
+
+    def __init__(
+        self,
+        project_id: str,
+        id: str,
+        values: dict[str, Any] | None = None,
+        versions: dict[str, int] | None = None,
+        first_ts: int = 0,
+        last_ts: int = 0,
+        revision: int = 0,
+        derived: Any = None,
+    ) -> None:
+        self.project_id, self.id = project_id, id
+        self.values = {} if values is None else values
+        self.versions = {} if versions is None else versions
+        self.first_ts, self.last_ts, self.revision, self.derived = first_ts, last_ts, revision, derived
 
     def set(self, column: str, value: Any, ts: int) -> None:
         if value is None:

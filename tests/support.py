@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,6 +35,12 @@ WORKER_POSTGRES = "http://127.0.0.1:8082"
 WORKER_2 = "http://127.0.0.1:8083"  # the ClickHouse stage's second process
 AGENTTRACE = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "agenttrace"
 T = TypeVar("T")
+
+
+def deep_copy(obj: T) -> T:
+    """A deep copy of a dataclass instance, also of a compiled class (ops/stack/native.py), which
+    copy.deepcopy cannot make: a compiled class's __new__ runs its __init__, which takes arguments."""
+    return replace(obj, **{f.name: copy.deepcopy(getattr(obj, f.name)) for f in fields(obj)})
 
 
 def basic_auth(key: NewKey) -> dict[str, str]:

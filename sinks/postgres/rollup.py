@@ -9,7 +9,7 @@ arithmetic is tested without a database.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -49,18 +49,28 @@ _US_PER_DAY = 86_400_000_000
 Key = tuple[str, str]  # project_id, trace id
 
 
-@dataclass
+# init=False and written __init__s here: the decorator's own is interpreted Python even
+# compiled (pipeline/envelope.py's Envelope says more), and these are made per trace and event.
+@dataclass(init=False)
 class Generation:
     state: EntityState
-    events: set[str] = field(default_factory=set)  # ids of the events folded in
+    events: set[str]  # ids of the events folded in
+
+    def __init__(self, state: EntityState, events: set[str] | None = None) -> None:
+        self.state = state
+        self.events = set() if events is None else events
 
 
-@dataclass
+@dataclass(init=False)
 class TraceDelta:
     """What a batch says about one trace: its own fields and extent, and its generations'."""
 
     state: EntityState
-    generations: dict[str, Generation] = field(default_factory=dict)
+    generations: dict[str, Generation]
+
+    def __init__(self, state: EntityState, generations: dict[str, Generation] | None = None) -> None:
+        self.state = state
+        self.generations = {} if generations is None else generations
 
 
 class Contribution(NamedTuple):
@@ -76,15 +86,20 @@ class Contribution(NamedTuple):
     cost: Decimal
 
 
-@dataclass
+@dataclass(init=False)
 class Aggregate:
     """The change a batch makes to one session or user."""
 
-    count: int = 0
-    first: int | None = None
-    last: int | None = None
-    user: str = ""
-    user_ts: int = -1
+    count: int
+    first: int | None
+    last: int | None
+    user: str
+    user_ts: int
+
+    def __init__(
+        self, count: int = 0, first: int | None = None, last: int | None = None, user: str = "", user_ts: int = -1
+    ) -> None:
+        self.count, self.first, self.last, self.user, self.user_ts = count, first, last, user, user_ts
 
     def widen(self, first: int, last: int) -> None:
         if first:
@@ -93,14 +108,24 @@ class Aggregate:
             self.last = last if self.last is None else max(self.last, last)
 
 
-@dataclass
+@dataclass(init=False)
 class Changes:
     """A batch's changes to the aggregates, accumulated over its traces."""
 
-    sessions: dict[Key, Aggregate] = field(default_factory=dict)
-    users: dict[Key, Aggregate] = field(default_factory=dict)
+    sessions: dict[Key, Aggregate]
+    users: dict[Key, Aggregate]
     # (project, day, model) -> [observations, events, input, output, total, cost]
-    usage: dict[tuple[str, date, str], list[Any]] = field(default_factory=dict)
+    usage: dict[tuple[str, date, str], list[Any]]
+
+    def __init__(
+        self,
+        sessions: dict[Key, Aggregate] | None = None,
+        users: dict[Key, Aggregate] | None = None,
+        usage: dict[tuple[str, date, str], list[Any]] | None = None,
+    ) -> None:
+        self.sessions = {} if sessions is None else sessions
+        self.users = {} if users is None else users
+        self.usage = {} if usage is None else usage
 
     def add(self, other: Changes) -> None:
         """Fold in `other`, as if its traces had been joined into this one after its own."""
@@ -121,19 +146,35 @@ class Changes:
                 row[i] += v
 
 
-@dataclass
+@dataclass(init=False)
 class StoredTrace:
     """A row of trace_states; `generations` as read: every one, or those a batch folds."""
 
     project_id: str
     trace_id: str
-    session_id: str = ""
-    session_ts: int = -1
-    user_id: str = ""
-    user_ts: int = -1
-    first_seen: int = 0
-    last_seen: int = 0
-    generations: dict[str, Any] = field(default_factory=dict)
+    session_id: str
+    session_ts: int
+    user_id: str
+    user_ts: int
+    first_seen: int
+    last_seen: int
+    generations: dict[str, Any]
+
+    def __init__(
+        self,
+        project_id: str,
+        trace_id: str,
+        session_id: str = "",
+        session_ts: int = -1,
+        user_id: str = "",
+        user_ts: int = -1,
+        first_seen: int = 0,
+        last_seen: int = 0,
+        generations: dict[str, Any] | None = None,
+    ) -> None:
+        self.project_id, self.trace_id, self.session_id, self.session_ts = project_id, trace_id, session_id, session_ts
+        self.user_id, self.user_ts, self.first_seen, self.last_seen = user_id, user_ts, first_seen, last_seen
+        self.generations = {} if generations is None else generations
 
 
 def relevant(env: Envelope) -> bool:

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import fields, replace
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -30,6 +29,7 @@ from pipeline.prices import priced
 from pipeline.times import MAX_US, column_of_micros, micros_of_column, micros_to_iso, to_micros
 from sinks.clickhouse.schema import dialect_for
 from sinks.clickhouse.writer import _ROW_DEFAULTS, COLUMNS, MAP_COLUMNS, TIME_COLUMNS, ClickHouseWriter
+from tests.support import deep_copy
 
 FAST = settings(max_examples=200, deadline=None, database=None)
 EPOCH_DAY = date(1970, 1, 1)
@@ -287,7 +287,7 @@ def fold(table: str, events: list[Envelope]) -> tuple[EntityState, list[str]]:
     time which is not µs (an int) is poison."""
     state, poison = EntityState("p", "x"), []
     for env in events:
-        before = copy.deepcopy(state)
+        before = deep_copy(state)
         try:
             apply(state, env, table)
         except PoisonEvent:

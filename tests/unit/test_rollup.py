@@ -3,7 +3,6 @@ events are ordered, batched, duplicated or replayed, the aggregates end the same
 
 from __future__ import annotations
 
-import copy
 import random
 from datetime import UTC
 from decimal import Decimal
@@ -31,6 +30,7 @@ from sinks.postgres.rollup import (
     state_from_doc,
     to_datetime,
 )
+from tests.support import deep_copy
 
 BASE_US = 1_795_000_000_000_000
 
@@ -163,12 +163,12 @@ def test_traces_joined_apart_and_added_in_key_order_change_what_one_join_does(
     together, apart = Changes(), Changes()
     for key in sorted(folded):
         stored = store.traces.get(key) or StoredTrace(*key)
-        apply_to_stored(copy.deepcopy(stored), folded[key], together, store.prices)
+        apply_to_stored(deep_copy(stored), folded[key], together, store.prices)
         if rnd.random() < 0.5:
-            apply_to_stored(copy.deepcopy(stored), folded[key], apart, store.prices)
+            apply_to_stored(deep_copy(stored), folded[key], apart, store.prices)
         else:
             own = Changes()
-            apply_to_stored(copy.deepcopy(stored), folded[key], own, store.prices)
+            apply_to_stored(deep_copy(stored), folded[key], own, store.prices)
             apart.add(own)
     assert apart == together
 
