@@ -6,7 +6,7 @@ import random
 
 from aiokafka.partitioner import murmur2 as reference
 
-from ingest.publisher import murmur2, partition_for
+from ingest.partitioner import murmur2, partition_for
 
 
 def test_murmur2_is_kafkas_for_every_length_and_tail() -> None:
