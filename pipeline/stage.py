@@ -41,6 +41,18 @@ class Sink(Protocol):
         """Drop cached state: partitions were reassigned."""
 
 
+def _request_ids(envelopes: list[Envelope]) -> list[str]:
+    """The first distinct request ids of a batch, one more than are logged (that there are more
+    is all the log says of the rest): not a pass over every event of the batch for a log line."""
+    found: dict[str, None] = {}
+    for env in envelopes:
+        if env.request_id:
+            found[env.request_id] = None
+            if len(found) > _LOGGED_REQUEST_IDS:
+                break
+    return list(found)
+
+
 class Stage:
     def __init__(
         self,
@@ -200,7 +212,7 @@ class Stage:
         JOB_SECONDS.labels(self.name).observe(time.perf_counter() - start)
         # The edge's request ids, so a request can be followed into the worker (a batch mixes
         # many requests; the first few identify a quiet system's batches exactly).
-        request_ids = list(dict.fromkeys(e.request_id for e in envelopes if e.request_id))
+        request_ids = _request_ids(envelopes)
         logger.info(
             "batch written",
             stage=self.name,
