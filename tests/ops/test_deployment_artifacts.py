@@ -6,9 +6,11 @@ offline; no Docker engine is needed. A missing docker-compose fails the test.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -143,9 +145,65 @@ def test_compose_builds_a_non_root_python_image():
     assert (COMPOSE / build["context"] / build["dockerfile"]).resolve() == COMPOSE / "Dockerfile"
     dockerfile = (COMPOSE / "Dockerfile").read_text()
     assert dockerfile.count("FROM python:3.11-slim") >= 1
-    assert "pip install ." in dockerfile
+    assert "compose/install.sh /opt/agenttrace" in dockerfile  # pip install . and the compiled modules
     user = re.findall(r"^USER (\S+)", dockerfile, re.M)
     assert user and not user[-1].startswith(("root", "0")), "the image must not run as root"
+
+
+def build_context(into: Path) -> None:
+    """What the Dockerfile's build stage copies, as its COPY lines and the .dockerignore say."""
+    (dockerfile,) = [s for s in (COMPOSE / "Dockerfile").read_text().split("\nFROM ") if " AS build\n" in s]
+    ignored = [
+        line.removeprefix("**/")
+        for line in (COMPOSE / "Dockerfile.dockerignore").read_text().splitlines()
+        if line.startswith("**/")
+    ]
+    assert "*.so" in ignored, "a working tree's compiled modules must stay out of the image"
+    for *sources, dest in (line.split()[1:] for line in dockerfile.splitlines() if line.startswith("COPY ")):
+        for source in sources:
+            path, target = ROOT / source, into / dest
+            if path.is_dir():
+                shutil.copytree(path, target, ignore=shutil.ignore_patterns(*ignored), dirs_exist_ok=True)
+            else:
+                target.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, target / path.name)
+
+
+@pytest.mark.timeout(900)
+def test_the_image_install_compiles_the_per_event_modules(tmp_path):
+    """compose/install.sh, as the image's build stage runs it, on a copy of its build context:
+    the installed package runs the compiled modules, and nothing in it is older than its source
+    (the image's user could not remove a stale build: it would fail to start)."""
+    src, prefix = tmp_path / "src", tmp_path / "opt"
+    build_context(src)
+    assert not list(src.rglob("*.so"))
+    python = Path(sys.base_prefix) / "bin" / "python3"  # a venv's base, as the image's python
+    done = subprocess.run(
+        ["sh", str(src / "compose" / "install.sh"), str(prefix)],
+        env={**os.environ, "PYTHON": str(python)},
+        capture_output=True,
+        text=True,
+        timeout=840,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "install: the per-event modules run compiled" in done.stdout, done.stdout + done.stderr
+    check = subprocess.run(
+        [
+            str(prefix / "bin" / "python"),
+            "-c",
+            "import sys, pipeline.compiled as c, pipeline.envelope as e, sinks.clickhouse.writer as w;"
+            "assert str(c.ROOT) != sys.argv[1], c.ROOT;"  # the installed package, not this tree
+            "assert c.active() and not c.stale(c.extensions(), c.LIBRARY);"
+            "assert e.__file__.endswith('.so') and w.__file__.endswith('.so'), (e.__file__, w.__file__)",
+            str(ROOT),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stderr
+    cli = subprocess.run([str(prefix / "bin" / "agenttrace"), "--help"], capture_output=True, text=True)
+    assert cli.returncode == 0 and "worker" in cli.stdout, cli.stdout + cli.stderr
 
 
 def test_kafka_runs_in_kraft_mode():
