@@ -18,9 +18,9 @@ from ingest.config import EdgeConfig
 from ingest.encoding import BodyTooLarge, ClientError, DecodeError, decompress
 from ingest.limits import Held, InflightBytes, RateLimiter
 from ingest.metrics import OBSERVATIONS_INGESTED, SCORES_CREATED, TRACES_INGESTED
-from ingest.publisher import EventPublisher, Records
-from pipeline.envelope import Group, partition_key
-from pipeline.events import OBSERVATION_TYPES
+from ingest.publisher import EventPublisher
+from ingest.records import pack
+from pipeline.envelope import Group
 
 # The deepest event body (itself one level) that encodes: orjson encodes 254 nested levels
 # and the envelope takes one. It parses 1,024, so a body it read may not encode.
@@ -158,57 +158,16 @@ class Intake:
         left out instead and named in Accepted.refused, for routes that answer per event.
         """
         now = time.time_ns() // 1000
-        limit = self.config.max_event_bytes
-        project_id = caller.project_id
-        head = Group.opening(project_id, now, caller.request_id, caller.sdk_name, caller.sdk_version, source)
-        # One record per trace (its key) and request, at most `limit` bytes: a trace whose
-        # events pass that takes several records, in order, so its partition keeps their order.
-        groups: dict[bytes, Group] = {}
-        records: Records = []
-        refused: list[tuple[int, int, str]] = []
-        counts = {"trace": 0, "observation": 0, "score": 0}
-        trace_id: str | None = None
-        accepted = 0
-        for position, (event_id, etype, ts, body) in enumerate(events):
-            try:
-                item = Group.item(event_id, etype, ts or now, body)
-            except orjson.JSONEncodeError:
-                reason = f"event {event_id!r} is nested too deeply (at most {MAX_DEPTH} levels)"
-                if not partial:
-                    raise DecodeError(reason) from None
-                refused.append((position, 400, reason))
-                continue
-            size = len(head) + 2 + len(item)
-            if size > limit:
-                reason = f"the event is larger than {limit} bytes once enveloped"
-                if not partial:
-                    raise EventTooLarge(f"event {event_id!r} is {size} bytes; the limit is {limit}")
-                refused.append((position, 413, reason))
-                continue
-            key = partition_key(project_id, etype, body, event_id)
-            group = groups.get(key)
-            if group is None or not group.fits(item, limit):
-                if group is not None:
-                    records.append((key, group.record()))
-                group = groups[key] = Group(head)
-            group.add(item)
-            accepted += 1
-            if trace_id is None:
-                found = body.get("id") if etype == "trace-create" else body.get("traceId")
-                trace_id = str(found) if found else None
-            if etype == "trace-create":
-                counts["trace"] += 1
-            elif etype in OBSERVATION_TYPES:
-                counts["observation"] += 1
-            elif etype == "score-create":
-                counts["score"] += 1
-        records.extend((key, group.record()) for key, group in groups.items())
-        del groups
-        await self._publisher.publish(records)
-        TRACES_INGESTED.labels(source).inc(counts["trace"])
-        OBSERVATIONS_INGESTED.labels(source).inc(counts["observation"])
-        SCORES_CREATED.labels(source).inc(counts["score"])
-        return Accepted(accepted, counts["observation"], trace_id, tuple(refused))
+        head = Group.opening(caller.project_id, now, caller.request_id, caller.sdk_name, caller.sdk_version, source)
+        packed = pack(head, caller.project_id, events, now, self.config.max_event_bytes, partial, MAX_DEPTH)
+        if packed.failed is not None:
+            status, message = packed.failed
+            raise (EventTooLarge if status == 413 else DecodeError)(message)
+        await self._publisher.publish(packed.records)
+        TRACES_INGESTED.labels(source).inc(packed.traces)
+        OBSERVATIONS_INGESTED.labels(source).inc(packed.observations)
+        SCORES_CREATED.labels(source).inc(packed.scores)
+        return Accepted(packed.accepted, packed.observations, packed.trace_id, tuple(packed.refused))
 
 
 def handing_over(items: list[Any]) -> Iterator[Any]:

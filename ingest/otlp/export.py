@@ -11,7 +11,7 @@ from typing import Any
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from ingest.intake import Caller, Intake, handing_over
-from ingest.otlp.mapping import map_request
+from ingest.otlp.mapping import as_tuples, map_request
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ async def export_spans(
     also when it raises.
     """
     mapped = map_request(export)
-    events = [(event["id"], event["type"], event["timestamp"], event["body"]) for event in mapped.events]
+    events = as_tuples(mapped.events)
     rejected, errors = mapped.rejected, list(mapped.errors)
     del mapped  # its event dicts; the bodies live on in `events` until enveloped
     log.update(events=0, rejected=rejected)

@@ -65,6 +65,11 @@ class MappingResult:
     errors: list[str] = field(default_factory=list)
 
 
+def as_tuples(events: list[dict[str, Any]]) -> list[tuple[Any, Any, Any, Any]]:
+    """The events as `Intake.publish` takes them: (event id, type, event time µs, body)."""
+    return [(event["id"], event["type"], event["timestamp"], event["body"]) for event in events]
+
+
 # --- mapping --------------------------------------------------------------------------------
 
 _ZERO_TRACE = bytes(16)

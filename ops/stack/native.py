@@ -37,11 +37,12 @@ STAMP = ROOT / ".stack" / "native.json"
 # per-event loops. Request handlers and drivers' callers stay Python: a compiled coroutine buys
 # little there.
 MODULES = [
-    # edge: validation, envelopes, partitions, OTLP decoding and mapping
+    # edge: validation, envelopes, records and partitions, OTLP decoding and mapping
     "pipeline/events.py",
     "pipeline/envelope.py",
     "pipeline/times.py",
     "ingest/partitioner.py",
+    "ingest/records.py",
     "ingest/otlp/attributes.py",
     "ingest/otlp/conventions.py",
     "ingest/otlp/mapping.py",
