@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import orjson
 from google.protobuf import json_format
-from google.protobuf.message import DecodeError as ProtobufDecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 
 from ingest.encoding import DecodeError, UnsupportedMediaType
+from ingest.otlp import wire
 from ingest.otlp.json_request import build_request
 
 __all__ = ["encode_response", "media_type", "parse_request", "response_content_type"]
@@ -51,17 +51,18 @@ def response_content_type(request_content_type: str | None) -> str:
         return PROTOBUF
 
 
-def parse_request(body: bytes, content_type: str) -> ExportTraceServiceRequest:
-    """Decode an (already decompressed) export request; DecodeError (400) when malformed."""
+def parse_request(body: bytes, content_type: str) -> wire.Request | ExportTraceServiceRequest:
+    """Decode an (already decompressed) export request; DecodeError (400) when malformed.
+
+    Protobuf is read by `wire` (what upb would parse, read without upb's per-field cost),
+    OTLP/JSON into upb's messages; the mapping takes either.
+    """
     kind = media_type(content_type)
     if kind is PROTOBUF:
-        request = ExportTraceServiceRequest()
         try:
-            request.ParseFromString(body)
-        except (ProtobufDecodeError, RuntimeError, ValueError) as exc:
-            # RuntimeError: recursion limit of nested AnyValues; ValueError: bad UTF-8.
+            return wire.parse(bytes(body))
+        except wire.WireError as exc:
             raise DecodeError(f"malformed protobuf: {exc}") from None
-        return request
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:

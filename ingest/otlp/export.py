@@ -12,6 +12,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from ingest.intake import Caller, Intake, handing_over
 from ingest.otlp.mapping import as_tuples, map_request
+from ingest.otlp.wire import Request
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class Exported:
 
 
 async def export_spans(
-    intake: Intake, caller: Caller, export: ExportTraceServiceRequest, source: str, log: dict[str, Any]
+    intake: Intake, caller: Caller, export: Request | ExportTraceServiceRequest, source: str, log: dict[str, Any]
 ) -> Exported:
     """Append the request's valid spans; invalid ones are counted in `rejected`, not fatal.
 

@@ -79,7 +79,8 @@ _MAX_ERRORS = 20
 
 
 def map_request(request: Any) -> MappingResult:
-    """Map an `ExportTraceServiceRequest`; invalid spans are counted and reported, never raised."""
+    """Map an export request (`wire.Request`, or upb's `ExportTraceServiceRequest`); invalid spans
+    are counted and reported, never raised."""
     result = MappingResult()
     for resource_spans in request.resource_spans:
         resource_attrs = attributes_dict(resource_spans.resource.attributes)

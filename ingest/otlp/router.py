@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ingest.otlp.attributes import SKIP, any_value
+from ingest.otlp.attributes import SKIP, Attribute, any_value
 
 Coerce = Callable[[Any], Any] | None
 Slot = tuple[str, str]
@@ -63,14 +63,17 @@ class Router:
         self._max_routes = len(self._routes) + _MAX_CACHED
 
     def read(self, attributes: Iterable[Any]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-        """Route OTLP `KeyValue`s: `(groups[group][field] = value, unclaimed metadata)`."""
+        """Route OTLP `KeyValue`s or `Attribute`s: `(groups[group][field] = value, unclaimed metadata)`."""
         slots: dict[Slot, tuple[int, Any]] = {}
         metadata: dict[str, Any] = {}
         lists: dict[tuple[Slot, int], dict[int, dict[str, Any]]] | None = None
         routes = self._routes
         for kv in attributes:
-            key = kv.key
-            value = any_value(kv.value)
+            if type(kv) is Attribute:
+                read: Attribute = kv
+                key, value = read.key, read.value
+            else:  # upb's KeyValue (OTLP/JSON)
+                key, value = kv.key, any_value(kv.value)
             route = routes.get(key)
             if route is None:
                 route = self._resolve(key)

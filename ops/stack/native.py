@@ -47,6 +47,7 @@ MODULES = [
     "ingest/otlp/conventions.py",
     "ingest/otlp/mapping.py",
     "ingest/otlp/router.py",
+    "ingest/otlp/wire.py",
     # stages: the fold, prices, tombstones; ClickHouse rows and blocks; the Postgres rollup
     "pipeline/fold.py",
     "pipeline/prices.py",

@@ -7,15 +7,18 @@ from typing import Any
 
 import orjson
 import pytest
+from google.protobuf.message import DecodeError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from ingest.otlp import map_request, parse_request
+from ingest.otlp import map_request as _map_request
+from ingest.otlp import parse_request
 from ingest.otlp.conventions import EXACT, INDEXED, PREFIXED
 from ingest.otlp.mapping import MappingResult
+from ingest.otlp.wire import Request, WireError, parse
 from pipeline.fold import usage_and_cost
 from pipeline.prices import ModelPrice, priced
 
@@ -39,6 +42,25 @@ OBSERVATION_EVENT_TYPES = {
         "evaluator",
     )
 }
+
+
+def map_request(req: ExportTraceServiceRequest | Request) -> MappingResult:
+    """The mapping of `req` read as the edge reads protobuf (ingest/otlp/wire.py), held to the
+    mapping of upb's message (the OTLP/JSON path) in every test here."""
+    direct = _map_request(req)
+    if not isinstance(req, ExportTraceServiceRequest):
+        return direct  # read by wire already
+    data = req.SerializeToString()
+    try:
+        ExportTraceServiceRequest().ParseFromString(data)
+    except DecodeError:  # deeper than upb reads (built from OTLP/JSON): refused alike
+        with pytest.raises(WireError):
+            parse(data)
+        return direct
+    via_wire = _map_request(parse(data))
+    assert repr(via_wire.events) == repr(direct.events)
+    assert (via_wire.rejected, via_wire.errors) == (direct.rejected, direct.errors)
+    return via_wire
 
 
 def value(v: Any) -> AnyValue:
