@@ -289,6 +289,11 @@ class ClickHouseWriter:
 
         await _all([insert_observations_then_reconcile(), *(self._insert(t, r) for t, r in by_table.items())])
         for key, state in states.items():
+            if key[0] == OBSERVATION and all(env.source in SPAN_SOURCES for env in grouped[key]):
+                # A span is exported once, whole: no update follows for the cache to catch. Kept,
+                # it pushed out states that one may follow, and was freed later, cold in memory.
+                self._cache.pop(key, None)
+                continue
             self._cache[key] = state
             self._cache.move_to_end(key)
         while len(self._cache) > self._cache_size:

@@ -157,6 +157,27 @@ async def test_a_span_exported_again_is_one_row(ch: ClickHouse, project: NewKey)
     assert {r["event_ts"] for r in versions} == {found[0]["event_ts"]}  # both rows alike, not a newer one
 
 
+async def test_spans_are_not_kept_for_updates_and_their_retry_writes_the_same_row(
+    ch: ClickHouse, project: NewKey
+) -> None:
+    """A span is exported once, whole: the writer keeps its trace's state and a batch create's
+    (whose update may follow) but not the span's, so the same writer folds a retry from nothing
+    and writes the row it wrote before."""
+    pid, trace, span, gen = project.project_id, f"t-{uuid.uuid4()}", uuid.uuid4().hex[:16], f"gen-{uuid.uuid4()}"
+    ts = "2026-11-20T10:00:00Z"
+    create = envelope(pid, "generation-create", {"id": gen, "traceId": trace, "name": "llm"}, ts)
+    w, seen = recording_writer(ch)
+    for _ in range(2):
+        assert await w.write([*spans(pid, trace, [span], ts), create]) == []
+        assert seen.looked_up("observations") == []
+        cached = {key[0] + ":" + key[2] for key in w._cache}
+        assert {f"traces:{trace}", f"observations:{gen}"} <= cached and f"observations:{span}" not in cached
+    found = await rows(ch, f"SELECT id, event_ts FROM observations FINAL WHERE project_id = '{pid}' AND id = '{span}'")
+    assert len(found) == 1
+    versions = await rows(ch, f"SELECT event_ts FROM observations WHERE project_id = '{pid}' AND id = '{span}'")
+    assert {r["event_ts"] for r in versions} == {found[0]["event_ts"]}
+
+
 async def test_a_span_of_a_deleted_trace_stays_deleted_without_its_tombstone(ch: ClickHouse, project: NewKey) -> None:
     """A retry weeks after the deletion, when the tombstone has expired but the rows are not
     purged yet: the span's trace is stored deleted, so the span is looked up, and not revived."""
