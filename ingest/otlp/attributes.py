@@ -25,15 +25,6 @@ MAX_DEPTH = 128
 TOO_DEEP = f"[nested deeper than {MAX_DEPTH} levels]"
 
 
-class Attribute:
-    """A `KeyValue` whose value is converted already, as `any_value` converts it: what
-    `wire.parse` reads where upb's messages hold a `KeyValue`."""
-
-    def __init__(self, key: str, value: Any) -> None:
-        self.key = key
-        self.value = value
-
-
 def any_value(v: Any, depth: int = 0) -> Any:
     """An `opentelemetry.proto.common.v1.AnyValue` as a Python value (None when unset).
 
@@ -62,8 +53,12 @@ def any_value(v: Any, depth: int = 0) -> Any:
 
 
 def attributes_dict(attributes: Iterable[Any]) -> dict[str, Any]:
-    """Repeated `KeyValue` (or `Attribute`) as a dict; a repeated key keeps its last value."""
-    return {kv.key: kv.value if type(kv) is Attribute else any_value(kv.value) for kv in attributes}
+    """Repeated `KeyValue` as a dict; a repeated key keeps its last value. A list is wire.py's
+    reading of them: each key followed by its value, converted already."""
+    if type(attributes) is list:
+        pairs = iter(attributes)
+        return dict(zip(pairs, pairs, strict=False))  # one iterator twice: key, then its value
+    return {kv.key: any_value(kv.value) for kv in attributes}
 
 
 # --- coercions ----------------------------------------------------------------------------

@@ -35,6 +35,7 @@ async def export_spans(
     also when it raises.
     """
     mapped = map_request(export)
+    del export  # what it was read into (the caller keeps no reference): not held while Kafka answers
     events = as_tuples(mapped.events)
     rejected, errors = mapped.rejected, list(mapped.errors)
     del mapped  # its event dicts; the bodies live on in `events` until enveloped

@@ -35,8 +35,8 @@ class TraceService:
         if len(raw) > limit:
             raise BodyTooLarge(f"message of {len(raw)} bytes exceeds {limit} bytes")
         async with intake.reserve(len(raw)):
-            export = parse_request(raw, PROTOBUF)
-            done = await export_spans(intake, caller, export, OTLP_GRPC, call.log)
+            # Parsed in the call, not kept here: export_spans lets the request go once it is mapped.
+            done = await export_spans(intake, caller, parse_request(raw, PROTOBUF), OTLP_GRPC, call.log)
         call.log_msg = "otlp spans ingested"
         call.trailers += [(name.lower(), value) for name, value in done.rate_headers.items()]
         return encode_response(done.rejected, done.message, PROTOBUF)

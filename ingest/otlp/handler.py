@@ -22,10 +22,10 @@ async def export_traces(request: web.Request) -> web.Response:
     caller = await intake.caller(request)
     content_type = request.headers.get("Content-Type", "")
     response_type = response_content_type(content_type)
-    export = parse_request(await intake.body(request), content_type)
     log: dict[str, Any] = {}
     request["log"] = log
-    done = await export_spans(intake, caller, export, OTLP_HTTP, log)
+    # Read and parsed in the call, not kept here: export_spans lets the request go once mapped.
+    done = await export_spans(intake, caller, parse_request(await intake.body(request), content_type), OTLP_HTTP, log)
     request["log_msg"] = "otlp spans ingested"
     return web.Response(
         status=200,

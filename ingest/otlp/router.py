@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ingest.otlp.attributes import SKIP, Attribute, any_value
+from ingest.otlp.attributes import SKIP, any_value
 
 Coerce = Callable[[Any], Any] | None
 Slot = tuple[str, str]
@@ -63,17 +63,19 @@ class Router:
         self._max_routes = len(self._routes) + _MAX_CACHED
 
     def read(self, attributes: Iterable[Any]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-        """Route OTLP `KeyValue`s or `Attribute`s: `(groups[group][field] = value, unclaimed metadata)`."""
+        """Route OTLP `KeyValue`s: `(groups[group][field] = value, unclaimed metadata)`."""
         slots: dict[Slot, tuple[int, Any]] = {}
         metadata: dict[str, Any] = {}
         lists: dict[tuple[Slot, int], dict[int, dict[str, Any]]] | None = None
         routes = self._routes
-        for kv in attributes:
-            if type(kv) is Attribute:
-                read: Attribute = kv
-                key, value = read.key, read.value
-            else:  # upb's KeyValue (OTLP/JSON)
-                key, value = kv.key, any_value(kv.value)
+        # wire.py reads each key followed by its value, converted; upb's KeyValues (OTLP/JSON)
+        # are laid out alike first.
+        pairs: list[Any] = (
+            attributes if type(attributes) is list else [x for kv in attributes for x in (kv.key, any_value(kv.value))]
+        )
+        for i in range(0, len(pairs) - 1, 2):
+            key: str = pairs[i]
+            value = pairs[i + 1]
             route = routes.get(key)
             if route is None:
                 route = self._resolve(key)

@@ -4,7 +4,8 @@ upb's Python messages cost more than the mapping that reads them: every field ac
 field up by name and wraps what it finds (about 40% of decode + map per span,
 bench/otlp_mapping.py). This reader, compiled with the mapping, walks the one message tree of a
 trace export and keeps what the mapping reads, in objects with upb's field names; attribute
-values arrive converted as `attributes.any_value` converts them (`Attribute`).
+values arrive converted as `attributes.any_value` converts them, each key followed by its value in
+one list (`Attributes`): no object per attribute, which a body of tiny attributes multiplies.
 
 It answers as upb does: defaults for absent fields, the last value of a scalar field, repeated
 sub-messages of a singular field merged, a oneof set by its last member, unknown fields (and
@@ -17,8 +18,6 @@ from __future__ import annotations
 
 import struct
 from typing import Any, Final
-
-from ingest.otlp.attributes import Attribute
 
 # upb's default limit of nested messages (the request itself counts).
 MAX_DEPTH: Final = 100
@@ -36,6 +35,10 @@ _END_GROUP: Final = 4
 _I32: Final = 5
 
 
+# Repeated KeyValues: each key (str) followed by its value, converted as attributes.any_value does.
+Attributes = list[Any]
+
+
 class WireError(ValueError):
     """The bytes are not an export request upb would parse."""
 
@@ -50,14 +53,14 @@ class SpanEvent:
     def __init__(self) -> None:
         self.time_unix_nano = 0
         self.name = ""
-        self.attributes: list[Attribute] = []
+        self.attributes: Attributes = []
 
 
 class Link:
     def __init__(self) -> None:
         self.trace_id = b""
         self.span_id = b""
-        self.attributes: list[Attribute] = []
+        self.attributes: Attributes = []
 
 
 class Span:
@@ -68,7 +71,7 @@ class Span:
         self.name = ""
         self.start_time_unix_nano = 0
         self.end_time_unix_nano = 0
-        self.attributes: list[Attribute] = []
+        self.attributes: Attributes = []
         self.events: list[SpanEvent] = []
         self.links: list[Link] = []
         self.status = Status()
@@ -78,7 +81,7 @@ class Scope:
     def __init__(self) -> None:
         self.name = ""
         self.version = ""
-        self.attributes: list[Attribute] = []
+        self.attributes: Attributes = []
 
 
 class ScopeSpans:
@@ -89,7 +92,7 @@ class ScopeSpans:
 
 class Resource:
     def __init__(self) -> None:
-        self.attributes: list[Attribute] = []
+        self.attributes: Attributes = []
 
 
 class ResourceSpans:
@@ -148,7 +151,7 @@ def _resource(data: bytes, pos: int, end: int, resource: Resource, depth: int) -
         field, wire, pos = _tag(data, pos, end)
         if field == 1 and wire == _LEN:
             start, pos = _length(data, pos, end)
-            resource.attributes.append(_key_value(data, start, pos, depth + 1))
+            _attribute(data, start, pos, resource.attributes, depth + 1)
         elif field == 3 and wire == _LEN:
             start, pos = _length(data, pos, end)
             _entity_ref(data, start, pos, depth + 1)
@@ -200,7 +203,7 @@ def _scope(data: bytes, pos: int, end: int, scope: Scope, depth: int) -> None:
             elif field == 2:
                 scope.version = _text(data, start, pos)
             else:
-                scope.attributes.append(_key_value(data, start, pos, depth + 1))
+                _attribute(data, start, pos, scope.attributes, depth + 1)
         else:
             pos = _skip(data, pos, end, field, wire, depth)
 
@@ -213,7 +216,7 @@ def _span(data: bytes, pos: int, end: int, span: Span, depth: int) -> None:
         if wire == _LEN:
             start, pos = _length(data, pos, end)
             if field == 9:
-                span.attributes.append(_key_value(data, start, pos, depth + 1))
+                _attribute(data, start, pos, span.attributes, depth + 1)
             elif field == 1:
                 span.trace_id = data[start:pos]
             elif field == 2:
@@ -256,7 +259,7 @@ def _event(data: bytes, pos: int, end: int, event: SpanEvent, depth: int) -> Non
             if field == 2:
                 event.name = _text(data, start, pos)
             else:
-                event.attributes.append(_key_value(data, start, pos, depth + 1))
+                _attribute(data, start, pos, event.attributes, depth + 1)
         elif field == 1 and wire == _I64:
             if pos + 8 > end:
                 raise WireError("truncated fixed64")
@@ -280,7 +283,7 @@ def _link(data: bytes, pos: int, end: int, link: Link, depth: int) -> None:
             elif field == 3:
                 _text(data, start, pos)  # trace_state
             else:
-                link.attributes.append(_key_value(data, start, pos, depth + 1))
+                _attribute(data, start, pos, link.attributes, depth + 1)
         else:
             pos = _skip(data, pos, end, field, wire, depth)
 
@@ -300,7 +303,7 @@ def _status(data: bytes, pos: int, end: int, status: Status, depth: int) -> None
             pos = _skip(data, pos, end, field, wire, depth)
 
 
-def _key_value(data: bytes, pos: int, end: int, depth: int) -> Attribute:
+def _key_value(data: bytes, pos: int, end: int, depth: int) -> tuple[str, Any]:
     if depth > MAX_DEPTH:
         raise WireError("messages nested too deep")
     key = ""
@@ -315,7 +318,13 @@ def _key_value(data: bytes, pos: int, end: int, depth: int) -> Attribute:
                 value = _any_value(data, start, pos, value, depth + 1)
         else:
             pos = _skip(data, pos, end, field, wire, depth)
-    return Attribute(key, value)
+    return key, value
+
+
+def _attribute(data: bytes, pos: int, end: int, attributes: Attributes, depth: int) -> None:
+    key, value = _key_value(data, pos, end, depth)
+    attributes.append(key)
+    attributes.append(value)
 
 
 def _any_value(data: bytes, pos: int, end: int, merged: Any, depth: int) -> Any:
@@ -378,8 +387,8 @@ def _kvlist(data: bytes, pos: int, end: int, entries: dict[str, Any], depth: int
         field, wire, pos = _tag(data, pos, end)
         if field == 1 and wire == _LEN:
             start, pos = _length(data, pos, end)
-            kv = _key_value(data, start, pos, depth + 1)
-            entries[kv.key] = kv.value
+            key, value = _key_value(data, start, pos, depth + 1)
+            entries[key] = value
         else:
             pos = _skip(data, pos, end, field, wire, depth)
 

@@ -14,7 +14,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from ingest.encoding import DecodeError
 from ingest.otlp import map_request, parse_request
-from ingest.otlp.attributes import Attribute, any_value
+from ingest.otlp.attributes import any_value
 from ingest.otlp.wire import WireError, parse
 from tests.unit.test_otlp_decode import _requests
 
@@ -36,7 +36,9 @@ def plain(req: Any) -> Any:
 
     def attrs(kvs: Any) -> list[tuple[str, str]]:
         # repr: NaN equals itself, and 1 is not True.
-        return [(kv.key, repr(kv.value if type(kv) is Attribute else any_value(kv.value))) for kv in kvs]
+        if type(kvs) is list:  # wire's: each key followed by its value
+            return [(k, repr(v)) for k, v in zip(kvs[::2], kvs[1::2], strict=True)]
+        return [(kv.key, repr(any_value(kv.value))) for kv in kvs]
 
     return [
         (
