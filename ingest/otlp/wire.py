@@ -122,12 +122,11 @@ def parse(data: bytes) -> Request:
     return request
 
 
-# --- messages: each reads [pos, end) into its object, `depth` counting the message itself ---
+# --- messages: each reads [pos, end) into its object, `depth` counting the message itself;
+# only attribute values and groups nest without bound, and their readers check MAX_DEPTH ---
 
 
 def _resource_spans(data: bytes, pos: int, end: int, rs: ResourceSpans, depth: int) -> None:
-    if depth > MAX_DEPTH:
-        raise WireError("messages nested too deep")
     while pos < end:
         field, wire, pos = _tag(data, pos, end)
         if wire == _LEN and field <= 3:
@@ -145,8 +144,6 @@ def _resource_spans(data: bytes, pos: int, end: int, rs: ResourceSpans, depth: i
 
 
 def _resource(data: bytes, pos: int, end: int, resource: Resource, depth: int) -> None:
-    if depth > MAX_DEPTH:
-        raise WireError("messages nested too deep")
     while pos < end:
         field, wire, pos = _tag(data, pos, end)
         if field == 1 and wire == _LEN:
@@ -161,8 +158,6 @@ def _resource(data: bytes, pos: int, end: int, resource: Resource, depth: int) -
 
 def _entity_ref(data: bytes, pos: int, end: int, depth: int) -> None:
     """Nothing the mapping reads, but its strings are checked as upb checks them."""
-    if depth > MAX_DEPTH:
-        raise WireError("messages nested too deep")
     while pos < end:
         field, wire, pos = _tag(data, pos, end)
         if 1 <= field <= 4 and wire == _LEN:
@@ -173,8 +168,6 @@ def _entity_ref(data: bytes, pos: int, end: int, depth: int) -> None:
 
 
 def _scope_spans(data: bytes, pos: int, end: int, ss: ScopeSpans, depth: int) -> None:
-    if depth > MAX_DEPTH:
-        raise WireError("messages nested too deep")
     while pos < end:
         field, wire, pos = _tag(data, pos, end)
         if wire == _LEN and field <= 3:
@@ -192,8 +185,6 @@ def _scope_spans(data: bytes, pos: int, end: int, ss: ScopeSpans, depth: int) ->
 
 
 def _scope(data: bytes, pos: int, end: int, scope: Scope, depth: int) -> None:
-    if depth > MAX_DEPTH:
-        raise WireError("messages nested too deep")
     while pos < end:
         field, wire, pos = _tag(data, pos, end)
         if wire == _LEN and field <= 3:
@@ -209,8 +200,6 @@ def _scope(data: bytes, pos: int, end: int, scope: Scope, depth: int) -> None:
 
 
 def _span(data: bytes, pos: int, end: int, span: Span, depth: int) -> None:
-    if depth > MAX_DEPTH:
-        raise WireError("messages nested too deep")
     while pos < end:
         field, wire, pos = _tag(data, pos, end)
         if wire == _LEN:
@@ -250,8 +239,6 @@ def _span(data: bytes, pos: int, end: int, span: Span, depth: int) -> None:
 
 
 def _event(data: bytes, pos: int, end: int, event: SpanEvent, depth: int) -> None:
-    if depth > MAX_DEPTH:
-        raise WireError("messages nested too deep")
     while pos < end:
         field, wire, pos = _tag(data, pos, end)
         if wire == _LEN and (field == 2 or field == 3):
@@ -270,8 +257,6 @@ def _event(data: bytes, pos: int, end: int, event: SpanEvent, depth: int) -> Non
 
 
 def _link(data: bytes, pos: int, end: int, link: Link, depth: int) -> None:
-    if depth > MAX_DEPTH:
-        raise WireError("messages nested too deep")
     while pos < end:
         field, wire, pos = _tag(data, pos, end)
         if wire == _LEN and field <= 4:
@@ -289,8 +274,6 @@ def _link(data: bytes, pos: int, end: int, link: Link, depth: int) -> None:
 
 
 def _status(data: bytes, pos: int, end: int, status: Status, depth: int) -> None:
-    if depth > MAX_DEPTH:
-        raise WireError("messages nested too deep")
     while pos < end:
         field, wire, pos = _tag(data, pos, end)
         if field == 2 and wire == _LEN:
