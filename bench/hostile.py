@@ -1,5 +1,7 @@
-"""Hostile load against the edge, then its memory: 100 bodies of 6 MiB, 100 gzip bombs and 100
-batches of 10,000 events, all at once per kind; reports the answers and each process's RSS.
+"""Hostile load against the edge, then its memory: 100 bodies of 6 MiB, 100 gzip bombs, 100
+batches of 10,000 events and 100 OTLP exports of one span with ~400k tiny attributes (5 MB of
+protobuf that parse and map into ~15 times their size), all at once per kind; reports the
+answers and each process's RSS.
 
     .venv/bin/python bench/hostile.py --api http://127.0.0.1:8080 --runs 3 \
         --app worker=8081 --app worker_2=8083 --app worker_postgres=8082
@@ -84,6 +86,35 @@ def batch(n: int) -> bytes:
     return orjson.dumps({"batch": events})
 
 
+def _field(number: int, payload: bytes) -> bytes:
+    """`payload` as the length-delimited protobuf field `number`."""
+    size, n = bytearray(), len(payload)
+    while True:
+        size.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            return bytes([number << 3 | 2]) + bytes(size) + payload
+
+
+def attribute_bomb(size: int) -> bytes:
+    """An OTLP export request of one span whose attributes (short keys, int values) fill `size`
+    bytes: each ~12 bytes of protobuf, a metadata entry once mapped."""
+    trace, span = os.urandom(16), os.urandom(8)
+    head = _field(1, trace) + _field(2, span) + _field(5, b"bomb")
+    head += (
+        b"\x39"
+        + (1_795_000_000 * 10**9).to_bytes(8, "little")
+        + b"\x41"
+        + (1_795_000_001 * 10**9).to_bytes(8, "little")
+    )
+    attrs, used, i = [], len(head), 0
+    while used < size:
+        attr = _field(9, _field(1, f"{i:x}".encode()) + _field(2, b"\x18\x01"))  # key, int_value 1
+        attrs.append(attr)
+        used, i = used + len(attr), i + 1
+    return _field(1, _field(2, _field(2, head + b"".join(attrs))))  # ResourceSpans > ScopeSpans > Span
+
+
 async def wave(http: aiohttp.ClientSession, url: str, bodies: list[tuple[bytes, dict[str, str]]]) -> Counter[str]:
     seen: Counter[str] = Counter()
 
@@ -123,13 +154,21 @@ async def main(api: str, count: int, runs: int, settle_s: float, apps: dict[str,
     big = b'{"batch": [], "pad": "' + b"x" * (6 * 1024 * 1024) + b'"}'
     bomb = gzip.compress(b'{"batch": [], "pad": "' + b"0" * (64 * 1024 * 1024) + b'"}', 9)
     events = batch(10_000)
+    otlp = attribute_bomb(5 * 1024 * 1024 - 4096)
+    otlp_headers = {**headers, "Content-Type": "application/x-protobuf"}
     waves = {
-        "bodies": (f"{count} x 6 MiB bodies", [(big, headers)] * count),
+        "bodies": (f"{count} x 6 MiB bodies", url, [(big, headers)] * count),
         "bombs": (
             f"{count} gzip bombs ({len(bomb) // 1024} KiB -> 64 MiB)",
+            url,
             [(bomb, {**headers, "Content-Encoding": "gzip"})] * count,
         ),
-        "batches": (f"{count} batches of 10,000 events ({len(events) / 1e6:.1f} MB)", [(events, headers)] * count),
+        "batches": (f"{count} batches of 10,000 events ({len(events) / 1e6:.1f} MB)", url, [(events, headers)] * count),
+        "otlp": (
+            f"{count} OTLP exports of tiny attributes ({len(otlp) / 1e6:.1f} MB)",
+            f"{api}/v1/traces",
+            [(otlp, otlp_headers)] * count,
+        ),
     }
     print(f"pids {pids}; load average {os.getloadavg()[0]:.2f}")
     figures: dict[str, list[float]] = {}
@@ -138,9 +177,9 @@ async def main(api: str, count: int, runs: int, settle_s: float, apps: dict[str,
             start_rss = {name: rss_mb(pid) for name, pid in pids.items()}
             run_peaks = dict(start_rss)
             print(f"run {run}: RSS at start {fmt(start_rss)}")
-            for kind, (name, bodies) in waves.items():
+            for kind, (name, target, bodies) in waves.items():
                 began = time.monotonic()
-                seen, peaks = await sampled(pids, wave(http, url, bodies))
+                seen, peaks = await sampled(pids, wave(http, target, bodies))
                 took = time.monotonic() - began
                 _, settled_peaks = await sampled(pids, asyncio.sleep(settle_s))
                 after = rss_mb(pids["api"])
