@@ -22,7 +22,6 @@ from typing import Any, Final
 # upb's default limit of nested messages (the request itself counts).
 MAX_DEPTH: Final = 100
 
-_U64: Final = 0xFFFF_FFFF_FFFF_FFFF
 _I64_LIMIT: Final = 1 << 63
 _DOUBLE: Final = struct.Struct("<d")
 
