@@ -52,13 +52,18 @@ def any_value(v: Any, depth: int = 0) -> Any:
     return None
 
 
-def attributes_dict(attributes: Iterable[Any]) -> dict[str, Any]:
-    """Repeated `KeyValue` as a dict; a repeated key keeps its last value. A list is wire.py's
-    reading of them: each key followed by its value, converted already."""
+def flat(attributes: Iterable[Any]) -> list[Any]:
+    """Repeated `KeyValue` as one list, each key followed by its converted value: as wire.py
+    reads them already (a list), or laid out so from upb's messages (OTLP/JSON)."""
     if type(attributes) is list:
-        pairs = iter(attributes)
-        return dict(zip(pairs, pairs, strict=False))  # one iterator twice: key, then its value
-    return {kv.key: any_value(kv.value) for kv in attributes}
+        return attributes
+    return [x for kv in attributes for x in (kv.key, any_value(kv.value))]
+
+
+def attributes_dict(attributes: Iterable[Any]) -> dict[str, Any]:
+    """Repeated `KeyValue` as a dict; a repeated key keeps its last value."""
+    pairs = iter(flat(attributes))
+    return dict(zip(pairs, pairs, strict=False))  # one iterator twice: key, then its value
 
 
 # --- coercions ----------------------------------------------------------------------------

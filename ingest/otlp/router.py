@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ingest.otlp.attributes import SKIP, any_value
+from ingest.otlp.attributes import SKIP, flat
 
 Coerce = Callable[[Any], Any] | None
 Slot = tuple[str, str]
@@ -68,11 +68,7 @@ class Router:
         metadata: dict[str, Any] = {}
         lists: dict[tuple[Slot, int], dict[int, dict[str, Any]]] | None = None
         routes = self._routes
-        # wire.py reads each key followed by its value, converted; upb's KeyValues (OTLP/JSON)
-        # are laid out alike first.
-        pairs: list[Any] = (
-            attributes if type(attributes) is list else [x for kv in attributes for x in (kv.key, any_value(kv.value))]
-        )
+        pairs = flat(attributes)
         for i in range(0, len(pairs) - 1, 2):
             key: str = pairs[i]
             value = pairs[i + 1]
