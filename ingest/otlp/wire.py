@@ -70,10 +70,13 @@ class Span:
         self.name = ""
         self.start_time_unix_nano = 0
         self.end_time_unix_nano = 0
-        self.attributes: Attributes = []
-        self.events: list[SpanEvent] = []
-        self.links: list[Link] = []
-        self.status = Status()
+        # Shared empty ones until the span has its own (_span).
+        self.attributes: Attributes = _NO_ATTRIBUTES
+        self.events: list[SpanEvent] = _NO_EVENTS
+        self.links: list[Link] = _NO_LINKS
+        self.status = _NO_STATUS
+        # Its length on the wire: what the export weighs it by before mapping it (mapping.py).
+        self.size = 0
 
 
 class Scope:
@@ -103,6 +106,15 @@ class ResourceSpans:
 class Request:
     def __init__(self) -> None:
         self.resource_spans: list[ResourceSpans] = []
+
+
+# What a span without attributes, events, links or a status holds: shared, and only read (the
+# mapping reads, never writes). A list and a Status of its own were ~200 of the ~440 bytes a
+# span of a few bytes parsed into, so a body of such spans ~9 times its length.
+_NO_ATTRIBUTES: Final[Attributes] = []
+_NO_EVENTS: Final[list[SpanEvent]] = []
+_NO_LINKS: Final[list[Link]] = []
+_NO_STATUS: Final = Status()
 
 
 def parse(data: bytes) -> Request:
@@ -174,6 +186,7 @@ def _scope_spans(data: bytes, pos: int, end: int, ss: ScopeSpans, depth: int) ->
             if field == 2:
                 span = Span()
                 _span(data, start, pos, span, depth + 1)
+                span.size = pos - start
                 ss.spans.append(span)
             elif field == 1:
                 _scope(data, start, pos, ss.scope, depth + 1)
@@ -204,6 +217,8 @@ def _span(data: bytes, pos: int, end: int, span: Span, depth: int) -> None:
         if wire == _LEN:
             start, pos = _length(data, pos, end)
             if field == 9:
+                if span.attributes is _NO_ATTRIBUTES:
+                    span.attributes = []
                 _attribute(data, start, pos, span.attributes, depth + 1)
             elif field == 1:
                 span.trace_id = data[start:pos]
@@ -216,12 +231,18 @@ def _span(data: bytes, pos: int, end: int, span: Span, depth: int) -> None:
             elif field == 11:
                 event = SpanEvent()
                 _event(data, start, pos, event, depth + 1)
+                if span.events is _NO_EVENTS:
+                    span.events = []
                 span.events.append(event)
             elif field == 13:
                 link = Link()
                 _link(data, start, pos, link, depth + 1)
+                if span.links is _NO_LINKS:
+                    span.links = []
                 span.links.append(link)
             elif field == 15:
+                if span.status is _NO_STATUS:
+                    span.status = Status()
                 _status(data, start, pos, span.status, depth + 1)
             elif field == 3:
                 _text(data, start, pos)  # trace_state
