@@ -79,6 +79,7 @@ class Settings:
                 publish_timeout_s=num("PUBLISH_TIMEOUT_S", EdgeConfig.publish_timeout_s),
                 kafka_probe_interval_s=num("KAFKA_PROBE_INTERVAL_S", EdgeConfig.kafka_probe_interval_s),
                 memory_per_body_byte=int(num("MEMORY_PER_BODY_BYTE", EdgeConfig.memory_per_body_byte)),
+                max_mapped_bytes=int(num("MAX_MAPPED_BYTES", EdgeConfig.max_mapped_bytes)),
                 max_connections=int(num("MAX_CONNECTIONS", EdgeConfig.max_connections)),
                 keepalive_timeout_s=num("KEEPALIVE_TIMEOUT_S", EdgeConfig.keepalive_timeout_s),
                 header_timeout_s=num("HEADER_TIMEOUT_S", EdgeConfig.header_timeout_s),

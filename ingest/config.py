@@ -31,6 +31,11 @@ class EdgeConfig:
     # ordinary requests.
     max_inflight_bytes: int = 40 * 1024 * 1024
     memory_per_body_byte: int = 10
+    # What an OTLP request's spans are mapped into at a time, estimated (otlp/mapping.py): a
+    # slice this heavy is appended to Kafka before the next is mapped. A request of many tiny
+    # spans maps into ~27 times its length, past what memory_per_body_byte reserves; whole,
+    # 5 MB of them took the api to 300-375 MB. Realistic requests are one slice.
+    max_mapped_bytes: int = 8 * 1024 * 1024
     # How long a request waits for Kafka's acknowledgement before answering 503.
     publish_timeout_s: float = 10.0
     # How often the edge pings Kafka. Once a ping or a publish fails, requests get 503 at once
@@ -60,6 +65,8 @@ class EdgeConfig:
             raise ValueError("max_inflight_bytes must be at least max_body_bytes")
         if self.memory_per_body_byte < 0:
             raise ValueError("memory_per_body_byte must not be negative")
+        if self.max_mapped_bytes <= 0:
+            raise ValueError("max_mapped_bytes must be positive")
         if self.max_event_bytes <= 0:
             raise ValueError("max_event_bytes must be positive")
         if self.publish_timeout_s <= 0 or self.kafka_probe_interval_s <= 0:

@@ -11,7 +11,7 @@ from typing import Any
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from ingest.intake import Caller, Intake, handing_over
-from ingest.otlp.mapping import as_tuples, map_request
+from ingest.otlp.mapping import as_tuples, map_slices
 from ingest.otlp.wire import Request
 
 
@@ -30,23 +30,35 @@ async def export_spans(
 ) -> Exported:
     """Append the request's valid spans; invalid ones are counted in `rejected`, not fatal.
 
-    Raises what Intake raises: RateLimited, PublishError (nothing of the request was
-    acknowledged, the client must retry). `log` collects the fields of the request's log line,
-    also when it raises.
+    The spans are mapped and appended a slice at a time (config.max_mapped_bytes, estimated):
+    a request of many small spans maps into ~27 times its length, which whole would take the
+    api past its memory budget. A slice after the first that fails raises as a whole request
+    would; the client's retry appends the earlier slices again, with the same event ids (they
+    derive from the span ids), which every stage folds once.
+
+    Raises what Intake raises: RateLimited, PublishError (the client must retry). `log`
+    collects the fields of the request's log line, also when it raises.
     """
-    mapped = map_request(export)
-    del export  # what it was read into (the caller keeps no reference): not held while Kafka answers
-    events = as_tuples(mapped.events)
-    rejected, errors = mapped.rejected, list(mapped.errors)
-    del mapped  # its event dicts; the bodies live on in `events` until enveloped
-    log.update(events=0, rejected=rejected)
+    config = intake.config
+    slices = map_slices(export, config.max_mapped_bytes, config.max_event_bytes)
+    del export  # what it was read into: the slices let it go after the last span is mapped
+    log.update(events=0, rejected=0)
     headers: dict[str, str] = {}
-    if events:
+    mapped_rejected, mapped_errors = 0, []
+    refused, reasons = 0, set[str]()
+    for mapped in slices:
+        events = as_tuples(mapped.events)
+        mapped_rejected, mapped_errors = mapped.rejected, mapped.errors
+        del mapped  # its event dicts; the bodies live on in `events` until enveloped
+        log["rejected"] = mapped_rejected + refused
+        if not events:
+            continue
         headers = await intake.check_rate(caller, len(events))
         published = await intake.publish(caller, handing_over(events), source, partial=True)
-        log.update(published.log_fields())
-        if published.refused:
-            rejected += len(published.refused)
-            errors.extend(sorted({reason for _, _, reason in published.refused}))
-            log["rejected"] = rejected
-    return Exported(rejected, "; ".join(errors), headers)
+        log["events"] += published.events
+        log["observations_count"] = log.get("observations_count", 0) + published.observations
+        log["trace_id"] = log.get("trace_id") or published.trace_id
+        refused += len(published.refused)
+        reasons.update(reason for _, _, reason in published.refused)
+        log["rejected"] = mapped_rejected + refused
+    return Exported(mapped_rejected + refused, "; ".join([*mapped_errors, *sorted(reasons)]), headers)

@@ -15,6 +15,7 @@ values are combined with others before they become fields (`_compose`).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,7 @@ from ingest.otlp.conventions import (
     USAGE,
 )
 from ingest.otlp.router import WHOLE, Router
+from ingest.otlp.wire import Span
 from pipeline.events import InvalidEvent, check_keys
 from pipeline.times import MAX_US, MIN_US, micros_to_iso
 
@@ -61,8 +63,11 @@ class MappingResult:
     """Events in emission order, as the batch API's after normalize(): times in µs."""
 
     events: list[dict[str, Any]] = field(default_factory=list)
+    # Counted over the whole request: map_slices hands each slice the totals so far.
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
+    # What the slice's events are estimated to hold in memory (map_slices).
+    weight: int = 0
 
 
 def as_tuples(events: list[dict[str, Any]]) -> list[tuple[Any, Any, Any, Any]]:
@@ -76,11 +81,29 @@ _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
 _STATUS_ERROR = 2
 _MAX_ERRORS = 20
+# What a mapped span holds in memory, by its length on the wire (tracemalloc, wire.py's reader):
+# ~1.4 KB for a span of a few bytes (its observation and trace event), ~6 bytes more per byte
+# of realistic spans and ~9 per byte of an attribute bomb's (one metadata entry per attribute).
+SPAN_WEIGHT = 1_400
+WEIGHT_PER_BYTE = 8
 
 
 def map_request(request: Any) -> MappingResult:
     """Map an export request (`wire.Request`, or upb's `ExportTraceServiceRequest`); invalid spans
     are counted and reported, never raised."""
+    return next(map_slices(request))
+
+
+def map_slices(request: Any, slice_weight: int = 0, max_span_bytes: int = 0) -> Iterator[MappingResult]:
+    """map_request's result a slice at a time, so that what a request maps into is bounded.
+
+    A slice is given once its spans weigh `slice_weight` (0: the request is one slice), before
+    the next span is mapped; the last one always, perhaps empty, carrying the request's
+    rejections. A span longer than `max_span_bytes` on the wire (0: no limit) is rejected
+    unmapped: its event would be longer still (JSON spells out what protobuf packs, and ids
+    double as hex), past the edge's limit for an event, and its attributes alone map into up
+    to ~14 times its length (bench/hostile.py's OTLP wave).
+    """
     result = MappingResult()
     for resource_spans in request.resource_spans:
         resource_attrs = attributes_dict(resource_spans.resource.attributes)
@@ -94,15 +117,27 @@ def map_request(request: Any) -> MappingResult:
                 scope_meta["attributes"] = attributes_dict(scope.attributes)
             context = (resource_attrs, scope_meta, defaults)
             for span in scope_spans.spans:
-                try:
-                    error = _map_span(span, context, result)
-                except Exception as exc:  # a mapping bug must not fail the other spans
-                    error = f"span could not be mapped: {type(exc).__name__}: {exc}"
+                size = span.size if type(span) is Span else span.ByteSize()
+                if max_span_bytes and size > max_span_bytes:
+                    error: str | None = (
+                        f"span {_show(span.span_id)}: {size} bytes on the wire,"
+                        f" larger than an event may be ({max_span_bytes})"
+                    )
+                else:
+                    if slice_weight and result.weight >= slice_weight:
+                        yield result
+                        result = MappingResult(rejected=result.rejected, errors=result.errors)
+                    result.weight += SPAN_WEIGHT + WEIGHT_PER_BYTE * size
+                    try:
+                        error = _map_span(span, context, result)
+                    except Exception as exc:  # a mapping bug must not fail the other spans
+                        error = f"span could not be mapped: {type(exc).__name__}: {exc}"
                 if error is not None:
                     result.rejected += 1
                     if len(result.errors) < _MAX_ERRORS:
                         result.errors.append(error)
-    return result
+    request = None  # the caller may have let it go: not held while the last slice is published
+    yield result
 
 
 def _show(raw_id: bytes) -> str:
