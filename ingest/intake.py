@@ -20,11 +20,16 @@ from ingest.limits import Held, InflightBytes, RateLimiter
 from ingest.metrics import OBSERVATIONS_INGESTED, SCORES_CREATED, TRACES_INGESTED
 from ingest.publisher import EventPublisher
 from ingest.records import pack
+from ingest.shape import json_values
 from pipeline.envelope import Group
 
 # The deepest event body (itself one level) that encodes: orjson encodes 254 nested levels
 # and the envelope takes one. It parses 1,024, so a body it read may not encode.
 MAX_DEPTH = 253
+# What a JSON value parses into whatever its length: a str, number or container, or a member's
+# key and dict slot. bench/hostile.py: 5 MB of 650k tiny metadata members took the api 77 MB
+# past idle (~110 bytes a comma); 75k tiny events 64 MB (~170, their checks and answers too).
+JSON_VALUE_BYTES = 160
 
 
 class EventTooLarge(ClientError):
@@ -94,8 +99,9 @@ class Intake:
         Overloaded past the bound (the transports that hand over whole messages, like gRPC)."""
         return self._inflight.hold(n * (1 + self.config.memory_per_body_byte))
 
-    async def body(self, request: web.Request) -> bytes:
+    async def body(self, request: web.Request, *, json: bool = False) -> bytes:
         """The decompressed body; 413 past the limit, 503 when too many bytes are in flight.
+        With `json`, weighed by its values too (`_weigh_json`).
 
         The bytes stay counted until the answer is sent (`hold_budget` releases them): the
         body, its decompressed copy and what is parsed from it live that long, Kafka's
@@ -121,12 +127,34 @@ class Intake:
         del raw  # the compressed copy, when there was one
         if encoded:
             held.grow(len(data) * (1 + parsed))  # the decompressed copy, and what it parses into
+        if json:
+            self._weigh_json(data, held)
         return data
+
+    def _weigh_json(self, data: bytes, held: Held) -> None:
+        """Reserve what parsing `data` takes where its values, not its length, decide that: a
+        body of tiny values parses into ~30 times its length. 413 when that is more than one
+        request may hold (a body of max_body_bytes and what memory_per_body_byte reserves for it)."""
+        reserved = len(data) * self.config.memory_per_body_byte
+        if data.count(b",") * JSON_VALUE_BYTES <= reserved:
+            return  # the usual body: no more commas, strings' included, than its length covers
+        values = json_values(data)
+        need = values * JSON_VALUE_BYTES - reserved
+        if need <= 0:
+            return
+        most = self.config.max_body_bytes * (1 + self.config.memory_per_body_byte)
+        if held.n + need > most:
+            fit = (most - len(data)) // JSON_VALUE_BYTES
+            raise BodyTooLarge(
+                f"the body holds {values} JSON values, more than one request may at its length"
+                f" ({fit}): send fewer or larger values per request"
+            )
+        held.grow(need)
 
     async def json(self, request: web.Request) -> Any:
         """The decompressed body parsed as JSON; DecodeError (400) when it is not JSON."""
         try:
-            return orjson.loads(await self.body(request))
+            return orjson.loads(await self.body(request, json=True))
         except orjson.JSONDecodeError as exc:
             raise DecodeError(f"malformed JSON: {exc}") from None
 

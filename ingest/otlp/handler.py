@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from ingest.intake import Intake
-from ingest.otlp.decode import encode_response, parse_request, response_content_type
+from ingest.otlp.decode import JSON, encode_response, media_type, parse_request, response_content_type
 from ingest.otlp.export import export_spans
 from pipeline.envelope import OTLP_HTTP
 
@@ -25,7 +25,8 @@ async def export_traces(request: web.Request) -> web.Response:
     log: dict[str, Any] = {}
     request["log"] = log
     # Read and parsed in the call, not kept here: export_spans lets the request go once mapped.
-    done = await export_spans(intake, caller, parse_request(await intake.body(request), content_type), OTLP_HTTP, log)
+    reading = intake.body(request, json=media_type(content_type) is JSON)
+    done = await export_spans(intake, caller, parse_request(await reading, content_type), OTLP_HTTP, log)
     request["log_msg"] = "otlp spans ingested"
     return web.Response(
         status=200,

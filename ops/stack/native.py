@@ -43,6 +43,7 @@ MODULES = [
     "pipeline/times.py",
     "ingest/partitioner.py",
     "ingest/records.py",
+    "ingest/shape.py",
     "ingest/otlp/attributes.py",
     "ingest/otlp/conventions.py",
     "ingest/otlp/mapping.py",

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from ingest.admin import Admin
 from ingest.config import EdgeConfig
-from ingest.encoding import DecodeError
-from ingest.intake import MAX_DEPTH, Caller, EventTooLarge, Intake
-from ingest.limits import InflightBytes, Overloaded
+from ingest.encoding import BodyTooLarge, DecodeError
+from ingest.intake import JSON_VALUE_BYTES, MAX_DEPTH, Caller, EventTooLarge, Intake
+from ingest.limits import Held, InflightBytes, Overloaded
+from ingest.otlp.export import export_spans
+from ingest.otlp.mapping import SPAN_WEIGHT
+from ingest.otlp.wire import parse
+from ingest.shape import json_values
 from pipeline.envelope import Envelope, decode_record
 
 CALLER = Caller(project_id="p1", request_id="req-1", sdk_name="test", sdk_version="0")
@@ -150,6 +159,115 @@ async def test_a_held_share_grows_within_the_bound_and_is_released_whole() -> No
         held.grow(500)  # alone again: progress is always possible
         held.release()
     assert inflight.used == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# What a request parses into, bounded: JSON bodies weighed by their values, OTLP spans mapped and
+# appended a slice at a time.
+
+
+def _values(doc: Any) -> int:
+    """What json_values counts, from the document: one, plus each container's items but one."""
+    if isinstance(doc, dict):
+        return max(len(doc) - 1, 0) + sum(_values(v) - 1 for v in doc.values()) + 1
+    if isinstance(doc, list):
+        return max(len(doc) - 1, 0) + sum(_values(v) - 1 for v in doc) + 1
+    return 1
+
+
+_TEXT = st.text(alphabet=st.sampled_from('ab,"\\:{}[] \n\u00e9'), max_size=8)
+_DOCS = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | _TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TEXT, inner, max_size=4),
+    max_leaves=30,
+)
+
+
+@given(_DOCS)
+def test_json_values_counts_the_commas_outside_strings(doc: Any) -> None:
+    data = orjson.dumps(doc)
+    assert json_values(data) == _values(doc)
+    assert json_values(orjson.dumps(doc, option=orjson.OPT_INDENT_2)) == _values(doc)
+
+
+def test_json_bodies_are_weighed_by_their_values_when_those_decide() -> None:
+    one = intake(FakePublisher())
+    budget = InflightBytes(1 << 40)
+    reserved = 1 + one.config.memory_per_body_byte
+
+    # Commas in strings, as prose and CSV have them: the length decides, nothing more is held.
+    prose = orjson.dumps({"batch": [{"id": str(i), "body": {"input": "a,b,c,d,e," * 50}} for i in range(100)]})
+    held = Held(budget)
+    held.grow(len(prose) * reserved)
+    one._weigh_json(prose, held)
+    assert held.n == len(prose) * reserved
+
+    # Tiny values: each one weighs, and the request holds what they parse into.
+    tiny = b"[" + b",".join([b"1"] * 100_000) + b"]"
+    held = Held(budget)
+    held.grow(len(tiny) * reserved)
+    one._weigh_json(tiny, held)
+    assert held.n == len(tiny) + 100_000 * JSON_VALUE_BYTES
+
+    # More than one request may hold (a maximal body's share): 413, and nothing more held.
+    bomb = b"[" + b",".join([b"1"] * 400_000) + b"]"
+    held = Held(budget)
+    held.grow(len(bomb) * reserved)
+    with pytest.raises(BodyTooLarge, match="400000 JSON values"):
+        one._weigh_json(bomb, held)
+    assert held.n == len(bomb) * reserved
+
+
+def _export(spans: int, *, invalid: tuple[int, ...] = (), padded: tuple[int, ...] = ()) -> bytes:
+    """One trace: a root and its children; `invalid` spans without a trace id, `padded` ones
+    with an attribute past what an event may take."""
+    trace = bytes.fromhex("5b8efff798038103d269b633813fc60c")
+    out = []
+    for i in range(spans):
+        span = Span(
+            trace_id=b"" if i in invalid else trace,
+            span_id=(i + 1).to_bytes(8, "big"),
+            parent_span_id=b"" if i == 0 else (1).to_bytes(8, "big"),
+            name=f"s{i}",
+            start_time_unix_nano=1_795_000_000_000_000_000 + i,
+            end_time_unix_nano=1_795_000_000_100_000_000 + i,
+        )
+        if i in padded:
+            kv = span.attributes.add()
+            kv.key, kv.value.string_value = "input.value", "x" * 1_100_000
+        out.append(span)
+    request = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=out)])])
+    return request.SerializeToString()
+
+
+async def test_an_otlp_export_is_mapped_and_appended_a_slice_at_a_time() -> None:
+    data = _export(300, invalid=(7, 150), padded=(200,))
+    whole, sliced = FakePublisher(), FakePublisher()
+    log_whole: dict[str, Any] = {}
+    log_sliced: dict[str, Any] = {}
+    a = await export_spans(intake(whole, FakeLimiter()), CALLER, parse(data), "otlp", log_whole)
+    # ~20 spans a slice: each slice is appended (one record, the trace's) before the next is mapped.
+    b = await export_spans(
+        intake(sliced, FakeLimiter(), max_mapped_bytes=20 * SPAN_WEIGHT), CALLER, parse(data), "otlp", log_sliced
+    )
+    assert len(whole.records) == 1 and len(sliced.records) >= 10
+    assert [(e.id, e.type, e.body) for e in sliced.envelopes()] == [(e.id, e.type, e.body) for e in whole.envelopes()]
+    assert len(whole.envelopes()) == 1 + 297  # the root's trace, and every valid span
+    # Rejections are the request's, whichever slice met them: two spans without a trace id and
+    # one longer than an event may be, refused before it is mapped.
+    assert (a.rejected, a.message) == (b.rejected, b.message)
+    assert a.rejected == 3
+    assert "larger than an event may be (1000000)" in a.message
+    assert (
+        log_whole
+        == log_sliced
+        == {
+            "events": 298,
+            "rejected": 3,
+            "observations_count": 297,
+            "trace_id": "5b8efff798038103d269b633813fc60c",
+        }
+    )
 
 
 @pytest.mark.parametrize(
