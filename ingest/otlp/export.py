@@ -11,7 +11,7 @@ from typing import Any
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from ingest.intake import Caller, Intake, handing_over
-from ingest.otlp.mapping import as_tuples, map_slices
+from ingest.otlp.mapping import Slices, as_tuples
 from ingest.otlp.wire import Request
 
 
@@ -40,13 +40,14 @@ async def export_spans(
     collects the fields of the request's log line, also when it raises.
     """
     config = intake.config
-    slices = map_slices(export, config.max_mapped_bytes, config.max_event_bytes)
-    del export  # what it was read into: the slices let it go after the last span is mapped
+    slices = Slices(export, config.max_mapped_bytes, config.max_event_bytes)
+    del export  # what it was read into: the slices let it go once the last span is mapped
     log.update(events=0, rejected=0)
     headers: dict[str, str] = {}
     mapped_rejected, mapped_errors = 0, []
     refused, reasons = 0, set[str]()
-    for mapped in slices:
+    while not slices.done:
+        mapped = slices.next()
         events = as_tuples(mapped.events)
         mapped_rejected, mapped_errors = mapped.rejected, mapped.errors
         del mapped  # its event dicts; the bodies live on in `events` until enveloped

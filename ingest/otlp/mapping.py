@@ -15,7 +15,6 @@ values are combined with others before they become fields (`_compose`).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,53 +90,70 @@ WEIGHT_PER_BYTE = 8
 def map_request(request: Any) -> MappingResult:
     """Map an export request (`wire.Request`, or upb's `ExportTraceServiceRequest`); invalid spans
     are counted and reported, never raised."""
-    return next(map_slices(request))
+    return Slices(request).next()
 
 
-def map_slices(request: Any, slice_weight: int = 0, max_span_bytes: int = 0) -> Iterator[MappingResult]:
+class Slices:
     """map_request's result a slice at a time, so that what a request maps into is bounded.
 
-    A slice is given once its spans weigh `slice_weight` (0: the request is one slice), before
-    the next span is mapped; the last one always, perhaps empty, carrying the request's
-    rejections. A span longer than `max_span_bytes` on the wire (0: no limit) is rejected
-    unmapped: its event would be longer still (JSON spells out what protobuf packs, and ids
-    double as hex), past the edge's limit for an event, and its attributes alone map into up
-    to ~14 times its length (bench/hostile.py's OTLP wave).
+    `next()` maps spans until they weigh `slice_weight` (0: the whole request), and `done` says
+    whether any are left; each slice carries the request's rejections so far. A span longer
+    than `max_span_bytes` on the wire (0: no limit) is rejected unmapped: its event would be
+    longer still (JSON spells out what protobuf packs, and ids double as hex), past the edge's
+    limit for an event, and its attributes alone map into up to ~14 times its length
+    (bench/hostile.py's OTLP wave). Not a generator: a compiled one keeps its loops' lists, so
+    the parsed request, until it is itself dropped; this lets the spans go with the last slice.
     """
-    result = MappingResult()
-    for resource_spans in request.resource_spans:
-        resource_attrs = attributes_dict(resource_spans.resource.attributes)
-        defaults = _resource_defaults(resource_attrs)
-        for scope_spans in resource_spans.scope_spans:
-            scope = scope_spans.scope
-            scope_meta: dict[str, Any] = {"name": scope.name}
-            if scope.version:
-                scope_meta["version"] = scope.version
-            if len(scope.attributes):
-                scope_meta["attributes"] = attributes_dict(scope.attributes)
-            context = (resource_attrs, scope_meta, defaults)
-            for span in scope_spans.spans:
-                size = span.size if type(span) is Span else span.ByteSize()
-                if max_span_bytes and size > max_span_bytes:
-                    error: str | None = (
-                        f"span {_show(span.span_id)}: {size} bytes on the wire,"
-                        f" larger than an event may be ({max_span_bytes})"
-                    )
-                else:
-                    if slice_weight and result.weight >= slice_weight:
-                        yield result
-                        result = MappingResult(rejected=result.rejected, errors=result.errors)
-                    result.weight += SPAN_WEIGHT + WEIGHT_PER_BYTE * size
-                    try:
-                        error = _map_span(span, context, result)
-                    except Exception as exc:  # a mapping bug must not fail the other spans
-                        error = f"span could not be mapped: {type(exc).__name__}: {exc}"
-                if error is not None:
-                    result.rejected += 1
-                    if len(result.errors) < _MAX_ERRORS:
-                        result.errors.append(error)
-    request = None  # the caller may have let it go: not held while the last slice is published
-    yield result
+
+    def __init__(self, request: Any, slice_weight: int = 0, max_span_bytes: int = 0) -> None:
+        self._slice_weight = slice_weight
+        self._max_span_bytes = max_span_bytes
+        self._work: list[tuple[Any, tuple[Any, ...]]] = []
+        for resource_spans in request.resource_spans:
+            resource_attrs = attributes_dict(resource_spans.resource.attributes)
+            defaults = _resource_defaults(resource_attrs)
+            for scope_spans in resource_spans.scope_spans:
+                scope = scope_spans.scope
+                scope_meta: dict[str, Any] = {"name": scope.name}
+                if scope.version:
+                    scope_meta["version"] = scope.version
+                if len(scope.attributes):
+                    scope_meta["attributes"] = attributes_dict(scope.attributes)
+                context = (resource_attrs, scope_meta, defaults)
+                for span in scope_spans.spans:
+                    self._work.append((span, context))
+        self._at = 0
+        self._rejected = 0
+        self._errors: list[str] = []
+        self.done = not self._work
+
+    def next(self) -> MappingResult:
+        result = MappingResult(rejected=self._rejected, errors=self._errors)
+        work, at, limit, most = self._work, self._at, self._slice_weight, self._max_span_bytes
+        while at < len(work):
+            span, context = work[at]
+            size = span.size if type(span) is Span else span.ByteSize()
+            if most and size > most:
+                error: str | None = (
+                    f"span {_show(span.span_id)}: {size} bytes on the wire, larger than an event may be ({most})"
+                )
+            else:
+                if limit and result.weight >= limit:
+                    break
+                result.weight += SPAN_WEIGHT + WEIGHT_PER_BYTE * size
+                try:
+                    error = _map_span(span, context, result)
+                except Exception as exc:  # a mapping bug must not fail the other spans
+                    error = f"span could not be mapped: {type(exc).__name__}: {exc}"
+            at += 1
+            if error is not None:
+                result.rejected += 1
+                if len(result.errors) < _MAX_ERRORS:
+                    result.errors.append(error)
+        self._at, self._rejected = at, result.rejected
+        if at >= len(work):
+            self._work, self.done = [], True  # the spans, and what they were parsed from, go
+        return result
 
 
 def _show(raw_id: bytes) -> str:
