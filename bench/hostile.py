@@ -1,7 +1,8 @@
 """Hostile load against the edge, then its memory: 100 bodies of 6 MiB, 100 gzip bombs, 100
-batches of 10,000 events and 100 OTLP exports of one span with ~400k tiny attributes (5 MB of
-protobuf that parse and map into ~15 times their size), all at once per kind; reports the
-answers and each process's RSS.
+batches of 10,000 events, 100 OTLP exports of one span with ~400k tiny attributes (5 MB of
+protobuf that parse and map into ~15 times their size), 100 of ~100k tiny spans (~35 times)
+and 100 batches whose metadata holds ~480k tiny values (~25 times), all at once per kind;
+reports the answers and each process's RSS.
 
     .venv/bin/python bench/hostile.py --api http://127.0.0.1:8080 --runs 3 \
         --app worker=8081 --app worker_2=8083 --app worker_postgres=8082
@@ -115,6 +116,31 @@ def attribute_bomb(size: int) -> bytes:
     return _field(1, _field(2, _field(2, head + b"".join(attrs))))  # ResourceSpans > ScopeSpans > Span
 
 
+def tiny_spans(size: int) -> bytes:
+    """An OTLP export request of root spans of a few bytes each, each its own trace, filling
+    `size`: ~100k spans in 5 MB, two events each once mapped (the span and its trace)."""
+    times = (
+        b"\x39"
+        + (1_795_000_000 * 10**9).to_bytes(8, "little")
+        + b"\x41"
+        + (1_795_000_001 * 10**9).to_bytes(8, "little")
+    )
+    spans, used = [], 0
+    while used < size:
+        span = _field(2, _field(1, os.urandom(16)) + _field(2, os.urandom(8)) + _field(5, b"s") + times)
+        spans.append(span)
+        used += len(span)
+    return _field(1, _field(2, b"".join(spans)))
+
+
+def tiny_values(size: int) -> bytes:
+    """A batch of one trace whose metadata has members of a few bytes each filling `size`:
+    ~475k values in 5 MB, which parse into ~25 times the body's length."""
+    members = ",".join(f'"{i:x}":1' for i in range(size // 11))
+    event = {"id": str(uuid.uuid4()), "type": "trace-create", "body": {"id": str(uuid.uuid4()), "metadata": "M"}}
+    return orjson.dumps({"batch": [event]}).replace(b'"M"', b"{" + members.encode() + b"}")
+
+
 async def wave(http: aiohttp.ClientSession, url: str, bodies: list[tuple[bytes, dict[str, str]]]) -> Counter[str]:
     seen: Counter[str] = Counter()
 
@@ -156,6 +182,8 @@ async def main(api: str, count: int, runs: int, settle_s: float, apps: dict[str,
     events = batch(10_000)
     otlp = attribute_bomb(5 * 1024 * 1024 - 4096)
     otlp_headers = {**headers, "Content-Type": "application/x-protobuf"}
+    spans = tiny_spans(5 * 1024 * 1024 - 4096)
+    values = tiny_values(5 * 1024 * 1024 - 4096)
     waves = {
         "bodies": (f"{count} x 6 MiB bodies", url, [(big, headers)] * count),
         "bombs": (
@@ -168,6 +196,16 @@ async def main(api: str, count: int, runs: int, settle_s: float, apps: dict[str,
             f"{count} OTLP exports of tiny attributes ({len(otlp) / 1e6:.1f} MB)",
             f"{api}/v1/traces",
             [(otlp, otlp_headers)] * count,
+        ),
+        "spans": (
+            f"{count} OTLP exports of tiny spans ({len(spans) / 1e6:.1f} MB)",
+            f"{api}/v1/traces",
+            [(spans, otlp_headers)] * count,
+        ),
+        "values": (
+            f"{count} batches of tiny JSON values ({len(values) / 1e6:.1f} MB)",
+            url,
+            [(values, headers)] * count,
         ),
     }
     print(f"pids {pids}; load average {os.getloadavg()[0]:.2f}")

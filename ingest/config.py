@@ -25,7 +25,9 @@ class EdgeConfig:
     # (bench/README.md) measured a 2.6 MB batch of 10,000 small events at 3-6 bytes of RSS
     # per body byte at its peak, ~2.5 for 8 such batches at once; an OTLP protobuf export of
     # 5,000 spans parses into ~4 (otlp/wire.py) and peaks at ~9 while mapped (tracemalloc): 10
-    # covers both. Not a body of tiny attributes: ~14 (bench/hostile.py's OTLP wave).
+    # covers both. Bodies of tiny things parse into more: JSON of tiny values is weighed by its
+    # values too (Intake.body), OTLP spans are mapped a slice at a time (max_mapped_bytes), and
+    # a span longer than an event may be is refused unmapped (bench/hostile.py's last waves).
     # The bound leaves an idle api (~90 MB, 40 of them shared libraries) and the buffers of
     # refused connections within the 150 MB budget: one maximal batch at a time, or a hundred
     # ordinary requests.

@@ -20,6 +20,8 @@ import aiohttp
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from agenttrace.settings import Settings
 from pipeline.envelope import Envelope, decode_record
@@ -503,3 +505,56 @@ async def test_events_larger_than_kafka_takes_get_413_each(http: aiohttp.ClientS
         partial = (await r.json())["partialSuccess"]
     assert int(partial["rejectedSpans"]) >= 1
     assert "larger than" in partial["errorMessage"]
+
+
+# ---------------------------------------------------------------------------------------------
+# An OTLP export mapped a slice at a time: every span reaches Kafka and ClickHouse.
+
+
+async def test_an_otlp_export_of_many_spans_is_appended_in_slices_and_stored_whole(
+    settings: Settings, ch: ClickHouse, project: NewKey
+) -> None:
+    trace = uuid.uuid4().bytes
+    spans = [
+        Span(
+            trace_id=trace,
+            span_id=(i + 1).to_bytes(8, "big"),
+            parent_span_id=b"" if i == 0 else (1).to_bytes(8, "big"),
+            name=f"s{i}",
+            start_time_unix_nano=1_795_000_000_000_000_000 + i,
+            end_time_unix_nano=1_795_000_001_000_000_000 + i,
+        )
+        for i in range(400)
+    ]
+    body = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=spans)])])
+    # ~25 spans a slice (1.4 KB a span and 8 bytes a wire byte, otlp/mapping.py).
+    async with edge_process({"AGENTTRACE_MAX_MAPPED_BYTES": str(40 * 1024)}) as edge, events_tail(settings) as tail:
+        headers = {**basic_auth(project), "Content-Type": "application/x-protobuf"}
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(f"{edge.url}{OTLP}", data=body.SerializeToString(), headers=headers) as r,
+        ):
+            assert r.status == 200, await r.text()
+            assert await r.read() == b""  # no partial_success: every span taken
+        records = 0
+        found: list[Envelope] = []
+        deadline = time.monotonic() + 15
+        while len(found) < 401:
+            assert time.monotonic() < deadline, f"{len(found)} of 401 envelopes"
+            for got in (await tail.getmany(timeout_ms=500)).values():
+                for rec in got:
+                    mine = [e for e in decode_record(rec.value) if e.project_id == project.project_id]
+                    records += bool(mine)
+                    found.extend(mine)
+    # One trace, so one record a slice: the slices were appended one after another, in order.
+    assert records >= 10
+    assert [e.id for e in found[1:]] == [f"{(i + 1):016x}-obs" for i in range(400)]
+    stored = await eventually(
+        lambda: ch.fetch(
+            f"SELECT count() FROM agenttrace.observations FINAL WHERE project_id = '{project.project_id}' "
+            f"AND trace_id = '{trace.hex()}'"
+        ),
+        lambda rows: rows[0][0] == 400,
+        timeout_s=30,
+    )
+    assert stored[0][0] == 400
