@@ -62,10 +62,10 @@ class MappingResult:
     """Events in emission order, as the batch API's after normalize(): times in µs."""
 
     events: list[dict[str, Any]] = field(default_factory=list)
-    # Counted over the whole request: map_slices hands each slice the totals so far.
+    # Counted over the whole request: Slices hands each slice the totals so far.
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
-    # What the slice's events are estimated to hold in memory (map_slices).
+    # What the slice's events are estimated to hold in memory (Slices).
     weight: int = 0
 
 
@@ -81,8 +81,8 @@ _ZERO_SPAN = bytes(8)
 _STATUS_ERROR = 2
 _MAX_ERRORS = 20
 # What a mapped span holds in memory, by its length on the wire (tracemalloc, wire.py's reader):
-# ~1.4 KB for a span of a few bytes (its observation and trace event), ~6 bytes more per byte
-# of realistic spans and ~9 per byte of an attribute bomb's (one metadata entry per attribute).
+# ~1.4 KB for a span of a few bytes (its observation and trace event), ~6 bytes per byte of
+# realistic spans (ingest/config.py) and ~7 of an attribute bomb's (a metadata entry each).
 SPAN_WEIGHT = 1_400
 WEIGHT_PER_BYTE = 8
 
@@ -100,7 +100,7 @@ class Slices:
     whether any are left; each slice carries the request's rejections so far. A span longer
     than `max_span_bytes` on the wire (0: no limit) is rejected unmapped: its event would be
     longer still (JSON spells out what protobuf packs, and ids double as hex), past the edge's
-    limit for an event, and its attributes alone map into up to ~14 times its length
+    limit for an event, and one of tiny attributes parses and maps into ~13 times its length
     (bench/hostile.py's OTLP wave). Not a generator: a compiled one keeps its loops' lists, so
     the parsed request, until it is itself dropped; this lets the spans go with the last slice.
     """
