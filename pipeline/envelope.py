@@ -12,7 +12,7 @@ still written as version 2.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -22,15 +22,16 @@ from pipeline.times import to_micros
 
 # 2: the body's times are µs integers (pipeline/times.py), parsed once at the edge.
 # 1: they were the client's text; decode() converts them, so the log replays unchanged.
-VERSION = 2
-_VERSIONS = (1, 2)
+VERSION: Final = 2
+_VERSIONS: Final = (1, 2)
 # 3: a group of events of one trace, `[id, type, ts, body]` each, after the fields they share.
-GROUP_VERSION = 3
+GROUP_VERSION: Final = 3
 
 # `Envelope.source` of OpenTelemetry spans, by transport. A span is exported once, when it has
 # ended, whole: an observation made from one needs no stored state to merge into.
-OTLP_HTTP, OTLP_GRPC = "otlp", "otlp_grpc"
-SPAN_SOURCES = frozenset({OTLP_HTTP, OTLP_GRPC})
+OTLP_HTTP: Final = "otlp"
+OTLP_GRPC: Final = "otlp_grpc"
+SPAN_SOURCES: Final = frozenset({OTLP_HTTP, OTLP_GRPC})
 
 
 # init=False and a written __init__: the dataclass decorator's generated __init__ is interpreted

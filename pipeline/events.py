@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from pipeline.times import MAX_US, MIN_US, to_micros
 
-LEVELS = frozenset({"DEBUG", "DEFAULT", "WARNING", "ERROR"})
+LEVELS: Final = frozenset({"DEBUG", "DEFAULT", "WARNING", "ERROR"})
 # TEXT and CORRECTION: free-text scores, sent by the current Langfuse SDKs.
-SCORE_TYPES = frozenset({"NUMERIC", "CATEGORICAL", "BOOLEAN", "TEXT", "CORRECTION"})
+SCORE_TYPES: Final = frozenset({"NUMERIC", "CATEGORICAL", "BOOLEAN", "TEXT", "CORRECTION"})
 
-OBSERVATION_TYPES = {
+OBSERVATION_TYPES: Final = {
     "span-create": "SPAN",
     "span-update": "SPAN",
     "generation-create": "GENERATION",
@@ -31,8 +31,8 @@ OBSERVATION_TYPES = {
     "embedding-create": "EMBEDDING",
     "guardrail-create": "GUARDRAIL",
 }
-UPDATE_TYPES = frozenset({"span-update", "generation-update"})
-EVENT_TYPES = frozenset({"trace-create", "score-create", "sdk-log", *OBSERVATION_TYPES})
+UPDATE_TYPES: Final = frozenset({"span-update", "generation-update"})
+EVENT_TYPES: Final = frozenset({"trace-create", "score-create", "sdk-log", *OBSERVATION_TYPES})
 
 
 class InvalidEvent(ValueError):
@@ -55,10 +55,10 @@ def _id(name: str, v: Any) -> None:
 # Session and user ids and model names are primary-key parts of the Postgres projection (a btree
 # entry must stay small); sinks/postgres/rollup.py dead-letters longer ones, so they are refused
 # here, per event, and the stage never sees one. Ids are held to 256 by _id.
-MAX_KEY_CHARS = 1000
+MAX_KEY_CHARS: Final = 1000
 
 
-KEY_FIELDS = ("userId", "sessionId", "model")
+KEY_FIELDS: Final = ("userId", "sessionId", "model")
 
 
 def _key(name: str, v: Any) -> None:
@@ -88,7 +88,7 @@ def _obj(name: str, v: Any) -> None:
 
 
 # Token counts and costs beyond this are garbage, and past 2**63 no store can hold them.
-MAX_AMOUNT = 1e15
+MAX_AMOUNT: Final = 1e15
 
 
 def _num_map(name: str, v: Any) -> None:
@@ -129,9 +129,9 @@ def _score_type(name: str, v: Any) -> None:
         raise InvalidEvent(f"body.{name} must be one of {', '.join(sorted(SCORE_TYPES))}")
 
 
-_COMMON = {"environment": _str, "metadata": lambda n, v: None}
+_COMMON: Final = {"environment": _str, "metadata": lambda n, v: None}
 
-TRACE_FIELDS: dict[str, Check] = {
+TRACE_FIELDS: Final[dict[str, Check]] = {
     **_COMMON,
     "id": _id,
     "name": _str,
@@ -143,7 +143,7 @@ TRACE_FIELDS: dict[str, Check] = {
     "public": _bool,
 }
 
-OBSERVATION_FIELDS: dict[str, Check] = {
+OBSERVATION_FIELDS: Final[dict[str, Check]] = {
     **_COMMON,
     "id": _id,
     "traceId": _id,
@@ -161,7 +161,7 @@ OBSERVATION_FIELDS: dict[str, Check] = {
     "promptVersion": _version,
 }
 
-SCORE_FIELDS: dict[str, Check] = {
+SCORE_FIELDS: Final[dict[str, Check]] = {
     **_COMMON,
     "id": _id,
     "traceId": _id,
@@ -176,13 +176,13 @@ SCORE_FIELDS: dict[str, Check] = {
 }
 
 # The body fields that hold times, by event type: checked and converted to µs by normalize().
-TIME_FIELDS: dict[str, tuple[str, ...]] = {
+TIME_FIELDS: Final[dict[str, tuple[str, ...]]] = {
     "trace-create": ("timestamp",),
     "score-create": ("timestamp",),
     **dict.fromkeys(OBSERVATION_TYPES, ("startTime", "endTime", "completionStartTime")),
 }
 
-FIELDS_BY_TYPE: dict[str, dict[str, Check]] = {
+FIELDS_BY_TYPE: Final[dict[str, dict[str, Check]]] = {
     "trace-create": TRACE_FIELDS,
     "score-create": SCORE_FIELDS,
     "sdk-log": {},

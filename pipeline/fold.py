@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -19,9 +19,11 @@ from pipeline.errors import PoisonEvent
 from pipeline.events import OBSERVATION_TYPES, UPDATE_TYPES
 from pipeline.times import MAX_US, MIN_US
 
-TRACE, OBSERVATION, SCORE = "traces", "observations", "scores"
+TRACE: Final = "traces"
+OBSERVATION: Final = "observations"
+SCORE: Final = "scores"
 # The version of a field no event has set: below every real (µs, >= 0) and synthetic (< 0) one.
-UNSET = -(2**63)
+UNSET: Final = -(2**63)
 
 
 def table_of(etype: str) -> str | None:
@@ -113,7 +115,7 @@ def body_time(v: Any) -> int | None:
     raise PoisonEvent(f"bad timestamp {v!r}: not a time between 1970 and 2100")
 
 
-_USAGE_ALIASES = {
+_USAGE_ALIASES: Final = {
     "input": "input",
     "promptTokens": "input",
     "prompt_tokens": "input",
@@ -128,17 +130,17 @@ _USAGE_ALIASES = {
     "totalTokens": "total",
     "total_tokens": "total",
 }
-_COST_KEYS = {"inputCost": "input", "outputCost": "output", "totalCost": "total"}
+_COST_KEYS: Final = {"inputCost": "input", "outputCost": "output", "totalCost": "total"}
 
 
 # OpenAI's usage objects, which Langfuse takes as usageDetails, nest their parts' counts.
-_OPENAI_DETAILS = {
+_OPENAI_DETAILS: Final = {
     "prompt_tokens_details": "input",
     "input_tokens_details": "input",
     "completion_tokens_details": "output",
     "output_tokens_details": "output",
 }
-_OPENAI_INPUTS = ("prompt_tokens", "input_tokens", "input")
+_OPENAI_INPUTS: Final = ("prompt_tokens", "input_tokens", "input")
 
 
 def flat_usage(details: dict[str, Any]) -> dict[str, Any]:
@@ -201,12 +203,12 @@ def _count(v: int | float) -> int:
 
 # body key -> (column, converter); maps merge per key, everything else is last-writer-wins.
 Conv = Callable[[Any], Any]
-_COMMON: dict[str, tuple[str, Conv]] = {
+_COMMON: Final[dict[str, tuple[str, Conv]]] = {
     "environment": ("environment", as_text),
     "input": ("input", _io),
     "output": ("output", _io),
 }
-TRACE_FIELDS: dict[str, tuple[str, Conv]] = {
+TRACE_FIELDS: Final[dict[str, tuple[str, Conv]]] = {
     **_COMMON,
     "timestamp": ("timestamp", body_time),
     "name": ("name", as_text),
@@ -216,7 +218,7 @@ TRACE_FIELDS: dict[str, tuple[str, Conv]] = {
     "version": ("version", as_text),
     "public": ("public", lambda v: 1 if v else 0),
 }
-OBSERVATION_FIELDS: dict[str, tuple[str, Conv]] = {
+OBSERVATION_FIELDS: Final[dict[str, tuple[str, Conv]]] = {
     **_COMMON,
     "traceId": ("trace_id", as_text),
     "parentObservationId": ("parent_observation_id", as_text),
@@ -231,7 +233,7 @@ OBSERVATION_FIELDS: dict[str, tuple[str, Conv]] = {
     "promptName": ("prompt_name", as_text),
     "promptVersion": ("prompt_version", lambda v: None if v is None else str(v)),
 }
-SCORE_FIELDS: dict[str, tuple[str, Conv]] = {
+SCORE_FIELDS: Final[dict[str, tuple[str, Conv]]] = {
     "environment": ("environment", as_text),
     "traceId": ("trace_id", as_text),
     "observationId": ("observation_id", as_text),
@@ -244,9 +246,9 @@ SCORE_FIELDS: dict[str, tuple[str, Conv]] = {
     "source": ("source", as_text),
     "timestamp": ("timestamp", body_time),
 }
-FIELDS = {TRACE: TRACE_FIELDS, OBSERVATION: OBSERVATION_FIELDS, SCORE: SCORE_FIELDS}
+FIELDS: Final = {TRACE: TRACE_FIELDS, OBSERVATION: OBSERVATION_FIELDS, SCORE: SCORE_FIELDS}
 # The same as (key, column, converter) triples: apply() walks its table's for every event.
-_FIELD_LISTS = {table: tuple((key, *spec) for key, spec in fields.items()) for table, fields in FIELDS.items()}
+_FIELD_LISTS: Final = {table: tuple((key, *spec) for key, spec in fields.items()) for table, fields in FIELDS.items()}
 
 
 def apply(state: EntityState, env: Envelope, table: str) -> None:

@@ -13,9 +13,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Final
 
 # The usage types a price may name: Langfuse's, and the keys the OTLP mapping produces.
-USAGE_TYPES = frozenset(
+USAGE_TYPES: Final = frozenset(
     {
         "input",
         "output",
@@ -31,9 +32,9 @@ USAGE_TYPES = frozenset(
         "output_image_tokens",
     }
 )
-UNITS = frozenset({"TOKENS", "CHARACTERS", "MILLISECONDS", "SECONDS", "IMAGES", "REQUESTS"})
-_NO_START = -(2**63)
-_CACHED_NAMES = 50_000  # distinct (project, model name) pairs whose candidates are kept
+UNITS: Final = frozenset({"TOKENS", "CHARACTERS", "MILLISECONDS", "SECONDS", "IMAGES", "REQUESTS"})
+_NO_START: Final = -(2**63)
+_CACHED_NAMES: Final = 50_000  # distinct (project, model name) pairs whose candidates are kept
 
 
 @dataclass(frozen=True)

@@ -8,15 +8,16 @@ read API, metadata). ClickHouse's DateTime64 columns take UTC datetimes, 18.16's
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_NAIVE_EPOCH = datetime(1970, 1, 1)
-_US = timedelta(microseconds=1)
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_NAIVE_EPOCH: Final = datetime(1970, 1, 1)
+_US: Final = timedelta(microseconds=1)
 
 # What both ClickHouse dialects store (18.16's UInt64 has no room before 1970); the edge
 # refuses times outside it, so nothing accepted is dead-lettered for its time later.
-MIN_US, MAX_US = 0, 4_102_444_800_000_000  # 1970-01-01 .. 2100-01-01
+MIN_US: Final = 0  # 1970-01-01 .. 2100-01-01
+MAX_US: Final = 4_102_444_800_000_000
 
 
 def to_micros(value: Any) -> int | None:

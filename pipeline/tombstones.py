@@ -12,11 +12,11 @@ tombstones themselves live in Postgres (sinks/postgres/tombstones.py); a sink is
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Final, Protocol
 
 from pipeline.envelope import Envelope
 
-TRACE_DELETE = "trace-delete"
+TRACE_DELETE: Final = "trace-delete"
 
 Key = tuple[str, str]  # project_id, trace_id
 

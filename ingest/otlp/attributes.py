@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
 from pipeline.times import MAX_US, MIN_US, to_micros
 
-SKIP: Any = object()
+SKIP: Final[Any] = object()
 
 
 # Events are serialized with orjson, which refuses more than 254 levels of nesting; values are
 # kept well within that, counting the levels of the event around them.
-MAX_DEPTH = 128
-TOO_DEEP = f"[nested deeper than {MAX_DEPTH} levels]"
+MAX_DEPTH: Final = 128
+TOO_DEEP: Final = f"[nested deeper than {MAX_DEPTH} levels]"
 
 
 def any_value(v: Any, depth: int = 0) -> Any:
@@ -117,7 +117,7 @@ def text(value: Any) -> Any:
     return SKIP
 
 
-MAX_COUNT = (1 << 63) - 1
+MAX_COUNT: Final = (1 << 63) - 1
 
 
 def count(value: Any) -> Any:
@@ -180,8 +180,12 @@ def _map_of(coerce_value: Callable[[Any], Any], doc: str) -> Callable[[Any], Any
     return coerce_map
 
 
-counts_map = _map_of(count, "A usage object (dict or JSON) with its counts coerced; keys without a count dropped.")
-amounts_map = _map_of(amount, "A cost object (dict or JSON) with its amounts coerced; keys without an amount dropped.")
+counts_map: Final = _map_of(
+    count, "A usage object (dict or JSON) with its counts coerced; keys without a count dropped."
+)
+amounts_map: Final = _map_of(
+    amount, "A cost object (dict or JSON) with its amounts coerced; keys without an amount dropped."
+)
 
 
 def flag(value: Any) -> Any:

@@ -28,7 +28,7 @@ sent.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from ingest.otlp import attributes as coerce
 from ingest.otlp.attributes import SKIP
@@ -37,17 +37,23 @@ from pipeline.fold import flat_usage
 
 # Slot groups. OBS and TRACE hold body fields; SHARED fields go to both bodies; the others
 # are dicts assembled key by key ("*" is a whole dict given at once, merged over the keys).
-OBS, TRACE, SHARED = "obs", "trace", "shared"
-PARAMS, USAGE, COST, META, TRACE_META = "params", "usage", "cost", "meta", "trace_meta"
-INTERNAL = "internal"  # the SDKs' bookkeeping: claimed, so it stays out of metadata, and dropped
+OBS: Final = "obs"
+TRACE: Final = "trace"
+SHARED: Final = "shared"
+PARAMS: Final = "params"
+USAGE: Final = "usage"
+COST: Final = "cost"
+META: Final = "meta"
+TRACE_META: Final = "trace_meta"
+INTERNAL: Final = "internal"  # the SDKs' bookkeeping: claimed, so it stays out of metadata, and dropped
 # Values the mapper combines with others before they become fields (see mapping._compose).
-HINTS = "hints"
+HINTS: Final = "hints"
 
-OBSERVATION_TYPES = frozenset(
+OBSERVATION_TYPES: Final = frozenset(
     {"span", "generation", "event", "agent", "tool", "chain", "retriever", "embedding", "guardrail", "evaluator"}
 )
-_LANGFUSE_TYPES = {t: t for t in OBSERVATION_TYPES}
-_OPENINFERENCE_KINDS = {
+_LANGFUSE_TYPES: Final = {t: t for t in OBSERVATION_TYPES}
+_OPENINFERENCE_KINDS: Final = {
     "LLM": "generation",
     "EMBEDDING": "embedding",
     "TOOL": "tool",
@@ -58,7 +64,7 @@ _OPENINFERENCE_KINDS = {
     "GUARDRAIL": "guardrail",
     "EVALUATOR": "evaluator",
 }
-_GENAI_OPERATIONS = {
+_GENAI_OPERATIONS: Final = {
     "chat": "generation",
     "text_completion": "generation",
     "generate_content": "generation",
@@ -73,11 +79,11 @@ _GENAI_OPERATIONS = {
     "text.streaming_completions": "generation",
 }
 # OpenLLMetry: `llm.request.type` on model calls, `traceloop.span.kind` on decorated functions.
-_OPENLLMETRY_REQUESTS = {"chat": "generation", "completion": "generation", "embedding": "embedding"}
-_TRACELOOP_KINDS = {"workflow": "chain", "task": "span", "agent": "agent", "tool": "tool"}
+_OPENLLMETRY_REQUESTS: Final = {"chat": "generation", "completion": "generation", "embedding": "embedding"}
+_TRACELOOP_KINDS: Final = {"workflow": "chain", "task": "span", "agent": "agent", "tool": "tool"}
 # Vercel AI SDK `ai.operationId`: the provider calls are generations and embeddings; the calls
 # of the app (`ai.generateText`, `ai.embed`, ...) wrap them, step after step.
-_VERCEL_CALLS = {
+_VERCEL_CALLS: Final = {
     "ai.generateText.doGenerate": "generation",
     "ai.streamText.doStream": "generation",
     "ai.generateObject.doGenerate": "generation",
@@ -86,23 +92,23 @@ _VERCEL_CALLS = {
     "ai.embedMany.doEmbed": "embedding",
     "ai.toolCall": "tool",
 }
-_VERCEL_WRAPPERS = frozenset(
+_VERCEL_WRAPPERS: Final = frozenset(
     {"ai.generateText", "ai.streamText", "ai.generateObject", "ai.streamObject", "ai.embed", "ai.embedMany"}
 )
 # Spans whose model and usage add up their children's: kept out of usage, or counted twice.
 # Langfuse does the same for these operations (`isAiSdkAgentOperation`).
-_AGGREGATE_OPERATIONS = frozenset({"invoke_agent", "agent_step"})
+_AGGREGATE_OPERATIONS: Final = frozenset({"invoke_agent", "agent_step"})
 # Logfire's `logfire.level_num` (its OTel severity numbers) as observation levels.
-_LOGFIRE_LEVELS = ((17, "ERROR"), (13, "WARNING"), (9, "DEFAULT"), (0, "DEBUG"))
-_LEVELS = {lv: lv for lv in ("DEBUG", "DEFAULT", "WARNING", "ERROR")}
+_LOGFIRE_LEVELS: Final = ((17, "ERROR"), (13, "WARNING"), (9, "DEFAULT"), (0, "DEBUG"))
+_LEVELS: Final = {lv: lv for lv in ("DEBUG", "DEFAULT", "WARNING", "ERROR")}
 
-_type_langfuse = coerce.one_of(_LANGFUSE_TYPES)
-_type_openinference = coerce.one_of(_OPENINFERENCE_KINDS, str.upper)
-_type_genai = coerce.one_of(_GENAI_OPERATIONS)
-_type_openllmetry = coerce.one_of(_OPENLLMETRY_REQUESTS)
-_type_traceloop = coerce.one_of(_TRACELOOP_KINDS)
-_level = coerce.one_of(_LEVELS, str.upper)
-_io = coerce.json_text
+_type_langfuse: Final = coerce.one_of(_LANGFUSE_TYPES)
+_type_openinference: Final = coerce.one_of(_OPENINFERENCE_KINDS, str.upper)
+_type_genai: Final = coerce.one_of(_GENAI_OPERATIONS)
+_type_openllmetry: Final = coerce.one_of(_OPENLLMETRY_REQUESTS)
+_type_traceloop: Final = coerce.one_of(_TRACELOOP_KINDS)
+_level: Final = coerce.one_of(_LEVELS, str.upper)
+_io: Final = coerce.json_text
 
 
 def _tool_hint(value: Any) -> Any:
@@ -204,7 +210,7 @@ def _prompt_field(key: str, fn: Coerce) -> Coerce:
 
 
 # (attribute key, group, field, rank, coercion). Rank orders the sources of one slot.
-EXACT: tuple[tuple[str, str, str, int, Coerce], ...] = (
+EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     # observation type
     ("langfuse.observation.type", OBS, "type", 0, _type_langfuse),
     ("openinference.span.kind", OBS, "type", 1, _type_openinference),
@@ -399,7 +405,7 @@ EXACT: tuple[tuple[str, str, str, int, Coerce], ...] = (
 # (key prefix, group, rank, coercion): the rest of the key names the field. Exact rows win;
 # of two prefixes of one key, the first listed.
 # Langfuse SDKs JSON-encode metadata values (5.x even strings: "core" arrives as '"core"').
-PREFIXED: tuple[tuple[str, str, int, Coerce], ...] = (
+PREFIXED: Final[tuple[tuple[str, str, int, Coerce], ...]] = (
     ("langfuse.observation.metadata.", META, 0, _io),
     ("langfuse.metadata.", META, 1, _io),
     ("langfuse.trace.metadata.", TRACE_META, 0, _io),
@@ -465,7 +471,7 @@ def _openinference_part(item: Any) -> Any:
 # item keys kept or None for all, item shape or None; other keys stay metadata).
 # `gen_ai.prompt.0.role` and `.content` become input `[{"role": .., "content": ..}]`. Ranks 5
 # to 8 of the input and output slots: after the message lists given whole, before the payloads.
-INDEXED: tuple[IndexedRow, ...] = (
+INDEXED: Final[tuple[IndexedRow, ...]] = (
     ("gen_ai.prompt.", OBS, "input", 5, "", None, None),
     ("llm.input_messages.", OBS, "input", 6, "message.", None, _openinference_message),
     # OpenInference embeddings: the texts are the input; the vectors stay metadata.
@@ -475,11 +481,11 @@ INDEXED: tuple[IndexedRow, ...] = (
 )
 
 # Usage keys that count part of the input an instrumentation reports (mapping._cache_out_of_input).
-CACHED_INPUT = ("input_cached_tokens", "input_cache_read", "input_cache_creation", "input_cache_write")
+CACHED_INPUT: Final = ("input_cached_tokens", "input_cache_read", "input_cache_creation", "input_cache_write")
 
 # The AI SDK's `ai.response.providerMetadata`: token counts some providers report only there,
 # as (path in the object, usage key). They fill the usage keys the span's attributes left out.
-PROVIDER_USAGE: tuple[tuple[tuple[str, ...], str], ...] = (
+PROVIDER_USAGE: Final[tuple[tuple[tuple[str, ...], str], ...]] = (
     (("openai", "cachedPromptTokens"), "input_cached_tokens"),
     (("openai", "reasoningTokens"), "output_reasoning_tokens"),
     (("openai", "acceptedPredictionTokens"), "accepted_prediction_tokens"),
@@ -492,26 +498,26 @@ PROVIDER_USAGE: tuple[tuple[tuple[str, ...], str], ...] = (
 )
 
 # Span events of the GenAI conventions that carry the input and output (mapping._io_from_events).
-EVENT_IO = {
+EVENT_IO: Final = {
     "gen_ai.content.prompt": ("input", "gen_ai.prompt"),
     "gen_ai.content.completion": ("output", "gen_ai.completion"),
 }
-OPERATION_DETAILS = "gen_ai.client.inference.operation.details"
-MESSAGE_EVENTS = {
+OPERATION_DETAILS: Final = "gen_ai.client.inference.operation.details"
+MESSAGE_EVENTS: Final = {
     "gen_ai.system.message": "system",
     "gen_ai.user.message": "user",
     "gen_ai.assistant.message": "assistant",
     "gen_ai.tool.message": "tool",
 }
-CHOICE_EVENT = "gen_ai.choice"
+CHOICE_EVENT: Final = "gen_ai.choice"
 # Span events at a stream's first token (OpenInference) or at each chunk (OpenLLMetry, current
 # and older names): the earliest is the completion start, where no attribute gave one.
-FIRST_TOKEN_EVENTS = frozenset(
+FIRST_TOKEN_EVENTS: Final = frozenset(
     {"First Token Stream Event", "gen_ai.content.completion.chunk", "llm.content.completion.chunk"}
 )
 
 # Resource attributes only set defaults for the SHARED fields.
-RESOURCE: tuple[tuple[str, str, int, Coerce], ...] = (
+RESOURCE: Final[tuple[tuple[str, str, int, Coerce], ...]] = (
     ("langfuse.environment", "environment", 0, coerce.text),
     ("deployment.environment.name", "environment", 1, coerce.text),
     ("deployment.environment", "environment", 2, coerce.text),

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from ingest.otlp import attributes as coerce
 from ingest.otlp.attributes import SKIP, attributes_dict
@@ -48,13 +48,13 @@ from ingest.otlp.wire import Span
 from pipeline.events import InvalidEvent, check_keys
 from pipeline.times import MAX_US, MIN_US, micros_to_iso
 
-_EVENT_TYPES = {t: f"{t}-create" for t in OBSERVATION_TYPES}
-_SHARED_FIELDS = ("release", "version", "environment")
-_MODEL_CALLS = frozenset({"generation", "embedding"})  # never a sum of other calls
-_UNPROMPTED = frozenset({"span", "event"})
-_INSTRUCTIONS = "gen_ai.system_instructions"
+_EVENT_TYPES: Final = {t: f"{t}-create" for t in OBSERVATION_TYPES}
+_SHARED_FIELDS: Final = ("release", "version", "environment")
+_MODEL_CALLS: Final = frozenset({"generation", "embedding"})  # never a sum of other calls
+_UNPROMPTED: Final = frozenset({"span", "event"})
+_INSTRUCTIONS: Final = "gen_ai.system_instructions"
 
-ROUTER = Router(EXACT, PREFIXED, INDEXED)
+ROUTER: Final = Router(EXACT, PREFIXED, INDEXED)
 
 
 @dataclass(slots=True)
@@ -76,15 +76,15 @@ def as_tuples(events: list[dict[str, Any]]) -> list[tuple[Any, Any, Any, Any]]:
 
 # --- mapping --------------------------------------------------------------------------------
 
-_ZERO_TRACE = bytes(16)
-_ZERO_SPAN = bytes(8)
-_STATUS_ERROR = 2
-_MAX_ERRORS = 20
+_ZERO_TRACE: Final = bytes(16)
+_ZERO_SPAN: Final = bytes(8)
+_STATUS_ERROR: Final = 2
+_MAX_ERRORS: Final = 20
 # What a mapped span holds in memory, by its length on the wire (tracemalloc, wire.py's reader):
 # ~1.4 KB for a span of a few bytes (its observation and trace event), ~6 bytes per byte of
 # realistic spans (ingest/config.py) and ~7 of an attribute bomb's (a metadata entry each).
-SPAN_WEIGHT = 1_400
-WEIGHT_PER_BYTE = 8
+SPAN_WEIGHT: Final = 1_400
+WEIGHT_PER_BYTE: Final = 8
 
 
 def map_request(request: Any) -> MappingResult:

@@ -20,7 +20,7 @@ the same keys come back span after span; each span then costs one dict lookup pe
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Final
 
 from ingest.otlp.attributes import SKIP, flat
 
@@ -30,9 +30,9 @@ Rule = tuple[Slot, int, Coerce]
 Shape = Callable[[dict[str, Any]], dict[str, Any]] | None
 IndexedRow = tuple[str, str, str, int, str, frozenset[str] | None, Shape]
 
-WHOLE = "*"  # the field of a dict group given whole, merged over its keys by the caller
+WHOLE: Final = "*"  # the field of a dict group given whole, merged over its keys by the caller
 
-_MAX_CACHED = 8192
+_MAX_CACHED: Final = 8192
 
 
 class _Indexed:
@@ -42,7 +42,7 @@ class _Indexed:
         self.slot, self.rank, self.index, self.key = slot, rank, index, key
 
 
-_UNMAPPED: tuple[Rule, ...] = ()
+_UNMAPPED: Final[tuple[Rule, ...]] = ()
 
 
 class Router:

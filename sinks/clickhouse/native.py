@@ -13,7 +13,7 @@ from array import array
 from collections.abc import Callable, Sequence
 from itertools import accumulate, repeat
 from operator import is_
-from typing import Any
+from typing import Any, Final
 
 Encoder = Callable[[Sequence[Any]], bytes]
 
@@ -28,8 +28,8 @@ def varint(n: int) -> bytes:
 
 
 # Lengths below 16 KiB (every value but the odd long input or output) from a table.
-_VARINTS = [varint(n) for n in range(1 << 14)]
-_varint_of = _VARINTS.__getitem__
+_VARINTS: Final = [varint(n) for n in range(1 << 14)]
+_varint_of: Final = _VARINTS.__getitem__
 
 
 def _strings(values: Sequence[Any]) -> bytes:
@@ -50,7 +50,7 @@ def _numbers(code: str) -> Encoder:
     return lambda values: array(code, values).tobytes()
 
 
-_SCALARS: dict[str, tuple[Encoder, Any]] = {
+_SCALARS: Final[dict[str, tuple[Encoder, Any]]] = {
     "String": (_strings, ""),
     "UInt8": (bytes, 0),
     "UInt16": (_numbers("H"), 0),
@@ -98,7 +98,7 @@ def encoder(column_type: str) -> Encoder | None:
     return None
 
 
-_BLOCK_INFO = varint(1) + b"\x00" + varint(2) + (-1).to_bytes(4, "little", signed=True) + varint(0)
+_BLOCK_INFO: Final = varint(1) + b"\x00" + varint(2) + (-1).to_bytes(4, "little", signed=True) + varint(0)
 
 
 def block(columns_with_types: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]) -> bytes | None:

@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from operator import attrgetter, itemgetter
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -38,17 +38,17 @@ from sinks.clickhouse.client import IDS_TABLE, ClickHouse
 from sinks.clickhouse.schema import JOURNAL, Dialect, by_traces_in_ids
 from sinks.metrics import CLICKHOUSE_INSERT_ROWS
 
-TIME_COLUMNS = {
+TIME_COLUMNS: Final = {
     TRACE: ("timestamp", "created_at", "updated_at"),
     OBSERVATION: ("start_time", "end_time", "completion_start_time", "created_at", "updated_at"),
     SCORE: ("timestamp", "created_at", "updated_at"),
 }
-MAP_COLUMNS = {
+MAP_COLUMNS: Final = {
     TRACE: ("metadata",),
     OBSERVATION: ("metadata", "model_parameters", "usage_details", "cost_details"),
     SCORE: ("metadata",),
 }
-COLUMNS = {
+COLUMNS: Final = {
     TRACE: (
         "project_id",
         "id",
@@ -128,7 +128,7 @@ COLUMNS = {
         "is_deleted",
     ),
 }
-DEFAULTS: dict[str, dict[str, Any]] = {
+DEFAULTS: Final[dict[str, dict[str, Any]]] = {
     TRACE: {"environment": "default", "tags": [], "public": 0, "input": None, "output": None},
     OBSERVATION: {
         "type": "SPAN",
@@ -141,18 +141,20 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
     SCORE: {"value": 0.0, "data_type": "NUMERIC", "source": "API", "environment": "default"},
 }
-NULLABLE = frozenset({"input", "output", "end_time", "completion_start_time", "total_cost"})
+NULLABLE: Final = frozenset({"input", "output", "end_time", "completion_start_time", "total_cost"})
 
 # Every column with its default, and a C-level getter that lays a row dict out in column order.
-_ROW_DEFAULTS = {t: {c: DEFAULTS[t].get(c, None if c in NULLABLE else "") for c in cols} for t, cols in COLUMNS.items()}
-_ROW_GETTERS = {t: itemgetter(*cols) for t, cols in COLUMNS.items()}
-_BY_TS = attrgetter("ts")
+_ROW_DEFAULTS: Final = {
+    t: {c: DEFAULTS[t].get(c, None if c in NULLABLE else "") for c in cols} for t, cols in COLUMNS.items()
+}
+_ROW_GETTERS: Final = {t: itemgetter(*cols) for t, cols in COLUMNS.items()}
+_BY_TS: Final = attrgetter("ts")
 
 Key = tuple[str, str, str]  # table, project_id, id
 
 
 # Observations per query of the journal repair (ClickHouseWriter.repair).
-REPAIR_CHUNK = 1_000
+REPAIR_CHUNK: Final = 1_000
 
 
 class ClickHouseWriter:

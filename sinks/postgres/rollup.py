@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 from pipeline.envelope import Envelope
 from pipeline.errors import PoisonEvent
@@ -21,31 +21,31 @@ from pipeline.fold import EntityState, as_text, body_time, usage_and_cost
 from pipeline.prices import PriceBook, priced
 
 # Observation events that feed the usage ledger: generations, and anything carrying a model or usage.
-GENERATION_EVENTS = frozenset({"generation-create", "generation-update", "embedding-create"})
-USAGE_FIELDS = ("model", "usage", "usageDetails", "costDetails")
+GENERATION_EVENTS: Final = frozenset({"generation-create", "generation-update", "embedding-create"})
+USAGE_FIELDS: Final = ("model", "usage", "usageDetails", "costDetails")
 # The parts of a generation's folded state that place and size its contribution.
-GENERATION_COLUMNS = ("provided_model_name", "start_time")
+GENERATION_COLUMNS: Final = ("provided_model_name", "start_time")
 # The ledger's usage keys; every usage and cost key is kept, as each may be priced.
-USAGE_KEYS = ("input", "output", "total")
-GENERATION_MAPS: dict[str, tuple[str, ...] | None] = {"usage_details": None, "cost_details": None}
-TRACE_COLUMNS = ("session_id", "user_id")
+USAGE_KEYS: Final = ("input", "output", "total")
+GENERATION_MAPS: Final[dict[str, tuple[str, ...] | None]] = {"usage_details": None, "cost_details": None}
+TRACE_COLUMNS: Final = ("session_id", "user_id")
 # Ids, session and user ids and model names are primary-key parts; a btree entry must stay small.
 # MAX_KEY_CHARS is the edge's own limit (pipeline/events.py): events published before the edge
 # checked it are still dead-lettered here.
 # Event times beyond what a timestamp column holds (|µs| >= 1e17 is past the year 5000).
-MAX_EVENT_US = 10**17
+MAX_EVENT_US: Final = 10**17
 # Per generation and token kind: keeps the ledger's bigint sums far from overflowing (the batch
 # API takes any number; ClickHouse's UInt64 columns refuse what is past their range instead).
-TOKENS_MAX = 10**12
+TOKENS_MAX: Final = 10**12
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_US: Final = timedelta(microseconds=1)
 # What a datetime can hold, with a day to spare for time zones: an absurd time is clamped, so
 # it can never raise OverflowError (which the stage would retry forever) on its way to a column.
-_MIN_US = (datetime(1, 1, 2, tzinfo=UTC) - _EPOCH) // _US
-_MAX_US = (datetime(9999, 12, 30, tzinfo=UTC) - _EPOCH) // _US
-_EPOCH_ORDINAL = _EPOCH.toordinal()
-_US_PER_DAY = 86_400_000_000
+_MIN_US: Final = (datetime(1, 1, 2, tzinfo=UTC) - _EPOCH) // _US
+_MAX_US: Final = (datetime(9999, 12, 30, tzinfo=UTC) - _EPOCH) // _US
+_EPOCH_ORDINAL: Final = _EPOCH.toordinal()
+_US_PER_DAY: Final = 86_400_000_000
 Key = tuple[str, str]  # project_id, trace id
 
 

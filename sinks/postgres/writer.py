@@ -35,7 +35,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from loguru import logger
@@ -59,10 +59,10 @@ from sinks.postgres.rollup import (
     withdraw,
 )
 
-PRUNE_EVERY_S = 10.0
+PRUNE_EVERY_S: Final = 10.0
 # Pages per pruning turn: at least this many, and enough to sweep the table in SWEEP_S.
-PRUNE_PAGES = 1_000
-SWEEP_S = 3600.0
+PRUNE_PAGES: Final = 1_000
+SWEEP_S: Final = 3600.0
 
 
 class PostgresWriter:
