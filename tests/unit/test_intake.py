@@ -17,7 +17,7 @@ from ingest.encoding import BodyTooLarge, DecodeError
 from ingest.intake import JSON_VALUE_BYTES, MAX_DEPTH, Caller, EventTooLarge, Intake
 from ingest.limits import Held, InflightBytes, Overloaded
 from ingest.otlp.export import export_spans
-from ingest.otlp.mapping import SPAN_WEIGHT
+from ingest.otlp.mapping import SPAN_WEIGHT, Slices, map_request
 from ingest.otlp.wire import parse
 from ingest.shape import json_values
 from pipeline.envelope import Envelope, decode_record
@@ -238,6 +238,51 @@ def _export(spans: int, *, invalid: tuple[int, ...] = (), padded: tuple[int, ...
         out.append(span)
     request = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=out)])])
     return request.SerializeToString()
+
+
+def test_slices_cross_resources_and_scopes_as_the_whole_mapping() -> None:
+    """Slices stop anywhere (mid-scope, at a scope's or a resource's end) and resume there:
+    each span keeps its own resource's and scope's metadata, read from protobuf or upb."""
+    resources = []
+    for r in range(3):
+        scopes = []
+        for s in range(2):
+            trace = bytes([r + 1, s + 1]) * 8
+            spans = [
+                Span(
+                    trace_id=trace,
+                    span_id=bytes([r + 1, s + 1, i + 1]) + bytes(5),
+                    name=f"r{r}s{s}i{i}",
+                    start_time_unix_nano=1_795_000_000_000_000_000,
+                    end_time_unix_nano=1_795_000_001_000_000_000,
+                )
+                for i in range(7)
+            ]
+            scope = ScopeSpans(spans=spans)
+            scope.scope.name = f"scope-{r}-{s}"
+            scopes.append(scope)
+        resource = ResourceSpans(scope_spans=scopes)
+        kv = resource.resource.attributes.add()
+        kv.key, kv.value.string_value = "service.name", f"service-{r}"
+        resources.append(resource)
+    request = ExportTraceServiceRequest(resource_spans=resources)
+    for read in (parse(request.SerializeToString()), request):
+        whole = map_request(read).events
+        assert len(whole) == 2 * 42
+        for weight in (1, 3 * SPAN_WEIGHT, 7 * SPAN_WEIGHT, 8 * SPAN_WEIGHT):
+            slices, events, sizes = Slices(read, weight), [], []
+            while not slices.done:
+                part = slices.next().events
+                sizes.append(len(part))
+                events.extend(part)
+            assert events == whole, weight
+            assert len(sizes) > 1
+        scopes = {
+            e["body"]["name"]: e["body"]["metadata"]["scope"]["name"]
+            for e in whole
+            if "scope" in e["body"].get("metadata", {})
+        }
+        assert scopes["r2s1i6"] == "scope-2-1" and scopes["r0s0i0"] == "scope-0-0"
 
 
 async def test_an_otlp_export_is_mapped_and_appended_a_slice_at_a_time() -> None:
