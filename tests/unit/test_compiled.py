@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import json
 import os
+import re
 from pathlib import Path
+from typing import cast
 
 from pipeline import compiled
 
@@ -57,3 +60,38 @@ def test_the_modules_run_as_the_build_says() -> None:
         assert str(module.__file__).endswith(compiled.SUFFIX), module.__file__
     if not stamp["compiled"]:
         assert compiled.extensions() == []
+
+
+def _compiled_sources() -> list[str]:
+    """ops/stack/native.py's MODULES, read from its source (it is a script, not a module)."""
+    tree = ast.parse((ROOT / "ops" / "stack" / "native.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "MODULES" for t in node.targets):
+            return [str(ast.literal_eval(item)) for item in cast(ast.List, node.value).elts]
+    raise AssertionError("no MODULES in ops/stack/native.py")
+
+
+def _final(annotation: ast.expr | None) -> bool:
+    target = annotation.value if isinstance(annotation, ast.Subscript) else annotation
+    return isinstance(target, ast.Name) and target.id == "Final"
+
+
+def test_compiled_modules_read_their_constants_as_statics() -> None:
+    """Compiled, a module-level name that is not Final is looked up in the module's dict each
+    time it is read: shape.py's scan took 25.8 ns a byte for its three byte constants, 1.8 with
+    them Final, and the Postgres stage spent 4.6% of its time looking up OBSERVATION_TYPES."""
+    constant = re.compile(r"_?[A-Z][A-Z0-9_]*")
+    loose = []
+    for source in _compiled_sources():
+        for node in ast.parse((ROOT / source).read_text()).body:
+            if isinstance(node, ast.Assign):
+                names = [n for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+                loose += [f"{source}: {n.id}" for n in names if constant.fullmatch(n.id)]
+            elif (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and constant.fullmatch(node.target.id)
+                and not _final(node.annotation)
+            ):
+                loose.append(f"{source}: {node.target.id}")
+    assert loose == [], "annotate these Final (or rename them, if they change)"
