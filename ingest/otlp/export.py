@@ -36,12 +36,19 @@ async def export_spans(
     would; the client's retry appends the earlier slices again, with the same event ids (they
     derive from the span ids), which every stage folds once.
 
+    The rate limit counts a request once, before anything of it is appended: a request of one
+    slice by its events, one of several by its spans (what is known before the rest is mapped).
+    Counted slice by slice, a limit met on a later slice answered 429 after earlier slices were
+    accepted, and the client's retry counted those again.
+
     Raises what Intake raises: RateLimited, PublishError (the client must retry). `log`
     collects the fields of the request's log line, also when it raises.
     """
     config = intake.config
+    spans = sum(len(scope.spans) for resource in export.resource_spans for scope in resource.scope_spans)
     slices = Slices(export, config.max_mapped_bytes, config.max_event_bytes)
     del export  # what it was read into: the slices let it go once the last span is mapped
+    counted = False
     log.update(events=0, rejected=0)
     headers: dict[str, str] = {}
     mapped_rejected, mapped_errors = 0, []
@@ -54,7 +61,9 @@ async def export_spans(
         log["rejected"] = mapped_rejected + refused
         if not events:
             continue
-        headers = await intake.check_rate(caller, len(events))
+        if not counted:
+            headers = await intake.check_rate(caller, len(events) if slices.done else spans)
+            counted = True
         published = await intake.publish(caller, handing_over(events), source, partial=True)
         log["events"] += published.events
         log["observations_count"] = log.get("observations_count", 0) + published.observations

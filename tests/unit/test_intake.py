@@ -15,7 +15,7 @@ from ingest.admin import Admin
 from ingest.config import EdgeConfig
 from ingest.encoding import BodyTooLarge, DecodeError
 from ingest.intake import JSON_VALUE_BYTES, MAX_DEPTH, Caller, EventTooLarge, Intake
-from ingest.limits import Held, InflightBytes, Overloaded
+from ingest.limits import Held, InflightBytes, Overloaded, RateLimited
 from ingest.otlp.export import export_spans
 from ingest.otlp.mapping import SPAN_WEIGHT, Slices, map_request
 from ingest.otlp.wire import parse
@@ -313,6 +313,37 @@ async def test_an_otlp_export_is_mapped_and_appended_a_slice_at_a_time() -> None
             "trace_id": "5b8efff798038103d269b633813fc60c",
         }
     )
+
+
+class CountingLimiter:
+    """A minute's window as the Redis script keeps it: every call counts, past the limit raises."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute, self.used, self.calls = per_minute, 0, 0
+
+    async def consume(self, project_id: str, events: int) -> tuple[int, int] | None:
+        self.used, self.calls = self.used + events, self.calls + 1
+        if self.used > self.per_minute:
+            raise RateLimited(self.per_minute, 0, 42)
+        return self.per_minute - self.used, 42
+
+
+@pytest.mark.parametrize("slice_weight", [0, 20 * SPAN_WEIGHT])
+async def test_an_otlp_export_is_counted_against_the_rate_limit_once_before_it_is_appended(slice_weight: int) -> None:
+    """Whole or in slices, a request is counted once: refused, nothing of it is appended (so the
+    client's retry counts nothing twice); admitted, later slices are not refused halfway."""
+    data = _export(300, invalid=(7, 150))
+    refused, limiter = FakePublisher(), CountingLimiter(250)
+    with pytest.raises(RateLimited):
+        await export_spans(intake(refused, limiter, max_mapped_bytes=slice_weight), CALLER, parse(data), "otlp", {})
+    assert refused.records == [] and limiter.calls == 1
+
+    admitted, limiter = FakePublisher(), CountingLimiter(300)
+    done = await export_spans(intake(admitted, limiter, max_mapped_bytes=slice_weight), CALLER, parse(data), "otlp", {})
+    assert len(admitted.envelopes()) == 1 + 298 and limiter.calls == 1
+    # One slice: its events (the root's trace and the valid spans); several: the request's spans.
+    assert limiter.used == (299 if slice_weight == 0 else 300)
+    assert done.rate_headers["X-RateLimit-Remaining"] == str(300 - limiter.used)
 
 
 @pytest.mark.parametrize(
