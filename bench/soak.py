@@ -8,7 +8,10 @@ events/s against a running api and its workers; every 10 s it prints the RSS of 
 --app process (found by listening port). At the end it waits until ClickHouse holds every
 accepted observation and Postgres has counted every accepted trace and generation, then
 prints accepted, persisted, lost and duplicated per store and RSS per process (start, peak,
-end). Exit status 1 when anything was lost or duplicated.
+end). Every sample also reads ClickHouse's active parts of `observations` and `traces` and its
+running merges (a stage that inserts too often for the merges shows as parts that keep
+growing), and each worker's `worker_queue_depth` (a stage that falls behind); the result gives
+their median and peak. Exit status 1 when anything was lost or duplicated.
 
 Duplicated: in ClickHouse, rows left for one id once merged (`FINAL`) beyond the first; in
 Postgres, traces counted into sessions and generations counted into usage_daily beyond those
@@ -21,6 +24,7 @@ import argparse
 import asyncio
 import base64
 import os
+import statistics
 import sys
 import time
 import uuid
@@ -38,6 +42,26 @@ from sinks.clickhouse.client import ClickHouse
 from sinks.postgres.client import Postgres
 
 SAMPLE_S = 10.0
+PARTS_QUERY = (
+    "SELECT table, count() FROM system.parts WHERE database = currentDatabase() AND active "
+    "AND table IN ('observations', 'traces') GROUP BY table"
+)
+MERGES_QUERY = "SELECT count() FROM system.merges WHERE database = currentDatabase()"
+
+
+async def queue_depth(http: aiohttp.ClientSession, port: str) -> float | None:
+    """The sum of a process's `worker_queue_depth` series; None for one without (the api)."""
+    try:
+        async with http.get(f"http://127.0.0.1:{port}/metrics") as r:
+            text = await r.text()
+    except (aiohttp.ClientError, TimeoutError):
+        return None
+    depths = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("worker_queue_depth{")]
+    return sum(depths) if depths else None
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "peak": max(values)} if values else {}
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -48,8 +72,11 @@ async def main(args: argparse.Namespace) -> int:
     }
     url = args.url + "/api/public/ingestion"
     tag = uuid.uuid4().hex[:8]
-    pids = {name: pid_of(int(port)) for name, _, port in (a.partition("=") for a in args.app)}
+    ports = {name: port for name, _, port in (a.partition("=") for a in args.app)}
+    pids = {name: pid_of(int(port)) for name, port in ports.items()}
     rss = {name: [rss_mb(pid)] for name, pid in pids.items()}
+    parts: dict[str, list[float]] = {"observations": [], "traces": [], "merges": []}
+    depths: dict[str, list[float]] = {}
     statuses: dict[int, int] = {}
     accepted_traces = accepted_generations = 0
     stop = asyncio.Event()
@@ -82,27 +109,29 @@ async def main(args: argparse.Namespace) -> int:
         await asyncio.gather(*tasks)
         return n
 
-    async def sampler() -> None:
+    async def sampler(http: aiohttp.ClientSession) -> None:
         began = time.monotonic()
         while not stop.is_set():
             await asyncio.sleep(SAMPLE_S)
             for name, pid in pids.items():
                 rss[name].append(rss_mb(pid))
             now = ", ".join(f"{name} {values[-1]:.0f}" for name, values in rss.items())
+            counts = dict(await ch.fetch(PARTS_QUERY))
+            for table in ("observations", "traces"):
+                parts[table].append(int(counts.get(table, 0)))
+            parts["merges"].append(int((await ch.fetch(MERGES_QUERY))[0][0]))
+            for name, port in ports.items():
+                depth = await queue_depth(http, port)
+                if depth is not None:
+                    depths.setdefault(name, []).append(depth)
+            queues = ", ".join(f"{name} {values[-1]:.0f}" for name, values in depths.items())
             print(
                 f"{time.monotonic() - began:5.0f}s accepted {accepted_generations + accepted_traces} "
-                f"statuses {statuses} RSS MB: {now}; load average {os.getloadavg()[0]:.2f}",
+                f"statuses {statuses} RSS MB: {now}; parts {parts['observations'][-1]} observations, "
+                f"{parts['traces'][-1]} traces, {parts['merges'][-1]} merging; queues {queues or '-'}; "
+                f"load average {os.getloadavg()[0]:.2f}",
                 flush=True,
             )
-
-    started = time.monotonic()
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as http:
-        tasks = asyncio.gather(sender(http), sampler())
-        await asyncio.sleep(args.seconds)
-        stop.set()
-        sent, _ = await tasks
-    sent_for = time.monotonic() - started
-    print(f"sent {sent} requests in {sent_for:.0f}s: {statuses}; waiting for the stores", flush=True)
 
     settings = Settings.from_env()
     ch = ClickHouse(settings.clickhouse)
@@ -110,6 +139,14 @@ async def main(args: argparse.Namespace) -> int:
     await ch.start()
     await pg.start()
     try:
+        started = time.monotonic()
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as http:
+            tasks = asyncio.gather(sender(http), sampler(http))
+            await asyncio.sleep(args.seconds)
+            stop.set()
+            sent, _ = await tasks
+        sent_for = time.monotonic() - started
+        print(f"sent {sent} requests in {sent_for:.0f}s: {statuses}; waiting for the stores", flush=True)
         deadline = time.monotonic() + args.drain_timeout_s
         while True:
             ch_obs, ch_obs_rows = (
@@ -163,6 +200,8 @@ async def main(args: argparse.Namespace) -> int:
             "duplicated": max(0, pg_traces - accepted_traces) + max(0, pg_generations - accepted_generations),
         },
         "rss_mb": {name: {"start": round(v[0]), "peak": round(max(v)), "end": round(v[-1])} for name, v in rss.items()},
+        "clickhouse_active_parts": {name: spread(v) for name, v in parts.items()},
+        "queue_depth": {name: spread(v) for name, v in depths.items()},
         "load_average": os.getloadavg()[0],
     }
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
