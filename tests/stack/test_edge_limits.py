@@ -511,28 +511,42 @@ async def test_events_larger_than_kafka_takes_get_413_each(http: aiohttp.ClientS
 # An OTLP export mapped a slice at a time: every span reaches Kafka and ClickHouse.
 
 
+def _one_trace(trace: bytes, spans: int) -> bytes:
+    """An OTLP export of one trace: a root span and its children."""
+    body = ExportTraceServiceRequest(
+        resource_spans=[
+            ResourceSpans(
+                scope_spans=[
+                    ScopeSpans(
+                        spans=[
+                            Span(
+                                trace_id=trace,
+                                span_id=(i + 1).to_bytes(8, "big"),
+                                parent_span_id=b"" if i == 0 else (1).to_bytes(8, "big"),
+                                name=f"s{i}",
+                                start_time_unix_nano=1_795_000_000_000_000_000 + i,
+                                end_time_unix_nano=1_795_000_001_000_000_000 + i,
+                            )
+                            for i in range(spans)
+                        ]
+                    )
+                ]
+            )
+        ]
+    )
+    return body.SerializeToString()
+
+
 async def test_an_otlp_export_of_many_spans_is_appended_in_slices_and_stored_whole(
     settings: Settings, ch: ClickHouse, project: NewKey
 ) -> None:
     trace = uuid.uuid4().bytes
-    spans = [
-        Span(
-            trace_id=trace,
-            span_id=(i + 1).to_bytes(8, "big"),
-            parent_span_id=b"" if i == 0 else (1).to_bytes(8, "big"),
-            name=f"s{i}",
-            start_time_unix_nano=1_795_000_000_000_000_000 + i,
-            end_time_unix_nano=1_795_000_001_000_000_000 + i,
-        )
-        for i in range(400)
-    ]
-    body = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=spans)])])
     # ~25 spans a slice (1.4 KB a span and 8 bytes a wire byte, otlp/mapping.py).
     async with edge_process({"AGENTTRACE_MAX_MAPPED_BYTES": str(40 * 1024)}) as edge, events_tail(settings) as tail:
         headers = {**basic_auth(project), "Content-Type": "application/x-protobuf"}
         async with (
             aiohttp.ClientSession() as http,
-            http.post(f"{edge.url}{OTLP}", data=body.SerializeToString(), headers=headers) as r,
+            http.post(f"{edge.url}{OTLP}", data=_one_trace(trace, 400), headers=headers) as r,
         ):
             assert r.status == 200, await r.text()
             assert await r.read() == b""  # no partial_success: every span taken
@@ -558,3 +572,31 @@ async def test_an_otlp_export_of_many_spans_is_appended_in_slices_and_stored_who
         timeout_s=30,
     )
     assert stored[0][0] == 400
+
+
+async def test_an_otlp_export_in_slices_is_refused_whole_by_the_rate_limit(settings: Settings, project: NewKey) -> None:
+    """A request mapped in slices is counted once, before its first slice is appended: past the
+    limit, none of it reaches Kafka (the client's retry then counts nothing twice)."""
+    refused, admitted = uuid.uuid4().bytes, uuid.uuid4().bytes
+    env = {"AGENTTRACE_MAX_MAPPED_BYTES": str(40 * 1024), "AGENTTRACE_RATE_LIMIT_PER_MINUTE": "300"}
+    async with edge_process(env) as edge, events_tail(settings) as tail, aiohttp.ClientSession() as http:
+        await _fresh_window()
+        headers = {**basic_auth(project), "Content-Type": "application/x-protobuf"}
+        async with http.post(f"{edge.url}{OTLP}", data=_one_trace(admitted, 250), headers=headers) as r:
+            assert r.status == 200, await r.text()
+            assert _window(r.headers)[:2] == (300, 50)  # counted by its spans, once
+        # Its first slices alone would fit in what is left of the minute.
+        async with http.post(f"{edge.url}{OTLP}", data=_one_trace(refused, 400), headers=headers) as r:
+            assert r.status == 429, await r.text()
+        found: list[Envelope] = []
+        deadline = time.monotonic() + 15
+        settled_at = None
+        # Until the admitted trace is all there, and a second more for anything appended before it.
+        while settled_at is None or time.monotonic() < settled_at:
+            assert time.monotonic() < deadline, f"{len(found)} envelopes"
+            for got in (await tail.getmany(timeout_ms=300)).values():
+                found.extend(e for rec in got for e in decode_record(rec.value) if e.project_id == project.project_id)
+            if settled_at is None and sum(e.type != "trace-create" for e in found) >= 250:
+                settled_at = time.monotonic() + 1
+    traces = {e.body.get("traceId") or e.body.get("id") for e in found}
+    assert traces == {admitted.hex()}, traces
