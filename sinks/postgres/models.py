@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from importlib import resources
 from typing import Any
 
@@ -30,6 +31,7 @@ _COLUMNS = (
 )
 _MAX_PATTERN = 1000
 _MAX_NAME = 200
+_MILLION = Decimal(1_000_000)
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,10 @@ def parse_definition(doc: Any, *, per_million: bool = False) -> NewModel:
     except (ValueError, OverflowError):
         raise ValueError("startDate must be an ISO 8601 date or time") from None
     prices = _prices(doc)
-    scale = 1e-6 if per_million else 1.0
+    if per_million:
+        # In decimal: 2.5 * 1e-6 is 2.4999999999999998e-06 in binary, which the read API would
+        # show (as Langfuse, with decimal prices, does not) and every cost would carry.
+        prices = {k: float(Decimal(repr(float(v))) / _MILLION) for k, v in prices.items()}
     tokenizer = doc.get("tokenizerId")
     if tokenizer is not None and tokenizer not in ("openai", "claude"):
         raise ValueError("tokenizerId must be openai, claude or null")
@@ -103,7 +108,7 @@ def parse_definition(doc: Any, *, per_million: bool = False) -> NewModel:
         pattern,
         start_us,
         unit,
-        {k: v * scale for k, v in prices.items()},
+        prices,
         tokenizer,
         doc.get("tokenizerConfig"),
     )
@@ -164,6 +169,15 @@ class ModelTable:
             operation="get_model",
         )
         return _model(rows[0]) if rows else None
+
+    async def prices(self, project_id: str, model_ids: list[str]) -> dict[str, dict[str, float]]:
+        """The per-unit prices (usage type -> USD) of these definitions that the project sees."""
+        rows = await self._pg.fetch(
+            "SELECT id, prices::text FROM models WHERE id = ANY(%s) AND (project_id = %s OR project_id IS NULL)",
+            (model_ids, project_id),
+            operation="model_prices",
+        )
+        return {str(model_id): orjson.loads(prices) for model_id, prices in rows}
 
     async def create(self, project_id: str | None, new: NewModel, model_id: str | None = None) -> Model:
         rows = await self._pg.fetch(
