@@ -7,7 +7,7 @@ found. A store failure or a read past its time limit answers 503 with Retry-Afte
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from functools import wraps
 from typing import Any
 
@@ -22,6 +22,8 @@ from ingest.filters import OBSERVATION_COLUMNS, TRACE_COLUMNS, conditions
 from ingest.params import LEVELS, OBSERVATION_TYPES, Params, decode_cursor, encode_cursor
 from sinks.clickhouse.client import ClickHouseError
 from sinks.clickhouse.reader import Cursor, ObservationFilter, Page, Reader, TraceFilter
+from sinks.postgres.client import PostgresError
+from sinks.postgres.models import ModelTable
 
 TRACES_PATH = "/api/public/traces"
 TRACE_PATH = "/api/public/traces/{traceId}"
@@ -64,6 +66,24 @@ def read_handler(handler: Handler) -> Callable[[web.Request], Awaitable[web.Resp
         return web.Response(body=body, content_type="application/json")
 
     return handle
+
+
+async def unit_prices(request: web.Request, project_id: str, rows: Iterable[shapes.Row]) -> dict[str, dict[str, float]]:
+    """The per-unit prices of the models that priced these observations, by model id: Langfuse's
+    inputPrice, outputPrice and totalPrice, its model's current prices (as its join reads them).
+    When the models cannot be read, the observations answer without them rather than not at all."""
+    ids = sorted({r.get("usage_pricing_model_id") or "" for r in rows} - {""})
+    if not ids:
+        return {}
+    try:
+        return await ModelTable(request.app["postgres"]).prices(project_id, ids)
+    except PostgresError as exc:
+        logger.warning("model prices unavailable", request_id=request["request_id"], error=str(exc))
+        return {}
+
+
+def _model_of(r: shapes.Row) -> str:
+    return r.get("usage_pricing_model_id") or ""
 
 
 def not_found(what: str, ident: str) -> web.Response:
@@ -132,7 +152,11 @@ async def get_trace(request: web.Request, project_id: str, reader: Reader) -> An
     if trace is None:
         return not_found("trace", trace_id)
     doc = shapes.trace_details(trace, project_id, observations, fields)
-    doc["observations"] = [shapes.observation(o, project_id) for o in observations] if "observations" in fields else []
+    if "observations" in fields:
+        prices = await unit_prices(request, project_id, observations)
+        doc["observations"] = [shapes.observation(o, project_id, prices.get(_model_of(o))) for o in observations]
+    else:
+        doc["observations"] = []
     v1 = [s for s in scores if (s["data_type"] or "NUMERIC") in shapes.V1_SCORE_TYPES]
     doc["scores"] = [shapes.score(s, project_id) for s in v1] if "scores" in fields else []
     return doc
@@ -161,7 +185,8 @@ async def list_observations(request: web.Request, project_id: str, reader: Reade
     p = Params(request)
     page, limit = p.page()
     listing = await reader.observations(project_id, observation_filter(p), Page(limit, (page - 1) * limit))
-    data = [shapes.observation(r, project_id) for r in listing.rows]
+    prices = await unit_prices(request, project_id, listing.rows)
+    data = [shapes.observation(r, project_id, prices.get(_model_of(r))) for r in listing.rows]
     return {"data": data, "meta": meta(page, limit, listing.total)}
 
 
@@ -171,7 +196,8 @@ async def get_observation(request: web.Request, project_id: str, reader: Reader)
     row = await reader.observation(project_id, observation_id)
     if row is None:
         return not_found("observation", observation_id)
-    return shapes.observation(row, project_id)
+    prices = await unit_prices(request, project_id, [row])
+    return shapes.observation(row, project_id, prices.get(_model_of(row)))
 
 
 @read_handler
@@ -194,7 +220,10 @@ async def list_observations_v2(request: web.Request, project_id: str, reader: Re
     context = {}
     if fields & {"basic", "trace_context"}:
         context = await reader.trace_context(project_id, list({r["trace_id"] for r in page if r["trace_id"]}))
-    data = [shapes.observation_v2(r, project_id, fields, context.get(r["trace_id"])) for r in page]
+    prices = await unit_prices(request, project_id, page)
+    data = [
+        shapes.observation_v2(r, project_id, fields, context.get(r["trace_id"]), prices.get(_model_of(r))) for r in page
+    ]
     out_meta: dict[str, str] = {}
     if more:
         last = page[-1]

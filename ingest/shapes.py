@@ -7,7 +7,9 @@ enums are upper case. Input, output and the maps are stored as JSON text.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -65,8 +67,9 @@ def latency(observations: list[Row]) -> float:
     return max(0, last - min(o["start_time"] for o in observations)) / 1e6
 
 
-def observation(r: Row, project_id: str) -> dict[str, Any]:
-    """The v1 ObservationsView."""
+def observation(r: Row, project_id: str, prices: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """The v1 ObservationsView; `prices` are the per-unit prices of the model that priced it."""
+    prices = prices or {}
     usage = _ints(json_of(r["usage_details"], {}))
     cost = _floats(json_of(r["cost_details"], {}))
     start, end, first = r["start_time"], r["end_time"], r["completion_start_time"]
@@ -95,9 +98,9 @@ def observation(r: Row, project_id: str) -> dict[str, Any]:
         "totalTokens": tokens["total"],
         "usageDetails": usage,
         "costDetails": cost,
-        "inputPrice": None,
-        "outputPrice": None,
-        "totalPrice": None,
+        "inputPrice": prices.get("input"),
+        "outputPrice": prices.get("output"),
+        "totalPrice": prices.get("total"),
         "calculatedInputCost": cost.get("input"),
         "calculatedOutputCost": cost.get("output"),
         "calculatedTotalCost": r["total_cost"],
@@ -115,11 +118,15 @@ def observation(r: Row, project_id: str) -> dict[str, Any]:
     }
 
 
-def observation_v2(r: Row, project_id: str, fields: frozenset[str], context: Row | None) -> dict[str, Any]:
+def observation_v2(
+    r: Row, project_id: str, fields: frozenset[str], context: Row | None, prices: Mapping[str, float] | None = None
+) -> dict[str, Any]:
     """A v2 observation with the field groups asked for; io stays raw text, prices are strings."""
-    v1 = observation(r, project_id)
+    v1 = observation(r, project_id, prices)
     doc = {k: v1[k] for k in ("id", "traceId", "startTime", "endTime", "projectId", "parentObservationId", "type")}
-    doc.update(modelId=v1["modelId"], inputPrice=None, outputPrice=None, totalPrice=None)
+    doc["modelId"] = v1["modelId"]
+    for key in ("inputPrice", "outputPrice", "totalPrice"):
+        doc[key] = decimal_text(v1[key])
     ctx = context or {}
     if "basic" in fields:
         doc.update({k: v1[k] for k in ("name", "level", "statusMessage", "version", "environment")})
@@ -152,6 +159,12 @@ def observation_v2(r: Row, project_id: str, fields: frozenset[str], context: Row
             traceName=ctx.get("name") or None, tags=list(ctx.get("tags") or ()), release=ctx.get("release") or None
         )
     return doc
+
+
+def decimal_text(value: float | None) -> str | None:
+    """A price as v2 spells it, a decimal string; positional, as a client's parser expects
+    (1.5e-07 is 0.00000015), with the float's shortest digits."""
+    return None if value is None else format(Decimal(repr(float(value))), "f")
 
 
 def score(r: Row, project_id: str) -> dict[str, Any]:

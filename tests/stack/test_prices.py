@@ -67,12 +67,24 @@ async def test_a_gpt_4o_generation_without_cost_is_priced_in_both_projections(
         lambda: row(ch, project.project_id, dated["id"]), lambda r: r is not None, timeout_s=TIMEOUT_S
     )
     assert got["total"] == pytest.approx(0.005) and got["model_id"] == "at-openai-gpt-4o"
-    # The read API links the model definition that priced it, as Langfuse's modelId.
-    for path in (f"/api/public/observations/{plain['id']}", "/api/public/v2/observations?fields=core,model"):
+    # The read API links the model definition that priced it, as Langfuse's modelId, with its
+    # per-unit prices (gpt-4o: $2.50 and $10 per 1M input and output tokens); v2 as strings.
+    for path in (
+        f"/api/public/observations/{plain['id']}",
+        f"/api/public/observations?traceId={plain['traceId']}",
+        f"/api/public/traces/{plain['traceId']}",
+        f"/api/public/v2/observations?traceId={plain['traceId']}&fields=core,model",
+    ):
         async with http.get(f"{API}{path}", headers=basic_auth(project)) as r:
+            assert r.status == 200, await r.text()
             doc = await r.json()
-        found = doc["data"][0] if "data" in doc else doc
+        found = doc["data"][0] if "data" in doc else doc["observations"][0] if "observations" in doc else doc
         assert found["modelId"] == "at-openai-gpt-4o", doc
+        prices = (found["inputPrice"], found["outputPrice"], found["totalPrice"])
+        if "/v2/" in path:
+            assert prices == ("0.0000025", "0.00001", None), prices
+        else:
+            assert prices == (pytest.approx(2.5e-06), pytest.approx(1e-05), None), prices
     # The ledger sums the same costs.
     await eventually(
         lambda: ledger_cost(pg, project.project_id), lambda c: abs(c - Decimal("0.0125")) < 1e-12, timeout_s=TIMEOUT_S

@@ -86,6 +86,17 @@ def test_v1_observation_is_what_every_sdk_parses() -> None:
     v2 = shapes.observation_v2(_observation(), "p", frozenset({"core", "io", "model"}), None)
     assert v2["input"] == '{"q":1}'  # v2 io is the stored text
     assert v2["model"] == v2["providedModelName"] == "m" and v2["totalPrice"] is None
+    assert (doc["inputPrice"], doc["outputPrice"], doc["totalPrice"]) == (None, None, None)
+
+
+def test_observations_carry_their_model_s_per_unit_prices() -> None:
+    prices = {"input": 1.5e-07, "output": 6e-07, "input_cached_tokens": 7.5e-08}
+    doc = shapes.observation(_observation(usage_pricing_model_id="m1"), "p", prices)
+    assert (doc["modelId"], doc["inputPrice"], doc["outputPrice"], doc["totalPrice"]) == ("m1", 1.5e-07, 6e-07, None)
+    v2 = shapes.observation_v2(_observation(usage_pricing_model_id="m1"), "p", frozenset({"core"}), None, prices)
+    # v2 spells prices as decimal strings, positional and with the float's own digits.
+    assert (v2["inputPrice"], v2["outputPrice"], v2["totalPrice"]) == ("0.00000015", "0.0000006", None)
+    assert shapes.decimal_text(2.5) == "2.5" and shapes.decimal_text(1e-12) == "0.000000000001"
 
 
 def _score(data_type: str, value: float, string_value: str = "") -> dict[str, Any]:
