@@ -39,11 +39,15 @@ ROOT = Path(__file__).resolve().parents[1]
 LAG_REFRESH_S = 3.0  # StageConfig.lag_interval_s
 
 
+def depth_series(metrics: str) -> list[float]:
+    """The values of the `worker_queue_depth` series (one per stage) in a /metrics text."""
+    return [float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith("worker_queue_depth{")]
+
+
 def queue_depth(port: int) -> float:
     """The sum of a worker's `worker_queue_depth` series (one per stage it runs)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("worker_queue_depth{"))
+        return sum(depth_series(r.read().decode()))
 
 
 def main() -> None:

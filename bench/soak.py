@@ -36,6 +36,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agenttrace.settings import Settings
+from bench.drain import depth_series
 from bench.hostile import pid_of, rss_mb
 from bench.load import batch_body, new_key
 from sinks.clickhouse.client import ClickHouse
@@ -56,7 +57,7 @@ async def queue_depth(http: aiohttp.ClientSession, port: str) -> float | None:
             text = await r.text()
     except (aiohttp.ClientError, TimeoutError):
         return None
-    depths = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("worker_queue_depth{")]
+    depths = depth_series(text)
     return sum(depths) if depths else None
 
 

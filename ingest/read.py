@@ -72,7 +72,7 @@ async def unit_prices(request: web.Request, project_id: str, rows: Iterable[shap
     """The per-unit prices of the models that priced these observations, by model id: Langfuse's
     inputPrice, outputPrice and totalPrice, its model's current prices (as its join reads them).
     When the models cannot be read, the observations answer without them rather than not at all."""
-    ids = sorted({r.get("usage_pricing_model_id") or "" for r in rows} - {""})
+    ids = sorted({_model_of(r) for r in rows} - {""})
     if not ids:
         return {}
     try:
