@@ -33,7 +33,7 @@ def folded(records: list[bytes]) -> dict[Key, TraceDelta]:
     return _judge([Envelope.decode(r) for r in records])[1]
 
 
-def join(deltas: dict[Key, TraceDelta], stored: dict[Key, dict[str, bytes]] | None = None) -> dict[Key, str | None]:
+def join(deltas: dict[Key, TraceDelta], stored: dict[Key, dict[str, bytes]] | None = None) -> dict[Key, bytes | None]:
     """Every delta joined as the writer joins it; the changed generation states' JSON per trace."""
     changes, written = Changes(), {}
     for key, delta in deltas.items():
@@ -45,9 +45,9 @@ def join(deltas: dict[Key, TraceDelta], stored: dict[Key, dict[str, bytes]] | No
     return written
 
 
-def per_generation(written: dict[Key, str | None]) -> dict[Key, dict[str, bytes]]:
+def per_generation(written: dict[Key, bytes | None]) -> dict[Key, dict[str, bytes]]:
     """The states a join wrote, one JSON per generation, as the writer reads them back."""
-    return {key: {g: orjson.dumps(d) for g, d in orjson.loads(doc or "{}").items()} for key, doc in written.items()}
+    return {key: {g: orjson.dumps(d) for g, d in orjson.loads(doc or b"{}").items()} for key, doc in written.items()}
 
 
 def measure(records: list[bytes]) -> dict[str, float]:

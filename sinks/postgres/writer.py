@@ -267,33 +267,31 @@ async def _trace_states(
     speculative join is dropped.
     """
     keys = sorted(folded)
-    guessed: dict[Key, tuple[StoredTrace, str | None, Changes]] = {}
+    guessed: dict[Key, tuple[StoredTrace, bytes | None, Changes]] = {}
     guessing = known.guessing()
     for key in keys:
         if guessing and key not in known:
             stored, own = StoredTrace(*key), Changes()
             guessed[key] = (stored, joined(stored, folded[key], own, prices), own)
-    columns: tuple[list[Any], ...] = tuple([] for _ in range(9))
-    for key in keys:
+    locking: list[dict[str, Any]] = []
+    for n, key in enumerate(keys):
         guess = guessed.get(key)
-        row = _state_row(guess[0], guess[1] or "{}") if guess else (*key, None, None, None, None, None, None, None)
-        for column, value in zip(columns, row, strict=True):
-            column.append(value)
-    # Columns as arrays (unnest), not a VALUES list: one parameter per column instead of a
-    # mogrify per row, which was a tenth of this stage's CPU. WITH ORDINALITY keeps key order.
-    # `xmax = 0`: the row was inserted, not locked by the conflict's no-op update.
+        locking.append(_state_row(guess[0], guess[1] or b"{}", n) if guess else {"p": key[0], "t": key[1], "n": n})
+    # The rows as one JSON document, not a parameter per column: psycopg2 adapts a list element
+    # by element (an adapter each, the JSON texts escaped one by one), ~3 µs per span, against
+    # ~0.7 for one string that orjson wrote; Postgres parses either as fast (bench/README.md,
+    # "The trace states as one JSON document"). `n` keeps key order. `xmax = 0`: the row was
+    # inserted, not locked by the conflict's no-op update.
     rows = await tx.fetch(
         "INSERT INTO trace_states (project_id, trace_id, session_id, session_ts, user_id, user_ts, first_seen, "
         "last_seen, generations) "
         "SELECT p, t, coalesce(s, ''), coalesce(st, -1), coalesce(u, ''), coalesce(ut, -1), coalesce(f, 0), "
-        "coalesce(l, 0), coalesce(g, '{}') FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], "
-        "%s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::jsonb[]) WITH ORDINALITY "
-        "AS v(p, t, s, st, u, ut, f, l, g, n) ORDER BY n "
+        f"coalesce(l, 0), coalesce(g, '{{}}') FROM jsonb_to_recordset(%s::jsonb) AS v({_STATE_COLUMNS}) ORDER BY n "
         "ON CONFLICT (project_id, trace_id) DO UPDATE SET trace_id = EXCLUDED.trace_id "
         "RETURNING project_id, trace_id, session_id, session_ts, user_id, user_ts, first_seen, last_seen, "
         # Whether any generation is stored, without reading them: `{}` takes 8 bytes at most.
         "pg_column_size(generations) > 8, xmax = 0",
-        columns,
+        (orjson.dumps(locking).decode(),),
         operation="pg_lock_trace_states",
     )
     inserted = {(r[0], r[1]) for r in rows if r[-1] and (r[0], r[1]) in guessed}
@@ -304,43 +302,47 @@ async def _trace_states(
         stored = existing[(values[0], values[1])] = StoredTrace(*values)
         stored.generations = docs.get((values[0], values[1])) or {}
     # In key order, as if every trace were joined here: the aggregates' ties resolve alike.
-    written = []
+    written: list[dict[str, Any]] = []
     for key in keys:
         if key in inserted:
             changes.add(guessed[key][2])
         else:
             stored = existing[key]
-            written.append(_state_row(stored, joined(stored, folded[key], changes, prices)))
+            written.append(_state_row(stored, joined(stored, folded[key], changes, prices), len(written)))
     known.wrote(keys, guessed=len(guessed), missed=len(guessed) - len(inserted))
     if not written:
         return
     # The rows exist (locked above): an UPDATE, which replaces the changed generations' states
     # (`||` of two objects: the right one's keys win) and leaves the others alone.
     await tx.execute(
-        "UPDATE trace_states t SET session_id = v.session_id, session_ts = v.session_ts, user_id = v.user_id, "
-        "user_ts = v.user_ts, first_seen = v.first_seen, last_seen = v.last_seen, "
-        "generations = CASE WHEN v.generations IS NULL THEN t.generations ELSE t.generations || v.generations END, "
-        "touched_at = now() FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], %s::text[], "
-        "%s::bigint[], %s::bigint[], %s::bigint[], %s::jsonb[]) "
-        "AS v(project_id, trace_id, session_id, session_ts, user_id, user_ts, first_seen, last_seen, generations) "
-        "WHERE t.project_id = v.project_id AND t.trace_id = v.trace_id",
-        tuple(list(column) for column in zip(*written, strict=True)),
+        "UPDATE trace_states t SET session_id = v.s, session_ts = v.st, user_id = v.u, user_ts = v.ut, "
+        "first_seen = v.f, last_seen = v.l, "
+        "generations = CASE WHEN v.g IS NULL THEN t.generations ELSE t.generations || v.g END, "
+        f"touched_at = now() FROM jsonb_to_recordset(%s::jsonb) AS v({_STATE_COLUMNS}) "
+        "WHERE t.project_id = v.p AND t.trace_id = v.t",
+        (orjson.dumps(written).decode(),),
         operation="pg_write_trace_states",
     )
 
 
-def _state_row(stored: StoredTrace, generations: str | None) -> tuple[Any, ...]:
-    return (
-        stored.project_id,
-        stored.trace_id,
-        stored.session_id,
-        stored.session_ts,
-        stored.user_id,
-        stored.user_ts,
-        stored.first_seen,
-        stored.last_seen,
-        generations,
-    )
+# A trace_states row in the JSON that the statements above take (jsonb_to_recordset).
+_STATE_COLUMNS: Final = "p text, t text, s text, st bigint, u text, ut bigint, f bigint, l bigint, g jsonb, n int"
+
+
+def _state_row(stored: StoredTrace, generations: bytes | None, n: int) -> dict[str, Any]:
+    return {
+        "p": stored.project_id,
+        "t": stored.trace_id,
+        "s": stored.session_id,
+        "st": stored.session_ts,
+        "u": stored.user_id,
+        "ut": stored.user_ts,
+        "f": stored.first_seen,
+        "l": stored.last_seen,
+        # The generations' JSON as written by joined(), not parsed and written again.
+        "g": None if generations is None else orjson.Fragment(generations),
+        "n": n,
+    }
 
 
 class Known:
@@ -387,11 +389,11 @@ class Known:
             self._backoff = 1
 
 
-def joined(stored: StoredTrace, delta: TraceDelta, changes: Changes, prices: PriceBook) -> str | None:
+def joined(stored: StoredTrace, delta: TraceDelta, changes: Changes, prices: PriceBook) -> bytes | None:
     """Join `delta` into `stored` (apply_to_stored); the JSON of the generation states that
     changed, which the UPDATE merges into the stored ones, or None."""
     changed = apply_to_stored(stored, delta, changes, prices)
-    return orjson.dumps({g: stored.generations[g] for g in changed}).decode() if changed else None
+    return orjson.dumps({g: stored.generations[g] for g in changed}) if changed else None
 
 
 async def _generation_docs(tx: Transaction, folded: dict[Key, TraceDelta]) -> dict[Key, dict[str, Any]]:
