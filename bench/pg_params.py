@@ -8,7 +8,9 @@ array parameters (unnest); it now takes one JSON document (jsonb_to_recordset). 
 under a root span), prints per span: the client's CPU to build the statement (psycopg2's
 mogrify, which aiopg's execute runs too), and the server's time to run it into a temporary copy
 of trace_states (round trip and commit included), for the arrays, for jsonb_to_recordset and
-for json_to_recordset. Medians of 20; one JSON line.
+for json_to_recordset. Then the same for the sessions upsert, a row per trace (each trace its
+own session, as in a chat product): a VALUES list mogrified row by row (before) against one
+JSON document; per row. Medians of 20; one JSON line.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import psycopg2
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sinks.postgres.config import PostgresConfig
+from sinks.postgres.rollup import to_datetime
 
 COLUMNS = "project_id, trace_id, session_id, session_ts, user_id, user_ts, first_seen, last_seen, generations"
 SELECTED = (
@@ -129,7 +132,66 @@ def main() -> None:
             "client_us_per_span": round(client * 1e6 / spans, 2),
             "server_us_per_span": round(statistics.median(server) * 1e6 / spans, 2),
         }
+    out["sessions"] = sessions(cur, conn, args.traces)
     print(json.dumps(out))
+
+
+SESSION_COLUMNS = "project_id, session_id, first_seen, last_seen, trace_count, user_id, user_ts"
+SESSIONS_CONFLICT = "ON CONFLICT (project_id, session_id) DO UPDATE SET trace_count = bench_sessions.trace_count + 1"
+
+
+def sessions(cur: Any, conn: Any, traces: int) -> dict[str, float]:
+    cur.execute("CREATE TEMP TABLE bench_sessions (LIKE sessions INCLUDING ALL)")
+    conn.commit()
+    firsts = itertools.count(0, traces)
+
+    def rows() -> list[tuple[Any, ...]]:
+        first = next(firsts)
+        return [
+            (
+                "bench-project",
+                f"session-{first + i:08d}",
+                to_datetime(1795000000000000 + i),
+                to_datetime(1795000000800000 + i),
+                1,
+                f"user-{first + i}",
+                1795000000000000,
+            )
+            for i in range(traces)
+        ]
+
+    def values(rs: list[tuple[Any, ...]]) -> bytes:
+        listed = b",".join(cur.mogrify("(%s, %s, %s, %s, %s, %s, %s)", r) for r in rs)
+        return (
+            f"INSERT INTO bench_sessions ({SESSION_COLUMNS}) VALUES ".encode()
+            + listed
+            + b" "
+            + SESSIONS_CONFLICT.encode()
+        )
+
+    def document(rs: list[tuple[Any, ...]]) -> bytes:
+        doc = [dict(zip(("p", "k", "f", "l", "c", "u", "ut"), r, strict=True)) | {"n": n} for n, r in enumerate(rs)]
+        return cur.mogrify(
+            f"INSERT INTO bench_sessions ({SESSION_COLUMNS}) SELECT p, k, f, l, c, u, ut "
+            "FROM jsonb_to_recordset(%s::jsonb) "
+            "AS v(p text, k text, f timestamptz, l timestamptz, c bigint, u text, ut bigint, n int) ORDER BY n "
+            + SESSIONS_CONFLICT,
+            (orjson.dumps(doc).decode(),),
+        )
+
+    out = {}
+    for name, build in (("values", values), ("jsonb_to_recordset", document)):
+        sample = rows()
+        out[f"{name}_client_us_per_row"] = round(median_s(lambda: build(sample)) * 1e6 / traces, 2)  # noqa: B023
+        server = []
+        for _ in range(20):
+            statement = build(rows())
+            start = time.perf_counter()
+            cur.execute(statement)
+            conn.commit()
+            server.append(time.perf_counter() - start)
+        out[f"{name}_server_us_per_row"] = round(statistics.median(server) * 1e6 / traces, 2)
+    return out
 
 
 if __name__ == "__main__":
