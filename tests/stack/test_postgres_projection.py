@@ -441,3 +441,32 @@ async def test_a_trace_stored_by_another_writer_is_joined_not_inserted_again(pg:
     )
     extent = [to_micros("2026-11-20T10:00:00Z"), to_micros("2026-11-20T10:00:06Z")]
     assert rows == [("s-2", "u-1", *extent, [f"{trace}-g1", f"{trace}-g2"])]
+
+
+async def test_ids_of_any_text_arrive_unchanged_through_both_paths(pg: Postgres, project: NewKey) -> None:
+    """The writer hands rows to Postgres as JSON documents: quotes, backslashes, escapes, control
+    characters and text beyond the BMP must come out as they went in, when a trace is inserted
+    whole and when a stored one is updated, in trace_states, sessions and users alike."""
+    pid = project.project_id
+    odd = "q'\"\\n\\u0041 \t\x01 ☃ 😀 ]}{["
+    trace, session, user, model = f"t-{odd}-{uuid.uuid4()}", f"s-{odd}", f"u-{odd}", f"m-{odd}"
+    gen = {"id": f"g-{odd}", "traceId": trace, "model": model, "startTime": "2026-11-20T10:00:01Z", "usage": {odd: 4}}
+    first = [
+        envelope(pid, "trace-create", {"id": trace, "sessionId": session, "userId": user}, "2026-11-20T10:00:00Z"),
+        envelope(pid, "generation-create", gen, "2026-11-20T10:00:01Z"),
+    ]
+    writer = PostgresWriter(pg)
+    await writer.write(first)  # new: inserted whole
+    later = {**gen, "id": f"g2-{odd}"}
+    await writer.write([envelope(pid, "generation-create", later, "2026-11-20T10:00:02Z")])  # stored: updated
+
+    assert [(s["session_id"], s["user_id"], s["trace_count"]) for s in await sessions(pg, pid)] == [(session, user, 1)]
+    assert [(u["user_id"], u["trace_count"]) for u in await users(pg, pid)] == [(user, 1)]
+    rows = await pg.fetch(
+        "SELECT trace_id, session_id, user_id, (SELECT array_agg(k) FROM jsonb_object_keys(generations) k), "
+        "generations -> %s -> 'v' -> 'usage_details' ->> %s FROM trace_states WHERE project_id = %s",
+        (f"g2-{odd}", odd, pid),
+    )
+    assert [(*r[:3], set(r[3]), r[4]) for r in rows] == [(trace, session, user, {f"g-{odd}", f"g2-{odd}"}, "4")]
+    (ledger,) = await usage(pg, pid)
+    assert (ledger["model"], ledger["observations"]) == (model, 2)
