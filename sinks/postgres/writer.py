@@ -430,16 +430,14 @@ async def _generation_docs(tx: Transaction, folded: dict[Key, TraceDelta]) -> di
     traces = [(key, delta.generations) for key, delta in folded.items() if delta.generations]
     if not traces:
         return {}
+    # One JSON document, as the trace states are handed over (see _trace_states).
+    wanted = [{"p": key[0], "t": key[1], "wanted": dict.fromkeys(gens, 1)} for key, gens in traces]
     rows = await tx.fetch(
         "SELECT t.project_id, t.trace_id, e.key, e.value::text "
-        "FROM unnest(%s::text[], %s::text[], %s::jsonb[]) AS w(project_id, trace_id, wanted) "
-        "JOIN trace_states t ON t.project_id = w.project_id AND t.trace_id = w.trace_id "
+        "FROM jsonb_to_recordset(%s::jsonb) AS w(p text, t text, wanted jsonb) "
+        "JOIN trace_states t ON t.project_id = w.p AND t.trace_id = w.t "
         "CROSS JOIN LATERAL jsonb_each(t.generations) AS e WHERE w.wanted ? e.key",
-        (
-            [key[0] for key, _ in traces],
-            [key[1] for key, _ in traces],
-            [orjson.dumps(dict.fromkeys(gens, 1)).decode() for _, gens in traces],
-        ),
+        (orjson.dumps(wanted).decode(),),
         operation="pg_read_generation_states",
     )
     docs: dict[Key, dict[str, Any]] = {}
