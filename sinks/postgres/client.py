@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import aiopg
+import orjson
 import psycopg2
 import psycopg2.errors
 
@@ -130,6 +131,24 @@ class Transaction:
             sql = _values_statement(self._cur, prefix, template, rows, suffix)
             await self._cur.execute(sql)
             return await self._cur.fetchall() if self._cur.description else []
+
+    async def insert_documents(
+        self, prefix: str, columns: str, rows: list[dict[str, Any]], suffix: str = "", *, operation: str = "insert"
+    ) -> None:
+        """`prefix SELECT <columns> FROM rows suffix`, the rows handed over as one JSON document
+        (jsonb_to_recordset) whose keys `columns` names and types (`p text, k text, ...`), in
+        their order (each row is given its index, `n`). psycopg2 mogrifies a VALUES row in ~10
+        µs (datetimes are slow to adapt), orjson writes one into the document in ~1."""
+        if not rows:
+            return
+        for n, row in enumerate(rows):
+            row["n"] = n
+        names = ", ".join(column.split()[0] for column in columns.split(","))
+        await self.execute(
+            f"{prefix} SELECT {names} FROM jsonb_to_recordset(%s::jsonb) AS v({columns}, n int) ORDER BY n {suffix}",
+            (orjson.dumps(rows).decode(),),
+            operation=operation,
+        )
 
 
 def _values_statement(cur: aiopg.Cursor, prefix: str, template: str, rows: Sequence[Sequence[Any]], suffix: str) -> str:

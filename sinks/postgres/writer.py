@@ -202,52 +202,43 @@ async def _delete_traces(tx: Transaction, traces: list[Key], keep_s: float) -> N
 
 async def _apply(tx: Transaction, changes: Changes) -> None:
     """The changes of a batch to sessions, users and usage_daily: at most four statements."""
-    # Sessions and users as one JSON document each, like the trace states: a row per trace
-    # where every trace has its own, ~10 µs each as a VALUES row that psycopg2 mogrifies
-    # (datetimes are slow to adapt), ~1 µs in the document. `n` keeps key order.
-    sessions = [
-        {
-            "p": p,
-            "k": s,
-            "f": to_datetime(a.first),
-            "l": to_datetime(a.last),
-            "c": a.count,
-            "u": a.user,
-            "ut": a.user_ts,
-            "n": n,
-        }
-        for n, ((p, s), a) in enumerate(sorted(changes.sessions.items()))
-    ]
-    if sessions:
-        await tx.execute(
-            "INSERT INTO sessions (project_id, session_id, first_seen, last_seen, trace_count, user_id, user_ts) "
-            "SELECT p, k, f, l, c, u, ut FROM jsonb_to_recordset(%s::jsonb) "
-            "AS v(p text, k text, f timestamptz, l timestamptz, c bigint, u text, ut bigint, n int) ORDER BY n "
-            "ON CONFLICT (project_id, session_id) DO UPDATE SET "
-            "first_seen = LEAST(sessions.first_seen, EXCLUDED.first_seen), "
-            "last_seen = GREATEST(sessions.last_seen, EXCLUDED.last_seen), "
-            "trace_count = sessions.trace_count + EXCLUDED.trace_count, "
-            "user_id = CASE WHEN EXCLUDED.user_ts >= sessions.user_ts THEN EXCLUDED.user_id ELSE sessions.user_id END, "
-            "user_ts = GREATEST(sessions.user_ts, EXCLUDED.user_ts), updated_at = now()",
-            (orjson.dumps(sessions).decode(),),
-            operation="pg_upsert_sessions",
-        )
-    users = [
-        {"p": p, "k": u, "f": to_datetime(a.first), "l": to_datetime(a.last), "c": a.count, "n": n}
-        for n, ((p, u), a) in enumerate(sorted(changes.users.items()))
-    ]
-    if users:
-        await tx.execute(
-            "INSERT INTO users (project_id, user_id, first_seen, last_seen, trace_count) "
-            "SELECT p, k, f, l, c FROM jsonb_to_recordset(%s::jsonb) "
-            "AS v(p text, k text, f timestamptz, l timestamptz, c bigint, n int) ORDER BY n "
-            "ON CONFLICT (project_id, user_id) DO UPDATE SET "
-            "first_seen = LEAST(users.first_seen, EXCLUDED.first_seen), "
-            "last_seen = GREATEST(users.last_seen, EXCLUDED.last_seen), "
-            "trace_count = users.trace_count + EXCLUDED.trace_count, updated_at = now()",
-            (orjson.dumps(users).decode(),),
-            operation="pg_upsert_users",
-        )
+    # Sessions and users as JSON documents: a row per trace where every trace has its own.
+    await tx.insert_documents(
+        "INSERT INTO sessions (project_id, session_id, first_seen, last_seen, trace_count, user_id, user_ts)",
+        "p text, k text, f timestamptz, l timestamptz, c bigint, u text, ut bigint",
+        [
+            {
+                "p": p,
+                "k": s,
+                "f": to_datetime(a.first),
+                "l": to_datetime(a.last),
+                "c": a.count,
+                "u": a.user,
+                "ut": a.user_ts,
+            }
+            for (p, s), a in sorted(changes.sessions.items())
+        ],
+        "ON CONFLICT (project_id, session_id) DO UPDATE SET "
+        "first_seen = LEAST(sessions.first_seen, EXCLUDED.first_seen), "
+        "last_seen = GREATEST(sessions.last_seen, EXCLUDED.last_seen), "
+        "trace_count = sessions.trace_count + EXCLUDED.trace_count, "
+        "user_id = CASE WHEN EXCLUDED.user_ts >= sessions.user_ts THEN EXCLUDED.user_id ELSE sessions.user_id END, "
+        "user_ts = GREATEST(sessions.user_ts, EXCLUDED.user_ts), updated_at = now()",
+        operation="pg_upsert_sessions",
+    )
+    await tx.insert_documents(
+        "INSERT INTO users (project_id, user_id, first_seen, last_seen, trace_count)",
+        "p text, k text, f timestamptz, l timestamptz, c bigint",
+        [
+            {"p": p, "k": u, "f": to_datetime(a.first), "l": to_datetime(a.last), "c": a.count}
+            for (p, u), a in sorted(changes.users.items())
+        ],
+        "ON CONFLICT (project_id, user_id) DO UPDATE SET "
+        "first_seen = LEAST(users.first_seen, EXCLUDED.first_seen), "
+        "last_seen = GREATEST(users.last_seen, EXCLUDED.last_seen), "
+        "trace_count = users.trace_count + EXCLUDED.trace_count, updated_at = now()",
+        operation="pg_upsert_users",
+    )
     # usage_daily stays a VALUES list: a row per project, day and model, a handful per batch,
     # and its Decimal costs as psycopg2 adapts them.
     await tx.insert_many(
