@@ -37,7 +37,7 @@ def observation_rows(count: int) -> list[tuple]:
     envelopes = [Envelope.decode(r) for r in workloads()["create"]]
     states = [s for (table, _), s in fold(envelopes).items() if table == OBSERVATION]
     writer = ClickHouseWriter(object(), dialect_for((18, 16, 1)), prices=lambda: BOOK)  # type: ignore[arg-type]
-    rows = [writer._row(OBSERVATION, s) for s in states]
+    rows = list(writer._rows(OBSERVATION, states))
     return (rows * (count // len(rows) + 1))[:count]
 
 

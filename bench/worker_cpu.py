@@ -7,10 +7,12 @@ event of CPU time (per row for row building), the median of 5 runs, for:
 
 - decode: `Envelope.decode` of the Kafka record value;
 - fold: `apply()` into a fresh state per entity, events of an entity in time order;
-- row: `ClickHouseWriter._row` of the folded states, for the 18.16 and a modern dialect;
-- write: all of `ClickHouseWriter.write()` against a stub client that stores nothing, in
-  batches of 1000 (`update` is a batch of updates to entities the writer has cached), with
-  the shipped model prices (the bench's gpt-4o-mini generations are priced).
+- row: `ClickHouseWriter._rows` of the folded states (a call per table), for the 18.16 and a
+  modern dialect;
+- write: all of `ClickHouseWriter.write()` against a stub client that stores nothing (for
+  18.16 it encodes each insert's Native block, as the client does), in batches of 1000
+  (`update` is a batch of updates to entities the writer has cached), with the shipped model
+  prices (the bench's gpt-4o-mini generations are priced).
 
     .venv/bin/python bench/worker_cpu.py
 """
@@ -25,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
 
@@ -37,8 +39,9 @@ from pipeline.envelope import Envelope
 from pipeline.events import normalize
 from pipeline.fold import EntityState, apply, table_of
 from pipeline.prices import ModelPrice, PriceBook
+from sinks.clickhouse import native
 from sinks.clickhouse.schema import Dialect, dialect_for
-from sinks.clickhouse.writer import ClickHouseWriter
+from sinks.clickhouse.writer import NULLABLE, ClickHouseWriter
 from sinks.postgres.models import default_models, parse_definition
 
 BODIES = 50  # 5000 events per workload
@@ -136,16 +139,33 @@ def fold(envelopes: Sequence[Envelope]) -> dict[tuple[str, str], EntityState]:
     return states
 
 
-class StubClickHouse:
-    """Stores nothing: every entity is new to the store, and inserts only count their rows."""
+# 18.16's column types (migrations 0001-0004), for the block an insert encodes.
+_UINT64 = {"timestamp", "start_time", "end_time", "completion_start_time", "created_at", "updated_at", "event_ts"}
+_UINT64 |= {"input_tokens", "output_tokens", "total_tokens"}
+_OTHER = {"tags": "Array(String)", "public": "UInt8", "is_deleted": "UInt8"}
+_OTHER |= {"value": "Float64", "total_cost": "Float64"}
 
-    def __init__(self) -> None:
+
+def legacy_type(column: str) -> str:
+    kind = "UInt64" if column in _UINT64 else _OTHER.get(column, "String")
+    return f"Nullable({kind})" if column in NULLABLE else kind
+
+
+class StubClickHouse:
+    """Stores nothing: every entity is new to the store. An insert encodes its Native block as
+    the client does (18.16's types; `encode=False` for the modern dialect, whose DateTime64
+    asynch encodes) and sends nothing."""
+
+    def __init__(self, encode: bool = True) -> None:
         self.rows = 0
+        self._encode = encode
 
     async def fetch(self, sql: str, *, operation: str = "query", ids: object = None) -> list[tuple]:
         return []
 
-    async def insert(self, table: str, columns: Sequence[str], rows: list[tuple]) -> None:
+    async def insert(self, table: str, columns: Sequence[str], rows: Any) -> None:
+        if self._encode:
+            native.block([(c, legacy_type(c)) for c in columns], rows)
         self.rows += len(rows)
 
 
@@ -163,12 +183,16 @@ def decode_all(records: list[bytes]) -> list[Envelope]:
     return [Envelope.decode(r) for r in records]
 
 
-def rows_of(writer: ClickHouseWriter, states: list[tuple[str, EntityState]]) -> list[tuple]:
-    return [writer._row(table, state) for table, state in states]
+def rows_of(writer: ClickHouseWriter, states: list[tuple[str, EntityState]]) -> list[object]:
+    by_table: dict[str, list[EntityState]] = {}
+    for table, state in states:
+        by_table.setdefault(table, []).append(state)
+    return [writer._rows(table, group) for table, group in by_table.items()]
 
 
 def new_writer(dialect: Dialect, warm: Sequence[Envelope] = ()) -> ClickHouseWriter:
-    writer = ClickHouseWriter(StubClickHouse(), dialect, prices=lambda: BOOK)  # type: ignore[arg-type]
+    stub = StubClickHouse(encode=not dialect.subsecond_type)
+    writer = ClickHouseWriter(stub, dialect, prices=lambda: BOOK)  # type: ignore[arg-type]
     asyncio.run(write_batches(writer, warm))
     return writer
 

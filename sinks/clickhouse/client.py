@@ -189,8 +189,8 @@ class ClickHouse:
         """
         return await self._run(operation, sql, params, fetch=True, ids=ids)
 
-    async def insert(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> int:
-        if not rows:
+    async def insert(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]] | native.Columns) -> int:
+        if not len(rows):
             return 0
         sql = f"INSERT INTO {self._database}.{table} ({', '.join(columns)}) VALUES"
         async with _timed(f"insert_{table}"), self._connection() as conn:
@@ -201,7 +201,9 @@ class ClickHouse:
         await self._run("ping", "SELECT 1", fetch=True)
 
 
-async def _insert(conn: Connection, sql: str, rows: list[tuple[Any, ...]], settings: dict[str, Any] | None) -> None:
+async def _insert(
+    conn: Connection, sql: str, rows: list[tuple[Any, ...]] | native.Columns, settings: dict[str, Any] | None
+) -> None:
     """asynch's INSERT (query, the server's header, data, an empty block, its answer), with
     the data encoded by `native.block` rather than asynch's value-by-value writer.
 
@@ -221,7 +223,7 @@ async def _insert(conn: Connection, sql: str, rows: list[tuple[Any, ...]], setti
         except (TypeError, ValueError, OverflowError) as exc:
             raise _Refused(str(exc)) from exc  # mid-insert: the pool closes the connection
         if data is None:
-            await proto.send_data(header, rows)
+            await proto.send_data(header, rows if isinstance(rows, list) else list(rows))
         else:
             writer = proto.writer
             await writer.write_varint(ClientPacket.DATA)

@@ -10,7 +10,7 @@ Only the types our tables use are encoded; for any other the caller falls back t
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import accumulate, repeat
 from operator import is_
 from typing import Any, Final
@@ -101,9 +101,28 @@ def encoder(column_type: str) -> Encoder | None:
 _BLOCK_INFO: Final = varint(1) + b"\x00" + varint(2) + (-1).to_bytes(4, "little", signed=True) + varint(0)
 
 
-def block(columns_with_types: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]) -> bytes | None:
+class Columns:
+    """Rows held column by column, as a writer builds them: `block` encodes each list as it
+    is, with no tuple per row and no transposition. Iterates as rows (tuples), for asynch's
+    own writer and for callers that read rows."""
+
+    __slots__ = ("count", "values")
+
+    def __init__(self, values: list[list[Any]], count: int) -> None:
+        self.values = values  # one list per column, each `count` long
+        self.count = count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return zip(*self.values, strict=True) if self.count else iter(())
+
+
+def block(columns_with_types: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]] | Columns) -> bytes | None:
     """The Native block of `rows` (tuples in the order of `columns_with_types`, the header the
-    server sent for the INSERT), block info first; None when a column's type is not handled.
+    server sent for the INSERT, or Columns in that order), block info first; None when a
+    column's type is not handled.
 
     Raises ValueError (or TypeError, OverflowError) for a value its column cannot hold.
     """
@@ -113,8 +132,15 @@ def block(columns_with_types: Sequence[tuple[str, str]], rows: Sequence[Sequence
         if encode is None:
             return None
         encoders.append(encode)
-    out = [_BLOCK_INFO, varint(len(columns_with_types)), varint(len(rows))]
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in columns_with_types]
+    count = len(rows)
+    out = [_BLOCK_INFO, varint(len(columns_with_types)), varint(count)]
+    columns: Sequence[Sequence[Any]]
+    if isinstance(rows, Columns):
+        columns = rows.values
+        if any(len(values) != count for values in columns):
+            raise ValueError("columns of different lengths")
+    else:
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in columns_with_types]
     # strict: a row of more or fewer values than columns is refused (ValueError).
     for (name, column_type), encode, values in zip(columns_with_types, encoders, columns, strict=True):
         out += [_strings((name, column_type)), encode(values)]

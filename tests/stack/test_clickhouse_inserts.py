@@ -49,7 +49,13 @@ async def stored(ch: ClickHouse, table: str, columns: tuple[str, ...] = NAMES) -
     return [tuple(r) for r in await ch.fetch(f"SELECT {', '.join(columns)} FROM {table} ORDER BY i64")]
 
 
-async def test_every_type_reads_back_as_written(ch: ClickHouse, table: str) -> None:
+def as_given(rows: list[tuple[Any, ...]], by_column: bool) -> Any:
+    """The rows as tuples, or as the Columns the writer builds."""
+    return native.Columns([list(c) for c in zip(*rows, strict=True)], len(rows)) if by_column and rows else rows
+
+
+@pytest.mark.parametrize("by_column", [False, True], ids=["rows", "columns"])
+async def test_every_type_reads_back_as_written(ch: ClickHouse, table: str, by_column: bool) -> None:
     assert all(native.encoder(t) is not None for t in COLUMNS.values())  # not asynch's fallback
     long = "p" * 20_000 + "é"  # a length past the varint table; non-ASCII bytes
     written = [
@@ -57,7 +63,7 @@ async def test_every_type_reads_back_as_written(ch: ClickHouse, table: str) -> N
         (long, 255, 65535, 2**32 - 1, 2**64 - 1, 127, 32767, 2**31 - 1, 2**63 - 1, 0.5, 1e300, "", 0, 0.0, [""]),
         ("日本語 \x00\n\t\"'\\", 1, 2, 3, 4, 5, 6, 7, 8, 9.0, 10.25, "x" * 200, 2**64 - 1, 3.5, ["a", "bé", "c" * 300]),
     ]
-    assert await ch.insert(table, NAMES, written) == 3
+    assert await ch.insert(table, NAMES, as_given(written, by_column)) == 3
     assert await stored(ch, table) == sorted(written, key=lambda r: r[8])
 
 
@@ -81,13 +87,21 @@ async def test_a_value_its_column_cannot_hold_is_refused_and_the_client_goes_on(
     assert await stored(ch, table, ("s",)) == [("after",)]
 
 
-async def test_types_it_does_not_encode_go_through_asynch(ch: ClickHouse) -> None:
+async def test_columns_of_different_lengths_are_refused(ch: ClickHouse, table: str) -> None:
+    with pytest.raises(ClickHouseError) as refused:
+        await ch.insert(table, ("s", "i64"), native.Columns([["a", "b"], [1]], 2))
+    assert refused.value.permanent
+    assert await stored(ch, table, ("s",)) == []
+
+
+@pytest.mark.parametrize("by_column", [False, True], ids=["rows", "columns"])
+async def test_types_it_does_not_encode_go_through_asynch(ch: ClickHouse, by_column: bool) -> None:
     assert native.encoder("Date") is None and native.encoder("Nullable(FixedString(3))") is None
     name = f"native_{uuid.uuid4().hex[:12]}"
     await ch.execute(f"CREATE TABLE {name} (d Date, f Nullable(FixedString(3)), s String) ENGINE = Memory")
     written = [(datetime.date(2026, 12, 4), "abc", "x"), (datetime.date(1999, 1, 2), None, "y")]
     try:
-        await ch.insert(name, ("d", "f", "s"), written)
+        await ch.insert(name, ("d", "f", "s"), as_given(written, by_column))
         assert [tuple(r) for r in await ch.fetch(f"SELECT d, f, s FROM {name} ORDER BY s")] == written
     finally:
         await ch.execute(f"DROP TABLE IF EXISTS {name}")

@@ -392,6 +392,20 @@ def test_a_row_is_the_state_in_column_order(version: tuple[int, ...], table_stat
             assert (got, type(got)) == (want[column], type(want[column])), column
 
 
+@FAST
+@given(st.lists(stored_states(), max_size=6))
+@pytest.mark.parametrize("version", [(18, 16, 1), (24, 8)])
+def test_rows_built_by_column_are_each_states_row(
+    version: tuple[int, ...], states: list[tuple[str, EntityState]]
+) -> None:
+    writer = ClickHouseWriter(None, dialect_for(version))  # type: ignore[arg-type]  # no store needed
+    for table in COLUMNS:
+        mine = [s for t, s in states if t == table]
+        columns = writer._rows(table, mine)
+        assert len(columns) == len(mine) and len(columns.values) == len(COLUMNS[table])
+        assert list(columns) == [writer._row(table, s) for s in mine]
+
+
 class _Store:
     """Holds no rows; keeps what is inserted."""
 
