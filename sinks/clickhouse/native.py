@@ -33,6 +33,14 @@ _varint_of: Final = _VARINTS.__getitem__
 
 
 def _strings(values: Sequence[Any]) -> bytes:
+    count = len(values)
+    # A column of one value throughout (most rows leave version, level, status, prompt and
+    # environment at their defaults): one value's bytes, repeated.
+    first = values[0] if count else None
+    if count > 1 and type(first) is str and values[-1] == first and values.count(first) == count:
+        one = first.encode()
+        if len(one) < len(_VARINTS):
+            return (_varint_of(len(one)) + one) * count
     try:
         encoded = list(map(str.encode, values))
     except TypeError:  # a value that is not text: its text, as a String column holds it

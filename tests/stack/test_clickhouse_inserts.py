@@ -67,6 +67,16 @@ async def test_every_type_reads_back_as_written(ch: ClickHouse, table: str, by_c
     assert await stored(ch, table) == sorted(written, key=lambda r: r[8])
 
 
+@pytest.mark.parametrize("value", ["", "default", "日本語 \x00", "q" * 20_000], ids=["empty", "ascii", "utf8", "long"])
+async def test_a_column_of_one_value_throughout(ch: ClickHouse, table: str, value: str) -> None:
+    # Encoded once and repeated; the long value takes the encoder's general path.
+    written = [(value, value, n) for n in range(3)]
+    await ch.insert(table, ("s", "ns", "i64"), written)
+    assert await stored(ch, table, ("s", "ns", "i64")) == written
+    # The same bytes as the general path gives them (a last value that differs takes that one).
+    assert native._strings([value] * 3) == native._strings([value] * 3 + ["x"])[:-2]
+
+
 async def test_a_column_list_in_another_order_and_no_rows(ch: ClickHouse, table: str) -> None:
     some = ("tags", "i64", "s")
     assert await ch.insert(table, some, []) == 0
