@@ -77,6 +77,16 @@ async def test_a_column_of_one_value_throughout(ch: ClickHouse, table: str, valu
     assert native._strings([value] * 3) == native._strings([value] * 3 + ["x"])[:-2]
 
 
+@pytest.mark.parametrize("nulls", ["none", "all", "some"])
+async def test_nullable_columns_of_no_some_or_every_null(ch: ClickHouse, table: str, nulls: str) -> None:
+    def value(n: int, v: Any) -> Any:
+        return None if nulls == "all" or (nulls == "some" and n % 2) else v
+
+    written = [(value(n, f"t{n}"), value(n, n * 7), value(n, n / 4), n) for n in range(4)]
+    await ch.insert(table, ("ns", "nu64", "nf64", "i64"), written)
+    assert await stored(ch, table, ("ns", "nu64", "nf64", "i64")) == written
+
+
 async def test_a_column_list_in_another_order_and_no_rows(ch: ClickHouse, table: str) -> None:
     some = ("tags", "i64", "s")
     assert await ch.insert(table, some, []) == 0
