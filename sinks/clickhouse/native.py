@@ -76,15 +76,10 @@ assert array("Q").itemsize == 8 and array("I").itemsize == 4 and array("H").item
 
 def _nullable(inner: Encoder, default: Any) -> Encoder:
     def encode(values: Sequence[Any]) -> bytes:
-        # Most such columns hold no null (inputs, outputs) or nothing else (a completion start
-        # time): a count, then no pass that maps each value.
-        nones = values.count(None)
-        if not nones:
-            return bytes(len(values)) + inner(values)
-        if nones == len(values):
-            return b"\x01" * nones + inner([default] * nones)
         nulls = bytes(map(is_, values, repeat(None)))
-        return nulls + inner([default if v is None else v for v in values])
+        if 1 in nulls:
+            values = [default if v is None else v for v in values]
+        return nulls + inner(values)
 
     return encode
 
