@@ -2,10 +2,13 @@
 
 Envelopes are built the way the edge builds them, from `bench/load.py`'s Langfuse batches
 (one trace-create and 99 generation-creates per body). Two workloads: `create`, those bodies
-alone, and `mix`, the same bodies with a generation-update for every generation. Prints µs per
-event of CPU time (per row for row building), the median of 5 runs, for:
+alone, and `mix`, the same bodies with a generation-update for every generation. A third,
+`otlp`, is the edge's mapping of `bench/load.py`'s OTLP requests (traces of 5 spans: a root
+and 4 LLM calls) packed into records as the edge packs them. Prints µs per event of CPU time
+(per row for row building), the median of 5 runs, for:
 
-- decode: `Envelope.decode` of the Kafka record value;
+- decode: `Envelope.decode` of the Kafka record value (`otlp`: `decode_record` of the
+  edge's records, a trace's events each);
 - fold: `apply()` into a fresh state per entity, events of an entity in time order;
 - row: `ClickHouseWriter._rows` of the folded states (a call per table), for the 18.16 and a
   modern dialect;
@@ -14,7 +17,7 @@ event of CPU time (per row for row building), the median of 5 runs, for:
   (`update` is a batch of updates to entities the writer has cached), with the shipped model
   prices (the bench's gpt-4o-mini generations are priced).
 
-    .venv/bin/python bench/worker_cpu.py
+    .venv/bin/python bench/worker_cpu.py [create|mix|otlp ...]
 """
 
 from __future__ import annotations
@@ -34,8 +37,11 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agenttrace.cli import tune_gc
-from bench.load import batch_body
-from pipeline.envelope import Envelope
+from bench.load import batch_body, otlp_body
+from ingest.otlp.mapping import as_tuples, map_request
+from ingest.otlp.wire import parse
+from ingest.records import pack
+from pipeline.envelope import OTLP_HTTP, Envelope, Group, decode_record
 from pipeline.events import normalize
 from pipeline.fold import EntityState, apply, table_of
 from pipeline.prices import ModelPrice, PriceBook
@@ -45,6 +51,7 @@ from sinks.clickhouse.writer import NULLABLE, ClickHouseWriter
 from sinks.postgres.models import default_models, parse_definition
 
 BODIES = 50  # 5000 events per workload
+OTLP_BODIES = 100  # 5000 spans: 6000 events (a trace-create per trace)
 BATCH = 1000  # events per write(), the stage's flush size order
 RUNS = 5
 RECEIVED_AT = 1_795_000_000_000_000
@@ -103,7 +110,23 @@ def workloads() -> dict[str, list[bytes]]:
         "create": [_envelope(e).encode() for e in creates],
         "mix": [_envelope(e).encode() for e in creates + updates],
         "update": [_envelope(e).encode() for e in updates],
+        "otlp": otlp_records(),
     }
+
+
+def otlp_records() -> list[bytes]:
+    """Kafka record values of OTLP requests of 50 spans, as the edge writes them."""
+    head = Group.opening("bench-project", RECEIVED_AT, "req-1", "opentelemetry", "1.38.0", OTLP_HTTP)
+    records: list[bytes] = []
+    for n in range(OTLP_BODIES):
+        events = as_tuples(map_request(parse(otlp_body("bench", n, 50, 5))).events)
+        packed = pack(head, "bench-project", events, RECEIVED_AT, 1 << 20, False, 64)
+        records += [value for _, value in packed.records]
+    return records
+
+
+def decode_records(records: list[bytes]) -> list[Envelope]:
+    return [env for r in records for env in decode_record(r)]
 
 
 def median_us(work: Callable[[T], object], count: int, setup: Callable[[], T]) -> float:
@@ -198,16 +221,18 @@ def new_writer(dialect: Dialect, warm: Sequence[Envelope] = ()) -> ClickHouseWri
 
 
 def main() -> None:
+    chosen = sys.argv[1:] or ["create", "mix", "otlp"]  # a subset: `worker_cpu.py otlp`
     tune_gc()  # as the worker runs: collections are rare, so allocation dominates
     raw = workloads()
-    decoded = {name: [Envelope.decode(r) for r in records] for name, records in raw.items()}
+    decoded = {name: decode_records(records) for name, records in raw.items()}
     print(
-        f"events: create {len(raw['create'])}, mix {len(raw['mix'])}; "
+        f"events: create {len(decoded['create'])}, mix {len(decoded['mix'])}, otlp {len(decoded['otlp'])}; "
         f"median of {RUNS} runs, µs per event (row: per row)"
     )
-    for name in ("create", "mix"):
+    for name in chosen:
         records, envelopes = raw[name], decoded[name]
-        report(f"{name} decode", decode_all, len(records), partial(list, records))
+        decode = decode_records if name == "otlp" else decode_all
+        report(f"{name} decode", decode, len(envelopes), partial(list, records))
         report(f"{name} fold", fold, len(envelopes), partial(list, envelopes))
         states = [(table, s) for (table, _), s in fold(envelopes).items()]
         for version in ((18, 16, 1), (24, 8)):
@@ -215,7 +240,7 @@ def main() -> None:
             report(f"{name} row {writer._dialect.name}", partial(rows_of, writer), len(states), partial(list, states))
     for version in ((18, 16, 1), (24, 8)):
         dialect = dialect_for(version)
-        for name in ("create", "mix"):
+        for name in chosen:
             envelopes = decoded[name]
             report(
                 f"{name} write {dialect.name}",
@@ -223,14 +248,15 @@ def main() -> None:
                 len(envelopes),
                 partial(new_writer, dialect),
             )
-        # Updates to entities of earlier batches: the cached state is copied, folded, compared.
-        updates = decoded["update"]
-        report(
-            f"update write {dialect.name}",
-            partial(write_all, updates),
-            len(updates),
-            partial(new_writer, dialect, decoded["create"]),
-        )
+        if "mix" in chosen:
+            # Updates to entities of earlier batches: the cached state is copied, folded, compared.
+            updates = decoded["update"]
+            report(
+                f"update write {dialect.name}",
+                partial(write_all, updates),
+                len(updates),
+                partial(new_writer, dialect, decoded["create"]),
+            )
 
 
 if __name__ == "__main__":
