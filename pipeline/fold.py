@@ -259,8 +259,16 @@ def apply(state: EntityState, env: Envelope, table: str) -> None:
     """
     body, ts = env.body, env.ts or env.received_at
     try:
-        # Convert everything first; only then touch the state.
-        sets = [(column, conv(body[key]), ts) for key, column, conv in _FIELD_LISTS[table] if key in body]
+        # Convert everything first; only then touch the state. The fields at the event's time
+        # as two lists, not a tuple each: allocating and freeing those cost as much as most
+        # conversions. `others` are the fields at versions of their own.
+        columns: list[str] = []
+        converted: list[Any] = []
+        for key, column, conv in _FIELD_LISTS[table]:
+            if key in body:
+                columns.append(column)
+                converted.append(conv(body[key]))
+        others: list[tuple[str, Any, int]] = []
         maps: list[tuple[str, dict[str, Any]]] = []
         metadata = body.get("metadata")
         if isinstance(metadata, dict):
@@ -272,7 +280,7 @@ def apply(state: EntityState, env: Envelope, table: str) -> None:
             tags = [str(t) for t in body["tags"]]
         elif table == OBSERVATION:
             # A create fixes the type; an update only fills it in when no create was seen yet.
-            sets.append(("type", OBSERVATION_TYPES[env.type], -1 if env.type in UPDATE_TYPES else ts))
+            others.append(("type", OBSERVATION_TYPES[env.type], -1 if env.type in UPDATE_TYPES else ts))
             if isinstance(body.get("modelParameters"), dict):
                 maps.append(("model_parameters", body["modelParameters"]))
             usage, cost = usage_and_cost(body)
@@ -281,14 +289,27 @@ def apply(state: EntityState, env: Envelope, table: str) -> None:
             if cost:
                 maps.append(("cost_details", cost))
         elif table == SCORE:
-            sets += _score_value(body.get("value"), body.get("dataType"), ts)
+            others = _score_value(body.get("value"), body.get("dataType"), ts)
     except PoisonEvent:
         raise
     except (TypeError, ValueError, OverflowError) as exc:
         raise PoisonEvent(f"{env.type} {state.id}: {exc}") from exc
-    # EntityState.set, inlined: this loop runs for every field of every event.
+    # EntityState.set, inlined: these loops run for every field of every event.
     values, versions = state.values, state.versions
-    for column, value, version in sets:
+    if not versions and ts >= UNSET:
+        # A state no event has set a field of yet (most are: a span, a create): each wins.
+        for i, column in enumerate(columns):
+            value = converted[i]
+            if value is not None:
+                values[column] = value
+                versions[column] = ts
+    else:
+        for i, column in enumerate(columns):
+            value = converted[i]
+            if value is not None and ts >= versions.get(column, UNSET):
+                values[column] = value
+                versions[column] = ts
+    for column, value, version in others:
         if value is not None and version >= versions.get(column, UNSET):
             values[column] = value
             versions[column] = version
