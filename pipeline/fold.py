@@ -296,7 +296,8 @@ def apply(state: EntityState, env: Envelope, table: str) -> None:
         raise PoisonEvent(f"{env.type} {state.id}: {exc}") from exc
     # EntityState.set, inlined: these loops run for every field of every event.
     values, versions = state.values, state.versions
-    if not versions and ts >= UNSET:
+    fresh = not versions and ts >= UNSET
+    if fresh:
         # A state no event has set a field of yet (most are: a span, a create): each wins.
         for i, column in enumerate(columns):
             value = converted[i]
@@ -314,7 +315,12 @@ def apply(state: EntityState, env: Envelope, table: str) -> None:
             values[column] = value
             versions[column] = version
     for column, m in maps:
-        state.merge_map(column, m, ts)
+        if fresh:  # and so no key of any map: each wins (EntityState.merge_map without lookups)
+            values[column] = dict(m)
+            for k in m:
+                versions[f"{column}.{k}"] = ts
+        else:
+            state.merge_map(column, m, ts)
     if tags is not None:
         state.union("tags", tags)
     state.touch(ts)
