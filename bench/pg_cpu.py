@@ -1,10 +1,11 @@
 """CPU per event of the Postgres stage's own work, in process and without servers.
 
 The envelopes of `bench/worker_cpu.py` (`create`: one trace-create and 99 generation-creates
-per body; `mix`: the same with a generation-update, naming no trace, for every generation).
+per body; `mix`: the same with a generation-update, naming no trace, for every generation;
+`otlp`: OTLP requests as the edge maps and packs them, traces of 5 spans).
 Prints µs of CPU per event, the median of 5 runs, for:
 
-- decode: `Envelope.decode` of the Kafka record values;
+- decode: the Kafka record values decoded (`otlp`: the edge's records, a trace's events each);
 - fold: the writer's `_judge`, which judges and folds a batch into per-trace deltas;
 - join: `apply_to_stored` of every delta into a new trace's state, and the JSON of the changed
   generation states (the writer sends them in one object per trace);
@@ -17,20 +18,21 @@ Prints µs of CPU per event, the median of 5 runs, for:
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.worker_cpu import BOOK, median_us, workloads
+from bench.worker_cpu import BOOK, decoder, median_us, workloads
 from pipeline.envelope import Envelope
 from sinks.postgres.rollup import Changes, Key, StoredTrace, TraceDelta
 from sinks.postgres.writer import _judge, joined
 
 
-def folded(records: list[bytes]) -> dict[Key, TraceDelta]:
-    return _judge([Envelope.decode(r) for r in records])[1]
+def folded(records: list[bytes], decode: Callable[[list[bytes]], list[Envelope]]) -> dict[Key, TraceDelta]:
+    return _judge(decode(records))[1]
 
 
 def join(deltas: dict[Key, TraceDelta], stored: dict[Key, dict[str, bytes]] | None = None) -> dict[Key, bytes | None]:
@@ -50,21 +52,21 @@ def per_generation(written: dict[Key, bytes | None]) -> dict[Key, dict[str, byte
     return {key: {g: orjson.dumps(d) for g, d in orjson.loads(doc or b"{}").items()} for key, doc in written.items()}
 
 
-def measure(records: list[bytes]) -> dict[str, float]:
-    n = len(records)
-    first = per_generation(join(folded(records)))
+def measure(records: list[bytes], decode: Callable[[list[bytes]], list[Envelope]]) -> dict[str, float]:
+    n = len(decode(records))  # events: an OTLP record holds a trace's
+    first = per_generation(join(folded(records, decode)))
     return {
-        "decode": median_us(lambda rs: [Envelope.decode(r) for r in rs], n, lambda: records),
-        "fold": median_us(_judge, n, lambda: [Envelope.decode(r) for r in records]),
-        "join": median_us(join, n, lambda: folded(records)),
-        "join again": median_us(lambda d: join(d, first), n, lambda: folded(records)),
+        "decode": median_us(decode, n, lambda: records),
+        "fold": median_us(_judge, n, lambda: decode(records)),
+        "join": median_us(join, n, lambda: folded(records, decode)),
+        "join again": median_us(lambda d: join(d, first), n, lambda: folded(records, decode)),
     }
 
 
 def main() -> None:
     for name, records in workloads().items():
         if name != "update":  # updates alone: the mix has them
-            for what, us in measure(records).items():
+            for what, us in measure(records, decoder(name)).items():
                 print(f"{name:7} {what:12} {us:6.2f}")
 
 

@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sinks.clickhouse.writer as clickhouse_writer
 from agenttrace.cli import tune_gc
 from agenttrace.settings import Settings
-from bench.worker_cpu import BATCH, StubClickHouse, workloads
+from bench.worker_cpu import BATCH, StubClickHouse, decoder, workloads
 from pipeline.envelope import Envelope
 from pipeline.tombstones import TRACE_DELETE, KnownTombstones, Tombstones, split_deletions, trace_of
 from sinks.clickhouse.schema import dialect_for
@@ -135,7 +135,7 @@ def main() -> None:
     parser.add_argument("--refreshes", type=int, default=50, help="refresh calls to time (0: skip)")
     args = parser.parse_args()
     tune_gc()
-    decoded = {name: [Envelope.decode(r) for r in records] for name, records in workloads().items()}
+    decoded = {name: decoder(name)(records) for name, records in workloads().items()}
     tombstones = KnownTombstones((f"project-{i % 50}", f"deleted-trace-{i}") for i in range(args.tombstones))
     print(
         f"load average {os.getloadavg()[0]:.2f}; {args.tombstones} tombstones; {args.reps} interleaved runs each; "
