@@ -296,20 +296,14 @@ def apply(state: EntityState, env: Envelope, table: str) -> None:
         raise PoisonEvent(f"{env.type} {state.id}: {exc}") from exc
     # EntityState.set, inlined: these loops run for every field of every event.
     values, versions = state.values, state.versions
+    # A state no event has set a field of yet (most are: a span, a create): each field wins
+    # without a versions lookup.
     fresh = not versions and ts >= UNSET
-    if fresh:
-        # A state no event has set a field of yet (most are: a span, a create): each wins.
-        for i, column in enumerate(columns):
-            value = converted[i]
-            if value is not None:
-                values[column] = value
-                versions[column] = ts
-    else:
-        for i, column in enumerate(columns):
-            value = converted[i]
-            if value is not None and ts >= versions.get(column, UNSET):
-                values[column] = value
-                versions[column] = ts
+    for i, column in enumerate(columns):
+        value = converted[i]
+        if value is not None and (fresh or ts >= versions.get(column, UNSET)):
+            values[column] = value
+            versions[column] = ts
     for column, value, version in others:
         if value is not None and version >= versions.get(column, UNSET):
             values[column] = value
