@@ -38,6 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agenttrace.cli import tune_gc
 from bench.load import batch_body, otlp_body
+from ingest.config import EdgeConfig
+from ingest.intake import MAX_DEPTH
 from ingest.otlp.mapping import as_tuples, map_request
 from ingest.otlp.wire import parse
 from ingest.records import pack
@@ -120,7 +122,7 @@ def otlp_records() -> list[bytes]:
     records: list[bytes] = []
     for n in range(OTLP_BODIES):
         events = as_tuples(map_request(parse(otlp_body("bench", n, 50, 5))).events)
-        packed = pack(head, "bench-project", events, RECEIVED_AT, 1 << 20, False, 64)
+        packed = pack(head, "bench-project", events, RECEIVED_AT, EdgeConfig.max_event_bytes, False, MAX_DEPTH)
         records += [value for _, value in packed.records]
     return records
 
