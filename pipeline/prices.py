@@ -100,6 +100,16 @@ class PriceBook:
         return tuple(found)
 
 
+def usage_total(usage: Mapping[str, int]) -> int | None:
+    """The total usage: the one sent, else the sum of every type (as Langfuse sums them);
+    None past what the stores' counts hold, rather than a failed write."""
+    total = usage.get("total")
+    if total is None and usage:
+        total = sum(usage.values())
+        return total if total < 2**63 else None
+    return total
+
+
 def priced(
     usage: Mapping[str, int], cost: Mapping[str, float], model: ModelPrice | None
 ) -> tuple[dict[str, int], dict[str, float], bool]:
@@ -108,8 +118,8 @@ def priced(
     type when no total was sent); and whether any cost was inferred from the model."""
     usage, cost = dict(usage), dict(cost)
     if usage and "total" not in usage:
-        total = sum(usage.values())
-        if total < 2**63:  # what the stores' counts hold; past it, no total rather than a failed write
+        total = usage_total(usage)
+        if total is not None:
             usage["total"] = total
     inferred = False
     # A total the client sent covers every usage type: nothing is inferred beside it.

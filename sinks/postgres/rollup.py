@@ -17,8 +17,8 @@ from typing import Any, Final
 from pipeline.envelope import Envelope
 from pipeline.errors import PoisonEvent
 from pipeline.events import MAX_KEY_CHARS, OBSERVATION_TYPES
-from pipeline.fold import EntityState, as_text, body_time, usage_and_cost
-from pipeline.prices import PriceBook, priced
+from pipeline.fold import UNSET, EntityState, as_text, body_time, usage_and_cost
+from pipeline.prices import PriceBook, priced, usage_total
 
 # Observation events that feed the usage ledger: generations, and anything carrying a model or usage.
 GENERATION_EVENTS: Final = frozenset({"generation-create", "generation-update", "embedding-create"})
@@ -46,6 +46,8 @@ _MIN_US: Final = (datetime(1, 1, 2, tzinfo=UTC) - _EPOCH) // _US
 _MAX_US: Final = (datetime(9999, 12, 30, tzinfo=UTC) - _EPOCH) // _US
 _EPOCH_ORDINAL: Final = _EPOCH.toordinal()
 _US_PER_DAY: Final = 86_400_000_000
+_DAYS: Final[dict[int, date]] = {}
+_ZERO: Final = Decimal(0)
 Key = tuple[str, str]  # project_id, trace id
 
 
@@ -235,17 +237,34 @@ def _fold(folded: dict[Key, TraceDelta], env: Envelope) -> None:
         model, start = _key_text(body.get("model")), body_time(body.get("startTime"))
         usage, cost = usage_and_cost(body)
         trace = folded.get(key) or TraceDelta(EntityState(*key))
-        gen = trace.generations.get(entity_id) or Generation(EntityState(project, entity_id))
-        state = gen.state
-        state.set("provided_model_name", model, ts)
-        state.set("start_time", start, ts)
-        if usage:
-            state.merge_map("usage_details", {clean(k): v for k, v in usage.items()}, ts)
-        if cost:
-            state.merge_map("cost_details", {clean(k): v for k, v in cost.items()}, ts)
-        state.touch(ts)
-        gen.events.add(clean(env.id))
-        trace.generations[entity_id] = gen
+        gen = trace.generations.get(entity_id)
+        if gen is None:
+            # New to the batch (most are): each field is the event's, at its time, with none of
+            # the lookups that weigh it against a version (what set and merge_map would do).
+            values: dict[str, Any] = {}
+            versions: dict[str, int] = {}
+            if model is not None:
+                values["provided_model_name"], versions["provided_model_name"] = model, ts
+            if start is not None:
+                values["start_time"], versions["start_time"] = start, ts
+            for column, given in (("usage_details", usage), ("cost_details", cost)):
+                if given:
+                    taken = values[column] = {clean(k): v for k, v in given.items()}
+                    for k in taken:
+                        versions[f"{column}.{k}"] = ts
+            # As touch(ts) leaves a new state.
+            state = EntityState(project, entity_id, values, versions, ts, ts if ts > 0 else 0)
+            trace.generations[entity_id] = Generation(state, {clean(env.id)})
+        else:
+            state = gen.state
+            state.set("provided_model_name", model, ts)
+            state.set("start_time", start, ts)
+            if usage:
+                state.merge_map("usage_details", {clean(k): v for k, v in usage.items()}, ts)
+            if cost:
+                state.merge_map("cost_details", {clean(k): v for k, v in cost.items()}, ts)
+            state.touch(ts)
+            gen.events.add(clean(env.id))
         folded[key] = trace
     if trace_id:
         # Not setdefault: it would build a delta (two objects, two dicts) for every event.
@@ -337,12 +356,18 @@ def merge(dst: EntityState, src: EntityState, columns: Iterable[str], maps: dict
     for column in columns:
         if column in src.versions:
             dst.set(column, src.values[column], src.versions[column])
+    dst_values, dst_versions = dst.values, dst.versions
     for column, keys in maps.items():
         values = src.values.get(column) or {}
         for k in values if keys is None else keys:
             version = src.versions.get(f"{column}.{k}")
             if version is not None and k in values:
-                dst.merge_map(column, {clean(k): values[k]}, version)
+                # merge_map's, for one key without a dict of it
+                current, ck = dst_values.setdefault(column, {}), clean(k)
+                vkey = f"{column}.{ck}"
+                if version >= dst_versions.get(vkey, UNSET):
+                    current[ck] = values[k]
+                    dst_versions[vkey] = version
     for ts in (src.first_ts, src.last_ts):
         if ts:
             dst.touch(ts)
@@ -359,21 +384,17 @@ def contribution(
     values = state.values
     start = values.get("start_time") or state.first_ts
     model = clean(values.get("provided_model_name") or "")
-    price = prices.match(state.project_id, model, start) if prices is not None and counted is None else None
-    usage, costs, _ = priced(values.get("usage_details") or {}, values.get("cost_details") or {}, price)
-    total = costs.get("total")
-    if counted is not None:
-        cost = Decimal(counted)
+    usage: dict[str, int] = values.get("usage_details") or {}
+    if counted is not None:  # only the usage's total to derive: none of priced's copies
+        cost, total = Decimal(counted), usage_total(usage)
     else:
-        cost = Decimal(repr(float(total))) if total is not None else Decimal(0)
+        price = prices.match(state.project_id, model, start) if prices is not None else None
+        usage, costs, _ = priced(usage, values.get("cost_details") or {}, price)
+        total_cost = costs.get("total")
+        cost = Decimal(repr(float(total_cost))) if total_cost is not None else _ZERO
+        total = usage.get("total")
     return Contribution(
-        _day(start),
-        model,
-        events,
-        _tokens(usage.get("input")),
-        _tokens(usage.get("output")),
-        _tokens(usage.get("total")),
-        cost,
+        _day(start), model, events, _tokens(usage.get("input")), _tokens(usage.get("output")), _tokens(total), cost
     )
 
 
@@ -427,7 +448,14 @@ def state_from_doc(project: str, id_: str, doc: dict[str, Any]) -> EntityState:
 
 def _day(us: int) -> date:
     """The UTC day of a time in µs (clamped like to_datetime)."""
-    return date.fromordinal(_EPOCH_ORDINAL + min(max(us, _MIN_US), _MAX_US) // _US_PER_DAY)
+    ordinal = _EPOCH_ORDINAL + min(max(us, _MIN_US), _MAX_US) // _US_PER_DAY
+    # A batch's generations fall on a few days: each date made once (the cache is bounded).
+    day = _DAYS.get(ordinal)
+    if day is None:
+        if len(_DAYS) >= 4096:
+            _DAYS.clear()
+        day = _DAYS[ordinal] = date.fromordinal(ordinal)
+    return day
 
 
 def to_datetime(us: int | None) -> datetime | None:
