@@ -21,7 +21,8 @@
 # AB_PRIVATE_PG=1 a Postgres database of its own (keys, trace states and the aggregates start
 # empty, as the ClickHouse side does). With AB_BUDGET=1: bench/cpu_budget.py
 # at 10,000 events/s (AB_RATE) for 20 s, batch and OTLP (AB_BUDGET_LOADS picks among batch,
-# otlp and updates: half the bodies the cold updates of the rest). Before each run it waits
+# otlp and updates: half the bodies the cold updates of the rest). AB_ALL_STAGES=1 makes e2e and
+# the budget wait for the Postgres stage's ledger too (--all-stages). Before each run it waits
 # for ClickHouse's merges of the previous run to end (they are felt by the next otherwise), and
 # afterwards deletes the run's topics (~1.5 GB each; they once filled the disk).
 # Ports 18900-18904. Nothing else should run meanwhile: a run moves by ±15% on a busy machine.
@@ -126,7 +127,7 @@ for r in $(seq "$ROUNDS"); do
         if [ -n "${AB_BUDGET:-}" ]; then
           echo "$name $r budget-$load $(bench bench/cpu_budget.py --url http://127.0.0.1:18900 --rate "${AB_RATE:-10000}" \
             --seconds 20 --app api=18900 $apps \
-            --preload "${AB_PRELOAD:-0}" ${AB_UUIDS:+--uuids} $flag)"
+            --preload "${AB_PRELOAD:-0}" ${AB_UUIDS:+--uuids} ${AB_ALL_STAGES:+--all-stages} $flag)"
           # What the run's events take in the log (both loads so far), when the broker is make up's.
           [ -d "$ROOT/.stack/kafka/data" ] && echo "# $name $r after $load: events topic $(du -sk \
             "$ROOT"/.stack/kafka/data/agenttrace.ab.$tag.events-* | awk '{s += $1} END {print s}') KiB"
@@ -142,7 +143,7 @@ for r in $(seq "$ROUNDS"); do
     for load in ${AB_E2E_LOADS:-batch}; do
       flag=""; [ "$load" = otlp ] && flag="--otlp${AB_SPANS_PER_TRACE:+ --spans-per-trace $AB_SPANS_PER_TRACE}"
       echo "$name $r e2e$([ "$load" = otlp ] && echo -otlp) $(bench bench/e2e.py --url http://127.0.0.1:18900 \
-        --rate "${AB_RATE:-20000}" --seconds 20 $flag)"
+        --rate "${AB_RATE:-20000}" --seconds 20 ${AB_ALL_STAGES:+--all-stages} $flag)"
     done
     [ -n "${AB_E2E_ONLY:-}" ] && { stop "$tag"; continue; }
     workers=$(pgrep -f "agenttrace worker .*--port 1890[1-3]" | tr '\n' ' ')
@@ -169,6 +170,8 @@ for line in open(sys.argv[1]):
         figures.setdefault((name, f"{kind} total us/event"), []).append(d["cpu_us_per_event_total"])
         figures.setdefault((name, f"{kind} sustained events/s"), []).append(d["sustained_per_s"])
         figures.setdefault((name, f"{kind} persisted/direct"), []).append(d["persisted_to_direct_ratio"])
+        if d.get("sustained_all_stages_per_s") is not None:
+            figures.setdefault((name, f"{kind} sustained all stages events/s"), []).append(d["sustained_all_stages_per_s"])
         if d.get("queryable_p99_ms") is not None:
             figures.setdefault((name, f"{kind} queryable p50 ms"), []).append(d["queryable_p50_ms"])
             figures.setdefault((name, f"{kind} queryable p99 ms"), []).append(d["queryable_p99_ms"])
@@ -186,6 +189,8 @@ for line in open(sys.argv[1]):
     if kind.startswith("e2e"):
         figures.setdefault((name, f"{kind} p99 ms"), []).append(d.get("queryable_p99_ms") or 0)
         figures.setdefault((name, f"{kind} offered"), []).append(d.get("offered_events_per_s") or 0)
+        if d.get("sustained_all_stages_events_per_s") is not None:
+            figures.setdefault((name, f"{kind} all stages"), []).append(d["sustained_all_stages_events_per_s"])
 for (name, kind), values in sorted(figures.items()):
     digits = 3 if kind.endswith("persisted/direct") else 1  # a ratio of ~0.05
     print(f"# median {name} {kind}: {statistics.median(values):.{digits}f} (runs {', '.join(f'{v:.{digits}f}' for v in values)})")

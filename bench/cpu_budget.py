@@ -13,6 +13,10 @@ Then it copies the run's observation rows out of ClickHouse and inserts them aga
 scratch table in one `INSERT ... FORMAT JSONEachRow`, which is what the store takes when nothing
 else runs: the persisted rate divided by that rate says how close the pipeline comes to the
 store's own ceiling. Prints one JSON line.
+
+With `--all-stages` the run lasts until the Postgres stage has counted it too (`bench/e2e.py
+--all-stages`): every process's CPU is then its whole share of the run, the Postgres stage's
+catching up included, and `sustained_all_stages_per_s` is the rate with every stage done.
 """
 
 from __future__ import annotations
@@ -168,6 +172,7 @@ def main() -> None:
     p.add_argument("--preload", type=int, default=0, help="observations in the project before the run, not counted")
     p.add_argument("--uuids", action="store_true", help="generation ids spread over the key space, as the SDKs'")
     p.add_argument("--updates", action="store_true", help="half the bodies update the other half's generations")
+    p.add_argument("--all-stages", action="store_true", help="until the Postgres stage has counted the run too")
     p.add_argument("--spans-per-trace", type=int, default=0, help="--otlp: traces of this many spans (0: one a body)")
     args = p.parse_args()
     if args.preload:  # before the CPU is read: the preload's inserts and merges are not the run's
@@ -179,6 +184,7 @@ def main() -> None:
     cmd += ["--url", args.url] + (["--uuids"] if args.uuids else []) + (["--updates"] if args.updates else [])
     cmd += ["--key", ":".join(key)] if args.preload else []
     cmd += ["--spans-per-trace", str(args.spans_per_trace)] if args.spans_per_trace else []
+    cmd += ["--all-stages"] if args.all_stages else []
     run = json.loads(subprocess.run(cmd + (["--otlp"] if args.otlp else []), check=True, capture_output=True).stdout)
     after, children_after = snapshot(procs), resource.getrusage(resource.RUSAGE_CHILDREN)
     events = run["accepted_observations"] + run["accepted_updates"]
@@ -196,6 +202,7 @@ def main() -> None:
                 "offered_per_s": args.rate,
                 "events": events,
                 "sustained_per_s": run["sustained_events_per_s"],
+                "sustained_all_stages_per_s": run.get("sustained_all_stages_events_per_s"),
                 "wait_polls": run["wait_polls"],
                 "queryable_p50_ms": run.get("queryable_p50_ms"),
                 "queryable_p99_ms": run.get("queryable_p99_ms"),

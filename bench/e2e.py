@@ -11,6 +11,11 @@ row becoming visible.
 With `--updates` half the bodies are the updates that end the other half's generations (as
 Langfuse's batch SDKs send a call's update when it returns), each sent `--update-after-s` after
 its create: past what a ClickHouse-stage process caches at this rate, so it is folded cold.
+
+With `--all-stages` it then waits for the Postgres stage too, until `usage_daily` counts every
+observation of the run that ClickHouse holds with a model or as a generation (what that stage
+counts), and reports the rate with every stage done: issue 16's "with the Postgres stage keeping
+up" as a figure. Counts only: with `--updates` it does not wait for the updates' new usage.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from agenttrace.settings import Settings
 from bench.cpu_budget import PRELOADED
 from bench.load import batch_body, new_key, otlp_body, update_body
 from sinks.clickhouse.client import ClickHouse
+from sinks.postgres.client import Postgres
 
 PROBE_EVERY_S = 0.1
 # The latency's resolution: a probe is seen within this of becoming visible (plus the query).
@@ -158,6 +164,7 @@ async def main(args: argparse.Namespace) -> dict:
         while (visible := (await ch.fetch(sql))[0][0]) < accepted and time.monotonic() < deadline:
             await asyncio.sleep(POLL_EVERY_S)
     done = time.monotonic() - start
+    all_stages = await postgres_caught_up(ch, project_id, deadline) - start if args.all_stages else None
     await watch_task
     # The generator's CPU while it sends and waits, not for building the bodies beforehand.
     cpu = time.process_time() - cpu_start
@@ -173,12 +180,40 @@ async def main(args: argparse.Namespace) -> dict:
         "send_seconds": round(sent_for, 1),
         "offered_events_per_s": round((accepted + accepted_updates) / sent_for),
         "sustained_events_per_s": round((accepted + accepted_updates) / done),
+        "seconds_all_stages": None if all_stages is None else round(all_stages, 1),
+        "sustained_all_stages_events_per_s": None
+        if all_stages is None
+        else round((accepted + accepted_updates) / all_stages),
         "queryable_p50_ms": round(q[49] * 1000),
         "queryable_p99_ms": round(q[98] * 1000),
         "latency_samples": len(latencies),
         "wait_polls": polls,
         "client_cpu_seconds": round(cpu, 3),
     }
+
+
+async def postgres_caught_up(ch: ClickHouse, project_id: str, deadline: float) -> float:
+    """When the Postgres stage's ledger counted what ClickHouse holds of the project (a count
+    read once, after ClickHouse has every row): the rollup counts each observation that is a
+    generation or names a model, once (sinks/postgres/rollup.py)."""
+    sql = (
+        f"SELECT uniqExact(id) FROM observations WHERE project_id = '{project_id}' AND name != '{PRELOADED}' "
+        "AND (type = 'GENERATION' OR provided_model_name != '')"
+    )
+    expected = (await ch.fetch(sql))[0][0]
+    pg = Postgres(Settings.from_env().postgres)
+    await pg.start()
+    try:
+        while time.monotonic() < deadline:
+            rows = await pg.fetch(
+                "SELECT coalesce(sum(observations), 0) FROM usage_daily WHERE project_id = %s", (project_id,)
+            )
+            if rows[0][0] >= expected:
+                break
+            await asyncio.sleep(POLL_EVERY_S)
+        return time.monotonic()
+    finally:
+        await pg.close()
 
 
 if __name__ == "__main__":
@@ -193,5 +228,6 @@ if __name__ == "__main__":
     p.add_argument("--uuids", action="store_true", help="generation ids spread over the key space, as the SDKs'")
     p.add_argument("--updates", action="store_true", help="half the bodies update the other half's generations")
     p.add_argument("--update-after-s", type=float, default=5.0, help="seconds from a create to its update")
+    p.add_argument("--all-stages", action="store_true", help="then wait for the Postgres stage's ledger too")
     p.add_argument("--key", default="", metavar="PROJECT:PUBLIC:SECRET", help="an existing project (else a new one)")
     print(orjson.dumps(asyncio.run(main(p.parse_args()))).decode())
