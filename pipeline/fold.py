@@ -83,6 +83,14 @@ class EntityState:
                 current[k] = v
                 versions[vkey] = ts
 
+    def take_map(self, column: str, value: dict[str, Any], ts: int) -> None:
+        """merge_map for a state that holds no key of `column` yet: each key wins, so `value`
+        (not copied) is taken whole, without a versions lookup per key."""
+        self.values[column] = value
+        versions = self.versions
+        for k in value:
+            versions[f"{column}.{k}"] = ts
+
     def union(self, column: str, items: list[str]) -> None:
         current = self.values.setdefault(column, [])
         for item in items:
@@ -309,10 +317,8 @@ def apply(state: EntityState, env: Envelope, table: str) -> None:
             values[column] = value
             versions[column] = version
     for column, m in maps:
-        if fresh:  # and so no key of any map: each wins (EntityState.merge_map without lookups)
-            values[column] = dict(m)
-            for k in m:
-                versions[f"{column}.{k}"] = ts
+        if fresh:  # and so no key of any map
+            state.take_map(column, dict(m), ts)
         else:
             state.merge_map(column, m, ts)
     if tags is not None:

@@ -247,13 +247,12 @@ def _fold(folded: dict[Key, TraceDelta], env: Envelope) -> None:
                 values["provided_model_name"], versions["provided_model_name"] = model, ts
             if start is not None:
                 values["start_time"], versions["start_time"] = start, ts
-            for column, given in (("usage_details", usage), ("cost_details", cost)):
-                if given:
-                    taken = values[column] = {clean(k): v for k, v in given.items()}
-                    for k in taken:
-                        versions[f"{column}.{k}"] = ts
             # As touch(ts) leaves a new state.
             state = EntityState(project, entity_id, values, versions, ts, ts if ts > 0 else 0)
+            if usage:
+                state.take_map("usage_details", {clean(k): v for k, v in usage.items()}, ts)
+            if cost:
+                state.take_map("cost_details", {clean(k): v for k, v in cost.items()}, ts)
             trace.generations[entity_id] = Generation(state, {clean(env.id)})
         else:
             state = gen.state
