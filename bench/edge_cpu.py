@@ -40,7 +40,10 @@ class StubPublisher:
     def __init__(self) -> None:
         self.records = 0
 
-    async def publish(self, records: list[tuple[bytes, bytes]]) -> None:
+    async def partition_count(self) -> int:
+        return 8
+
+    async def publish(self, records: list[tuple[bytes, bytes]], partitions: int) -> None:
         self.records += len(records)
 
 

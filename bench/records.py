@@ -1,16 +1,20 @@
 """CPU per event of an event's way through Kafka records, in process, by events per record.
 
-The edge writes one record per trace and request (envelope version 3); before, one record per
-event (version 2). What a record costs per event depends on how many events it holds: a
-Langfuse batch of one trace is one record of 100, an OTLP export of ten traces of five spans
-ten records of 5 or 6, a batch of unrelated traces records of 1. For `bench/load.py`'s bodies
-(a trace and 99 generations) cut into traces of N events, prints µs of CPU per event, the
-median of 7 runs, for:
+The edge writes one record per partition and request (envelope version 3); until 2026-12-06 one
+per trace and request, and before that one per event (version 2). What a record costs per event
+depends on how many events it holds: a Langfuse batch of one trace is one record of 100; an OTLP
+export of twenty traces of five spans was twenty records of 6, and is ~7.5 of 16 on a topic of 8
+partitions. For `bench/load.py`'s bodies (a trace and 99 generations) cut into records of N
+events, prints µs of CPU per event, the median of 7 runs, for:
 
 - write: the edge's part (`Group.item`, `Group.add`, `Group.record`; version 2: `Envelope`,
   `encode`, `key`);
 - kafka: aiokafka's record batch built (the producer) and read back (each consumer group);
 - read: `decode_record` into envelopes (each consumer group).
+
+Then the same for OTLP exports of 20 traces of 5 spans (`bench/load.py`'s, mapped by the edge)
+packed by `ingest.records.pack` as the edge packs them, a record per partition of 8 (as the
+topic has), against a record per trace (what the edge wrote before, here a partition per trace).
 
     .venv/bin/python bench/records.py
 """
@@ -28,7 +32,13 @@ from aiokafka.record.default_records import DefaultRecordBatch, DefaultRecordBat
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.load import batch_body
+from bench.load import batch_body, otlp_body
+from ingest.config import EdgeConfig
+from ingest.intake import MAX_DEPTH
+from ingest.otlp.mapping import as_tuples, map_request
+from ingest.otlp.wire import parse
+from ingest.records import pack
+from pipeline.config import TopicConfig
 from pipeline.envelope import Envelope, Group, decode_record, partition_key
 from pipeline.events import normalize
 
@@ -94,6 +104,26 @@ def main() -> None:
         # The edge writes once; each of the two consumer groups reads (kafka counts both ends once).
         print(f"{name:<24}{size:>12.0f}{w:>8.2f}{k:>8.2f}{r:>8.2f}{w + k + 2 * r:>8.2f}")
     print("* write + kafka + 2 x read (two consumer groups)")
+    exports = [as_tuples(map_request(parse(otlp_body("bench", n, 100, 5))).events) for n in range(20)]
+    n = sum(len(e) for e in exports)
+    print(f"\nOTLP, {len(exports)} exports of 20 traces of 5 spans, {n} events (a trace-create a trace)")
+    head = Group.opening(*HEAD[:5], "otlp")
+    # 2**31 - 1 partitions: a trace's key gets one of its own, so a record per trace.
+    for name, partitions in (("a record per trace", 2**31 - 1), ("per partition of 8", TopicConfig.partitions)):
+
+        def write(partitions: int = partitions) -> list[tuple[bytes, bytes]]:
+            limit, out = EdgeConfig.max_event_bytes, []
+            for e in exports:
+                out += pack(head, HEAD[0], e, RECEIVED_AT, limit, False, MAX_DEPTH, partitions).records
+            return out
+
+        records = write()
+        size = sum(len(v) for _, v in records) / n
+        w = per_event(n, write)
+        k = per_event(n, lambda records=records: kafka(records))  # type: ignore[misc]
+        r = per_event(n, lambda records=records: [decode_record(v) for _, v in records])  # type: ignore[misc]
+        label = f"{name} ({len(records) / len(exports):.1f}/export)"
+        print(f"{label:<36}{size:>6.0f}{w:>8.2f}{k:>8.2f}{r:>8.2f}{w + k + 2 * r:>8.2f}")
 
 
 if __name__ == "__main__":

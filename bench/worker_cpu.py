@@ -43,6 +43,7 @@ from ingest.intake import MAX_DEPTH
 from ingest.otlp.mapping import as_tuples, map_request
 from ingest.otlp.wire import parse
 from ingest.records import pack
+from pipeline.config import TopicConfig
 from pipeline.envelope import OTLP_HTTP, Envelope, Group, decode_record
 from pipeline.events import normalize
 from pipeline.fold import EntityState, apply, table_of
@@ -57,6 +58,7 @@ OTLP_BODIES = 100  # 5000 spans: 6000 events (a trace-create per trace)
 BATCH = 1000  # events per write(), the stage's flush size order
 RUNS = 5
 RECEIVED_AT = 1_795_000_000_000_000
+PARTITIONS = TopicConfig.partitions  # what the edge packs records for
 T = TypeVar("T")
 
 
@@ -122,7 +124,9 @@ def otlp_records() -> list[bytes]:
     records: list[bytes] = []
     for n in range(OTLP_BODIES):
         events = as_tuples(map_request(parse(otlp_body("bench", n, 50, 5))).events)
-        packed = pack(head, "bench-project", events, RECEIVED_AT, EdgeConfig.max_event_bytes, False, MAX_DEPTH)
+        packed = pack(
+            head, "bench-project", events, RECEIVED_AT, EdgeConfig.max_event_bytes, False, MAX_DEPTH, PARTITIONS
+        )
         records += [value for _, value in packed.records]
     return records
 

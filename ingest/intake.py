@@ -179,7 +179,7 @@ class Intake:
         *,
         partial: bool = False,
     ) -> Accepted:
-        """Append (event id, type, event time µs, body) tuples, grouped into records by trace.
+        """Append (event id, type, event time µs, body) tuples, grouped into records by partition.
 
         An event past max_event_bytes fails the request with 413 (EventTooLarge), one nested too
         deeply to encode with 400 (DecodeError), before anything is sent; with `partial`, it is
@@ -187,11 +187,12 @@ class Intake:
         """
         now = time.time_ns() // 1000
         head = Group.opening(caller.project_id, now, caller.request_id, caller.sdk_name, caller.sdk_version, source)
-        packed = pack(head, caller.project_id, events, now, self.config.max_event_bytes, partial, MAX_DEPTH)
+        partitions = await self._publisher.partition_count()
+        packed = pack(head, caller.project_id, events, now, self.config.max_event_bytes, partial, MAX_DEPTH, partitions)
         if packed.failed is not None:
             status, message = packed.failed
             raise (EventTooLarge if status == 413 else DecodeError)(message)
-        await self._publisher.publish(packed.records)
+        await self._publisher.publish(packed.records, partitions)
         TRACES_INGESTED.labels(source).inc(packed.traces)
         OBSERVATIONS_INGESTED.labels(source).inc(packed.observations)
         SCORES_CREATED.labels(source).inc(packed.scores)

@@ -55,6 +55,7 @@ class EventPublisher:
         self._outage: asyncio.Future[None] | None = None
         # Why Kafka is known to be down, or None while it is taken to be up.
         self.down: str | None = None
+        self._partition_count: int | None = None
 
     def start(self) -> None:
         if self._probe is None:
@@ -99,21 +100,32 @@ class EventPublisher:
         if not metadata.partitions_for_topic(self._topic):
             raise PublishError(f"topic {self._topic} does not exist; run `agenttrace migrate`")
 
-    async def publish(self, records: Records) -> None:
-        """Append (key, value) records; return when all are acknowledged, else PublishError."""
+    async def partition_count(self) -> int:
+        """The topic's partitions, which a request's records are packed for. While Kafka is
+        down, the last count known: a request whose events are all refused still gets its 4xx
+        answers, and one with records to send gets publish()'s 503. PublishError only before
+        any count was ever known."""
+        if self.down is None:
+            try:
+                self._partition_count = await asyncio.wait_for(self.partitions(), self._timeout_s)
+            except (TimeoutError, KafkaError, PublishError) as exc:
+                self._mark_down(f"metadata: {exc!r}")
+        if self._partition_count is None:
+            raise PublishError(f"Kafka unavailable: {self.down}")
+        return self._partition_count
+
+    async def publish(self, records: Records, partitions: int) -> None:
+        """Append (key, value) records, each to its key's partition of `partitions` (the count
+        they were packed for: partition_count()); return when all are acknowledged, else
+        PublishError."""
         if not records:
             return
         if self.down is not None:
             raise PublishError(f"Kafka unavailable: {self.down}")
-        try:
-            n = await asyncio.wait_for(self.partitions(), self._timeout_s)
-        except (TimeoutError, KafkaError, PublishError) as exc:
-            self._mark_down(f"metadata: {exc!r}")
-            raise PublishError(f"Kafka metadata unavailable: {exc!r}") from exc
         loop = asyncio.get_running_loop()
         by_partition: dict[int, Records] = {}
         for key, value in records:
-            by_partition.setdefault(partition_for(key, n), []).append((key, value))
+            by_partition.setdefault(partition_for(key, partitions), []).append((key, value))
         waits = []
         for p, recs in by_partition.items():
             fut = loop.create_future()

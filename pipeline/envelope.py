@@ -2,9 +2,10 @@
 
 The edge writes records; stages read each back as envelopes (`decode_record`). The Kafka key is
 ``project_id:trace_id`` so that the events of one trace land in one partition and keep their
-order. A record holds one request's events of one trace (version 3): what they share once, then
-each event, so the per-record work of the edge, the broker and both consumer groups is paid
-once per trace and request, not once per event. Versions 1 and 2 held one event each; they are
+order. A record holds one request's events for one partition (version 3; ingest/records.py):
+what they share once, then each event, so the per-record work of the edge, the broker and both
+consumer groups is paid once per partition and request, not once per event. Its key is its first
+event's trace; the other traces in it hash to the same partition. Versions 1 and 2 held one event each; they are
 still read, so the log replays unchanged, and an envelope alone (a dead letter, a requeue) is
 still written as version 2.
 """
@@ -24,7 +25,7 @@ from pipeline.times import to_micros
 # 1: they were the client's text; decode() converts them, so the log replays unchanged.
 VERSION: Final = 2
 _VERSIONS: Final = (1, 2)
-# 3: a group of events of one trace, `[id, type, ts, body]` each, after the fields they share.
+# 3: a group of events of one request, `[id, type, ts, body]` each, after the fields they share.
 GROUP_VERSION: Final = 3
 
 # `Envelope.source` of OpenTelemetry spans, by transport. A span is exported once, when it has
@@ -137,7 +138,7 @@ def partition_key(project_id: str, etype: str, body: dict[str, Any], event_id: s
 
 
 class Group:
-    """Events of one request for one key, as one version-3 record: `head` once, then items."""
+    """Events of one request for one partition, as one version-3 record: `head` once, then items."""
 
     __slots__ = ("head", "items", "size")
 

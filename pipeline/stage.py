@@ -70,7 +70,7 @@ class Stage:
         self._dlq = dead_letters
         self._topic = topic
         self._config = config
-        # A batch is sized in events, and a record holds one request's events of a trace
+        # A batch is sized in events, and a record holds one request's events for a partition
         # (pipeline/envelope.py): fetched records wait undecoded, and are decoded into the
         # buffer until it is full; the rest start the next batch.
         self._fetched: collections.deque[tuple[TopicPartition, list[ConsumerRecord], int]] = collections.deque()

@@ -43,7 +43,10 @@ class FakePublisher:
         self.failure: Exception | None = None
         self.gate: asyncio.Event | None = None
 
-    async def publish(self, records: list[tuple[bytes, bytes]]) -> None:
+    async def partition_count(self) -> int:
+        return 8
+
+    async def publish(self, records: list[tuple[bytes, bytes]], partitions: int) -> None:
         if self.gate is not None:
             await self.gate.wait()
         if self.failure is not None:

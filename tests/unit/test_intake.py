@@ -19,6 +19,7 @@ from ingest.limits import Held, InflightBytes, Overloaded, RateLimited
 from ingest.otlp.export import export_spans
 from ingest.otlp.mapping import SPAN_WEIGHT, Slices, map_request
 from ingest.otlp.wire import parse
+from ingest.partitioner import partition_for
 from ingest.shape import json_values
 from pipeline.envelope import Envelope, decode_record
 
@@ -29,7 +30,10 @@ class FakePublisher:
     def __init__(self) -> None:
         self.records: list[tuple[bytes, bytes]] = []
 
-    async def publish(self, records: list[tuple[bytes, bytes]]) -> None:
+    async def partition_count(self) -> int:
+        return 8
+
+    async def publish(self, records: list[tuple[bytes, bytes]], partitions: int) -> None:
         self.records.extend(records)
 
     def envelopes(self) -> list[Envelope]:
@@ -71,20 +75,45 @@ async def test_publish_reports_what_it_appended() -> None:
     assert {(e.project_id, e.request_id, e.sdk_name, e.source) for e in envelopes} == {("p1", "req-1", "test", "batch")}
 
 
-async def test_a_request_becomes_one_record_per_trace_each_within_the_event_limit() -> None:
+async def test_a_request_becomes_one_record_per_partition_each_within_the_event_limit() -> None:
     publisher = FakePublisher()
     sent = [
         (f"e{i}", "span-create", i + 1, {"id": f"s{i}", "traceId": f"t{i % 3}", "input": "x" * 300}) for i in range(30)
     ]
     await intake(publisher, max_event_bytes=2000).publish(CALLER, [tuple(e) for e in sent], "batch")  # type: ignore[misc]
     assert all(len(value) <= 2000 for _, value in publisher.records)
-    assert {k for k, _ in publisher.records} == {b"p1:t0", b"p1:t1", b"p1:t2"}
-    assert 6 <= len(publisher.records) < 30  # a trace's ten events (~3.6 KB) take two or three
+    assert 6 <= len(publisher.records) < 30  # ten events (~3.6 KB) of a trace take two or three
     for trace in ("t0", "t1", "t2"):
-        # Within a trace (one key, one partition), the records keep the events' order.
-        mine = [env.id for k, v in publisher.records if k == f"p1:{trace}".encode() for env in decode_record(v)]
+        # Every event is in a record whose key goes to its trace's partition, and within that
+        # partition the records keep the events' order.
+        partition = partition_for(f"p1:{trace}".encode(), 8)
+        mine = [
+            env.id
+            for k, v in publisher.records
+            if partition_for(k, 8) == partition
+            for env in decode_record(v)
+            if env.body["traceId"] == trace
+        ]
         assert mine == [e[0] for e in sent if e[3]["traceId"] == trace]
+    for key, value in publisher.records:
+        assert {partition_for(f"p1:{e.body['traceId']}".encode(), 8) for e in decode_record(value)} == {
+            partition_for(key, 8)
+        }
     assert sorted(e.id for e in publisher.envelopes()) == sorted(e[0] for e in sent)
+
+
+async def test_traces_that_share_a_partition_share_a_record() -> None:
+    publisher = FakePublisher()
+    sent = [(f"e{i}", "span-create", i + 1, {"id": f"s{i}", "traceId": f"t{i % 40}"}) for i in range(200)]
+    await intake(publisher).publish(CALLER, sent, "batch")
+    partitions = [partition_for(k, 8) for k, _ in publisher.records]
+    # 40 traces, 8 partitions: a record each, keyed by the first of its traces to arrive.
+    assert sorted(partitions) == list(range(8))
+    first = {}
+    for _, _, _, body in sent:
+        first.setdefault(partition_for(f"p1:{body['traceId']}".encode(), 8), f"p1:{body['traceId']}".encode())
+    assert dict(zip(partitions, (k for k, _ in publisher.records), strict=True)) == first
+    assert [e.id for e in publisher.envelopes() if e.body["traceId"] == "t7"] == [f"e{i}" for i in range(7, 200, 40)]
 
 
 async def test_an_event_too_large_for_kafka_fails_the_request_before_anything_is_sent() -> None:
