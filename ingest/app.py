@@ -21,7 +21,7 @@ from prometheus_async.aio.web import server_stats
 
 from health.checks import Check, Health
 from health.http import observe
-from ingest import admin, deletion, models, read, read_scores, read_sessions
+from ingest import admin, deletion, models, read, read_metrics, read_scores, read_sessions
 from ingest.auth import Authenticator
 from ingest.batch import ingest_batch
 from ingest.config import EdgeConfig
@@ -136,6 +136,8 @@ def build_app(
         (read_sessions.SESSIONS_PATH, read_sessions.list_sessions),
         (read_sessions.SESSION_PATH, read_sessions.get_session),
         (read_sessions.DAILY_PATH, read_sessions.daily_metrics),
+        (read_metrics.PATH, read_metrics.metrics),
+        (read_metrics.V2_PATH, read_metrics.metrics_v2),
         (read_scores.SCORES_PATH, read_scores.list_scores),
         (read_scores.SCORE_PATH, read_scores.get_score),
         (read_scores.SCORES_V2_PATH, read_scores.list_scores_v2),

@@ -16,6 +16,8 @@ from pipeline.fold import OBSERVATION, SCORE, TRACE
 from pipeline.times import micros_of_column
 from sinks.clickhouse.client import ClickHouse
 from sinks.clickhouse.memo import Memo
+from sinks.clickhouse.metric_views import VIEWS
+from sinks.clickhouse.metrics import MetricsQuery, MetricsSql
 from sinks.clickhouse.query import SETTINGS, Select
 from sinks.clickhouse.schema import BY_TRACE, Dialect, dialect_for
 
@@ -460,6 +462,13 @@ class Reader:
                 }
             )
         return listing
+
+    # --- metrics API --------------------------------------------------------------------------
+
+    async def metrics(self, project_id: str, query: MetricsQuery) -> list[Row]:
+        """Langfuse's metrics query over one view, as its rows answer it (metrics.py)."""
+        m = MetricsSql(query, self.select(VIEWS[query.view].table, project_id))
+        return m.decode(await self._ch.fetch(m.sql, m.params, operation="read_metrics"))
 
 
 def _decoded(row: Row) -> Row:
