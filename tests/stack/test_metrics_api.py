@@ -1,0 +1,132 @@
+"""Langfuse's metrics API against the real stack (ClickHouse 18.16's legacy dialect): what the
+batch API took, grouped, bucketed and aggregated; another project's key sees none of it, a
+deleted trace drops out, and a bad query is a 400 naming what is wrong."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+
+from sinks.postgres.client import Postgres
+from sinks.postgres.keys import NewKey, create_key
+from tests.stack.test_read_api import TIMEOUT_S
+from tests.stack.test_read_lists import get, seed
+from tests.support import API, basic_auth, eventually
+
+pytestmark = pytest.mark.stack
+
+WINDOW = {"fromTimestamp": "2026-10-01T00:00:00Z", "toTimestamp": "2026-10-03T00:00:00Z"}
+COUNT = [{"measure": "count", "aggregation": "count"}]
+
+
+async def metrics(http: aiohttp.ClientSession, key: NewKey, path: str = "/api/public/metrics", **q: Any) -> Any:
+    status, doc = await get(http, key, path, query=orjson.dumps({**WINDOW, "metrics": COUNT, **q}).decode())
+    assert status == 200, doc
+    return doc["data"]
+
+
+def dims(*fields: str) -> list[dict[str, str]]:
+    return [{"field": f} for f in fields]
+
+
+async def test_metrics_over_the_stack(http: aiohttp.ClientSession, project: NewKey, pg: Postgres) -> None:
+    ids = await seed(http, project)
+    assert await metrics(http, project, view="traces", dimensions=dims("name")) == [
+        {"name": "a", "count_count": "2"},
+        {"name": "b", "count_count": "1"},
+    ]
+    assert await metrics(http, project, view="traces", timeDimension={"granularity": "day"}) == [
+        {"time_dimension": "2026-10-01", "count_count": "2"},
+        {"time_dimension": "2026-10-02", "count_count": "1"},
+    ]
+    generations = await metrics(
+        http,
+        project,
+        view="observations",
+        dimensions=dims("providedModelName", "traceName"),
+        metrics=[
+            {"measure": "totalTokens", "aggregation": "sum"},
+            {"measure": "latency", "aggregation": "max"},
+            {"measure": "inputTokens", "aggregation": "p50"},
+        ],
+        filters=[{"column": "type", "operator": "=", "value": "GENERATION", "type": "string"}],
+        orderBy=[{"field": "providedModelName", "direction": "asc"}],
+    )
+    fields = ("providedModelName", "traceName", "sum_totalTokens", "max_latency", "p50_inputTokens")
+    assert [tuple(r[f] for f in fields) for r in generations] == [
+        ("m1", "a", "15", "2000", 10.0),
+        ("m2", "a", "3", None, 1.0),  # no end time: no latency
+    ]
+    by_trace = await metrics(
+        http,
+        project,
+        view="observations",
+        dimensions=dims("traceName"),
+        filters=[{"column": "userId", "operator": "any of", "value": ["u1"], "type": "stringOptions"}],
+    )
+    assert by_trace == [{"traceName": "a", "count_count": "2"}, {"traceName": "b", "count_count": "1"}]
+    traces = await metrics(
+        http,
+        project,
+        view="traces",
+        metrics=[{"measure": "totalCost", "aggregation": "sum"}, {"measure": "scoresCount", "aggregation": "sum"}],
+        filters=[{"column": "tags", "operator": "all of", "value": ["x"], "type": "arrayOptions"}],
+    )
+    # t1 and t2, both with observations and scores (Langfuse joins its relations inner).
+    assert traces == [{"sum_totalCost": 0.5, "sum_scoresCount": "2"}]
+    scores = await metrics(
+        http,
+        project,
+        view="scores-numeric",
+        dimensions=dims("name", "userId"),
+        metrics=[{"measure": "value", "aggregation": "avg"}],
+        orderBy=[{"field": "name", "direction": "asc"}],
+    )
+    assert scores == [{"name": "ok", "userId": "u1", "avg_value": 1.0}, {"name": "q", "userId": "u1", "avg_value": 0.5}]
+    v2 = await metrics(http, project, "/api/public/v2/metrics", view="observations", dimensions=dims("name"))
+    assert {r["name"]: r["count_count"] for r in v2} == {"plan": "1", "llm": "2", "log": "1"}
+
+    other = await create_key(pg, "test-metrics-other")
+    assert await metrics(http, other, view="traces") == [{"count_count": "0"}]
+    assert await metrics(http, other, view="observations", dimensions=dims("name")) == []
+
+    async with http.delete(f"{API}/api/public/traces/{ids['t2']}", headers=basic_auth(project)) as r:
+        assert r.status == 200, await r.text()
+    await eventually(
+        lambda: metrics(http, project, view="traces", dimensions=dims("name")),
+        lambda rows: rows == [{"name": "a", "count_count": "2"}],
+        timeout_s=TIMEOUT_S,
+    )
+    assert await metrics(http, project, view="scores-numeric", dimensions=dims("name")) == [
+        {"name": "q", "count_count": "1"}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "named"),
+    [
+        ("/api/public/metrics", None, "query parameter is required"),
+        ("/api/public/metrics", "{not json", "Invalid JSON"),
+        ("/api/public/metrics", {"view": "sessions"}, "view 'sessions'"),
+        ("/api/public/metrics", {"view": "traces", "toTimestamp": "yesterday"}, "toTimestamp"),
+        ("/api/public/metrics", {"view": "traces", "dimensions": dims("model")}, "Invalid dimension 'model'"),
+        ("/api/public/metrics", {"view": "observations", "dimensions": dims("toolNames")}, "not supported"),
+        ("/api/public/v2/metrics", {"view": "traces"}, "view 'traces'"),
+        ("/api/public/v2/metrics", {"view": "observations", "dimensions": dims("traceId")}, "traceId"),
+    ],
+)
+async def test_bad_queries_are_400s_naming_the_field(
+    http: aiohttp.ClientSession, project: NewKey, path: str, query: Any, named: str
+) -> None:
+    params = {}
+    if query is not None:
+        params["query"] = (
+            query if isinstance(query, str) else orjson.dumps({**WINDOW, "metrics": COUNT, **query}).decode()
+        )
+    status, doc = await get(http, project, path, **params)
+    assert status == 400 and doc["error"] == "bad_request" and named in doc["message"], doc
+    async with http.get(f"{API}{path}", params=params) as r:
+        assert r.status == 401  # the key comes first
