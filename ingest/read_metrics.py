@@ -75,7 +75,7 @@ def parse(raw: str | None, *, v2: bool = False) -> MetricsQuery:
         raise ClientError("invalid query: a JSON object is required")
     name = doc.get("view")
     views = VIEWS_V2 if v2 else frozenset(VIEWS)
-    if name not in views:
+    if type(name) is not str or name not in views:
         raise ClientError(f"invalid query: view {_show(name)} is not one of {', '.join(sorted(views))}")
     view = VIEWS[name]
     from_us, to_us = _time(doc, "fromTimestamp"), _time(doc, "toTimestamp")

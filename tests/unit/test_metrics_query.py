@@ -8,6 +8,8 @@ the newest undeleted rows of the caller's project may count.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -15,10 +17,12 @@ from typing import Any
 import orjson
 import pytest
 from chdb import session as chdb_session
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ingest.encoding import ClientError
-from ingest.read_metrics import parse
-from sinks.clickhouse.metric_views import VIEWS
+from ingest.read_metrics import _FILTER_TYPES, parse
+from sinks.clickhouse.metric_views import AGGREGATIONS, VIEWS
 from sinks.clickhouse.reader import Reader
 from tests.unit.test_clickhouse_reader import DAY, T0, ChdbClient, _literal, _ts
 
@@ -395,3 +399,58 @@ async def test_every_declared_field_runs_and_sends_values_only_as_parameters(rea
     )
     assert isinstance(rows, list)
     assert "%" not in re.sub(r"%\(p?\w+\)s", "", client.statements["read_metrics"])
+
+
+_NAMES = sorted({n for v in VIEWS.values() for n in (*v.dimensions, *v.measures, *v.unsupported, v.time)})
+_ANY = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(), st.text(max_size=8),
+    st.lists(st.text(max_size=4), max_size=3), st.sampled_from([FROM, TO, "1999-01-01T00:00:00+05:00"]),
+)  # fmt: skip
+# Mostly names a view has, now and then one it lacks or a value of another type.
+_FIELDS = st.sampled_from([*_NAMES, "time_dimension", "metadata", "count_count", "sum_value", "p50_latency", 3])
+_OPERATORS = st.sampled_from(sorted({o for ops in _FILTER_TYPES.values() for o in ops}))
+_FILTER_VALUES = st.one_of(
+    _ANY, st.just(""), st.sampled_from(["chat", "u1", "a"]), st.lists(st.sampled_from(["a", "b", "chat"]), max_size=2)
+)
+
+
+def _items(**keys: Any) -> Any:
+    return st.lists(st.fixed_dictionaries(keys), max_size=3)
+
+
+_QUERIES = st.fixed_dictionaries(
+    {
+        "view": st.sampled_from([*sorted(VIEWS), "sessions"]),
+        "fromTimestamp": st.sampled_from([FROM, "2026-11-27T10:59:00+01:00"]),
+        "toTimestamp": st.sampled_from([TO, "2999-01-01T00:00:00Z"]),
+        "metrics": _items(measure=_FIELDS, aggregation=st.sampled_from([*sorted(AGGREGATIONS), "median"])),
+    },
+    optional={
+        "dimensions": _items(field=_FIELDS),
+        "filters": _items(
+            column=_FIELDS,
+            operator=_OPERATORS,
+            type=st.sampled_from(sorted(_FILTER_TYPES)),
+            value=_FILTER_VALUES,
+            key=st.sampled_from(["k", "", "x' OR '1"]),
+        ),
+        "timeDimension": st.one_of(
+            _ANY, st.fixed_dictionaries({"granularity": st.sampled_from(["auto", "hour", "year"])})
+        ),
+        "orderBy": _items(field=_FIELDS, direction=st.sampled_from(["asc", "desc", "up"])),
+        "config": st.one_of(_ANY, st.fixed_dictionaries({}, optional={"bins": _ANY, "row_limit": _ANY})),
+        "junk": _ANY,
+    },
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+@given(query=_QUERIES, v2=st.booleans())
+def test_whatever_a_client_sends_is_a_400_or_runs(reader: Reader, query: dict[str, Any], v2: bool) -> None:
+    """No query object makes anything but a ClientError (400) or SQL that runs: never a 5xx."""
+    try:
+        parsed = parse(json.dumps(query), v2=v2)  # stdlib: big integers and NaN as a client may send them
+    except ClientError:
+        return
+    rows = asyncio.run(reader.metrics("p", parsed))
+    assert isinstance(rows, list) and len(rows) <= parsed.limit
