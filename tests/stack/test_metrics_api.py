@@ -4,17 +4,25 @@ deleted trace drops out, and a bad query is a 400 naming what is wrong."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import uuid
 from typing import Any
 
 import aiohttp
 import orjson
 import pytest
+import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from agenttrace.settings import Settings
 from sinks.postgres.client import Postgres
 from sinks.postgres.keys import NewKey, create_key
 from tests.stack.test_read_api import TIMEOUT_S
 from tests.stack.test_read_lists import get, seed
 from tests.support import API, basic_auth, eventually
+from tests.unit.test_metrics_query import _QUERIES
 
 pytestmark = pytest.mark.stack
 
@@ -89,7 +97,7 @@ async def test_metrics_over_the_stack(http: aiohttp.ClientSession, project: NewK
     v2 = await metrics(http, project, "/api/public/v2/metrics", view="observations", dimensions=dims("name"))
     assert {r["name"]: r["count_count"] for r in v2} == {"plan": "1", "llm": "2", "log": "1"}
 
-    other = await create_key(pg, "test-metrics-other")
+    other = await create_key(pg, f"test-metrics-other-{uuid.uuid4().hex[:8]}")
     assert await metrics(http, other, view="traces") == [{"count_count": "0"}]
     assert await metrics(http, other, view="observations", dimensions=dims("name")) == []
 
@@ -133,3 +141,32 @@ async def test_bad_queries_are_400s_naming_the_field(
     assert status == 400 and doc["error"] == "bad_request" and named in doc["message"], doc
     async with http.get(f"{API}{path}", params=params) as r:
         assert r.status == 401  # the key comes first
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(query=_QUERIES, v2=st.booleans())
+def test_whatever_a_client_sends_is_a_400_or_an_answer_on_18_16(fuzz_key: dict[str, str], query: Any, v2: bool) -> None:
+    """The unit test's random query objects through the api, on the legacy dialect: the SQL it
+    builds runs there too (a 503 would be the store refusing it), or the query is a 400."""
+    path = "/api/public/v2/metrics" if v2 else "/api/public/metrics"
+    r = requests.get(f"{API}{path}", params={"query": json.dumps(query)}, headers=fuzz_key, timeout=15)
+    assert r.status_code in (200, 400), (r.status_code, r.text, query)
+    assert isinstance(r.json()["data" if r.status_code == 200 else "message"], list if r.status_code == 200 else str)
+
+
+@pytest.fixture(scope="module")
+def fuzz_key() -> dict[str, str]:
+    """A key of a project with the seeded data (module-scoped: hypothesis reuses it)."""
+
+    async def made() -> NewKey:
+        pg = Postgres(Settings.from_env().postgres)
+        await pg.start()
+        try:
+            key = await create_key(pg, f"test-metrics-fuzz-{uuid.uuid4().hex[:8]}")
+        finally:
+            await pg.close()
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+            await seed(http, key)
+        return key
+
+    return basic_auth(asyncio.run(made()))
