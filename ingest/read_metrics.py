@@ -22,8 +22,17 @@ from ingest.encoding import ClientError
 from ingest.params import Params
 from ingest.read import read_handler
 from pipeline.times import MAX_US
-from sinks.clickhouse.metric_views import AGGREGATIONS, GRANULARITIES, VIEWS, VIEWS_V2, View
-from sinks.clickhouse.metrics import Filter, Metric, MetricsQuery, auto_granularity
+from sinks.clickhouse.metric_views import (
+    AGGREGATIONS,
+    GRANULARITIES,
+    VIEWS,
+    VIEWS_V2,
+    Filter,
+    Metric,
+    MetricsQuery,
+    View,
+    auto_granularity,
+)
 from sinks.clickhouse.reader import Reader
 
 PATH = "/api/public/metrics"

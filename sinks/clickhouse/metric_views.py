@@ -1,6 +1,6 @@
 """The views of Langfuse's metrics API over our projections: which dimensions and measures each
-has, under Langfuse's names, as SQL over one row per entity (sinks/clickhouse/metrics.py builds
-the query).
+has, under Langfuse's names, as SQL over one row per entity; and a checked query over one
+(sinks/clickhouse/metrics.py builds its SQL, metric_rows.py shapes its rows).
 
 A row is the newest undeleted version of an entity of the view's table, joined, when a field
 needs it, to a relation: the trace of an observation or score, the observation of a score, or
@@ -14,6 +14,7 @@ API can say why it refuses them rather than call them unknown.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from pipeline.fold import OBSERVATION, SCORE, TRACE
 
@@ -213,3 +214,48 @@ VIEWS_V2 = frozenset(VIEWS) - {"traces"}
 
 AGGREGATIONS = frozenset({"sum", "avg", "count", "max", "min", "p50", "p75", "p90", "p95", "p99", "histogram", "uniq"})
 GRANULARITIES = ("minute", "hour", "day", "week", "month")
+
+
+@dataclass(frozen=True)
+class Metric:
+    measure: str
+    aggregation: str
+
+    @property
+    def alias(self) -> str:
+        return f"{self.aggregation}_{self.measure}"
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A checked condition: `column` a dimension of the view, its time column or `metadata`;
+    `kind` the value's type (string, options, array, number, datetime, boolean, null, metadata)."""
+
+    column: str
+    kind: str
+    operator: str
+    value: Any
+    key: str = ""
+
+
+@dataclass(frozen=True)
+class MetricsQuery:
+    view: str
+    dimensions: tuple[str, ...]
+    metrics: tuple[Metric, ...]
+    filters: tuple[Filter, ...]
+    granularity: str | None  # minute..month, `auto` already resolved
+    from_us: int
+    to_us: int  # inclusive, as Langfuse's
+    order: tuple[tuple[str, str], ...]  # (answer field, asc|desc); () for the default
+    bins: int
+    limit: int
+
+
+def auto_granularity(from_us: int, to_us: int) -> str:
+    """Langfuse's `auto`: about 50 buckets over the window."""
+    hours = (to_us - from_us) / 3_600_000_000
+    for limit, granularity in ((2, "minute"), (72, "hour"), (1440, "day"), (8760, "week")):
+        if hours < limit:
+            return granularity
+    return "month"

@@ -16,8 +16,8 @@ from pipeline.fold import OBSERVATION, SCORE, TRACE
 from pipeline.times import micros_of_column
 from sinks.clickhouse.client import ClickHouse
 from sinks.clickhouse.memo import Memo
-from sinks.clickhouse.metric_views import VIEWS
-from sinks.clickhouse.metrics import MetricsQuery, MetricsSql
+from sinks.clickhouse.metric_views import VIEWS, MetricsQuery
+from sinks.clickhouse.metrics import MetricsSql
 from sinks.clickhouse.query import SETTINGS, Select
 from sinks.clickhouse.schema import BY_TRACE, Dialect, dialect_for
 

@@ -22,7 +22,7 @@ from sinks.postgres.keys import NewKey, create_key
 from tests.stack.test_read_api import TIMEOUT_S
 from tests.stack.test_read_lists import get, seed
 from tests.support import API, basic_auth, eventually
-from tests.unit.test_metrics_query import _QUERIES
+from tests.unit.test_metrics_query import _QUERIES, dims
 
 pytestmark = pytest.mark.stack
 
@@ -34,10 +34,6 @@ async def metrics(http: aiohttp.ClientSession, key: NewKey, path: str = "/api/pu
     status, doc = await get(http, key, path, query=orjson.dumps({**WINDOW, "metrics": COUNT, **q}).decode())
     assert status == 200, doc
     return doc["data"]
-
-
-def dims(*fields: str) -> list[dict[str, str]]:
-    return [{"field": f} for f in fields]
 
 
 async def test_metrics_over_the_stack(http: aiohttp.ClientSession, project: NewKey, pg: Postgres) -> None:
