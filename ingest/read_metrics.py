@@ -92,7 +92,7 @@ def parse(raw: str | None, *, v2: bool = False) -> MetricsQuery:
         raise ClientError("invalid query: fromTimestamp must be before toTimestamp")
     from_us, to_us = _stored(from_us), _stored(to_us)
     dimensions = _dimensions(doc.get("dimensions"), view, name, v2)
-    metrics = _metrics(doc.get("metrics", _MISSING), view, name)
+    metrics = _metrics(doc.get("metrics", _MISSING), view, name, v2)
     config = _config(doc.get("config"))
     granularity = _granularity(doc.get("timeDimension"))
     if granularity == "auto":
@@ -101,7 +101,7 @@ def parse(raw: str | None, *, v2: bool = False) -> MetricsQuery:
         view=name,
         dimensions=dimensions,
         metrics=metrics,
-        filters=_filters(doc.get("filters"), view, name),
+        filters=_filters(doc.get("filters"), view, name, v2),
         granularity=granularity,
         from_us=from_us,
         to_us=to_us,
@@ -150,20 +150,19 @@ def _stored(us: int) -> int:
     return min(us, MAX_US)
 
 
-def _known(field: str, names: Any, view: View, view_name: str, what: str) -> None:
+def _known(field: str, names: Any, view: View, view_name: str, what: str, v2_names: frozenset[str], v2: bool) -> None:
     if field in view.unsupported:
         raise ClientError(f"invalid query: {what} {field!r} of view {view_name} is not supported by this server")
-    if field not in names:
-        raise ClientError(
-            f"invalid query: Invalid {what} {_show(field)} for view {view_name}; must be one of {', '.join(names)}"
-        )
+    if field not in names or (field in v2_names and not v2):
+        known = ", ".join(n for n in names if v2 or n not in v2_names)
+        raise ClientError(f"invalid query: Invalid {what} {_show(field)} for view {view_name}; must be one of {known}")
 
 
 def _dimensions(value: Any, view: View, view_name: str, v2: bool) -> tuple[str, ...]:
     fields = []
     for item in _list(value, "dimensions", MAX_DIMENSIONS):
         field = _field(item, "field", "dimensions")
-        _known(field, view.dimensions, view, view_name, "dimension")
+        _known(field, view.dimensions, view, view_name, "dimension", view.v2_dimensions, v2)
         if v2 and view.dimensions[field].high_cardinality:
             raise ClientError(
                 f"invalid query: dimension {field!r} has too many values to group by in v2; filter on it instead"
@@ -172,7 +171,7 @@ def _dimensions(value: Any, view: View, view_name: str, v2: bool) -> tuple[str, 
     return tuple(dict.fromkeys(fields))
 
 
-def _metrics(value: Any, view: View, view_name: str) -> tuple[Metric, ...]:
+def _metrics(value: Any, view: View, view_name: str, v2: bool) -> tuple[Metric, ...]:
     if value is _MISSING:
         raise ClientError("invalid query: metrics is required (an array, e.g. [{measure: count, aggregation: count}])")
     if value is None:
@@ -181,10 +180,15 @@ def _metrics(value: Any, view: View, view_name: str) -> tuple[Metric, ...]:
     for item in _list(value, "metrics", MAX_METRICS):
         measure = _field(item, "measure", "metrics")
         aggregation = _field(item, "aggregation", "metrics")
-        _known(measure, view.measures, view, view_name, "metric")
+        _known(measure, view.measures, view, view_name, "metric", view.v2_measures, v2)
         if aggregation not in AGGREGATIONS:
             raise ClientError(
                 f"invalid query: aggregation {_show(aggregation)} is not one of {', '.join(sorted(AGGREGATIONS))}"
+            )
+        if view.measures[measure].text and aggregation not in ("count", "uniq"):
+            raise ClientError(
+                f"invalid query: aggregation {aggregation!r} does not apply to {measure} (not a number);"
+                " use count or uniq"
             )
         metrics.append(Metric(measure, aggregation))
     return tuple(dict.fromkeys(metrics))
@@ -238,11 +242,11 @@ def _with_order(q: MetricsQuery, value: Any) -> MetricsQuery:
     return replace(q, order=tuple(order))
 
 
-def _filters(value: Any, view: View, view_name: str) -> tuple[Filter, ...]:
-    return tuple(_filter(item, view, view_name) for item in _list(value, "filters", MAX_FILTERS))
+def _filters(value: Any, view: View, view_name: str, v2: bool) -> tuple[Filter, ...]:
+    return tuple(_filter(item, view, view_name, v2) for item in _list(value, "filters", MAX_FILTERS))
 
 
-def _filter(item: Any, view: View, view_name: str) -> Filter:
+def _filter(item: Any, view: View, view_name: str, v2: bool) -> Filter:
     column = _field(item, "column", "filters")
     kind, operator = _field(item, "type", "filters"), _field(item, "operator", "filters")
     if kind not in _FILTER_TYPES:
@@ -262,7 +266,7 @@ def _filter(item: Any, view: View, view_name: str) -> Filter:
         return Filter(column, "metadata", operator, _typed(column, value, str, "a string"), key)
     if column not in view.dimensions and column.endswith("Name") and "name" in view.dimensions:
         column = "name"  # Langfuse takes traceName, scoreName... as the view's own name
-    _known(column, view.dimensions, view, view_name, "filter column")
+    _known(column, view.dimensions, view, view_name, "filter column", view.v2_dimensions, v2)
     dimension_kind = view.dimensions[column].kind
     if kind not in _COMPATIBLE[dimension_kind]:
         expected = ", ".join(sorted(_COMPATIBLE[dimension_kind]))

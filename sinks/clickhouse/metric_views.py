@@ -46,6 +46,8 @@ class Measure:
     integral: bool = True  # its sum, min and max are 64-bit integers (answered as strings)
     # For `count` and `uniq`: the distinct values of this instead (unique users or sessions).
     distinct: str | None = None
+    # Not a number (an id): only `count` and `uniq` apply, as Langfuse's string measures.
+    text: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,28 @@ class View:
     measures: dict[str, Measure]
     segment: str = ""  # a fixed condition on the row (the data types of a scores view)
     unsupported: frozenset[str] = field(default_factory=frozenset)
+    # Dimensions and measures of Langfuse's v2 declaration of the view that its v1 lacks.
+    v2_dimensions: frozenset[str] = field(default_factory=frozenset)
+    v2_measures: frozenset[str] = field(default_factory=frozenset)
+
+
+# Tool calls and experiments have no columns here; the cost and usage types are keys of JSON
+# text, which 18.16 cannot list.
+_NO_COLUMN_OBSERVATION_FIELDS = frozenset(
+    [
+        "toolNames",
+        "calledToolNames",
+        "toolDefinitions",
+        "toolCalls",
+        "costByType",
+        "costType",
+        "usageByType",
+        "usageType",
+        "experimentName",
+        "experimentDatasetId",
+        "experimentId",
+    ]
+)
 
 
 def _own(column: str, **kw: object) -> Dimension:
@@ -138,6 +162,7 @@ OBSERVATIONS = View(
         "traceRelease": _TRACE_DIMENSIONS["traceRelease"],
         "traceVersion": _TRACE_DIMENSIONS["traceVersion"],
         "startTimeMonth": _month("start_time"),
+        "isRootObservation": Dimension("parent_observation_id = ''", ("parent_observation_id",), kind="boolean"),
     },
     measures={
         "count": Measure("1"),
@@ -165,8 +190,13 @@ OBSERVATIONS = View(
         "outputCost": Measure("visitParamExtractFloat(cost_details, 'output')", ("cost_details",), integral=False),
         "totalCost": Measure("total_cost", ("total_cost",), integral=False),
         "countScores": Measure("score_count", relation=SCORES_OF_OBSERVATION),
+        "traceId": Measure("trace_id", ("trace_id",), text=True),
+        "uniqueUserIds": Measure("nullIf(trace_user_id, '')", relation=TRACE_OF, text=True),
+        "uniqueSessionIds": Measure("nullIf(trace_session_id, '')", relation=TRACE_OF, text=True),
     },
-    unsupported=frozenset({"toolNames", "calledToolNames", "toolDefinitions", "toolCalls", "costByType", "costType"}),
+    unsupported=_NO_COLUMN_OBSERVATION_FIELDS,
+    v2_dimensions=frozenset({"isRootObservation"}),
+    v2_measures=frozenset({"traceId", "uniqueUserIds", "uniqueSessionIds"}),
 )
 
 
