@@ -16,13 +16,12 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agenttrace.settings import Settings
 from sinks.postgres.client import Postgres
 from sinks.postgres.keys import NewKey, create_key
 from tests.stack.test_read_api import TIMEOUT_S
 from tests.stack.test_read_lists import get, seed
 from tests.support import API, basic_auth, eventually
-from tests.unit.test_metrics_query import _QUERIES, dims
+from tests.unit.test_metrics_query import _QUERIES, agg, dims
 
 pytestmark = pytest.mark.stack
 
@@ -51,11 +50,7 @@ async def test_metrics_over_the_stack(http: aiohttp.ClientSession, project: NewK
         project,
         view="observations",
         dimensions=dims("providedModelName", "traceName"),
-        metrics=[
-            {"measure": "totalTokens", "aggregation": "sum"},
-            {"measure": "latency", "aggregation": "max"},
-            {"measure": "inputTokens", "aggregation": "p50"},
-        ],
+        metrics=agg("sum_totalTokens", "max_latency", "p50_inputTokens"),
         filters=[{"column": "type", "operator": "=", "value": "GENERATION", "type": "string"}],
         orderBy=[{"field": "providedModelName", "direction": "asc"}],
     )
@@ -76,7 +71,7 @@ async def test_metrics_over_the_stack(http: aiohttp.ClientSession, project: NewK
         http,
         project,
         view="traces",
-        metrics=[{"measure": "totalCost", "aggregation": "sum"}, {"measure": "scoresCount", "aggregation": "sum"}],
+        metrics=agg("sum_totalCost", "sum_scoresCount"),
         filters=[{"column": "tags", "operator": "all of", "value": ["x"], "type": "arrayOptions"}],
     )
     # t1 and t2, both with observations and scores (Langfuse joins its relations inner).
@@ -86,7 +81,7 @@ async def test_metrics_over_the_stack(http: aiohttp.ClientSession, project: NewK
         project,
         view="scores-numeric",
         dimensions=dims("name", "userId"),
-        metrics=[{"measure": "value", "aggregation": "avg"}],
+        metrics=agg("avg_value"),
         orderBy=[{"field": "name", "direction": "asc"}],
     )
     assert scores == [{"name": "ok", "userId": "u1", "avg_value": 1.0}, {"name": "q", "userId": "u1", "avg_value": 0.5}]
@@ -139,30 +134,25 @@ async def test_bad_queries_are_400s_naming_the_field(
         assert r.status == 401  # the key comes first
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
-@given(query=_QUERIES, v2=st.booleans())
-def test_whatever_a_client_sends_is_a_400_or_an_answer_on_18_16(fuzz_key: dict[str, str], query: Any, v2: bool) -> None:
+def test_whatever_a_client_sends_is_a_400_or_an_answer_on_18_16(project: NewKey) -> None:
     """The unit test's random query objects through the api, on the legacy dialect: the SQL it
     builds runs there too (a 503 would be the store refusing it), or the query is a 400."""
-    path = "/api/public/v2/metrics" if v2 else "/api/public/metrics"
-    r = requests.get(f"{API}{path}", params={"query": json.dumps(query)}, headers=fuzz_key, timeout=15)
-    assert r.status_code in (200, 400), (r.status_code, r.text, query)
-    assert isinstance(r.json()["data" if r.status_code == 200 else "message"], list if r.status_code == 200 else str)
 
-
-@pytest.fixture(scope="module")
-def fuzz_key() -> dict[str, str]:
-    """A key of a project with the seeded data (module-scoped: hypothesis reuses it)."""
-
-    async def made() -> NewKey:
-        pg = Postgres(Settings.from_env().postgres)
-        await pg.start()
-        try:
-            key = await create_key(pg, f"test-metrics-fuzz-{uuid.uuid4().hex[:8]}")
-        finally:
-            await pg.close()
+    async def seeded() -> None:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
-            await seed(http, key)
-        return key
+            await seed(http, project)
 
-    return basic_auth(asyncio.run(made()))
+    asyncio.run(seeded())
+    auth = basic_auth(project)
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    @given(query=_QUERIES, v2=st.booleans())
+    def each(query: Any, v2: bool) -> None:
+        path = "/api/public/v2/metrics" if v2 else "/api/public/metrics"
+        r = requests.get(f"{API}{path}", params={"query": json.dumps(query)}, headers=auth, timeout=15)
+        assert r.status_code in (200, 400), (r.status_code, r.text, query)
+        assert isinstance(
+            r.json()["data" if r.status_code == 200 else "message"], list if r.status_code == 200 else str
+        )
+
+    each()

@@ -103,14 +103,17 @@ def dims(*fields: str) -> list[dict[str, str]]:
     return [{"field": f} for f in fields]
 
 
+def agg(*answer_fields: str) -> list[dict[str, str]]:
+    """The metrics whose answer fields are these (`sum_totalCost`: totalCost summed)."""
+    return [dict(zip(("aggregation", "measure"), f.split("_", 1), strict=True)) for f in answer_fields]
+
+
 async def test_traces_count_by_name_newest_undeleted_rows_of_the_project(reader: Reader) -> None:
     rows = await run(reader, view="traces", dimensions=dims("name"))
     # 64-bit counts are strings, as ClickHouse's JSON hands them to Langfuse; most first.
     assert rows == [{"name": "chat", "count_count": "2"}, {"name": "embed", "count_count": "1"}]
     assert await run(reader, "other", view="traces") == [{"count_count": "1"}]
-    users = await run(
-        reader, view="traces", metrics=[{"measure": "uniqueUserIds", "aggregation": "count"}], dimensions=dims("name")
-    )
+    users = await run(reader, view="traces", metrics=agg("count_uniqueUserIds"), dimensions=dims("name"))
     assert users == [{"name": "chat", "count_uniqueUserIds": "2"}, {"name": "embed", "count_uniqueUserIds": "0"}]
 
 
@@ -119,12 +122,7 @@ async def test_trace_measures_from_their_observations_and_scores(reader: Reader)
         reader,
         view="traces",
         dimensions=dims("name", "userId"),
-        metrics=[
-            {"measure": "totalCost", "aggregation": "sum"},
-            {"measure": "latency", "aggregation": "max"},
-            {"measure": "observationsCount", "aggregation": "sum"},
-            {"measure": "totalTokens", "aggregation": "sum"},
-        ],
+        metrics=agg("sum_totalCost", "max_latency", "sum_observationsCount", "sum_totalTokens"),
         orderBy=[{"field": "userId", "direction": "asc"}],
     )
     # t3 has no observation: joined as Langfuse joins (inner), it drops out of these measures.
@@ -138,7 +136,7 @@ async def test_trace_measures_from_their_observations_and_scores(reader: Reader)
             "sum_observationsCount": "1", "sum_totalTokens": "30",
         },
     ]  # fmt: skip
-    scored = await run(reader, view="traces", metrics=[{"measure": "scoresCount", "aggregation": "sum"}])
+    scored = await run(reader, view="traces", metrics=agg("sum_scoresCount"))
     assert scored == [{"sum_scoresCount": "4"}]  # t1: s1 s3 s4 (s5 deleted), t2: s2
 
 
@@ -147,12 +145,7 @@ async def test_observations_by_model_with_trace_fields_and_filters(reader: Reade
         reader,
         view="observations",
         dimensions=dims("providedModelName"),
-        metrics=[
-            {"measure": "totalTokens", "aggregation": "sum"},
-            {"measure": "latency", "aggregation": "avg"},
-            {"measure": "inputCost", "aggregation": "sum"},
-            {"measure": "timeToFirstToken", "aggregation": "max"},
-        ],
+        metrics=agg("sum_totalTokens", "avg_latency", "sum_inputCost", "max_timeToFirstToken"),
         orderBy=[{"field": "sum_totalTokens", "direction": "desc"}],
     )
     assert rows == [
@@ -180,7 +173,7 @@ async def test_observations_by_model_with_trace_fields_and_filters(reader: Reade
         {"userId": "u2", "traceName": "chat", "tags": ["a"], "count_count": "1"},
         {"userId": "u1", "traceName": "chat", "tags": ["a", "b"], "count_count": "1"},
     ]
-    scored = await run(reader, view="observations", metrics=[{"measure": "countScores", "aggregation": "sum"}])
+    scored = await run(reader, view="observations", metrics=agg("sum_countScores"))
     assert scored == [{"sum_countScores": "2"}]  # o1: s1 and s4
 
 
@@ -189,7 +182,7 @@ async def test_scores_views(reader: Reader) -> None:
         reader,
         view="scores-numeric",
         dimensions=dims("name"),
-        metrics=[{"measure": "value", "aggregation": "avg"}, {"measure": "count", "aggregation": "count"}],
+        metrics=agg("avg_value", "count_count"),
         orderBy=[{"field": "name", "direction": "asc"}],
     )
     assert numeric == [
@@ -250,12 +243,7 @@ async def test_aggregations_histogram_and_empty_windows(reader: Reader) -> None:
     rows = await run(
         reader,
         view="observations",
-        metrics=[
-            {"measure": "latency", "aggregation": "histogram"},
-            {"measure": "latency", "aggregation": "p50"},
-            {"measure": "latency", "aggregation": "min"},
-            {"measure": "latency", "aggregation": "uniq"},
-        ],
+        metrics=agg("histogram_latency", "p50_latency", "min_latency", "uniq_latency"),
         config={"bins": 2},
     )
     (row,) = rows
@@ -266,7 +254,7 @@ async def test_aggregations_histogram_and_empty_windows(reader: Reader) -> None:
     empty = await run(
         reader,
         view="observations",
-        metrics=[{"measure": "latency", "aggregation": "avg"}],
+        metrics=agg("avg_latency"),
         fromTimestamp="2020-01-01T00:00:00Z",
         toTimestamp="2020-01-02T00:00:00Z",
     )
@@ -422,11 +410,7 @@ async def test_v2_observation_fields(reader: Reader) -> None:
         v2=True,
         view="observations",
         dimensions=dims("isRootObservation"),
-        metrics=[
-            {"measure": "traceId", "aggregation": "uniq"},
-            {"measure": "uniqueUserIds", "aggregation": "uniq"},
-            {"measure": "uniqueUserIds", "aggregation": "count"},
-        ],
+        metrics=agg("uniq_traceId", "uniq_uniqueUserIds", "count_uniqueUserIds"),
     )
     assert rows == [
         {"isRootObservation": True, "uniq_traceId": "2", "uniq_uniqueUserIds": "2", "count_uniqueUserIds": "3"}
