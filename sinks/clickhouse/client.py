@@ -43,6 +43,9 @@ class ClickHouse:
         self._in_use = 0
         self._closed = False
         self.version: tuple[int, ...] = ()
+        # Of the settings some queries turn off, those the server has (an unknown one fails the
+        # query): see sinks/clickhouse/metrics.py.
+        self.settings: frozenset[str] = frozenset()
         # Into a Distributed table an INSERT returns once the rows are queued on the server it
         # reached, unless it is synchronous: then it returns once every shard has them, so an
         # offset committed after it means the rows are where the next read (FINAL) finds them.
@@ -53,6 +56,10 @@ class ClickHouse:
     async def start(self) -> None:
         rows = await self.fetch("SELECT version()", operation="version")
         self.version = tuple(int(p) for p in str(rows[0][0]).split(".") if p.isdigit())
+        rows = await self.fetch(
+            "SELECT name FROM system.settings WHERE name IN ('use_query_condition_cache')", operation="settings"
+        )
+        self.settings = frozenset(str(row[0]) for row in rows)
 
     async def close(self) -> None:
         self._closed = True

@@ -467,7 +467,8 @@ class Reader:
 
     async def metrics(self, project_id: str, query: MetricsQuery) -> list[Row]:
         """Langfuse's metrics query over one view, as its rows answer it (metrics.py)."""
-        m = MetricsSql(query, self.select(VIEWS[query.view].table, project_id))
+        table = VIEWS[query.view].table
+        m = MetricsSql(query, self.select(table, project_id), "use_query_condition_cache" in self._ch.settings)
         return m.decode(await self._ch.fetch(m.sql, m.params, operation="read_metrics"))
 
 

@@ -28,6 +28,7 @@ class ChdbClient:
     """The slice of sinks.clickhouse.client.ClickHouse the Reader uses, over an embedded chDB."""
 
     version = (24, 8)
+    settings: frozenset[str] = frozenset()  # what ClickHouse.start() finds in system.settings
 
     def __init__(self, session: chdb_session.Session) -> None:
         self._s = session
