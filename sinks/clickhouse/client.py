@@ -54,12 +54,14 @@ class ClickHouse:
         self._current = 0
 
     async def start(self) -> None:
-        rows = await self.fetch("SELECT version()", operation="version")
-        self.version = tuple(int(p) for p in str(rows[0][0]).split(".") if p.isdigit())
-        rows = await self.fetch(
-            "SELECT name FROM system.settings WHERE name IN ('use_query_condition_cache')", operation="settings"
+        # One round trip: every process's clients start here, the workers' as well.
+        ((version, settings),) = await self.fetch(
+            "SELECT version(), (SELECT groupArray(name) FROM system.settings "
+            "WHERE name IN ('use_query_condition_cache'))",
+            operation="version",
         )
-        self.settings = frozenset(str(row[0]) for row in rows)
+        self.version = tuple(int(p) for p in str(version).split(".") if p.isdigit())
+        self.settings = frozenset(str(name) for name in settings)
 
     async def close(self) -> None:
         self._closed = True

@@ -31,7 +31,7 @@ from sinks.clickhouse.metric_views import (
     Metric,
     MetricsQuery,
 )
-from sinks.clickhouse.query import SETTINGS, Select
+from sinks.clickhouse.query import ARRAY_MATCH, OPTION_MATCH, SETTINGS, TEXT_MATCH, Select
 
 QUANTILES = {"p50": "0.5", "p75": "0.75", "p90": "0.9", "p95": "0.95", "p99": "0.99"}
 _BUCKETS = {
@@ -41,13 +41,7 @@ _BUCKETS = {
     "week": "toMonday",
     "month": "toStartOfMonth",
 }
-_STRING_OPS = {
-    "=": "{e} = {v}",
-    "contains": "position({e}, {v}) > 0",
-    "does not contain": "position({e}, {v}) = 0",
-    "starts with": "startsWith({e}, {v})",
-    "ends with": "endsWith({e}, {v})",
-}
+_STRING_OPS = {"=": "{e} = {v}", **TEXT_MATCH}
 _TIME_FN = re.compile(r"\b(US|DT)\((\w+)\)")
 # The keys a row of each table offers its relations: the trace's id, the observation's id.
 _JOIN_KEYS = {
@@ -228,10 +222,9 @@ class MetricsSql:
         if f.kind == "array":
             if not values:  # all of nothing holds, none of nothing holds
                 return "1"
-            fn = {"any of": "hasAny", "none of": "NOT hasAny", "all of": "hasAll"}[f.operator]
-            return f"{fn}({e}, {b.param(values)})"
+            return ARRAY_MATCH[f.operator].format(e=e, v=b.param(values))
         # options over a string
-        return f"{'NOT ' if f.operator == 'none of' else ''}has({b.param(values)}, {e})"
+        return OPTION_MATCH[f.operator].format(e=e, v=b.param(values))
 
     def decode(self, rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
         return answer(self.q, rows)

@@ -204,3 +204,14 @@ class Select:
 
 
 SETTINGS = f" SETTINGS max_execution_time = {MAX_EXECUTION_S}"
+
+# Langfuse's filter operators (the read API's structured filter, the metrics API's filters) as
+# SQL over an expression `e` and a parameter `v`: on text, on an array, on a value in a list.
+TEXT_MATCH = {
+    "contains": "position({e}, {v}) > 0",
+    "does not contain": "position({e}, {v}) = 0",
+    "starts with": "startsWith({e}, {v})",
+    "ends with": "endsWith({e}, {v})",
+}
+ARRAY_MATCH = {"any of": "hasAny({e}, {v})", "none of": "NOT hasAny({e}, {v})", "all of": "hasAll({e}, {v})"}
+OPTION_MATCH = {"any of": "has({v}, {e})", "none of": "NOT has({v}, {e})"}

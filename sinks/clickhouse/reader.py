@@ -18,7 +18,7 @@ from sinks.clickhouse.client import ClickHouse
 from sinks.clickhouse.memo import Memo
 from sinks.clickhouse.metric_views import VIEWS, MetricsQuery
 from sinks.clickhouse.metrics import MetricsSql
-from sinks.clickhouse.query import SETTINGS, Select
+from sinks.clickhouse.query import ARRAY_MATCH, OPTION_MATCH, SETTINGS, TEXT_MATCH, Select
 from sinks.clickhouse.schema import BY_TRACE, Dialect, dialect_for
 
 TRACE_COLUMNS = (
@@ -490,14 +490,11 @@ def _conditions(q: Select, conditions: tuple[Condition, ...]) -> Select:
             empty = value if op == "=" else not value
             q.where(f"parent_observation_id {'=' if empty else '!='} ''", "parent_observation_id")
         elif column == "tags":
-            fn = {"any of": "hasAny", "none of": "NOT hasAny", "all of": "hasAll"}[op]
-            q.where(f"{fn}(tags, {q.param(list(value))})", "tags")
-        elif op in ("any of", "none of"):
-            q.where(f"{'NOT ' if op == 'none of' else ''}has({q.param(list(value))}, {column})", column)
-        elif op in ("contains", "does not contain"):
-            q.where(f"position({column}, {q.param(value)}) {'>' if op == 'contains' else '='} 0", column)
-        elif op in ("starts with", "ends with"):
-            q.where(f"{'startsWith' if op == 'starts with' else 'endsWith'}({column}, {q.param(value)})", column)
+            q.where(ARRAY_MATCH[op].format(e="tags", v=q.param(list(value))), "tags")
+        elif op in OPTION_MATCH:
+            q.where(OPTION_MATCH[op].format(e=column, v=q.param(list(value))), column)
+        elif op in TEXT_MATCH:
+            q.where(TEXT_MATCH[op].format(e=column, v=q.param(value)), column)
         else:
             literal = q.time(value) if column in _TIME_COLUMNS else q.param(value)
             q.where(f"{column} {_COMPARE[op]} {literal}", column)
