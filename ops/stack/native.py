@@ -55,6 +55,7 @@ MODULES = [
     "pipeline/tombstones.py",
     "sinks/clickhouse/writer.py",
     "sinks/clickhouse/native.py",
+    "sinks/clickhouse/versions.py",
     "sinks/postgres/rollup.py",
     "sinks/postgres/writer.py",
 ]

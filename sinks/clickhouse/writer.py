@@ -37,6 +37,7 @@ from pipeline.tombstones import KnownTombstones, Tombstones, split_deletions
 from sinks.clickhouse.client import IDS_TABLE, ClickHouse
 from sinks.clickhouse.native import Columns
 from sinks.clickhouse.schema import JOURNAL, Dialect, by_traces_in_ids
+from sinks.clickhouse.versions import versions_of, versions_text
 from sinks.metrics import CLICKHOUSE_INSERT_ROWS
 
 TIME_COLUMNS: Final = {
@@ -438,12 +439,12 @@ class ClickHouseWriter:
                 ),
             ]
         )
-        top_versions = {str(id_): orjson.loads(v or "{}") for id_, v, gone in tops if not gone}
+        top_versions = {str(id_): versions_of(v) for id_, v, gone in tops if not gone}
         ids = sorted(
             {
                 str(id_)
                 for id_, v in copies_versions
-                if str(id_) in top_versions and not _versions_cover(top_versions[str(id_)], orjson.loads(v or "{}"))
+                if str(id_) in top_versions and not _versions_cover(top_versions[str(id_)], versions_of(v))
             }
         )
         if not ids:
@@ -608,7 +609,7 @@ class ClickHouseWriter:
             out["timestamp"] = [s.values.get("timestamp", s.first_ts) for s in states]
         for column in _VALUE_MAPS[table]:  # most rows have an empty map or two: their text is a constant
             out[column] = [_map_text(v.get(column)) for v in values]
-        out["field_versions"] = [orjson.dumps(s.versions).decode() for s in states]
+        out["field_versions"] = [versions_text(s.versions) for s in states]
         out["created_at"] = [s.first_ts for s in states]
         out["updated_at"] = [s.last_ts for s in states]
         out["event_ts"] = [s.revision for s in states]
@@ -631,7 +632,7 @@ class ClickHouseWriter:
         return usage, cost, model.id if used and model else ""
 
     def _state(self, table: str, row: dict[str, Any]) -> EntityState:
-        versions = orjson.loads(row["field_versions"] or "{}")
+        versions = versions_of(row["field_versions"])
         state = EntityState(
             project_id=row["project_id"],
             id=row["id"],

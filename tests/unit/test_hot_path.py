@@ -28,6 +28,7 @@ from pipeline.fold import FIELDS, OBSERVATION, SCORE, TRACE, EntityState, apply,
 from pipeline.prices import priced
 from pipeline.times import MAX_US, column_of_micros, micros_of_column, micros_to_iso, to_micros
 from sinks.clickhouse.schema import dialect_for
+from sinks.clickhouse.versions import versions_text
 from sinks.clickhouse.writer import _ROW_DEFAULTS, COLUMNS, MAP_COLUMNS, TIME_COLUMNS, ClickHouseWriter
 from tests.support import deep_copy
 
@@ -374,7 +375,7 @@ def test_a_row_is_the_state_in_column_order(version: tuple[int, ...], table_stat
     row = ClickHouseWriter(None, dialect_for(version))._row(table, s)  # type: ignore[arg-type]  # no store needed
     assert type(row) is tuple and len(row) == len(COLUMNS[table])
     want = {**_ROW_DEFAULTS[table], **s.values, "project_id": s.project_id, "id": s.id, "event_ts": s.revision}
-    want |= {"field_versions": orjson.dumps(s.versions).decode(), "is_deleted": 0}
+    want |= {"field_versions": versions_text(s.versions), "is_deleted": 0}
     first = "start_time" if table == OBSERVATION else "timestamp"
     want |= {"created_at": s.first_ts, "updated_at": s.last_ts, first: s.values.get(first, s.first_ts)}
     if table == OBSERVATION:
