@@ -5,11 +5,14 @@ from __future__ import annotations
 import io
 import logging
 import time
+from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from loguru import logger
 
-from agenttrace.logs import RepeatLimiter, configure
+from agenttrace.logs import RepeatLimiter, _ts, configure
 
 
 class Clock:
@@ -109,3 +112,23 @@ def test_a_flood_that_goes_on_gets_one_line_a_second_summaries_included() -> Non
                 written += 1
             clock.now += 0.01
     assert written <= 11, written
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1)),
+            st.integers(-14 * 60, 14 * 60).map(lambda m: timezone(timedelta(minutes=m))),
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_a_line_is_stamped_in_utc_to_the_millisecond(times: list[tuple[datetime, timezone]]) -> None:
+    # One after another, as lines come: the second remembered must never leak into the next.
+    for naive, zone in times:
+        when = naive.replace(tzinfo=zone)
+        want = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+        assert _ts(when) == want
+        assert _ts(when + timedelta(seconds=1)) != want
