@@ -42,3 +42,15 @@ def test_uptime_is_formatted_like_the_guide() -> None:
     health.started -= 2 * 3600 + 15 * 60 + 30
     assert health.uptime() == "2h15m30s"
     assert re.fullmatch(r"\d+h\d+m\d+s", Health([]).uptime())
+
+
+def test_request_series_are_found_once_and_unknown_methods_mint_none() -> None:
+    from health.http import HTTP_REQUESTS, _series_of
+
+    first = _series_of("POST", "/api/public/ingestion", 207)
+    assert _series_of("POST", "/api/public/ingestion", 207) is first
+    before = HTTP_REQUESTS.labels("OTHER", "unmatched", "400")._value.get()
+    for i in range(50):
+        _series_of(f"M{i}", "unmatched", 400)[0].inc()
+    assert HTTP_REQUESTS.labels("OTHER", "unmatched", "400")._value.get() == before + 50
+    assert not [s for s in HTTP_REQUESTS.collect()[0].samples if s.labels.get("method", "").startswith("M")]
