@@ -153,12 +153,11 @@ def versions_of(text: str) -> dict[str, int]:
 
 
 def _shared(versions: dict[str, int]) -> int | None:
-    """The version every field has, if they all have one."""
-    first: int | None = None
-    for v in versions.values():
-        if first is None:
-            first = v
-        elif v != first:
+    """The version every field has, if they all have one (`versions` is not empty)."""
+    values = iter(versions.values())
+    first = next(values)  # an int, not an optional one: the loop compares tagged integers
+    for v in values:
+        if v != first:
             return None
     return first
 
