@@ -56,7 +56,7 @@ _BIT_OF: Final = {name: 1 << i for i, name in enumerate(BITS)}
 
 # The rest of the text after the version, by the names of a row whose fields share one version:
 # rows of one kind (spans of one instrumentation) name the same fields, so most rows find theirs.
-_TAILS: dict[tuple[str, ...], str] = {}
+_tails: dict[tuple[str, ...], str] = {}
 _MAX_TAILS: Final = 4096
 
 
@@ -67,12 +67,12 @@ def versions_text(versions: dict[str, int]) -> str:
     base = _shared(versions)
     if base is not None:
         names = tuple(versions)
-        tail = _TAILS.get(names)
+        tail = _tails.get(names)
         if tail is None:
             tail = _tail(names)
-            if len(_TAILS) >= _MAX_TAILS:  # bounded: map keys are client-chosen
-                _TAILS.clear()
-            _TAILS[names] = tail
+            if len(_tails) >= _MAX_TAILS:  # bounded: map keys are client-chosen
+                _tails.clear()
+            _tails[names] = tail
         if tail:
             return f"[{base},{tail}]"
     return _text(versions, _most_common(versions) if base is None else base)
