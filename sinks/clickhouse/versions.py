@@ -19,7 +19,8 @@ from typing import Final
 
 import orjson
 
-# Append only: the mask of every stored row refers to this order.
+# Append only: the mask of every stored row refers to this order, which is why it is written out
+# here rather than taken from the writer's COLUMNS (those may be reordered or dropped).
 BITS: Final = (
     "trace_id",
     "parent_observation_id",
