@@ -7,7 +7,8 @@
 #   bench/ab.sh 4 new=. old=/tmp/old-worktree
 #   bench/ab.sh 3 two=. one=.@1       # NAME=DIR@N: N ClickHouse-stage processes (1 or 2; default 2)
 #
-# Per variant and round: bench/e2e.py --rate 20000 --seconds 20 (AB_RATE sets the rate,
+# Per variant and round: bench/canary.py (the machine's speed; the medians say when it moved by
+# more than 20% over the series), then bench/e2e.py --rate 20000 --seconds 20 (AB_RATE sets the rate,
 # AB_E2E_LOADS="batch otlp" adds e2e.py --otlp), then bench/load.py (batch and OTLP) with the
 # workers paused (not with AB_E2E_ONLY=1), one JSON line each; medians per variant at the end. With
 # AB_DRAIN=1: bench/drain.py and bench/drain.py --otlp instead (the stages alone, CPU per event;
@@ -115,6 +116,9 @@ for r in $(seq "$ROUNDS"); do
     dir=$(cd "$path" && pwd) tag=$name$r$RANDOM
     settle
     echo "# $(date +%T) $name round $r, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    # The machine's speed just before the run (bench/canary.py): a series whose canary moved
+    # compares hours, not trees.
+    echo "$name $r canary $(bench bench/canary.py)"
     start "$dir" "$tag" "$ch_ports"
     if [ -n "${AB_BUDGET:-}${AB_DRAIN:-}" ]; then
       loads=${AB_DRAIN_LOADS:-batch otlp}
@@ -158,12 +162,17 @@ done | tee "$LOGS/results.txt"
 import json, statistics, sys
 
 figures: dict[tuple[str, str], list[float]] = {}
+canaries: list[float] = []
 for line in open(sys.argv[1]):
     parts = line.split(" ", 3)
     if line.startswith("#") or len(parts) < 4 or not parts[3].startswith("{"):
         continue
     name, _, kind, text = parts
     d = json.loads(text)
+    if kind == "canary":
+        figures.setdefault((name, "canary us/unit"), []).append(d["canary_us_per_unit"])
+        canaries.append(d["canary_us_per_unit"])
+        continue
     if kind.startswith("budget"):
         for proc, us in d["cpu_us_per_event"].items():
             figures.setdefault((name, f"{kind} {proc} us/event"), []).append(us)
@@ -191,6 +200,10 @@ for line in open(sys.argv[1]):
         figures.setdefault((name, f"{kind} offered"), []).append(d.get("offered_events_per_s") or 0)
         if d.get("sustained_all_stages_events_per_s") is not None:
             figures.setdefault((name, f"{kind} all stages"), []).append(d["sustained_all_stages_events_per_s"])
+if canaries and max(canaries) > 1.2 * min(canaries):
+    # Seen on this VM: 307 to 580 µs a unit within minutes (bench/README.md, "A canary").
+    print(f"# canary moved {min(canaries):.0f}-{max(canaries):.0f} us/unit over the series: its runs ran on "
+          "machines of different speeds; compare only runs of similar canaries")
 for (name, kind), values in sorted(figures.items()):
     digits = 3 if kind.endswith("persisted/direct") else 1  # a ratio of ~0.05
     print(f"# median {name} {kind}: {statistics.median(values):.{digits}f} (runs {', '.join(f'{v:.{digits}f}' for v in values)})")
