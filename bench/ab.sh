@@ -16,7 +16,8 @@
 # updates (every generation's update in later batches than its create, folded cold);
 # AB_PRELOAD=N puts N observations in each run's project first, bench/drain.py --preload;
 # AB_UUIDS=1 gives the generations uuids, --uuids; both for AB_BUDGET too; AB_SPANS_PER_TRACE=K
-# cuts the OTLP bodies of the drain, the budget and e2e into traces of K spans). AB_PRIVATE_DB=1
+# cuts the OTLP bodies of the drain, the budget and e2e into traces of K spans; AB_PROMPT_BYTES=N
+# gives the budget's LLM calls messages of ~N bytes, bench/load.py's chat). AB_PRIVATE_DB=1
 # gives every run a ClickHouse database of its own, dropped after it: no merges of other runs'
 # rows meanwhile (its tables get make up's `chattr +T`; AB_SPREAD_PARTS=0 leaves that out);
 # AB_PRIVATE_PG=1 a Postgres database of its own (keys, trace states and the aggregates start
@@ -131,7 +132,8 @@ for r in $(seq "$ROUNDS"); do
         if [ -n "${AB_BUDGET:-}" ]; then
           echo "$name $r budget-$load $(bench bench/cpu_budget.py --url http://127.0.0.1:18900 --rate "${AB_RATE:-10000}" \
             --seconds 20 --app api=18900 $apps \
-            --preload "${AB_PRELOAD:-0}" ${AB_UUIDS:+--uuids} ${AB_ALL_STAGES:+--all-stages} $flag)"
+            --preload "${AB_PRELOAD:-0}" ${AB_UUIDS:+--uuids} ${AB_ALL_STAGES:+--all-stages} \
+            ${AB_PROMPT_BYTES:+--prompt-bytes $AB_PROMPT_BYTES} $flag)"
           # What the run's events take in the log (both loads so far), when the broker is make up's.
           [ -d "$ROOT/.stack/kafka/data" ] && echo "# $name $r after $load: events topic $(du -sk \
             "$ROOT"/.stack/kafka/data/agenttrace.ab.$tag.events-* | awk '{s += $1} END {print s}') KiB"

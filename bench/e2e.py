@@ -59,7 +59,7 @@ async def main(args: argparse.Namespace) -> dict:
         # Every span of an OTLP body is an observation; its root span also makes a trace event.
         send_url = args.url + "/v1/traces"
         send_headers = {"Authorization": auth, "Content-Type": "application/x-protobuf"}
-        bodies = [otlp_body(run, n, args.batch, args.spans_per_trace) for n in range(n_bodies)]
+        bodies = [otlp_body(run, n, args.batch, args.spans_per_trace, args.prompt_bytes) for n in range(n_bodies)]
         per_body, ok = args.batch, 200
     else:
         send_url, send_headers = url, headers
@@ -70,13 +70,14 @@ async def main(args: argparse.Namespace) -> dict:
             bodies = []
             for k in range(creates + lag):
                 if k < creates:
-                    bodies.append(batch_body(run, k, args.batch, uuids=args.uuids))
+                    bodies.append(batch_body(run, k, args.batch, uuids=args.uuids, prompt_bytes=args.prompt_bytes))
                 if k >= lag:
                     updates.add(len(bodies))
                     bodies.append(update_body(run, k - lag, args.batch, uuids=args.uuids))
             n_bodies = len(bodies)
         else:
-            bodies = [batch_body(run, n, args.batch, uuids=args.uuids) for n in range(n_bodies)]
+            sized = {"uuids": args.uuids, "prompt_bytes": args.prompt_bytes}
+            bodies = [batch_body(run, n, args.batch, **sized) for n in range(n_bodies)]
     ch = ClickHouse(Settings.from_env().clickhouse)
     await ch.start()
     accepted = 0
@@ -229,5 +230,6 @@ if __name__ == "__main__":
     p.add_argument("--updates", action="store_true", help="half the bodies update the other half's generations")
     p.add_argument("--update-after-s", type=float, default=5.0, help="seconds from a create to its update")
     p.add_argument("--all-stages", action="store_true", help="then wait for the Postgres stage's ledger too")
+    p.add_argument("--prompt-bytes", type=int, default=0, help="each call's messages this long (bench/load.py's chat)")
     p.add_argument("--key", default="", metavar="PROJECT:PUBLIC:SECRET", help="an existing project (else a new one)")
     print(orjson.dumps(asyncio.run(main(p.parse_args()))).decode())

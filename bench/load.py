@@ -41,10 +41,33 @@ def generation_id(run: str, n: int, i: int, uuids: bool) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, name)) if uuids else name
 
 
-def batch_body(run: str, n: int, batch: int, traces: int = 0, uuids: bool = False) -> bytes:
-    """A trace's create and `batch - 1` generations, realistic small payloads; ids unique per
-    body. The trace is the body's own, or with `traces` one of that many, round robin: long
-    traces that grow over the run, each body adding to one (an agent's run that lasts)."""
+_SENTENCE = "The agent looked the order up, found it shipped on Monday, and wrote the customer back. "
+
+
+def chat(prompt_bytes: int = 0) -> tuple[list[dict[str, str]], dict[str, str]]:
+    """A call's input messages and its answer: a one-line question by default, or a system
+    prompt and a question of ~`prompt_bytes` of JSON together and an answer a quarter as long
+    (chat products send 1-4 kB, agents with retrieved context tens)."""
+    if not prompt_bytes:
+        question = {"role": "user", "content": "What is the capital of France?"}
+        return [question], {"role": "assistant", "content": "Paris."}
+
+    def text(size: int) -> str:
+        return (_SENTENCE * (size // len(_SENTENCE) + 1))[: max(size, 1)]
+
+    overhead = 70  # the JSON around the two messages' contents
+    system = text((prompt_bytes - overhead) * 3 // 4)
+    question = text(prompt_bytes - overhead - len(system))
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": question}]
+    return messages, {"role": "assistant", "content": text(prompt_bytes // 4)}
+
+
+def batch_body(run: str, n: int, batch: int, traces: int = 0, uuids: bool = False, prompt_bytes: int = 0) -> bytes:
+    """A trace's create and `batch - 1` generations, realistic small payloads (`prompt_bytes`:
+    chat()'s); ids unique per body. The trace is the body's own, or with `traces` one of that
+    many, round robin: long traces that grow over the run, each body adding to one (an agent's
+    run that lasts)."""
+    messages, answer = chat(prompt_bytes)
     t = n % traces if traces else n
     trace_id = f"{run}-t{t}"
     events = [
@@ -75,8 +98,8 @@ def batch_body(run: str, n: int, batch: int, traces: int = 0, uuids: bool = Fals
                     "model": "gpt-4o-mini",
                     "startTime": "2026-11-27T10:00:00.100000Z",
                     "endTime": "2026-11-27T10:00:00.900000Z",
-                    "input": [{"role": "user", "content": "What is the capital of France?"}],
-                    "output": {"role": "assistant", "content": "Paris."},
+                    "input": messages,
+                    "output": answer,
                     "usage": {"input": 12, "output": 3},
                     "metadata": {"step": i},
                 },
@@ -107,9 +130,10 @@ def update_body(run: str, n: int, batch: int, traces: int = 0, uuids: bool = Fal
     return orjson.dumps({"batch": events})
 
 
-def otlp_body(run: str, n: int, batch: int, per_trace: int = 0) -> bytes:
+def otlp_body(run: str, n: int, batch: int, per_trace: int = 0, prompt_bytes: int = 0) -> bytes:
     """`batch` LLM-call spans under a root span, in one trace, or with `per_trace` in traces of
-    that many spans each (an export of many small traces: records of that many events)."""
+    that many spans each (an export of many small traces: records of that many events); with
+    `prompt_bytes`, chat()'s messages and answer as the GenAI conventions' attributes."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
     from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
@@ -118,6 +142,11 @@ def otlp_body(run: str, n: int, batch: int, per_trace: int = 0) -> bytes:
     rs.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value="bench")))
     ss = rs.scope_spans.add()
     per_trace = per_trace or batch
+    texts = [("gen_ai.input.messages", '[{"role":"user","content":"hi"}]')]
+    if prompt_bytes:
+        messages, answer = chat(prompt_bytes)
+        texts = [("gen_ai.input.messages", orjson.dumps(messages).decode())]
+        texts.append(("gen_ai.output.messages", orjson.dumps([answer]).decode()))
     for j in range(batch):
         i = j % per_trace
         if i == 0:
@@ -131,11 +160,7 @@ def otlp_body(run: str, n: int, batch: int, per_trace: int = 0) -> bytes:
         span.start_time_unix_nano = 1_795_000_000_000_000_000 + i * 1000
         span.end_time_unix_nano = span.start_time_unix_nano + 800_000_000
         if i:
-            for k, v in (
-                ("gen_ai.operation.name", "chat"),
-                ("gen_ai.request.model", "gpt-4o-mini"),
-                ("gen_ai.input.messages", '[{"role":"user","content":"hi"}]'),
-            ):
+            for k, v in [("gen_ai.operation.name", "chat"), ("gen_ai.request.model", "gpt-4o-mini"), *texts]:
                 span.attributes.append(KeyValue(key=k, value=AnyValue(string_value=v)))
             for k, v in (("gen_ai.usage.input_tokens", 12), ("gen_ai.usage.output_tokens", 3)):
                 span.attributes.append(KeyValue(key=k, value=AnyValue(int_value=v)))
@@ -158,9 +183,11 @@ async def run(args: argparse.Namespace) -> dict:
     if args.otlp or args.grpc:
         if args.traces or args.updates:
             raise SystemExit("--traces and --updates are for Langfuse batches")
-        bodies = [otlp_body(run_id, n, args.batch, args.spans_per_trace) for n in range(args.bodies)]
+        bodies = [otlp_body(run_id, n, args.batch, args.spans_per_trace, args.prompt_bytes) for n in range(args.bodies)]
     else:
-        bodies = [batch_body(run_id, n, args.batch, args.traces, args.uuids) for n in range(args.bodies)]
+        bodies = [
+            batch_body(run_id, n, args.batch, args.traces, args.uuids, args.prompt_bytes) for n in range(args.bodies)
+        ]
         if args.updates:  # after every create: folded in later batches than their creates
             bodies += [update_body(run_id, n, args.batch, args.traces, args.uuids) for n in range(args.bodies)]
     url = args.url + ("/v1/traces" if args.otlp else "/api/public/ingestion")
@@ -256,6 +283,9 @@ def main() -> None:
     p.add_argument("--spans-per-trace", type=int, default=0, help="--otlp: traces of this many spans (0: one a body)")
     p.add_argument("--grpc", action="store_true", help="the --otlp spans over OTLP/gRPC (TraceService/Export)")
     p.add_argument("--uuids", action="store_true", help="generation ids spread over the key space, as the SDKs'")
+    p.add_argument(
+        "--prompt-bytes", type=int, default=0, help="each call's messages this long, its answer a quarter (0: a line)"
+    )
     p.add_argument("--key", default="", metavar="PROJECT:PUBLIC:SECRET", help="an existing project (else a new one)")
     p.add_argument("--grpc-target", default="127.0.0.1:4317", help="HOST:PORT of the gRPC listener")
     args = p.parse_args()

@@ -12,7 +12,7 @@ Prints µs of CPU per event, the median of 5 runs, for:
 - join again: the same deltas joined into the states the first join stored (a redelivery:
   nothing changes), each stored state parsed from its JSON as the writer reads them.
 
-    .venv/bin/python bench/pg_cpu.py
+    .venv/bin/python bench/pg_cpu.py [create|mix|otlp ...] [--prompt-bytes N]   # as worker_cpu.py
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.worker_cpu import BOOK, decoder, median_us, workloads
+from bench.worker_cpu import BOOK, arguments, decoder, median_us, workloads
 from pipeline.envelope import Envelope
 from sinks.postgres.rollup import Changes, Key, StoredTrace, TraceDelta
 from sinks.postgres.writer import _judge, joined
@@ -64,7 +64,10 @@ def measure(records: list[bytes], decode: Callable[[list[bytes]], list[Envelope]
 
 
 def main() -> None:
-    for name, records in workloads().items():
+    chosen, prompt_bytes = arguments()
+    for name, records in workloads(prompt_bytes).items():
+        if chosen and name not in chosen:
+            continue
         if name != "update":  # updates alone: the mix has them
             for what, us in measure(records, decoder(name)).items():
                 print(f"{name:7} {what:12} {us:6.2f}")

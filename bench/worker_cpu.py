@@ -17,7 +17,10 @@ and 4 LLM calls) packed into records as the edge packs them. Prints µs per even
   (`update` is a batch of updates to entities the writer has cached), with the shipped model
   prices (the bench's gpt-4o-mini generations are priced).
 
-    .venv/bin/python bench/worker_cpu.py [create|mix|otlp ...]
+    .venv/bin/python bench/worker_cpu.py [create|mix|otlp ...] [--prompt-bytes N]
+
+`--prompt-bytes N`: each LLM call's messages ~N bytes of JSON and its answer a quarter of that
+(bench/load.py's `chat`), instead of a one-line question.
 """
 
 from __future__ import annotations
@@ -105,25 +108,25 @@ def _update(create: dict) -> dict:
     }
 
 
-def workloads() -> dict[str, list[bytes]]:
+def workloads(prompt_bytes: int = 0) -> dict[str, list[bytes]]:
     creates: list[dict] = []
     for n in range(BODIES):
-        creates += orjson.loads(batch_body("bench", n, 100))["batch"]
+        creates += orjson.loads(batch_body("bench", n, 100, prompt_bytes=prompt_bytes))["batch"]
     updates = [_update(e) for e in creates if e["type"] == "generation-create"]
     return {
         "create": [_envelope(e).encode() for e in creates],
         "mix": [_envelope(e).encode() for e in creates + updates],
         "update": [_envelope(e).encode() for e in updates],
-        "otlp": otlp_records(),
+        "otlp": otlp_records(prompt_bytes),
     }
 
 
-def otlp_records() -> list[bytes]:
+def otlp_records(prompt_bytes: int = 0) -> list[bytes]:
     """Kafka record values of OTLP requests of 50 spans, as the edge writes them."""
     head = Group.opening("bench-project", RECEIVED_AT, "req-1", "opentelemetry", "1.38.0", OTLP_HTTP)
     records: list[bytes] = []
     for n in range(OTLP_BODIES):
-        events = as_tuples(map_request(parse(otlp_body("bench", n, 50, 5))).events)
+        events = as_tuples(map_request(parse(otlp_body("bench", n, 50, 5, prompt_bytes))).events)
         packed = pack(
             head, "bench-project", events, RECEIVED_AT, EdgeConfig.max_event_bytes, False, MAX_DEPTH, PARTITIONS
         )
@@ -232,10 +235,22 @@ def new_writer(dialect: Dialect, warm: Sequence[Envelope] = ()) -> ClickHouseWri
     return writer
 
 
+def arguments() -> tuple[list[str], int]:
+    """The workloads named (`worker_cpu.py otlp`: a subset) and `--prompt-bytes N` (load.py's)."""
+    args = sys.argv[1:]
+    prompt_bytes = 0
+    if "--prompt-bytes" in args:
+        at = args.index("--prompt-bytes")
+        prompt_bytes = int(args[at + 1])
+        del args[at : at + 2]
+    return args, prompt_bytes
+
+
 def main() -> None:
-    chosen = sys.argv[1:] or ["create", "mix", "otlp"]  # a subset: `worker_cpu.py otlp`
+    chosen, prompt_bytes = arguments()
+    chosen = chosen or ["create", "mix", "otlp"]
     tune_gc()  # as the worker runs: collections are rare, so allocation dominates
-    raw = workloads()
+    raw = workloads(prompt_bytes)
     decoded = {name: decoder(name)(records) for name, records in raw.items()}
     print(
         f"events: create {len(decoded['create'])}, mix {len(decoded['mix'])}, otlp {len(decoded['otlp'])}; "
