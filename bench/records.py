@@ -1,7 +1,8 @@
 """CPU per event of an event's way through Kafka records, in process, by events per record.
 
-The edge writes one record per partition and request (envelope version 3); until 2026-12-06 one
-per trace and request, and before that one per event (version 2). What a record costs per event
+The edge writes one record per partition and request (version 4; version 3, the same without
+the texts after the JSON, until 2026-12-06 06:00); before 2026-12-06 one per trace and request,
+and before that one per event (version 2). What a record costs per event
 depends on how many events it holds: a Langfuse batch of one trace is one record of 100; an OTLP
 export of twenty traces of five spans was twenty records of 6, and is ~7.5 of 16 on a topic of 8
 partitions. For `bench/load.py`'s bodies (a trace and 99 generations) cut into records of N
@@ -68,7 +69,7 @@ def write_v2(evs: list[tuple[str, str, int, dict]]) -> list[tuple[bytes, bytes]]
     return out
 
 
-def write_v3(evs: list[tuple[str, str, int, dict]], size: int) -> list[tuple[bytes, bytes]]:
+def write_group(evs: list[tuple[str, str, int, dict]], size: int) -> list[tuple[bytes, bytes]]:
     """Records of `size` events each, as the edge groups a request's events of one trace."""
     head = Group.opening(*HEAD)
     out = []
@@ -94,7 +95,7 @@ def main() -> None:
     print(f"{n} events, µs of CPU per event, median of {RUNS} runs")
     print(f"{'record':<24}{'bytes/event':>12}{'write':>8}{'kafka':>8}{'read':>8}{'total*':>8}")
     variants: list[tuple[str, Callable[[], list[tuple[bytes, bytes]]]]] = [("v2, one event", lambda: write_v2(evs))]
-    variants += [(f"v3, {k} events", lambda k=k: write_v3(evs, k)) for k in (1, 5, 10, 100)]  # type: ignore[misc]
+    variants += [(f"v4, {k} events", lambda k=k: write_group(evs, k)) for k in (1, 5, 10, 100)]  # type: ignore[misc]
     for name, write in variants:
         records = write()
         size = sum(len(v) for _, v in records) / n

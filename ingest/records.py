@@ -64,7 +64,7 @@ def pack(
                 return out
             out.refused.append((position, 400, reason))
             continue
-        size = len(head) + 2 + len(item)
+        size = Group.alone(head, item)
         if size > limit:
             if not partial:
                 out.failed = (413, f"event {event_id!r} is {size} bytes; the limit is {limit}")

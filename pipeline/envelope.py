@@ -2,12 +2,19 @@
 
 The edge writes records; stages read each back as envelopes (`decode_record`). The Kafka key is
 ``project_id:trace_id`` so that the events of one trace land in one partition and keep their
-order. A record holds one request's events for one partition (version 3; ingest/records.py):
-what they share once, then each event, so the per-record work of the edge, the broker and both
-consumer groups is paid once per partition and request, not once per event. Its key is its first
-event's trace; the other traces in it hash to the same partition. Versions 1 and 2 held one event each; they are
+order. A record holds one request's events for one partition (ingest/records.py): what they
+share once, then each event, so the per-record work of the edge, the broker and both consumer
+groups is paid once per partition and request, not once per event. Its key is its first event's
+trace; the other traces in it hash to the same partition.
+
+Version 4 (written now) carries each event's input and output as the JSON text the ClickHouse
+stage stores, after the JSON of the rest: `v4 <length of the JSON>` and a newline, the JSON (version 3's
+layout; an event with texts is `[id, type, ts, body, [input bytes, output bytes]]`, -1 for
+none, and 0 in the body where a text goes), then the texts in event order. So no stage parses
+a prompt into objects: the Postgres stage never reads them, and the ClickHouse stage stored them
+re-serialized. Versions 1 and 2 held one event each, version 3 a group without texts; all are
 still read, so the log replays unchanged, and an envelope alone (a dead letter, a requeue) is
-still written as version 2.
+still written as version 2, its texts as values.
 """
 
 from __future__ import annotations
@@ -26,7 +33,15 @@ from pipeline.times import to_micros
 VERSION: Final = 2
 _VERSIONS: Final = (1, 2)
 # 3: a group of events of one request, `[id, type, ts, body]` each, after the fields they share.
-GROUP_VERSION: Final = 3
+# 4: the same, prefixed and followed by the events' input and output texts (the module's doc).
+GROUP_VERSION: Final = 4
+_GROUP_VERSIONS: Final = (3, 4)
+# The body fields that travel as texts, in the order of an event's lengths.
+TEXT_FIELDS: Final = ("input", "output")
+# The JSON's length is written in at most this many digits; records are at most a few MB.
+_LENGTH_DIGITS: Final = 9
+# What a record has beside its JSON and texts: the prefix at its longest, and the closing `]}`.
+_FRAME: Final = len(b"v4 \n") + _LENGTH_DIGITS + 2
 
 # `Envelope.source` of OpenTelemetry spans, by transport. A span is exported once, when it has
 # ended, whole: an observation made from one needs no stored state to merge into.
@@ -51,6 +66,8 @@ class Envelope:
     sdk_version: str
     source: str
     v: int
+    # The body's input and output are JSON texts (a version-4 record's), not values to encode.
+    texts: bool
 
     def __init__(
         self,
@@ -65,15 +82,18 @@ class Envelope:
         sdk_version: str = "",
         source: str = "batch",
         v: int = VERSION,
+        texts: bool = False,
     ) -> None:
         self.id, self.project_id, self.type, self.ts, self.received_at = id, project_id, type, ts, received_at
         self.body, self.request_id, self.sdk_name, self.sdk_version = body, request_id, sdk_name, sdk_version
-        self.source, self.v = source, v
+        self.source, self.v, self.texts = source, v, texts
 
     def key(self) -> bytes:
         return partition_key(self.project_id, self.type, self.body, self.id)
 
     def encode(self) -> bytes:
+        """This event alone, as version 2 (a dead letter, a requeue): texts as the values they
+        hold, so the record reads the same to every version that reads version 2."""
         # orjson (3.13) returns its 4 KiB working buffer whatever the length: a 10,000-event
         # batch held ~40 MB of them until Kafka acknowledged. The %-copy is right-sized and
         # costs ~0.1 µs (bench/hostile.py; bench/README.md "hostile.py").
@@ -89,10 +109,22 @@ class Envelope:
                     "request_id": self.request_id,
                     "sdk": {"name": self.sdk_name, "version": self.sdk_version},
                     "source": self.source,
-                    "body": self.body,
+                    "body": self.plain_body() if self.texts else self.body,
                 }
             ),
         )
+
+    def plain_body(self) -> dict[str, Any]:
+        """The body with its texts parsed back into the values they encode."""
+        body = dict(self.body)
+        for name in TEXT_FIELDS:
+            text = body.get(name)
+            if type(text) is str:
+                try:
+                    body[name] = orjson.loads(text)
+                except orjson.JSONDecodeError:
+                    pass  # not the edge's: kept as it came
+        return body
 
     @classmethod
     def decode(cls, raw: bytes) -> Envelope:
@@ -138,14 +170,16 @@ def partition_key(project_id: str, etype: str, body: dict[str, Any], event_id: s
 
 
 class Group:
-    """Events of one request for one partition, as one version-3 record: `head` once, then items."""
+    """Events of one request for one partition, as one version-4 record: `head` once, then each
+    event's item, then their texts."""
 
-    __slots__ = ("head", "items", "size")
+    __slots__ = ("head", "items", "size", "texts")
 
     def __init__(self, head: bytes) -> None:
         self.head = head
         self.items: list[bytes] = []
-        self.size = len(head) + 2  # the closing `]}`
+        self.texts: list[bytes] = []
+        self.size = len(head) + _FRAME
 
     @staticmethod
     def opening(
@@ -163,31 +197,67 @@ class Group:
         return orjson.dumps(shared)[:-1] + b',"events":['
 
     @staticmethod
-    def item(event_id: str, etype: str, ts: int, body: dict[str, Any]) -> bytes:
-        """One event's part of a record; JSONEncodeError when its body nests too deeply. The
-        %-copy is right-sized: orjson hands back its 4 KiB working buffer (see encode())."""
-        return b"%b" % orjson.dumps([event_id, etype, ts, body])
+    def item(event_id: str, etype: str, ts: int, body: dict[str, Any]) -> tuple[bytes, bytes]:
+        """One event's part of a record: its item and its texts (the input's, then the
+        output's); JSONEncodeError when its body nests too deeply. The %-copies are right-sized:
+        orjson hands back its 4 KiB working buffer (see encode())."""
+        given_in, given_out = body.get("input"), body.get("output")
+        if given_in is None and given_out is None:
+            return b"%b" % orjson.dumps([event_id, etype, ts, body]), b""
+        # The caller's body stays as it was. A text's place holds 0, which keeps the body's order
+        # (a dead letter reads as the event did) for two bytes.
+        rest = dict(body)
+        if given_in is not None:
+            rest["input"] = 0
+        if given_out is not None:
+            rest["output"] = 0
+        text_in = b"" if given_in is None else orjson.dumps(given_in)
+        text_out = b"" if given_out is None else orjson.dumps(given_out)
+        lengths = [-1 if given_in is None else len(text_in), -1 if given_out is None else len(text_out)]
+        return b"%b" % orjson.dumps([event_id, etype, ts, rest, lengths]), b"%b%b" % (text_in, text_out)
 
-    def fits(self, item: bytes, limit: int) -> bool:
-        return not self.items or self.size + 1 + len(item) <= limit
+    @staticmethod
+    def alone(head: bytes, item: tuple[bytes, bytes]) -> int:
+        """The length of a record of `head` and this one item, at most."""
+        return len(head) + _FRAME + len(item[0]) + len(item[1])
 
-    def add(self, item: bytes) -> None:
-        self.size += len(item) + (1 if self.items else 0)
-        self.items.append(item)
+    def fits(self, item: tuple[bytes, bytes], limit: int) -> bool:
+        return not self.items or self.size + 1 + len(item[0]) + len(item[1]) <= limit
+
+    def add(self, item: tuple[bytes, bytes]) -> None:
+        self.size += len(item[0]) + len(item[1]) + (1 if self.items else 0)
+        self.items.append(item[0])
+        if item[1]:
+            self.texts.append(item[1])
 
     def record(self) -> bytes:
         """The record; the items are let go, so a large request holds each event once."""
         items, self.items = self.items, []
-        return b"%b%b]}" % (self.head, b",".join(items))
+        texts, self.texts = self.texts, []
+        doc = b"%b%b]}" % (self.head, b",".join(items))
+        return b"v4 %d\n%b%b" % (len(doc), doc, b"".join(texts))
 
 
 def decode_record(raw: bytes) -> list[Envelope]:
     """Every event of a Kafka record, in the order sent, at least one; EnvelopeError when any is
     unreadable (the whole record is then dead-lettered as it is: the edge never writes one)."""
     try:
-        d = orjson.loads(raw)
-        if type(d) is not dict or d.get("v") != GROUP_VERSION:
-            return [Envelope.decode(raw)]  # versions 1 and 2, parsed again: rare, and it checks
+        at = len(raw)  # where the texts start, and how far they go
+        framed = raw[:3] == b"v4 "
+        if framed:
+            newline = raw.find(b"\n", 3, 4 + _LENGTH_DIGITS)
+            if newline < 0 or not raw[3:newline].isdigit():
+                raise EnvelopeError("a version-4 record's prefix must be `v4 <length>` and a newline")
+            at = newline + 1 + int(raw[3:newline])
+            if at > len(raw):
+                raise EnvelopeError("a version-4 record is shorter than its JSON's length")
+            d = orjson.loads(memoryview(raw)[newline + 1 : at])
+            if type(d) is not dict or d.get("v") != GROUP_VERSION:
+                raise EnvelopeError("a version-4 record's JSON must be a version-4 group")
+        else:
+            d = orjson.loads(raw)
+            if type(d) is not dict or d.get("v") not in _GROUP_VERSIONS or d.get("v") == GROUP_VERSION:
+                return [Envelope.decode(raw)]  # versions 1 and 2, parsed again: rare, and it checks
         project_id, received_at, events = d["project_id"], d["received_at"], d["events"]
         request_id, source, sdk = d["request_id"], d["source"], d["sdk"]
         sdk_name, sdk_version = sdk["name"], sdk["version"]
@@ -197,17 +267,53 @@ def decode_record(raw: bytes) -> list[Envelope]:
             raise EnvelopeError("group received_at must be an integer and events a non-empty list")
         out = []
         for item in events:
-            event_id, etype, ts, body = item
+            texts = framed and len(item) == 5
+            if texts:
+                event_id, etype, ts, body, lengths = item
+                if type(lengths) is not list or len(lengths) != 2:
+                    raise EnvelopeError("an event's text lengths must be a list of two")
+                at = _take_texts(raw, at, lengths, body)
+            else:
+                event_id, etype, ts, body = item
             if not type(event_id) is type(etype) is str or type(ts) is not int or type(body) is not dict:
                 raise EnvelopeError("a group's event must be [id, type, ts, body] of exact types")
             out.append(
-                Envelope(event_id, project_id, etype, ts, received_at, body, request_id, sdk_name, sdk_version, source)
+                Envelope(
+                    event_id,
+                    project_id,
+                    etype,
+                    ts,
+                    received_at,
+                    body,
+                    request_id,
+                    sdk_name,
+                    sdk_version,
+                    source,
+                    VERSION,
+                    texts,
+                )
             )
+        if at != len(raw):
+            raise EnvelopeError("a version-4 record's texts do not add up to its length")
         return out
     except EnvelopeError:
         raise
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise EnvelopeError(f"undecodable record: {exc}") from exc
+
+
+def _take_texts(raw: bytes, at: int, lengths: list[Any], body: Any) -> int:
+    """An event's texts, read from `at` into its body; where the next event's start."""
+    if type(body) is not dict:
+        raise EnvelopeError("a group's event must be [id, type, ts, body, lengths] of exact types")
+    for i in range(2):
+        n = lengths[i]
+        if type(n) is not int or n < -1 or at + n > len(raw):
+            raise EnvelopeError("an event's text length must be -1 or fit in its record")
+        if n >= 0:
+            body[TEXT_FIELDS[i]] = raw[at : at + n].decode()
+            at += n
+    return at
 
 
 def _upgrade_times(env: Envelope) -> None:

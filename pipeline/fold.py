@@ -115,6 +115,11 @@ def _io(v: Any) -> str | None:
     return None if v is None else orjson.dumps(v).decode()
 
 
+def _io_text(v: Any) -> str | None:
+    """A version-4 record's input or output: already the JSON text stored (pipeline/envelope.py)."""
+    return v if v is None or type(v) is str else _io(v)
+
+
 def body_time(v: Any) -> int | None:
     """A body time: µs since the edge parsed it (pipeline/events.py), within what every store
     holds; a record from elsewhere (an old log, a hand-made one) may hold anything."""
@@ -257,6 +262,11 @@ SCORE_FIELDS: Final[dict[str, tuple[str, Conv]]] = {
 FIELDS: Final = {TRACE: TRACE_FIELDS, OBSERVATION: OBSERVATION_FIELDS, SCORE: SCORE_FIELDS}
 # The same as (key, column, converter) triples: apply() walks its table's for every event.
 _FIELD_LISTS: Final = {table: tuple((key, *spec) for key, spec in fields.items()) for table, fields in FIELDS.items()}
+# And for events whose input and output came as texts (Envelope.texts).
+_TEXT_FIELD_LISTS: Final = {
+    table: tuple((key, column, _io_text if key in ("input", "output") else conv) for key, column, conv in specs)
+    for table, specs in _FIELD_LISTS.items()
+}
 
 
 def apply(state: EntityState, env: Envelope, table: str) -> None:
@@ -272,7 +282,7 @@ def apply(state: EntityState, env: Envelope, table: str) -> None:
         # conversions. `others` are the fields at versions of their own.
         columns: list[str] = []
         converted: list[Any] = []
-        for key, column, conv in _FIELD_LISTS[table]:
+        for key, column, conv in (_TEXT_FIELD_LISTS if env.texts else _FIELD_LISTS)[table]:
             if key in body:
                 columns.append(column)
                 converted.append(conv(body[key]))
