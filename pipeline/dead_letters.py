@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from loguru import logger
 
-from pipeline.envelope import Envelope
+from pipeline.envelope import Envelope, decode_record
 from pipeline.errors import EnvelopeError, StoreError
 from pipeline.metrics import DEAD_LETTERS
 
@@ -146,6 +146,17 @@ class RequeueResult:
     skipped: dict[int, str]  # id -> why it was not requeued
 
 
+def _envelopes_of(payload: Any) -> list[Envelope]:
+    """A letter's events: its envelope, or those of a record a stage could not read, stored as
+    its text (sinks/postgres/dead_letters.py). The edge writes only records its stages read, so
+    such a record is usually a newer edge's, read by a stage not yet upgraded: requeued once the
+    stage reads it, each of its events alone."""
+    raw = payload.get("raw") if type(payload) is dict and len(payload) == 1 else None
+    if type(raw) is str:
+        return decode_record(raw.encode())
+    return [Envelope.decode(orjson.dumps(payload))]
+
+
 async def requeue(
     store: DeadLetterStore,
     producer: AIOKafkaProducer,
@@ -171,11 +182,12 @@ async def requeue(
     records: dict[bytes, bytes] = {}
     for letter in letters:
         try:
-            env = Envelope.decode(orjson.dumps(letter.payload))
+            envelopes = _envelopes_of(letter.payload)
         except EnvelopeError as exc:
             skipped[letter.id] = f"not an envelope, cannot requeue: {exc}"
             continue
-        records.setdefault(env.encode(), env.key())
+        for env in envelopes:
+            records.setdefault(env.encode(), env.key())
         marked.append(letter.id)
     futures = [await producer.send(topic, value=value, key=key) for value, key in records.items()]
     for fut in futures:

@@ -13,10 +13,12 @@ import orjson
 import pytest
 
 from agenttrace.settings import Settings
+from pipeline.dead_letters import DeadLetter
 from sinks.clickhouse.client import ClickHouse
 from sinks.postgres.client import Postgres
+from sinks.postgres.dead_letters import DeadLetterTable
 from sinks.postgres.keys import NewKey
-from tests.support import agenttrace, envelope, eventually, produce, rows
+from tests.support import agenttrace, envelope, eventually, group_record, produce, rows
 
 pytestmark = pytest.mark.stack
 
@@ -172,6 +174,38 @@ async def test_poison_event_is_dead_lettered_listed_and_requeued(
     assert code == 0, err
     assert "requeued 2 dead letters as 1 events" in out
     await eventually(letters, lambda r: len(r) == 6, timeout_s=TIMEOUT_S)
+
+
+async def test_a_record_a_stage_could_not_read_is_requeued_as_its_events(
+    settings: Settings, pg: Postgres, ch: ClickHouse, project: NewKey
+) -> None:
+    """A stage older than the edge (an upgrade's window) stores a record it cannot read as its
+    text; once the stages read it, `dlq requeue` sends its events again, each alone."""
+    pid, trace = project.project_id, f"trace-{uuid.uuid4()}"
+    when = "2026-11-20T10:00:00Z"
+    events = [
+        envelope(pid, "trace-create", {"id": trace, "name": "late", "input": {"q": [1, "é"]}}, when),
+        envelope(pid, "span-create", {"id": f"{trace}-s", "traceId": trace, "startTime": when, "output": "ok"}, when),
+    ]
+    await DeadLetterTable(pg).record(
+        [DeadLetter("clickhouse", "undecodable record: unsupported", group_record(events), b"k", kind="undecodable")]
+    )
+    [(letter,)] = await pg.fetch("SELECT id FROM dead_letters WHERE payload->>'raw' LIKE %s", (f"%{trace}%",))
+    code, out, err = await agenttrace("dlq", "requeue", "--id", str(letter))
+    assert code == 0, err
+    assert "requeued 1 dead letters as 2 events" in out
+    traces = await eventually(
+        lambda: rows(ch, f"SELECT name, input FROM traces FINAL WHERE project_id = '{pid}' AND id = '{trace}'"),
+        lambda r: bool(r) and r[0]["name"] == "late",
+        timeout_s=TIMEOUT_S,
+    )
+    assert orjson.loads(traces[0]["input"]) == {"q": [1, "é"]}
+    spans = await eventually(
+        lambda: rows(ch, f"SELECT output FROM observations FINAL WHERE project_id = '{pid}' AND id = '{trace}-s'"),
+        bool,
+        timeout_s=TIMEOUT_S,
+    )
+    assert spans == [{"output": '"ok"'}]
 
 
 async def test_requeue_reports_unknown_ids(pg: Postgres) -> None:
