@@ -35,7 +35,7 @@ _VERSIONS: Final = (1, 2)
 # 3: a group of events of one request, `[id, type, ts, body]` each, after the fields they share.
 # 4: the same, prefixed and followed by the events' input and output texts (the module's doc).
 GROUP_VERSION: Final = 4
-_GROUP_VERSIONS: Final = (3, 4)
+_UNFRAMED_GROUP_VERSION: Final = 3  # the group version that is plain JSON
 # The body fields that travel as texts, in the order of an event's lengths.
 TEXT_FIELDS: Final = ("input", "output")
 # The JSON's length is written in at most this many digits; records are at most a few MB.
@@ -256,7 +256,7 @@ def decode_record(raw: bytes) -> list[Envelope]:
                 raise EnvelopeError("a version-4 record's JSON must be a version-4 group")
         else:
             d = orjson.loads(raw)
-            if type(d) is not dict or d.get("v") not in _GROUP_VERSIONS or d.get("v") == GROUP_VERSION:
+            if type(d) is not dict or d.get("v") != _UNFRAMED_GROUP_VERSION:
                 return [Envelope.decode(raw)]  # versions 1 and 2, parsed again: rare, and it checks
         project_id, received_at, events = d["project_id"], d["received_at"], d["events"]
         request_id, source, sdk = d["request_id"], d["source"], d["sdk"]

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import orjson
 
-from pipeline.envelope import Envelope
+from pipeline.envelope import TEXT_FIELDS, Envelope
 from pipeline.errors import PoisonEvent
 from pipeline.events import OBSERVATION_TYPES, UPDATE_TYPES
 from pipeline.times import MAX_US, MIN_US
@@ -264,7 +264,7 @@ FIELDS: Final = {TRACE: TRACE_FIELDS, OBSERVATION: OBSERVATION_FIELDS, SCORE: SC
 _FIELD_LISTS: Final = {table: tuple((key, *spec) for key, spec in fields.items()) for table, fields in FIELDS.items()}
 # And for events whose input and output came as texts (Envelope.texts).
 _TEXT_FIELD_LISTS: Final = {
-    table: tuple((key, column, _io_text if key in ("input", "output") else conv) for key, column, conv in specs)
+    table: tuple((key, column, _io_text if key in TEXT_FIELDS else conv) for key, column, conv in specs)
     for table, specs in _FIELD_LISTS.items()
 }
 
