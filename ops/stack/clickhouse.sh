@@ -36,6 +36,7 @@ clickhouse_start() {
 clickhouse_ready() {
   wait_for_pid_file clickhouse "$CLICKHOUSE_PATTERN" "$LOGS/clickhouse.err.log"
   wait_ready clickhouse "$CLICKHOUSE_PATTERN" "$LOGS/clickhouse.err.log" clickhouse_ping
+  yield_to_edge "$(pid_of clickhouse "$CLICKHOUSE_PATTERN")"
   [[ -z $CLICKHOUSE_LAUNCHED ]] || say "clickhouse: started (pid $(pid_of clickhouse "$CLICKHOUSE_PATTERN"))"
 }
 

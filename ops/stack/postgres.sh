@@ -66,6 +66,7 @@ postgres_start() {
 postgres_ready() {
   wait_ready postgres "$POSTGRES_PATTERN" "$LOGS/postgres.log" \
     "$(postgres_bin)/pg_isready" -q -h 127.0.0.1 -p 5432
+  yield_to_edge "$(pid_of postgres "$POSTGRES_PATTERN")"
   postgres_provision
   [[ -z $POSTGRES_LAUNCHED ]] || say "postgres: started (pid $(pid_of postgres "$POSTGRES_PATTERN"))"
 }

@@ -1,4 +1,5 @@
-"""What `make up` leaves on disk for its ClickHouse (ops/stack/clickhouse.sh)."""
+"""What `make up` leaves on disk for its ClickHouse (ops/stack/clickhouse.sh), and the
+scheduling priorities it runs its processes at (ops/stack/lib.sh)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sinks.clickhouse.client import ClickHouse
 pytestmark = pytest.mark.stack
 
 TABLES = Path(__file__).resolve().parents[2] / ".stack" / "clickhouse" / "data" / "data" / "agenttrace"
+PIDS = Path(__file__).resolve().parents[2] / ".stack" / "pids"
 
 
 def _attributes(path: Path) -> str:
@@ -65,3 +67,28 @@ def test_make_up_says_when_the_running_servers_config_is_not_this_checkouts() ->
     finally:
         started_with.write_bytes(kept)
     assert notice not in make_up()
+
+
+def _priorities(name: str) -> tuple[set[int], int | None]:
+    """The nice values of every thread of make up's `name` process, and its session's
+    scheduling group's (None where the kernel has no sched_autogroup)."""
+    pid = int((PIDS / f"{name}.pid").read_text().split()[0])
+    # /proc/PID/task/TID/stat: the fields after the command's ")", nice the 17th.
+    tasks = Path(f"/proc/{pid}/task").iterdir()
+    threads = {int(t.joinpath("stat").read_text().rsplit(")", 1)[1].split()[16]) for t in tasks}
+    group = Path(f"/proc/{pid}/autogroup")  # "/autogroup-123 nice 10"
+    return threads, int(group.read_text().split()[-1]) if group.exists() else None
+
+
+def test_the_stages_and_the_stores_yield_the_cpu_to_the_edge() -> None:
+    # ops/stack/lib.sh, yield_to_edge: at half load on two cores the edge's p99 was twice its
+    # 10 ms target while the stages folded and ClickHouse merged at its priority. Under
+    # sched_autogroup (each spawned process has a session, so a group, of its own) a
+    # thread's nice counts only inside its group: the group's has to be set too.
+    for name in ("worker", "worker_2", "worker_postgres", "clickhouse", "postgres"):
+        threads, group = _priorities(name)
+        assert threads == {10}, (name, threads)
+        assert group in (None, 10), (name, group)
+    for name in ("api", "kafka", "redis"):
+        threads, group = _priorities(name)
+        assert threads == {0} and group in (None, 0), (name, threads, group)
