@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end A/B of source trees, each run as `make up` runs it (api, two ClickHouse-stage
-# workers, the Postgres stage at nice 10) on this repo's venv and the running servers, on
-# private topics, in rotated order per round:
+# workers, the Postgres stage; each in a session of its own, the stages at nice 10: AB_NICE=N
+# sets theirs and the ClickHouse and Postgres servers' for the series) on this repo's venv and
+# the running servers, on private topics, in rotated order per round:
 #
 #   bench/ab.sh ROUNDS NAME=DIR [NAME=DIR ...] > results.txt
 #   bench/ab.sh 4 new=. old=/tmp/old-worktree
@@ -36,6 +37,9 @@ ROUNDS=${1:?rounds}
 shift
 VARIANTS=("$@")
 PORTS="1890[0-3]"
+# The stages' nice, and make up's ClickHouse and Postgres servers' for the series (restored to
+# make up's at the end): 10 as make up runs them (ops/stack/lib.sh, yield_to_edge).
+NICE=${AB_NICE:-10}
 LOGS=$(mktemp -d /tmp/ab.XXXXXX)
 
 start() {  # dir tag ch_ports (the ClickHouse stage's processes, one a port)
@@ -53,15 +57,24 @@ start() {  # dir tag ch_ports (the ClickHouse stage's processes, one a port)
   # (AB_SPREAD_PARTS=0 leaves it out, to measure that).
   [ -n "${AB_PRIVATE_DB:-}" ] && [ "${AB_SPREAD_PARTS:-1}" != 0 ] && (STACK=$ROOT/.stack && source "$ROOT/ops/stack/clickhouse.sh" && clickhouse_spread_parts "ab_$tag")
   grep -q grpc-port "$dir/agenttrace/cli.py" && grpc="--grpc-port 18904"
-  (cd "$dir" && exec "$BIN/agenttrace" api --port 18900 $grpc >"$LOGS/$tag-api.log" 2>&1) &
+  # Each process in a session of its own, the stages at AB_NICE, as make up runs them.
+  (cd "$dir" && exec setsid "$BIN/agenttrace" api --port 18900 $grpc >"$LOGS/$tag-api.log" 2>&1) &
   for p in $ch_ports; do
-    (cd "$dir" && exec "$BIN/agenttrace" worker --stage clickhouse --port "$p" >"$LOGS/$tag-w$p.log" 2>&1) &
+    (cd "$dir" && exec setsid nice -n "$NICE" "$BIN/agenttrace" worker --stage clickhouse --port "$p" \
+      >"$LOGS/$tag-w$p.log" 2>&1) &
   done
-  (cd "$dir" && exec nice -n 10 "$BIN/agenttrace" worker --stage postgres --port 18902 >"$LOGS/$tag-w3.log" 2>&1) &
+  (cd "$dir" && exec setsid nice -n "$NICE" "$BIN/agenttrace" worker --stage postgres --port 18902 \
+    >"$LOGS/$tag-w3.log" 2>&1) &
   for p in 18900 18902 $ch_ports; do
     for _ in $(seq 120); do curl -sf -o /dev/null "http://127.0.0.1:$p/readyz" && break; sleep 0.5; done
   done
+  for p in $(pgrep -f "agenttrace worker .*--port $PORTS"); do autogroup_nice "$p" "$NICE"; done
   unset PYTHONPATH
+}
+
+# A session's scheduling group's nice (sched_autogroup): what weighs it against the others.
+autogroup_nice() {  # pid nice
+  if [[ -w /proc/$1/autogroup ]]; then echo "$2" 2>/dev/null >"/proc/$1/autogroup" || true; fi
 }
 
 stop() {  # tag
@@ -103,7 +116,12 @@ bench() {
   (cd "$ROOT" && PYTHONPATH=$ROOT "$BIN/python" "$@" 2>/dev/null | tail -1)
 }
 
-trap 'pkill -CONT -f "agenttrace worker .*--port $PORTS"; pkill -f "agenttrace (api|worker) .*--port $PORTS"' EXIT
+servers_nice() {
+  local name
+  for name in clickhouse postgres; do autogroup_nice "$(head -n1 "$ROOT/.stack/pids/$name.pid" 2>/dev/null)" "$1"; done
+}
+servers_nice "$NICE"
+trap 'pkill -CONT -f "agenttrace worker .*--port $PORTS"; pkill -f "agenttrace (api|worker) .*--port $PORTS"; servers_nice 10' EXIT
 n=${#VARIANTS[@]}
 for r in $(seq "$ROUNDS"); do
   for k in $(seq 0 $((n - 1))); do

@@ -208,6 +208,7 @@ def main() -> None:
                 "wait_polls": run["wait_polls"],
                 "queryable_p50_ms": run.get("queryable_p50_ms"),
                 "queryable_p99_ms": run.get("queryable_p99_ms"),
+                "answered_p99_ms": run.get("answered_p99_ms"),
                 "cpu_us_per_event": {name: round(s * 1e6 / events, 1) for name, s in used.items()},
                 "cpu_us_per_event_total": round(sum(used.values()) * 1e6 / events, 1),
                 "direct_insert_rows_per_s": round(direct),
