@@ -47,8 +47,9 @@ pid_of() {
 }
 
 # The stages and the stores yield the CPU to the edge (and to Kafka and Redis, which it waits
-# on): with everything on two cores the edge's p99 at half load was twice its 10 ms target, its
-# requests queued behind folds and merges (bench/README.md, "The edge before the stages").
+# on): with everything on two cores the edge's p99 at half load was 4-20 times its 10 ms
+# target, its requests queued behind folds and merges (bench/README.md, "The edge before the
+# stages").
 # spawn() gives each process a session of its own, and under sched_autogroup (on by default)
 # a session is a scheduling group weighed against the others by the group's nice, not by its
 # threads': so both, the group's and every thread's of every process in the session (a

@@ -81,7 +81,7 @@ def _priorities(name: str) -> tuple[set[int], int | None]:
 
 
 def test_the_stages_and_the_stores_yield_the_cpu_to_the_edge() -> None:
-    # ops/stack/lib.sh, yield_to_edge: at half load on two cores the edge's p99 was twice its
+    # ops/stack/lib.sh, yield_to_edge: at half load on two cores the edge's p99 was 4-20 times its
     # 10 ms target while the stages folded and ClickHouse merged at its priority. Under
     # sched_autogroup (each spawned process has a session, so a group, of its own) a
     # thread's nice counts only inside its group: the group's has to be set too.
