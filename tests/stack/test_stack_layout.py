@@ -90,5 +90,6 @@ def test_the_stages_and_the_stores_yield_the_cpu_to_the_edge() -> None:
         assert threads == {10}, (name, threads)
         assert group in (None, 10), (name, group)
     for name in ("api", "kafka", "redis"):
+        # At make up's own nice (0 unless it was started under `nice`), below the stages'.
         threads, group = _priorities(name)
-        assert threads == {0} and group in (None, 0), (name, threads, group)
+        assert max(threads) < 10 and group in (None, 0), (name, threads, group)
