@@ -135,24 +135,25 @@ api_stop() { stop_pid api "bin/agenttrace api" TERM; }
 api_status() { status_line api "bin/agenttrace api"; }
 
 # The stages start at BACKGROUND_NICE; their ready step sets their scheduling group's too.
-worker_start() { app_start worker 8081 nice -n "$BACKGROUND_NICE" "$AGENTTRACE" worker --stage clickhouse; }
-worker_ready() { app_ready worker 8081 && yield_to_edge "$(pid_of worker "bin/agenttrace worker")"; }
+stage_start() {  # NAME PORT ARGS...: `agenttrace worker ARGS...`
+  local name=$1 port=$2
+  shift 2
+  app_start "$name" "$port" nice -n "$BACKGROUND_NICE" "$AGENTTRACE" worker "$@"
+}
+stage_ready() { app_ready "$1" "$2" && yield_to_edge "$(pid_of "$1" "bin/agenttrace worker")"; }
+
+worker_start() { stage_start worker 8081 --stage clickhouse; }
+worker_ready() { stage_ready worker 8081; }
 worker_stop() { stop_pid worker "bin/agenttrace worker" TERM; }
 worker_status() { status_line worker "bin/agenttrace worker"; }
 
-worker_2_start() {
-  app_start worker_2 8083 nice -n "$BACKGROUND_NICE" "$AGENTTRACE" worker --stage clickhouse --port 8083
-}
-worker_2_ready() { app_ready worker_2 8083 && yield_to_edge "$(pid_of worker_2 "bin/agenttrace worker")"; }
+worker_2_start() { stage_start worker_2 8083 --stage clickhouse --port 8083; }
+worker_2_ready() { stage_ready worker_2 8083; }
 worker_2_stop() { stop_pid worker_2 "bin/agenttrace worker" TERM; }
 worker_2_status() { status_line worker_2 "bin/agenttrace worker"; }
 
-worker_postgres_start() {
-  app_start worker_postgres 8082 nice -n "$BACKGROUND_NICE" "$AGENTTRACE" worker --stage postgres --port 8082
-}
-worker_postgres_ready() {
-  app_ready worker_postgres 8082 && yield_to_edge "$(pid_of worker_postgres "bin/agenttrace worker")"
-}
+worker_postgres_start() { stage_start worker_postgres 8082 --stage postgres --port 8082; }
+worker_postgres_ready() { stage_ready worker_postgres 8082; }
 worker_postgres_stop() { stop_pid worker_postgres "bin/agenttrace worker" TERM; }
 worker_postgres_status() { status_line worker_postgres "bin/agenttrace worker"; }
 

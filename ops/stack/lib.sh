@@ -56,9 +56,9 @@ pid_of() {
 # server already running has its threads, and Postgres its backends).
 BACKGROUND_NICE=10
 yield_to_edge() {  # PID
-  local sid p t
-  sid=$(proc_stat "$1") || return 0
-  sid=$(awk '{print $4}' <<<"$sid")
+  local stat sid p t
+  stat=$(proc_stat "$1") || return 0
+  read -r _ _ _ sid _ <<<"$stat"
   for p in $(pgrep -s "$sid"); do
     for t in /proc/"$p"/task/*; do renice -n "$BACKGROUND_NICE" -p "${t##*/}" >/dev/null 2>&1 || true; done
   done
