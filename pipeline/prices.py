@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-# The usage types a price may name: Langfuse's, and the keys the OTLP mapping produces.
+# The usage types of Langfuse's prices and of the OTLP mapping; a price may name others too.
 USAGE_TYPES: Final = frozenset(
     {
         "input",

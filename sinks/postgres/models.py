@@ -8,6 +8,7 @@ stages read the table through a `PriceRefresher`, which reloads it within second
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from loguru import logger
 
 from pipeline.errors import StoreError
 from pipeline.periodic import Periodic
-from pipeline.prices import UNITS, USAGE_TYPES, ModelPrice, PriceBook, compile_pattern
+from pipeline.prices import UNITS, ModelPrice, PriceBook, compile_pattern
 from pipeline.times import datetime_from_micros, micros_from_datetime, to_micros
 from sinks.postgres.client import Postgres
 
@@ -32,6 +33,8 @@ _COLUMNS = (
 _MAX_PATTERN = 1000
 _MAX_NAME = 200
 _MILLION = Decimal(1_000_000)
+_MAX_PRICES = 100
+_USAGE_TYPE = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
 
 
 @dataclass(frozen=True)
@@ -136,9 +139,13 @@ def _prices(doc: Mapping[str, Any]) -> dict[str, float]:
             prices[k] = v.get("price") if isinstance(v, dict) else v
     if not prices:
         raise ValueError("a model needs at least one price (inputPrice, outputPrice, totalPrice or prices)")
+    if len(prices) > _MAX_PRICES:
+        raise ValueError(f"a model may price at most {_MAX_PRICES} usage types")
     for k, v in prices.items():
-        if k not in USAGE_TYPES:
-            raise ValueError(f"unknown usage type {k!r}; expected one of {', '.join(sorted(USAGE_TYPES))}")
+        # Any usage type, as Langfuse takes any: a generation's usage keys are priced as sent
+        # (Anthropic's `cache_read_input_tokens`, a provider's own units).
+        if not isinstance(k, str) or not _USAGE_TYPE.fullmatch(k):
+            raise ValueError(f"usage type {str(k)[:80]!r} must be 1 to 100 letters, digits or _ . : -")
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
             raise ValueError(f"the price of {k!r} must be a number >= 0")
     if "total" in prices and ("input" in prices or "output" in prices):

@@ -108,6 +108,28 @@ async def test_a_cost_the_client_sent_wins_and_an_embedding_is_priced(
     assert got["total"] == pytest.approx(0.02) and got["model_id"] == "at-openai-text-embedding-3-small"
 
 
+async def test_anthropic_usage_keys_as_sent_are_priced(
+    http: aiohttp.ClientSession, project: NewKey, ch: ClickHouse
+) -> None:
+    # SDK users pass Anthropic's usage object on (`usage_details=message.usage`): its cache keys
+    # keep their names, as in Langfuse, and are priced at the cache rates ($0.30 and $3.75 per 1M).
+    usage = {"input_tokens": 100, "output_tokens": 50}
+    usage |= {"cache_read_input_tokens": 1000, "cache_creation_input_tokens": 200}
+    gen = generation("claude-sonnet-4-5-20250929", usage)
+    await ingest(http, project, gen)
+    got = await eventually(lambda: row(ch, project.project_id, gen["id"]), lambda r: r is not None, timeout_s=TIMEOUT_S)
+    assert got["model_id"] == "at-anthropic-claude-sonnet"
+    assert got["cost"] == pytest.approx(
+        {
+            "input": 3e-4,
+            "output": 7.5e-4,
+            "cache_read_input_tokens": 3e-4,
+            "cache_creation_input_tokens": 7.5e-4,
+            "total": 2.1e-3,
+        }
+    )
+
+
 async def test_a_project_s_own_model_overrides_the_default_within_seconds(
     http: aiohttp.ClientSession, project: NewKey, ch: ClickHouse, pg: Postgres
 ) -> None:

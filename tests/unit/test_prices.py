@@ -59,7 +59,9 @@ def test_a_usage_total_not_sent_is_the_sum_of_every_usage_type() -> None:
     [
         ({"modelName": "m", "matchPattern": "(unclosed", "inputPrice": 1}, "regular expression"),
         ({"modelName": "m", "matchPattern": "^m$", "inputPrice": -1}, ">= 0"),
-        ({"modelName": "m", "matchPattern": "^m$", "prices": {"bogus": 1}}, "unknown usage type"),
+        ({"modelName": "m", "matchPattern": "^m$", "prices": {"in put": 1}}, "usage type 'in put'"),
+        ({"modelName": "m", "matchPattern": "^m$", "prices": {"": 1}}, "usage type"),
+        ({"modelName": "m", "matchPattern": "^m$", "prices": {f"u{i}": 1 for i in range(101)}}, "at most 100"),
         ({"modelName": "m", "matchPattern": "^m$"}, "at least one price"),
         ({"modelName": "", "matchPattern": "^m$", "inputPrice": 1}, "modelName"),
         ({"modelName": "m", "matchPattern": "^m$", "inputPrice": 1, "totalPrice": 1}, "totalPrice"),
@@ -82,6 +84,33 @@ def test_a_pattern_that_matches_nothing_and_a_default_tier_are_fine() -> None:
     tier = {"name": "Standard", "isDefault": True, "priority": 0, "conditions": [], "prices": {"input": 1e-6}}
     new = parse_definition({"modelName": "m", "matchPattern": "^never$", "pricingTiers": [tier]})
     assert new.prices == {"input": 1e-6} and new.unit == "TOKENS"
+
+
+def test_a_price_may_name_any_usage_type_as_langfuse_allows() -> None:
+    # Definitions copied from Langfuse name the providers' own keys; refusing them would refuse
+    # the user's whole model.
+    prices = {"input": 3e-6, "cache_read_input_tokens": 3e-7, "input_modality_1": 1e-6, "x.y:z-1": 0}
+    assert parse_definition({"modelName": "m", "matchPattern": "^m$", "prices": prices}).prices == prices
+
+
+def test_the_shipped_claude_prices_price_anthropic_usage_keys_as_sent() -> None:
+    # What an SDK user passes on from Anthropic's response: `usage_details=message.usage`.
+    doc = default_models()
+    sonnet = next(m for m in doc["models"] if m["id"] == "at-anthropic-claude-sonnet")
+    prices = parse_definition(sonnet, per_million=True).prices
+    model = ModelPrice(sonnet["id"], None, "s", sonnet["matchPattern"], prices)
+    usage = {"input": 100, "output": 50, "cache_read_input_tokens": 1000, "cache_creation_input_tokens": 200}
+    _, cost, inferred = priced(usage, {}, model)
+    assert inferred
+    assert cost == pytest.approx(
+        {
+            "input": 3e-4,
+            "output": 7.5e-4,
+            "cache_read_input_tokens": 3e-4,
+            "cache_creation_input_tokens": 7.5e-4,
+            "total": 2.1e-3,
+        }
+    )
 
 
 def test_the_shipped_defaults_parse_and_price_gpt_4o() -> None:
