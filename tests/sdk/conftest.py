@@ -32,6 +32,8 @@ CLIENTS = Path(__file__).resolve().parent / "clients"
 LANGFUSE_V2 = "langfuse==2.60.10"  # the last 2.x: batch ingestion API
 LANGFUSE_V4 = "langfuse==4.14.3"  # the last 4.x: the read clients 5.x dropped (trace, sessions, scores)
 LANGFUSE_V5 = "langfuse==5.0.4"  # current: OTLP/HTTP spans, scores via /api/public/scores
+# The last 3.x (OTLP), with the integrations most of its users trace through: OpenAI and LangChain.
+LANGFUSE_V3 = "langfuse==3.15.0 openai==3.63.0 langchain==1.5.2 langchain-openai==1.8.1"
 
 LANGFUSE_JS_V3 = "langfuse@3.39.2"  # the last JS 3.x: fetchTrace(s), fetchObservations, fetchSessions
 # Current JS (5.x, OTel based), in an HTTP server traced by OTel's own instrumentation. The OTel
@@ -75,7 +77,8 @@ def sdk_npm(name: str, requirement: str) -> Path:
 
 
 def sdk_venv(name: str, requirement: str) -> Path:
-    """The python of a venv holding `requirement`, built once (under a lock: parallel sessions)."""
+    """The python of a venv holding `requirement` (packages separated by spaces), built once
+    (under a lock: parallel sessions)."""
     VENVS.mkdir(parents=True, exist_ok=True)
     venv = VENVS / name
     python = venv / "bin" / "python"
@@ -88,7 +91,7 @@ def sdk_venv(name: str, requirement: str) -> Path:
         base = getattr(sys, "_base_executable", sys.executable)
         for cmd in (
             [base, "-m", "venv", str(venv)],
-            [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", requirement],
+            [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *requirement.split()],
         ):
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
             if done.returncode:
@@ -128,6 +131,11 @@ def sdk_runner(python: Path, script: str, project: NewKey, *extra: str) -> SdkRu
 @pytest.fixture(scope="session")
 def langfuse_v2_python() -> Path:
     return sdk_venv("langfuse2", LANGFUSE_V2)
+
+
+@pytest.fixture(scope="session")
+def langfuse_v3_python() -> Path:
+    return sdk_venv("langfuse3", LANGFUSE_V3)
 
 
 @pytest.fixture(scope="session")

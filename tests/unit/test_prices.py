@@ -124,7 +124,12 @@ def test_the_shipped_defaults_parse_and_price_gpt_4o() -> None:
         found = book.match("p", name, 0)
         assert found is not None and found.id == "at-openai-gpt-4o"
         # Exactly the per-token price as written (the read API shows it), not 2.4999999999999998e-06.
-        assert found.prices == {"input": 2.5e-06, "input_cached_tokens": 1.25e-06, "output": 1e-05}
+        assert found.prices == {
+            "input": 2.5e-06,
+            "input_cached_tokens": 1.25e-06,
+            "input_cache_read": 1.25e-06,
+            "output": 1e-05,
+        }
     for name in ("claude-3-5-sonnet-20241022", "gemini-2.5-flash", "text-embedding-3-small", "deepseek-chat"):
         assert book.match("p", name, 0) is not None, name
 

@@ -1,0 +1,81 @@
+"""The Langfuse Python SDK 3.x with its OpenAI and LangChain integrations, unchanged: what they
+send is stored whole and priced as Langfuse prices it (the usage keys each integration names)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import orjson
+import pytest
+
+from sinks.clickhouse.client import ClickHouse
+from sinks.postgres.keys import NewKey
+from tests.sdk.conftest import sdk_runner
+from tests.support import eventually, rows
+
+pytestmark = [pytest.mark.stack, pytest.mark.timeout(900)]
+
+# Named by the client: the wrapped OpenAI client's calls, a manual generation, LangChain's model.
+NAMES = ("plain", "streamed", "embedding", "claude", "ChatOpenAI")
+
+
+async def test_langfuse_v3_openai_and_langchain_integrations(
+    langfuse_v3_python: Path, ch: ClickHouse, project: NewKey
+) -> None:
+    run_id = uuid.uuid4().hex[:12]
+    sent = await sdk_runner(langfuse_v3_python, "langfuse_v3_integrations.py", project)(run_id)
+    assert sent["sdk_version"].startswith("3."), sent
+    assert sent["errors"] == [], "the SDK or its exporter logged failures: the edge rejected something"
+    pid, trace_id = project.project_id, sent["trace_id"]
+
+    found = await eventually(
+        lambda: rows(
+            ch,
+            "SELECT name, type, trace_id, parent_observation_id, provided_model_name, usage_details, cost_details,"
+            f" usage_pricing_model_id, output FROM observations FINAL WHERE project_id = '{pid}'",
+        ),
+        lambda r: {o["name"] for o in r} >= set(NAMES),
+        timeout_s=60,
+    )
+    by_name = {o["name"]: o for o in found}
+    assert {o["trace_id"] for o in found} == {trace_id}
+    assert all(o["parent_observation_id"] for o in found if o["name"] != "agent-run")
+
+    def usage_and_cost(name: str) -> tuple[dict[str, int], dict[str, float]]:
+        o = by_name[name]
+        return orjson.loads(o["usage_details"]), orjson.loads(o["cost_details"])
+
+    # The OpenAI wrapper: the cached part of the prompt apart, priced at gpt-4o-mini's cached rate.
+    for name in ("plain", "streamed"):
+        o = by_name[name]
+        assert (o["type"], o["provided_model_name"]) == ("GENERATION", "gpt-4o-mini-2024-07-18"), o
+        assert o["usage_pricing_model_id"] == "at-openai-gpt-4o-mini"
+        usage, cost = usage_and_cost(name)
+        assert {k: usage[k] for k in ("input", "output", "input_cached_tokens", "total")} == {
+            "input": 9, "output": 3, "input_cached_tokens": 16, "total": 28,
+        }  # fmt: skip
+        expected = {"input": 1.35e-6, "output": 1.8e-6, "input_cached_tokens": 1.2e-6, "total": 4.35e-6}
+        assert cost == pytest.approx(expected)
+    assert orjson.loads(by_name["streamed"]["output"]) in ("Paris.", {"role": "assistant", "content": "Paris."})
+    usage, cost = usage_and_cost("embedding")
+    assert by_name["embedding"]["type"] == "EMBEDDING" and usage["input"] == 4 and cost["total"] == pytest.approx(8e-8)
+    # Anthropic's usage keys as the user passed them, priced at Claude's cache-read rate.
+    usage, cost = usage_and_cost("claude")
+    assert usage == {"input": 100, "output": 50, "cache_read_input_tokens": 1000, "total": 1150}
+    assert cost == pytest.approx({"input": 3e-4, "output": 7.5e-4, "cache_read_input_tokens": 3e-4, "total": 1.35e-3})
+    # LangChain's handler names the cached part input_cache_read (Langfuse prices it as cached).
+    usage, cost = usage_and_cost("ChatOpenAI")
+    assert usage["input"] == 9 and usage["input_cache_read"] == 16
+    assert cost["input_cache_read"] == pytest.approx(1.2e-6) and cost["total"] == pytest.approx(4.35e-6)
+
+    # LangChain's metadata keys set the trace's user, session and tags.
+    traces = await eventually(
+        lambda: rows(ch, f"SELECT id, name, user_id, session_id, tags FROM traces FINAL WHERE project_id = '{pid}'"),
+        lambda r: len(r) == 1 and r[0]["session_id"] != "",
+        timeout_s=60,
+    )
+    trace = traces[0]
+    assert (trace["id"], trace["name"]) == (trace_id, "agent-run")
+    assert (trace["user_id"], trace["session_id"]) == (f"user-{run_id}", f"session-{run_id}")
+    assert list(trace["tags"]) == ["lc"]
