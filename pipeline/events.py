@@ -91,12 +91,30 @@ def _obj(name: str, v: Any) -> None:
 MAX_AMOUNT: Final = 1e15
 
 
+# OpenAI's usage objects nest their parts' counts under these keys; Langfuse takes such an object
+# as usageDetails (the SDKs' OpenAI integrations send `response.usage` as it is). Side: whose part.
+OPENAI_USAGE_DETAILS: Final = {
+    "prompt_tokens_details": "input",
+    "input_tokens_details": "input",
+    "completion_tokens_details": "output",
+    "output_tokens_details": "output",
+}
+
+
 def _num_map(name: str, v: Any) -> None:
-    """usage/usageDetails/costDetails: numbers (or null) by key; Langfuse's `unit` is a string."""
+    """usage/usageDetails/costDetails: numbers (or null) by key; Langfuse's `unit` is a string,
+    and a usage's OpenAI details are maps of numbers themselves."""
+    _amounts(name, v, name != "costDetails")
+
+
+def _amounts(name: str, v: Any, details: bool) -> None:
     if not isinstance(v, dict):
         raise InvalidEvent(f"body.{name} must be an object")
     for k, x in v.items():
         if x is None or (k == "unit" and isinstance(x, str)):
+            continue
+        if details and type(x) is dict and k in OPENAI_USAGE_DETAILS:
+            _amounts(f"{name}.{k}", x, False)
             continue
         if isinstance(x, bool) or not isinstance(x, (int, float)):
             raise InvalidEvent(f"body.{name}.{k} must be a number")

@@ -16,7 +16,7 @@ import orjson
 
 from pipeline.envelope import TEXT_FIELDS, Envelope
 from pipeline.errors import PoisonEvent
-from pipeline.events import OBSERVATION_TYPES, UPDATE_TYPES
+from pipeline.events import OBSERVATION_TYPES, OPENAI_USAGE_DETAILS, UPDATE_TYPES
 from pipeline.times import MAX_US, MIN_US
 
 TRACE: Final = "traces"
@@ -146,13 +146,7 @@ _USAGE_ALIASES: Final = {
 _COST_KEYS: Final = {"inputCost": "input", "outputCost": "output", "totalCost": "total"}
 
 
-# OpenAI's usage objects, which Langfuse takes as usageDetails, nest their parts' counts.
-_OPENAI_DETAILS: Final = {
-    "prompt_tokens_details": "input",
-    "input_tokens_details": "input",
-    "completion_tokens_details": "output",
-    "output_tokens_details": "output",
-}
+_OPENAI_DETAILS: Final = OPENAI_USAGE_DETAILS
 _OPENAI_INPUTS: Final = ("prompt_tokens", "input_tokens", "input")
 
 

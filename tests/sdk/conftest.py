@@ -30,6 +30,8 @@ CLIENTS = Path(__file__).resolve().parent / "clients"
 
 # The SDK releases under test; bump deliberately, the venvs follow.
 LANGFUSE_V2 = "langfuse==2.60.10"  # the last 2.x: batch ingestion API
+# 2.x with its OpenAI and LangChain integrations (the LangChain 0.3 line it supports).
+LANGFUSE_V2_INTEGRATIONS = "langfuse==2.60.10 openai==1.109.1 langchain==0.3.30 langchain-openai==0.3.35"
 LANGFUSE_V4 = "langfuse==4.14.3"  # the last 4.x: the read clients 5.x dropped (trace, sessions, scores)
 LANGFUSE_V5 = "langfuse==5.0.4"  # current: OTLP/HTTP spans, scores via /api/public/scores
 # The last 3.x (OTLP), with the integrations most of its users trace through: OpenAI and LangChain.
@@ -131,6 +133,11 @@ def sdk_runner(python: Path, script: str, project: NewKey, *extra: str) -> SdkRu
 @pytest.fixture(scope="session")
 def langfuse_v2_python() -> Path:
     return sdk_venv("langfuse2", LANGFUSE_V2)
+
+
+@pytest.fixture(scope="session")
+def langfuse_v2_integrations_python() -> Path:
+    return sdk_venv("langfuse2-integrations", LANGFUSE_V2_INTEGRATIONS)
 
 
 @pytest.fixture(scope="session")

@@ -42,6 +42,22 @@ def test_ids_the_api_lets_clients_omit_are_generated() -> None:
         (_event("generation-create", {"traceId": "t", "usage": {"input": True}}), "body.usage.input"),
         (_event("generation-create", {"traceId": "t", "usage": {"input": 1e20}}), "body.usage.input is out of range"),
         (_event("generation-create", {"traceId": "t", "costDetails": {"total": -1e16}}), "body.costDetails.total"),
+        (
+            _event("generation-create", {"traceId": "t", "costDetails": {"prompt_tokens_details": {"x": 1}}}),
+            "body.costDetails.prompt_tokens_details must be a number",
+        ),
+        (
+            _event("generation-create", {"traceId": "t", "usageDetails": {"prompt_tokens_details": {"a": "1"}}}),
+            "body.usageDetails.prompt_tokens_details.a must be a number",
+        ),
+        (
+            _event(
+                "generation-create",
+                {"traceId": "t", "usageDetails": {"prompt_tokens_details": {"prompt_tokens_details": {"a": 1}}}},
+            ),
+            "body.usageDetails.prompt_tokens_details.prompt_tokens_details must be a number",
+        ),
+        (_event("generation-create", {"traceId": "t", "usageDetails": {"details": {"a": 1}}}), "usageDetails.details"),
         (_event("score-create", {"traceId": "t", "value": 1}), "body.name"),
         (_event("score-create", {"traceId": "t", "name": "q"}), "body.value"),
         (_event("score-create", {"name": "q", "value": 1}), "traceId"),
@@ -51,6 +67,21 @@ def test_ids_the_api_lets_clients_omit_are_generated() -> None:
 def test_invalid_events_are_refused_with_a_message(event, message: str) -> None:
     with pytest.raises(InvalidEvent, match=message.replace(".", r"\.")):
         normalize(event)
+
+
+def test_openai_usage_objects_are_usage_details_as_langfuse_takes_them() -> None:
+    # The Langfuse SDKs' OpenAI integrations send `response.usage` as it is, details nested.
+    usage = {
+        "prompt_tokens": 25,
+        "completion_tokens": 3,
+        "total_tokens": 28,
+        "prompt_tokens_details": {"cached_tokens": 16, "audio_tokens": None},
+        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": None},
+    }
+    body = normalize(_event("generation-update", {"id": "g", "traceId": "t", "usageDetails": usage}))[3]
+    assert body["usageDetails"] == usage
+    responses = {"input_tokens": 5, "output_tokens": 2, "input_tokens_details": {"cached_tokens": 1}}
+    assert normalize(_event("generation-create", {"traceId": "t", "usage": responses}))[1] == "generation-create"
 
 
 def test_sdk_log_is_accepted_as_is() -> None:
