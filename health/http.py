@@ -35,7 +35,9 @@ HTTP_RESPONSE_BYTES = Histogram(
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 # Probes and scrapes are frequent and uninteresting in logs.
-_QUIET_PATHS = frozenset({"/metrics", "/livez", "/readyz", "/health", "/version"})
+_QUIET_PATHS = frozenset(
+    {"/metrics", "/livez", "/readyz", "/health", "/version", "/api/public/health", "/api/public/ready"}
+)
 
 
 # The methods counted by name; any other (a parser that takes every token) as OTHER, so no

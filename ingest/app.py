@@ -21,7 +21,7 @@ from prometheus_async.aio.web import server_stats
 
 from health.checks import Check, Health
 from health.http import observe
-from ingest import admin, deletion, models, read, read_metrics, read_scores, read_sessions
+from ingest import admin, deletion, langfuse_health, models, read, read_metrics, read_scores, read_sessions
 from ingest.auth import Authenticator
 from ingest.batch import ingest_batch
 from ingest.config import EdgeConfig
@@ -76,6 +76,7 @@ def build_app(
             publisher.start()
             pg, redis = clients.postgres, clients.redis
             app["postgres"] = pg
+            app["clickhouse"] = clients.clickhouse
             app["tombstone_keep_s"] = config.tombstone_keep_s
             app["reader"] = Reader(clients.clickhouse, cache=True)
             app["admin"] = admin.Admin(pg, admin_token, redis)
@@ -159,4 +160,5 @@ def build_app(
     app.router.add_get(PROJECTS_PATH, get_projects)
     models.add_routes(app)
     health.add_routes(app)
+    langfuse_health.add_routes(app, health)
     return app

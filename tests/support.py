@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import copy
 import os
 import time
@@ -212,3 +213,73 @@ async def grpc_export(
     except grpc.aio.AioRpcError as exc:
         return Answer(exc.code(), exc.details() or "", dict(exc.trailing_metadata() or ()), None)
     return Answer(grpc.StatusCode.OK, "", dict(await call.trailing_metadata() or ()), response)
+
+
+class TcpPath:
+    """A TCP proxy from `listen` to `upstream` that can pass, stall (hold every byte, as a hung
+    server would) or cut (reset connections and refuse new ones)."""
+
+    def __init__(self, listen: tuple[str, int], upstream: tuple[str, int]) -> None:
+        self.listen, self.upstream = listen, upstream
+        self.mode = "pass"
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, *self.listen, reuse_address=True)
+
+    async def stop(self) -> None:
+        self.cut()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def stall(self) -> None:
+        self.mode = "stall"
+        self._flowing.clear()
+
+    def cut(self) -> None:
+        self.mode = "cut"
+        self._flowing.set()
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for writer in list(self._writers):
+            with contextlib.suppress(Exception):
+                writer.transport.abort()
+        self._writers.clear()
+
+    async def restore(self) -> None:
+        self.mode = "pass"
+        self._flowing.set()
+        if self._server is None:
+            await self.start()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        try:
+            await self._flowing.wait()
+            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers.add(up_writer)
+        for src, dst in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(self._pipe(src, dst))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        try:
+            while data := await src.read(65536):
+                await self._flowing.wait()
+                dst.write(data)
+                await dst.drain()
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                dst.transport.abort()

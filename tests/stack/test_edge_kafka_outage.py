@@ -10,7 +10,6 @@ runs a TCP proxy it can stall or cut. The shared broker and everyone else's test
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -27,7 +26,17 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from sinks.clickhouse.client import ClickHouse
 from sinks.postgres.keys import NewKey
 from tests.edge_process import edge_process
-from tests.support import basic_auth, eventually, grpc_auth, grpc_export, otlp_request, rows, sample, scrape
+from tests.support import (
+    TcpPath,
+    basic_auth,
+    eventually,
+    grpc_auth,
+    grpc_export,
+    otlp_request,
+    rows,
+    sample,
+    scrape,
+)
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
@@ -36,83 +45,14 @@ PROXY = ("127.0.0.1", 19094)  # the FAULT listener's advertised address
 PUBLISH_TIMEOUT_S = 2.0
 
 
-class KafkaPath:
-    """A TCP proxy from PROXY to the FAULT listener that can pass, stall (hold every byte, as a
-    hung broker would) or cut (reset connections and refuse new ones)."""
-
-    def __init__(self) -> None:
-        self.mode = "pass"
-        self._flowing = asyncio.Event()
-        self._flowing.set()
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, *PROXY, reuse_address=True)
-
-    async def stop(self) -> None:
-        self.cut()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    def stall(self) -> None:
-        self.mode = "stall"
-        self._flowing.clear()
-
-    def cut(self) -> None:
-        self.mode = "cut"
-        self._flowing.set()
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        for writer in list(self._writers):
-            with contextlib.suppress(Exception):
-                writer.transport.abort()
-        self._writers.clear()
-
-    async def restore(self) -> None:
-        self.mode = "pass"
-        self._flowing.set()
-        if self._server is None:
-            await self.start()
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.add(writer)
-        try:
-            await self._flowing.wait()
-            up_reader, up_writer = await asyncio.open_connection(*FAULT_LISTENER)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._writers.add(up_writer)
-        for src, dst in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.create_task(self._pipe(src, dst))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-        try:
-            while data := await src.read(65536):
-                await self._flowing.wait()
-                dst.write(data)
-                await dst.drain()
-        except (OSError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            with contextlib.suppress(Exception):
-                dst.transport.abort()
-
-
 @pytest.fixture
-async def kafka_path() -> AsyncIterator[KafkaPath]:
+async def kafka_path() -> AsyncIterator[TcpPath]:
     try:
         _, writer = await asyncio.open_connection(*FAULT_LISTENER)
         writer.close()
     except OSError:
         pytest.fail("Kafka has no FAULT listener on 9094: restart it (ops/stack.sh stop kafka && make up)")
-    path = KafkaPath()
+    path = TcpPath(PROXY, FAULT_LISTENER)  # PROXY: the FAULT listener's advertised address
     await path.start()
     try:
         yield path
@@ -142,7 +82,7 @@ async def _post(http: aiohttp.ClientSession, url: str, key: NewKey) -> tuple[int
 
 @pytest.mark.parametrize("fault", ["stall", "cut"])
 async def test_kafka_outage_gets_503_then_recovers(
-    http: aiohttp.ClientSession, kafka_path: KafkaPath, project: NewKey, fault: str
+    http: aiohttp.ClientSession, kafka_path: TcpPath, project: NewKey, fault: str
 ) -> None:
     env = {
         "AGENTTRACE_KAFKA_BOOTSTRAP": f"{PROXY[0]}:{PROXY[1]}",
@@ -180,7 +120,7 @@ async def test_kafka_outage_gets_503_then_recovers(
 
 @pytest.mark.parametrize("fault", ["stall", "cut"])
 async def test_once_kafka_is_known_down_the_edge_answers_503_at_once_and_recovers_alone(
-    http: aiohttp.ClientSession, kafka_path: KafkaPath, project: NewKey, fault: str
+    http: aiohttp.ClientSession, kafka_path: TcpPath, project: NewKey, fault: str
 ) -> None:
     # The default publish timeout (10 s): answers must not wait for it once Kafka is known down.
     env = {"AGENTTRACE_KAFKA_BOOTSTRAP": f"{PROXY[0]}:{PROXY[1]}", "AGENTTRACE_KAFKA_PROBE_INTERVAL_S": "0.5"}
@@ -233,7 +173,7 @@ def _spans(n: int) -> list:
 
 
 async def test_grpc_kafka_cut_gets_unavailable_and_the_exporter_loses_nothing(
-    http: aiohttp.ClientSession, ch: ClickHouse, kafka_path: KafkaPath, project: NewKey
+    http: aiohttp.ClientSession, ch: ClickHouse, kafka_path: TcpPath, project: NewKey
 ) -> None:
     env = {
         "AGENTTRACE_KAFKA_BOOTSTRAP": f"{PROXY[0]}:{PROXY[1]}",

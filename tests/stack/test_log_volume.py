@@ -18,9 +18,9 @@ import pytest
 from sinks.postgres.keys import NewKey
 from tests.edge_process import edge_process
 from tests.stack.lanes import Lane
-from tests.stack.test_edge_kafka_outage import PROXY, KafkaPath, _post, kafka_path  # noqa: F401 - the fixture
+from tests.stack.test_edge_kafka_outage import PROXY, _post, kafka_path  # noqa: F401 - the fixture
 from tests.stack.test_resilience import kafka, lane  # noqa: F401 - the fixtures
-from tests.support import eventually
+from tests.support import TcpPath, eventually
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
@@ -34,7 +34,7 @@ WORKER_LOG_BYTES_BOUND = 60_000
 
 async def test_a_kafka_cut_does_not_flood_the_log(
     http: aiohttp.ClientSession,
-    kafka_path: KafkaPath,  # noqa: F811
+    kafka_path: TcpPath,  # noqa: F811
     project: NewKey,
 ) -> None:
     env = {"AGENTTRACE_KAFKA_BOOTSTRAP": f"{PROXY[0]}:{PROXY[1]}", "AGENTTRACE_PUBLISH_TIMEOUT_S": "2"}
@@ -68,7 +68,7 @@ async def test_a_kafka_cut_does_not_flood_the_log(
 
 async def test_a_kafka_cut_does_not_flood_a_workers_log(
     http: aiohttp.ClientSession,
-    kafka_path: KafkaPath,  # noqa: F811
+    kafka_path: TcpPath,  # noqa: F811
     lane: Lane,  # noqa: F811
 ) -> None:
     worker = lane.worker(AGENTTRACE_KAFKA_BOOTSTRAP=f"{PROXY[0]}:{PROXY[1]}")
