@@ -96,8 +96,11 @@ async def test_a_cost_the_client_sent_wins_and_an_embedding_is_priced(
 ) -> None:
     sent = generation("gpt-4o", {"input": 1000, "output": 1000}, costDetails={"input": 1.0})
     embedding = generation("text-embedding-3-small", {"input": 1_000_000})
+    # Embeddings are priced by their total, as Langfuse prices them: a client that reports only
+    # a total (the Vercel AI SDK's exporter) is priced too.
+    total_only = generation("text-embedding-3-small", {"total": 500_000})
     await ingest(http, project, sent)
-    await ingest(http, project, embedding, etype="embedding-create")
+    await ingest(http, project, embedding, total_only, etype="embedding-create")
     got = await eventually(
         lambda: row(ch, project.project_id, sent["id"]), lambda r: r is not None, timeout_s=TIMEOUT_S
     )
@@ -106,6 +109,10 @@ async def test_a_cost_the_client_sent_wins_and_an_embedding_is_priced(
         lambda: row(ch, project.project_id, embedding["id"]), lambda r: r is not None, timeout_s=TIMEOUT_S
     )
     assert got["total"] == pytest.approx(0.02) and got["model_id"] == "at-openai-text-embedding-3-small"
+    got = await eventually(
+        lambda: row(ch, project.project_id, total_only["id"]), lambda r: r is not None, timeout_s=TIMEOUT_S
+    )
+    assert got["cost"] == pytest.approx({"total": 0.01}) and got["model_id"] == "at-openai-text-embedding-3-small"
 
 
 async def test_anthropic_usage_keys_as_sent_are_priced(
@@ -182,7 +189,7 @@ async def test_models_api_scopes_validates_and_protects_defaults(
     for bad in (
         {"modelName": "x", "matchPattern": "(", "inputPrice": 1},
         {"modelName": "x", "matchPattern": "^x$", "inputPrice": -1},
-        {"modelName": "x", "matchPattern": "^x$", "prices": {"tokens_of_joy": 1}},
+        {"modelName": "x", "matchPattern": "^x$", "prices": {"tokens of joy": 1}},
     ):
         async with http.post(f"{API}/api/public/models", json=bad, headers=basic_auth(project)) as r:
             assert r.status == 400, bad
