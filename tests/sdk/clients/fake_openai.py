@@ -6,6 +6,7 @@ beside the point: what is under test is what the SDKs send AgentTrace about the 
 from __future__ import annotations
 
 import json
+import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -61,3 +62,15 @@ def serve_openai() -> ThreadingHTTPServer:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _OpenAI)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+def environment(args: dict[str, str], server: ThreadingHTTPServer) -> None:
+    """The variables the Langfuse SDKs and the OpenAI client read: the key of `args` (a client's
+    arguments) and `server` for the model calls."""
+    os.environ.update(
+        LANGFUSE_PUBLIC_KEY=args["public_key"],
+        LANGFUSE_SECRET_KEY=args["secret_key"],
+        LANGFUSE_HOST=args["host"],
+        OPENAI_API_KEY="sk-test",
+        OPENAI_BASE_URL=f"http://127.0.0.1:{server.server_address[1]}/v1",
+    )

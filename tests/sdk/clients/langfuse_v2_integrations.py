@@ -11,34 +11,17 @@ refused shows up there).
 from __future__ import annotations
 
 import json
-import logging
-import os
 import sys
 
-from fake_openai import serve_openai  # beside this script
-
-
-class _Collect(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(f"{record.name} {record.levelname}: {record.getMessage()}")
+from collect import collect  # beside this script
+from fake_openai import environment, serve_openai
 
 
 def main() -> None:
     args = json.loads(sys.argv[1])
-    collect = _Collect()
-    logging.getLogger("langfuse").addHandler(collect)
+    errors = collect("langfuse")
     server = serve_openai()
-    os.environ.update(
-        LANGFUSE_PUBLIC_KEY=args["public_key"],
-        LANGFUSE_SECRET_KEY=args["secret_key"],
-        LANGFUSE_HOST=args["host"],
-        OPENAI_API_KEY="sk-test",
-        OPENAI_BASE_URL=f"http://127.0.0.1:{server.server_address[1]}/v1",
-    )
+    environment(args, server)
 
     from langchain_core.prompts import ChatPromptTemplate
     from langchain_openai import ChatOpenAI
@@ -73,7 +56,7 @@ def main() -> None:
     handler.flush()
     server.shutdown()
     out = {"sdk_version": __version__, "trace_id": trace_id, "chain_trace_id": handler.get_trace_id()}
-    print(json.dumps({**out, "errors": collect.messages}))
+    print(json.dumps({**out, "errors": errors}))
 
 
 if __name__ == "__main__":

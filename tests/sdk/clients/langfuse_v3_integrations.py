@@ -9,37 +9,19 @@ with the SDK version, the trace id and every warning or error the SDK or its exp
 from __future__ import annotations
 
 import json
-import logging
-import os
 import sys
 import warnings
 
-from fake_openai import serve_openai  # beside this script
-
-
-class _Collect(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(f"{record.name} {record.levelname}: {record.getMessage()}")
+from collect import collect  # beside this script
+from fake_openai import environment, serve_openai
 
 
 def main() -> None:
     args = json.loads(sys.argv[1])
     warnings.simplefilter("ignore", DeprecationWarning)  # start_as_current_generation, as 3.x code calls it
-    collect = _Collect()
-    for name in ("langfuse", "opentelemetry"):
-        logging.getLogger(name).addHandler(collect)
+    errors = collect("langfuse", "opentelemetry")
     server = serve_openai()
-    os.environ.update(
-        LANGFUSE_PUBLIC_KEY=args["public_key"],
-        LANGFUSE_SECRET_KEY=args["secret_key"],
-        LANGFUSE_HOST=args["host"],
-        OPENAI_API_KEY="sk-test",
-        OPENAI_BASE_URL=f"http://127.0.0.1:{server.server_address[1]}/v1",
-    )
+    environment(args, server)
 
     from langchain_core.prompts import ChatPromptTemplate
     from langchain_openai import ChatOpenAI
@@ -77,7 +59,7 @@ def main() -> None:
     langfuse.flush()
     langfuse.shutdown()
     server.shutdown()
-    print(json.dumps({"sdk_version": __version__, "trace_id": trace_id, "errors": collect.messages}))
+    print(json.dumps({"sdk_version": __version__, "trace_id": trace_id, "errors": errors}))
 
 
 if __name__ == "__main__":

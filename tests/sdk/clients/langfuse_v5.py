@@ -2,7 +2,7 @@
 
 The SDK exports spans as OTLP/HTTP protobuf to {host}/api/public/otel/v1/traces and sends
 scores through the batch API. Runs in its own venv (it cannot share one with the 2.x SDK), so
-it imports nothing from this repository. Arguments: one JSON object with host, public_key,
+it imports nothing from this repository but collect.py beside it. Arguments: one JSON object with host, public_key,
 secret_key and a run id; prints one JSON object with the SDK version, the ids it created and
 every warning or error logged by the SDK or its OTLP exporter.
 """
@@ -10,25 +10,15 @@ every warning or error logged by the SDK or its OTLP exporter.
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from datetime import UTC, datetime
 
-
-class _Collect(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(f"{record.name} {record.levelname}: {record.getMessage()}")
+from collect import collect  # beside this script
 
 
 def main() -> None:
     args = json.loads(sys.argv[1])
-    collect = _Collect()
-    for name in ("langfuse", "opentelemetry"):
-        logging.getLogger(name).addHandler(collect)
+    errors = collect("langfuse", "opentelemetry")
 
     from langfuse import Langfuse, propagate_attributes
     from langfuse._version import __version__
@@ -86,7 +76,7 @@ def main() -> None:
                 "root_id": root.id,
                 "generation_id": generation.id,
                 "tool_id": tool.id,
-                "errors": collect.messages,
+                "errors": errors,
             }
         )
     )
