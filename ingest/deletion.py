@@ -3,7 +3,8 @@
 A deletion is an event in the log (`trace-delete`, pipeline/tombstones.py) that every stage
 folds. Before appending it, the edge writes the traces' tombstones in Postgres
 (sinks/postgres/tombstones.py), so that no stage, however far behind the other, can fold a
-later event of a deleted trace back in. The answer (200, Langfuse's message) comes after Kafka
+later event of a deleted trace back in, and drops the media only those traces named
+(ingest/media.py). The answer (200, Langfuse's message) comes after Kafka
 acknowledged; an unknown id is answered the same (idempotent), and ids are scoped to the
 caller's project, so another project's trace of the same id is never touched.
 """
@@ -23,6 +24,7 @@ from ingest.intake import Intake
 from ingest.metrics import TRACES_DELETED
 from pipeline.tombstones import TRACE_DELETE
 from sinks.postgres.client import PostgresError
+from sinks.postgres.media import MediaTable
 from sinks.postgres.tombstones import write_tombstones
 
 # Langfuse's bulk deletion takes at most this many ids per request.
@@ -64,6 +66,12 @@ async def _delete(request: web.Request, trace_ids: list[str], message: str) -> w
             raise DecodeError(f"the trace ids were refused: {exc}") from None
         logger.warning("tombstones not written", request_id=caller.request_id, error=str(exc))
         return error(503, "unavailable", "the key store is unavailable; retry later", {"Retry-After": "5"})
+    # The media only these traces named go with them (in Postgres alone: no stage holds them).
+    try:
+        media_gone = await MediaTable(request.app["postgres"]).forget_traces(caller.project_id, trace_ids)
+    except PostgresError as exc:
+        logger.warning("media not deleted", request_id=caller.request_id, error=str(exc))
+        return error(503, "unavailable", "the media store is unavailable; retry later", {"Retry-After": "5"})
     events: list[tuple[str, str, int, dict[str, Any]]] = [
         (str(uuid.uuid4()), TRACE_DELETE, 0, {"traceId": trace_id}) for trace_id in trace_ids
     ]
@@ -71,7 +79,7 @@ async def _delete(request: web.Request, trace_ids: list[str], message: str) -> w
     TRACES_DELETED.inc(len(trace_ids))
     for trace_id in trace_ids:
         logger.info("trace deleted", project_id=caller.project_id, trace_id=trace_id, request_id=caller.request_id)
-    request["log"] = {"deleted": len(trace_ids)}
+    request["log"] = {"deleted": len(trace_ids), "media_deleted": media_gone}
     request["log_msg"] = "traces deleted"
     return _answer(message)
 

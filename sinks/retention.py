@@ -7,7 +7,8 @@ project (the observations' also on their index by trace), issued only when a cou
 rows (a mutation rewrites parts, on 18.16 all of the table's). Whole partitions are not
 dropped: they are monthly for all projects together (`PARTITION BY toYYYYMM(timestamp)`,
 sinks/clickhouse/migrations/0001), so one could go only once every project in it has expired.
-Postgres' trace_states of traces last seen before the cutoff are deleted too; sessions, users
+Postgres' trace_states of traces last seen before the cutoff are deleted too, and media named only
+by links older than it (sinks/postgres/media.py); sessions, users
 and usage_daily keep their aggregates. In a cluster the mutations go to the replicated local
 tables, on one replica of each shard (schema.mutation_target). One worker at a time (a Postgres
 advisory lock).
@@ -69,7 +70,7 @@ class RetentionJob(Periodic):
     async def run_once(self, *, now_us: int | None = None) -> dict[str, int] | None:
         """One run: rows removed by table, or None when another worker holds the lock."""
         now_us = time.time_ns() // 1000 if now_us is None else now_us
-        removed = {table: 0 for table, _ in TABLES} | {"trace_states": 0}
+        removed = {table: 0 for table, _ in TABLES} | {"trace_states": 0, "media": 0}
         async with self._pg.transaction(operation="pg_retention") as tx:
             ((locked,),) = await tx.fetch("SELECT pg_try_advisory_xact_lock(%s)", (RETENTION_LOCK,))
             if not locked:
@@ -91,6 +92,19 @@ class RetentionJob(Periodic):
                     "DELETE FROM trace_states WHERE project_id = %s AND last_seen < %s",
                     (project, cutoff),
                     operation="pg_retention_trace_states",
+                )
+                # Media named only by links older than the window (their traces went above).
+                await tx.execute(
+                    "DELETE FROM media_links WHERE project_id = %s AND created_at < to_timestamp(%s / 1e6)",
+                    (project, cutoff),
+                    operation="pg_retention_media_links",
+                )
+                removed["media"] += await tx.execute(
+                    "DELETE FROM media m WHERE m.project_id = %s AND m.created_at < to_timestamp(%s / 1e6)"
+                    " AND NOT EXISTS (SELECT 1 FROM media_links l WHERE l.project_id = m.project_id"
+                    " AND l.media_id = m.id)",
+                    (project, cutoff),
+                    operation="pg_retention_media",
                 )
         for table, n in removed.items():
             RETENTION_ROWS_DELETED.labels(table).inc(n)
