@@ -8,7 +8,7 @@ and field that name it), the SDK PUTs the bytes to the `uploadUrl` it gets back,
 PATCH, and reads with GET /api/public/media/{mediaId}, whose `url` serves the bytes. Without this
 API the SDKs' references point at nothing: the media are lost.
 
-The bytes live in Postgres (sinks/postgres/media.py), at most MAX_MEDIA_BYTES a medium; the
+The bytes live in Postgres (sinks/postgres/media.py) in chunks, at most MAX_MEDIA_BYTES a medium; the
 upload and download URLs are signed and expire (the SDKs send no credentials to them, as to a
 bucket's presigned URLs). Content already uploaded answers `uploadUrl: null` (Langfuse's "no
 upload needed"). A deleted trace takes the media only it named (ingest/deletion.py).
@@ -16,12 +16,12 @@ upload needed"). A deleted trace takes the media only it named (ingest/deletion.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
 import hmac
 import re
+import tempfile
 import time
 from typing import Any
 
@@ -33,16 +33,13 @@ from ingest.auth import AuthUnavailable
 from ingest.encoding import BodyTooLarge, ClientError, DecodeError
 from ingest.intake import Intake
 from sinks.postgres.client import PostgresError
-from sinks.postgres.media import MediaTable, Medium, signature
+from sinks.postgres.media import CHUNK_BYTES, MediaTable, Medium, signature
 
 PATH = "/api/public/media"
 ITEM_PATH = "/api/public/media/{mediaId}"
 UPLOAD_PATH = "/api/public/media/{mediaId}/upload"
 CONTENT_PATH = "/api/public/media/{mediaId}/content"
-# Media are read into memory whole to be hashed and stored; at most this much each, and at most
-# UPLOADS_AT_ONCE such bodies in the api at a time (the rest wait their turn).
-MAX_MEDIA_BYTES = 8 * 1024 * 1024
-UPLOADS_AT_ONCE = 2
+MAX_MEDIA_BYTES = 32 * 1024 * 1024
 URL_TTL_S = 3600
 FIELDS = frozenset({"input", "output", "metadata"})
 _CONTENT_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}")
@@ -50,7 +47,6 @@ _MAX_ID = 256
 
 
 def add_routes(app: web.Application) -> None:
-    app["media_uploads"] = asyncio.Semaphore(UPLOADS_AT_ONCE)
     app.router.add_post(PATH, declare)
     app.router.add_get(ITEM_PATH, get_medium)
     app.router.add_patch(ITEM_PATH, patch_medium)
@@ -162,14 +158,26 @@ async def upload(request: web.Request) -> web.Response:
     medium = await _medium_of_signed(request, "upload")
     if request.content_length is not None and request.content_length != medium.content_length:
         raise DecodeError(f"the body is {request.content_length} bytes; {medium.content_length} were declared")
-    # The body is held whole until stored (hashed, then sent as a parameter): a bounded number
-    # of them at a time keeps the api within its memory budget.
-    async with request.app["media_uploads"]:
-        data = await _read_exactly(request, medium.content_length)
-        if base64.b64encode(hashlib.sha256(data).digest()).decode() != medium.sha256_hash:
+    # Spooled to disk past a chunk and hashed as it arrives: an upload holds little memory and no
+    # database connection while the client sends; the chunks go in one transaction at the end.
+    with tempfile.SpooledTemporaryFile(max_size=CHUNK_BYTES) as spool:
+        digest = hashlib.sha256()
+        size = 0
+        while size <= medium.content_length:  # one byte past the length tells a longer body
+            chunk = await request.content.read(min(CHUNK_BYTES, medium.content_length + 1 - size))
+            if not chunk:
+                break
+            digest.update(chunk)
+            spool.write(chunk)
+            size += len(chunk)
+        if size != medium.content_length:
+            raise DecodeError(f"the body is not the {medium.content_length} bytes declared")
+        if base64.b64encode(digest.digest()).decode() != medium.sha256_hash:
             raise DecodeError("the body's SHA-256 is not the one declared")
+        spool.seek(0)
+        chunks = iter(lambda: spool.read(CHUNK_BYTES), b"")
         try:
-            stored = await MediaTable(request.app["postgres"]).store(medium.project_id, medium.id, data)
+            stored = await MediaTable(request.app["postgres"]).store(medium.project_id, medium.id, chunks)
         except PostgresError as exc:
             raise AuthUnavailable(str(exc)) from exc
     if not stored:
@@ -178,18 +186,6 @@ async def upload(request: web.Request) -> web.Response:
     request["log_msg"] = "media uploaded"
     request["log"] = {"media_id": medium.id, "bytes": medium.content_length}
     return web.Response(status=200)
-
-
-async def _read_exactly(request: web.Request, length: int) -> bytes:
-    buffer = bytearray()
-    while len(buffer) <= length:  # one byte past the length tells a longer body
-        more = await request.content.read(length + 1 - len(buffer))
-        if not more:
-            break
-        buffer += more
-    if len(buffer) != length:
-        raise DecodeError(f"the body is not the {length} bytes declared")
-    return bytes(buffer)
 
 
 async def patch_medium(request: web.Request) -> web.Response:
@@ -235,17 +231,29 @@ async def get_medium(request: web.Request) -> web.Response:
     )
 
 
-async def content(request: web.Request) -> web.Response:
+async def content(request: web.Request) -> web.StreamResponse:
     medium = await _medium_of_signed(request, "download")
-    try:
-        data = await MediaTable(request.app["postgres"]).content(medium.project_id, medium.id)
-    except PostgresError as exc:
-        raise AuthUnavailable(str(exc)) from exc
-    if data is None:
+    if not medium.uploaded:
         return error(404, "not_found", "Media not yet uploaded")
     # Served from the api's origin: never rendered as a page of it, whatever the type says.
-    headers = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox", "Cache-Control": "private"}
-    return web.Response(body=data, content_type=medium.content_type, headers=headers)
+    response = web.StreamResponse(
+        headers={"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox", "Cache-Control": "private"}
+    )
+    response.content_type = medium.content_type
+    response.content_length = medium.content_length
+    chunks = MediaTable(request.app["postgres"]).content(medium.project_id, medium.id)
+    try:
+        first = await anext(chunks, None)  # before the status line: a store failure is still a 503
+    except PostgresError as exc:
+        raise AuthUnavailable(str(exc)) from exc
+    if first is None:
+        return error(404, "not_found", "Media not found")  # deleted since the lookup
+    await response.prepare(request)
+    await response.write(first)
+    async for chunk in chunks:  # a failure now can only cut the body short, as any network error
+        await response.write(chunk)
+    await response.write_eof()
+    return response
 
 
 def _json(doc: Any) -> web.Response:

@@ -1,7 +1,9 @@
 """The `media` and `media_links` tables: what the Langfuse SDKs upload beside their events.
 
 A medium is identified by its content's sha256 within a project, so the same image sent twice is
-stored once; each trace, observation and field that names it is a link. The upload and download
+stored once; each trace, observation and field that names it is a link. Its bytes are rows of
+CHUNK_BYTES (media_chunks), written in one transaction once an upload is complete and checked,
+and read back one at a time: no medium is ever held whole in memory. The upload and download
 URLs the api hands out carry an expiry and an HMAC under the medium's own secret: the SDKs call
 them without credentials, as they would a bucket's presigned URLs.
 """
@@ -12,11 +14,13 @@ import base64
 import hashlib
 import hmac
 import secrets
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sinks.postgres.client import Postgres
+from sinks.postgres.client import Postgres, Transaction
+
+CHUNK_BYTES = 256 * 1024
 
 
 def media_id(sha256_hash: str) -> str:
@@ -42,7 +46,7 @@ class Medium:
     uploaded: bool
 
 
-_COLUMNS = "project_id, id, sha256_hash, content_type, content_length, secret, uploaded_at, content IS NOT NULL"
+_COLUMNS = "project_id, id, sha256_hash, content_type, content_length, secret, uploaded_at, uploaded_at IS NOT NULL"
 _ONE = f"SELECT {_COLUMNS} FROM media WHERE project_id = %s AND id = %s"
 
 
@@ -66,7 +70,7 @@ class MediaTable:
                 "INSERT INTO media (project_id, id, sha256_hash, content_type, content_length, secret)"
                 " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (project_id, id) DO UPDATE SET"
                 " content_type = EXCLUDED.content_type, content_length = EXCLUDED.content_length"
-                " WHERE media.content IS NULL",
+                " WHERE media.uploaded_at IS NULL",
                 (project_id, medium, sha256_hash, content_type, content_length, secrets.token_urlsafe(24)),
             )
             await tx.execute(
@@ -81,22 +85,40 @@ class MediaTable:
         rows = await self._pg.fetch(_ONE, (project_id, medium), operation="pg_media_get")
         return Medium(*rows[0]) if rows else None
 
-    async def store(self, project_id: str, medium: str, content: bytes) -> bool:
-        """The uploaded bytes; False if the medium is gone (its traces deleted meanwhile)."""
-        done = await self._pg.execute(
-            "UPDATE media SET content = %s, uploaded_at = now() WHERE project_id = %s AND id = %s",
-            (content, project_id, medium),
-            operation="pg_media_store",
-        )
-        return done > 0
+    async def store(self, project_id: str, medium: str, chunks: Iterable[bytes]) -> bool:
+        """The uploaded bytes, in order, in one transaction; False if the medium is gone (its
+        traces deleted meanwhile) or was stored by a concurrent upload of the same content."""
+        async with self._pg.transaction(operation="pg_media_store") as tx:
+            found = await tx.fetch(
+                "SELECT uploaded_at IS NULL FROM media WHERE project_id = %s AND id = %s FOR UPDATE",
+                (project_id, medium),
+            )
+            if not found or not found[0][0]:
+                return bool(found)
+            await tx.execute("DELETE FROM media_chunks WHERE project_id = %s AND media_id = %s", (project_id, medium))
+            for seq, chunk in enumerate(chunks):
+                await tx.execute(
+                    "INSERT INTO media_chunks (project_id, media_id, seq, data) VALUES (%s, %s, %s, %s)",
+                    (project_id, medium, seq, chunk),
+                )
+            await tx.execute(
+                "UPDATE media SET uploaded_at = now() WHERE project_id = %s AND id = %s", (project_id, medium)
+            )
+        return True
 
-    async def content(self, project_id: str, medium: str) -> bytes | None:
-        rows = await self._pg.fetch(
-            "SELECT content FROM media WHERE project_id = %s AND id = %s AND content IS NOT NULL",
-            (project_id, medium),
-            operation="pg_media_content",
-        )
-        return bytes(rows[0][0]) if rows else None
+    async def content(self, project_id: str, medium: str) -> AsyncIterator[bytes]:
+        """The bytes of an uploaded medium, a chunk per query."""
+        seq = 0
+        while True:
+            rows = await self._pg.fetch(
+                "SELECT data FROM media_chunks WHERE project_id = %s AND media_id = %s AND seq = %s",
+                (project_id, medium, seq),
+                operation="pg_media_content",
+            )
+            if not rows:
+                return
+            yield bytes(rows[0][0])
+            seq += 1
 
     async def patch(self, project_id: str, medium: str, http_status: int | None) -> bool:
         """The SDK's report of its upload (Langfuse's PATCH); False if there is no such medium."""
@@ -122,4 +144,14 @@ class MediaTable:
                 " RETURNING m.id",
                 (project_id, sorted({r[0] for r in rows})),
             )
+            await delete_chunks(tx, project_id, [r[0] for r in gone])
         return len(gone)
+
+
+async def delete_chunks(tx: Transaction, project_id: str, media_ids: list[str]) -> None:
+    if media_ids:
+        await tx.execute(
+            "DELETE FROM media_chunks WHERE project_id = %s AND media_id = ANY(%s)",
+            (project_id, media_ids),
+            operation="pg_media_chunks_delete",
+        )

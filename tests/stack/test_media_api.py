@@ -101,7 +101,7 @@ async def test_media_upload_download_and_refusals(http: aiohttp.ClientSession, p
         ({"field": "body"}, 400, "field"),
         ({"contentType": "png"}, 400, "contentType"),
         ({"contentLength": 0}, 400, "contentLength"),
-        ({"contentLength": 9 * 1024 * 1024}, 413, "at most"),
+        ({"contentLength": 33 * 1024 * 1024}, 413, "at most"),
         ({"traceId": ""}, 400, "traceId"),
         ({"sha256Hash": base64.b64encode(b"short").decode()}, 400, "sha256Hash"),
     ],
