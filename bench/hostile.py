@@ -1,8 +1,9 @@
 """Hostile load against the edge, then its memory: 100 bodies of 6 MiB, 100 gzip bombs, 100
 batches of 10,000 events, 100 OTLP exports of one span with ~400k tiny attributes (5 MB of
 protobuf that parse and map into ~15 times their size), 100 of ~100k tiny spans (~35 times)
-and 100 batches whose metadata holds ~480k tiny values (~25 times), all at once per kind;
-reports the answers and each process's RSS.
+and 100 batches whose metadata holds ~480k tiny values (~25 times), all at once per kind; then
+20 media uploads of 32 MiB through the media API, half of them not the bytes declared (refused
+once read); reports the answers and each process's RSS.
 
     .venv/bin/python bench/hostile.py --api http://127.0.0.1:8080 --runs 3 \
         --app worker=8081 --app worker_2=8083 --app worker_postgres=8082
@@ -21,6 +22,7 @@ import argparse
 import asyncio
 import base64
 import gzip
+import hashlib
 import os
 import re
 import statistics
@@ -156,6 +158,34 @@ async def wave(http: aiohttp.ClientSession, url: str, bodies: list[tuple[bytes, 
     return seen
 
 
+MEDIA_BYTES = 32 * 1024 * 1024
+
+
+async def media_wave(http: aiohttp.ClientSession, api: str, headers: dict[str, str], count: int) -> Counter[str]:
+    """`count` distinct media declared and uploaded at once; every other upload's last byte
+    altered (the edge reads it whole, then refuses it for its hash)."""
+    seen: Counter[str] = Counter()
+
+    async def one(i: int) -> None:
+        content = os.urandom(MEDIA_BYTES)
+        sha = base64.b64encode(hashlib.sha256(content).digest()).decode()
+        declared = {"traceId": f"hostile-{uuid.uuid4()}", "contentType": "application/octet-stream",
+                    "contentLength": MEDIA_BYTES, "sha256Hash": sha, "field": "input"}  # fmt: skip
+        try:
+            async with http.post(f"{api}/api/public/media", json=declared, headers=headers) as r:
+                doc = await r.json()
+            body = content if i % 2 else content[:-1] + bytes([content[-1] ^ 1])
+            del content
+            async with http.put(doc["uploadUrl"], data=body) as r:
+                await r.read()
+                seen[f"PUT {r.status}"] += 1
+        except aiohttp.ClientError as exc:
+            seen[type(exc).__name__] += 1
+
+    await asyncio.gather(*(one(i) for i in range(count)))
+    return seen
+
+
 async def sampled(pids: dict[str, int], work: Any) -> tuple[Any, dict[str, float]]:
     """Await `work` while sampling every process's RSS; its result and the peaks."""
     peaks = {name: rss_mb(pid) for name, pid in pids.items()}
@@ -208,6 +238,8 @@ async def main(api: str, count: int, runs: int, settle_s: float, apps: dict[str,
             [(values, headers)] * count,
         ),
     }
+    media_count = min(count, 20)
+    waves["media"] = (f"{media_count} media uploads of 32 MiB, half not as declared", "", [])
     print(f"pids {pids}; load average {os.getloadavg()[0]:.2f}")
     figures: dict[str, list[float]] = {}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as http:
@@ -217,7 +249,8 @@ async def main(api: str, count: int, runs: int, settle_s: float, apps: dict[str,
             print(f"run {run}: RSS at start {fmt(start_rss)}")
             for kind, (name, target, bodies) in waves.items():
                 began = time.monotonic()
-                seen, peaks = await sampled(pids, wave(http, target, bodies))
+                work = wave(http, target, bodies) if target else media_wave(http, api, headers, media_count)
+                seen, peaks = await sampled(pids, work)
                 took = time.monotonic() - began
                 _, settled_peaks = await sampled(pids, asyncio.sleep(settle_s))
                 after = rss_mb(pids["api"])
@@ -234,8 +267,8 @@ async def main(api: str, count: int, runs: int, settle_s: float, apps: dict[str,
                 figures.setdefault(f"{proc} after", []).append(end_rss[proc])
             print(f"  RSS at the end {fmt(end_rss)}, peak {fmt(run_peaks)}; load average {os.getloadavg()[0]:.2f}")
     print(f"medians of {runs} run(s), MB:")
-    for what, values in figures.items():
-        print(f"  {what:24} {statistics.median(values):6.0f}  ({', '.join(f'{v:.0f}' for v in values)})")
+    for what, seen_mb in figures.items():
+        print(f"  {what:24} {statistics.median(seen_mb):6.0f}  ({', '.join(f'{v:.0f}' for v in seen_mb)})")
     missed = [
         proc
         for proc in pids
