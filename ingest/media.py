@@ -24,6 +24,7 @@ import re
 import tempfile
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from aiohttp import web
@@ -76,7 +77,7 @@ def _sha256(value: object) -> str:
 def _signed_url(request: web.Request, path: str, action: str, medium: Medium) -> tuple[str, int]:
     expires = int(time.time()) + URL_TTL_S
     sig = signature(medium.secret, action, medium.project_id, medium.id, expires)
-    query = f"project={medium.project_id}&expires={expires}&signature={sig}"
+    query = urlencode({"project": medium.project_id, "expires": expires, "signature": sig})
     return f"{_origin(request)}{path.format(mediaId=medium.id)}?{query}", expires
 
 
@@ -95,6 +96,10 @@ def _medium_id(request: web.Request) -> str:
     return medium
 
 
+def _ascii_digits(value: str) -> bool:
+    return value.isascii() and value.isdigit()
+
+
 def _text(value: str, most: int) -> bool:
     # Postgres text cannot hold NUL: refused here, not by the store as a failure of its own.
     return 0 < len(value) <= most and "\x00" not in value
@@ -105,7 +110,8 @@ async def _medium_of_signed(request: web.Request, action: str) -> Medium:
     q = request.query
     project_id, expires, sig = q.get("project", ""), q.get("expires", ""), q.get("signature", "")
     medium_id = _medium_id(request)
-    valid = _text(project_id, _MAX_ID) and expires.isdigit() and len(expires) < 12 and _text(sig, 100)
+    # ASCII only: str.isdigit() takes other scripts' digits, and compare_digest refuses non-ASCII.
+    valid = _text(project_id, _MAX_ID) and _ascii_digits(expires) and len(expires) < 12 and _text(sig, 100)
     if not valid or int(expires) < time.time():
         raise _Forbidden("the URL is incomplete or has expired; ask GET /api/public/media/{mediaId} for a new one")
     try:
@@ -113,7 +119,7 @@ async def _medium_of_signed(request: web.Request, action: str) -> Medium:
     except PostgresError as exc:
         raise AuthUnavailable(str(exc)) from exc
     expected = signature(medium.secret, action, project_id, medium_id, int(expires)) if medium else ""
-    if medium is None or not hmac.compare_digest(expected, sig):
+    if medium is None or not hmac.compare_digest(expected.encode(), sig.encode()):
         raise _Forbidden("the URL's signature does not match")
     return medium
 
@@ -131,7 +137,7 @@ async def declare(request: web.Request) -> web.Response:
     trace_id = _id(doc, "traceId", required=True)
     observation_id = _id(doc, "observationId", required=False)
     field = doc.get("field")
-    if field not in FIELDS:
+    if not isinstance(field, str) or field not in FIELDS:
         raise DecodeError(f"field must be one of {', '.join(sorted(FIELDS))}")
     content_type = doc.get("contentType")
     if not isinstance(content_type, str) or not _CONTENT_TYPE.fullmatch(content_type):

@@ -57,6 +57,9 @@ async def test_media_upload_download_and_refusals(http: aiohttp.ClientSession, p
         (content, signed.update_query(signature="forged"), 403),
         (content, signed.update_query(expires=str(int(signed.query["expires"]) + 1)), 403),
         (content, signed.with_query(None), 403),
+        # What a client may put there, refused like any other wrong signature (once 500s).
+        (content, signed.update_query(signature="sïgnature"), 403),
+        (content, signed.update_query(expires="²"), 403),
     ):
         async with http.put(target, data=body, headers={"Content-Type": "image/png"}) as r:
             assert r.status == want, (target, await r.text())
@@ -99,6 +102,7 @@ async def test_media_upload_download_and_refusals(http: aiohttp.ClientSession, p
     ("over", "status", "message"),
     [
         ({"field": "body"}, 400, "field"),
+        ({"field": ["input"]}, 400, "field"),
         ({"contentType": "png"}, 400, "contentType"),
         ({"contentLength": 0}, 400, "contentLength"),
         ({"contentLength": 33 * 1024 * 1024}, 413, "at most"),
