@@ -273,4 +273,4 @@ def _flat(params: Any) -> Any:
 
 
 def _prompt_version(text: str) -> int | None:
-    return int(text) if text.isdigit() else None
+    return int(text) if text.isascii() and text.isdigit() else None

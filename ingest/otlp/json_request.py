@@ -50,7 +50,7 @@ def _str(v: Any) -> str:
 def _int(v: Any) -> int:
     if type(v) is int:
         return v
-    if type(v) is str and v.lstrip("-").isdigit():
+    if type(v) is str and v.isascii() and v.lstrip("-").isdigit():
         return int(v)
     raise _GiveUp
 

@@ -123,7 +123,7 @@ class Router:
         for prefix, group, fld, rank, drop, keep, _ in self._indexed:
             if key.startswith(prefix):
                 index, _, rest = key[len(prefix) :].partition(".")
-                if index.isdigit() and rest:
+                if index.isascii() and index.isdigit() and rest:
                     if drop and rest.startswith(drop):
                         rest = rest[len(drop) :]
                     if keep is None or rest in keep:
@@ -162,6 +162,6 @@ def _lists(node: Any) -> Any:
     if type(node) is not dict:
         return node
     items = {k: _lists(v) for k, v in node.items()}
-    if items and all(k.isdigit() for k in items):
+    if items and all(k.isascii() and k.isdigit() for k in items):
         return [items[k] for k in sorted(items, key=int)]
     return items

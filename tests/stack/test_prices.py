@@ -200,3 +200,10 @@ async def test_models_api_scopes_validates_and_protects_defaults(
         assert r.status == 200
     async with http.get(f"{API}/api/public/models/{mine['id']}", headers=basic_auth(project)) as r:
         assert r.status == 404
+
+
+async def test_models_pages_refuse_other_scripts_digits(http: aiohttp.ClientSession, project: NewKey) -> None:
+    # "²".isdigit() is true and int("²") raises: it was a 500.
+    for page in ("²", "٣", "-1", "0"):
+        async with http.get(f"{API}/api/public/models?page={page}", headers=basic_auth(project)) as r:
+            assert r.status == 400, page

@@ -1205,3 +1205,9 @@ def test_cached_input_is_priced_once_and_langfuse_usage_is_kept_as_sent() -> Non
     # More cached than input (a count reported apart): never below zero.
     usage = one({"gen_ai.usage.input_tokens": 5, "gen_ai.usage.cache_read.input_tokens": 9})["body"]["usageDetails"]
     assert usage["input"] == 0 and usage["input_cached_tokens"] == 9
+
+
+def test_an_index_in_another_script_s_digits_is_a_plain_attribute_not_a_lost_span() -> None:
+    # str.isdigit() takes "²", which int() refuses: the span was rejected whole for one key.
+    event = one({"llm.input_messages.².message.content": "x", "gen_ai.prompt.².content": "y"})
+    assert event["body"]["traceId"]
