@@ -73,20 +73,20 @@ class Health:
         doc: dict[str, object] = {"status": status, "checks": checks, "version": VERSION, "uptime": self.uptime()}
         if self.jobs:
             doc["jobs"] = {name: dict(report()) for name, report in self.jobs.items()}
-        return _json(doc, 503 if status == "unhealthy" else 200)
+        return probe_json(doc, 503 if status == "unhealthy" else 200)
 
     async def livez(self, request: web.Request) -> web.Response:
         ok = self.alive()
-        return _json({"status": "ok" if ok else "failing"}, 200 if ok else 503)
+        return probe_json({"status": "ok" if ok else "failing"}, 200 if ok else 503)
 
     async def readyz(self, request: web.Request) -> web.Response:
         status, checks = await self.report()
         failing = sorted(n for n, r in checks.items() if r["status"] != "healthy")
         ready = status != "unhealthy"
-        return _json({"status": "ready" if ready else "not ready", "failing": failing}, 200 if ready else 503)
+        return probe_json({"status": "ready" if ready else "not ready", "failing": failing}, 200 if ready else 503)
 
     async def version(self, request: web.Request) -> web.Response:
-        return _json(
+        return probe_json(
             {"version": VERSION, "revision": self.revision, "compiled": self.compiled, "uptime": self.uptime()}, 200
         )
 
@@ -97,7 +97,8 @@ class Health:
         app.router.add_get("/version", self.version)
 
 
-def _json(doc: Mapping[str, object], status: int) -> web.Response:
+def probe_json(doc: Mapping[str, object], status: int) -> web.Response:
+    """A probe's answer: JSON, never cached."""
     return web.Response(
         status=status,
         body=orjson.dumps(doc),

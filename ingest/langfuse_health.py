@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import time
 
-import orjson
 from aiohttp import web
 
-from health.checks import Health
+from health.checks import Health, probe_json
 from health.version import VERSION
 
 HEALTH_PATH = "/api/public/health"
@@ -24,12 +23,6 @@ _DATABASES = ("postgres", "clickhouse")
 # Partition pruning keeps this to the current month's parts of `timestamp` (µs), LIMIT 1 to the
 # first hit: the cost of the probe Langfuse's operators already accept.
 _RECENT = "SELECT 1 FROM {table} WHERE {column} >= %(since)s LIMIT 1"
-
-
-def _json(doc: dict[str, object], status: int) -> web.Response:
-    return web.Response(
-        status=status, body=orjson.dumps(doc), content_type="application/json", headers={"Cache-Control": "no-store"}
-    )
 
 
 def _asked(request: web.Request, name: str) -> bool:
@@ -51,7 +44,7 @@ def add_routes(app: web.Application, health: Health) -> None:
             _, checks = await health.report()
             down = [n for n in _DATABASES if checks.get(n, {}).get("status") != "healthy"]
             if down:
-                return _json({"status": "Database not available", "version": VERSION, "failing": down}, 503)
+                return probe_json({"status": "Database not available", "version": VERSION, "failing": down}, 503)
         if _asked(request, "failIfNoRecentEvents"):
             try:
                 recent = await recent_events(request)
@@ -59,14 +52,14 @@ def add_routes(app: web.Application, health: Health) -> None:
                 recent = False
             if not recent:
                 status = f"No trace or observation events within the last {RECENT_S // 60} minutes"
-                return _json({"status": status, "version": VERSION}, 503)
-        return _json({"status": "OK", "version": VERSION}, 200)
+                return probe_json({"status": status, "version": VERSION}, 503)
+        return probe_json({"status": "OK", "version": VERSION}, 200)
 
     async def public_ready(request: web.Request) -> web.Response:
         status, _ = await health.report()
         if status == "unhealthy":
-            return _json({"status": "Not ready", "version": VERSION}, 503)
-        return _json({"status": "OK", "version": VERSION}, 200)
+            return probe_json({"status": "Not ready", "version": VERSION}, 503)
+        return probe_json({"status": "OK", "version": VERSION}, 200)
 
     app.router.add_get(HEALTH_PATH, public_health, allow_head=False)
     app.router.add_get(READY_PATH, public_ready, allow_head=False)

@@ -222,7 +222,7 @@ async def get_medium(request: web.Request) -> web.Response:
         raise AuthUnavailable(str(exc)) from exc
     if medium is None:
         return error(404, "not_found", "Media not found")
-    if not medium.uploaded or medium.uploaded_at is None:
+    if medium.uploaded_at is None:
         return error(404, "not_found", "Media not yet uploaded")
     url, expires = _signed_url(request, CONTENT_PATH, "download", medium)
     return _json(

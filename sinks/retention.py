@@ -30,7 +30,7 @@ from sinks.clickhouse.client import ClickHouse
 from sinks.clickhouse.schema import BY_TRACE, Dialect, mutation_target
 from sinks.metrics import RETENTION_ROWS_DELETED
 from sinks.postgres.client import Postgres
-from sinks.postgres.media import delete_chunks
+from sinks.postgres.media import forget_links
 from sinks.postgres.retention import retention_policies
 
 RETENTION_LOCK = 7263
@@ -95,20 +95,7 @@ class RetentionJob(Periodic):
                     operation="pg_retention_trace_states",
                 )
                 # Media named only by links older than the window (their traces went above).
-                await tx.execute(
-                    "DELETE FROM media_links WHERE project_id = %s AND created_at < to_timestamp(%s / 1e6)",
-                    (project, cutoff),
-                    operation="pg_retention_media_links",
-                )
-                gone = await tx.fetch(
-                    "DELETE FROM media m WHERE m.project_id = %s AND m.created_at < to_timestamp(%s / 1e6)"
-                    " AND NOT EXISTS (SELECT 1 FROM media_links l WHERE l.project_id = m.project_id"
-                    " AND l.media_id = m.id) RETURNING m.id",
-                    (project, cutoff),
-                    operation="pg_retention_media",
-                )
-                await delete_chunks(tx, project, [r[0] for r in gone])
-                removed["media"] += len(gone)
+                removed["media"] += await forget_links(tx, project, "created_at < to_timestamp(%s / 1e6)", (cutoff,))
         for table, n in removed.items():
             RETENTION_ROWS_DELETED.labels(table).inc(n)
         self.last_run = {"status": "ok", "at": _now(), "rows_deleted": removed}

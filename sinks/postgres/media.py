@@ -42,11 +42,14 @@ class Medium:
     content_type: str
     content_length: int
     secret: str
-    uploaded_at: datetime | None
-    uploaded: bool
+    uploaded_at: datetime | None  # set once every chunk is stored and matched the hash
+
+    @property
+    def uploaded(self) -> bool:
+        return self.uploaded_at is not None
 
 
-_COLUMNS = "project_id, id, sha256_hash, content_type, content_length, secret, uploaded_at, uploaded_at IS NOT NULL"
+_COLUMNS = "project_id, id, sha256_hash, content_type, content_length, secret, uploaded_at"
 _ONE = f"SELECT {_COLUMNS} FROM media WHERE project_id = %s AND id = %s"
 
 
@@ -132,26 +135,30 @@ class MediaTable:
     async def forget_traces(self, project_id: str, trace_ids: Sequence[str]) -> int:
         """Drop the traces' links, and the media no other trace names; how many media went."""
         async with self._pg.transaction(operation="pg_media_forget") as tx:
-            rows = await tx.fetch(
-                "DELETE FROM media_links WHERE project_id = %s AND trace_id = ANY(%s) RETURNING media_id",
-                (project_id, list(trace_ids)),
-            )
-            if not rows:
-                return 0
-            gone = await tx.fetch(
-                "DELETE FROM media m WHERE m.project_id = %s AND m.id = ANY(%s) AND NOT EXISTS ("
-                " SELECT 1 FROM media_links l WHERE l.project_id = m.project_id AND l.media_id = m.id)"
-                " RETURNING m.id",
-                (project_id, sorted({r[0] for r in rows})),
-            )
-            await delete_chunks(tx, project_id, [r[0] for r in gone])
-        return len(gone)
+            return await forget_links(tx, project_id, "trace_id = ANY(%s)", (list(trace_ids),))
 
 
-async def delete_chunks(tx: Transaction, project_id: str, media_ids: list[str]) -> None:
-    if media_ids:
+async def forget_links(tx: Transaction, project_id: str, condition: str, params: tuple[object, ...]) -> int:
+    """Drop the project's links that meet `condition` (SQL on media_links, with `params`), then
+    the media they named that no link names any more, chunks included; how many media went."""
+    rows = await tx.fetch(
+        f"DELETE FROM media_links WHERE project_id = %s AND {condition} RETURNING media_id",
+        (project_id, *params),
+        operation="pg_media_links_delete",
+    )
+    if not rows:
+        return 0
+    gone = await tx.fetch(
+        "DELETE FROM media m WHERE m.project_id = %s AND m.id = ANY(%s) AND NOT EXISTS ("
+        " SELECT 1 FROM media_links l WHERE l.project_id = m.project_id AND l.media_id = m.id)"
+        " RETURNING m.id",
+        (project_id, sorted({r[0] for r in rows})),
+        operation="pg_media_delete",
+    )
+    if gone:
         await tx.execute(
             "DELETE FROM media_chunks WHERE project_id = %s AND media_id = ANY(%s)",
-            (project_id, media_ids),
+            (project_id, [r[0] for r in gone]),
             operation="pg_media_chunks_delete",
         )
+    return len(gone)
