@@ -41,7 +41,7 @@ from agenttrace.cli import tune_gc
 from agenttrace.settings import Settings
 from bench.worker_cpu import BATCH, StubClickHouse, decoder, workloads
 from pipeline.envelope import Envelope
-from pipeline.tombstones import TRACE_DELETE, KnownTombstones, Tombstones, split_deletions, trace_of
+from pipeline.tombstones import TRACE_DELETE, Deletions, KnownTombstones, Tombstones, split_deletions, trace_of
 from sinks.clickhouse.schema import dialect_for
 from sinks.postgres.client import Postgres
 from sinks.postgres.tombstones import TombstoneCache
@@ -49,10 +49,10 @@ from sinks.postgres.tombstones import TombstoneCache
 Batches = list[list[Envelope]]
 
 
-def without_check(envelopes: list[Envelope], tombstones: Tombstones) -> tuple[list[Envelope], list[tuple[str, str]]]:
+def without_check(envelopes: list[Envelope], tombstones: Tombstones) -> tuple[list[Envelope], Deletions]:
     """B: deletions are still taken out and folded; no event is looked up in the tombstones."""
     deleting = {(e.project_id, t): None for e in envelopes if e.type == TRACE_DELETE if (t := trace_of(e))}
-    return [e for e in envelopes if e.type != TRACE_DELETE], list(deleting)
+    return [e for e in envelopes if e.type != TRACE_DELETE], Deletions(list(deleting), [])
 
 
 def batches(envelopes: Sequence[Envelope]) -> Batches:

@@ -22,7 +22,7 @@ from loguru import logger
 from pipeline.config import StageConfig
 from pipeline.dead_letters import DeadLetter, DeadLetters, reason_kind
 from pipeline.envelope import Envelope, decode_record
-from pipeline.errors import EnvelopeError
+from pipeline.errors import EnvelopeError, StoreError
 from pipeline.metrics import ACTIVE_JOBS, JOB_SECONDS, JOBS_PROCESSED, QUEUE_DEPTH, declare
 from pipeline.retry import Backoff, isolate, retry
 
@@ -39,6 +39,10 @@ class Sink(Protocol):
 
     def forget(self) -> None:
         """Drop cached state: partitions were reassigned."""
+
+    async def idle(self) -> None:
+        """Called about every half second while nothing is buffered: work that must not wait
+        for the next event (raise StoreError to have it retried at the next call)."""
 
 
 def _request_ids(envelopes: list[Envelope]) -> list[str]:
@@ -131,6 +135,10 @@ class Stage:
                 self._fill()
                 if not self._buffer and not self._undecodable:
                     self.healthy = True
+                    try:
+                        await self._sink.idle()
+                    except StoreError as exc:
+                        logger.warning("idle work failed; retried", stage=self.name, error=str(exc))
                     continue
                 age = time.monotonic() - self._oldest
                 if self._full() or age >= self._config.flush_interval_s:

@@ -58,6 +58,9 @@ REGISTRY.register(POOLS)
 CLICKHOUSE_PURGED_TRACES = Counter(
     "clickhouse_purged_traces_total", "Deleted traces whose ClickHouse rows were removed by a mutation"
 )
+CLICKHOUSE_PURGED_SCORES = Counter(
+    "clickhouse_purged_scores_total", "Deleted scores whose ClickHouse rows were removed by a mutation"
+)
 
 RETENTION_ROWS_DELETED = Counter(
     "retention_rows_deleted_total", "Rows removed by the retention job, by table", ["table"]

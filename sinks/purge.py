@@ -1,4 +1,5 @@
-"""Physical removal of deleted traces from ClickHouse: a periodic job of the ClickHouse worker.
+"""Physical removal of deleted traces (and scores) from ClickHouse: a periodic job of the
+ClickHouse worker.
 
 Folding a deletion hides a trace at once (rows with is_deleted = 1, sinks/clickhouse/writer.py);
 this job then removes every row of it, the hidden copies included, with one mutation per table
@@ -11,12 +12,15 @@ deletions, and none when nothing is due. Lightweight `DELETE FROM` would be chea
 but does not exist on 18.16. In a cluster the mutations go to the replicated local tables, on
 one replica of each shard (schema.mutation_target): the Distributed tables hold no rows. One
 worker at a time (a Postgres advisory lock): the others skip their turn. A trace's rows are gone within about
-after_s + interval_s + the mutation's run.
+after_s + interval_s + the mutation's run. Deleted scores (score_tombstones) go the same way,
+by a second mutation of `scores` in the same turn.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from loguru import logger
 
@@ -24,7 +28,7 @@ from pipeline.errors import StoreError
 from pipeline.periodic import Periodic
 from sinks.clickhouse.client import ClickHouse
 from sinks.clickhouse.schema import BY_TRACE, mutation_target
-from sinks.metrics import CLICKHOUSE_PURGED_TRACES
+from sinks.metrics import CLICKHOUSE_PURGED_SCORES, CLICKHOUSE_PURGED_TRACES
 from sinks.postgres.client import Postgres
 from sinks.postgres.tombstones import expire_tombstones
 
@@ -62,38 +66,57 @@ class TombstonePurge(Periodic):
         logger.warning("purging deleted traces failed", error=str(exc))
 
     async def run_once(self) -> int:
-        """One turn: the traces purged (0 when another worker holds the lock)."""
+        """One turn: the traces and scores purged (0 when another worker holds the lock)."""
         async with self._pg.transaction(operation="pg_purge") as tx:
             ((locked,),) = await tx.fetch("SELECT pg_try_advisory_xact_lock(%s)", (PURGE_LOCK,))
             if not locked:
                 return 0
-            rows = await tx.fetch(
-                "SELECT project_id, trace_id FROM trace_tombstones WHERE purged_at IS NULL "
-                "AND deleted_at < now() - make_interval(secs => %s) ORDER BY deleted_at LIMIT %s",
-                (self._config.after_s, self._config.max_traces),
-                operation="pg_purge_select",
+            config = self._ch.config
+            traces = await self._purge(
+                tx, "trace", lambda listed: purge_statements(listed, config.database, config.cluster)
             )
-            keys, size = [], 0
-            for project, trace in rows:
-                pair = f"({_quote(project)}, {_quote(trace)})"
-                if size + len(pair) > MAX_QUERY_CHARS:
-                    break
-                keys.append((project, trace, pair))
-                size += len(pair) + 2
-            if keys:
-                listed = ", ".join(pair for _, _, pair in keys)
-                config = self._ch.config
-                for table, sql in purge_statements(listed, config.database, config.cluster):
-                    await self._ch.execute_on_each_shard(sql, operation=f"purge_{table}")
-                await tx.execute(
-                    "UPDATE trace_tombstones SET purged_at = now() WHERE (project_id, trace_id) IN "
-                    "(SELECT * FROM unnest(%s::text[], %s::text[]))",
-                    ([k[0] for k in keys], [k[1] for k in keys]),
-                    operation="pg_purge_mark",
-                )
-                CLICKHOUSE_PURGED_TRACES.inc(len(keys))
-                logger.info("deleted traces purged from ClickHouse", traces=len(keys))
+            if traces:
+                CLICKHOUSE_PURGED_TRACES.inc(traces)
+                logger.info("deleted traces purged from ClickHouse", traces=traces)
+            target = mutation_target("scores", config.database, config.cluster)
+            scores = await self._purge(
+                tx,
+                "score",
+                lambda listed: [("scores_by_id", f"ALTER TABLE {target} DELETE WHERE (project_id, id) IN ({listed})")],
+            )
+            if scores:
+                CLICKHOUSE_PURGED_SCORES.inc(scores)
+                logger.info("deleted scores purged from ClickHouse", scores=scores)
         await expire_tombstones(self._pg)
+        return traces + scores
+
+    async def _purge(self, tx: Any, kind: str, statements: Callable[[str], list[tuple[str, str]]]) -> int:
+        """Run the mutations `statements` makes of the due `kind` tombstones ("(project, id),
+        ...") and mark those purged; how many."""
+        table, column = f"{kind}_tombstones", f"{kind}_id"
+        rows = await tx.fetch(
+            f"SELECT project_id, {column} FROM {table} WHERE purged_at IS NULL "
+            "AND deleted_at < now() - make_interval(secs => %s) ORDER BY deleted_at LIMIT %s",
+            (self._config.after_s, self._config.max_traces),
+            operation=f"pg_purge_select_{kind}",
+        )
+        keys, size = [], 0
+        for project, id_ in rows:
+            pair = f"({_quote(project)}, {_quote(id_)})"
+            if size + len(pair) > MAX_QUERY_CHARS:
+                break
+            keys.append((project, id_, pair))
+            size += len(pair) + 2
+        if not keys:
+            return 0
+        for name, sql in statements(", ".join(pair for _, _, pair in keys)):
+            await self._ch.execute_on_each_shard(sql, operation=f"purge_{name}")
+        await tx.execute(
+            f"UPDATE {table} SET purged_at = now() WHERE (project_id, {column}) IN "
+            "(SELECT * FROM unnest(%s::text[], %s::text[]))",
+            ([k[0] for k in keys], [k[1] for k in keys]),
+            operation=f"pg_purge_mark_{kind}",
+        )
         return len(keys)
 
 

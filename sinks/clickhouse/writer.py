@@ -212,7 +212,7 @@ class ClickHouseWriter:
         same batch starts from the stored state again.
         """
         await self._tombstones.refresh()
-        envelopes, deleting = split_deletions(envelopes, self._tombstones)
+        envelopes, (deleting, scores) = split_deletions(envelopes, self._tombstones)
         poison = await self._fold(envelopes)
         if deleting:
             await self._delete(deleting)
@@ -220,7 +220,26 @@ class ClickHouseWriter:
             gone = set(deleting)
             for key in [k for k, s in self._cache.items() if _trace_key(k, s) in gone]:
                 del self._cache[key]
+        await self._settle_scores(scores)
         return poison
+
+    async def idle(self) -> None:
+        await self._tombstones.refresh()
+        await self._settle_scores([])
+
+    async def _settle_scores(self, scores: list[tuple[str, str]]) -> None:
+        """Mark deleted the scores this batch deleted, and those deleted through another
+        partition that this process learned of since (it may have folded one meanwhile)."""
+        learned = self._tombstones.learned_scores()
+        taken = len(learned)
+        if taken:
+            scores = scores + learned[:taken]
+        if scores:
+            await self._delete_scores(scores)
+            self._tombstones.add_scores(scores)
+            for project, score in scores:
+                self._cache.pop((SCORE, project, score), None)
+            del learned[:taken]  # a refresh beside the insert may have added more
 
     async def _fold(self, envelopes: list[Envelope]) -> list[tuple[Envelope, str]]:
         grouped: dict[Key, list[Envelope]] = {}
@@ -484,39 +503,44 @@ class ClickHouseWriter:
         return len(merged_rows)
 
     async def _delete(self, traces: list[tuple[str, str]]) -> None:
-        """Rows marking the traces, their observations and their scores deleted.
-
-        Server-side, one INSERT ... SELECT per table and project: the newest row of each entity
-        in each partition it has rows in, again with is_deleted = 1 at a revision one above, so
-        that FINAL (which merges within a partition) and the reader's `LIMIT 1 BY id` both see
-        the deletion. Rows already deleted are not copied again: a second fold adds nothing.
-        The rows go physically with the purge (sinks/clickhouse/purge.py).
-        """
-        by_project: dict[str, list[str]] = {}
-        for project, trace in traces:
-            by_project.setdefault(project, []).append(trace)
+        """Rows marking the traces, their observations and their scores deleted."""
         for table, found, time_column in (
             (TRACE, f"id IN {IDS_TABLE}", "timestamp"),
             (OBSERVATION, by_traces_in_ids(), "start_time"),
             (SCORE, by_traces_in_ids(), "timestamp"),
         ):
-            cols = COLUMNS[table]
-            copied = ", ".join(
-                "event_ts + 1" if c == "event_ts" else "toUInt8(1)" if c == "is_deleted" else c for c in cols
+            await self._copy_deleted(table, found, time_column, traces)
+
+    async def _delete_scores(self, scores: list[tuple[str, str]]) -> None:
+        """Rows marking these scores (found by their own ids) deleted."""
+        await self._copy_deleted(SCORE, f"id IN {IDS_TABLE}", "timestamp", scores)
+
+    async def _copy_deleted(self, table: str, found: str, time_column: str, keys: list[tuple[str, str]]) -> None:
+        """Server-side, one INSERT ... SELECT per project: the newest row of each entity `found`
+        by the keys' ids in each partition it has rows in, again with is_deleted = 1 at a revision
+        one above, so that FINAL (which merges within a partition) and the reader's `LIMIT 1 BY
+        id` both see the deletion. Rows already deleted are not copied again: a second fold adds
+        nothing. The rows go physically with the purge (sinks/purge.py)."""
+        by_project: dict[str, list[str]] = {}
+        for project, id_ in keys:
+            by_project.setdefault(project, []).append(id_)
+        cols = COLUMNS[table]
+        copied = ", ".join(
+            "event_ts + 1" if c == "event_ts" else "toUInt8(1)" if c == "is_deleted" else c for c in cols
+        )
+        partition = (
+            self._dialect.timestamp_partition if time_column == "timestamp" else self._dialect.start_time_partition
+        )
+        for project, ids in by_project.items():
+            await self._ch.execute(
+                f"INSERT INTO {table} ({', '.join(cols)}) SELECT {copied} FROM ("
+                f"SELECT {', '.join(cols)} FROM {table} "
+                f"WHERE project_id = {_quote(project)} AND {found} "
+                f"ORDER BY id, event_ts DESC LIMIT 1 BY id, toYYYYMM({partition})"
+                ") WHERE is_deleted = 0",
+                operation=f"delete_{table}",
+                ids=ids,
             )
-            partition = (
-                self._dialect.timestamp_partition if time_column == "timestamp" else self._dialect.start_time_partition
-            )
-            for project, ids in by_project.items():
-                await self._ch.execute(
-                    f"INSERT INTO {table} ({', '.join(cols)}) SELECT {copied} FROM ("
-                    f"SELECT {', '.join(cols)} FROM {table} "
-                    f"WHERE project_id = {_quote(project)} AND {found} "
-                    f"ORDER BY id, event_ts DESC LIMIT 1 BY id, toYYYYMM({partition})"
-                    ") WHERE is_deleted = 0",
-                    operation=f"delete_{table}",
-                    ids=ids,
-                )
 
     async def _load(
         self, keys: list[Key], gone: set[Key], grouped: dict[Key, list[Envelope]]

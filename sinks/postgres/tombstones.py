@@ -1,4 +1,5 @@
-"""The trace_tombstones table (migration 0007): written by the edge, read by every stage.
+"""The trace_tombstones and score_tombstones tables (migrations 0007, 0010): written by the
+edge, read by every stage.
 
 The edge writes a trace's tombstone before it appends the `trace-delete` event, so the
 tombstone exists before any stage can meet the deletion or anything after it; the stages
@@ -32,20 +33,33 @@ _STALE_READS = 5
 
 async def write_tombstones(pg: Postgres, project_id: str, trace_ids: Sequence[str], keep_s: float) -> None:
     """Tombstone `trace_ids` of one project (idempotent); they expire after `keep_s`."""
-    if not trace_ids:
+    await _write(pg, "trace", project_id, trace_ids, keep_s)
+
+
+async def write_score_tombstones(pg: Postgres, project_id: str, score_ids: Sequence[str], keep_s: float) -> None:
+    """Tombstone `score_ids` of one project (idempotent); they expire after `keep_s`."""
+    await _write(pg, "score", project_id, score_ids, keep_s)
+
+
+async def _write(pg: Postgres, kind: str, project_id: str, ids: Sequence[str], keep_s: float) -> None:
+    if not ids:
         return
+    table = f"{kind}_tombstones"
     await pg.execute(
-        "INSERT INTO trace_tombstones (project_id, trace_id, expires_at) "
-        "SELECT %s, t, now() + make_interval(secs => %s) FROM unnest(%s::text[]) AS t "
-        "ON CONFLICT (project_id, trace_id) DO UPDATE SET expires_at = GREATEST("
-        "trace_tombstones.expires_at, EXCLUDED.expires_at)",
-        (project_id, keep_s, sorted(set(trace_ids))),
-        operation="pg_write_tombstones",
+        f"INSERT INTO {table} (project_id, {kind}_id, expires_at) "
+        "SELECT %s, i, now() + make_interval(secs => %s) FROM unnest(%s::text[]) AS i "
+        f"ON CONFLICT (project_id, {kind}_id) DO UPDATE SET expires_at = GREATEST("
+        f"{table}.expires_at, EXCLUDED.expires_at)",
+        (project_id, keep_s, sorted(set(ids))),
+        operation=f"pg_write_{kind}_tombstones",
     )
 
 
 async def expire_tombstones(pg: Postgres) -> int:
-    return await pg.execute("DELETE FROM trace_tombstones WHERE expires_at < now()", operation="pg_expire_tombstones")
+    gone = 0
+    for table in ("trace_tombstones", "score_tombstones"):
+        gone += await pg.execute(f"DELETE FROM {table} WHERE expires_at < now()", operation="pg_expire_tombstones")
+    return gone
 
 
 class TombstoneCache:
@@ -69,6 +83,8 @@ class TombstoneCache:
         self._pg = pg
         self._refresh_s = refresh_s
         self._traces: dict[str, set[str]] = {}
+        self._scores: dict[str, set[str]] = {}
+        self._learned: list[Key] = []
         # The previous read: its transaction's time and its snapshot's oldest running xid.
         self._read_at: datetime | None = None
         self._snapshot_xmin = ""
@@ -95,24 +111,35 @@ class TombstoneCache:
 
     async def _read(self) -> None:
         # One statement, so one snapshot for its xmin and for the rows it finds.
-        head = (
-            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text, now(), NULL, NULL UNION ALL "
-            "SELECT NULL, NULL, project_id, array_agg(trace_id) FROM trace_tombstones WHERE "
-        )
+        args: tuple[object, ...] = ()
         if self._read_at is None:
-            rows = await self._pg.fetch(head + "expires_at > now() GROUP BY project_id", operation="pg_load_tombstones")
+            where = "expires_at > now()"
+            operation = "pg_load_tombstones"
         else:
-            rows = await self._pg.fetch(
-                # age() compares xids modulo wraparound: a row at least as young as the xmin.
-                head + "deleted_at > %s AND age(xmin) <= age(%s::text::xid) GROUP BY project_id",
-                (self._read_at - timedelta(seconds=_OVERLAP_S), self._snapshot_xmin),
-                operation="pg_refresh_tombstones",
-            )
-        for xmin, at, project_id, trace_ids in rows:
+            # age() compares xids modulo wraparound: a row at least as young as the xmin.
+            where = "deleted_at > %s AND age(xmin) <= age(%s::text::xid)"
+            args = (self._read_at - timedelta(seconds=_OVERLAP_S), self._snapshot_xmin)
+            operation = "pg_refresh_tombstones"
+        rows = await self._pg.fetch(
+            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text, now(), NULL, NULL, NULL UNION ALL "
+            f"SELECT NULL, NULL, 't', project_id, array_agg(trace_id) FROM trace_tombstones WHERE {where} "
+            "GROUP BY project_id UNION ALL "
+            f"SELECT NULL, NULL, 's', project_id, array_agg(score_id) FROM score_tombstones WHERE {where} "
+            "GROUP BY project_id",
+            args + args,
+            operation=operation,
+        )
+        for xmin, at, kind, project_id, ids in rows:
             if project_id is None:
                 snapshot_xmin, read_at = xmin, at
+            elif kind == "t":
+                self._traces.setdefault(project_id, set()).update(ids)
             else:
-                self._traces.setdefault(project_id, set()).update(trace_ids)
+                known = self._scores.setdefault(project_id, set())
+                # Not at the first read: this process has folded nothing before it.
+                if self._read_at is not None:
+                    self._learned.extend((project_id, s) for s in ids if s not in known)
+                known.update(ids)
         self._read_at = read_at
         self._snapshot_xmin = str(int(snapshot_xmin) % 2**32)  # a 64-bit xid8 as the rows' 32-bit xid
         # Set only after a successful read: a failed one is retried with the next batch.
@@ -127,8 +154,19 @@ class TombstoneCache:
         for project_id, trace_id in keys:
             self._traces.setdefault(project_id, set()).add(trace_id)
 
+    def score_deleted(self, project_id: str, score_id: str) -> bool:
+        scores = self._scores.get(project_id)
+        return scores is not None and score_id in scores
+
+    def add_scores(self, keys: Iterable[Key]) -> None:
+        for project_id, score_id in keys:
+            self._scores.setdefault(project_id, set()).add(score_id)
+
+    def learned_scores(self) -> list[Key]:
+        return self._learned
+
     def __len__(self) -> int:
-        return sum(len(traces) for traces in self._traces.values())
+        return sum(len(ids) for kinds in (self._traces, self._scores) for ids in kinds.values())
 
 
 def _report(task: asyncio.Future[None]) -> None:

@@ -88,10 +88,15 @@ class PostgresWriter:
         traces written lately only guesses which rows exist (_trace_states)."""
         self._known.clear()
 
+    async def idle(self) -> None:
+        self._tombstones.learned_scores().clear()  # scores are not this stage's
+
     async def write(self, envelopes: list[Envelope]) -> list[tuple[Envelope, str]]:
         horizon_us = time.time_ns() // 1000 - self._horizon_us
         await self._tombstones.refresh()
-        envelopes, deleting = split_deletions(envelopes, self._tombstones)
+        # Scores are ClickHouse's alone: their deletions are the other stage's to fold.
+        envelopes, (deleting, _) = split_deletions(envelopes, self._tombstones)
+        self._tombstones.learned_scores().clear()
         poison, folded = _judge([e for e in envelopes if e.received_at >= horizon_us])
         if folded or deleting:
             async with self._pg.transaction(operation="pg_projection") as tx:

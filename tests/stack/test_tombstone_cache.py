@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from sinks.postgres.client import Postgres
-from sinks.postgres.tombstones import TombstoneCache, write_tombstones
+from sinks.postgres.tombstones import TombstoneCache, write_score_tombstones, write_tombstones
 from tests.support import eventually
 
 pytestmark = pytest.mark.stack
@@ -32,8 +32,8 @@ class Reads:
         self.last = await self._pg.fetch(sql, params, operation=operation)
         return self.last
 
-    def traces(self, project: str) -> list[str]:
-        return sorted(t for row in self.last if row[2] == project for t in row[3])
+    def traces(self, project: str, kind: str = "t") -> list[str]:
+        return sorted(t for row in self.last if row[2] == kind and row[3] == project for t in row[4])
 
 
 async def test_a_late_committed_tombstone_is_found_and_nothing_is_read_twice(pg: Postgres) -> None:
@@ -60,3 +60,20 @@ async def test_a_late_committed_tombstone_is_found_and_nothing_is_read_twice(pg:
     # All three lie within the read's time window, yet are not transferred again (at once,
     # unless another session's transaction was open across a read: it holds the xmin back).
     await eventually(read_again, lambda traces: traces == [], timeout_s=10)
+
+
+async def test_score_tombstones_are_their_own_and_news_of_them_is_kept(pg: Postgres) -> None:
+    project = f"test-{uuid.uuid4().hex[:12]}"
+    await write_score_tombstones(pg, project, ["known-at-start"], 3600)
+    reads = Reads(pg)
+    cache = TombstoneCache(reads)  # type: ignore[arg-type]
+    await cache.refresh(force=True)
+    assert cache.score_deleted(project, "known-at-start") and not cache.deleted(project, "known-at-start")
+    assert (project, "known-at-start") not in cache.learned_scores()  # nothing was folded before the first read
+    # One this process folded itself is not news; one another process wrote is.
+    cache.add_scores([(project, "folded-here")])
+    await write_score_tombstones(pg, project, ["folded-here", "from-elsewhere"], 3600)
+    await cache.refresh(force=True)
+    assert reads.traces(project, "s") == ["folded-here", "from-elsewhere"]
+    assert [k for k in cache.learned_scores() if k[0] == project] == [(project, "from-elsewhere")]
+    assert cache.score_deleted(project, "from-elsewhere") and not cache.deleted(project, "from-elsewhere")

@@ -103,6 +103,9 @@ class Sink:
     def forget(self) -> None:
         pass
 
+    async def idle(self) -> None:
+        pass
+
 
 def record(offset: int) -> ConsumerRecord:
     raw = Envelope(f"e{offset}", "p", "trace-create", 1, 1, {"id": "t"}).encode()

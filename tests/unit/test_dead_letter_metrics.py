@@ -59,6 +59,9 @@ class Sink:
     def forget(self) -> None:
         pass
 
+    async def idle(self) -> None:
+        pass
+
 
 def record(offset: int, raw: bytes | None = None) -> ConsumerRecord:
     if raw is None:

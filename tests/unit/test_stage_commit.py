@@ -43,6 +43,9 @@ class Sink:
     def forget(self) -> None:
         pass
 
+    async def idle(self) -> None:
+        pass
+
 
 def record(offset: int) -> ConsumerRecord:
     env = Envelope(id=f"e{offset}", project_id="p", type="trace-create", ts=1, received_at=1, body={"id": "t"})
