@@ -149,6 +149,7 @@ def build_app(
     app.router.add_post("/api/public/scores", create_scores)
     app.router.add_delete(read.TRACE_PATH, deletion.delete_trace)
     app.router.add_delete(read.TRACES_PATH, deletion.delete_traces)
+    app.router.add_delete(read_scores.SCORE_PATH, deletion.delete_score)
     app.router.add_post(admin.PATH, admin.create_project_key)
     app.router.add_get(admin.PATH, admin.list_project_keys)
     app.router.add_delete(admin.KEY_PATH, admin.revoke_project_key)

@@ -1,4 +1,5 @@
-"""DELETE /api/public/traces/{traceId} and DELETE /api/public/traces: Langfuse's trace deletion.
+"""DELETE /api/public/traces/{traceId}, DELETE /api/public/traces and
+DELETE /api/public/scores/{scoreId}: Langfuse's trace and score deletion.
 
 A deletion is an event in the log (`trace-delete`, pipeline/tombstones.py) that every stage
 folds. Before appending it, the edge writes the traces' tombstones in Postgres
@@ -7,6 +8,11 @@ later event of a deleted trace back in, and drops the media only those traces na
 (ingest/media.py). The answer (200, Langfuse's message) comes after Kafka
 acknowledged; an unknown id is answered the same (idempotent), and ids are scoped to the
 caller's project, so another project's trace of the same id is never touched.
+
+A score's deletion goes the same way (`score-delete`, its tombstone in score_tombstones),
+answered 202 as Langfuse answers it. Its event is keyed as the score's own events were (by
+its trace, which the edge reads from ClickHouse), so that the stage folds it after them; a
+score not stored yet is keyed by its id, and its tombstone holds its events back.
 """
 
 from __future__ import annotations
@@ -21,11 +27,12 @@ from loguru import logger
 from health.http import error
 from ingest.encoding import DecodeError
 from ingest.intake import Intake
-from ingest.metrics import TRACES_DELETED
-from pipeline.tombstones import TRACE_DELETE
+from ingest.metrics import SCORES_DELETED, TRACES_DELETED
+from pipeline.errors import StoreError
+from pipeline.tombstones import SCORE_DELETE, TRACE_DELETE
 from sinks.postgres.client import PostgresError
 from sinks.postgres.media import MediaTable
-from sinks.postgres.tombstones import write_tombstones
+from sinks.postgres.tombstones import write_score_tombstones, write_tombstones
 
 # Langfuse's bulk deletion takes at most this many ids per request.
 MAX_IDS = 1000
@@ -84,10 +91,40 @@ async def _delete(request: web.Request, trace_ids: list[str], message: str) -> w
     return _answer(message)
 
 
+async def delete_score(request: web.Request) -> web.Response:
+    score_id = request.match_info["scoreId"]
+    if not _valid(score_id):
+        raise DecodeError(f"scoreId must be a non-empty string of at most {MAX_ID_CHARS} characters, without NUL")
+    intake: Intake = request.app["intake"]
+    caller = await intake.caller(request)
+    try:
+        keep_s = request.app["tombstone_keep_s"]
+        await write_score_tombstones(request.app["postgres"], caller.project_id, [score_id], keep_s)
+    except PostgresError as exc:
+        if exc.permanent:
+            raise DecodeError(f"the score id was refused: {exc}") from None
+        logger.warning("score tombstone not written", request_id=caller.request_id, error=str(exc))
+        return error(503, "unavailable", "the key store is unavailable; retry later", {"Retry-After": "5"})
+    body: dict[str, Any] = {"id": score_id}
+    try:
+        stored = await request.app["reader"].score(caller.project_id, score_id)
+    except StoreError as exc:  # keyed by its id then: the tombstone still holds it back
+        logger.warning("score's trace not read", request_id=caller.request_id, error=str(exc))
+        stored = None
+    if stored and stored.get("trace_id"):
+        body["traceId"] = stored["trace_id"]
+    await intake.publish(caller, [(str(uuid.uuid4()), SCORE_DELETE, 0, body)], "batch")
+    SCORES_DELETED.inc()
+    logger.info("score deleted", project_id=caller.project_id, score_id=score_id, request_id=caller.request_id)
+    request["log"] = {"deleted": 1, "found": stored is not None}
+    request["log_msg"] = "score deleted"
+    return _answer("Score deletion queued successfully", 202)
+
+
 def _valid(trace_id: object) -> bool:
     # Postgres text cannot hold NUL (the tombstone's key).
     return isinstance(trace_id, str) and 0 < len(trace_id) <= MAX_ID_CHARS and "\x00" not in trace_id
 
 
-def _answer(message: str) -> web.Response:
-    return web.Response(status=200, body=orjson.dumps({"message": message}), content_type="application/json")
+def _answer(message: str, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps({"message": message}), content_type="application/json")

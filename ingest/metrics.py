@@ -16,3 +16,4 @@ for _source in SOURCES:
     for _counter in (TRACES_INGESTED, OBSERVATIONS_INGESTED, SCORES_CREATED):
         _counter.labels(_source)
 TRACES_DELETED = Counter("traces_deleted_total", "Traces deleted through the API (each id of a request counts)")
+SCORES_DELETED = Counter("scores_deleted_total", "Scores deleted through the API")

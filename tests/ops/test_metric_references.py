@@ -50,6 +50,8 @@ OUR_METRICS: dict[str, frozenset[str]] = {
     "clickhouse_query_duration_seconds": frozenset({"operation"}),
     "traces_deleted_total": frozenset(),
     "clickhouse_purged_traces_total": frozenset(),
+    "scores_deleted_total": frozenset(),
+    "clickhouse_purged_scores_total": frozenset(),
     "retention_rows_deleted_total": frozenset({"table"}),
 }
 HISTOGRAMS = {
