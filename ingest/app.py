@@ -21,7 +21,18 @@ from prometheus_async.aio.web import server_stats
 
 from health.checks import Check, Health
 from health.http import observe
-from ingest import admin, deletion, langfuse_health, media, models, read, read_metrics, read_scores, read_sessions
+from ingest import (
+    admin,
+    deletion,
+    langfuse_health,
+    media,
+    models,
+    prompts,
+    read,
+    read_metrics,
+    read_scores,
+    read_sessions,
+)
 from ingest.auth import Authenticator
 from ingest.batch import ingest_batch
 from ingest.config import EdgeConfig
@@ -161,6 +172,7 @@ def build_app(
     app.router.add_get(PROJECTS_PATH, get_projects)
     models.add_routes(app)
     media.add_routes(app)
+    prompts.add_routes(app)
     health.add_routes(app)
     langfuse_health.add_routes(app, health)
     return app

@@ -1,0 +1,204 @@
+"""/api/public/v2/prompts: Langfuse's prompt management, in its paths and shapes.
+
+The SDKs' `get_prompt`/`getPrompt` read `GET /api/public/v2/prompts/{name}` (a folder's `/`
+percent-encoded in the name), by `version` or `label` (`production` when neither), and
+`create_prompt`/`update_prompt` write through POST and PATCH. Prompts live in Postgres
+(sinks/postgres/prompts.py), scoped by the key's project; references to other prompts are
+resolved unless `resolve=false`.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ingest.auth import AuthUnavailable
+from ingest.encoding import ClientError
+from ingest.intake import Intake
+from ingest.params import Params
+from sinks.postgres.client import PostgresError
+from sinks.postgres.prompts import (
+    LATEST,
+    PromptError,
+    PromptMeta,
+    PromptTable,
+    PromptVersion,
+    check_labels,
+    check_name,
+    parse_new,
+)
+
+PATH = "/api/public/v2/prompts"
+# `{name:.+}`: a name in a folder keeps its `/` when a client sends it unencoded.
+ITEM_PATH = "/api/public/v2/prompts/{promptName:.+}"
+VERSION_PATH = "/api/public/v2/prompts/{promptName:.+}/versions/{version}"
+_MAX_VERSION = 2**31 - 1
+
+
+class NotFound(ClientError):
+    status = 404
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get(PATH, list_prompts, allow_head=False)
+    app.router.add_post(PATH, create_prompt)
+    # The version path first: the item path's name would take "x/versions/2" whole.
+    app.router.add_patch(VERSION_PATH, update_labels)
+    app.router.add_get(ITEM_PATH, get_prompt, allow_head=False)
+    app.router.add_delete(ITEM_PATH, delete_prompt)
+
+
+async def create_prompt(request: web.Request) -> web.Response:
+    intake: Intake = request.app["intake"]
+    project_id, table = await _caller(request)
+    doc = await intake.json(request)
+    new = _checked(parse_new, doc)
+    created = await _stored(table.create(project_id, new))
+    request["log_msg"] = "prompt created"
+    request["log"] = {"prompt": created.name, "version": created.version}
+    return _json(prompt_json(created), 201)
+
+
+async def get_prompt(request: web.Request) -> web.Response:
+    project_id, table = await _caller(request)
+    name = _checked(check_name, request.match_info["promptName"])
+    p = Params(request)
+    version = _version_param(p)
+    label = p.text("label")
+    if version is not None and label is not None:
+        raise ClientError("give either version or label, not both")
+    found = await _stored(table.get(project_id, name, version=version, label=label))
+    if p.flag("resolve") is not False:
+        found = await _stored(table.resolve(project_id, found))
+    return _json(prompt_json(found))
+
+
+async def list_prompts(request: web.Request) -> web.Response:
+    project_id, table = await _caller(request)
+    p = Params(request)
+    page, limit = p.page()
+    since, until = p.time("fromUpdatedAt"), p.time("toUpdatedAt")
+    metas, total = await _stored(
+        table.names(
+            project_id,
+            name=p.text("name"),
+            label=p.text("label"),
+            tag=p.text("tag"),
+            since=None if since is None else datetime.fromtimestamp(since / 1e6, UTC),
+            until=None if until is None else datetime.fromtimestamp(until / 1e6, UTC),
+            offset=(page - 1) * limit,
+            limit=limit,
+        )
+    )
+    meta = {"page": page, "limit": limit, "totalItems": total, "totalPages": math.ceil(total / limit)}
+    return _json({"data": [meta_json(m) for m in metas], "meta": meta})
+
+
+async def update_labels(request: web.Request) -> web.Response:
+    intake: Intake = request.app["intake"]
+    project_id, table = await _caller(request)
+    name = _checked(check_name, request.match_info["promptName"])
+    raw = request.match_info["version"]
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and 0 < int(raw) <= _MAX_VERSION):
+        raise ClientError("version must be a positive integer")
+    version = int(raw)
+    doc = await intake.json(request)
+    if not isinstance(doc, dict) or not isinstance(doc.get("newLabels"), list):
+        raise ClientError("the body must be an object with newLabels, a list of labels")
+    labels = _checked(check_labels, doc["newLabels"], "newLabels")
+    if LATEST in labels:
+        raise ClientError("the latest label always names the newest version; it cannot be set")
+    updated = await _stored(table.set_labels(project_id, name, version, labels))
+    request["log_msg"] = "prompt labels set"
+    request["log"] = {"prompt": name, "version": version, "labels": labels}
+    return _json(prompt_json(updated))
+
+
+async def delete_prompt(request: web.Request) -> web.Response:
+    project_id, table = await _caller(request)
+    name = _checked(check_name, request.match_info["promptName"])
+    p = Params(request)
+    version, label = _version_param(p), p.text("label")
+    if version is not None and label is not None:
+        raise ClientError("give either version or label, not both")
+    if not await _stored(table.delete(project_id, name, version=version, label=label)):
+        raise NotFound(f"Prompt not found: {name!r}")
+    request["log_msg"] = "prompt deleted"
+    request["log"] = {"prompt": name, "version": version, "label": label}
+    return web.Response(status=204)
+
+
+def prompt_json(v: PromptVersion) -> dict[str, Any]:
+    return {
+        "id": v.id,
+        "name": v.name,
+        "version": v.version,
+        "type": v.type,
+        "prompt": v.prompt,
+        "config": v.config,
+        "labels": v.labels,
+        "tags": v.tags,
+        "commitMessage": v.commit_message,
+        "resolutionGraph": v.resolution_graph,
+        "createdAt": _iso(v.created_at),
+        "updatedAt": _iso(v.updated_at),
+        "createdBy": "API",
+    }
+
+
+def meta_json(m: PromptMeta) -> dict[str, Any]:
+    return {
+        "name": m.name,
+        "type": m.type,
+        "versions": m.versions,
+        "labels": m.labels,
+        "tags": m.tags,
+        "lastUpdatedAt": _iso(m.last_updated_at),
+        "lastConfig": m.last_config,
+    }
+
+
+def _version_param(p: Params) -> int | None:
+    raw = p.text("version")
+    if raw is None:
+        return None
+    return p.integer("version", 0, 1, _MAX_VERSION)
+
+
+def _checked(check: Any, *args: Any) -> Any:
+    try:
+        return check(*args)
+    except PromptError as exc:
+        raise ClientError(str(exc)) from None
+
+
+async def _stored(pending: Any) -> Any:
+    """The store's answer; its refusals as the client's 400 or 404, its outage as 503."""
+    try:
+        return await pending
+    except PromptError as exc:
+        if exc.missing:
+            raise NotFound(str(exc)) from None
+        raise ClientError(str(exc)) from None
+    except PostgresError as exc:
+        if exc.permanent:  # text Postgres cannot hold (e.g. a lone surrogate)
+            raise ClientError(f"the prompt was refused: {exc}") from None
+        raise AuthUnavailable(str(exc)) from exc
+
+
+async def _caller(request: web.Request) -> tuple[str, PromptTable]:
+    intake: Intake = request.app["intake"]
+    caller = await intake.caller(request)
+    return caller.project_id, PromptTable(request.app["postgres"])
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _json(doc: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(doc), content_type="application/json")

@@ -1,0 +1,72 @@
+"""Prompt management through the Langfuse SDKs, unchanged: the current Python SDK's
+create_prompt, get_prompt, update_prompt and API client, and the 2.x SDK's get_prompt."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+
+from sinks.postgres.keys import NewKey
+from tests.sdk.conftest import sdk_runner
+
+pytestmark = [pytest.mark.stack, pytest.mark.timeout(300)]
+
+
+async def test_the_current_python_sdk_manages_prompts(langfuse_v5_python: Path, project: NewKey) -> None:
+    run = uuid.uuid4().hex[:12]
+    got = await sdk_runner(langfuse_v5_python, "langfuse_v5_prompts.py", project)(run)
+    assert got["sdk_version"].startswith("5."), got
+    assert got["created"] == [1, 2, "ask for a rating"]
+    assert got["production"] == {
+        "version": 1,
+        "compiled": "As a expert critic, do you like Dune?",
+        "config": {"model": "gpt-4o", "temperature": 0.2},
+        "labels": ["production"],
+        "tags": ["movies"],  # kept for the second version, which named none
+        "fallback": False,
+    }
+    assert (got["staging"], got["latest"]) == (2, 2)
+    assert got["version_1"] == "As a {{criticLevel}} critic, do you like {{movie}}?"
+    # The label moved: version 2 has it now, version 1 lost it.
+    assert got["promoted"] == {"version": 2, "labels": ["latest", "production", "staging"]}
+    assert got["chat"] == [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello"},
+        {"role": "user", "content": "And now?"},
+    ]
+    assert got["composed"] == "Hello Ada! How are you?"
+    assert got["listed"] == [
+        {
+            "name": f"{run}-movie-critic",
+            "versions": [1, 2],
+            "labels": ["latest", "production", "staging"],
+            "tags": ["movies"],
+        }
+    ]
+    assert got["after_delete"] == [2]
+    assert got["missing"] == {"fallback": True, "compiled": "Fallback used"}
+
+
+async def test_the_2x_python_sdk_reads_and_writes_prompts(langfuse_v2_python: Path, project: NewKey) -> None:
+    run = uuid.uuid4().hex[:12]
+    got = await sdk_runner(langfuse_v2_python, "langfuse_v2_prompts.py", project)(run)
+    assert got["sdk_version"].startswith("2."), got
+    assert got["production"] == [1, "Summarize this", {"max_tokens": 50}]
+    assert got["latest"] == 2
+    assert got["promoted"] == "Summarize {{text}} briefly"
+    assert got["version_1"] == "Summarize {{text}}"
+    assert got["chat"] == [{"role": "system", "content": "You are terse."}]
+
+
+async def test_the_js_3x_sdk_reads_and_writes_prompts(langfuse_js_v3: Path, project: NewKey) -> None:
+    node = Path(shutil.which("node") or "node")
+    got = await sdk_runner(node, "langfuse_js3_prompts.cjs", project, str(langfuse_js_v3))(uuid.uuid4().hex[:12])
+    assert got["production"] == [1, "Hi Ada", {"temperature": 0}]
+    assert got["staging"] == 2
+    assert got["first"] == "Hi {{who}}"
+    assert got["chat"] == [{"role": "system", "content": "Be brief."}]
+    assert got["missing"] == [True, "fb"]
