@@ -124,7 +124,8 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     seconds.observe(elapsed)
     request_bytes.observe(request.content_length or 0)
     body = getattr(response, "body", None)
-    response_bytes.observe(len(body) if isinstance(body, (bytes, bytearray)) else 0)
+    # A streamed answer (already written) has no body but may have declared its length.
+    response_bytes.observe(len(body) if isinstance(body, (bytes, bytearray)) else response.content_length or 0)
     if path not in _QUIET_PATHS or status >= 500:
         extra = request.get("log", {})
         log = logger.warning if status >= 500 else logger.info

@@ -94,6 +94,12 @@ class Intake:
         project_id = await self._auth.project_id(authorization)
         return Caller(project_id, request_id, sdk_name[:100], sdk_version)
 
+    def hold_answer(self, request: web.Request, n: int) -> None:
+        """Count `n` bytes of an answer being built as the request's, in flight until it is
+        built; Overloaded (503) past the bound. Reads of large stored documents (prompts)
+        would otherwise hold megabytes each, however many clients read at once."""
+        self._inflight.hold_for(request).grow(n)
+
     def reserve(self, n: int) -> AbstractAsyncContextManager[Held]:
         """Count a message of `n` bytes, and what parsing it costs, as in flight while inside;
         Overloaded past the bound (the transports that hand over whole messages, like gRPC)."""

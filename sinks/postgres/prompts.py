@@ -27,9 +27,15 @@ MAX_NAME = 255
 MAX_LABEL = 36
 MAX_LIST = 50
 _LABEL = re.compile(r"[a-z0-9_.\-]+")
-_REFERENCE = re.compile(r"@@@langfusePrompt:(.*?)@@@")
+# In JSON text: the reference may not leave its string (no unescaped quote inside).
+_REFERENCE = re.compile(r'@@@langfusePrompt:((?:[^"\\]|\\.)*?)@@@')
 # How deep references may nest (Langfuse's limit too); deeper is a cycle or a mistake.
 MAX_DEPTH = 5
+# References replaced in one read: each distinct one costs a query.
+MAX_REFERENCES = 100
+# A version's prompt and config, encoded: far above any real prompt, and small enough that a
+# burst of reads of the largest stays within the api's memory budget.
+MAX_PROMPT_BYTES = 1024 * 1024
 # pg_advisory_xact_lock's first key: 7261 the migrations', 7262 the purge's.
 _NAME_LOCK = 7263
 _COLUMNS = (
@@ -38,19 +44,19 @@ _COLUMNS = (
 
 
 class PromptError(ValueError):
-    """What a client sent cannot be stored or read as asked (a 400, or 404 with `missing`)."""
+    """What a client sent cannot be stored or read as asked: `status` 400, 404 or 413."""
 
-    def __init__(self, message: str, *, missing: bool = False) -> None:
+    def __init__(self, message: str, *, status: int = 400) -> None:
         super().__init__(message)
-        self.missing = missing
+        self.status = status
 
 
 @dataclass(frozen=True)
 class NewPrompt:
     name: str
     type: str
-    prompt: Any
-    config: Any
+    prompt: bytes  # JSON, as stored
+    config: bytes
     labels: list[str]
     tags: list[str] | None
     commit_message: str | None
@@ -58,18 +64,25 @@ class NewPrompt:
 
 @dataclass
 class PromptVersion:
+    """A stored version; its prompt and config as their JSON text, parsed only to resolve
+    references (a read of a large prompt holds its text, not its objects too)."""
+
     name: str
     version: int
     id: str
     type: str
-    prompt: Any
-    config: Any
+    prompt_json: str
+    config_json: str
     labels: list[str]
     tags: list[str]
     commit_message: str | None
     created_at: datetime
     updated_at: datetime
     resolution_graph: dict[str, Any] | None = field(default=None)
+
+    @property
+    def prompt(self) -> Any:
+        return orjson.loads(self.prompt_json)
 
 
 @dataclass(frozen=True)
@@ -80,7 +93,7 @@ class PromptMeta:
     labels: list[str]
     tags: list[str]
     last_updated_at: datetime
-    last_config: Any
+    last_config_json: str
 
 
 def check_name(name: object) -> str:
@@ -135,15 +148,16 @@ def parse_new(doc: object) -> NewPrompt:
     if message is not None and (not isinstance(message, str) or "\x00" in message):
         raise PromptError("commitMessage must be a string")
     try:  # what the store writes must encode (orjson's depth limit is below its parser's)
-        orjson.dumps(prompt)
-        orjson.dumps(config)
+        encoded, encoded_config = orjson.dumps(prompt), orjson.dumps({} if config is None else config)
     except orjson.JSONEncodeError:
         raise PromptError("the prompt or its config is nested too deeply") from None
+    if len(encoded) + len(encoded_config) > MAX_PROMPT_BYTES:
+        raise PromptError(f"a prompt and its config may take at most {MAX_PROMPT_BYTES} bytes as JSON", status=413)
     return NewPrompt(
         name=name,
         type=kind,
-        prompt=prompt,
-        config={} if config is None else config,
+        prompt=encoded,
+        config=encoded_config,
         # `latest` is kept by the store, whatever a client says.
         labels=[label for label in labels if label != LATEST],
         tags=None if tags is None else sorted(set(tags)),
@@ -206,8 +220,8 @@ class PromptTable:
                     new.name,
                     last + 1,
                     new.type,
-                    orjson.dumps(new.prompt).decode(),
-                    orjson.dumps(new.config).decode(),
+                    new.prompt.decode(),
+                    new.config.decode(),
                     labels,
                     tags,
                     new.commit_message,
@@ -230,45 +244,32 @@ class PromptTable:
         )
         if not rows:
             asked = f"version {version}" if version is not None else f"label {label or PRODUCTION!r}"
-            raise PromptError(f"Prompt not found: {name!r} with {asked}", missing=True)
+            raise PromptError(f"Prompt not found: {name!r} with {asked}", status=404)
         return _version(rows[0])
 
     async def resolve(self, project_id: str, found: PromptVersion) -> PromptVersion:
         """`found` with its references to other prompts replaced by their texts (nested up to
-        MAX_DEPTH), and the graph of what it included; unchanged when it has none."""
-        graph: dict[str, list[dict[str, Any]]] = {}
+        MAX_DEPTH), and the graph of what it included; unchanged when it has none.
 
-        async def text_of(value: str, parent: PromptVersion, depth: int) -> str:
-            if "@@@langfusePrompt:" not in value:
-                return value
-            out, at = [], 0
-            for match in _REFERENCE.finditer(value):
-                child = await self._reference(project_id, match.group(1))
-                if depth >= MAX_DEPTH or child.name == found.name:
-                    raise PromptError(f"prompt references nest deeper than {MAX_DEPTH} or form a cycle")
-                if child.type != "text":
-                    raise PromptError(f"prompt {child.name!r} is a chat prompt and cannot be included in another")
-                graph.setdefault(parent.id, []).append({"id": child.id, "name": child.name, "version": child.version})
-                out += [value[at : match.start()], await text_of(child.prompt, child, depth + 1)]
-                at = match.end()
-            return "".join([*out, value[at:]])
-
-        if found.type == "text":
-            prompt: Any = await text_of(found.prompt, found, 1)
-        else:
-            prompt = [
-                m | {"content": await text_of(m["content"], found, 1)} if "content" in m else m for m in found.prompt
-            ]
-        if not graph:
+        Done on the stored JSON text, not on objects parsed from it: a reference sits inside a
+        JSON string, so the included prompt's text, itself JSON-escaped, goes in its place as it
+        is. Parsing a large chat prompt made ~10x its size of objects per read."""
+        if "@@@langfusePrompt:" not in found.prompt_json:
             return found
-        found.prompt = prompt
-        found.resolution_graph = {
-            "root": {"id": found.id, "name": found.name, "version": found.version},
-            "dependencies": graph,
-        }
+        # An object, not a recursive closure: that is a reference cycle holding the prompt,
+        # which the api's rare full collections (cli.tune_gc) freed only megabytes later.
+        resolution = _Resolution(self, project_id, found)
+        resolved = await resolution.text_of(found.prompt_json, found, 1)
+        if resolution.graph:
+            found.prompt_json = resolved
+            found.resolution_graph = {
+                "root": {"id": found.id, "name": found.name, "version": found.version},
+                "dependencies": resolution.graph,
+            }
         return found
 
-    async def _reference(self, project_id: str, spec: str) -> PromptVersion:
+    async def reference(self, project_id: str, spec: str) -> PromptVersion:
+        """The version a reference's `name=N|label=L` or `|version=V` names."""
         params = dict(part.split("=", 1) for part in spec.split("|") if "=" in part)
         name, version = params.get("name"), params.get("version")
         if not name:
@@ -294,7 +295,7 @@ class PromptTable:
                 operation="pg_prompt_label",
             )
         if not rows:
-            raise PromptError(f"Prompt not found: {name!r} with version {version}", missing=True)
+            raise PromptError(f"Prompt not found: {name!r} with version {version}", status=404)
         return _version(rows[0])
 
     async def delete(self, project_id: str, name: str, *, version: int | None, label: str | None) -> int:
@@ -368,7 +369,7 @@ class PromptTable:
                 labels=list(r[3]),
                 tags=list(r[4]),
                 last_updated_at=r[5],
-                last_config=orjson.loads(r[6]),
+                last_config_json=r[6],
             )
             for r in rows
         ], total
@@ -379,6 +380,46 @@ class PromptTable:
             f"SELECT count(DISTINCT name) FROM ({matching}) AS m", tuple(args), operation="pg_prompt_count"
         )
         return int(n)
+
+
+class _Resolution:
+    """One read's replacement of references, on JSON text: a reference sits inside a JSON
+    string, so the included prompt's text, itself JSON-escaped, goes in its place as it is."""
+
+    def __init__(self, table: PromptTable, project_id: str, root: PromptVersion) -> None:
+        self.table = table
+        self.project_id = project_id
+        self.root = root
+        self.graph: dict[str, list[dict[str, Any]]] = {}
+        self.children: dict[str, PromptVersion] = {}  # by reference: each is read once
+        self.replaced = 0
+
+    async def text_of(self, escaped: str, parent: PromptVersion, depth: int) -> str:
+        if "@@@langfusePrompt:" not in escaped:
+            return escaped
+        out, at, size = [], 0, len(escaped)
+        for match in _REFERENCE.finditer(escaped):
+            self.replaced += 1
+            if self.replaced > MAX_REFERENCES:
+                raise PromptError(f"a prompt may include at most {MAX_REFERENCES} references when resolved")
+            spec = match.group(1)
+            child = self.children.get(spec)
+            if child is None:
+                child = await self.table.reference(self.project_id, orjson.loads(f'"{spec}"'))
+                self.children[spec] = child
+            if depth >= MAX_DEPTH or child.name == self.root.name:
+                raise PromptError(f"prompt references nest deeper than {MAX_DEPTH} or form a cycle")
+            if child.type != "text":
+                raise PromptError(f"prompt {child.name!r} is a chat prompt and cannot be included in another")
+            self.graph.setdefault(parent.id, []).append({"id": child.id, "name": child.name, "version": child.version})
+            # A text prompt's JSON is one string: its inside is the text, escaped.
+            text = await self.text_of(child.prompt_json[1:-1], child, depth + 1)
+            size += len(text)
+            if size > MAX_PROMPT_BYTES:  # a prompt naming a large one many times
+                raise PromptError(f"the prompt with its references resolved exceeds {MAX_PROMPT_BYTES} characters")
+            out += [escaped[at : match.start()], text]
+            at = match.end()
+        return "".join([*out, escaped[at:]])
 
 
 async def _lock(tx: Transaction, project_id: str, name: str) -> None:
@@ -407,8 +448,8 @@ def _version(row: tuple[Any, ...]) -> PromptVersion:
         version=version,
         id=id_,
         type=kind,
-        prompt=orjson.loads(prompt),
-        config=orjson.loads(config),
+        prompt_json=prompt,
+        config_json=config,
         labels=list(labels),
         tags=list(tags),
         commit_message=message,

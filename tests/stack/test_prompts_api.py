@@ -4,10 +4,12 @@ references, paging and filters, deletion, isolation between projects, and bad in
 from __future__ import annotations
 
 import asyncio
+import io
 import uuid
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 
 from sinks.postgres.client import Postgres
@@ -105,6 +107,19 @@ async def test_references_resolve_unless_asked_not_to(http: aiohttp.ClientSessio
     )
     status, body = await call(http, project, "GET", f"/{loop}")
     assert status == 400 and "cycle" in body["message"]
+    # A large prompt named many times would resolve to gigabytes: refused past the size limit.
+    big = f"big-{uuid.uuid4().hex[:8]}"
+    await create(http, project, name=big, prompt="x" * 600_000, labels=["production"])
+    bomb = f"bomb-{uuid.uuid4().hex[:8]}"
+    await create(
+        http, project, name=bomb, prompt=f"@@@langfusePrompt:name={big}|version=1@@@" * 50, labels=["production"]
+    )
+    status, body = await call(http, project, "GET", f"/{bomb}")
+    assert status == 400 and "exceeds" in body["message"]
+    too_large = orjson.dumps({"name": big, "prompt": "y" * (1024 * 1024 + 1)})
+    headers = basic_auth(project) | {"Content-Type": "application/json"}
+    async with http.post(URL, data=io.BytesIO(too_large), headers=headers) as r:
+        assert r.status == 413, await r.text()
     dangling = f"dangling-{uuid.uuid4().hex[:8]}"
     await create(
         http, project, name=dangling, prompt="@@@langfusePrompt:name=nowhere|label=production@@@", labels=["production"]

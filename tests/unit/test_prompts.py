@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
-from sinks.postgres.prompts import PromptError, check_labels, check_name, parse_new
+from sinks.postgres.prompts import MAX_PROMPT_BYTES, PromptError, check_labels, check_name, parse_new
 
 
 def test_a_text_and_a_chat_prompt_are_taken_as_langfuse_takes_them() -> None:
     text = parse_new({"name": "a/b", "prompt": "hi {{x}}", "labels": ["production", "latest"], "tags": ["t", "t"]})
-    assert (text.type, text.prompt, text.config, text.labels, text.tags) == (
-        "text",
-        "hi {{x}}",
-        {},
-        ["production"],
-        ["t"],
-    )
+    assert (text.type, text.prompt, text.config) == ("text", b'"hi {{x}}"', b"{}")
+    assert (text.labels, text.tags) == (["production"], ["t"])
     chat = parse_new(
         {
             "name": "c",
@@ -27,8 +23,8 @@ def test_a_text_and_a_chat_prompt_are_taken_as_langfuse_takes_them() -> None:
             "config": {"model": "m"},
         }
     )
-    assert chat.type == "chat" and chat.tags is None and chat.config == {"model": "m"}
-    assert chat.prompt == [
+    assert chat.type == "chat" and chat.tags is None and orjson.loads(chat.config) == {"model": "m"}
+    assert orjson.loads(chat.prompt) == [
         {"role": "system", "content": "s"},
         {"type": "placeholder", "name": "history"},
         {"role": "user", "content": "u", "type": "chatmessage"},
@@ -50,6 +46,13 @@ def test_a_text_and_a_chat_prompt_are_taken_as_langfuse_takes_them() -> None:
 def test_malformed_prompts_are_refused(doc: object) -> None:
     with pytest.raises(PromptError):
         parse_new(doc)
+
+
+def test_a_prompt_past_a_mebibyte_is_too_large() -> None:
+    with pytest.raises(PromptError) as refused:
+        parse_new({"name": "n", "prompt": "x" * (MAX_PROMPT_BYTES - 10), "config": {"k": "v" * 20}})
+    assert refused.value.status == 413
+    assert parse_new({"name": "n", "prompt": "x" * (MAX_PROMPT_BYTES - 100)}).type == "text"
 
 
 @pytest.mark.parametrize("name", ["", "a|b", "/a", "a/", "a//b", "a\x00", "x" * 256, 5])
