@@ -3,7 +3,8 @@ batches of 10,000 events, 100 OTLP exports of one span with ~400k tiny attribute
 protobuf that parse and map into ~15 times their size), 100 of ~100k tiny spans (~35 times)
 and 100 batches whose metadata holds ~480k tiny values (~25 times), all at once per kind; then
 20 media uploads of 32 MiB through the media API, half of them not the bytes declared (refused
-once read); reports the answers and each process's RSS.
+once read); then `--count` reads at once of the largest prompts (1 MiB: a text, a chat of ~30k
+messages, a chat resolving a reference); reports the answers and each process's RSS.
 
     .venv/bin/python bench/hostile.py --api http://127.0.0.1:8080 --runs 3 \
         --app worker=8081 --app worker_2=8083 --app worker_postgres=8082
@@ -186,6 +187,38 @@ async def media_wave(http: aiohttp.ClientSession, api: str, headers: dict[str, s
     return seen
 
 
+async def prompt_wave(http: aiohttp.ClientSession, api: str, headers: dict[str, str], count: int) -> Counter[str]:
+    """Three prompts of the largest size stored, then `count` concurrent reads of each."""
+    run = uuid.uuid4().hex[:8]
+    url = f"{api}/api/public/v2/prompts"
+    fill = [{"role": "user", "content": f"m{i}"} for i in range(30_000)]
+    docs = [
+        {"name": f"hostile-{run}-small", "prompt": "hi"},
+        {"name": f"hostile-{run}-text", "prompt": "x" * 1_000_000},
+        {"name": f"hostile-{run}-chat", "type": "chat", "prompt": fill},
+        {
+            "name": f"hostile-{run}-refs",
+            "type": "chat",
+            "prompt": [
+                *fill[:22_000],
+                {"role": "user", "content": f"@@@langfusePrompt:name=hostile-{run}-small|label=production@@@"},
+            ],
+        },
+    ]
+    for doc in docs:
+        async with http.post(url, data=orjson.dumps({**doc, "labels": ["production"]}), headers=headers) as r:
+            assert r.status == 201, await r.text()
+    seen: Counter[str] = Counter()
+
+    async def read(name: str) -> None:
+        async with http.get(f"{url}/{name}", headers=headers) as r:
+            await r.read()
+            seen[f"GET {r.status}"] += 1
+
+    await asyncio.gather(*(read(doc["name"]) for doc in docs[1:] for _ in range(count)))
+    return seen
+
+
 async def sampled(pids: dict[str, int], work: Any) -> tuple[Any, dict[str, float]]:
     """Await `work` while sampling every process's RSS; its result and the peaks."""
     peaks = {name: rss_mb(pid) for name, pid in pids.items()}
@@ -240,6 +273,7 @@ async def main(api: str, count: int, runs: int, settle_s: float, apps: dict[str,
     }
     media_count = min(count, 20)
     waves["media"] = (f"{media_count} media uploads of 32 MiB, half not as declared", "", [])
+    waves["prompts"] = (f"{count} reads at once of each of three 1 MiB prompts", "", [])
     print(f"pids {pids}; load average {os.getloadavg()[0]:.2f}")
     figures: dict[str, list[float]] = {}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as http:
@@ -249,7 +283,12 @@ async def main(api: str, count: int, runs: int, settle_s: float, apps: dict[str,
             print(f"run {run}: RSS at start {fmt(start_rss)}")
             for kind, (name, target, bodies) in waves.items():
                 began = time.monotonic()
-                work = wave(http, target, bodies) if target else media_wave(http, api, headers, media_count)
+                if target:
+                    work = wave(http, target, bodies)
+                elif kind == "media":
+                    work = media_wave(http, api, headers, media_count)
+                else:
+                    work = prompt_wave(http, api, headers, count)
                 seen, peaks = await sampled(pids, work)
                 took = time.monotonic() - began
                 _, settled_peaks = await sampled(pids, asyncio.sleep(settle_s))
