@@ -38,13 +38,15 @@ LANGFUSE_V5 = "langfuse==5.0.4"  # current: OTLP/HTTP spans, scores via /api/pub
 LANGFUSE_V3 = "langfuse==3.15.0 openai==3.63.0 langchain==1.5.2 langchain-openai==1.8.1"
 
 LANGFUSE_JS_V3 = "langfuse@3.39.2"  # the last JS 3.x: fetchTrace(s), fetchObservations, fetchSessions
-# Current JS (5.x, OTel based), in an HTTP server traced by OTel's own instrumentation. The OTel
+# Current JS (5.x, OTel based), in an HTTP server traced by OTel's own instrumentation, and its
+# API client (prompts, scores). The OTel
 # packages are the 2.x line (API 1.9) that @langfuse/otel's peer dependencies ask for; 0.223.0 is
 # the instrumentation release that goes with sdk-trace-node 2.12.
 LANGFUSE_JS_V5 = " ".join(
     [
         "@langfuse/tracing@5.11.1",
         "@langfuse/otel@5.11.1",
+        "@langfuse/client@5.11.1",
         "@opentelemetry/api@1.9.1",
         "@opentelemetry/sdk-trace-node@2.12.1",
         "@opentelemetry/exporter-trace-otlp-http@0.223.0",

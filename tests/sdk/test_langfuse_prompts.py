@@ -1,5 +1,6 @@
 """Prompt management through the Langfuse SDKs, unchanged: the current Python SDK's
-create_prompt, get_prompt, update_prompt and API client, and the 2.x SDK's get_prompt."""
+create_prompt, get_prompt, update_prompt and API client, the 2.x SDK's, the JS SDK 3.x's, and
+the current JS client's (which deletes a score too)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ import shutil
 import uuid
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from sinks.postgres.keys import NewKey
 from tests.sdk.conftest import sdk_runner
+from tests.stack.test_trace_deletion import batch, ingest, visible, whole
+from tests.support import eventually
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(300)]
 
@@ -70,3 +74,24 @@ async def test_the_js_3x_sdk_reads_and_writes_prompts(langfuse_js_v3: Path, proj
     assert got["first"] == "Hi {{who}}"
     assert got["chat"] == [{"role": "system", "content": "Be brief."}]
     assert got["missing"] == [True, "fb"]
+
+
+async def test_the_current_js_client_manages_prompts_and_deletes_a_score(
+    langfuse_js_v5: Path, http: aiohttp.ClientSession, project: NewKey
+) -> None:
+    trace = f"t-{uuid.uuid4()}"
+    await ingest(http, project, batch(trace, session="s", user="u", tokens=1))
+    await eventually(lambda: visible(http, project, trace), whole, timeout_s=30)
+    node = Path(shutil.which("node") or "node")
+    run = sdk_runner(node, "langfuse_js5_prompts.cjs", project, str(langfuse_js_v5), f"{trace}-score")
+    got = await run(uuid.uuid4().hex[:12])
+    assert got["production"] == [1, "Reply to Ada", {"temperature": 0.1}]
+    assert got["staging"] == [2, "kinder"]
+    assert got["promoted"] == [2, ["latest", "production", "staging"]]
+    assert got["first"] == [True, "gone"]  # version 1 was deleted
+    assert got["chat"] == [
+        {"role": "system", "content": "You answer in French."},
+        {"role": "user", "content": "Bonjour"},
+    ]
+    after = await eventually(lambda: visible(http, project, trace), lambda v: not v["scores"], timeout_s=20)
+    assert after["trace"] and after["observations"] == [f"{trace}-gen"]
