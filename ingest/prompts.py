@@ -108,10 +108,7 @@ async def update_labels(request: web.Request) -> web.Response:
     intake: Intake = request.app["intake"]
     project_id, table = await _caller(request)
     name = _checked(check_name, request.match_info["promptName"])
-    raw = request.match_info["version"]
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and 0 < int(raw) <= _MAX_VERSION):
-        raise ClientError("version must be a positive integer")
-    version = int(raw)
+    version = _version(request.match_info["version"])
     doc = await intake.json(request)
     if not isinstance(doc, dict) or not isinstance(doc.get("newLabels"), list):
         raise ClientError("the body must be an object with newLabels, a list of labels")
@@ -171,9 +168,14 @@ def meta_json(m: PromptMeta) -> dict[str, Any]:
 
 def _version_param(p: Params) -> int | None:
     raw = p.text("version")
-    if raw is None:
-        return None
-    return p.integer("version", 0, 1, _MAX_VERSION)
+    return None if raw is None else _version(raw)
+
+
+def _version(raw: str) -> int:
+    """A version as the path or the query gives it: ASCII digits, 1 to 2^31 - 1."""
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and 0 < int(raw) <= _MAX_VERSION):
+        raise ClientError(f"invalid version: {raw!r} is not a positive integer")
+    return int(raw)
 
 
 def _checked(check: Any, *args: Any) -> Any:

@@ -64,8 +64,8 @@ class NewPrompt:
 
 @dataclass
 class PromptVersion:
-    """A stored version; its prompt and config as their JSON text, parsed only to resolve
-    references (a read of a large prompt holds its text, not its objects too)."""
+    """A stored version; its prompt and config as their JSON text, never parsed (a read of a
+    large prompt holds its text, not its objects too; references are resolved in the text)."""
 
     name: str
     version: int
@@ -79,10 +79,6 @@ class PromptVersion:
     created_at: datetime
     updated_at: datetime
     resolution_graph: dict[str, Any] | None = field(default=None)
-
-    @property
-    def prompt(self) -> Any:
-        return orjson.loads(self.prompt_json)
 
 
 @dataclass(frozen=True)
