@@ -8,6 +8,7 @@ found. A store failure or a read past its time limit answers 503 with Retry-Afte
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 
@@ -24,6 +25,7 @@ from sinks.clickhouse.client import ClickHouseError
 from sinks.clickhouse.reader import Cursor, ObservationFilter, Page, Reader, TraceFilter
 from sinks.postgres.client import PostgresError
 from sinks.postgres.models import ModelTable
+from sinks.postgres.prompts import PromptTable
 
 TRACES_PATH = "/api/public/traces"
 TRACE_PATH = "/api/public/traces/{traceId}"
@@ -68,22 +70,53 @@ def read_handler(handler: Handler) -> Callable[[web.Request], Awaitable[web.Resp
     return handle
 
 
-async def unit_prices(request: web.Request, project_id: str, rows: Iterable[shapes.Row]) -> dict[str, dict[str, float]]:
-    """The per-unit prices of the models that priced these observations, by model id: Langfuse's
-    inputPrice, outputPrice and totalPrice, its model's current prices (as its join reads them).
-    When the models cannot be read, the observations answer without them rather than not at all."""
-    ids = sorted({_model_of(r) for r in rows} - {""})
-    if not ids:
-        return {}
+@dataclass(frozen=True)
+class Links:
+    """What an observation's row names by key and the answer shows: its pricing model's per-unit
+    prices (Langfuse's inputPrice, outputPrice and totalPrice, its model's current prices, as its
+    join reads them) and its prompt version's id (promptId, which Langfuse's ingestion looks up
+    by name and version; read here, so a prompt created after its generations still links)."""
+
+    prices: dict[str, dict[str, float]]
+    prompts: dict[tuple[str, int], str]
+
+    def price(self, r: shapes.Row) -> dict[str, float] | None:
+        return self.prices.get(_model_of(r))
+
+    def prompt(self, r: shapes.Row) -> str | None:
+        version = shapes.prompt_version(r["prompt_version"])
+        return None if version is None else self.prompts.get((r["prompt_name"], version))
+
+
+async def links(request: web.Request, project_id: str, rows: Iterable[shapes.Row], *, prompts: bool = True) -> Links:
+    """The Links of these rows, in one Postgres query each (none when no row names a model or,
+    with `prompts`, a prompt). When Postgres cannot answer, the observations answer without them rather than not
+    at all."""
+    rows = list(rows)
+    model_ids = sorted({_model_of(r) for r in rows} - {""})
+    versions = sorted({p for r in rows if (p := _prompt_of(r)) is not None}) if prompts else []
+    pg = request.app["postgres"]
+    prices: dict[str, dict[str, float]] = {}
+    ids: dict[tuple[str, int], str] = {}
     try:
-        return await ModelTable(request.app["postgres"]).prices(project_id, ids)
+        if model_ids:
+            prices = await ModelTable(pg).prices(project_id, model_ids)
+        if versions:
+            ids = await PromptTable(pg).ids(project_id, versions)
     except PostgresError as exc:
-        logger.warning("model prices unavailable", request_id=request["request_id"], error=str(exc))
-        return {}
+        logger.warning("model prices or prompt ids unavailable", request_id=request["request_id"], error=str(exc))
+    return Links(prices, ids)
 
 
 def _model_of(r: shapes.Row) -> str:
     return r.get("usage_pricing_model_id") or ""
+
+
+def _prompt_of(r: shapes.Row) -> tuple[str, int] | None:
+    version = shapes.prompt_version(r["prompt_version"])
+    if version is None or version >= 2**31 or not r["prompt_name"]:  # no prompt has it (an int4)
+        return None
+    return (r["prompt_name"], version)
 
 
 def not_found(what: str, ident: str) -> web.Response:
@@ -153,8 +186,10 @@ async def get_trace(request: web.Request, project_id: str, reader: Reader) -> An
         return not_found("trace", trace_id)
     doc = shapes.trace_details(trace, project_id, observations, fields)
     if "observations" in fields:
-        prices = await unit_prices(request, project_id, observations)
-        doc["observations"] = [shapes.observation(o, project_id, prices.get(_model_of(o))) for o in observations]
+        linked = await links(request, project_id, observations)
+        doc["observations"] = [
+            shapes.observation(o, project_id, linked.price(o), linked.prompt(o)) for o in observations
+        ]
     else:
         doc["observations"] = []
     v1 = [s for s in scores if (s["data_type"] or "NUMERIC") in shapes.V1_SCORE_TYPES]
@@ -185,8 +220,8 @@ async def list_observations(request: web.Request, project_id: str, reader: Reade
     p = Params(request)
     page, limit = p.page()
     listing = await reader.observations(project_id, observation_filter(p), Page(limit, (page - 1) * limit))
-    prices = await unit_prices(request, project_id, listing.rows)
-    data = [shapes.observation(r, project_id, prices.get(_model_of(r))) for r in listing.rows]
+    linked = await links(request, project_id, listing.rows)
+    data = [shapes.observation(r, project_id, linked.price(r), linked.prompt(r)) for r in listing.rows]
     return {"data": data, "meta": meta(page, limit, listing.total)}
 
 
@@ -196,8 +231,8 @@ async def get_observation(request: web.Request, project_id: str, reader: Reader)
     row = await reader.observation(project_id, observation_id)
     if row is None:
         return not_found("observation", observation_id)
-    prices = await unit_prices(request, project_id, [row])
-    return shapes.observation(row, project_id, prices.get(_model_of(row)))
+    linked = await links(request, project_id, [row])
+    return shapes.observation(row, project_id, linked.price(row), linked.prompt(row))
 
 
 @read_handler
@@ -220,9 +255,10 @@ async def list_observations_v2(request: web.Request, project_id: str, reader: Re
     context = {}
     if fields & {"basic", "trace_context"}:
         context = await reader.trace_context(project_id, list({r["trace_id"] for r in page if r["trace_id"]}))
-    prices = await unit_prices(request, project_id, page)
+    linked = await links(request, project_id, page, prompts="prompt" in fields)
     data = [
-        shapes.observation_v2(r, project_id, fields, context.get(r["trace_id"]), prices.get(_model_of(r))) for r in page
+        shapes.observation_v2(r, project_id, fields, context.get(r["trace_id"]), linked.price(r), linked.prompt(r))
+        for r in page
     ]
     out_meta: dict[str, str] = {}
     if more:

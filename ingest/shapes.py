@@ -67,8 +67,11 @@ def latency(observations: list[Row]) -> float:
     return max(0, last - min(o["start_time"] for o in observations)) / 1e6
 
 
-def observation(r: Row, project_id: str, prices: Mapping[str, float] | None = None) -> dict[str, Any]:
-    """The v1 ObservationsView; `prices` are the per-unit prices of the model that priced it."""
+def observation(
+    r: Row, project_id: str, prices: Mapping[str, float] | None = None, prompt_id: str | None = None
+) -> dict[str, Any]:
+    """The v1 ObservationsView; `prices` are the per-unit prices of the model that priced it,
+    `prompt_id` the id of the prompt version it names."""
     prices = prices or {}
     usage = _ints(json_of(r["usage_details"], {}))
     cost = _floats(json_of(r["cost_details"], {}))
@@ -109,9 +112,9 @@ def observation(r: Row, project_id: str, prices: Mapping[str, float] | None = No
         "input": json_of(r["input"]),
         "output": json_of(r["output"]),
         "metadata": json_of(r["metadata"], {}),
-        "promptId": None,
+        "promptId": prompt_id,
         "promptName": r["prompt_name"] or None,
-        "promptVersion": _prompt_version(r["prompt_version"]),
+        "promptVersion": prompt_version(r["prompt_version"]),
         "environment": r["environment"] or "default",
         "createdAt": iso(r.get("created_at")),
         "updatedAt": iso(r.get("updated_at")),
@@ -119,10 +122,15 @@ def observation(r: Row, project_id: str, prices: Mapping[str, float] | None = No
 
 
 def observation_v2(
-    r: Row, project_id: str, fields: frozenset[str], context: Row | None, prices: Mapping[str, float] | None = None
+    r: Row,
+    project_id: str,
+    fields: frozenset[str],
+    context: Row | None,
+    prices: Mapping[str, float] | None = None,
+    prompt_id: str | None = None,
 ) -> dict[str, Any]:
     """A v2 observation with the field groups asked for; io stays raw text, prices are strings."""
-    v1 = observation(r, project_id, prices)
+    v1 = observation(r, project_id, prices, prompt_id)
     doc = {k: v1[k] for k in ("id", "traceId", "startTime", "endTime", "projectId", "parentObservationId", "type")}
     doc["modelId"] = v1["modelId"]
     for key in ("inputPrice", "outputPrice", "totalPrice"):
@@ -151,7 +159,7 @@ def observation_v2(
         doc.update(usageDetails=v1["usageDetails"], costDetails=v1["costDetails"], usagePricingTierName=None)
         doc["totalCost"] = r["total_cost"]
     if "prompt" in fields:
-        doc.update(promptId=None, promptName=v1["promptName"], promptVersion=v1["promptVersion"])
+        doc.update(promptId=prompt_id, promptName=v1["promptName"], promptVersion=v1["promptVersion"])
     if "metrics" in fields:
         doc.update(latency=v1["latency"], timeToFirstToken=v1["timeToFirstToken"])
     if "trace_context" in fields:
@@ -272,5 +280,5 @@ def _flat(params: Any) -> Any:
     return flat
 
 
-def _prompt_version(text: str) -> int | None:
+def prompt_version(text: str) -> int | None:
     return int(text) if text.isascii() and text.isdigit() else None

@@ -243,6 +243,20 @@ class PromptTable:
             raise PromptError(f"Prompt not found: {name!r} with {asked}", status=404)
         return _version(rows[0])
 
+    async def ids(self, project_id: str, versions: list[tuple[str, int]]) -> dict[tuple[str, int], str]:
+        """The ids of these (name, version) pairs that exist: what a generation that names its
+        prompt links to (Langfuse's promptId)."""
+        if not versions:
+            return {}
+        rows = await self._pg.fetch(
+            "SELECT p.name, p.version, p.id::text FROM prompts p "
+            "JOIN unnest(%s::text[], %s::int[]) AS asked(name, version) USING (name, version) "
+            "WHERE p.project_id = %s",
+            ([n for n, _ in versions], [v for _, v in versions], project_id),
+            operation="pg_prompt_ids",
+        )
+        return {(name, version): prompt_id for name, version, prompt_id in rows}
+
     async def resolve(self, project_id: str, found: PromptVersion) -> PromptVersion:
         """`found` with its references to other prompts replaced by their texts (nested up to
         MAX_DEPTH), and the graph of what it included; unchanged when it has none.

@@ -7,6 +7,8 @@ from __future__ import annotations
 import shutil
 import uuid
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -14,12 +16,14 @@ import pytest
 from sinks.postgres.keys import NewKey
 from tests.sdk.conftest import sdk_runner
 from tests.stack.test_trace_deletion import batch, ingest, visible, whole
-from tests.support import eventually
+from tests.support import API, basic_auth, eventually
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(300)]
 
 
-async def test_the_current_python_sdk_manages_prompts(langfuse_v5_python: Path, project: NewKey) -> None:
+async def test_the_current_python_sdk_manages_prompts(
+    langfuse_v5_python: Path, project: NewKey, http: aiohttp.ClientSession
+) -> None:
     run = uuid.uuid4().hex[:12]
     got = await sdk_runner(langfuse_v5_python, "langfuse_v5_prompts.py", project)(run)
     assert got["sdk_version"].startswith("5."), got
@@ -53,6 +57,18 @@ async def test_the_current_python_sdk_manages_prompts(langfuse_v5_python: Path, 
     ]
     assert got["after_delete"] == [2]
     assert got["missing"] == {"fallback": True, "compiled": "Fallback used"}
+    # The generation made with version 2 links to it.
+    name = quote(f"{run}-movie-critic", safe="")
+    async with http.get(f"{API}/api/public/v2/prompts/{name}?version=2", headers=basic_auth(project)) as r:
+        version_2 = (await r.json())["id"]
+
+    async def generation() -> dict[str, Any] | None:
+        url = f"{API}/api/public/observations/{got['generation']['id']}"
+        async with http.get(url, headers=basic_auth(project)) as r:
+            return await r.json() if r.status == 200 else None  # type: ignore[no-any-return]
+
+    doc = await eventually(generation, lambda d: d is not None, timeout_s=30)
+    assert (doc["promptName"], doc["promptVersion"], doc["promptId"]) == (f"{run}-movie-critic", 2, version_2)
 
 
 async def test_the_2x_python_sdk_reads_and_writes_prompts(langfuse_v2_python: Path, project: NewKey) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from sinks.postgres.client import Postgres
 from sinks.postgres.keys import NewKey, create_key
-from tests.support import API, basic_auth
+from tests.support import API, basic_auth, eventually
 
 pytestmark = pytest.mark.stack
 
@@ -199,3 +199,51 @@ async def test_projects_are_isolated_and_bad_input_is_a_400(
     for version in ("x", "0", "99999999999"):
         assert (await call(http, project, "PATCH", f"/{name}/versions/{version}", json={"newLabels": []}))[0] == 400
     assert (await call(http, project, "GET", f"/{name}", params={"label": "nope"}))[0] == 404
+
+
+async def test_generations_link_the_prompt_version_they_name(
+    http: aiohttp.ClientSession, project: NewKey, pg: Postgres
+) -> None:
+    """promptId: the id of the version a generation names (batch promptName/promptVersion, or
+    the OTLP attributes the current SDKs set), in every read; null when no such version exists,
+    and another project's prompt of the same name is not linked."""
+    name = f"linked-{uuid.uuid4().hex[:8]}"
+    v1 = await create(http, project, name=name, prompt="one")
+    v2 = await create(http, project, name=name, prompt="two")
+    other = await create_key(pg, f"test-{uuid.uuid4().hex[:12]}")
+    await create(http, other, name=name, prompt="elsewhere")
+    await create(http, other, name=name, prompt="elsewhere 2")
+    await create(http, other, name=name, prompt="elsewhere 3")
+    trace = str(uuid.uuid4())
+    gens = {str(uuid.uuid4()): version for version in (2, 1, 3)}  # 3: no such version here
+    batch = [
+        {"id": str(uuid.uuid4()), "type": "trace-create", "timestamp": "2026-12-06T10:00:00Z", "body": {"id": trace}}
+    ]
+    for gen, version in gens.items():
+        body = {"id": gen, "traceId": trace, "name": "g", "promptName": name, "promptVersion": version}
+        batch.append(
+            {"id": str(uuid.uuid4()), "type": "generation-create", "timestamp": "2026-12-06T10:00:01Z", "body": body}
+        )
+    async with http.post(f"{API}/api/public/ingestion", json={"batch": batch}, headers=basic_auth(project)) as r:
+        assert r.status == 207 and (await r.json())["errors"] == []
+    expected = {gen: {2: v2["id"], 1: v1["id"]}.get(version) for gen, version in gens.items()}
+
+    async def read(path: str, **params: str) -> Any:
+        async with http.get(f"{API}{path}", headers=basic_auth(project), params=params) as r:
+            assert r.status == 200, await r.text()
+            return await r.json()
+
+    async def trace_doc() -> Any:
+        async with http.get(f"{API}/api/public/traces/{trace}", headers=basic_auth(project)) as r:
+            return await r.json() if r.status == 200 else None
+
+    doc = await eventually(trace_doc, lambda d: d is not None and len(d["observations"]) == 3, timeout_s=30)
+    assert {o["id"]: o["promptId"] for o in doc["observations"]} == expected
+    listed = await read("/api/public/observations", traceId=trace)
+    assert {o["id"]: o["promptId"] for o in listed["data"]} == expected
+    for gen, prompt_id in expected.items():
+        assert (await read(f"/api/public/observations/{gen}"))["promptId"] == prompt_id
+    v2_list = await read("/api/public/v2/observations", traceId=trace, fields="core,prompt")
+    assert {o["id"]: (o["promptId"], o["promptName"]) for o in v2_list["data"]} == {
+        gen: (prompt_id, name) for gen, prompt_id in expected.items()
+    }

@@ -1,6 +1,7 @@
 """Prompt management with the current Langfuse Python SDK, unchanged: create_prompt (text, and
 chat with a placeholder in a folder), get_prompt by default label, label and version, compile,
-update_prompt, references between prompts, the API client's list and delete, and a fallback.
+update_prompt, a generation linked to the prompt it used, references between prompts, the API
+client's list and delete, and a fallback.
 
 Arguments: one JSON object with host, public_key, secret_key and a run id (prompt names are
 prefixed with it). Prints one JSON object of what the SDK returned.
@@ -52,6 +53,10 @@ def main() -> None:
     lf.update_prompt(name=critic, version=2, new_labels=["production"])
     promoted = lf.get_prompt(critic, cache_ttl_seconds=0)
     out["promoted"] = {"version": promoted.version, "labels": sorted(promoted.labels)}
+    # A generation made with the prompt: Langfuse links it (promptId) to the version it used.
+    generation = lf.start_observation(as_type="generation", name="rate", prompt=promoted, model="gpt-4o")
+    generation.update(output="8").end()
+    out["generation"] = {"trace_id": generation.trace_id, "id": generation.id}
 
     chat = f"{run}-team/assistant"
     lf.create_prompt(
