@@ -32,6 +32,7 @@ from ingest import (
     read_metrics,
     read_scores,
     read_sessions,
+    score_configs,
 )
 from ingest.auth import Authenticator
 from ingest.batch import ingest_batch
@@ -173,6 +174,7 @@ def build_app(
     models.add_routes(app)
     media.add_routes(app)
     prompts.add_routes(app)
+    score_configs.add_routes(app)
     health.add_routes(app)
     langfuse_health.add_routes(app, health)
     return app

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from ingest.encoding import DecodeError
 from ingest.intake import Intake
+from ingest.score_configs import refused_scores
 from pipeline.events import InvalidEvent, normalize
 
 # At most this many rejection messages are returned; the counts are always complete.
@@ -48,6 +49,17 @@ async def create_scores(request: web.Request) -> web.Response:
                 errors.append({"message": f"score {index}: {exc}" if not single else str(exc)})
     if single and rejected:
         raise DecodeError(errors[0]["message"])
+    configured = [i for i, score in enumerate(accepted) if score[3].get("configId") is not None]
+    if configured:
+        refusals = await refused_scores(request, caller.project_id, [accepted[i][3] for i in configured])
+        for i, refusal in reversed(list(zip(configured, refusals, strict=True))):
+            if refusal is not None:
+                if single:
+                    raise refusal
+                del accepted[i]
+                rejected += 1
+                if len(errors) < _MAX_ERRORS:
+                    errors.append({"message": refusal.message})
     headers: dict[str, str] = {}
     request["log"] = {"events": 0, "rejected": rejected}
     if accepted:

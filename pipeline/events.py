@@ -191,6 +191,8 @@ SCORE_FIELDS: Final[dict[str, Check]] = {
     "dataType": _score_type,
     "comment": _str,
     "configId": _str,
+    # A categorical score's label when `value` is its number (a score config's category).
+    "stringValue": _str,
 }
 
 # The body fields that hold times, by event type: checked and converted to µs by normalize().

@@ -301,7 +301,7 @@ def apply(state: EntityState, env: Envelope, table: str) -> None:
             if cost:
                 maps.append(("cost_details", cost))
         elif table == SCORE:
-            others = _score_value(body.get("value"), body.get("dataType"), ts)
+            others = _score_value(body.get("value"), body.get("dataType"), ts, body.get("stringValue"))
     except PoisonEvent:
         raise
     except (TypeError, ValueError, OverflowError) as exc:
@@ -330,9 +330,13 @@ def apply(state: EntityState, env: Envelope, table: str) -> None:
     state.touch(ts)
 
 
-def _score_value(value: Any, data_type: Any, ts: int) -> list[tuple[str, Any, int]]:
+def _score_value(value: Any, data_type: Any, ts: int, label: Any = None) -> list[tuple[str, Any, int]]:
     if value is None:
         return []
+    if data_type == "CATEGORICAL" and type(label) is str and not isinstance(value, str):
+        # A category of a score config: its label, and the number the config gives it (the edge
+        # checked both against the config, ingest/score_configs.py).
+        return [("value", float(value), ts), ("string_value", label, ts)]
     if isinstance(value, str):
         sets: list[tuple[str, Any, int]] = [("string_value", value, ts)]
         if data_type in (None, "NUMERIC"):

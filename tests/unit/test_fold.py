@@ -157,3 +157,21 @@ def test_observations_and_scores_make_their_trace_exist_and_real_fields_win() ->
         assert trace(list(order)) == {"timestamp": 200, "name": "agent"}
     for order in itertools.permutations([child, root, score, real]):
         assert trace(list(order)) == {"timestamp": 250, "name": "run"}
+
+
+def test_a_configured_category_keeps_its_label_and_number() -> None:
+    """A categorical score checked against a config carries its label as stringValue and the
+    config's number as value; a plain categorical score keeps its label only."""
+
+    def score(body: dict, ts: int) -> EntityState:
+        state = EntityState("p", "s")
+        apply(state, Envelope(id="e", project_id="p", type="score-create", ts=ts, received_at=ts, body=body), "scores")
+        return state
+
+    configured = score({"id": "s", "name": "tone", "value": 1.0, "stringValue": "polite", "dataType": "CATEGORICAL"}, 5)
+    assert (configured.values["value"], configured.values["string_value"]) == (1.0, "polite")
+    plain = score({"id": "s", "name": "tone", "value": "polite", "dataType": "CATEGORICAL"}, 5)
+    assert "value" not in plain.values and plain.values["string_value"] == "polite"
+    # Not categorical: a stray stringValue is ignored.
+    numeric = score({"id": "s", "name": "n", "value": 2, "stringValue": "x", "dataType": "NUMERIC"}, 5)
+    assert numeric.values["value"] == 2.0 and "string_value" not in numeric.values
