@@ -40,7 +40,7 @@ async def ingest_batch(request: web.Request) -> web.Response:
             event_id = event.get("id") if isinstance(event, dict) and isinstance(event.get("id"), str) else None
             errors.append({"id": event_id, "status": 400, "message": "Invalid request data", "error": str(exc)})
             continue
-        if normalized[1] == "score-create" and normalized[3].get("configId") is not None:
+        if normalized[1] == "score-create" and normalized[3].get("configId"):
             configured.append(len(accepted))
         accepted.append(normalized)
         successes.append(normalized[0])

@@ -49,7 +49,7 @@ async def create_scores(request: web.Request) -> web.Response:
                 errors.append({"message": f"score {index}: {exc}" if not single else str(exc)})
     if single and rejected:
         raise DecodeError(errors[0]["message"])
-    configured = [i for i, score in enumerate(accepted) if score[3].get("configId") is not None]
+    configured = [i for i, score in enumerate(accepted) if score[3].get("configId")]
     if configured:
         refusals = await refused_scores(request, caller.project_id, [accepted[i][3] for i in configured])
         for i, refusal in reversed(list(zip(configured, refusals, strict=True))):

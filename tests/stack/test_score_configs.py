@@ -139,6 +139,7 @@ async def test_scores_that_name_a_config_hold_to_it(
         score("tone", "polite", categorical["id"], dataType="CATEGORICAL"),
         score("plain", 99, "", comment="no config named: not checked"),
         score("critique", "too long", text["id"]),
+        score("blank", 5, ""),  # an empty configId names no config, as in Langfuse
     ]
     kept[3]["body"].pop("configId")
     bad = [
@@ -171,11 +172,12 @@ async def test_scores_that_name_a_config_hold_to_it(
             f"SELECT id, name, data_type, value, string_value, config_id FROM scores FINAL "
             f"WHERE project_id = '{project.project_id}' ORDER BY name",
         ),
-        lambda r: len(r) == 5,
+        lambda r: len(r) == 6,
         timeout_s=30,
     )
     assert [(s["name"], s["data_type"], s["value"], s["string_value"], s["config_id"]) for s in found] == [
         ("accuracy", "NUMERIC", 7.5, "", numeric["id"]),
+        ("blank", "NUMERIC", 5.0, "", ""),
         ("critique (v2)", "TEXT", 0.0, "too long", text["id"]),
         ("helpful", "BOOLEAN", 1.0, "True", boolean["id"]),
         ("plain", "NUMERIC", 99.0, "", ""),
