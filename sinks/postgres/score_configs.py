@@ -24,8 +24,10 @@ DATA_TYPES = ("NUMERIC", "CATEGORICAL", "BOOLEAN", "TEXT")
 MAX_NAME = 35
 _NAME = re.compile(r"[A-Za-z0-9_ .()\-]+")
 MAX_DESCRIPTION = 10_000
-MAX_CATEGORIES = 1_000
-MAX_LABEL = 1_000
+# Every request whose scores name a config reads it whole: a config stays small (at most ~20 KB
+# of categories), so concurrent scores naming the largest cannot swell the api's memory.
+MAX_CATEGORIES = 100
+MAX_LABEL = 200
 BOOLEAN_CATEGORIES: list[dict[str, Any]] = [{"label": "True", "value": 1.0}, {"label": "False", "value": 0.0}]
 _COLUMNS = (
     "id::text, name, data_type, is_archived, min_value, max_value, categories::text, description,"

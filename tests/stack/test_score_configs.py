@@ -106,6 +106,8 @@ async def test_configs_are_created_read_listed_and_updated(
         {"name": "n", "dataType": "BOOLEAN", "categories": [{"label": "a", "value": 1}]},
         {"name": "n", "dataType": "NUMERIC", "description": 5},
         {"name": "a/b", "dataType": "NUMERIC"},
+        {"name": "n", "dataType": "CATEGORICAL", "categories": [{"label": f"c{i}", "value": i} for i in range(101)]},
+        {"name": "n", "dataType": "CATEGORICAL", "categories": [{"label": "c" * 201, "value": 1}]},
         {"name": "n", "dataType": "TEXT", "categories": [{"label": "a", "value": 1}]},
         {"name": "n", "dataType": "TEXT", "maxValue": 1},
     ],
