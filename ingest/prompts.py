@@ -16,14 +16,12 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from ingest.auth import AuthUnavailable
 from ingest.encoding import ClientError
 from ingest.intake import Intake
 from ingest.params import Params
-from sinks.postgres.client import PostgresError
+from ingest.stored import NotFound, checked, iso, json_answer, stored
 from sinks.postgres.prompts import (
     LATEST,
-    PromptError,
     PromptMeta,
     PromptTable,
     PromptVersion,
@@ -39,14 +37,6 @@ VERSION_PATH = "/api/public/v2/prompts/{promptName:.+}/versions/{version}"
 _MAX_VERSION = 2**31 - 1
 
 
-class NotFound(ClientError):
-    status = 404
-
-
-class TooLarge(ClientError):
-    status = 413
-
-
 def add_routes(app: web.Application) -> None:
     app.router.add_get(PATH, list_prompts, allow_head=False)
     app.router.add_post(PATH, create_prompt)
@@ -60,26 +50,26 @@ async def create_prompt(request: web.Request) -> web.Response:
     intake: Intake = request.app["intake"]
     project_id, table = await _caller(request)
     doc = await intake.json(request)
-    new = _checked(parse_new, doc)
-    created = await _stored(table.create(project_id, new))
+    new = checked(parse_new, doc)
+    created = await stored(table.create(project_id, new))
     request["log_msg"] = "prompt created"
     request["log"] = {"prompt": created.name, "version": created.version}
-    return _json(prompt_json(created), 201)
+    return json_answer(prompt_json(created), 201)
 
 
 async def get_prompt(request: web.Request) -> web.StreamResponse:
     project_id, table = await _caller(request)
-    name = _checked(check_name, request.match_info["promptName"])
+    name = checked(check_name, request.match_info["promptName"])
     p = Params(request)
     version = _version_param(p)
     label = p.text("label")
     if version is not None and label is not None:
         raise ClientError("give either version or label, not both")
-    found = await _stored(table.get(project_id, name, version=version, label=label))
+    found = await stored(table.get(project_id, name, version=version, label=label))
     # The text as read, its resolved copy and the answer's bytes.
     request.app["intake"].hold_answer(request, 3 * len(found.prompt_json))
     if p.flag("resolve") is not False:
-        found = await _stored(table.resolve(project_id, found))
+        found = await stored(table.resolve(project_id, found))
     return await _sent(request, orjson.dumps(prompt_json(found)))
 
 
@@ -88,7 +78,7 @@ async def list_prompts(request: web.Request) -> web.Response:
     p = Params(request)
     page, limit = p.page()
     since, until = p.time("fromUpdatedAt"), p.time("toUpdatedAt")
-    metas, total = await _stored(
+    metas, total = await stored(
         table.names(
             project_id,
             name=p.text("name"),
@@ -101,34 +91,34 @@ async def list_prompts(request: web.Request) -> web.Response:
         )
     )
     meta = {"page": page, "limit": limit, "totalItems": total, "totalPages": math.ceil(total / limit)}
-    return _json({"data": [meta_json(m) for m in metas], "meta": meta})
+    return json_answer({"data": [meta_json(m) for m in metas], "meta": meta})
 
 
 async def update_labels(request: web.Request) -> web.Response:
     intake: Intake = request.app["intake"]
     project_id, table = await _caller(request)
-    name = _checked(check_name, request.match_info["promptName"])
+    name = checked(check_name, request.match_info["promptName"])
     version = _version(request.match_info["version"])
     doc = await intake.json(request)
     if not isinstance(doc, dict) or not isinstance(doc.get("newLabels"), list):
         raise ClientError("the body must be an object with newLabels, a list of labels")
-    labels = _checked(check_labels, doc["newLabels"], "newLabels")
+    labels = checked(check_labels, doc["newLabels"], "newLabels")
     if LATEST in labels:
         raise ClientError("the latest label always names the newest version; it cannot be set")
-    updated = await _stored(table.set_labels(project_id, name, version, labels))
+    updated = await stored(table.set_labels(project_id, name, version, labels))
     request["log_msg"] = "prompt labels set"
     request["log"] = {"prompt": name, "version": version, "labels": labels}
-    return _json(prompt_json(updated))
+    return json_answer(prompt_json(updated))
 
 
 async def delete_prompt(request: web.Request) -> web.Response:
     project_id, table = await _caller(request)
-    name = _checked(check_name, request.match_info["promptName"])
+    name = checked(check_name, request.match_info["promptName"])
     p = Params(request)
     version, label = _version_param(p), p.text("label")
     if version is not None and label is not None:
         raise ClientError("give either version or label, not both")
-    if not await _stored(table.delete(project_id, name, version=version, label=label)):
+    if not await stored(table.delete(project_id, name, version=version, label=label)):
         raise NotFound(f"Prompt not found: {name!r}")
     request["log_msg"] = "prompt deleted"
     request["log"] = {"prompt": name, "version": version, "label": label}
@@ -148,8 +138,8 @@ def prompt_json(v: PromptVersion) -> dict[str, Any]:
         "tags": v.tags,
         "commitMessage": v.commit_message,
         "resolutionGraph": v.resolution_graph,
-        "createdAt": _iso(v.created_at),
-        "updatedAt": _iso(v.updated_at),
+        "createdAt": iso(v.created_at),
+        "updatedAt": iso(v.updated_at),
         "createdBy": "API",
     }
 
@@ -161,7 +151,7 @@ def meta_json(m: PromptMeta) -> dict[str, Any]:
         "versions": m.versions,
         "labels": m.labels,
         "tags": m.tags,
-        "lastUpdatedAt": _iso(m.last_updated_at),
+        "lastUpdatedAt": iso(m.last_updated_at),
         "lastConfig": orjson.Fragment(m.last_config_json),
     }
 
@@ -178,38 +168,10 @@ def _version(raw: str) -> int:
     return int(raw)
 
 
-def _checked(check: Any, *args: Any) -> Any:
-    try:
-        return check(*args)
-    except PromptError as exc:
-        raise _refusal(exc) from None
-
-
-def _refusal(exc: PromptError) -> ClientError:
-    kind = {404: NotFound, 413: TooLarge}.get(exc.status, ClientError)
-    return kind(str(exc))
-
-
-async def _stored(pending: Any) -> Any:
-    """The store's answer; its refusals as the client's 400 or 404, its outage as 503."""
-    try:
-        return await pending
-    except PromptError as exc:
-        raise _refusal(exc) from None
-    except PostgresError as exc:
-        if exc.permanent:  # text Postgres cannot hold (e.g. a lone surrogate)
-            raise ClientError(f"the prompt was refused: {exc}") from None
-        raise AuthUnavailable(str(exc)) from exc
-
-
 async def _caller(request: web.Request) -> tuple[str, PromptTable]:
     intake: Intake = request.app["intake"]
     caller = await intake.caller(request)
     return caller.project_id, PromptTable(request.app["postgres"])
-
-
-def _iso(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 async def _sent(request: web.Request, body: bytes) -> web.StreamResponse:
@@ -222,7 +184,3 @@ async def _sent(request: web.Request, body: bytes) -> web.StreamResponse:
     await response.write(body)
     await response.write_eof()
     return response
-
-
-def _json(doc: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps(doc), content_type="application/json")

@@ -22,6 +22,15 @@ class PostgresError(StoreError):
     """Retryable unless `permanent` (the statement or data is wrong, not the server away)."""
 
 
+class Refused(ValueError):
+    """What a client sent cannot be stored or read as asked (a prompt, a score config, ...):
+    `status` 400, 404 or 413, which the api answers with the message."""
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class Postgres:
     def __init__(self, config: PostgresConfig) -> None:
         self.config = config

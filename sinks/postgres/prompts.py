@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from sinks.postgres.client import Postgres, Transaction
+from sinks.postgres.client import Postgres, Refused, Transaction
 
 LATEST = "latest"
 PRODUCTION = "production"
@@ -43,12 +43,8 @@ _COLUMNS = (
 )
 
 
-class PromptError(ValueError):
+class PromptError(Refused):
     """What a client sent cannot be stored or read as asked: `status` 400, 404 or 413."""
-
-    def __init__(self, message: str, *, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True)

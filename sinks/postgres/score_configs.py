@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from sinks.postgres.client import Postgres
+from sinks.postgres.client import Postgres, Refused
 
 DATA_TYPES = ("NUMERIC", "CATEGORICAL", "BOOLEAN", "TEXT")
 # Langfuse's rules for a config's name (its public API's schema).
@@ -37,12 +37,8 @@ _COLUMNS = (
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-class ScoreConfigError(ValueError):
+class ScoreConfigError(Refused):
     """What a client sent cannot be stored or used as asked: `status` 400 or 404."""
-
-    def __init__(self, message: str, *, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True)
