@@ -23,6 +23,7 @@ from health.checks import Check, Health
 from health.http import observe
 from ingest import (
     admin,
+    comments,
     deletion,
     langfuse_health,
     media,
@@ -175,6 +176,7 @@ def build_app(
     media.add_routes(app)
     prompts.add_routes(app)
     score_configs.add_routes(app)
+    comments.add_routes(app)
     health.add_routes(app)
     langfuse_health.add_routes(app, health)
     return app
