@@ -23,6 +23,7 @@ from health.checks import Check, Health
 from health.http import observe
 from ingest import (
     admin,
+    annotation_queues,
     comments,
     deletion,
     langfuse_health,
@@ -177,6 +178,7 @@ def build_app(
     prompts.add_routes(app)
     score_configs.add_routes(app)
     comments.add_routes(app)
+    annotation_queues.add_routes(app)
     health.add_routes(app)
     langfuse_health.add_routes(app, health)
     return app

@@ -16,7 +16,7 @@ from ingest.encoding import ClientError
 from ingest.limits import Overloaded, RateLimited, release_held
 from ingest.publisher import PublishError
 
-_CLIENT_ERRORS = {400: "bad_request", 404: "not_found", 413: "too_large", 415: "unsupported"}
+_CLIENT_ERRORS = {400: "bad_request", 404: "not_found", 409: "conflict", 413: "too_large", 415: "unsupported"}
 _OTHER_SIGNALS = ("/v1/metrics", "/v1/logs")
 
 

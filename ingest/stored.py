@@ -22,12 +22,16 @@ class NotFound(ClientError):
     status = 404
 
 
+class Conflict(ClientError):
+    status = 409
+
+
 class TooLarge(ClientError):
     status = 413
 
 
 def refusal(exc: Refused) -> ClientError:
-    kind = {404: NotFound, 413: TooLarge}.get(exc.status, ClientError)
+    kind = {404: NotFound, 409: Conflict, 413: TooLarge}.get(exc.status, ClientError)
     return kind(str(exc))
 
 

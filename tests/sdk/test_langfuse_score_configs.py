@@ -1,6 +1,7 @@
-"""Score configs through the current Langfuse Python SDK, unchanged: its API client creates,
-lists, reads and archives them, and the scores it creates naming one are kept when they hold to
-it (with the config's number for a category) and refused when they do not."""
+"""Score configs and annotation queues through the current Langfuse Python SDK, unchanged: its
+API client creates, lists, reads and archives configs, and the scores it creates naming one are
+kept when they hold to it (with the config's number for a category) and refused when they do
+not; it runs a queue's items through review and assigns a user."""
 
 from __future__ import annotations
 
@@ -45,3 +46,14 @@ async def test_the_current_python_sdk_uses_score_configs(
     )
     assert (tone["value"], tone["stringValue"], tone["dataType"]) == (1.0, "polite", "CATEGORICAL")
     assert tone["configId"] == got["configs"]["tone"]
+
+
+async def test_the_current_python_sdk_runs_an_annotation_queue(langfuse_v5_python: Path, project: NewKey) -> None:
+    run = uuid.uuid4().hex[:12]
+    got = await sdk_runner(langfuse_v5_python, "langfuse_v5_annotation_queues.py", project)(run)
+    assert got["sdk_version"].startswith("5."), got
+    assert got["queue"] == {"name": f"{run}-review", "configs": True, "description": "daily"}
+    assert got["listed"] == [f"{run}-review"]
+    assert got["done"] == {"status": "COMPLETED", "completed": True}
+    assert got["pending"] == [["SESSION", "session-1"]]
+    assert (got["removed"], got["assigned"], got["unassigned"]) == (True, "ada", True)
