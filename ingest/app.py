@@ -25,6 +25,7 @@ from ingest import (
     admin,
     annotation_queues,
     comments,
+    datasets,
     deletion,
     langfuse_health,
     media,
@@ -179,6 +180,7 @@ def build_app(
     score_configs.add_routes(app)
     comments.add_routes(app)
     annotation_queues.add_routes(app)
+    datasets.add_routes(app)
     health.add_routes(app)
     langfuse_health.add_routes(app, health)
     return app
