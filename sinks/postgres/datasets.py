@@ -316,7 +316,8 @@ class DatasetTable:
         for clause, value in (
             ("i.source_trace_id = %s", source_trace_id),
             ("i.source_observation_id = %s", source_observation_id),
-            ("i.created_at <= %s", version),
+            # To the millisecond, as answers give times: an item's createdAt as a version includes it.
+            ("date_trunc('milliseconds', i.created_at) <= %s", version),
         ):
             if value is not None:
                 where.append(clause)

@@ -1,0 +1,370 @@
+"""Langfuse's datasets API against the running api and Postgres: datasets, items, runs and run
+items, upserts, paging and filters, names in folders, archiving, deletion, isolation between
+projects, and bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import uuid
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+
+from sinks.postgres.client import Postgres
+from sinks.postgres.dataset_runs import run_id
+from sinks.postgres.keys import NewKey, create_key
+from tests.support import API, basic_auth
+
+pytestmark = pytest.mark.stack
+
+PUBLIC = f"{API}/api/public"
+
+
+async def call(http: aiohttp.ClientSession, key: NewKey, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+    async with http.request(method, f"{PUBLIC}{path}", headers=basic_auth(key), **kwargs) as r:
+        return r.status, await r.json()
+
+
+async def ok(http: aiohttp.ClientSession, key: NewKey, method: str, path: str, **kwargs: Any) -> Any:
+    status, body = await call(http, key, method, path, **kwargs)
+    assert status == 200, (method, path, status, body)
+    return body
+
+
+def _name() -> str:
+    return f"ds-{uuid.uuid4().hex[:8]}"
+
+
+def _is_iso_z(value: str) -> bool:
+    return value.endswith("Z") and "T" in value
+
+
+async def test_datasets_are_created_updated_by_name_listed_and_read(
+    http: aiohttp.ClientSession, project: NewKey
+) -> None:
+    name = f"folder/{_name()}"
+    made = await ok(http, project, "POST", "/v2/datasets", json={"name": name, "description": "d", "metadata": [1]})
+    assert {k: made[k] for k in ("name", "description", "metadata", "inputSchema", "projectId")} == {
+        "name": name,
+        "description": "d",
+        "metadata": [1],
+        "inputSchema": None,
+        "projectId": project.project_id,
+    }
+    assert _is_iso_z(made["createdAt"]) and _is_iso_z(made["updatedAt"])
+    # The same name again updates it: what is given changes, what is left out stays.
+    schema = {"type": "object", "properties": {"q": {"type": "string"}}}
+    again = await ok(http, project, "POST", "/v2/datasets", json={"name": name, "inputSchema": schema})
+    assert (again["id"], again["description"], again["metadata"], again["inputSchema"]) == (
+        made["id"],
+        "d",
+        [1],
+        schema,
+    )
+    cleared = await ok(http, project, "POST", "/v2/datasets", json={"name": name, "inputSchema": None})
+    assert cleared["inputSchema"] is None and cleared["updatedAt"] >= again["updatedAt"]
+    # The deprecated path creates too, and answers with (no) items and runs.
+    v1 = await ok(http, project, "POST", "/datasets", json={"name": f"{name}-v1"})
+    assert (v1["items"], v1["runs"], v1["description"]) == ([], [], None)
+    # Read back with the folder's '/' percent-encoded (as the SDKs send it) or not.
+    for path in (f"/v2/datasets/{name.replace('/', '%2F')}", f"/v2/datasets/{name}"):
+        assert (await ok(http, project, "GET", path))["id"] == made["id"]
+    status, body = await call(http, project, "GET", "/v2/datasets/nowhere")
+    assert status == 404 and "nowhere" in body["message"]
+    # Newest first, paged.
+    page = await ok(http, project, "GET", "/v2/datasets", params={"limit": "1"})
+    assert page["meta"] == {"page": 1, "limit": 1, "totalItems": 2, "totalPages": 2}
+    assert [d["name"] for d in page["data"]] == [f"{name}-v1"]
+    assert [
+        d["name"] for d in (await ok(http, project, "GET", "/v2/datasets", params={"page": "2", "limit": "1"}))["data"]
+    ] == [name]
+    past = await ok(http, project, "GET", "/v2/datasets", params={"page": "3", "limit": "1"})
+    assert past == {"data": [], "meta": {"page": 3, "limit": 1, "totalItems": 2, "totalPages": 2}}
+
+
+async def test_items_upsert_archive_filter_page_and_delete(http: aiohttp.ClientSession, project: NewKey) -> None:
+    name = f"f/{_name()}"
+    dataset = await ok(http, project, "POST", "/v2/datasets", json={"name": name})
+    first = await ok(
+        http,
+        project,
+        "POST",
+        "/dataset-items",
+        json={
+            "datasetName": name,
+            "id": "item-1",
+            "input": {"question": "2+2?"},
+            "expectedOutput": "4",
+            "metadata": {"level": "easy"},
+            "sourceTraceId": "trace-a",
+            "sourceObservationId": "obs-a",
+        },
+    )
+    assert {k: v for k, v in first.items() if k not in ("createdAt", "updatedAt")} == {
+        "id": "item-1",
+        "status": "ACTIVE",
+        "input": {"question": "2+2?"},
+        "expectedOutput": "4",
+        "metadata": {"level": "easy"},
+        "sourceTraceId": "trace-a",
+        "sourceObservationId": "obs-a",
+        "datasetId": dataset["id"],
+        "datasetName": name,
+        "mediaReferences": [],
+    }
+    # Upsert by id: the given fields change, the ones left out (or null) stay.
+    updated = await ok(
+        http, project, "POST", "/dataset-items", json={"datasetName": name, "id": "item-1", "expectedOutput": "four"}
+    )
+    assert (updated["input"], updated["expectedOutput"], updated["createdAt"]) == (
+        {"question": "2+2?"},
+        "four",
+        first["createdAt"],
+    )
+    # Without an id, one is made; several items, each newest first in the listing.
+    made = [await ok(http, project, "POST", "/dataset-items", json={"datasetName": name, "input": i}) for i in range(3)]
+    assert len({m["id"] for m in made}) == 3 and all(m["expectedOutput"] is None for m in made)
+    listed = await ok(http, project, "GET", "/dataset-items", params={"datasetName": name})
+    assert [i["input"] for i in listed["data"]] == [2, 1, 0, {"question": "2+2?"}]
+    assert listed["meta"] == {"page": 1, "limit": 50, "totalItems": 4, "totalPages": 1}
+    second = await ok(http, project, "GET", "/dataset-items", params={"datasetName": name, "page": "2", "limit": "3"})
+    assert [i["id"] for i in second["data"]] == ["item-1"] and second["meta"]["totalPages"] == 2
+    # `version`: the items as of that time (here: the ones created by then).
+    then = await ok(http, project, "GET", "/dataset-items", params={"datasetName": name, "version": first["createdAt"]})
+    assert [i["id"] for i in then["data"]] == ["item-1"]
+    by_source = await ok(http, project, "GET", "/dataset-items", params={"sourceTraceId": "trace-a"})
+    assert [i["id"] for i in by_source["data"]] == ["item-1"]
+    by_observation = await ok(http, project, "GET", "/dataset-items", params={"sourceObservationId": "obs-a"})
+    assert [i["id"] for i in by_observation["data"]] == ["item-1"]
+    # Archived: out of the listing, still readable by id, and back when made active again.
+    archived = await ok(
+        http, project, "POST", "/dataset-items", json={"datasetName": name, "id": "item-1", "status": "ARCHIVED"}
+    )
+    assert archived["status"] == "ARCHIVED" and archived["expectedOutput"] == "four"
+    listed = await ok(http, project, "GET", "/dataset-items", params={"datasetName": name})
+    assert "item-1" not in [i["id"] for i in listed["data"]] and listed["meta"]["totalItems"] == 3
+    assert (await ok(http, project, "GET", "/dataset-items/item-1"))["status"] == "ARCHIVED"
+    await ok(http, project, "POST", "/dataset-items", json={"datasetName": name, "id": "item-1", "status": "ACTIVE"})
+    # An item's id is the project's: another dataset cannot take it over (404, as Langfuse).
+    other = f"{name}-other"
+    await ok(http, project, "POST", "/v2/datasets", json={"name": other})
+    status, body = await call(http, project, "POST", "/dataset-items", json={"datasetName": other, "id": "item-1"})
+    assert status == 404 and "other than" in body["message"]
+    assert (await ok(http, project, "GET", "/dataset-items/item-1"))["datasetName"] == name
+    # An unknown dataset, for an item or a listing: 404.
+    status, body = await call(http, project, "POST", "/dataset-items", json={"datasetName": "nowhere", "input": 1})
+    assert status == 404 and "nowhere" in body["message"]
+    assert (await call(http, project, "GET", "/dataset-items", params={"datasetName": "nowhere"}))[0] == 404
+    # Deletion.
+    assert await ok(http, project, "DELETE", "/dataset-items/item-1") == {
+        "message": "Dataset item successfully deleted"
+    }
+    assert (await call(http, project, "GET", "/dataset-items/item-1"))[0] == 404
+    assert (await call(http, project, "DELETE", "/dataset-items/item-1"))[0] == 404
+
+
+async def test_concurrent_upserts_of_one_item_and_one_dataset_agree(
+    http: aiohttp.ClientSession, project: NewKey
+) -> None:
+    name = _name()
+    made = await asyncio.gather(*(ok(http, project, "POST", "/v2/datasets", json={"name": name}) for _ in range(6)))
+    assert len({m["id"] for m in made}) == 1
+    items = await asyncio.gather(
+        *(
+            ok(http, project, "POST", "/dataset-items", json={"datasetName": name, "id": "same", "input": n})
+            for n in range(6)
+        )
+    )
+    assert {i["id"] for i in items} == {"same"}
+    listed = await ok(http, project, "GET", "/dataset-items", params={"datasetName": name})
+    assert listed["meta"]["totalItems"] == 1
+
+
+async def test_runs_are_made_by_run_items_read_paged_and_deleted(http: aiohttp.ClientSession, project: NewKey) -> None:
+    name = f"f/{_name()}"
+    dataset = await ok(http, project, "POST", "/v2/datasets", json={"name": name})
+    items = [
+        await ok(http, project, "POST", "/dataset-items", json={"datasetName": name, "id": f"{name}-{n}", "input": n})
+        for n in range(3)
+    ]
+    run = "run 1/with: odd chars"
+    linked = []
+    for n, item in enumerate(items):
+        linked.append(
+            await ok(
+                http,
+                project,
+                "POST",
+                "/dataset-run-items",
+                json={
+                    "runName": run,
+                    "datasetItemId": item["id"],
+                    "traceId": f"trace-{n}",
+                    "observationId": f"obs-{n}" if n else None,
+                    "runDescription": "first" if n == 0 else None,
+                    "metadata": {"model": "m1"} if n == 0 else None,
+                },
+            )
+        )
+    # The run's id is Langfuse's stable experiment id: the SDKs' experiment id names it.
+    expected_run = run_id(project.project_id, dataset["id"], run)
+    assert {i["datasetRunId"] for i in linked} == {expected_run}
+    assert linked[1] | {"id": "", "createdAt": "", "updatedAt": ""} == {
+        "id": "",
+        "datasetRunId": expected_run,
+        "datasetRunName": run,
+        "datasetItemId": items[1]["id"],
+        "traceId": "trace-1",
+        "observationId": "obs-1",
+        "createdAt": "",
+        "updatedAt": "",
+    }
+    # A later item may update the run's description and metadata (non-objects are wrapped).
+    await ok(
+        http,
+        project,
+        "POST",
+        "/dataset-run-items",
+        json={"runName": "second", "datasetItemId": items[0]["id"], "traceId": "t", "metadata": "plain"},
+    )
+    runs = await ok(http, project, "GET", f"/datasets/{name.replace('/', '%2F')}/runs")
+    assert [(r["name"], r["description"], r["metadata"]) for r in runs["data"]] == [
+        ("second", None, {"metadata": "plain"}),
+        (run, "first", {"model": "m1"}),
+    ]
+    assert runs["meta"] == {"page": 1, "limit": 50, "totalItems": 2, "totalPages": 1}
+    paged = await ok(http, project, "GET", f"/datasets/{name}/runs", params={"page": "2", "limit": "1"})
+    assert [r["name"] for r in paged["data"]] == [run]
+    # One run with its items, by name (encoded or not).
+    for path in (
+        f"/datasets/{name}/runs/{run}",
+        f"/datasets/{name.replace('/', '%2F')}/runs/run%201%2Fwith%3A%20odd%20chars",
+    ):
+        whole = await ok(http, project, "GET", path)
+        assert (whole["id"], whole["datasetId"], whole["datasetName"]) == (expected_run, dataset["id"], name)
+        assert sorted(i["traceId"] for i in whole["datasetRunItems"]) == ["trace-0", "trace-1", "trace-2"]
+    # Run items by dataset id and run name, paged.
+    page = await ok(
+        http, project, "GET", "/dataset-run-items", params={"datasetId": dataset["id"], "runName": run, "limit": "2"}
+    )
+    assert page["meta"] == {"page": 1, "limit": 2, "totalItems": 3, "totalPages": 2} and len(page["data"]) == 2
+    status, _ = await call(
+        http, project, "GET", "/dataset-run-items", params={"datasetId": dataset["id"], "runName": "x"}
+    )
+    assert status == 404
+    # Archived items cannot join a run; deleting an item takes its run items with it.
+    await ok(
+        http, project, "POST", "/dataset-items", json={"datasetName": name, "id": items[2]["id"], "status": "ARCHIVED"}
+    )
+    status, body = await call(
+        http,
+        project,
+        "POST",
+        "/dataset-run-items",
+        json={"runName": run, "datasetItemId": items[2]["id"], "traceId": "t"},
+    )
+    assert status == 404 and "not found" in body["message"]
+    await ok(http, project, "DELETE", f"/dataset-items/{items[1]['id']}")
+    left = await ok(http, project, "GET", f"/datasets/{name}/runs/{run}")
+    assert sorted(i["traceId"] for i in left["datasetRunItems"]) == ["trace-0", "trace-2"]
+    # Deleting the run takes its items; the other run stays.
+    assert await ok(http, project, "DELETE", f"/datasets/{name}/runs/{run}") == {
+        "message": "Dataset run successfully deleted"
+    }
+    assert (await call(http, project, "GET", f"/datasets/{name}/runs/{run}"))[0] == 404
+    assert (await call(http, project, "DELETE", f"/datasets/{name}/runs/{run}"))[0] == 404
+    assert [r["name"] for r in (await ok(http, project, "GET", f"/datasets/{name}/runs"))["data"]] == ["second"]
+    assert (await call(http, project, "GET", "/datasets/nowhere/runs"))[0] == 404
+
+
+async def test_projects_never_see_each_others_datasets(
+    http: aiohttp.ClientSession, pg: Postgres, project: NewKey
+) -> None:
+    name = _name()
+    dataset = await ok(http, project, "POST", "/v2/datasets", json={"name": name, "metadata": {"secret": 1}})
+    await ok(http, project, "POST", "/dataset-items", json={"datasetName": name, "id": f"{name}-i", "input": "x"})
+    await ok(
+        http, project, "POST", "/dataset-run-items", json={"runName": "r", "datasetItemId": f"{name}-i", "traceId": "t"}
+    )
+    other = await create_key(pg, f"test-{uuid.uuid4().hex[:12]}")
+    assert (await call(http, other, "GET", f"/v2/datasets/{name}"))[0] == 404
+    assert (await ok(http, other, "GET", "/v2/datasets"))["data"] == []
+    assert (await call(http, other, "GET", f"/dataset-items/{name}-i"))[0] == 404
+    assert (await ok(http, other, "GET", "/dataset-items"))["data"] == []
+    assert (await call(http, other, "DELETE", f"/dataset-items/{name}-i"))[0] == 404
+    assert (await call(http, other, "GET", f"/datasets/{name}/runs/r"))[0] == 404
+    assert (await call(http, other, "DELETE", f"/datasets/{name}/runs/r"))[0] == 404
+    status, _ = await call(
+        http, other, "GET", "/dataset-run-items", params={"datasetId": dataset["id"], "runName": "r"}
+    )
+    assert status == 404
+    status, _ = await call(
+        http, other, "POST", "/dataset-run-items", json={"runName": "r", "datasetItemId": f"{name}-i", "traceId": "t"}
+    )
+    assert status == 404
+    # The same name and item id in the other project are its own.
+    theirs = await ok(http, other, "POST", "/v2/datasets", json={"name": name})
+    assert theirs["id"] != dataset["id"] and theirs["metadata"] is None
+    mine = await ok(http, project, "GET", f"/dataset-items/{name}-i")
+    await ok(http, other, "POST", "/dataset-items", json={"datasetName": name, "id": f"{name}-i", "input": "theirs"})
+    assert (await ok(http, project, "GET", f"/dataset-items/{name}-i")) == mine
+    async with http.get(f"{PUBLIC}/v2/datasets") as r:
+        assert r.status == 401
+
+
+def _nested(depth: int) -> Any:
+    doc: Any = 1
+    for _ in range(depth):
+        doc = [doc]
+    return doc
+
+
+async def test_bad_input_is_a_4xx_with_a_message(http: aiohttp.ClientSession, project: NewKey) -> None:
+    name = _name()
+    await ok(http, project, "POST", "/v2/datasets", json={"name": name})
+    await ok(http, project, "POST", "/dataset-items", json={"datasetName": name, "id": f"{name}-i"})
+    bad: list[tuple[str, Any]] = [
+        ("/v2/datasets", []),
+        ("/v2/datasets", {"description": "no name"}),
+        ("/v2/datasets", {"name": ""}),
+        ("/v2/datasets", {"name": "/lead"}),
+        ("/v2/datasets", {"name": "x" * 256}),
+        ("/v2/datasets", {"name": 5}),
+        ("/v2/datasets", {"name": "n", "description": 1}),
+        ("/v2/datasets", {"name": "n", "inputSchema": "not a schema"}),
+        ("/v2/datasets", {"name": "n\ud800"}),
+        ("/datasets", {"name": "a\x00b"}),
+        ("/dataset-items", {"input": "no dataset"}),
+        ("/dataset-items", {"datasetName": name, "status": "DELETED"}),
+        ("/dataset-items", {"datasetName": name, "id": ""}),
+        ("/dataset-items", {"datasetName": name, "id": 7}),
+        ("/dataset-items", {"datasetName": name, "sourceTraceId": ["t"]}),
+        ("/dataset-items", {"datasetName": name, "input": {"deep": _nested(300)}}),
+        ("/dataset-items", {"datasetName": name, "input": "a\x00b"}),
+        ("/dataset-run-items", {"runName": "r", "datasetItemId": f"{name}-i"}),
+        ("/dataset-run-items", {"runName": "r", "traceId": "t"}),
+        ("/dataset-run-items", {"runName": "", "datasetItemId": f"{name}-i", "traceId": "t"}),
+        ("/dataset-run-items", {"runName": "r", "datasetItemId": f"{name}-i", "traceId": "t", "extra": 1}),
+        ("/dataset-run-items", {"runName": "r", "datasetItemId": f"{name}-i", "traceId": "t", "createdAt": "nope"}),
+        ("/dataset-run-items", {"runName": "r", "datasetItemId": f"{name}-i", "traceId": 3}),
+        ("/dataset-run-items", "a string"),
+    ]
+    for path, doc in bad:
+        status, body = await call(http, project, "POST", path, json=doc)
+        assert status == 400, (path, doc, status, body)
+        assert body["message"], (path, doc)
+    headers = basic_auth(project) | {"Content-Type": "application/json"}
+    for path in ("/v2/datasets", "/dataset-items", "/dataset-run-items"):
+        async with http.post(f"{PUBLIC}{path}", data=b'{"name": ', headers=headers) as r:
+            assert r.status == 400 and "malformed JSON" in (await r.json())["message"]
+    # An item's documents past 1 MiB: 413, as is a body past the edge's limit.
+    big = orjson.dumps({"datasetName": name, "input": "x" * (600 * 1024), "expectedOutput": "y" * (600 * 1024)})
+    async with http.post(f"{PUBLIC}/dataset-items", data=io.BytesIO(big), headers=headers) as r:
+        assert r.status == 413 and "1048576" in (await r.json())["message"]
+    for params in ({"page": "0"}, {"limit": "x"}, {"limit": "1000"}, {"version": "2026-01-01T00:00:00Z"}):
+        assert (await call(http, project, "GET", "/dataset-items", params=params))[0] == 400, params
+    assert (await call(http, project, "GET", "/dataset-run-items", params={"runName": "r"}))[0] == 400
+    assert (await call(http, project, "GET", "/v2/datasets", params={"limit": "0"}))[0] == 400
