@@ -46,6 +46,7 @@ from ingest.intake import Intake
 from ingest.limits import InflightBytes, RateLimiter
 from ingest.openapi import PATH as OPENAPI_PATH
 from ingest.openapi import openapi_document
+from ingest.otlp.experiments import Linker
 from ingest.otlp.grpc_service import TraceService
 from ingest.otlp.handler import export_traces
 from ingest.projects import PATH as PROJECTS_PATH
@@ -126,7 +127,7 @@ def build_app(
     async def grpc_listener(app: web.Application) -> AsyncIterator[None]:
         listener = GrpcListener(
             config.grpc_address,
-            [TraceService(app["intake"]).handler()],
+            [TraceService(app["intake"], Linker(app["postgres"])).handler()],
             # Past max_body_bytes the method answers itself (counted and logged); grpc core
             # refuses what is larger still, before reading it whole.
             max_message_bytes=2 * config.max_body_bytes,

@@ -11,8 +11,10 @@ from typing import Any
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from ingest.intake import Caller, Intake, handing_over
+from ingest.otlp.experiments import ROOT, Link, experiment_item
 from ingest.otlp.mapping import Slices, as_tuples
 from ingest.otlp.wire import Request
+from sinks.postgres.dataset_runs import ExperimentItem
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,12 @@ class Exported:
 
 
 async def export_spans(
-    intake: Intake, caller: Caller, export: Request | ExportTraceServiceRequest, source: str, log: dict[str, Any]
+    intake: Intake,
+    caller: Caller,
+    export: Request | ExportTraceServiceRequest,
+    source: str,
+    log: dict[str, Any],
+    link: Link | None = None,
 ) -> Exported:
     """Append the request's valid spans; invalid ones are counted in `rejected`, not fatal.
 
@@ -41,8 +48,11 @@ async def export_spans(
     Counted slice by slice, a limit met on a later slice answered 429 after earlier slices were
     accepted, and the client's retry counted those again.
 
-    Raises what Intake raises: RateLimited, PublishError (the client must retry). `log`
-    collects the fields of the request's log line, also when it raises.
+    With `link`, the spans that root an SDK experiment's dataset items are handed to it once
+    all are appended (experiments.py): the links name traces that are then in the log.
+
+    Raises what Intake raises: RateLimited, PublishError (the client must retry), and what
+    `link` raises. `log` collects the fields of the request's log line, also when it raises.
     """
     config = intake.config
     spans = sum(len(scope.spans) for resource in export.resource_spans for scope in resource.scope_spans)
@@ -53,8 +63,13 @@ async def export_spans(
     headers: dict[str, str] = {}
     mapped_rejected, mapped_errors = 0, []
     refused, reasons = 0, set[str]()
+    experiment_items: list[ExperimentItem] = []
     while not slices.done:
         mapped = slices.next()
+        if link is not None:
+            # One dict lookup an event: ~0.1 µs against the µs that mapping a span takes.
+            roots = (e for e in mapped.events if ROOT in (e["body"].get("metadata") or ()))
+            experiment_items += filter(None, map(experiment_item, roots))
         events = as_tuples(mapped.events)
         mapped_rejected, mapped_errors = mapped.rejected, mapped.errors
         del mapped  # its event dicts; the bodies live on in `events` until enveloped
@@ -71,4 +86,7 @@ async def export_spans(
         refused += len(published.refused)
         reasons.update(reason for _, _, reason in published.refused)
         log["rejected"] = mapped_rejected + refused
+    if experiment_items and link is not None:
+        await link(caller.project_id, experiment_items)
+        log["experiment_items"] = len(experiment_items)
     return Exported(mapped_rejected + refused, "; ".join([*mapped_errors, *sorted(reasons)]), headers)

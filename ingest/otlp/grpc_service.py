@@ -15,6 +15,7 @@ from ingest.encoding import BodyTooLarge
 from ingest.grpc_server import Call, unary
 from ingest.intake import Intake
 from ingest.otlp.decode import PROTOBUF, encode_response, parse_request
+from ingest.otlp.experiments import Link
 from ingest.otlp.export import export_spans
 from pipeline.envelope import OTLP_GRPC
 
@@ -22,8 +23,9 @@ SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 
 
 class TraceService:
-    def __init__(self, intake: Intake) -> None:
+    def __init__(self, intake: Intake, link: Link | None = None) -> None:
         self._intake = intake
+        self._link = link  # experiments.py: the dataset run items of SDK experiments
 
     async def export(self, raw: bytes, call: Call) -> bytes:
         intake = self._intake
@@ -36,7 +38,7 @@ class TraceService:
             raise BodyTooLarge(f"message of {len(raw)} bytes exceeds {limit} bytes")
         async with intake.reserve(len(raw)):
             # Parsed in the call, not kept here: export_spans lets the request go once it is mapped.
-            done = await export_spans(intake, caller, parse_request(raw, PROTOBUF), OTLP_GRPC, call.log)
+            done = await export_spans(intake, caller, parse_request(raw, PROTOBUF), OTLP_GRPC, call.log, self._link)
         call.log_msg = "otlp spans ingested"
         call.trailers += [(name.lower(), value) for name, value in done.rate_headers.items()]
         return encode_response(done.rejected, done.message, PROTOBUF)

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from ingest.intake import Intake
 from ingest.otlp.decode import JSON, encode_response, media_type, parse_request, response_content_type
+from ingest.otlp.experiments import Linker
 from ingest.otlp.export import export_spans
 from pipeline.envelope import OTLP_HTTP
 
@@ -26,7 +27,8 @@ async def export_traces(request: web.Request) -> web.Response:
     request["log"] = log
     # Read and parsed in the call, not kept here: export_spans lets the request go once mapped.
     reading = intake.body(request, json=media_type(content_type) is JSON)
-    done = await export_spans(intake, caller, parse_request(await reading, content_type), OTLP_HTTP, log)
+    export = parse_request(await reading, content_type)
+    done = await export_spans(intake, caller, export, OTLP_HTTP, log, Linker(request.app["postgres"]))
     request["log_msg"] = "otlp spans ingested"
     return web.Response(
         status=200,

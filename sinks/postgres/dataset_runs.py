@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
 from sinks.postgres.client import Postgres
 from sinks.postgres.datasets import DatasetError, DatasetTable, check_id, encoded, optional_id, optional_text
 
+# The namespace of the ids of run items derived from what they link (uuid5).
+_LINKS = uuid.UUID("5b0c7a4e-3f0e-4d4e-9a39-6f1d2c8e7a10")
 _RUN = "r.id, r.name, r.description, r.metadata::text, r.dataset_id, d.name, r.created_at, r.updated_at"
 _RUN_ITEM = (
     "ri.id::text, ri.run_id, r.name, ri.dataset_item_id, ri.trace_id, ri.observation_id, ri.created_at, ri.updated_at"
@@ -34,6 +38,19 @@ class NewRunItem:
     trace_id: str | None
     observation_id: str | None
     created_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ExperimentItem:
+    """An item's link as an SDK's experiment spans state it (ingest/otlp/experiments.py)."""
+
+    dataset_id: str
+    item_id: str
+    run_name: str
+    trace_id: str
+    observation_id: str
+    description: str | None
+    metadata: str | None  # JSON text of an object
 
 
 @dataclass(frozen=True)
@@ -127,7 +144,11 @@ class RunTable:
             rows = await tx.fetch(
                 "WITH ri AS (INSERT INTO dataset_run_items (project_id, run_id, dataset_item_id, trace_id, "
                 "observation_id, created_at, updated_at) VALUES (%(p)s, %(run)s, %(item)s, %(trace)s, "
-                "%(observation)s, COALESCE(%(at)s, now()), COALESCE(%(at)s, now())) RETURNING *) "
+                "%(observation)s, COALESCE(%(at)s, now()), COALESCE(%(at)s, now())) "
+                # Linked before (posted again, or stated by the experiment's spans): the same link.
+                "ON CONFLICT (project_id, run_id, dataset_item_id, trace_id) DO UPDATE SET "
+                "observation_id = COALESCE(EXCLUDED.observation_id, dataset_run_items.observation_id), "
+                "updated_at = now() RETURNING *) "
                 f"SELECT {_RUN_ITEM} FROM ri JOIN dataset_runs AS r "
                 "ON r.project_id = ri.project_id AND r.id = ri.run_id",
                 {
@@ -141,6 +162,60 @@ class RunTable:
                 operation="pg_dataset_run_item_insert",
             )
         return RunItem(*rows[0])
+
+    async def link_experiment(self, project_id: str, items: list[ExperimentItem]) -> None:
+        """Link each item to its trace in its run, creating the run with the dataset's first; an
+        item (or dataset) that is not the project's is left out: spans name what they like.
+        Idempotent: a link's id derives from what it links."""
+        runs: dict[tuple[str, str], list[ExperimentItem]] = defaultdict(list)
+        for item in items:
+            runs[item.dataset_id, item.run_name].append(item)
+        async with self._pg.transaction(operation="pg_experiment_link") as tx:
+            for (dataset_id, run_name), linked in runs.items():
+                known = await tx.fetch(
+                    "SELECT id FROM dataset_items WHERE project_id = %s AND dataset_id = %s AND id = ANY(%s)",
+                    (project_id, dataset_id, sorted({i.item_id for i in linked})),
+                    operation="pg_experiment_items",
+                )
+                if not known:
+                    continue
+                run = run_id(project_id, dataset_id, run_name)
+                last = linked[-1]
+                await tx.execute(
+                    "INSERT INTO dataset_runs AS r (project_id, id, dataset_id, name, description, metadata) "
+                    "VALUES (%(p)s, %(id)s, %(dataset)s, %(name)s, %(description)s, "
+                    "COALESCE(%(metadata)s::jsonb, '{}')) ON CONFLICT (project_id, dataset_id, name) DO UPDATE SET "
+                    "description = COALESCE(EXCLUDED.description, r.description), "
+                    "metadata = COALESCE(%(metadata)s::jsonb, r.metadata), updated_at = now()",
+                    {
+                        "p": project_id,
+                        "id": run,
+                        "dataset": dataset_id,
+                        "name": run_name,
+                        "description": last.description,
+                        "metadata": last.metadata,
+                    },
+                    operation="pg_experiment_run",
+                )
+                present = {r[0] for r in known}
+                rows = [
+                    (
+                        str(uuid.uuid5(_LINKS, f"{run}\x1f{i.item_id}\x1f{i.trace_id}\x1f{i.observation_id}")),
+                        i.item_id,
+                        i.trace_id,
+                        i.observation_id,
+                    )
+                    for i in linked
+                    if i.item_id in present
+                ]
+                await tx.execute(
+                    "INSERT INTO dataset_run_items (project_id, id, run_id, dataset_item_id, trace_id, observation_id) "
+                    "SELECT %s, v.id::uuid, %s, v.item, v.trace, v.observation "
+                    "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS v(id, item, trace, observation) "
+                    "ON CONFLICT DO NOTHING",
+                    (project_id, run, *(list(col) for col in zip(*rows, strict=True))),
+                    operation="pg_experiment_run_items",
+                )
 
     async def runs(self, project_id: str, dataset_name: str, *, offset: int, limit: int) -> tuple[list[Run], int]:
         """The dataset's runs, newest first; 404 for an unknown dataset."""

@@ -368,3 +368,78 @@ async def test_bad_input_is_a_4xx_with_a_message(http: aiohttp.ClientSession, pr
         assert (await call(http, project, "GET", "/dataset-items", params=params))[0] == 400, params
     assert (await call(http, project, "GET", "/dataset-run-items", params={"runName": "r"}))[0] == 400
     assert (await call(http, project, "GET", "/v2/datasets", params={"limit": "0"}))[0] == 400
+
+
+def _span(trace_id: str, span_id: str, attributes: dict[str, str]) -> dict[str, Any]:
+    return {
+        "traceId": trace_id,
+        "spanId": span_id,
+        "name": "experiment-item-task",
+        "startTimeUnixNano": "1796137653817000000",
+        "endTimeUnixNano": "1796137653832944537",
+        "attributes": [{"key": k, "value": {"stringValue": v}} for k, v in attributes.items()],
+    }
+
+
+async def test_an_experiments_spans_link_its_items_once(
+    http: aiohttp.ClientSession, pg: Postgres, project: NewKey
+) -> None:
+    """The current SDKs state an experiment's links in span attributes only (no run items)."""
+    name = _name()
+    dataset = await ok(http, project, "POST", "/v2/datasets", json={"name": name})
+    for n in range(2):
+        await ok(http, project, "POST", "/dataset-items", json={"datasetName": name, "id": f"{name}-{n}", "input": n})
+    other = await create_key(pg, f"test-{uuid.uuid4().hex[:12]}")
+    theirs = await ok(http, other, "POST", "/v2/datasets", json={"name": name})
+    await ok(http, other, "POST", "/dataset-items", json={"datasetName": name, "id": f"{name}-theirs"})
+    traces = [uuid.uuid4().hex for _ in range(5)]
+
+    def experiment(n: int, item: str, dataset_id: str, root: str | None = None) -> dict[str, Any]:
+        span_id = f"{n + 1:016x}"
+        return _span(
+            traces[n],
+            span_id,
+            {
+                "langfuse.experiment.id": "ignored",
+                "langfuse.experiment.name": "nightly",
+                "langfuse.experiment.description": "spans",
+                "langfuse.experiment.metadata": '{"model": "m2"}',
+                "langfuse.experiment.dataset.id": dataset_id,
+                "langfuse.experiment.item.id": item,
+                "langfuse.experiment.item.root_observation_id": root or span_id,
+            },
+        )
+
+    spans = [
+        experiment(0, f"{name}-0", dataset["id"]),
+        experiment(1, f"{name}-1", dataset["id"]),
+        experiment(2, f"{name}-0", dataset["id"], root="00000000000000ff"),  # a child of the item's root
+        experiment(3, f"{name}-missing", dataset["id"]),  # no such item
+        experiment(4, f"{name}-theirs", theirs["id"]),  # another project's
+    ]
+    export = {"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"scope": {}, "spans": spans}]}]}
+    for _ in range(2):  # an exporter's retry links nothing twice
+        async with http.post(f"{PUBLIC}/otel/v1/traces", json=export, headers=basic_auth(project)) as r:
+            assert r.status == 200, await r.text()
+    run = await ok(http, project, "GET", f"/datasets/{name}/runs/nightly")
+    assert (run["id"], run["description"], run["metadata"]) == (
+        run_id(project.project_id, dataset["id"], "nightly"),
+        "spans",
+        {"model": "m2"},
+    )
+    assert sorted((i["datasetItemId"], i["traceId"], i["observationId"]) for i in run["datasetRunItems"]) == [
+        (f"{name}-0", traces[0], f"{1:016x}"),
+        (f"{name}-1", traces[1], f"{2:016x}"),
+    ]
+    # Posting the same link (as the 3.x SDKs do besides their spans) is that link, not a second one.
+    posted = await ok(
+        http,
+        project,
+        "POST",
+        "/dataset-run-items",
+        json={"runName": "nightly", "datasetItemId": f"{name}-0", "traceId": traces[0]},
+    )
+    assert posted["id"] in {i["id"] for i in run["datasetRunItems"]}
+    again = await ok(http, project, "GET", f"/datasets/{name}/runs/nightly")
+    assert len(again["datasetRunItems"]) == 2
+    assert (await call(http, other, "GET", f"/datasets/{name}/runs/nightly"))[0] == 404

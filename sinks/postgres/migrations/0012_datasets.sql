@@ -67,4 +67,7 @@ CREATE TABLE IF NOT EXISTS dataset_run_items (
     FOREIGN KEY (project_id, dataset_item_id) REFERENCES dataset_items (project_id, id) ON DELETE CASCADE
 );
 CREATE INDEX IF NOT EXISTS dataset_run_items_by_run ON dataset_run_items (project_id, run_id, created_at DESC, id);
+-- One link of an item to a trace in a run, whether an SDK posted it, its experiment's spans
+-- stated it, or both did (the 3.x SDKs do both).
+CREATE UNIQUE INDEX IF NOT EXISTS dataset_run_items_once ON dataset_run_items (project_id, run_id, dataset_item_id, trace_id);
 CREATE INDEX IF NOT EXISTS dataset_run_items_by_item ON dataset_run_items (project_id, dataset_item_id);
