@@ -23,9 +23,9 @@ from sinks.postgres.client import Postgres
 MAX_NAME = 255
 MAX_ID = 255
 # What one item (input, expected output and metadata together) or one dataset (metadata and
-# schemas) may take as JSON. Items are read back a page at a time and a whole dataset by the
-# SDKs' get_dataset: 1 MiB is far above a real test case (a prompt with its context) and keeps
-# a page of 50 at most ~50 MB in the api, within its in-flight budget when held for the answer.
+# schemas) may take as JSON: far above a real test case (a prompt with its context), and small
+# enough that a page of them (the SDKs' get_dataset reads 50 at a time) stays tens of MB, which
+# the api counts in flight while it answers (ingest/datasets.py).
 MAX_DOC_BYTES = 1024 * 1024
 STATUSES = ("ACTIVE", "ARCHIVED")
 _DATASET = (

@@ -6,6 +6,7 @@ read back through our API and the trace store."""
 
 from __future__ import annotations
 
+import shutil
 import urllib.parse
 import uuid
 from pathlib import Path
@@ -124,3 +125,36 @@ async def test_the_3x_python_sdk_links_runs_by_run_items_and_reads_and_deletes_t
         linked |= {i["datasetItemId"]: i["traceId"] for i in answer["data"]}
         assert all(i["observationId"] for i in answer["data"])
     assert linked == {item: trace for item, trace, _ in got["experiment"]["items"]}
+
+
+async def test_the_current_js_client_gets_datasets_links_items_and_runs_experiments(
+    langfuse_js_v5: Path, http: aiohttp.ClientSession, project: NewKey
+) -> None:
+    run = uuid.uuid4().hex[:12]
+    node = Path(shutil.which("node") or "node")
+    got = await sdk_runner(node, "langfuse_js5_datasets.cjs", project, str(langfuse_js_v5))(run)
+    name = f"{run}/translations"
+    assert got["created"] == [name, "en to fr", {"team": "i18n"}]
+    assert got["items"] == [
+        [f"{run}-bird", "bird", "oiseau", 2],
+        [f"{run}-cat", "cat", "chat", 0],
+        [f"{run}-dog", "dog", "chien", 1],
+    ]
+    # item.link(): the run item names the observation's trace and id, as the SDK sent them.
+    for run_trace, span_trace, run_observation, span_id in got["linked"].values():
+        assert (run_trace, run_observation) == (span_trace, span_id)
+    assert got["run"] == [
+        f"{run}-manual",
+        "by hand",
+        {"v": 1},
+        sorted([item, link[0]] for item, link in got["linked"].items()),
+    ]
+    assert got["runs"] == [f"{run}-experiment", f"{run}-manual"]
+    experiment = got["experiment"]
+    assert [(i[2], i[3]) for i in experiment["items"]] == [("pigeon", [0]), ("chat", [1]), ("chien", [1])]
+    # Its run items, posted by the SDK, once each although its spans state them too.
+    whole = await _get(http, project, f"/datasets/{_quoted(name)}/runs/{run}-experiment")
+    assert whole["id"] == experiment["runId"]
+    assert sorted([i["datasetItemId"], i["traceId"]] for i in whole["datasetRunItems"]) == sorted(
+        [item_id, trace_id] for item_id, trace_id, _, _ in experiment["items"]
+    )
