@@ -2,9 +2,10 @@
 dataset, each item of the dataset linked to the trace (and observation) the run made of it.
 
 A run is named within its dataset and created by the first run item posted with its name; a
-later one may update its description and metadata. Its id is the one Langfuse derives for an
-experiment from (project, dataset, run name), so the id the current SDKs compute for an
-experiment names the same run.
+later one may update its description, and adds to its metadata (the keys it gives replace the
+run's, the others stay: a run item stating only its dataset version keeps the rest). Its id is
+the one Langfuse derives for an experiment from (project, dataset, run name), so the id the
+current SDKs compute for an experiment names the same run.
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ class RunTable:
                 "COALESCE(%(metadata)s::jsonb, '{}'), COALESCE(%(at)s, now()), COALESCE(%(at)s, now())) "
                 "ON CONFLICT (project_id, dataset_id, name) DO UPDATE SET "
                 "description = COALESCE(EXCLUDED.description, r.description), "
-                "metadata = COALESCE(%(metadata)s::jsonb, r.metadata), updated_at = now() RETURNING r.id",
+                "metadata = r.metadata || COALESCE(%(metadata)s::jsonb, '{}'), updated_at = now() RETURNING r.id",
                 {
                     "p": project_id,
                     "id": run_id(project_id, dataset_id, new.run_name),
@@ -171,7 +172,8 @@ class RunTable:
         for item in items:
             runs[item.dataset_id, item.run_name].append(item)
         async with self._pg.transaction(operation="pg_experiment_link") as tx:
-            for (dataset_id, run_name), linked in runs.items():
+            # In one order, so that two exports naming the same runs cannot deadlock.
+            for (dataset_id, run_name), linked in sorted(runs.items()):
                 known = await tx.fetch(
                     "SELECT id FROM dataset_items WHERE project_id = %s AND dataset_id = %s AND id = ANY(%s)",
                     (project_id, dataset_id, sorted({i.item_id for i in linked})),
@@ -186,7 +188,7 @@ class RunTable:
                     "VALUES (%(p)s, %(id)s, %(dataset)s, %(name)s, %(description)s, "
                     "COALESCE(%(metadata)s::jsonb, '{}')) ON CONFLICT (project_id, dataset_id, name) DO UPDATE SET "
                     "description = COALESCE(EXCLUDED.description, r.description), "
-                    "metadata = COALESCE(%(metadata)s::jsonb, r.metadata), updated_at = now()",
+                    "metadata = r.metadata || COALESCE(%(metadata)s::jsonb, '{}'), updated_at = now()",
                     {
                         "p": project_id,
                         "id": run,

@@ -16,7 +16,8 @@ import pytest
 from sinks.postgres.client import Postgres
 from sinks.postgres.dataset_runs import run_id
 from sinks.postgres.keys import NewKey, create_key
-from tests.support import API, basic_auth
+from tests.stack.test_trace_deletion import batch, ingest, visible, whole
+from tests.support import API, basic_auth, eventually
 
 pytestmark = pytest.mark.stack
 
@@ -205,7 +206,7 @@ async def test_runs_are_made_by_run_items_read_paged_and_deleted(http: aiohttp.C
                     "traceId": f"trace-{n}",
                     "observationId": f"obs-{n}" if n else None,
                     "runDescription": "first" if n == 0 else None,
-                    "metadata": {"model": "m1"} if n == 0 else None,
+                    "metadata": {"model": "m1"} if n == 0 else {"temperature": 0} if n == 2 else None,
                 },
             )
         )
@@ -233,7 +234,7 @@ async def test_runs_are_made_by_run_items_read_paged_and_deleted(http: aiohttp.C
     runs = await ok(http, project, "GET", f"/datasets/{name.replace('/', '%2F')}/runs")
     assert [(r["name"], r["description"], r["metadata"]) for r in runs["data"]] == [
         ("second", None, {"metadata": "plain"}),
-        (run, "first", {"model": "m1"}),
+        (run, "first", {"model": "m1", "temperature": 0}),  # a later item's keys added
     ]
     assert runs["meta"] == {"page": 1, "limit": 50, "totalItems": 2, "totalPages": 1}
     paged = await ok(http, project, "GET", f"/datasets/{name}/runs", params={"page": "2", "limit": "1"})
@@ -443,3 +444,31 @@ async def test_an_experiments_spans_link_its_items_once(
     again = await ok(http, project, "GET", f"/datasets/{name}/runs/nightly")
     assert len(again["datasetRunItems"]) == 2
     assert (await call(http, other, "GET", f"/datasets/{name}/runs/nightly"))[0] == 404
+
+
+async def test_a_run_item_naming_only_an_observation_gets_its_trace(
+    http: aiohttp.ClientSession, project: NewKey
+) -> None:
+    """Older SDKs linked observations, not traces: the trace is looked up, as Langfuse does."""
+    name = _name()
+    await ok(http, project, "POST", "/v2/datasets", json={"name": name})
+    await ok(http, project, "POST", "/dataset-items", json={"datasetName": name, "id": f"{name}-i"})
+    trace = f"t-{uuid.uuid4()}"
+    await ingest(http, project, batch(trace, session="s", user="u", tokens=1))
+    await eventually(lambda: visible(http, project, trace), whole, timeout_s=30)
+    linked = await ok(
+        http,
+        project,
+        "POST",
+        "/dataset-run-items",
+        json={"runName": "legacy", "datasetItemId": f"{name}-i", "observationId": f"{trace}-gen"},
+    )
+    assert (linked["traceId"], linked["observationId"]) == (trace, f"{trace}-gen")
+    status, body = await call(
+        http,
+        project,
+        "POST",
+        "/dataset-run-items",
+        json={"runName": "legacy", "datasetItemId": f"{name}-i", "observationId": "no-such-observation"},
+    )
+    assert status == 404 and "no-such-observation" in body["message"]
