@@ -158,3 +158,31 @@ async def test_the_current_js_client_gets_datasets_links_items_and_runs_experime
     assert sorted([i["datasetItemId"], i["traceId"]] for i in whole["datasetRunItems"]) == sorted(
         [item_id, trace_id] for item_id, trace_id, _, _ in experiment["items"]
     )
+
+
+async def test_the_2x_python_sdk_links_traces_and_generations_to_a_run(
+    langfuse_v2_python: Path, http: aiohttp.ClientSession, project: NewKey
+) -> None:
+    run = uuid.uuid4().hex[:12]
+    got = await sdk_runner(langfuse_v2_python, "langfuse_v2_datasets.py", project)(run)
+    assert got["created"] == [f"{run}-v2/summaries", "short texts", {"lang": "en"}]
+    assert got["items"] == [
+        [f"{run}-s0", {"text": "text 0"}, "t0", "ACTIVE"],
+        [f"{run}-s1", {"text": "text 1"}, "t1", "ACTIVE"],
+    ]
+    # A trace linked as a trace, a generation as its observation in its trace.
+    assert got["run"] == {
+        "name": f"{run}-run",
+        "description": "v2 run",
+        "metadata": {"model": "m"},
+        "links": got["links"],
+    }
+    assert got["runs"] == [f"{run}-run"]
+    # The linked traces, sent through the batch API, are there to read.
+    for trace_id, _ in got["links"].values():
+        await eventually(lambda t=trace_id: _status(http, project, f"/traces/{t}"), lambda s: s == 200, timeout_s=30)
+
+
+async def _status(http: aiohttp.ClientSession, key: NewKey, path: str) -> int:
+    async with http.get(f"{API}/api/public{path}", headers=basic_auth(key)) as r:
+        return r.status
