@@ -22,12 +22,12 @@ from ingest.auth import AuthUnavailable
 from ingest.encoding import ClientError
 from ingest.intake import Intake
 from ingest.params import Params
+from ingest.stored import NotFound, TooLarge, checked, iso, json_answer, stored
 from sinks.clickhouse.client import ClickHouseError
-from sinks.postgres.client import Postgres, PostgresError
+from sinks.postgres.client import Postgres
 from sinks.postgres.dataset_runs import Run, RunItem, RunTable, parse_run_item
 from sinks.postgres.datasets import (
     Dataset,
-    DatasetError,
     DatasetTable,
     Item,
     check_id,
@@ -62,14 +62,6 @@ _RUN_ITEM_KEYS = frozenset(
 )
 
 
-class NotFound(ClientError):
-    status = 404
-
-
-class TooLarge(ClientError):
-    status = 413
-
-
 def add_routes(app: web.Application) -> None:
     app.router.add_post(DATASETS_PATH, create_dataset)
     app.router.add_post(DATASETS_V1_PATH, create_dataset_v1)
@@ -88,19 +80,19 @@ def add_routes(app: web.Application) -> None:
 
 
 async def create_dataset(request: web.Request) -> web.Response:
-    return _json(await _upserted_dataset(request))
+    return json_answer(await _upserted_dataset(request))
 
 
 async def create_dataset_v1(request: web.Request) -> web.Response:
     # The deprecated path answers the dataset with its items and runs, none as far as it says.
-    return _json(await _upserted_dataset(request) | {"items": [], "runs": []})
+    return json_answer(await _upserted_dataset(request) | {"items": [], "runs": []})
 
 
 async def _upserted_dataset(request: web.Request) -> dict[str, Any]:
     project_id, pg = await _caller(request)
     doc = await request.app["intake"].json(request)
-    new = _checked(parse_dataset, doc)
-    dataset = await _stored(DatasetTable(pg).upsert(project_id, new))
+    new = checked(parse_dataset, doc)
+    dataset = await stored(DatasetTable(pg).upsert(project_id, new))
     request["log_msg"] = "dataset upserted"
     request["log"] = {"dataset": dataset.name}
     return dataset_json(dataset, project_id)
@@ -109,21 +101,21 @@ async def _upserted_dataset(request: web.Request) -> dict[str, Any]:
 async def list_datasets(request: web.Request) -> web.Response:
     project_id, pg = await _caller(request)
     page, limit = Params(request).page()
-    datasets, total = await _stored(DatasetTable(pg).page(project_id, offset=(page - 1) * limit, limit=limit))
-    return _json({"data": [dataset_json(d, project_id) for d in datasets], "meta": _meta(page, limit, total)})
+    datasets, total = await stored(DatasetTable(pg).page(project_id, offset=(page - 1) * limit, limit=limit))
+    return json_answer({"data": [dataset_json(d, project_id) for d in datasets], "meta": _meta(page, limit, total)})
 
 
 async def get_dataset(request: web.Request) -> web.Response:
     project_id, pg = await _caller(request)
-    name = _checked(check_name, request.match_info["datasetName"], "datasetName")
-    return _json(dataset_json(await _stored(DatasetTable(pg).get(project_id, name)), project_id))
+    name = checked(check_name, request.match_info["datasetName"], "datasetName")
+    return json_answer(dataset_json(await stored(DatasetTable(pg).get(project_id, name)), project_id))
 
 
 async def create_item(request: web.Request) -> web.StreamResponse:
     project_id, pg = await _caller(request)
     doc = await request.app["intake"].json(request)
-    new = _checked(parse_item, doc)
-    item = await _stored(DatasetTable(pg).upsert_item(project_id, new))
+    new = checked(parse_item, doc)
+    item = await stored(DatasetTable(pg).upsert_item(project_id, new))
     request["log_msg"] = "dataset item upserted"
     request["log"] = {"dataset": item.dataset_name, "item": item.id}
     return await _sent(request, [item], item_json(item))
@@ -131,8 +123,8 @@ async def create_item(request: web.Request) -> web.StreamResponse:
 
 async def get_item(request: web.Request) -> web.StreamResponse:
     project_id, pg = await _caller(request)
-    item_id = _checked(check_id, request.match_info["id"], "id")
-    item = await _stored(DatasetTable(pg).item(project_id, item_id))
+    item_id = checked(check_id, request.match_info["id"], "id")
+    item = await stored(DatasetTable(pg).item(project_id, item_id))
     return await _sent(request, [item], item_json(item))
 
 
@@ -144,10 +136,10 @@ async def list_items(request: web.Request) -> web.StreamResponse:
     version = p.time("version")
     if version is not None and name is None:
         raise ClientError("datasetName is required when version parameter is provided")
-    items, total = await _stored(
+    items, total = await stored(
         DatasetTable(pg).items(
             project_id,
-            dataset_name=None if name is None else _checked(check_name, name, "datasetName"),
+            dataset_name=None if name is None else checked(check_name, name, "datasetName"),
             source_trace_id=p.text("sourceTraceId"),
             source_observation_id=p.text("sourceObservationId"),
             version=None if version is None else datetime.fromtimestamp(version / 1e6, UTC),
@@ -160,12 +152,12 @@ async def list_items(request: web.Request) -> web.StreamResponse:
 
 async def delete_item(request: web.Request) -> web.Response:
     project_id, pg = await _caller(request)
-    item_id = _checked(check_id, request.match_info["id"], "id")
-    if not await _stored(DatasetTable(pg).delete_item(project_id, item_id)):
+    item_id = checked(check_id, request.match_info["id"], "id")
+    if not await stored(DatasetTable(pg).delete_item(project_id, item_id)):
         raise NotFound(f"Dataset item not found: {item_id!r}")
     request["log_msg"] = "dataset item deleted"
     request["log"] = {"item": item_id}
-    return _json({"message": "Dataset item successfully deleted"})
+    return json_answer({"message": "Dataset item successfully deleted"})
 
 
 async def create_run_item(request: web.Request) -> web.Response:
@@ -176,16 +168,16 @@ async def create_run_item(request: web.Request) -> web.Response:
     unknown = sorted(set(doc) - _RUN_ITEM_KEYS)
     if unknown:  # Langfuse's schema for this body is strict
         raise ClientError(f"unknown fields: {', '.join(unknown)}")
-    new = _checked(parse_run_item, doc, _time(doc, "createdAt"), _time(doc, "datasetVersion"))
+    new = checked(parse_run_item, doc, _time(doc, "createdAt"), _time(doc, "datasetVersion"))
     trace_id = new.trace_id
     if trace_id is None:
         if new.observation_id is None:
             raise ClientError("observationId or traceId must be provided")
         trace_id = await _trace_of(request, project_id, new.observation_id)
-    run_item = await _stored(RunTable(pg).link(project_id, new, trace_id))
+    run_item = await stored(RunTable(pg).link(project_id, new, trace_id))
     request["log_msg"] = "dataset run item created"
     request["log"] = {"run": run_item.run_name, "item": run_item.dataset_item_id, "trace_id": trace_id}
-    return _json(run_item_json(run_item))
+    return json_answer(run_item_json(run_item))
 
 
 async def list_run_items(request: web.Request) -> web.Response:
@@ -195,43 +187,43 @@ async def list_run_items(request: web.Request) -> web.Response:
     if dataset_id is None or run_name is None:
         raise ClientError("datasetId and runName are required")
     page, limit = p.page()
-    items, total = await _stored(
+    items, total = await stored(
         RunTable(pg).run_items(project_id, dataset_id, run_name, offset=(page - 1) * limit, limit=limit)
     )
-    return _json({"data": [run_item_json(i) for i in items], "meta": _meta(page, limit, total)})
+    return json_answer({"data": [run_item_json(i) for i in items], "meta": _meta(page, limit, total)})
 
 
 async def list_runs(request: web.Request) -> web.Response:
     project_id, pg = await _caller(request)
-    name = _checked(check_name, request.match_info["datasetName"], "datasetName")
+    name = checked(check_name, request.match_info["datasetName"], "datasetName")
     page, limit = Params(request).page()
-    runs, total = await _stored(RunTable(pg).runs(project_id, name, offset=(page - 1) * limit, limit=limit))
-    return _json({"data": [run_json(r) for r in runs], "meta": _meta(page, limit, total)})
+    runs, total = await stored(RunTable(pg).runs(project_id, name, offset=(page - 1) * limit, limit=limit))
+    return json_answer({"data": [run_json(r) for r in runs], "meta": _meta(page, limit, total)})
 
 
 async def get_run(request: web.Request) -> web.Response:
     project_id, pg = await _caller(request)
-    name = _checked(check_name, request.match_info["datasetName"], "datasetName")
-    run_name = _checked(check_id, request.match_info["runName"], "runName")
+    name = checked(check_name, request.match_info["datasetName"], "datasetName")
+    run_name = checked(check_id, request.match_info["runName"], "runName")
     table = RunTable(pg)
-    run = await _stored(table.run(project_id, name, run_name))
-    items = await _stored(table.items_of(project_id, run, limit=MAX_RUN_ITEMS + 1))
+    run = await stored(table.run(project_id, name, run_name))
+    items = await stored(table.items_of(project_id, run, limit=MAX_RUN_ITEMS + 1))
     if len(items) > MAX_RUN_ITEMS:
         raise TooLarge(
             f"the run has more than {MAX_RUN_ITEMS} items: page through them with GET {RUN_ITEMS_PATH}"
             f"?datasetId={run.dataset_id}&runName=..."
         )
-    return _json(run_json(run) | {"datasetRunItems": [run_item_json(i) for i in items]})
+    return json_answer(run_json(run) | {"datasetRunItems": [run_item_json(i) for i in items]})
 
 
 async def delete_run(request: web.Request) -> web.Response:
     project_id, pg = await _caller(request)
-    name = _checked(check_name, request.match_info["datasetName"], "datasetName")
-    run_name = _checked(check_id, request.match_info["runName"], "runName")
-    await _stored(RunTable(pg).delete_run(project_id, name, run_name))
+    name = checked(check_name, request.match_info["datasetName"], "datasetName")
+    run_name = checked(check_id, request.match_info["runName"], "runName")
+    await stored(RunTable(pg).delete_run(project_id, name, run_name))
     request["log_msg"] = "dataset run deleted"
     request["log"] = {"dataset": name, "run": run_name}
-    return _json({"message": "Dataset run successfully deleted"})
+    return json_answer({"message": "Dataset run successfully deleted"})
 
 
 def dataset_json(d: Dataset, project_id: str) -> dict[str, Any]:
@@ -243,8 +235,8 @@ def dataset_json(d: Dataset, project_id: str) -> dict[str, Any]:
         "inputSchema": _doc(d.input_schema_json),
         "expectedOutputSchema": _doc(d.expected_output_schema_json),
         "projectId": project_id,
-        "createdAt": _iso(d.created_at),
-        "updatedAt": _iso(d.updated_at),
+        "createdAt": iso(d.created_at),
+        "updatedAt": iso(d.updated_at),
     }
 
 
@@ -260,8 +252,8 @@ def item_json(i: Item) -> dict[str, Any]:
         "sourceObservationId": i.source_observation_id,
         "datasetId": i.dataset_id,
         "datasetName": i.dataset_name,
-        "createdAt": _iso(i.created_at),
-        "updatedAt": _iso(i.updated_at),
+        "createdAt": iso(i.created_at),
+        "updatedAt": iso(i.updated_at),
         # Media in items is not resolved: no references, which the current SDKs require as a list.
         "mediaReferences": [],
     }
@@ -275,8 +267,8 @@ def run_json(r: Run) -> dict[str, Any]:
         "metadata": orjson.Fragment(r.metadata_json),
         "datasetId": r.dataset_id,
         "datasetName": r.dataset_name,
-        "createdAt": _iso(r.created_at),
-        "updatedAt": _iso(r.updated_at),
+        "createdAt": iso(r.created_at),
+        "updatedAt": iso(r.updated_at),
     }
 
 
@@ -288,8 +280,8 @@ def run_item_json(i: RunItem) -> dict[str, Any]:
         "datasetItemId": i.dataset_item_id,
         "traceId": i.trace_id,
         "observationId": i.observation_id,
-        "createdAt": _iso(i.created_at),
-        "updatedAt": _iso(i.updated_at),
+        "createdAt": iso(i.created_at),
+        "updatedAt": iso(i.updated_at),
     }
 
 
@@ -321,38 +313,10 @@ def _doc(text: str | None) -> orjson.Fragment | None:
     return None if text is None else orjson.Fragment(text)
 
 
-def _checked(check: Any, *args: Any) -> Any:
-    try:
-        return check(*args)
-    except DatasetError as exc:
-        raise _refusal(exc) from None
-
-
-def _refusal(exc: DatasetError) -> ClientError:
-    kind = {404: NotFound, 413: TooLarge}.get(exc.status, ClientError)
-    return kind(str(exc))
-
-
-async def _stored(pending: Any) -> Any:
-    """The store's answer; its refusals as the client's 400, 404 or 413, its outage as 503."""
-    try:
-        return await pending
-    except DatasetError as exc:
-        raise _refusal(exc) from None
-    except PostgresError as exc:
-        if exc.permanent:  # text Postgres cannot hold (e.g. a lone surrogate)
-            raise ClientError(f"the dataset was refused: {exc}") from None
-        raise AuthUnavailable(str(exc)) from exc
-
-
 async def _caller(request: web.Request) -> tuple[str, Postgres]:
     intake: Intake = request.app["intake"]
     caller = await intake.caller(request)
     return caller.project_id, request.app["postgres"]
-
-
-def _iso(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 async def _sent(request: web.Request, items: list[Item], doc: Any) -> web.StreamResponse:
@@ -367,7 +331,3 @@ async def _sent(request: web.Request, items: list[Item], doc: Any) -> web.Stream
     await response.write(body)
     await response.write_eof()
     return response
-
-
-def _json(doc: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps(doc), content_type="application/json")

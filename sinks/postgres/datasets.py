@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from sinks.postgres.client import Postgres
+from sinks.postgres.client import Postgres, Refused
 
 MAX_NAME = 255
 MAX_ID = 255
@@ -37,12 +37,8 @@ _ITEM = (
 )
 
 
-class DatasetError(ValueError):
+class DatasetError(Refused):
     """What a client sent cannot be stored or found as asked: `status` 400, 404 or 413."""
-
-    def __init__(self, message: str, *, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True)
