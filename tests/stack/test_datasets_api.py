@@ -6,18 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import uuid
 from typing import Any
 
 import aiohttp
+import grpc
 import orjson
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from sinks.postgres.client import Postgres
 from sinks.postgres.dataset_runs import run_id
 from sinks.postgres.keys import NewKey, create_key
 from tests.stack.test_trace_deletion import batch, ingest, visible, whole
-from tests.support import API, basic_auth, eventually
+from tests.support import API, GRPC, basic_auth, eventually, grpc_auth, grpc_export
 
 pytestmark = pytest.mark.stack
 
@@ -472,3 +476,32 @@ async def test_a_run_item_naming_only_an_observation_gets_its_trace(
         json={"runName": "legacy", "datasetItemId": f"{name}-i", "observationId": "no-such-observation"},
     )
     assert status == 404 and "no-such-observation" in body["message"]
+
+
+async def test_an_experiments_spans_over_grpc_link_its_items_too(http: aiohttp.ClientSession, project: NewKey) -> None:
+    name = _name()
+    await ok(http, project, "POST", "/v2/datasets", json={"name": name})
+    dataset = await ok(http, project, "GET", f"/v2/datasets/{name}")
+    await ok(http, project, "POST", "/dataset-items", json={"datasetName": name, "id": f"{name}-g"})
+    request = ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add()
+    span.trace_id, span.span_id = uuid.uuid4().bytes, os.urandom(8)
+    span.name, span.start_time_unix_nano, span.end_time_unix_nano = (
+        "task",
+        1_795_773_600_000_000_000,
+        1_795_773_600_100_000_000,
+    )
+    for key, value in {
+        "langfuse.experiment.name": "over grpc",
+        "langfuse.experiment.dataset.id": dataset["id"],
+        "langfuse.experiment.item.id": f"{name}-g",
+        "langfuse.experiment.item.root_observation_id": span.span_id.hex(),
+    }.items():
+        span.attributes.add(key=key, value=AnyValue(string_value=value))
+    async with grpc.aio.insecure_channel(GRPC) as channel:
+        answer = await grpc_export(channel, request.SerializeToString(), grpc_auth(project))
+    assert answer.code == grpc.StatusCode.OK, answer
+    run = await ok(http, project, "GET", f"/datasets/{name}/runs/over grpc")
+    assert [(i["datasetItemId"], i["traceId"], i["observationId"]) for i in run["datasetRunItems"]] == [
+        (f"{name}-g", span.trace_id.hex(), span.span_id.hex())
+    ]
