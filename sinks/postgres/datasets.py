@@ -318,21 +318,20 @@ class DatasetTable:
             if value is not None:
                 where.append(clause)
                 args.append(value)  # type: ignore[arg-type]
-        matching = (
-            "FROM dataset_items AS i JOIN datasets AS d ON d.project_id = i.project_id AND d.id = i.dataset_id "
-            f"WHERE {' AND '.join(where)}"
-        )
+        matching = f"FROM dataset_items AS i WHERE {' AND '.join(where)}"
+        # The page's keys first, then their documents: selected with the page, every matching
+        # item's documents were cast to text and sorted before the page was cut (bench: page
+        # 100 of 5,000 items of 8 KB, 117 ms and 40 MB sorted on disk; 3 ms so).
         rows = await self._pg.fetch(
-            f"SELECT {_ITEM}, count(*) OVER () {matching} ORDER BY i.created_at DESC, i.id LIMIT %s OFFSET %s",
+            f"WITH page AS (SELECT i.project_id, i.id {matching} ORDER BY i.created_at DESC, i.id "
+            f"LIMIT %s OFFSET %s) SELECT {_ITEM} FROM page JOIN dataset_items AS i USING (project_id, id) "
+            "JOIN datasets AS d ON d.project_id = i.project_id AND d.id = i.dataset_id "
+            "ORDER BY i.created_at DESC, i.id",
             (*args, limit, offset),
             operation="pg_dataset_item_list",
         )
-        if rows:
-            total = int(rows[0][-1])
-        else:  # a page past the end has no row to carry the total
-            ((n,),) = await self._pg.fetch(f"SELECT count(*) {matching}", tuple(args), operation="pg_dataset_count")
-            total = int(n)
-        return [_item(r[:-1]) for r in rows], total
+        ((total,),) = await self._pg.fetch(f"SELECT count(*) {matching}", tuple(args), operation="pg_dataset_count")
+        return [_item(r) for r in rows], int(total)
 
     async def delete_item(self, project_id: str, item_id: str) -> bool:
         """The item and the run items linking it; whether there was one."""
