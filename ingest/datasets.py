@@ -22,7 +22,7 @@ from ingest.auth import AuthUnavailable
 from ingest.encoding import ClientError
 from ingest.intake import Intake
 from ingest.params import Params
-from ingest.stored import NotFound, TooLarge, checked, iso, json_answer, stored
+from ingest.stored import NotFound, checked, iso, json_answer, stored
 from sinks.clickhouse.client import ClickHouseError
 from sinks.postgres.client import Postgres
 from sinks.postgres.dataset_runs import Run, RunItem, RunTable, parse_run_item
@@ -45,9 +45,9 @@ RUN_PATH = "/api/public/datasets/{datasetName:.+}/runs/{runName:.+}"
 ITEMS_PATH = "/api/public/dataset-items"
 ITEM_PATH = "/api/public/dataset-items/{id:.+}"
 RUN_ITEMS_PATH = "/api/public/dataset-run-items"
-# A run read whole (GET .../runs/{runName}) answers at most this many items (~300 bytes each as
-# JSON: ~15 MB); a larger run is paged through GET /api/public/dataset-run-items instead.
-MAX_RUN_ITEMS = 50_000
+# A run read whole (GET .../runs/{runName}) is answered this many items at a time (~300 bytes
+# each as JSON), so that a run of any size is held in the api a few MB at a time.
+RUN_ITEMS_CHUNK = 5_000
 _RUN_ITEM_KEYS = frozenset(
     {
         "runName",
@@ -201,19 +201,29 @@ async def list_runs(request: web.Request) -> web.Response:
     return json_answer({"data": [run_json(r) for r in runs], "meta": _meta(page, limit, total)})
 
 
-async def get_run(request: web.Request) -> web.Response:
+async def get_run(request: web.Request) -> web.StreamResponse:
+    """The run with all its items, as Langfuse answers it: written a chunk at a time. A store
+    failing after the first chunk can no longer change the status: the answer is cut short."""
     project_id, pg = await _caller(request)
     name = checked(check_name, request.match_info["datasetName"], "datasetName")
     run_name = checked(check_id, request.match_info["runName"], "runName")
     table = RunTable(pg)
     run = await stored(table.run(project_id, name, run_name))
-    items = await stored(table.items_of(project_id, run, limit=MAX_RUN_ITEMS + 1))
-    if len(items) > MAX_RUN_ITEMS:
-        raise TooLarge(
-            f"the run has more than {MAX_RUN_ITEMS} items: page through them with GET {RUN_ITEMS_PATH}"
-            f"?datasetId={run.dataset_id}&runName=..."
-        )
-    return json_answer(run_json(run) | {"datasetRunItems": [run_item_json(i) for i in items]})
+    chunk = await stored(table.items_of(project_id, run, after=None, limit=RUN_ITEMS_CHUNK))
+    head = orjson.dumps(run_json(run) | {"datasetRunItems": []})
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    await response.write(head[:-2])  # up to the items' '['
+    separator = b""
+    while chunk:
+        await response.write(separator + orjson.dumps([run_item_json(i) for i in chunk])[1:-1])
+        separator = b","
+        if len(chunk) < RUN_ITEMS_CHUNK:
+            break
+        chunk = await stored(table.items_of(project_id, run, after=chunk[-1], limit=RUN_ITEMS_CHUNK))
+    await response.write(b"]}")
+    await response.write_eof()
+    return response
 
 
 async def delete_run(request: web.Request) -> web.Response:

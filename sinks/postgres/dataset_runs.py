@@ -249,12 +249,17 @@ class RunTable:
             raise DatasetError(f"Dataset run not found: {run_name!r} of dataset {dataset_name!r}", status=404)
         return Run(*rows[0])
 
-    async def items_of(self, project_id: str, run: Run, *, limit: int) -> list[RunItem]:
-        """The run's items, newest first, at most `limit`."""
+    async def items_of(self, project_id: str, run: Run, *, after: RunItem | None, limit: int) -> list[RunItem]:
+        """The run's items, newest first: at most `limit` of them, those after `after`."""
+        where = ""
+        args: tuple[object, ...] = ()
+        if after is not None:  # created_at descends, the id ascends within one time
+            where = "AND (ri.created_at < %s OR (ri.created_at = %s AND ri.id > %s::uuid)) "
+            args = (after.created_at, after.created_at, after.id)
         rows = await self._pg.fetch(
-            f"SELECT {_RUN_ITEM} {_ITEMS_JOIN} WHERE ri.project_id = %s AND ri.run_id = %s "
+            f"SELECT {_RUN_ITEM} {_ITEMS_JOIN} WHERE ri.project_id = %s AND ri.run_id = %s {where}"
             "ORDER BY ri.created_at DESC, ri.id LIMIT %s",
-            (project_id, run.id, limit),
+            (project_id, run.id, *args, limit),
             operation="pg_dataset_run_items_of",
         )
         return [RunItem(*r) for r in rows]

@@ -17,6 +17,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
+from ingest.datasets import RUN_ITEMS_CHUNK
 from sinks.postgres.client import Postgres
 from sinks.postgres.dataset_runs import run_id
 from sinks.postgres.keys import NewKey, create_key
@@ -505,3 +506,32 @@ async def test_an_experiments_spans_over_grpc_link_its_items_too(http: aiohttp.C
     assert [(i["datasetItemId"], i["traceId"], i["observationId"]) for i in run["datasetRunItems"]] == [
         (f"{name}-g", span.trace_id.hex(), span.span_id.hex())
     ]
+
+
+async def test_a_run_is_read_whole_however_many_items_it_has(
+    http: aiohttp.ClientSession, pg: Postgres, project: NewKey
+) -> None:
+    """Answered a chunk at a time (RUN_ITEMS_CHUNK), many items sharing a time across chunks."""
+    name = _name()
+    dataset = await ok(http, project, "POST", "/v2/datasets", json={"name": name})
+    await ok(http, project, "POST", "/dataset-items", json={"datasetName": name, "id": f"{name}-i"})
+    first = await ok(
+        http,
+        project,
+        "POST",
+        "/dataset-run-items",
+        json={"runName": "big", "datasetItemId": f"{name}-i", "traceId": "t0"},
+    )
+    many = 2 * RUN_ITEMS_CHUNK + 345
+    await pg.execute(
+        "INSERT INTO dataset_run_items (project_id, run_id, dataset_item_id, trace_id, created_at) "
+        "SELECT %s, %s, %s, 'bulk-' || g, timestamptz '2026-01-01' - (g %% 7) * interval '1 second' "
+        "FROM generate_series(1, %s) AS g",
+        (project.project_id, run_id(project.project_id, dataset["id"], "big"), f"{name}-i", many),
+    )
+    run = await ok(http, project, "GET", f"/datasets/{name}/runs/big")
+    items = run["datasetRunItems"]
+    assert len(items) == many + 1 and len({i["id"] for i in items}) == many + 1
+    assert items[0]["id"] == first["id"]  # the newest
+    times = [i["createdAt"] for i in items]
+    assert times == sorted(times, reverse=True)
