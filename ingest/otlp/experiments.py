@@ -45,7 +45,7 @@ def experiment_item(event: dict[str, Any]) -> ExperimentItem | None:
     dataset_id, item_id, run_name = (metadata.get(k) for k in (_DATASET, _ITEM, _RUN))
     trace_id = body.get("traceId")
     ids = (dataset_id, item_id, run_name, trace_id)
-    if not all(isinstance(v, str) and 0 < len(v) <= 255 for v in ids):
+    if not all(isinstance(v, str) and 0 < len(v) <= 255 and "\x00" not in v for v in ids):
         return None
     description = metadata.get(_DESCRIPTION)
     return ExperimentItem(

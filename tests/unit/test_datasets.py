@@ -104,6 +104,7 @@ def test_the_span_an_experiment_names_as_its_items_root_links_the_item() -> None
         _event("aa", EXPERIMENT | {"langfuse.experiment.dataset.id": 7}),
         _event("aa", EXPERIMENT | {"langfuse.experiment.name": "x" * 256}),
         _event("aa", EXPERIMENT | {"langfuse.experiment.name": ""}),
+        _event("aa", EXPERIMENT | {"langfuse.experiment.item.id": "a\x00b"}),
         {"id": "x", "type": "span-create", "body": "not a dict"},
     ],
 )
