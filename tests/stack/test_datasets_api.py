@@ -172,9 +172,7 @@ async def test_items_upsert_archive_filter_page_and_delete(http: aiohttp.ClientS
     assert (await call(http, project, "DELETE", "/dataset-items/item-1"))[0] == 404
 
 
-async def test_concurrent_upserts_of_one_item_and_one_dataset_agree(
-    http: aiohttp.ClientSession, project: NewKey
-) -> None:
+async def test_concurrent_upserts_and_links_agree(http: aiohttp.ClientSession, project: NewKey) -> None:
     name = _name()
     made = await asyncio.gather(*(ok(http, project, "POST", "/v2/datasets", json={"name": name}) for _ in range(6)))
     assert len({m["id"] for m in made}) == 1
@@ -187,6 +185,24 @@ async def test_concurrent_upserts_of_one_item_and_one_dataset_agree(
     assert {i["id"] for i in items} == {"same"}
     listed = await ok(http, project, "GET", "/dataset-items", params={"datasetName": name})
     assert listed["meta"]["totalItems"] == 1
+    # An experiment's items link at once (the SDKs run 50 at a time): one run, each linked once.
+    for n in range(40):
+        await ok(http, project, "POST", "/dataset-items", json={"datasetName": name, "id": f"{name}-{n}"})
+    linked = await asyncio.gather(
+        *(
+            ok(
+                http,
+                project,
+                "POST",
+                "/dataset-run-items",
+                json={"runName": "at once", "datasetItemId": f"{name}-{n % 40}", "traceId": f"t{n % 40}"},
+            )
+            for n in range(80)
+        )
+    )
+    assert len({i["datasetRunId"] for i in linked}) == 1 and len({i["id"] for i in linked}) == 40
+    run = await ok(http, project, "GET", f"/datasets/{name}/runs/at once")
+    assert len(run["datasetRunItems"]) == 40
 
 
 async def test_runs_are_made_by_run_items_read_paged_and_deleted(http: aiohttp.ClientSession, project: NewKey) -> None:
