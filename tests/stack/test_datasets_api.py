@@ -386,6 +386,10 @@ async def test_bad_input_is_a_4xx_with_a_message(http: aiohttp.ClientSession, pr
     big = orjson.dumps({"datasetName": name, "input": "x" * (600 * 1024), "expectedOutput": "y" * (600 * 1024)})
     async with http.post(f"{PUBLIC}/dataset-items", data=io.BytesIO(big), headers=headers) as r:
         assert r.status == 413 and "1048576" in (await r.json())["message"]
+    huge = orjson.dumps({"datasetName": name, "input": "x" * (6 * 1024 * 1024)})
+    for path in ("/dataset-items", "/v2/datasets", "/dataset-run-items"):
+        async with http.post(f"{PUBLIC}{path}", data=io.BytesIO(huge), headers=headers) as r:
+            assert r.status == 413, path
     for params in ({"page": "0"}, {"limit": "x"}, {"limit": "1000"}, {"version": "2026-01-01T00:00:00Z"}):
         assert (await call(http, project, "GET", "/dataset-items", params=params))[0] == 400, params
     assert (await call(http, project, "GET", "/dataset-run-items", params={"runName": "r"}))[0] == 400
