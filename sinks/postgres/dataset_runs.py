@@ -128,7 +128,7 @@ class RunTable:
                 "INSERT INTO dataset_runs AS r (project_id, id, dataset_id, name, description, metadata, created_at, "
                 "updated_at) VALUES (%(p)s, %(id)s, %(dataset)s, %(name)s, %(description)s, "
                 "COALESCE(%(metadata)s::jsonb, '{}'), COALESCE(%(at)s, now()), COALESCE(%(at)s, now())) "
-                "ON CONFLICT (project_id, dataset_id, name) DO UPDATE SET "
+                "ON CONFLICT (project_id, id) DO UPDATE SET "
                 "description = COALESCE(EXCLUDED.description, r.description), "
                 "metadata = r.metadata || COALESCE(%(metadata)s::jsonb, '{}'), updated_at = now() RETURNING r.id",
                 {
@@ -186,7 +186,7 @@ class RunTable:
                 await tx.execute(
                     "INSERT INTO dataset_runs AS r (project_id, id, dataset_id, name, description, metadata) "
                     "VALUES (%(p)s, %(id)s, %(dataset)s, %(name)s, %(description)s, "
-                    "COALESCE(%(metadata)s::jsonb, '{}')) ON CONFLICT (project_id, dataset_id, name) DO UPDATE SET "
+                    "COALESCE(%(metadata)s::jsonb, '{}')) ON CONFLICT (project_id, id) DO UPDATE SET "
                     "description = COALESCE(EXCLUDED.description, r.description), "
                     "metadata = r.metadata || COALESCE(%(metadata)s::jsonb, '{}'), updated_at = now()",
                     {

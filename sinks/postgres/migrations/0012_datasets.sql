@@ -39,6 +39,9 @@ CREATE INDEX IF NOT EXISTS dataset_items_by_source_trace ON dataset_items (proje
 CREATE INDEX IF NOT EXISTS dataset_items_by_source_observation ON dataset_items (project_id, source_observation_id)
     WHERE source_observation_id IS NOT NULL;
 -- A run is named within its dataset; the first run item posted with a new name creates it.
+-- Its id derives from (project, dataset, name) (Langfuse's stable experiment id), so the
+-- primary key keeps a name to one run; a second unique index would let two concurrent first
+-- run items of a run race (an upsert settles a conflict on one index only).
 CREATE TABLE IF NOT EXISTS dataset_runs (
     project_id text NOT NULL,
     id text NOT NULL,
@@ -49,9 +52,9 @@ CREATE TABLE IF NOT EXISTS dataset_runs (
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (project_id, id),
-    UNIQUE (project_id, dataset_id, name),
     FOREIGN KEY (project_id, dataset_id) REFERENCES datasets (project_id, id) ON DELETE CASCADE
 );
+CREATE INDEX IF NOT EXISTS dataset_runs_by_name ON dataset_runs (project_id, dataset_id, name);
 -- Deleting a run or an item deletes the links that name it.
 CREATE TABLE IF NOT EXISTS dataset_run_items (
     project_id text NOT NULL,
