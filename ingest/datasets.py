@@ -40,6 +40,7 @@ DATASETS_PATH = "/api/public/v2/datasets"
 # `{...:.+}`: a name in a folder keeps its `/` when a client sends it unencoded.
 DATASET_PATH = "/api/public/v2/datasets/{datasetName:.+}"
 DATASETS_V1_PATH = "/api/public/datasets"
+DATASET_V1_PATH = "/api/public/datasets/{datasetName:.+}"
 RUNS_PATH = "/api/public/datasets/{datasetName:.+}/runs"
 RUN_PATH = "/api/public/datasets/{datasetName:.+}/runs/{runName:.+}"
 ITEMS_PATH = "/api/public/dataset-items"
@@ -48,6 +49,9 @@ RUN_ITEMS_PATH = "/api/public/dataset-run-items"
 # A run read whole (GET .../runs/{runName}) is answered this many items at a time (~300 bytes
 # each as JSON), so that a run of any size is held in the api a few MB at a time.
 RUN_ITEMS_CHUNK = 5_000
+# A dataset read whole with its items (the deprecated GET /api/public/datasets/{name}): items
+# of up to 1 MiB each, so few at a time.
+DATASET_ITEMS_CHUNK = 20
 _RUN_ITEM_KEYS = frozenset(
     {
         "runName",
@@ -71,6 +75,9 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(RUN_PATH, get_run, allow_head=False)
     app.router.add_delete(RUN_PATH, delete_run)
     app.router.add_get(RUNS_PATH, list_runs, allow_head=False)
+    # The deprecated reads, after the runs' paths, which their name would take whole.
+    app.router.add_get(DATASETS_V1_PATH, list_datasets_v1, allow_head=False)
+    app.router.add_get(DATASET_V1_PATH, get_dataset_v1, allow_head=False)
     app.router.add_post(ITEMS_PATH, create_item)
     app.router.add_get(ITEMS_PATH, list_items, allow_head=False)
     app.router.add_get(ITEM_PATH, get_item, allow_head=False)
@@ -109,6 +116,59 @@ async def get_dataset(request: web.Request) -> web.Response:
     project_id, pg = await _caller(request)
     name = checked(check_name, request.match_info["datasetName"], "datasetName")
     return json_answer(dataset_json(await stored(DatasetTable(pg).get(project_id, name)), project_id))
+
+
+async def list_datasets_v1(request: web.Request) -> web.Response:
+    """The deprecated listing: each dataset with its active items' ids and its runs' names."""
+    project_id, pg = await _caller(request)
+    page, limit = Params(request).page()
+    datasets, total = await stored(DatasetTable(pg).page(project_id, offset=(page - 1) * limit, limit=limit))
+    ids = [d.id for d in datasets]
+    items = await stored(DatasetTable(pg).item_ids(project_id, ids))
+    runs = await stored(RunTable(pg).names(project_id, ids))
+    data = [dataset_json(d, project_id) | {"items": items.get(d.id, []), "runs": runs.get(d.id, [])} for d in datasets]
+    return json_answer({"data": data, "meta": _meta(page, limit, total)})
+
+
+async def get_dataset_v1(request: web.Request) -> web.StreamResponse:
+    """The deprecated read: the dataset with all its active items and its runs' names, the
+    items written a chunk at a time (as get_run writes a run's)."""
+    project_id, pg = await _caller(request)
+    name = checked(check_name, request.match_info["datasetName"], "datasetName")
+    table = DatasetTable(pg)
+    dataset = await stored(table.get(project_id, name))
+    runs = await stored(RunTable(pg).names(project_id, [dataset.id]))
+
+    async def chunk(offset: int) -> list[Item]:
+        items, _ = await stored(
+            table.items(
+                project_id,
+                dataset_name=name,
+                source_trace_id=None,
+                source_observation_id=None,
+                version=None,
+                offset=offset,
+                limit=DATASET_ITEMS_CHUNK,
+            )
+        )
+        return items
+
+    items = await chunk(0)
+    head = orjson.dumps(dataset_json(dataset, project_id) | {"runs": runs.get(dataset.id, []), "items": []})
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    await response.write(head[:-2])  # up to the items' '['
+    written = 0
+    while items:
+        body = orjson.dumps([item_json(i) for i in items])[1:-1]
+        await response.write(b"," + body if written else body)
+        written += len(items)
+        if len(items) < DATASET_ITEMS_CHUNK:
+            break
+        items = await chunk(written)
+    await response.write(b"]}")
+    await response.write_eof()
+    return response
 
 
 async def create_item(request: web.Request) -> web.StreamResponse:

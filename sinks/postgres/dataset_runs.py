@@ -239,6 +239,16 @@ class RunTable:
             total = int(n)
         return [Run(*r[:-1]) for r in rows], total
 
+    async def names(self, project_id: str, dataset_ids: list[str]) -> dict[str, list[str]]:
+        """The runs' names of these datasets, newest first (the deprecated dataset answers')."""
+        rows = await self._pg.fetch(
+            "SELECT dataset_id, array_agg(name ORDER BY created_at DESC, id) FROM dataset_runs "
+            "WHERE project_id = %s AND dataset_id = ANY(%s) GROUP BY dataset_id",
+            (project_id, dataset_ids),
+            operation="pg_dataset_run_names",
+        )
+        return {dataset_id: list(names) for dataset_id, names in rows}
+
     async def run(self, project_id: str, dataset_name: str, run_name: str) -> Run:
         rows = await self._pg.fetch(
             f"SELECT {_RUN} {_RUN_JOIN} WHERE r.project_id = %s AND d.name = %s AND r.name = %s",

@@ -333,6 +333,16 @@ class DatasetTable:
         ((total,),) = await self._pg.fetch(f"SELECT count(*) {matching}", tuple(args), operation="pg_dataset_count")
         return [_item(r) for r in rows], int(total)
 
+    async def item_ids(self, project_id: str, dataset_ids: list[str]) -> dict[str, list[str]]:
+        """The active items' ids of these datasets, newest first (the deprecated listing's)."""
+        rows = await self._pg.fetch(
+            "SELECT dataset_id, array_agg(id ORDER BY created_at DESC, id) FROM dataset_items "
+            "WHERE project_id = %s AND dataset_id = ANY(%s) AND status = 'ACTIVE' GROUP BY dataset_id",
+            (project_id, dataset_ids),
+            operation="pg_dataset_item_ids",
+        )
+        return {dataset_id: list(ids) for dataset_id, ids in rows}
+
     async def delete_item(self, project_id: str, item_id: str) -> bool:
         """The item and the run items linking it; whether there was one."""
         gone = await self._pg.execute(

@@ -17,7 +17,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from ingest.datasets import RUN_ITEMS_CHUNK
+from ingest.datasets import DATASET_ITEMS_CHUNK, RUN_ITEMS_CHUNK
 from sinks.postgres.client import Postgres
 from sinks.postgres.dataset_runs import run_id
 from sinks.postgres.keys import NewKey, create_key
@@ -555,3 +555,32 @@ async def test_a_run_is_read_whole_however_many_items_it_has(
     assert items[0]["id"] == first["id"]  # the newest
     times = [i["createdAt"] for i in items]
     assert times == sorted(times, reverse=True)
+
+
+async def test_the_deprecated_reads_give_datasets_with_their_items_and_runs(
+    http: aiohttp.ClientSession, project: NewKey
+) -> None:
+    """GET /api/public/datasets[/{name}], which SDKs older than the v2 paths read."""
+    name = f"old/{_name()}"
+    dataset = await ok(http, project, "POST", "/datasets", json={"name": name, "description": "v1"})
+    many = DATASET_ITEMS_CHUNK * 2 + 3  # written a chunk at a time
+    for n in range(many):
+        await ok(http, project, "POST", "/dataset-items", json={"datasetName": name, "id": f"{name}-{n}", "input": n})
+    await ok(
+        http, project, "POST", "/dataset-items", json={"datasetName": name, "id": f"{name}-a", "status": "ARCHIVED"}
+    )
+    await ok(
+        http,
+        project,
+        "POST",
+        "/dataset-run-items",
+        json={"runName": "r1", "datasetItemId": f"{name}-0", "traceId": "t"},
+    )
+    whole = await ok(http, project, "GET", f"/datasets/{name.replace('/', '%2F')}")
+    assert (whole["id"], whole["description"], whole["runs"]) == (dataset["id"], "v1", ["r1"])
+    assert [i["input"] for i in whole["items"]] == list(reversed(range(many)))  # active, newest first
+    assert whole["items"][0]["mediaReferences"] == [] and whole["items"][0]["datasetName"] == name
+    listed = await ok(http, project, "GET", "/datasets")
+    assert [(d["name"], d["runs"], len(d["items"])) for d in listed["data"]] == [(name, ["r1"], many)]
+    assert listed["data"][0]["items"][-1] == f"{name}-0"
+    assert (await call(http, project, "GET", "/datasets/nowhere"))[0] == 404
