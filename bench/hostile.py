@@ -4,7 +4,8 @@ protobuf that parse and map into ~15 times their size), 100 of ~100k tiny spans 
 and 100 batches whose metadata holds ~480k tiny values (~25 times), all at once per kind; then
 20 media uploads of 32 MiB through the media API, half of them not the bytes declared (refused
 once read); then `--count` reads at once of the largest prompts (1 MiB: a text, a chat of ~30k
-messages, a chat resolving a reference); reports the answers and each process's RSS.
+messages, a chat resolving a reference), and as many of a page of 50 dataset items of 256 KiB
+each and of single items; reports the answers and each process's RSS.
 
     .venv/bin/python bench/hostile.py --api http://127.0.0.1:8080 --runs 3 \
         --app worker=8081 --app worker_2=8083 --app worker_postgres=8082
@@ -219,6 +220,32 @@ async def prompt_wave(http: aiohttp.ClientSession, api: str, headers: dict[str, 
     return seen
 
 
+async def dataset_wave(http: aiohttp.ClientSession, api: str, headers: dict[str, str], count: int) -> Counter[str]:
+    """A dataset of 100 items of the largest size stored (256 KiB), then `count` concurrent reads
+    of its first page of 50 (12.5 MB of documents) and of its items one by one."""
+    run = uuid.uuid4().hex[:8]
+    name = f"hostile-{run}"
+    async with http.post(f"{api}/api/public/v2/datasets", data=orjson.dumps({"name": name}), headers=headers) as r:
+        assert r.status == 200, await r.text()
+    ids = []
+    for i in range(100):
+        item = {"datasetName": name, "input": "x" * (200 * 1024), "expectedOutput": f"{i}" + "y" * (50 * 1024)}
+        async with http.post(f"{api}/api/public/dataset-items", data=orjson.dumps(item), headers=headers) as r:
+            assert r.status == 200, await r.text()
+            ids.append((await r.json())["id"])
+    seen: Counter[str] = Counter()
+
+    async def read(url: str) -> None:
+        async with http.get(url, headers=headers) as r:
+            await r.read()
+            seen[f"GET {r.status}"] += 1
+
+    page = f"{api}/api/public/dataset-items?datasetName={name}&limit=50"
+    one = [f"{api}/api/public/dataset-items/{item_id}" for item_id in ids]
+    await asyncio.gather(*(read(page) for _ in range(count)), *(read(one[i % len(one)]) for i in range(count)))
+    return seen
+
+
 async def sampled(pids: dict[str, int], work: Any) -> tuple[Any, dict[str, float]]:
     """Await `work` while sampling every process's RSS; its result and the peaks."""
     peaks = {name: rss_mb(pid) for name, pid in pids.items()}
@@ -274,6 +301,7 @@ async def main(api: str, count: int, runs: int, settle_s: float, apps: dict[str,
     media_count = min(count, 20)
     waves["media"] = (f"{media_count} media uploads of 32 MiB, half not as declared", "", [])
     waves["prompts"] = (f"{count} reads at once of each of three 1 MiB prompts", "", [])
+    waves["datasets"] = (f"{count} reads at once of a page of 50 dataset items of 256 KiB, and of items", "", [])
     print(f"pids {pids}; load average {os.getloadavg()[0]:.2f}")
     figures: dict[str, list[float]] = {}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as http:
@@ -287,8 +315,10 @@ async def main(api: str, count: int, runs: int, settle_s: float, apps: dict[str,
                     work = wave(http, target, bodies)
                 elif kind == "media":
                     work = media_wave(http, api, headers, media_count)
-                else:
+                elif kind == "prompts":
                     work = prompt_wave(http, api, headers, count)
+                else:
+                    work = dataset_wave(http, api, headers, count)
                 seen, peaks = await sampled(pids, work)
                 took = time.monotonic() - began
                 _, settled_peaks = await sampled(pids, asyncio.sleep(settle_s))

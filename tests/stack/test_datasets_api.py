@@ -382,10 +382,10 @@ async def test_bad_input_is_a_4xx_with_a_message(http: aiohttp.ClientSession, pr
     for path in ("/v2/datasets", "/dataset-items", "/dataset-run-items"):
         async with http.post(f"{PUBLIC}{path}", data=b'{"name": ', headers=headers) as r:
             assert r.status == 400 and "malformed JSON" in (await r.json())["message"]
-    # An item's documents past 1 MiB: 413, as is a body past the edge's limit.
-    big = orjson.dumps({"datasetName": name, "input": "x" * (600 * 1024), "expectedOutput": "y" * (600 * 1024)})
+    # An item's documents past 256 KiB: 413, as is a body past the edge's limit.
+    big = orjson.dumps({"datasetName": name, "input": "x" * (150 * 1024), "expectedOutput": "y" * (150 * 1024)})
     async with http.post(f"{PUBLIC}/dataset-items", data=io.BytesIO(big), headers=headers) as r:
-        assert r.status == 413 and "1048576" in (await r.json())["message"]
+        assert r.status == 413 and "262144" in (await r.json())["message"]
     huge = orjson.dumps({"datasetName": name, "input": "x" * (6 * 1024 * 1024)})
     for path in ("/dataset-items", "/v2/datasets", "/dataset-run-items"):
         async with http.post(f"{PUBLIC}{path}", data=io.BytesIO(huge), headers=headers) as r:
