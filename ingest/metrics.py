@@ -1,6 +1,6 @@
 """Edge metrics of the monitoring guide: what was ingested (HTTP traffic: health/http.py)."""
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 from pipeline.envelope import OTLP_GRPC, OTLP_HTTP
 
@@ -17,3 +17,10 @@ for _source in SOURCES:
         _counter.labels(_source)
 TRACES_DELETED = Counter("traces_deleted_total", "Traces deleted through the API (each id of a request counts)")
 SCORES_DELETED = Counter("scores_deleted_total", "Scores deleted through the API")
+# Where an edge request's time goes beyond the api's own work: the wait for Kafka's
+# acknowledgement of its records (acks=all), which http_request_duration_seconds includes.
+KAFKA_PUBLISH_SECONDS = Histogram(
+    "kafka_publish_duration_seconds",
+    "Time from handing a request's records to Kafka to their acknowledgement",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)

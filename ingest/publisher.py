@@ -8,6 +8,7 @@ into the next batch, so batches grow with load (the same idea as Nagle's algorit
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from loguru import logger
 
+from ingest.metrics import KAFKA_PUBLISH_SECONDS
 from ingest.partitioner import partition_for
 
 
@@ -143,6 +145,7 @@ class EventPublisher:
                 self._start(p)
         acked: asyncio.Future[Any] = asyncio.gather(*waits)
         outage: asyncio.Future[Any] = self._outage_signal()
+        began = time.perf_counter()
         # Whichever comes first: every acknowledgement, the probe finding Kafka down, the timeout.
         done, _ = await asyncio.wait({acked, outage}, timeout=self._timeout_s, return_when=asyncio.FIRST_COMPLETED)
         if acked in done:
@@ -151,6 +154,7 @@ class EventPublisher:
             except PublishError as exc:
                 self._mark_down(str(exc))
                 raise
+            KAFKA_PUBLISH_SECONDS.observe(time.perf_counter() - began)
             return
         acked.cancel()  # our chunks, not yet sent, are dropped
         if outage in done:

@@ -47,6 +47,7 @@ METRICS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         ("grpc_server_handled_total", ("grpc_type", "grpc_service", "grpc_method", "grpc_code"), ("api",)),
         ("grpc_server_handling_seconds", ("grpc_type", "grpc_service", "grpc_method"), ("api",)),
         ("api_keys_created_total", (), ("api",)),
+        ("kafka_publish_duration_seconds", (), ("api",)),
         ("worker_jobs_processed_total", ("type", "status"), ("worker",)),
         ("worker_job_duration_seconds", ("type",), ("worker",)),
         ("worker_queue_depth", ("queue",), ("worker",)),
