@@ -31,7 +31,6 @@ async def ingest_batch(request: web.Request) -> web.Response:
     accepted: list[tuple[str, str, int, dict[str, Any]]] = []
     successes: list[str] = []  # the accepted events' ids; their answers are built at the end
     errors: list[dict[str, Any]] = []
-    configured: list[int] = []  # where in `accepted` the scores that name a config are
     for position, event in enumerate(events):
         events[position] = None  # freed once normalized, not at the answer
         try:
@@ -40,19 +39,11 @@ async def ingest_batch(request: web.Request) -> web.Response:
             event_id = event.get("id") if isinstance(event, dict) and isinstance(event.get("id"), str) else None
             errors.append({"id": event_id, "status": 400, "message": "Invalid request data", "error": str(exc)})
             continue
-        if normalized[1] == "score-create" and normalized[3].get("configId"):
-            configured.append(len(accepted))
         accepted.append(normalized)
         successes.append(normalized[0])
-    if configured:
-        refusals = await refused_scores(request, caller.project_id, [accepted[i][3] for i in configured])
-        for i, refusal in reversed(list(zip(configured, refusals, strict=True))):
-            if refusal is not None:
-                del accepted[i]
-                event_id = successes.pop(i)
-                errors.append(
-                    {"id": event_id, "status": refusal.status, "message": refusal.message, "error": refusal.message}
-                )
+    for i, refusal in await refused_scores(request, caller.project_id, accepted):
+        event_id = successes.pop(i)
+        errors.append({"id": event_id, "status": refusal.status, "message": refusal.message, "error": refusal.message})
     headers: dict[str, str] = {}
     request["log"] = {"events": 0, "rejected": len(errors)}
     if accepted:

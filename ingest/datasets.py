@@ -11,7 +11,6 @@ sinks/postgres/dataset_runs.py), scoped by the key's project.
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +21,7 @@ from ingest.auth import AuthUnavailable
 from ingest.encoding import ClientError
 from ingest.intake import Intake
 from ingest.params import Params
+from ingest.read import meta
 from ingest.stored import NotFound, checked, iso, json_answer, stored
 from sinks.clickhouse.client import ClickHouseError
 from sinks.postgres.client import Postgres
@@ -109,7 +109,7 @@ async def list_datasets(request: web.Request) -> web.Response:
     project_id, pg = await _caller(request)
     page, limit = Params(request).page()
     datasets, total = await stored(DatasetTable(pg).page(project_id, offset=(page - 1) * limit, limit=limit))
-    return json_answer({"data": [dataset_json(d, project_id) for d in datasets], "meta": _meta(page, limit, total)})
+    return json_answer({"data": [dataset_json(d, project_id) for d in datasets], "meta": meta(page, limit, total)})
 
 
 async def get_dataset(request: web.Request) -> web.Response:
@@ -127,7 +127,7 @@ async def list_datasets_v1(request: web.Request) -> web.Response:
     items = await stored(DatasetTable(pg).item_ids(project_id, ids))
     runs = await stored(RunTable(pg).names(project_id, ids))
     data = [dataset_json(d, project_id) | {"items": items.get(d.id, []), "runs": runs.get(d.id, [])} for d in datasets]
-    return json_answer({"data": data, "meta": _meta(page, limit, total)})
+    return json_answer({"data": data, "meta": meta(page, limit, total)})
 
 
 async def get_dataset_v1(request: web.Request) -> web.StreamResponse:
@@ -210,7 +210,7 @@ async def list_items(request: web.Request) -> web.StreamResponse:
         )
     )
     return await _sent(
-        request, items, {"data": [item_json(i) for i in items], "meta": _meta(page, limit, total)}, held=True
+        request, items, {"data": [item_json(i) for i in items], "meta": meta(page, limit, total)}, held=True
     )
 
 
@@ -254,7 +254,7 @@ async def list_run_items(request: web.Request) -> web.Response:
     items, total = await stored(
         RunTable(pg).run_items(project_id, dataset_id, run_name, offset=(page - 1) * limit, limit=limit)
     )
-    return json_answer({"data": [run_item_json(i) for i in items], "meta": _meta(page, limit, total)})
+    return json_answer({"data": [run_item_json(i) for i in items], "meta": meta(page, limit, total)})
 
 
 async def list_runs(request: web.Request) -> web.Response:
@@ -262,7 +262,7 @@ async def list_runs(request: web.Request) -> web.Response:
     name = checked(check_name, request.match_info["datasetName"], "datasetName")
     page, limit = Params(request).page()
     runs, total = await stored(RunTable(pg).runs(project_id, name, offset=(page - 1) * limit, limit=limit))
-    return json_answer({"data": [run_json(r) for r in runs], "meta": _meta(page, limit, total)})
+    return json_answer({"data": [run_json(r) for r in runs], "meta": meta(page, limit, total)})
 
 
 async def get_run(request: web.Request) -> web.StreamResponse:
@@ -377,10 +377,6 @@ def _time(doc: dict[str, Any], key: str) -> datetime | None:
     if not isinstance(raw, str):
         raise ClientError(f"{key} must be an ISO 8601 datetime string")
     return datetime.fromtimestamp(Params.from_iso(key, raw) / 1e6, UTC)
-
-
-def _meta(page: int, limit: int, total: int) -> dict[str, int]:
-    return {"page": page, "limit": limit, "totalItems": total, "totalPages": math.ceil(total / limit)}
 
 
 def _doc(text: str | None) -> orjson.Fragment | None:

@@ -9,7 +9,6 @@ config 400 (in a batch: in its 207 list, the other events kept), as Langfuse ref
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
@@ -73,22 +72,26 @@ async def update_config(request: web.Request) -> web.Response:
 
 
 async def refused_scores(
-    request: web.Request, project_id: str, bodies: Sequence[dict[str, Any]]
-) -> list[ClientError | None]:
-    """For each score body that names a config: None when it holds to it (and has taken the
-    config's name and data type), else why not. One query for the lot; 503 when Postgres is
-    unavailable (the scores cannot be judged, so none of them is accepted)."""
-    ids = sorted({str(b["configId"]) for b in bodies})
+    request: web.Request, project_id: str, events: list[tuple[str, str, int, dict[str, Any]]]
+) -> list[tuple[int, ClientError]]:
+    """Check the normalized events' scores that name a config against it, and take out of
+    `events` those that do not hold to it; where each was and why, last first. The others take
+    the config's name and data type. One query for the lot; 503 when Postgres is unavailable
+    (the scores cannot be judged, so none of them is accepted)."""
+    named = [i for i, (_, etype, _, body) in enumerate(events) if etype == "score-create" and body.get("configId")]
+    if not named:
+        return []
+    ids = sorted({str(events[i][3]["configId"]) for i in named})
     configs: dict[str, ScoreConfig] = await stored(ScoreConfigTable(request.app["postgres"]).by_ids(project_id, ids))
-    out: list[ClientError | None] = []
-    for body in bodies:
+    refused: list[tuple[int, ClientError]] = []
+    for i in reversed(named):
+        body = events[i][3]
         try:
             check_score(configs.get(str(body["configId"])), body)
         except ScoreConfigError as exc:
-            out.append(refusal(exc))
-        else:
-            out.append(None)
-    return out
+            del events[i]
+            refused.append((i, refusal(exc)))
+    return refused
 
 
 def config_json(c: ScoreConfig, project_id: str) -> dict[str, Any]:

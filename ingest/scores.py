@@ -49,17 +49,12 @@ async def create_scores(request: web.Request) -> web.Response:
                 errors.append({"message": f"score {index}: {exc}" if not single else str(exc)})
     if single and rejected:
         raise DecodeError(errors[0]["message"])
-    configured = [i for i, score in enumerate(accepted) if score[3].get("configId")]
-    if configured:
-        refusals = await refused_scores(request, caller.project_id, [accepted[i][3] for i in configured])
-        for i, refusal in reversed(list(zip(configured, refusals, strict=True))):
-            if refusal is not None:
-                if single:
-                    raise refusal
-                del accepted[i]
-                rejected += 1
-                if len(errors) < _MAX_ERRORS:
-                    errors.append({"message": refusal.message})
+    for _, refusal in await refused_scores(request, caller.project_id, accepted):
+        if single:
+            raise refusal
+        rejected += 1
+        if len(errors) < _MAX_ERRORS:
+            errors.append({"message": refusal.message})
     headers: dict[str, str] = {}
     request["log"] = {"events": 0, "rejected": rejected}
     if accepted:

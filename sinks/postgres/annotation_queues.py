@@ -7,12 +7,11 @@ their object by id (it may not be stored yet, as with Langfuse's own queues fed 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sinks.postgres.client import Postgres, Refused
+from sinks.postgres.client import Postgres, Refused, is_uuid
 
 OBJECT_TYPES = ("TRACE", "OBSERVATION", "SESSION")
 STATUSES = ("PENDING", "COMPLETED")
@@ -20,7 +19,6 @@ MAX_NAME = 255
 MAX_DESCRIPTION = 10_000
 MAX_ID = 1_000
 MAX_CONFIGS = 100
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _QUEUE = "id::text, name, description, score_config_ids, created_at, updated_at"
 _ITEM = "id::text, queue_id::text, object_id, object_type, status, completed_at, created_at, updated_at"
 
@@ -100,7 +98,7 @@ def parse_user(doc: object) -> str:
 
 
 def _uuid(v: str, what: str) -> str:
-    if not _UUID.fullmatch(v):
+    if not is_uuid(v):
         raise QueueError(f"{what} not found within authorized project", status=404)
     return v
 
@@ -111,7 +109,7 @@ class QueueTable:
 
     async def create(self, project_id: str, new: NewQueue) -> Queue:
         async with self._pg.transaction(operation="pg_queue_create") as tx:
-            ids = [i for i in new.score_config_ids if _UUID.fullmatch(i)]
+            ids = [i for i in new.score_config_ids if is_uuid(i)]
             found = await tx.fetch(
                 "SELECT id::text FROM score_configs WHERE project_id = %s AND id = ANY(%s::uuid[])",
                 (project_id, ids),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -20,6 +21,15 @@ from sinks.postgres.config import PostgresConfig
 
 class PostgresError(StoreError):
     """Retryable unless `permanent` (the statement or data is wrong, not the server away)."""
+
+
+# A uuid as Postgres prints it: another spelling (no dashes, braces, urn:) names no row, and
+# never reaches a `::uuid` cast that would fail.
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def is_uuid(v: str) -> bool:
+    return _UUID.fullmatch(v) is not None
 
 
 class Refused(ValueError):

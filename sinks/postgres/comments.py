@@ -3,18 +3,16 @@ and prompt versions, per project. Comments are added and read; the public API ed
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sinks.postgres.client import Postgres, Refused
+from sinks.postgres.client import Postgres, Refused, is_uuid
 
 OBJECT_TYPES = ("TRACE", "OBSERVATION", "SESSION", "PROMPT")
 # Langfuse's limit on a comment's content.
 MAX_CONTENT = 5_000
 MAX_ID = 1_000
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _COLUMNS = "id::text, object_type, object_id, content, author_user_id, created_at, updated_at"
 
 
@@ -91,7 +89,7 @@ class CommentTable:
         stages project sessions here; prompts are the api's)."""
         if kind == "SESSION":
             sql = "SELECT 1 FROM sessions WHERE project_id = %s AND session_id = %s AND trace_count > 0"
-        elif kind == "PROMPT" and _UUID.fullmatch(object_id):
+        elif kind == "PROMPT" and is_uuid(object_id):
             sql = "SELECT 1 FROM prompts WHERE project_id = %s AND id = %s::uuid"
         else:
             return False
@@ -104,7 +102,7 @@ class CommentTable:
                 (project_id, comment_id),
                 operation="pg_comment_get",
             )
-            if _UUID.fullmatch(comment_id)
+            if is_uuid(comment_id)
             else []
         )
         if not rows:

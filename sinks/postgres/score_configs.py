@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from sinks.postgres.client import Postgres, Refused
+from sinks.postgres.client import Postgres, Refused, is_uuid
 
 DATA_TYPES = ("NUMERIC", "CATEGORICAL", "BOOLEAN", "TEXT")
 # Langfuse's rules for a config's name (its public API's schema).
@@ -33,8 +33,6 @@ _COLUMNS = (
     "id::text, name, data_type, is_archived, min_value, max_value, categories::text, description,"
     " created_at, updated_at"
 )
-# The form Postgres prints; other spellings of a uuid (no dashes, braces, urn:) name no config.
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class ScoreConfigError(Refused):
@@ -244,7 +242,7 @@ class ScoreConfigTable:
 
     async def by_ids(self, project_id: str, ids: list[str]) -> dict[str, ScoreConfig]:
         """The project's configs of these ids; an id that is no uuid names none."""
-        valid = [i for i in ids if _is_uuid(i)]
+        valid = [i for i in ids if is_uuid(i)]
         if not valid:
             return {}
         rows = await self._pg.fetch(
@@ -276,7 +274,7 @@ class ScoreConfigTable:
                     (project_id, config_id),
                     operation="pg_score_config_lock",
                 )
-                if _is_uuid(config_id)
+                if is_uuid(config_id)
                 else []
             )
             if not rows:
@@ -306,10 +304,6 @@ class ScoreConfigTable:
                 operation="pg_score_config_write",
             )
         return _config(rows[0])
-
-
-def _is_uuid(v: str) -> bool:
-    return _UUID.fullmatch(v) is not None
 
 
 def _config(row: tuple[Any, ...]) -> ScoreConfig:
