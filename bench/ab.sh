@@ -17,7 +17,8 @@
 # updates (every generation's update in later batches than its create, folded cold);
 # AB_PRELOAD=N puts N observations in each run's project first, bench/drain.py --preload;
 # AB_UUIDS=1 gives the generations uuids, --uuids; both for AB_BUDGET too; AB_SPANS_PER_TRACE=K
-# cuts the OTLP bodies of the drain, the budget and e2e into traces of K spans; AB_PROMPT_BYTES=N
+# cuts the OTLP bodies of the drain, the budget and e2e into traces of K spans, and AB_PROPAGATED=1
+# puts a user and a session on every span of the budget's and e2e's (--propagated); AB_PROMPT_BYTES=N
 # gives the budget's LLM calls messages of ~N bytes, bench/load.py's chat). AB_PRIVATE_DB=1
 # gives every run a ClickHouse database of its own, dropped after it: no merges of other runs'
 # rows meanwhile (its tables get make up's `chattr +T`; AB_SPREAD_PARTS=0 leaves that out);
@@ -144,7 +145,7 @@ for r in $(seq "$ROUNDS"); do
       [ -n "${AB_BUDGET:-}" ] && loads=${AB_BUDGET_LOADS:-batch otlp}
       for load in $loads; do
         flag=""
-        [ $load = otlp ] && flag="--otlp${AB_SPANS_PER_TRACE:+ --spans-per-trace $AB_SPANS_PER_TRACE}"
+        [ $load = otlp ] && flag="--otlp${AB_SPANS_PER_TRACE:+ --spans-per-trace $AB_SPANS_PER_TRACE}${AB_PROPAGATED:+ --propagated}"
         [ $load = long ] && flag="--traces 200"
         [ $load = updates ] && flag=--updates
         if [ -n "${AB_BUDGET:-}" ]; then
@@ -165,7 +166,7 @@ for r in $(seq "$ROUNDS"); do
       continue
     fi
     for load in ${AB_E2E_LOADS:-batch}; do
-      flag=""; [ "$load" = otlp ] && flag="--otlp${AB_SPANS_PER_TRACE:+ --spans-per-trace $AB_SPANS_PER_TRACE}"
+      flag=""; [ "$load" = otlp ] && flag="--otlp${AB_SPANS_PER_TRACE:+ --spans-per-trace $AB_SPANS_PER_TRACE}${AB_PROPAGATED:+ --propagated}"
       echo "$name $r e2e$([ "$load" = otlp ] && echo -otlp) $(bench bench/e2e.py --url http://127.0.0.1:18900 \
         --rate "${AB_RATE:-20000}" --seconds 20 ${AB_ALL_STAGES:+--all-stages} $flag)"
     done

@@ -174,6 +174,7 @@ def main() -> None:
     p.add_argument("--updates", action="store_true", help="half the bodies update the other half's generations")
     p.add_argument("--all-stages", action="store_true", help="until the Postgres stage has counted the run too")
     p.add_argument("--spans-per-trace", type=int, default=0, help="--otlp: traces of this many spans (0: one a body)")
+    p.add_argument("--propagated", action="store_true", help="--otlp: a user and a session on every span")
     p.add_argument("--prompt-bytes", type=int, default=0, help="each call's messages this long (bench/load.py's chat)")
     args = p.parse_args()
     if args.preload:  # before the CPU is read: the preload's inserts and merges are not the run's
@@ -187,6 +188,7 @@ def main() -> None:
     cmd += ["--spans-per-trace", str(args.spans_per_trace)] if args.spans_per_trace else []
     cmd += ["--all-stages"] if args.all_stages else []
     cmd += ["--prompt-bytes", str(args.prompt_bytes)] if args.prompt_bytes else []
+    cmd += ["--propagated"] if args.propagated else []
     run = json.loads(subprocess.run(cmd + (["--otlp"] if args.otlp else []), check=True, capture_output=True).stdout)
     after, children_after = snapshot(procs), resource.getrusage(resource.RUSAGE_CHILDREN)
     events = run["accepted_observations"] + run["accepted_updates"]

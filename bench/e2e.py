@@ -60,7 +60,10 @@ async def main(args: argparse.Namespace) -> dict:
         # Every span of an OTLP body is an observation; its root span also makes a trace event.
         send_url = args.url + "/v1/traces"
         send_headers = {"Authorization": auth, "Content-Type": "application/x-protobuf"}
-        bodies = [otlp_body(run, n, args.batch, args.spans_per_trace, args.prompt_bytes) for n in range(n_bodies)]
+        bodies = [
+            otlp_body(run, n, args.batch, args.spans_per_trace, args.prompt_bytes, args.propagated)
+            for n in range(n_bodies)
+        ]
         per_body, ok = args.batch, 200
     else:
         send_url, send_headers = url, headers
@@ -235,6 +238,7 @@ if __name__ == "__main__":
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--otlp", action="store_true", help="OTLP/HTTP protobuf spans instead of Langfuse batches")
     p.add_argument("--spans-per-trace", type=int, default=0, help="--otlp: traces of this many spans (0: one a body)")
+    p.add_argument("--propagated", action="store_true", help="--otlp: a user and a session on every span")
     p.add_argument("--uuids", action="store_true", help="generation ids spread over the key space, as the SDKs'")
     p.add_argument("--updates", action="store_true", help="half the bodies update the other half's generations")
     p.add_argument("--update-after-s", type=float, default=5.0, help="seconds from a create to its update")

@@ -130,10 +130,14 @@ def update_body(run: str, n: int, batch: int, traces: int = 0, uuids: bool = Fal
     return orjson.dumps({"batch": events})
 
 
-def otlp_body(run: str, n: int, batch: int, per_trace: int = 0, prompt_bytes: int = 0) -> bytes:
+def otlp_body(
+    run: str, n: int, batch: int, per_trace: int = 0, prompt_bytes: int = 0, propagated: bool = False
+) -> bytes:
     """`batch` LLM-call spans under a root span, in one trace, or with `per_trace` in traces of
     that many spans each (an export of many small traces: records of that many events); with
-    `prompt_bytes`, chat()'s messages and answer as the GenAI conventions' attributes."""
+    `prompt_bytes`, chat()'s messages and answer as the GenAI conventions' attributes; with
+    `propagated`, a user and a session on every span, as the current Langfuse SDKs'
+    `propagate_attributes` and OpenInference's `using_session` set them."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
     from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
@@ -159,6 +163,9 @@ def otlp_body(run: str, n: int, batch: int, per_trace: int = 0, prompt_bytes: in
         span.name = "chat gpt-4o-mini" if i else "agent-run"
         span.start_time_unix_nano = 1_795_000_000_000_000_000 + i * 1000
         span.end_time_unix_nano = span.start_time_unix_nano + 800_000_000
+        if propagated:
+            for k, v in (("user.id", "user-1"), ("session.id", f"s-{n % 100}")):
+                span.attributes.append(KeyValue(key=k, value=AnyValue(string_value=v)))
         if i:
             for k, v in [("gen_ai.operation.name", "chat"), ("gen_ai.request.model", "gpt-4o-mini"), *texts]:
                 span.attributes.append(KeyValue(key=k, value=AnyValue(string_value=v)))
@@ -183,7 +190,10 @@ async def run(args: argparse.Namespace) -> dict:
     if args.otlp or args.grpc:
         if args.traces or args.updates:
             raise SystemExit("--traces and --updates are for Langfuse batches")
-        bodies = [otlp_body(run_id, n, args.batch, args.spans_per_trace, args.prompt_bytes) for n in range(args.bodies)]
+        bodies = [
+            otlp_body(run_id, n, args.batch, args.spans_per_trace, args.prompt_bytes, args.propagated)
+            for n in range(args.bodies)
+        ]
     else:
         bodies = [
             batch_body(run_id, n, args.batch, args.traces, args.uuids, args.prompt_bytes) for n in range(args.bodies)
@@ -281,6 +291,7 @@ def main() -> None:
     p.add_argument("--traces", type=int, default=0, help="bodies add to this many traces, round robin (0: one each)")
     p.add_argument("--updates", action="store_true", help="then a body updating each body's generations")
     p.add_argument("--spans-per-trace", type=int, default=0, help="--otlp: traces of this many spans (0: one a body)")
+    p.add_argument("--propagated", action="store_true", help="--otlp: a user and a session on every span")
     p.add_argument("--grpc", action="store_true", help="the --otlp spans over OTLP/gRPC (TraceService/Export)")
     p.add_argument("--uuids", action="store_true", help="generation ids spread over the key space, as the SDKs'")
     p.add_argument(
