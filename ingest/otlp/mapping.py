@@ -1,8 +1,9 @@
 """OTLP spans to Langfuse-style ingestion events, driven by declarative attribute tables.
 
 For every valid span: one observation event (`span-create`, `generation-create`, ...), and a
-`trace-create` event when the span is a root or carries trace-level attributes. Event ids are
-derived from the trace and span ids, so a retried export yields the same events.
+`trace-create` event when the span is a root or carries trace-level attributes (of one trace's
+in a request, those that cannot change its fold are dropped: `absorb_trace_events`). Event ids
+are derived from the trace and span ids, so a retried export yields the same events.
 
 How a span is read (see `router.Router`): each attribute is converted once and looked up once.
 A table row (`conventions.py`) sends an attribute key to a *slot* `(group, field)` with a
@@ -67,6 +68,9 @@ class MappingResult:
     errors: list[str] = field(default_factory=list)
     # What the slice's events are estimated to hold in memory (Slices).
     weight: int = 0
+    # The traces of its trace events, and whether one has several (absorb_trace_events).
+    traces: set[str] = field(default_factory=set)
+    repeated: bool = False
 
 
 def as_tuples(events: list[dict[str, Any]]) -> list[tuple[Any, Any, Any, Any]]:
@@ -171,7 +175,81 @@ class Slices:
         self._rejected = result.rejected
         if not full:
             self._request, self.done = None, True  # the parsed request goes
+        if result.repeated:
+            result.events = absorb_trace_events(result.events)
         return result
+
+
+# How many of a trace's kept events a later one is weighed against: a bound on the work a
+# request of many spans of one trace, each with trace fields of its own, can cause.
+_ABSORBERS: Final = 4
+
+
+def absorb_trace_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events without the trace events that cannot change what their trace folds into.
+
+    The current Langfuse SDKs (`propagate_attributes`) and OpenInference (`using_session`) put
+    the trace's user, session, tags and metadata on every span, so every span maps to a trace
+    event as well as its observation, and each stage folds nearly twice the events. A trace
+    event B decides nothing when another event A of its trace sets each field B sets (metadata:
+    each key; tags: each tag), to the same value, at the same or a later time: in the fold the
+    later version wins (pipeline/fold.apply) and A's value is B's. B is dropped then, unless it
+    is the trace's earliest event, whose time is the trace's first time (`touch`); the latest
+    is never dropped, as nothing is later. The fold of what remains equals the fold of all of
+    them, in any order; a trace exported whole maps to two trace events, not one a span.
+    """
+    groups: dict[Any, list[int]] = {}
+    repeated = False
+    for i, event in enumerate(events):
+        if event["type"] == "trace-create":
+            trace_id = event["body"]["id"]
+            at = groups.get(trace_id)
+            if at is None:
+                groups[trace_id] = [i]
+            else:
+                at.append(i)
+                repeated = True
+    if not repeated:
+        return events
+    dropped: set[int] = set()
+    for at in groups.values():
+        if len(at) > 2:
+            # Latest first: whatever is kept before an event is at its time or later.
+            at.sort(key=lambda i: events[i]["timestamp"], reverse=True)
+            kept: list[dict[str, Any]] = [events[at[0]]["body"]]
+            for i in at[1:-1]:
+                body = events[i]["body"]
+                if any(_covers(a, body) for a in kept[-_ABSORBERS:]):
+                    dropped.add(i)
+                else:
+                    kept.append(body)
+    if not dropped:
+        return events
+    return [event for i, event in enumerate(events) if i not in dropped]
+
+
+def _covers(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether trace body `a` sets every field `b` sets, to the same value."""
+    for key, value in b.items():
+        if value is None:  # sets nothing: a null never overwrites
+            continue
+        other = a.get(key)
+        if key == "metadata" and type(value) is dict and type(other) is dict:
+            for k, v in value.items():
+                if not (k in other and _same(other[k], v)):  # a null key is set: merge_map
+                    return False
+        elif key == "tags" and type(value) is list and type(other) is list:
+            for tag in value:
+                if not any(_same(t, tag) for t in other):
+                    return False
+        elif not _same(other, value):
+            return False
+    return True
+
+
+def _same(a: Any, b: Any) -> bool:
+    # Of one type: 1 == True == 1.0, but the fold stores them differently.
+    return type(a) is type(b) and a == b
 
 
 def _scope_context(scope: Any, resource: tuple[dict[str, Any], dict[str, Any]]) -> tuple[Any, ...]:
@@ -300,6 +378,10 @@ def _map_span(span: Any, context: tuple[Any, ...], result: MappingResult) -> str
         if trace_meta:
             trace["metadata"] = trace_meta
         events = [{"id": f"{trace_id}-{span_id}-trace", "type": "trace-create", "timestamp": end, "body": trace}]
+        if trace_id in result.traces:
+            result.repeated = True
+        else:
+            result.traces.add(trace_id)
     else:
         events = []
     events.append({"id": f"{span_id}-obs", "type": _EVENT_TYPES[obs_type], "timestamp": end, "body": body})
