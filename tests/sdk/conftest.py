@@ -4,7 +4,9 @@ API that `make up` started.
 Two major versions of the Langfuse SDK cannot share a virtualenv, so each gets its own under
 .stack/sdk-venvs/, created on first use and kept across runs (a stamp records the pinned
 requirement; changing the pin rebuilds the venv). The scripts in clients/ run there, print the
-ids they created as JSON, and the tests read the rows back from ClickHouse.
+ids they created as JSON, and the tests read the rows back from ClickHouse. Go clients are
+modules of their own under clients/, their versions pinned by go.mod and go.sum, built into
+.stack/sdk-go/ with the modules and Go's build cache beside them.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -55,6 +58,7 @@ LANGFUSE_JS_V5 = " ".join(
     ]
 )
 NPM_DIRS = ROOT / ".stack" / "sdk-npm"
+GO_DIR = ROOT / ".stack" / "sdk-go"
 
 SdkRun = Callable[[str], Awaitable[dict[str, Any]]]
 
@@ -104,17 +108,52 @@ def sdk_venv(name: str, requirement: str) -> Path:
     return python
 
 
+def sdk_go(module: str) -> Path:
+    """The binary of the Go module clients/<module>, built (under a lock) into .stack/sdk-go/.
+
+    Built every session: Go's build cache, kept there with the module cache, makes that a
+    no-op for unchanged sources and rebuilds on any change, the pins' included. `-mod=readonly`
+    holds the build to go.sum and leaves the tree's files as they are."""
+    go = shutil.which("go")
+    if go is None:
+        pytest.fail(f"`go` is not on PATH: the Go SDK tests build clients/{module} with it", pytrace=False)
+    GO_DIR.mkdir(parents=True, exist_ok=True)
+    binary = GO_DIR / "bin" / module
+    env = {
+        **os.environ,
+        "GOPATH": str(GO_DIR / "gopath"),
+        "GOCACHE": str(GO_DIR / "cache"),
+        # -modcacherw: Go writes its module cache read-only, which `make clean` could not delete.
+        "GOFLAGS": "-mod=readonly -modcacherw -buildvcs=false",
+        "GOTOOLCHAIN": "local",
+        "GOWORK": "off",
+        "CGO_ENABLED": "0",
+    }
+    cmd = [go, "build", "-trimpath", "-o", str(binary), "."]
+    with open(GO_DIR / f"{module}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = subprocess.run(cmd, cwd=CLIENTS / module, env=env, capture_output=True, text=True, timeout=600)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
+    return binary
+
+
 def sdk_runner(python: Path, script: str, project: NewKey, *extra: str) -> SdkRun:
     """Runs clients/<script> with the project's key (and `extra` arguments after it); returns
     what it printed, parsed. `python` may be any interpreter, node included."""
+    return command_runner([str(python), str(CLIENTS / script)], project, *extra)
+
+
+def command_runner(command: list[str], project: NewKey, *extra: str) -> SdkRun:
+    """Runs `command` with the project's key and the run's id as one JSON argument (then
+    `extra`); returns the last line it printed, parsed."""
 
     async def run(run_id: str) -> dict[str, Any]:
         args = json.dumps(
             {"host": API, "public_key": project.public_key, "secret_key": project.secret_key, "run": run_id}
         )
         proc = await asyncio.create_subprocess_exec(
-            str(python),
-            str(CLIENTS / script),
+            *command,
             args,
             *extra,
             stdout=asyncio.subprocess.PIPE,
@@ -165,3 +204,8 @@ def langfuse_js_v5() -> Path:
 @pytest.fixture(scope="session")
 def langfuse_v5_python() -> Path:
     return sdk_venv("langfuse5", LANGFUSE_V5)
+
+
+@pytest.fixture(scope="session")
+def otel_go() -> Path:
+    return sdk_go("otel_go")
