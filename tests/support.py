@@ -14,6 +14,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 import grpc
 from aiokafka import AIOKafkaProducer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -61,6 +62,20 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout_s}s; last result: {result!r}")
         await asyncio.sleep(every_s)
+
+
+async def read_trace(
+    key: NewKey, trace_id: str, complete: Callable[[dict[str, Any]], bool], *, timeout_s: float = 45.0
+) -> dict[str, Any]:
+    """GET /api/public/traces/{trace_id}, as Langfuse's clients read it, until its document
+    is `complete` (the stages write the trace's parts at their own pace)."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+
+        async def read() -> dict[str, Any]:
+            async with http.get(f"{API}/api/public/traces/{trace_id}", headers=basic_auth(key)) as r:
+                return await r.json() if r.status == 200 else {}
+
+        return await eventually(read, lambda doc: bool(doc) and complete(doc), timeout_s=timeout_s)
 
 
 async def rows(ch: ClickHouse, sql: str) -> list[dict[str, Any]]:

@@ -14,13 +14,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from sinks.clickhouse.client import ClickHouse
 from sinks.postgres.keys import NewKey
 from tests.sdk.conftest import sdk_runner
-from tests.support import API, basic_auth, eventually, rows
+from tests.support import read_trace, rows
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(600)]
 
@@ -44,23 +43,11 @@ async def test_langfuse_js5_app_root_under_unexported_server_span(
     # ... and marked the first span it exports, the handler's, as the root of the app.
     assert [s["id"] for s in sent["ended"] if s["app_root"]] == [root]
 
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+    def complete(doc: dict[str, Any]) -> bool:
+        obs = {o["id"]: o for o in doc.get("observations", [])}
+        return doc.get("name") is not None and set(obs) == {root, gen} and obs[gen]["calculatedTotalCost"] is not None
 
-        async def read() -> tuple[int, dict[str, Any]]:
-            async with http.get(f"{API}/api/public/traces/{trace_id}", headers=basic_auth(project)) as r:
-                return r.status, (await r.json() if r.status == 200 else {})
-
-        def complete(got: tuple[int, dict[str, Any]]) -> bool:
-            status, doc = got
-            obs = {o["id"]: o for o in doc.get("observations", [])}
-            return (
-                status == 200
-                and doc.get("name") is not None
-                and set(obs) == {root, gen}
-                and obs[gen]["calculatedTotalCost"] is not None
-            )
-
-        _, doc = await eventually(read, complete, timeout_s=45)
+    doc = await read_trace(project, trace_id, complete)
 
     # Named after the app root: the handler's observation, not the server span nobody exported.
     assert doc["id"] == trace_id and doc["name"] == "chat-request"

@@ -10,14 +10,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import orjson
 import pytest
 
 from sinks.clickhouse.client import ClickHouse
 from sinks.postgres.keys import NewKey
 from tests.sdk.conftest import command_runner
-from tests.support import API, GRPC, basic_auth, eventually, rows
+from tests.support import GRPC, eventually, read_trace, rows
 
 # The first run builds the client: Go fetches and compiles the SDK, gRPC and protobuf (~1 minute).
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(600)]
@@ -120,18 +119,12 @@ async def assert_stored(ch: ClickHouse, project: NewKey, ids: dict[str, str], ru
 async def assert_read(project: NewKey, ids: dict[str, str], run_id: str) -> None:
     """The same trace through GET /api/public/traces/{id}, as Langfuse's clients read it."""
     trace_id = ids["trace_id"]
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
 
-        async def read() -> tuple[int, dict[str, Any]]:
-            async with http.get(f"{API}/api/public/traces/{trace_id}", headers=basic_auth(project)) as r:
-                return r.status, (await r.json() if r.status == 200 else {})
+    def complete(doc: dict[str, Any]) -> bool:
+        costs = [o["calculatedTotalCost"] for o in doc.get("observations", [])]
+        return len(costs) == 3 and any(c is not None for c in costs)
 
-        def complete(got: tuple[int, dict[str, Any]]) -> bool:
-            status, doc = got
-            costs = [o["calculatedTotalCost"] for o in doc.get("observations", [])]
-            return status == 200 and len(costs) == 3 and any(c is not None for c in costs)
-
-        _, doc = await eventually(read, complete, timeout_s=45)
+    doc = await read_trace(project, trace_id, complete)
 
     assert (doc["id"], doc["name"]) == (trace_id, "go agent run")
     assert (doc["userId"], doc["sessionId"]) == (f"user-{run_id}", f"session-{run_id}")
