@@ -3,7 +3,8 @@
 Each field remembers the event time that last set it (a last-writer-wins register per field),
 so folding the same events in any order, in any batches, any number of times, ends in the same
 state: an update may precede its create, a batch may be redelivered, the log may be replayed.
-Metadata merges per key, tags are a union, and a null never overwrites a value.
+Metadata merges per key, tags are a union, and a null never overwrites a value. A trace's and a
+score's time and an observation's start keep their earliest event's value instead (FIRST_WINS).
 """
 
 from __future__ import annotations
@@ -24,6 +25,24 @@ OBSERVATION: Final = "observations"
 SCORE: Final = "scores"
 # The version of a field no event has set: below every real (µs, >= 0) and synthetic (< 0) one.
 UNSET: Final = -(2**63)
+# The fields whose earliest event's value stays, as Langfuse keeps them once written: SDKs send
+# them again with later events (langfuse-langchain's trace-create at the end of a run carries the
+# time it was sent as the trace's timestamp), which must not move a trace or a span in time.
+FIRST_WINS: Final = frozenset({"timestamp", "start_time"})
+_FIRST_BASE: Final = 2**62  # above every event time (µs)
+
+
+def first_key(version: int) -> int:
+    """How the versions of a FIRST_WINS field rank, the higher winning: an event's (>= 0) over a
+    synthetic one (< 0, synthesize_trace), the earliest event's first, the highest synthetic."""
+    return version if version < 0 else _FIRST_BASE - version
+
+
+def outranks(column: str, version: int, current: int) -> bool:
+    """Whether a field's value at `version` replaces the one at `current` (not on a tie)."""
+    if column in FIRST_WINS:
+        return first_key(version) > first_key(current)
+    return version > current
 
 
 def table_of(etype: str) -> str | None:
@@ -71,7 +90,7 @@ class EntityState:
     def set(self, column: str, value: Any, ts: int) -> None:
         if value is None:
             return
-        if ts >= self.versions.get(column, UNSET):
+        if not outranks(column, self.versions.get(column, UNSET), ts):
             self.values[column] = value
             self.versions[column] = ts
 
@@ -254,8 +273,16 @@ SCORE_FIELDS: Final[dict[str, tuple[str, Conv]]] = {
     "timestamp": ("timestamp", body_time),
 }
 FIELDS: Final = {TRACE: TRACE_FIELDS, OBSERVATION: OBSERVATION_FIELDS, SCORE: SCORE_FIELDS}
-# The same as (key, column, converter) triples: apply() walks its table's for every event.
-_FIELD_LISTS: Final = {table: tuple((key, *spec) for key, spec in fields.items()) for table, fields in FIELDS.items()}
+# The same as (key, column, converter) triples: apply() walks its table's for every event, the
+# FIRST_WINS fields apart.
+_FIELD_LISTS: Final = {
+    table: tuple((key, *spec) for key, spec in fields.items() if spec[0] not in FIRST_WINS)
+    for table, fields in FIELDS.items()
+}
+_FIRST_LISTS: Final = {
+    table: tuple((key, *spec) for key, spec in fields.items() if spec[0] in FIRST_WINS)
+    for table, fields in FIELDS.items()
+}
 # And for events whose input and output came as texts (Envelope.texts).
 _TEXT_FIELD_LISTS: Final = {
     table: tuple((key, column, _io_text if key in TEXT_FIELDS else conv) for key, column, conv in specs)
@@ -280,6 +307,10 @@ def apply(state: EntityState, env: Envelope, table: str) -> None:
             if key in body:
                 columns.append(column)
                 converted.append(conv(body[key]))
+        firsts: list[tuple[str, Any]] = []
+        for key, column, conv in _FIRST_LISTS[table]:
+            if key in body:
+                firsts.append((column, conv(body[key])))
         others: list[tuple[str, Any, int]] = []
         maps: list[tuple[str, dict[str, Any]]] = []
         metadata = body.get("metadata")
@@ -314,6 +345,10 @@ def apply(state: EntityState, env: Envelope, table: str) -> None:
     for i, column in enumerate(columns):
         value = converted[i]
         if value is not None and (fresh or ts >= versions.get(column, UNSET)):
+            values[column] = value
+            versions[column] = ts
+    for column, value in firsts:
+        if value is not None and (fresh or first_key(ts) >= first_key(versions.get(column, UNSET))):
             values[column] = value
             versions[column] = ts
     for column, value, version in others:

@@ -193,7 +193,8 @@ def absorb_trace_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     event as well as its observation, and each stage folds nearly twice the events. A trace
     event B decides nothing when another event A of its trace sets each field B sets (metadata:
     each key; tags: each tag), to the same value, at the same or a later time: in the fold the
-    later version wins (pipeline/fold.apply) and A's value is B's. B is dropped then, unless it
+    later version wins (pipeline/fold.apply) and A's value is B's. Not when B sets the trace's
+    timestamp, which the earliest event keeps (a root span's event is kept so). B is dropped then, unless it
     is the trace's earliest event, whose time is the trace's first time (`touch`); the latest
     is never dropped, as nothing is later. The fold of what remains equals the fold of all of
     them, in any order; a trace exported whole maps to two trace events, not one a span.
@@ -229,10 +230,13 @@ def absorb_trace_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _covers(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether trace body `a` sets every field `b` sets, to the same value."""
+    """Whether trace body `a` sets every field `b` sets, to the same value, so that a later `a`
+    decides what `b` would: not for a timestamp, whose earliest setter wins (fold.FIRST_WINS)."""
     for key, value in b.items():
         if value is None:  # sets nothing: a null never overwrites
             continue
+        if key == "timestamp":
+            return False
         other = a.get(key)
         if key == "metadata" and type(value) is dict and type(other) is dict:
             for k, v in value.items():

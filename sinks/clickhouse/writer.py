@@ -28,6 +28,7 @@ from pipeline.fold import (
     TRACE,
     EntityState,
     apply,
+    outranks,
     synthesize_trace,
     table_of,
 )
@@ -721,13 +722,14 @@ def _unstored_unless(key: Key, events: list[Envelope]) -> tuple[Key, bool] | Non
 
 
 def _merge_into(state: EntityState, other: EntityState) -> None:
-    """Field by field, the newer version wins (a tie keeps `state`'s); tags are a union."""
+    """Field by field, the newer version wins (FIRST_WINS fields: the older; a tie keeps
+    `state`'s); tags are a union."""
     for vkey, version in other.versions.items():
         column, dot, k = vkey.partition(".")
         if dot and column in other.values and isinstance(other.values[column], dict):
             if k in other.values[column]:
                 state.merge_map(column, {k: other.values[column][k]}, version)
-        elif vkey in other.values and version > state.versions.get(vkey, -2):
+        elif vkey in other.values and outranks(vkey, version, state.versions.get(vkey, -2)):
             state.values[vkey] = other.values[vkey]
             state.versions[vkey] = version
     if other.values.get("tags"):
@@ -750,7 +752,7 @@ def _copy(s: EntityState) -> EntityState:
 
 def _versions_cover(top: dict[str, int], copy: dict[str, int]) -> bool:
     """Whether a row of field versions `top` holds every field of `copy` at least as new."""
-    return all(top.get(k, -1) >= v for k, v in copy.items())
+    return not any(outranks(k, v, top.get(k, -1)) for k, v in copy.items())
 
 
 def _covers(a: EntityState, b: EntityState) -> bool:

@@ -25,6 +25,7 @@ FIELDS = st.fixed_dictionaries(
         "output": st.one_of(st.none(), st.text(max_size=5), st.lists(st.integers(-(2**63), 2**63 - 1), max_size=2)),
         "level": st.sampled_from(["DEBUG", "DEFAULT", "ERROR"]),
         "endTime": st.sampled_from([1_795_773_601_000_000, 1_795_773_602_500_000]),
+        "startTime": st.sampled_from([1_795_773_600_000_000, 1_795_773_600_500_000]),
         "metadata": st.dictionaries(st.sampled_from(["k1", "k2", "k3"]), st.integers(-(2**63), 2**63 - 1), max_size=3),
         "usage": st.fixed_dictionaries({}, optional={"input": st.integers(0, 99), "output": st.integers(0, 99)}),
     },
@@ -90,6 +91,35 @@ def test_the_newest_event_wins_and_nulls_never_erase() -> None:
     assert state.values["output"] == '"new"'
     assert state.values["name"] == "n"
     assert state.values["type"] == "GENERATION"
+
+
+def test_the_earliest_event_keeps_the_time_of_a_trace_and_the_start_of_an_observation() -> None:
+    # langfuse-langchain (JS 3.x) sends a trace-create at a run's end whose timestamp is the
+    # time it was sent; Langfuse keeps the first, and so must the fold, in any order.
+    first = Envelope("a", "p", "trace-create", 100, 100, {"id": "t", "timestamp": 100, "name": "run"})
+    last = Envelope("b", "p", "trace-create", 900, 900, {"id": "t", "timestamp": 900, "output": "done"})
+    for events in ([first, last], [last, first]):
+        state = fold(events, TRACE)
+        assert (state.values["timestamp"], state.values["name"], state.values["output"]) == (100, "run", '"done"')
+        assert state.versions["timestamp"] == 100
+    create = Envelope("c", "p", "span-create", 100, 100, {"id": "o1", "traceId": "t", "startTime": 100})
+    update = Envelope("u", "p", "span-update", 400, 400, {"id": "o1", "startTime": 400, "endTime": 500})
+    for events in ([create, update], [update, create]):
+        state = fold(events)
+        assert (state.values["start_time"], state.values["end_time"]) == (100, 500)
+    # An event's time wins over one synthesized from the trace's observations (negative
+    # versions), whichever is earlier; of synthesized ones, the earliest start.
+    trace = EntityState("p", "t")
+    obs = Envelope("o", "p", "span-create", 50, 50, {"id": "o1", "traceId": "t", "startTime": 40})
+    synthesize_trace(trace, obs, OBSERVATION)
+    apply(trace, last, TRACE)
+    assert trace.values["timestamp"] == 900
+    synthesize_trace(trace, Envelope("o2", "p", "span-create", 10, 10, {"id": "o2", "startTime": 5}), OBSERVATION)
+    assert trace.values["timestamp"] == 900
+    early = EntityState("p", "t")
+    for start in (40, 5, 70):
+        synthesize_trace(early, Envelope("o", "p", "span-create", 80, 80, {"id": "o", "startTime": start}), OBSERVATION)
+    assert early.values["timestamp"] == 5
 
 
 def test_an_update_does_not_override_the_type_of_a_create() -> None:

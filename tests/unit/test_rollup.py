@@ -199,6 +199,33 @@ def test_a_correction_replaces_usage_and_an_early_update_moves_with_its_create()
     assert store.view()[2] == {("p", date(2026, 11, 21), "m"): (1, 2, 20, 10, 30, Decimal(20))}
 
 
+def test_the_ledger_day_is_the_first_start_an_sdk_sent() -> None:
+    # An update that sends the start again, later (as SDKs do), does not move the usage to
+    # its day: the earliest event's start stays, as in the ClickHouse fold.
+    create = env(
+        "e1",
+        "generation-create",
+        0,
+        {
+            "id": "g",
+            "traceId": "t",
+            "model": "m",
+            "startTime": to_micros("2026-11-21T23:59:59Z"),
+            "usage": {"input": 1},
+        },
+    )
+    update = env(
+        "e2", "generation-update", 5, {"id": "g", "traceId": "t", "startTime": to_micros("2026-11-22T00:00:01Z")}
+    )
+    from datetime import date
+
+    for order in ([create, update], [update, create]):
+        store = Store()
+        for event in order:
+            store.write([event])
+        assert [key[1] for key in store.view()[2]] == [date(2026, 11, 21)]
+
+
 def test_a_replay_under_new_prices_re_prices_exactly() -> None:
     events = [
         env("e1", "generation-create", 0, {"id": "g1", "traceId": "t", "model": "m", "usage": {"input": 4}}),

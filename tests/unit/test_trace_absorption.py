@@ -28,6 +28,7 @@ BODY = st.fixed_dictionaries(
         "userId": st.sampled_from(["u1", "u2", None]),
         "sessionId": st.sampled_from(["s1", "s2"]),
         "name": st.sampled_from(["run", "other"]),
+        "timestamp": st.sampled_from([1_795_000_000_000_000, 1_795_000_001_000_000]),
         "release": st.sampled_from(["1", 1, True]),
         "metadata": st.dictionaries(st.sampled_from(["k1", "k2"]), st.sampled_from([1, True, "1", None]), max_size=2),
         "tags": st.lists(st.sampled_from(["a", "b"]), max_size=2, unique=True),
