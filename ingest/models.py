@@ -14,10 +14,9 @@ import orjson
 from aiohttp import web
 
 from health.http import error
-from ingest.auth import AuthUnavailable
 from ingest.encoding import ClientError
 from ingest.intake import Intake
-from sinks.postgres.client import PostgresError
+from ingest.stored import stored
 from sinks.postgres.models import Model, ModelTable, parse_definition
 
 PATH = "/api/public/models"
@@ -37,10 +36,7 @@ async def list_models(request: web.Request) -> web.Response:
     page, limit = _positive(request, "page", 1), _positive(request, "limit", 50)
     if limit > _MAX_LIMIT:
         raise ClientError(f"limit must be at most {_MAX_LIMIT}")
-    try:
-        models, total = await table.visible(project_id, offset=(page - 1) * limit, limit=limit)
-    except PostgresError as exc:
-        raise AuthUnavailable(str(exc)) from exc
+    models, total = await stored(table.visible(project_id, offset=(page - 1) * limit, limit=limit))
     meta = {"page": page, "limit": limit, "totalItems": total, "totalPages": math.ceil(total / limit)}
     return _json({"data": [model_json(m) for m in models], "meta": meta})
 
@@ -52,10 +48,7 @@ async def create_model(request: web.Request) -> web.Response:
         new = parse_definition(await intake.json(request))
     except ValueError as exc:
         raise ClientError(str(exc)) from None
-    try:
-        model = await table.create(project_id, new)
-    except PostgresError as exc:
-        raise AuthUnavailable(str(exc)) from exc
+    model = await stored(table.create(project_id, new))
     request["log_msg"] = "model created"
     request["log"] = {"model_id": model.id, "model_name": model.model_name}
     return _json(model_json(model))
@@ -63,10 +56,8 @@ async def create_model(request: web.Request) -> web.Response:
 
 async def get_model(request: web.Request) -> web.Response:
     project_id, table = await _caller(request)
-    try:
-        model = await table.get(project_id, request.match_info["id"])
-    except PostgresError as exc:
-        raise AuthUnavailable(str(exc)) from exc
+    model_id = request.match_info["id"]
+    model = None if _names_none(model_id) else await stored(table.get(project_id, model_id))
     if model is None:
         return error(404, "not_found", "Model not found")
     return _json(model_json(model))
@@ -75,12 +66,11 @@ async def get_model(request: web.Request) -> web.Response:
 async def delete_model(request: web.Request) -> web.Response:
     project_id, table = await _caller(request)
     model_id = request.match_info["id"]
-    try:
-        if await table.delete(project_id, model_id):
-            return _json({"message": "Model successfully deleted"})
-        model = await table.get(project_id, model_id)
-    except PostgresError as exc:
-        raise AuthUnavailable(str(exc)) from exc
+    if _names_none(model_id):
+        return error(404, "not_found", "Model not found")
+    if await stored(table.delete(project_id, model_id)):
+        return _json({"message": "Model successfully deleted"})
+    model = await stored(table.get(project_id, model_id))
     if model is not None:  # a shipped default
         raise ClientError("models managed by AgentTrace cannot be deleted; define the same model in your project")
     return error(404, "not_found", "Model not found")
@@ -122,6 +112,11 @@ async def _caller(request: web.Request) -> tuple[str, ModelTable]:
     intake: Intake = request.app["intake"]
     caller = await intake.caller(request)
     return caller.project_id, ModelTable(request.app["postgres"])
+
+
+def _names_none(model_id: str) -> bool:
+    # Postgres text cannot hold NUL, so no stored id has one: asking the store would fail.
+    return "\x00" in model_id
 
 
 def _positive(request: web.Request, name: str, default: int) -> int:

@@ -86,18 +86,20 @@ def parse_definition(doc: Any, *, per_million: bool = False) -> NewModel:
     if not isinstance(doc, dict):
         raise ValueError("a model definition must be an object")
     name, pattern = doc.get("modelName"), doc.get("matchPattern")
-    if not isinstance(name, str) or not name.strip() or len(name) > _MAX_NAME:
-        raise ValueError(f"modelName must be a non-empty string of at most {_MAX_NAME} characters")
-    if not isinstance(pattern, str) or not pattern or len(pattern) > _MAX_PATTERN:
-        raise ValueError(f"matchPattern must be a non-empty string of at most {_MAX_PATTERN} characters")
+    if not isinstance(name, str) or not name.strip() or len(name) > _MAX_NAME or "\x00" in name:
+        raise ValueError(f"modelName must be a non-empty string of at most {_MAX_NAME} characters, without NUL")
+    if not isinstance(pattern, str) or not pattern or len(pattern) > _MAX_PATTERN or "\x00" in pattern:
+        raise ValueError(f"matchPattern must be a non-empty string of at most {_MAX_PATTERN} characters, without NUL")
     compile_pattern(pattern)
     unit = doc.get("unit") or "TOKENS"
-    if unit not in UNITS:
+    if not isinstance(unit, str) or unit not in UNITS:
         raise ValueError(f"unit must be one of {', '.join(sorted(UNITS))}")
     try:
         start_us = to_micros(doc.get("startDate"))
+        if start_us is not None:
+            _datetime(start_us)  # a datetime holds the years 1 to 9999 only
     except (ValueError, OverflowError):
-        raise ValueError("startDate must be an ISO 8601 date or time") from None
+        raise ValueError("startDate must be an ISO 8601 date or time in the years 1 to 9999") from None
     prices = _prices(doc)
     if per_million:
         # In decimal: 2.5 * 1e-6 is 2.4999999999999998e-06 in binary, which the read API would
@@ -113,8 +115,30 @@ def parse_definition(doc: Any, *, per_million: bool = False) -> NewModel:
         unit,
         prices,
         tokenizer,
-        doc.get("tokenizerConfig"),
+        _tokenizer_config(doc.get("tokenizerConfig")),
     )
+
+
+def _tokenizer_config(config: Any) -> Any:
+    """The config as jsonb can store it: a body may nest deeper than orjson encodes (254), and
+    jsonb cannot hold NUL in a string."""
+    try:
+        orjson.dumps(config)
+    except orjson.JSONEncodeError:
+        raise ValueError("tokenizerConfig is nested too deeply") from None
+    if _holds_nul(config):
+        raise ValueError("tokenizerConfig cannot hold NUL characters")
+    return config
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any("\x00" in k or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 def _prices(doc: Mapping[str, Any]) -> dict[str, float]:

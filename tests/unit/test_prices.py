@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.fold import EntityState
 from pipeline.prices import USAGE_TYPES, ModelPrice, PriceBook, priced
+from pipeline.times import datetime_from_micros
 from sinks.clickhouse.schema import dialect_for
 from sinks.clickhouse.writer import ClickHouseWriter
 from sinks.postgres.models import default_models, parse_definition
@@ -54,6 +56,10 @@ def test_a_usage_total_not_sent_is_the_sum_of_every_usage_type() -> None:
     assert "total" not in priced(huge, {}, None)[0]  # past what a count column holds
 
 
+# Deeper than orjson encodes (254 levels), as a 5 MB body may be: orjson parses 1,024.
+_DEEP = orjson.loads("[" * 300 + "]" * 300)
+
+
 @pytest.mark.parametrize(
     ("doc", "message"),
     [
@@ -68,6 +74,15 @@ def test_a_usage_total_not_sent_is_the_sum_of_every_usage_type() -> None:
         ({"modelName": "m", "matchPattern": "^m$", "inputPrice": 1, "prices": {"input": 1}}, "one way"),
         ({"modelName": "m", "matchPattern": "^m$", "unit": "LITERS", "inputPrice": 1}, "unit"),
         ({"modelName": "m", "matchPattern": "^m$", "inputPrice": 1, "startDate": "soon"}, "startDate"),
+        # Each of these was a 500 or a 503 from the api: the store or the encoder failed instead.
+        ({"modelName": "m", "matchPattern": "^m$", "unit": [None], "inputPrice": 1}, "unit"),
+        ({"modelName": "m", "matchPattern": "^m$", "inputPrice": 1, "startDate": "0001-01-01T00:00:00+01:00"}, "9999"),
+        ({"modelName": "m", "matchPattern": "^m$", "inputPrice": 1, "startDate": "9999-12-31T23:59:59-01:00"}, "9999"),
+        ({"modelName": "m\x00", "matchPattern": "^m$", "inputPrice": 1}, "NUL"),
+        ({"modelName": "m", "matchPattern": "^m\x00$", "inputPrice": 1}, "NUL"),
+        ({"modelName": "m", "matchPattern": "^m$", "inputPrice": 1, "tokenizerConfig": {"k": ["\x00"]}}, "NUL"),
+        ({"modelName": "m", "matchPattern": "^m$", "inputPrice": 1, "tokenizerConfig": {"\x00": 1}}, "NUL"),
+        ({"modelName": "m", "matchPattern": "^m$", "inputPrice": 1, "tokenizerConfig": _DEEP}, "deeply"),
         (
             {"modelName": "m", "matchPattern": "^m$",
              "pricingTiers": [{"isDefault": False, "conditions": [{"usageDetailPattern": "input"}], "prices": {}}]},
@@ -78,6 +93,34 @@ def test_a_usage_total_not_sent_is_the_sum_of_every_usage_type() -> None:
 def test_bad_definitions_are_refused_with_a_reason(doc: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_definition(doc)
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
+# Not matchPattern: some random patterns make `re` warn (a nested set), an error under pytest.
+_FIELDS = ("modelName", "startDate", "unit", "inputPrice", "outputPrice", "totalPrice", "prices", "pricingTiers",
+           "tokenizerId", "tokenizerConfig")  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(changes=st.dictionaries(st.sampled_from(_FIELDS), _JSON))
+def test_any_json_definition_is_refused_with_a_reason_or_stores(changes: dict) -> None:
+    # A client's definition is either a ValueError (the api's 400) or one the table can store.
+    try:
+        new = parse_definition({"modelName": "m", "matchPattern": "^m$", "inputPrice": 1} | changes)
+    except ValueError:
+        return
+    orjson.dumps(new.tokenizer_config)
+    assert "\x00" not in new.model_name
+    if new.start_us is not None:
+        assert 1 <= datetime_from_micros(new.start_us).year <= 9999
 
 
 def test_a_pattern_that_matches_nothing_and_a_default_tier_are_fine() -> None:
