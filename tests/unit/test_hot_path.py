@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from pipeline.envelope import GROUP_VERSION, TEXT_FIELDS, VERSION, Envelope, Group, decode_record
 from pipeline.errors import EnvelopeError, PoisonEvent
 from pipeline.events import EVENT_TYPES, OBSERVATION_TYPES, TIME_FIELDS, UPDATE_TYPES
-from pipeline.fold import FIELDS, OBSERVATION, SCORE, TRACE, EntityState, apply, usage_and_cost
+from pipeline.fold import FIELDS, FIRST_WINS, OBSERVATION, SCORE, TRACE, EntityState, apply, usage_and_cost
 from pipeline.prices import priced
 from pipeline.times import MAX_US, column_of_micros, micros_of_column, micros_to_iso, to_micros
 from sinks.clickhouse.schema import dialect_for
@@ -357,12 +357,14 @@ def test_an_entity_folds_alike_from_its_record(events: Events) -> None:
 
 def replayed(table: str, events: list[Envelope]) -> EntityState:
     """The oracle: oldest first (a stable sort: of equal times, the later folded), each event overwrites
-    the fields and map keys it carries."""
+    the fields and map keys it carries, but for the FIRST_WINS fields an earlier event set."""
     state = EntityState("p", "x", first_ts=min(map(when, events), default=0), last_ts=max(map(when, events), default=0))
     for env in sorted(events, key=when):
         t, body, metadata = when(env), env.body, env.body.get("metadata")
         for key, (column, conv) in FIELDS[table].items():
             if key in body and (value := conv(body[key])) is not None:
+                if column in FIRST_WINS and state.versions.get(column, t) < t:
+                    continue  # the earliest event's value stays
                 state.values[column], state.versions[column] = value, t
         wrapped = {} if metadata is None else metadata if isinstance(metadata, dict) else {"metadata": metadata}
         maps = {"metadata": wrapped}  # metadata that is not an object is kept under "metadata"
