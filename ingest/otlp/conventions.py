@@ -242,12 +242,13 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("ai.prompt", OBS, "input", 9, _io),
     ("traceloop.entity.input", OBS, "input", 10, _io),
     ("input.value", OBS, "input", 11, _io),
-    ("prompt", OBS, "input", 15, _io),  # Logfire's agent run
-    ("gen_ai.tool.call.arguments", OBS, "input", 12, _io),
-    ("ai.toolCall.args", OBS, "input", 12, _io),
-    ("tool_arguments", OBS, "input", 13, _io),
-    ("ai.values", OBS, "input", 14, _io_items),
-    ("ai.value", OBS, "input", 14, _io),
+    ("input", OBS, "input", 12, _io),  # Pydantic's (Logfire) and Pipecat's, after OpenInference's
+    ("prompt", OBS, "input", 16, _io),  # Logfire's agent run
+    ("gen_ai.tool.call.arguments", OBS, "input", 13, _io),
+    ("ai.toolCall.args", OBS, "input", 13, _io),
+    ("tool_arguments", OBS, "input", 14, _io),
+    ("ai.values", OBS, "input", 15, _io_items),
+    ("ai.value", OBS, "input", 15, _io),
     ("gen_ai.system_instructions", HINTS, "system", 0, _io),
     # output
     ("langfuse.observation.output", OBS, "output", 0, _io),
@@ -264,9 +265,10 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("final_result", OBS, "output", 9, _io),
     ("traceloop.entity.output", OBS, "output", 10, _io),
     ("output.value", OBS, "output", 11, _io),
-    ("gen_ai.tool.call.result", OBS, "output", 12, _io),
-    ("ai.toolCall.result", OBS, "output", 12, _io),
-    ("tool_response", OBS, "output", 13, _io),
+    ("output", OBS, "output", 12, _io),
+    ("gen_ai.tool.call.result", OBS, "output", 13, _io),
+    ("ai.toolCall.result", OBS, "output", 13, _io),
+    ("tool_response", OBS, "output", 14, _io),
     # model
     ("langfuse.observation.model.name", OBS, "model", 0, coerce.text),
     ("gen_ai.response.model", OBS, "model", 1, coerce.text),
@@ -349,9 +351,10 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("langfuse.observation.completion_start_time", OBS, "completionStartTime", 0, coerce.timestamp),
     ("ai.response.msToFirstChunk", HINTS, "msToFirstChunk", 0, coerce.amount),
     ("ai.stream.msToFirstChunk", HINTS, "msToFirstChunk", 1, coerce.amount),
-    # Pydantic AI's, in seconds; Strands' (its timeToFirstByteMs), in milliseconds.
+    # Pydantic AI's, in seconds. Strands' (its timeToFirstByteMs) in milliseconds, OpenLIT's in
+    # seconds (the GenAI metric's unit), under one name: mapping.py reads it by the scope.
     ("gen_ai.client.operation.time_to_first_chunk", HINTS, "msToFirstChunk", 2, _milliseconds_of_seconds),
-    ("gen_ai.server.time_to_first_token", HINTS, "msToFirstChunk", 3, coerce.amount),
+    ("gen_ai.server.time_to_first_token", HINTS, "timeToFirstToken", 0, coerce.amount),
     ("langfuse.observation.prompt.name", OBS, "promptName", 0, coerce.text),
     ("langfuse.prompt.name", OBS, "promptName", 1, coerce.text),
     ("ai.telemetry.metadata.langfusePrompt", OBS, "promptName", 2, _prompt_field("name", coerce.text)),
@@ -398,7 +401,7 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("deployment.environment.name", SHARED, "environment", 1, coerce.text),
     ("deployment.environment", SHARED, "environment", 2, coerce.text),
     ("langfuse.release", SHARED, "release", 0, coerce.text),
-    ("service.version", SHARED, "release", 1, coerce.text),
+    ("service.version", SHARED, "version", 1, coerce.text),  # Langfuse's reading, not a release
     ("langfuse.version", SHARED, "version", 0, coerce.text),
 )
 
@@ -522,6 +525,6 @@ RESOURCE: Final[tuple[tuple[str, str, int, Coerce], ...]] = (
     ("deployment.environment.name", "environment", 1, coerce.text),
     ("deployment.environment", "environment", 2, coerce.text),
     ("langfuse.release", "release", 0, coerce.text),
-    ("service.version", "release", 1, coerce.text),
+    ("service.version", "version", 1, coerce.text),
     ("langfuse.version", "version", 0, coerce.text),
 )

@@ -341,7 +341,7 @@ def _map_span(span: Any, context: tuple[Any, ...], result: MappingResult) -> str
         body["statusMessage"] = status.message
     hints = groups.get(HINTS)
     if hints:
-        _compose(hints, body, metadata, start, obs_type, langfuse_usage)
+        _compose(hints, body, metadata, start, obs_type, langfuse_usage, scope_meta["name"])
     if not langfuse_usage and "usageDetails" in body:
         _cache_out_of_input(body["usageDetails"])
     from_events = _add_metadata(body, span, metadata, groups, resource_attrs, scope_meta)
@@ -407,6 +407,7 @@ def _compose(
     start: int,
     obs_type: str | None,
     langfuse_usage: bool,
+    scope: str,
 ) -> None:
     """The fields some instrumentations spread over several attributes."""
     provider = hints.get("providerMetadata")
@@ -431,8 +432,10 @@ def _compose(
         else:
             metadata["ai.response.toolCalls"] = calls
     ms = hints.get("msToFirstChunk")
+    if ms is None and "timeToFirstToken" in hints:
+        ms = hints["timeToFirstToken"] * (1000 if scope.startswith("openlit") else 1)
     if ms is not None and "completionStartTime" not in body:
-        first = start + int(ms * 1000)
+        first = start + round(ms * 1000)  # round: 147.8 ms in binary, times 1000, is 147799.99...
         if MIN_US <= first < MAX_US:
             body["completionStartTime"] = first
 

@@ -101,7 +101,7 @@ async def assert_stored(ch: ClickHouse, project: NewKey, ids: dict[str, str], ru
     traces = await eventually(
         lambda: rows(
             ch,
-            f"SELECT id, name, user_id, session_id, release, environment FROM traces FINAL WHERE project_id = '{pid}'",
+            f"SELECT id, name, user_id, session_id, version, environment FROM traces FINAL WHERE project_id = '{pid}'",
         ),
         lambda r: len(r) == 1,
         timeout_s=60,
@@ -111,7 +111,7 @@ async def assert_stored(ch: ClickHouse, project: NewKey, ids: dict[str, str], ru
         "name": "go agent run",  # langfuse.trace.name over the root span's name
         "user_id": f"user-{run_id}",
         "session_id": f"session-{run_id}",
-        "release": "rel-1",
+        "version": "1.4.2",  # the resource's service.version, as Langfuse reads it
         "environment": "sdk-test",
     }
 
@@ -128,7 +128,7 @@ async def assert_read(project: NewKey, ids: dict[str, str], run_id: str) -> None
 
     assert (doc["id"], doc["name"]) == (trace_id, "go agent run")
     assert (doc["userId"], doc["sessionId"]) == (f"user-{run_id}", f"session-{run_id}")
-    assert (doc["release"], doc["environment"]) == ("rel-1", "sdk-test")
+    assert (doc["version"], doc["release"], doc["environment"]) == ("1.4.2", None, "sdk-test")
     assert doc["totalCost"] == pytest.approx(COST)
     obs = {o["id"]: o for o in doc["observations"]}
     llm, tool = obs[ids["chat_id"]], obs[ids["tool_id"]]

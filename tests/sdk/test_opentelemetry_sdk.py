@@ -48,7 +48,7 @@ def export(exporter: SpanExporter, run_id: str) -> dict[str, str]:
         resource=Resource.create(
             {
                 "service.name": "sdk-test",
-                "service.version": "rel-1",
+                "service.version": "1.4.2",
                 "deployment.environment.name": "sdk-test",
             }
         )
@@ -185,7 +185,7 @@ async def assert_landed(ch: ClickHouse, project: NewKey, ids: dict[str, str], ru
     traces = await eventually(
         lambda: rows(
             ch,
-            f"SELECT id, name, user_id, session_id, release, environment FROM traces FINAL WHERE project_id = '{pid}'",
+            f"SELECT id, name, user_id, session_id, version, environment FROM traces FINAL WHERE project_id = '{pid}'",
         ),
         lambda r: len(r) == 1,
         timeout_s=60,
@@ -195,6 +195,6 @@ async def assert_landed(ch: ClickHouse, project: NewKey, ids: dict[str, str], ru
         "name": "invoke_agent planner",
         "user_id": f"user-{run_id}",
         "session_id": f"session-{run_id}",
-        "release": "rel-1",
+        "version": "1.4.2",  # the resource's service.version, as Langfuse reads it
         "environment": "sdk-test",
     }

@@ -660,6 +660,23 @@ def test_time_to_first_chunk_attributes_give_the_completion_start() -> None:
     assert pydantic_ai["completionStartTime"] == start + 354_800
     strands = one({"gen_ai.server.time_to_first_token": 379})["body"]  # its timeToFirstByteMs
     assert strands["completionStartTime"] == start + 379_000
+    # OpenLIT's, under the same name, in seconds (the GenAI metric's unit).
+    result = map_request(
+        request(span({"gen_ai.server.time_to_first_token": 0.1478}), scope=("openlit.instrumentation.openai", "1.45"))
+    )
+    assert observations(result)[0]["body"]["completionStartTime"] == start + 147_800
+    # An explicit time to the first chunk still wins.
+    both = one({"ai.stream.msToFirstChunk": 12.0, "gen_ai.server.time_to_first_token": 379})["body"]
+    assert both["completionStartTime"] == start + 12_000
+
+
+def test_plain_input_and_output_attributes_are_the_payloads() -> None:
+    # Logfire's OpenAI Agents spans and Pipecat's: after OpenInference's input.value.
+    tool = one({"input": '{"city": "Paris"}', "output": "sunny, 21C in Paris"})["body"]
+    assert (tool["input"], tool["output"]) == ({"city": "Paris"}, "sunny, 21C in Paris")
+    assert "input" not in tool.get("metadata", {}) and "output" not in tool.get("metadata", {})
+    both = one({"input": "plain", "input.value": "openinference"})["body"]
+    assert both["input"] == "openinference"
 
 
 def test_invoke_agent_keeps_its_model_and_usage_out_of_the_ledger() -> None:
@@ -833,7 +850,9 @@ def test_environment_and_release_precedence_between_span_and_resource() -> None:
     result = map_request(request(span(span_id=ROOT, parent=b""), resource=resource))
     trace, obs = result.events
     assert obs["body"]["environment"] == trace["body"]["environment"] == "res-env"
-    assert trace["body"]["release"] == "1.0.0"  # service.version is the release fallback
+    # service.version is the version's fallback (as Langfuse reads it), not a release.
+    assert (trace["body"]["version"], obs["body"]["version"]) == ("1.0.0", "1.0.0")
+    assert "release" not in trace["body"]
     result = map_request(
         request(
             span({"deployment.environment.name": "span-env", "langfuse.release": "rel"}, span_id=ROOT, parent=b""),
@@ -843,6 +862,9 @@ def test_environment_and_release_precedence_between_span_and_resource() -> None:
     trace, obs = result.events
     assert obs["body"]["environment"] == trace["body"]["environment"] == "span-env"
     assert trace["body"]["release"] == "rel"
+    result = map_request(request(span({"langfuse.version": "v2"}, span_id=ROOT, parent=b""), resource=resource))
+    trace, obs = result.events
+    assert trace["body"]["version"] == obs["body"]["version"] == "v2"
 
 
 # --- precedence and inference ------------------------------------------------------------

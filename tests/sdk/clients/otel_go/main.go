@@ -136,7 +136,7 @@ func record(ctx context.Context, exporter sdktrace.SpanExporter, run string, err
 	// resource.Default() adds telemetry.sdk.*, as a Go service's resource usually has.
 	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(
 		attribute.String("service.name", "sdk-test-go"),
-		attribute.String("service.version", "rel-1"),
+		attribute.String("service.version", "1.4.2"),
 		attribute.String("deployment.environment.name", "sdk-test"),
 	))
 	if err != nil {
