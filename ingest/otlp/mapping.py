@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import orjson
+
 from ingest.otlp import attributes as coerce
 from ingest.otlp.attributes import SKIP, attributes_dict
 from ingest.otlp.conventions import (
@@ -45,7 +47,7 @@ from ingest.otlp.conventions import (
     USAGE,
 )
 from ingest.otlp.router import WHOLE, Router
-from ingest.otlp.wire import Span
+from ingest.otlp.wire import Link, Span, SpanEvent, Status
 from pipeline.events import InvalidEvent, check_keys
 from pipeline.times import MAX_US, MIN_US, micros_to_iso
 
@@ -148,12 +150,18 @@ class Slices:
                 while at < len(spans):
                     span = spans[at]
                     size = span.size if type(span) is Span else span.ByteSize()
+                    error: str | None = None
                     if most and size > most:
-                        error: str | None = (
-                            f"span {_show(span.span_id)}: {size} bytes on the wire,"
-                            f" larger than an event may be ({most})"
-                        )
-                    else:
+                        # Its longest values cut to half an event (JSON may spell them longer).
+                        trimmed = trimmed_span(span, most // 2)
+                        if trimmed is None:
+                            error = (
+                                f"span {_show(span.span_id)}: {size} bytes on the wire,"
+                                f" larger than an event may be ({most})"
+                            )
+                        else:
+                            span, size = trimmed, most // 2
+                    if error is None:
                         if limit and result.weight >= limit:
                             full = True
                             break
@@ -178,6 +186,83 @@ class Slices:
         if result.repeated:
             result.events = absorb_trace_events(result.events)
         return result
+
+
+# A span with more attributes than this is not trimmed (trimmed_span) but refused unmapped: tiny
+# attributes map into ~13 times their length, which trimming the long ones does not bound.
+_TRIM_MAX_ATTRIBUTES: Final = 4_000
+TRUNCATED: Final = "agenttrace.truncated"
+
+
+def trimmed_span(span: Any, budget: int) -> Span | None:
+    """The span with its longest text values cut so that all its values weigh about `budget`
+    characters, or None when that cannot be done (too many attributes, or too much that is not
+    text).
+
+    Instrumentations record a long prompt whole, some twice (OpenInference: `input.value` and
+    the `llm.input_messages.*`), so a large-context call makes a span longer than a Kafka record
+    may be. Refused, it was lost whole, silently: OTel exporters ignore partial success. Cut,
+    the call keeps its model, usage, cost and timing, and the beginning of every text; the
+    attribute `agenttrace.truncated` (in metadata) names each value cut and its length.
+    """
+    attributes = coerce.flat(span.attributes)
+    events = [(e, coerce.flat(e.attributes)) for e in span.events]
+    lists = [attributes, *(attrs for _, attrs in events)]
+    if sum(len(attrs) for attrs in lists) // 2 > _TRIM_MAX_ATTRIBUTES:
+        return None
+    lengths: list[int] = []
+    rest = 0
+    for attrs in lists:
+        for i in range(1, len(attrs), 2):
+            value = attrs[i]
+            if type(value) is str:
+                lengths.append(len(value))
+            elif value is not None and type(value) is not bool and type(value) is not int and type(value) is not float:
+                rest += len(orjson.dumps(value, default=str))
+    if rest >= budget:
+        return None
+    # The longest a text may stay: the largest cap at which the texts, cut to it, fit what is
+    # left. With the i + 1 longest cut and the rest whole, it is what the rest leave them.
+    lengths.sort(reverse=True)
+    left, after = budget - rest, sum(lengths)
+    cap = lengths[0] if lengths else 0
+    if after > left:
+        for i, n in enumerate(lengths):
+            after -= n
+            cap = (left - after) // (i + 1)
+            if cap >= (lengths[i + 1] if i + 1 < len(lengths) else 0):
+                break
+    cut: dict[str, int] = {}
+
+    def trim(attrs: list[Any], prefix: str) -> list[Any]:
+        out = list(attrs)
+        for i in range(1, len(out), 2):
+            value = out[i]
+            if type(value) is str and len(value) > cap:
+                cut[prefix + str(out[i - 1])] = len(value)
+                out[i] = value[:cap]
+        return out
+
+    trimmed = Span()
+    trimmed.trace_id, trimmed.span_id, trimmed.parent_span_id = span.trace_id, span.span_id, span.parent_span_id
+    trimmed.name = span.name
+    trimmed.status = Status()  # OTLP/JSON's spans are upb's messages: copied into the wire's
+    trimmed.status.code, trimmed.status.message = span.status.code, span.status.message
+    trimmed.links = []
+    for link in span.links:
+        kept = Link()
+        kept.trace_id, kept.span_id, kept.attributes = link.trace_id, link.span_id, coerce.flat(link.attributes)
+        trimmed.links.append(kept)
+    trimmed.start_time_unix_nano, trimmed.end_time_unix_nano = span.start_time_unix_nano, span.end_time_unix_nano
+    trimmed.attributes = trim(attributes, "")
+    trimmed.events = []
+    for n, (event, attrs) in enumerate(events):
+        copy = SpanEvent()
+        copy.name, copy.time_unix_nano, copy.attributes = event.name, event.time_unix_nano, trim(attrs, f"event {n} ")
+        trimmed.events.append(copy)
+    if cut:
+        trimmed.attributes += [TRUNCATED, cut]
+    return trimmed
 
 
 # How many of a trace's kept events a later one is weighed against: a bound on the work a

@@ -29,7 +29,7 @@ from sinks.clickhouse.client import ClickHouse
 from sinks.postgres.client import Postgres
 from sinks.postgres.keys import NewKey, create_key
 from tests.edge_process import edge_process
-from tests.support import API, basic_auth, eventually, sample, scrape
+from tests.support import API, basic_auth, eventually, rows, sample, scrape
 
 pytestmark = pytest.mark.stack
 
@@ -493,18 +493,40 @@ async def test_events_larger_than_kafka_takes_get_413_each(http: aiohttp.ClientS
     assert [s["id"] for s in answer["successes"]] == [doc["batch"][0]["id"], doc["batch"][2]["id"]]
     assert [(e["id"], e["status"]) for e in answer["errors"]] == [(big["id"], 413)]
 
+
+async def test_an_otlp_span_larger_than_kafka_takes_is_kept_with_its_prompt_cut(
+    http: aiohttp.ClientSession, ch: ClickHouse, project: NewKey
+) -> None:
+    # A span is the client's one unit: refused, it would be lost whole and silently (exporters
+    # ignore partial success). Its long values are cut instead, and metadata says so.
     spans = orjson.loads(otlp_json(2))
-    attr = {"key": "gen_ai.prompt", "value": {"stringValue": HUGE}}
-    spans["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"] = [attr]
+    attrs = [
+        {"key": "gen_ai.prompt", "value": {"stringValue": HUGE}},
+        {"key": "gen_ai.request.model", "value": {"stringValue": "gpt-4o"}},
+        {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "275000"}},
+    ]
+    first = spans["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    first["attributes"] = attrs
     async with http.post(
         f"{API}{OTLP}",
         data=io.BytesIO(orjson.dumps(spans)),
         headers={**basic_auth(project), "Content-Type": "application/json"},
     ) as r:
         assert r.status == 200, await r.text()
-        partial = (await r.json())["partialSuccess"]
-    assert int(partial["rejectedSpans"]) >= 1
-    assert "larger than" in partial["errorMessage"]
+        assert "partialSuccess" not in await r.json()
+    span_id = first["spanId"]  # hex in OTLP/JSON
+    [row] = await eventually(
+        lambda: rows(
+            ch,
+            f"SELECT provided_model_name, input_tokens, length(input) AS n, metadata FROM observations FINAL "
+            f"WHERE project_id = '{project.project_id}' AND id = '{span_id}'",
+        ),
+        lambda found: len(found) == 1,
+        timeout_s=30,
+    )
+    assert (row["provided_model_name"], row["input_tokens"]) == ("gpt-4o", 275_000)
+    assert 400_000 < row["n"] < 510_000
+    assert orjson.loads(row["metadata"])["agenttrace.truncated"] == {"gen_ai.prompt": len(HUGE)}
 
 
 # ---------------------------------------------------------------------------------------------

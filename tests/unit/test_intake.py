@@ -326,19 +326,20 @@ async def test_an_otlp_export_is_mapped_and_appended_a_slice_at_a_time() -> None
     )
     assert len(whole.records) == 1 and len(sliced.records) >= 10
     assert [(e.id, e.type, e.body) for e in sliced.envelopes()] == [(e.id, e.type, e.body) for e in whole.envelopes()]
-    assert len(whole.envelopes()) == 1 + 297  # the root's trace, and every valid span
-    # Rejections are the request's, whichever slice met them: two spans without a trace id and
-    # one longer than an event may be, refused before it is mapped.
+    assert len(whole.envelopes()) == 1 + 298  # the root's trace, and every valid span
+    # Rejections are the request's, whichever slice met them: two spans without a trace id. The
+    # one longer than an event may be is kept, its long value cut (mapping.trimmed_span).
     assert (a.rejected, a.message) == (b.rejected, b.message)
-    assert a.rejected == 3
-    assert "larger than an event may be (1000000)" in a.message
+    assert a.rejected == 2
+    [padded] = [e for e in whole.envelopes() if "agenttrace.truncated" in e.body.get("metadata", {})]
+    assert list(padded.body["metadata"]["agenttrace.truncated"].values()) == [1_100_000]
     assert (
         log_whole
         == log_sliced
         == {
-            "events": 298,
-            "rejected": 3,
-            "observations_count": 297,
+            "events": 299,
+            "rejected": 2,
+            "observations_count": 298,
             "trace_id": "5b8efff798038103d269b633813fc60c",
         }
     )

@@ -17,7 +17,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from ingest.otlp import map_request as _map_request
 from ingest.otlp import parse_request
 from ingest.otlp.conventions import EXACT, INDEXED, PREFIXED
-from ingest.otlp.mapping import MappingResult
+from ingest.otlp.mapping import MappingResult, Slices
 from ingest.otlp.wire import Request, WireError, parse
 from pipeline.fold import usage_and_cost
 from pipeline.prices import ModelPrice, priced
@@ -1233,3 +1233,45 @@ def test_an_index_in_another_script_s_digits_is_a_plain_attribute_not_a_lost_spa
     # str.isdigit() takes "²", which int() refuses: the span was rejected whole for one key.
     event = one({"llm.input_messages.².message.content": "x", "gen_ai.prompt.².content": "y"})
     assert event["body"]["traceId"]
+
+
+# --- spans longer than an event may be ------------------------------------------------------
+
+
+def test_a_span_longer_than_an_event_is_kept_with_its_longest_texts_cut() -> None:
+    """A large-context call recorded twice over (OpenInference: input.value and the messages):
+    cut to fit, it keeps its model, usage and the start of every text, and says what was cut."""
+    prompt = "x" * 700_000
+    attrs = {
+        "openinference.span.kind": "LLM",
+        "llm.model_name": "gpt-4o",
+        "input.value": prompt,
+        "llm.input_messages.0.message.role": "user",
+        "llm.input_messages.0.message.content": prompt,
+        "output.value": "short answer",
+        "llm.token_count.prompt": 175_000,
+        "llm.token_count.completion": 3,
+    }
+    req = request(span(attrs, span_id=ROOT, parent=b""))
+    limit = 1_000_000
+    assert req.ByteSize() > limit
+    for parsed in (req, parse(req.SerializeToString())):  # OTLP/JSON's messages, and the wire's
+        result = Slices(parsed, 0, limit).next()
+        assert result.rejected == 0, result.errors
+        [gen] = observations(result)
+        body = gen["body"]
+        assert gen["type"] == "generation-create" and body["model"] == "gpt-4o"
+        assert body["usageDetails"]["input"] == 175_000 and body["output"] == "short answer"
+        assert len(orjson.dumps(gen)) < limit
+        cut = body["metadata"]["agenttrace.truncated"]
+        assert cut == {"input.value": 700_000, "llm.input_messages.0.message.content": 700_000}
+        content = body["input"][0]["content"]
+        assert prompt.startswith(content) and 200_000 < len(content) < 300_000
+
+
+def test_a_long_span_of_countless_attributes_is_still_refused_unmapped() -> None:
+    attrs = {f"k{i}": "v" * 300 for i in range(5_000)}
+    req = request(span(attrs))
+    result = Slices(req, 0, 1_000_000).next()
+    assert result.rejected == 1 and "larger than an event may be" in result.errors[0]
+    assert result.events == []
