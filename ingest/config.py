@@ -27,7 +27,8 @@ class EdgeConfig:
     # 5,000 spans parses into ~4 (otlp/wire.py) and peaks at ~9 while mapped (tracemalloc): 10
     # covers both. Bodies of tiny things parse into more: JSON of tiny values is weighed by its
     # values too (Intake.body), OTLP spans are mapped a slice at a time (max_mapped_bytes), and
-    # a span longer than an event may be is refused unmapped (bench/hostile.py's last waves).
+    # a span longer than an event may be is mapped with its long values cut, or refused unmapped
+    # when it has too many attributes for that (bench/hostile.py's last waves).
     # The bound leaves an idle api (~90 MB, 40 of them shared libraries) and the buffers of
     # refused connections within the 150 MB budget: one maximal batch at a time, or a hundred
     # ordinary requests.

@@ -104,10 +104,11 @@ class Slices:
 
     `next()` maps spans until they weigh `slice_weight` (0: the whole request), and `done` says
     whether any are left; each slice carries the request's rejections so far. A span longer
-    than `max_span_bytes` on the wire (0: no limit) is rejected unmapped: its event would be
-    longer still (JSON spells out what protobuf packs, and ids double as hex), past the edge's
-    limit for an event, and one of tiny attributes parses and maps into ~13 times its length
-    (bench/hostile.py's OTLP wave).
+    than `max_span_bytes` on the wire (0: no limit) would map into a longer event still (JSON
+    spells out what protobuf packs, and ids double as hex), past the edge's limit for an event:
+    it is mapped with its longest texts cut (trimmed_span), or rejected unmapped when it has
+    more attributes than cutting can bound (one of tiny attributes parses and maps into ~13
+    times its length: bench/hostile.py's OTLP wave).
 
     A cursor over the request, which it lets go with the last slice. Not a generator: a
     compiled one keeps its loops' lists, so the parse, until it is itself dropped; nor a list
