@@ -279,8 +279,9 @@ _FIELD_LISTS: Final = {
     table: tuple((key, *spec) for key, spec in fields.items() if spec[0] not in FIRST_WINS)
     for table, fields in FIELDS.items()
 }
-_FIRST_LISTS: Final = {
-    table: tuple((key, *spec) for key, spec in fields.items() if spec[0] in FIRST_WINS)
+# Each table's one FIRST_WINS field: (key, column, converter).
+_FIRST_FIELD: Final = {
+    table: next((key, *spec) for key, spec in fields.items() if spec[0] in FIRST_WINS)
     for table, fields in FIELDS.items()
 }
 # And for events whose input and output came as texts (Envelope.texts).
@@ -307,10 +308,8 @@ def apply(state: EntityState, env: Envelope, table: str) -> None:
             if key in body:
                 columns.append(column)
                 converted.append(conv(body[key]))
-        firsts: list[tuple[str, Any]] = []
-        for key, column, conv in _FIRST_LISTS[table]:
-            if key in body:
-                firsts.append((column, conv(body[key])))
+        first_key_, first_column, first_conv = _FIRST_FIELD[table]
+        first = first_conv(body[first_key_]) if first_key_ in body else None
         others: list[tuple[str, Any, int]] = []
         maps: list[tuple[str, dict[str, Any]]] = []
         metadata = body.get("metadata")
@@ -347,10 +346,9 @@ def apply(state: EntityState, env: Envelope, table: str) -> None:
         if value is not None and (fresh or ts >= versions.get(column, UNSET)):
             values[column] = value
             versions[column] = ts
-    for column, value in firsts:
-        if value is not None and (fresh or first_key(ts) >= first_key(versions.get(column, UNSET))):
-            values[column] = value
-            versions[column] = ts
+    if first is not None and (fresh or first_key(ts) >= first_key(versions.get(first_column, UNSET))):
+        values[first_column] = first
+        versions[first_column] = ts
     for column, value, version in others:
         if value is not None and version >= versions.get(column, UNSET):
             values[column] = value
