@@ -174,7 +174,9 @@ async def test_the_purge_removes_a_deleted_scores_rows(
         ((n,),) = await ch.fetch(f"SELECT count() FROM scores WHERE project_id = '{pid}' AND id = '{score}'")
         return int(n)
 
-    assert await stored(doomed) >= 2  # the row and its deleted copy, until a merge collapses them
+    # The row is there to purge: with its deleted copy once the stage writes it, one row again
+    # once a merge collapses them (CI once saw that before this count).
+    assert await stored(doomed) >= 1
     purge = TombstonePurge(pg, ch, PurgeConfig(after_s=0))
 
     async def purged() -> list[tuple[Any, ...]]:
