@@ -49,6 +49,7 @@ from ingest.otlp.conventions import (
 from ingest.otlp.router import WHOLE, Router
 from ingest.otlp.wire import Link, Span, SpanEvent, Status
 from pipeline.events import InvalidEvent, check_keys
+from pipeline.fold import FIRST_WINS, TRACE_FIELDS
 from pipeline.times import MAX_US, MIN_US, micros_to_iso
 
 _EVENT_TYPES: Final = {t: f"{t}-create" for t in OBSERVATION_TYPES}
@@ -266,6 +267,8 @@ def trimmed_span(span: Any, budget: int) -> Span | None:
     return trimmed
 
 
+# The trace body's keys whose fold keeps the earliest event's value.
+_TRACE_FIRST_WINS: Final = frozenset(key for key, (column, _) in TRACE_FIELDS.items() if column in FIRST_WINS)
 # How many of a trace's kept events a later one is weighed against: a bound on the work a
 # request of many spans of one trace, each with trace fields of its own, can cause.
 _ABSORBERS: Final = 4
@@ -279,10 +282,10 @@ def absorb_trace_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     event as well as its observation, and each stage folds nearly twice the events. A trace
     event B decides nothing when another event A of its trace sets each field B sets (metadata:
     each key; tags: each tag), to the same value, at the same or a later time: in the fold the
-    later version wins (pipeline/fold.apply) and A's value is B's. Not when B sets the trace's
-    timestamp, which the earliest event keeps (a root span's event is kept so). B is dropped then, unless it
-    is the trace's earliest event, whose time is the trace's first time (`touch`); the latest
-    is never dropped, as nothing is later. The fold of what remains equals the fold of all of
+    later version wins (pipeline/fold.apply) and A's value is B's; not for a field whose
+    earliest setter wins (fold.FIRST_WINS: the trace's timestamp, which only a root sets). Such
+    a B is dropped unless it is the trace's earliest event, whose time is the trace's first
+    time (`touch`); the latest is never dropped, as nothing is later. The fold of what remains equals the fold of all of
     them, in any order; a trace exported whole maps to two trace events, not one a span.
     """
     groups: dict[Any, list[int]] = {}
@@ -317,11 +320,11 @@ def absorb_trace_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _covers(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Whether trace body `a` sets every field `b` sets, to the same value, so that a later `a`
-    decides what `b` would: not for a timestamp, whose earliest setter wins (fold.FIRST_WINS)."""
+    decides what `b` would: never for a field whose earliest setter wins."""
     for key, value in b.items():
         if value is None:  # sets nothing: a null never overwrites
             continue
-        if key == "timestamp":
+        if key in _TRACE_FIRST_WINS:
             return False
         other = a.get(key)
         if key == "metadata" and type(value) is dict and type(other) is dict:
