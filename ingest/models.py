@@ -70,10 +70,13 @@ async def delete_model(request: web.Request) -> web.Response:
         return error(404, "not_found", "Model not found")
     if await stored(table.delete(project_id, model_id)):
         return _json({"message": "Model successfully deleted"})
-    model = await stored(table.get(project_id, model_id))
-    if model is not None:  # a shipped default
-        raise ClientError("models managed by AgentTrace cannot be deleted; define the same model in your project")
-    return error(404, "not_found", "Model not found")
+    # Langfuse answers 404 for a shipped model too; the message says why it cannot go.
+    return error(
+        404,
+        "not_found",
+        "No model with this id found in the project. Models managed by AgentTrace cannot be deleted;"
+        " define a model of the same modelName in the project to override one.",
+    )
 
 
 def model_json(m: Model) -> dict[str, Any]:

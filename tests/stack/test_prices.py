@@ -185,7 +185,7 @@ async def test_models_api_scopes_validates_and_protects_defaults(
     async with http.delete(f"{API}/api/public/models/{mine['id']}", headers=basic_auth(other)) as r:
         assert r.status == 404
     async with http.delete(f"{API}/api/public/models/at-openai-gpt-4o", headers=basic_auth(project)) as r:
-        assert r.status == 400 and "cannot be deleted" in (await r.json())["message"]
+        assert r.status == 404 and "cannot be deleted" in (await r.json())["message"]
     for bad in (
         {"modelName": "x", "matchPattern": "(", "inputPrice": 1},
         {"modelName": "x", "matchPattern": "^x$", "inputPrice": -1},
