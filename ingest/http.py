@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
 from loguru import logger
@@ -14,16 +15,23 @@ from health.http import Handler, error
 from ingest.auth import AuthUnavailable, Unauthorized
 from ingest.encoding import ClientError
 from ingest.limits import Overloaded, RateLimited, release_held
+from ingest.otlp.decode import encode_status, response_content_type
 from ingest.publisher import PublishError
 
 _CLIENT_ERRORS = {400: "bad_request", 404: "not_found", 409: "conflict", 413: "too_large", 415: "unsupported"}
 _OTHER_SIGNALS = ("/v1/metrics", "/v1/logs")
+# OTLP/HTTP's paths (and the signals we refuse under them): their errors are OTLP Status bodies.
+_OTLP_PATHS = ("/v1/", "/api/public/otel/")
+# An error's headers that outlive its re-encoding (the rest are the body's).
+_BODY_HEADERS = frozenset({"content-type", "content-length"})
 
 
 @web.middleware
 async def translate(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         response = await _answer(request, handler)
+        if response.status >= 400 and request.path.startswith(_OTLP_PATHS):
+            response = _as_otlp_status(request, response)
         if response.status in (413, 503) and request.content_length and not request.content.is_eof():
             # Refused before its body was read: close rather than read and discard megabytes
             # to keep the connection alive for a client that is sending too much anyway.
@@ -73,6 +81,25 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
     except (PublishError, AuthUnavailable) as exc:
         logger.warning("dependency unavailable", request_id=request["request_id"], error=str(exc))
         return error(503, "unavailable", "the event log is unavailable; retry later", {"Retry-After": "5"})
+
+
+def _as_otlp_status(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+    """An error answer re-encoded as OTLP/HTTP requires: a google.rpc.Status in the request's
+    encoding, with the same status and headers (Retry-After, WWW-Authenticate, X-RateLimit-*)."""
+    if not isinstance(response, web.Response) or not isinstance(response.body, bytes):
+        return response
+    try:
+        message = str(orjson.loads(response.body)["message"])
+    except (orjson.JSONDecodeError, TypeError, KeyError):
+        message = response.reason or str(response.status)
+    content_type = request.headers.get("Content-Type")
+    headers = {k: v for k, v in response.headers.items() if k.lower() not in _BODY_HEADERS}
+    return web.Response(
+        status=response.status,
+        body=encode_status(response.status, message, content_type),
+        content_type=response_content_type(content_type),
+        headers=headers,
+    )
 
 
 def is_http2_preface(exc: object) -> bool:

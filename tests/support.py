@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import aiohttp
 import grpc
 from aiokafka import AIOKafkaProducer
+from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -82,6 +83,19 @@ async def rows(ch: ClickHouse, sql: str) -> list[dict[str, Any]]:
     """Query and return dicts; `sql` must name its columns explicitly."""
     cols = [c.strip().split(" AS ")[-1] for c in sql.split("SELECT", 1)[1].split("FROM", 1)[0].split(",")]
     return [dict(zip(cols, r, strict=True)) for r in await ch.fetch(sql)]
+
+
+async def otlp_error(r: aiohttp.ClientResponse) -> tuple[int, str]:
+    """The code and message of an OTLP/HTTP error answer: a google.rpc.Status in the request's
+    encoding, as the specification requires (and exporters parse for their logs)."""
+    if r.content_type == "application/json":
+        doc = await r.json()
+        assert set(doc) == {"code", "message"}, doc
+        return int(doc["code"]), str(doc["message"])
+    assert r.content_type == "application/x-protobuf", r.content_type
+    status = Status()
+    status.ParseFromString(await r.read())
+    return status.code, status.message
 
 
 async def scrape(http: Any, base: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

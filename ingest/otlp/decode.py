@@ -20,10 +20,14 @@ from ingest.encoding import DecodeError, UnsupportedMediaType
 from ingest.otlp import wire
 from ingest.otlp.json_request import build_request
 
-__all__ = ["encode_response", "media_type", "parse_request", "response_content_type"]
+__all__ = ["encode_response", "encode_status", "media_type", "parse_request", "response_content_type"]
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
+
+# google.rpc.Code for an HTTP status (the codes gRPC maps those statuses from), for `Status.code`.
+_RPC_CODES = {400: 3, 401: 16, 403: 7, 404: 12, 405: 12, 409: 10, 413: 8, 415: 3, 429: 8, 503: 14}
+_RPC_UNKNOWN = 2
 
 _MEDIA_TYPES = {
     "application/x-protobuf": PROTOBUF,
@@ -90,3 +94,23 @@ def encode_response(partial_rejected: int, message: str, content_type: str | Non
         response.partial_success.rejected_spans = partial_rejected
         response.partial_success.error_message = message
     return response.SerializeToString()
+
+
+def encode_status(http_status: int, message: str, content_type: str | None) -> bytes:
+    """A `google.rpc.Status` in the request's encoding: what OTLP/HTTP puts in the body of every
+    4xx and 5xx answer. Exporters (the Collector's among them) parse it for the message to log;
+    a body of another shape leaves them with the bare status code."""
+    code = _RPC_CODES.get(http_status, _RPC_UNKNOWN)
+    if response_content_type(content_type) is JSON:
+        return orjson.dumps({"code": code, "message": message})
+    text = message.encode()
+    return b"\x08" + _varint(code) + b"\x12" + _varint(len(text)) + text
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)

@@ -29,7 +29,7 @@ from sinks.clickhouse.client import ClickHouse
 from sinks.postgres.client import Postgres
 from sinks.postgres.keys import NewKey, create_key
 from tests.edge_process import edge_process
-from tests.support import API, basic_auth, eventually, rows, sample, scrape
+from tests.support import API, basic_auth, eventually, otlp_error, rows, sample, scrape
 
 pytestmark = pytest.mark.stack
 
@@ -111,7 +111,11 @@ async def test_bodies_past_the_limit_get_413(
     async with http.post(f"{API}{path}", data=data, headers=headers) as r:
         assert r.status == 413, await r.text()
         assert r.headers["X-Request-ID"]
-        doc = await r.json()
+        if path == OTLP:  # OTLP/HTTP's error body: a Status (code RESOURCE_EXHAUSTED)
+            code, message = await otlp_error(r)
+            doc = {"error": "too_large" if code == 8 else code, "message": message}
+        else:
+            doc = await r.json()
     assert doc["error"] == "too_large"
     assert str(LIMIT) in doc["message"]
     after = sample(await scrape(http, API), "http_requests_total", method="POST", path=path, status="413")
@@ -128,7 +132,11 @@ async def test_bodies_of_too_many_tiny_values_get_413_before_they_are_parsed(
     headers = {**basic_auth(project), "Content-Type": "application/json"}
     async with http.post(f"{API}{path}", data=io.BytesIO(values), headers=headers) as r:
         assert r.status == 413, await r.text()
-        doc = await r.json()
+        if path == OTLP:
+            code, message = await otlp_error(r)
+            doc = {"error": "too_large" if code == 8 else code, "message": message}
+        else:
+            doc = await r.json()
     assert doc["error"] == "too_large"
     assert re.search(r"holds 150000\d JSON values", doc["message"]), doc["message"]
     # Fewer pass the weighing, and get the route's own answer (the batch is empty; numbers are
@@ -183,7 +191,10 @@ async def test_rate_limit_per_project(http: aiohttp.ClientSession, pg: Postgres,
             headers = {**basic_auth(project), "Content-Type": content_type}
             async with http.post(f"{edge.url}{path}", data=body, headers=headers) as r:
                 assert r.status == 429, path
-                assert (await r.json())["error"] == "rate_limited"
+                if path == OTLP:
+                    assert (await otlp_error(r))[0] == 8  # RESOURCE_EXHAUSTED
+                else:
+                    assert (await r.json())["error"] == "rate_limited"
                 limit, left, reset = _window(r.headers)
                 assert (limit, left) == (RATE, 0)
                 assert int(r.headers["Retry-After"]) == reset and 0 < reset <= 60

@@ -13,7 +13,7 @@ import pytest
 from sinks.postgres.client import Postgres
 from sinks.postgres.keys import NewKey, create_key
 from tests.stack.test_read_api import TIMEOUT_S, event, ingest
-from tests.support import API, basic_auth, eventually
+from tests.support import API, basic_auth, eventually, otlp_error
 
 pytestmark = pytest.mark.stack
 
@@ -340,11 +340,14 @@ async def test_malformed_parameters_are_400(
 async def test_unknown_paths_and_methods_answer_json(http: aiohttp.ClientSession, project: NewKey) -> None:
     status, doc = await get(http, project, "/api/public/no-such-thing")
     assert status == 404 and doc["error"] == "not_found" and "message" in doc
-    # OpenTelemetry exporters of other signals, pointed at the traces' base URL.
-    for path in ("/v1/metrics", "/api/public/otel/v1/logs"):
-        async with http.post(f"{API}{path}", data=b"\x00", headers=basic_auth(project)) as r:
-            assert r.status == 404 and r.content_type == "application/json", path
-            assert "traces only" in (await r.json())["message"], path
+    # OpenTelemetry exporters of other signals, pointed at the traces' base URL: an OTLP Status
+    # in the request's encoding (protobuf when it names none), which exporters log.
+    for path, content_type in (("/v1/metrics", None), ("/api/public/otel/v1/logs", "application/json")):
+        headers = {**basic_auth(project), **({"Content-Type": content_type} if content_type else {})}
+        async with http.post(f"{API}{path}", data=b"\x00", headers=headers) as r:
+            assert r.status == 404 and r.content_type == (content_type or "application/x-protobuf"), path
+            code, message = await otlp_error(r)
+            assert code == 12 and "traces only" in message, path
     async with http.put(f"{API}/api/public/traces", headers=basic_auth(project)) as r:
         assert r.status == 405 and r.headers["Allow"] == "DELETE, GET"
         assert (await r.json())["error"] == "method_not_allowed"
