@@ -67,6 +67,7 @@ class Settings:
             min_insync_replicas=int(num("TOPIC_MIN_INSYNC_REPLICAS", TopicConfig.min_insync_replicas)),
             retention_ms=int(num("TOPIC_RETENTION_MS", TopicConfig.retention_ms)),
         )
+        max_body = int(num("MAX_BODY_BYTES", EdgeConfig.max_body_bytes))
         settings = cls(
             kafka_bootstrap=get("KAFKA_BOOTSTRAP", cls.kafka_bootstrap),
             topics=topics,
@@ -78,7 +79,10 @@ class Settings:
             redis=RedisConfig(url=get("REDIS_URL", RedisConfig.url)),
             edge=EdgeConfig(
                 grpc_address=get("GRPC_ADDRESS", EdgeConfig.grpc_address),
-                max_body_bytes=int(num("MAX_BODY_BYTES", EdgeConfig.max_body_bytes)),
+                max_body_bytes=max_body,
+                # Never below the general limit, which an operator may have raised alone.
+                max_otlp_body_bytes=int(num("MAX_OTLP_BODY_BYTES", max(EdgeConfig.max_otlp_body_bytes, max_body))),
+                otlp_piece_bytes=min(EdgeConfig.otlp_piece_bytes, max_body),
                 max_event_bytes=int(num("MAX_EVENT_BYTES", EdgeConfig.max_event_bytes)),
                 max_inflight_bytes=int(num("MAX_INFLIGHT_BYTES", EdgeConfig.max_inflight_bytes)),
                 publish_timeout_s=num("PUBLISH_TIMEOUT_S", EdgeConfig.publish_timeout_s),

@@ -1,7 +1,8 @@
 """Hostile load against the edge, then its memory: 100 bodies of 6 MiB, 100 gzip bombs, 100
 batches of 10,000 events, 100 OTLP exports of one span with ~400k tiny attributes (5 MB of
-protobuf that parse and map into ~15 times their size), 100 of ~100k tiny spans (~35 times)
-and 100 batches whose metadata holds ~480k tiny values (~25 times), all at once per kind; then
+protobuf that parse and map into ~15 times their size), 100 of ~100k tiny spans (~35 times),
+100 batches whose metadata holds ~480k tiny values (~25 times) and 10 OTLP exports of 33 MB of
+tiny spans (taken in pieces), all at once per kind; then
 20 media uploads of 32 MiB through the media API, half of them not the bytes declared (refused
 once read); then `--count` reads at once of the largest prompts (1 MiB: a text, a chat of ~30k
 messages, a chat resolving a reference), and as many of a page of 50 dataset items of 256 KiB
@@ -274,6 +275,8 @@ async def main(api: str, count: int, runs: int, settle_s: float, apps: dict[str,
     otlp_headers = {**headers, "Content-Type": "application/x-protobuf"}
     spans = tiny_spans(5 * 1024 * 1024 - 4096)
     values = tiny_values(5 * 1024 * 1024 - 4096)
+    # What an OTLP/protobuf export may be (cut into pieces past 5 MiB): of tiny spans, the worst.
+    large = tiny_spans(32 * 1024 * 1024 - 4096)
     waves = {
         "bodies": (f"{count} x 6 MiB bodies", url, [(big, headers)] * count),
         "bombs": (
@@ -296,6 +299,11 @@ async def main(api: str, count: int, runs: int, settle_s: float, apps: dict[str,
             f"{count} batches of tiny JSON values ({len(values) / 1e6:.1f} MB)",
             url,
             [(values, headers)] * count,
+        ),
+        "large": (
+            f"{count // 10} OTLP exports of tiny spans ({len(large) / 1e6:.1f} MB, taken in pieces)",
+            f"{api}/v1/traces",
+            [(large, otlp_headers)] * (count // 10),
         ),
     }
     media_count = min(count, 20)

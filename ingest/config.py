@@ -14,6 +14,13 @@ class EdgeConfig:
     grpc_address: str = "127.0.0.1:4317"
     # Langfuse's limit; measured after decompression so a small gzip bomb is still refused.
     max_body_bytes: int = 5 * 1024 * 1024
+    # OTLP/protobuf exports may be this long (decompressed): a Collector's batch processor sends
+    # 8,192 spans a request by default, 10-30 MB of spans that carry prompts. One past
+    # max_body_bytes is cut into requests of otlp_piece_bytes (otlp/split.py), parsed and
+    # appended one after another: memory holds the body and one piece's parse, not ~10 times
+    # the body. 413 (which exporters do not retry) only past this.
+    max_otlp_body_bytes: int = 32 * 1024 * 1024
+    otlp_piece_bytes: int = 512 * 1024
     # One event's envelope. Kafka refuses a record past its message.max.bytes (1 MiB by
     # default) and the producer's max_request_size; a larger event gets 413 at the edge rather
     # than a 503 that clients would retry forever. Raise all three together.
@@ -66,6 +73,10 @@ class EdgeConfig:
             raise ValueError("AGENTTRACE_GRPC_ADDRESS must be HOST:PORT with a port in 1..65535")
         if self.max_body_bytes <= 0 or self.max_inflight_bytes < self.max_body_bytes:
             raise ValueError("max_inflight_bytes must be at least max_body_bytes")
+        if self.max_otlp_body_bytes < self.max_body_bytes:
+            raise ValueError("max_otlp_body_bytes must be at least max_body_bytes")
+        if not 0 < self.otlp_piece_bytes <= self.max_body_bytes:
+            raise ValueError("otlp_piece_bytes must be positive and at most max_body_bytes")
         if self.memory_per_body_byte < 0:
             raise ValueError("memory_per_body_byte must not be negative")
         if self.max_mapped_bytes <= 0:

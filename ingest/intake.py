@@ -105,34 +105,51 @@ class Intake:
         Overloaded past the bound (the transports that hand over whole messages, like gRPC)."""
         return self._inflight.hold(n * (1 + self.config.memory_per_body_byte))
 
-    async def body(self, request: web.Request, *, json: bool = False) -> bytes:
+    async def body(self, request: web.Request, *, json: bool = False, split: bool = False) -> bytes:
         """The decompressed body; 413 past the limit, 503 when too many bytes are in flight.
-        With `json`, weighed by its values too (`_weigh_json`).
+        With `json`, weighed by its values too (`_weigh_json`). With `split` (an OTLP/protobuf
+        export), up to max_otlp_body_bytes: one past max_body_bytes is parsed a piece of
+        otlp_piece_bytes at a time (otlp/split.py), so only that much of it is reserved as parsed.
 
         The bytes stay counted until the answer is sent (`hold_budget` releases them): the
         body, its decompressed copy and what is parsed from it live that long, Kafka's
         acknowledgement included.
         """
-        limit = self.config.max_body_bytes
+        config = self.config
+        whole = config.max_body_bytes  # parsed whole up to this
+        limit = config.max_otlp_body_bytes if split else whole
         declared = request.content_length
         if declared is not None and declared > limit:
             raise BodyTooLarge(f"body exceeds {limit} bytes")  # before reading any of it
         held = self._inflight.hold_for(request)
-        parsed = self.config.memory_per_body_byte
+        parsed = config.memory_per_body_byte
         encoded = bool(request.headers.get("Content-Encoding"))
-        per_byte = 1 if encoded else 1 + parsed  # a plain body: what parsing it costs too
+        # A plain body: what parsing it costs too, reserved before it is read, for as much of it
+        # as is parsed whole.
+        per_byte = 1 if encoded else 1 + parsed
+        read = 0
+
+        def reserve(n: int) -> None:
+            nonlocal read
+            whole_part = max(0, min(n, whole - read))
+            read += n
+            held.grow(whole_part * per_byte + (n - whole_part))
+
         if declared is not None:
-            held.grow(declared * per_byte)  # before a byte is read
+            reserve(declared)  # before a byte is read
             raw = await _read(request, limit)
         else:
             # Chunked (OpenTelemetry's Node exporter always sends so): reserved as it arrives.
             # Reserving the most it may be (55 MiB at the defaults, past the 40 MiB budget) made
             # every chunked request refuse, and be refused by, any other in flight.
-            raw = await _read(request, limit, lambda n: held.grow(n * per_byte))
+            raw = await _read(request, limit, reserve)
         data = decompress(raw, request.headers.get("Content-Encoding"), limit)
         del raw  # the compressed copy, when there was one
-        if encoded:
-            held.grow(len(data) * (1 + parsed))  # the decompressed copy, and what it parses into
+        size = len(data)
+        if encoded:  # the decompressed copy, and what it parses into
+            held.grow(size * (1 + parsed) if size <= whole else size + config.otlp_piece_bytes * parsed)
+        elif size > whole:  # a plain body past `whole`: the pieces' parse
+            held.grow(config.otlp_piece_bytes * parsed)
         if json:
             self._weigh_json(data, held)
         return data

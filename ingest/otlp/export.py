@@ -10,7 +10,9 @@ from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from ingest.encoding import DecodeError
 from ingest.intake import Caller, Intake, handing_over
+from ingest.otlp import split, wire
 from ingest.otlp.experiments import ROOT, Link, experiment_item
 from ingest.otlp.mapping import Slices, as_tuples
 from ingest.otlp.wire import Request
@@ -34,6 +36,8 @@ async def export_spans(
     source: str,
     log: dict[str, Any],
     link: Link | None = None,
+    *,
+    rate_counted: bool = False,
 ) -> Exported:
     """Append the request's valid spans; invalid ones are counted in `rejected`, not fatal.
 
@@ -48,6 +52,9 @@ async def export_spans(
     Counted slice by slice, a limit met on a later slice answered 429 after earlier slices were
     accepted, and the client's retry counted those again.
 
+    With `rate_counted`, the spans were counted already (export_pieces counts a request's
+    pieces once, up front).
+
     With `link`, the spans that root an SDK experiment's dataset items are handed to it once
     all are appended (experiments.py): the links name traces that are then in the log.
 
@@ -58,7 +65,7 @@ async def export_spans(
     spans = sum(len(scope.spans) for resource in export.resource_spans for scope in resource.scope_spans)
     slices = Slices(export, config.max_mapped_bytes, config.max_event_bytes)
     del export  # what it was read into: the slices let it go once the last span is mapped
-    counted = False
+    counted = rate_counted
     log.update(events=0, rejected=0)
     headers: dict[str, str] = {}
     mapped_rejected, mapped_errors = 0, []
@@ -90,3 +97,47 @@ async def export_spans(
         await link(caller.project_id, experiment_items)
         log["experiment_items"] = len(experiment_items)
     return Exported(mapped_rejected + refused, "; ".join([*mapped_errors, *sorted(reasons)]), headers)
+
+
+async def export_pieces(
+    intake: Intake, caller: Caller, data: bytes, source: str, log: dict[str, Any], link: Link | None = None
+) -> Exported:
+    """An OTLP/protobuf export longer than max_body_bytes, a piece of otlp_piece_bytes at a time
+    (split.py): parsed and appended one after another, so that memory holds the body and one
+    piece's parse.
+
+    Every piece is parsed once before anything is appended: a malformed export is refused
+    whole (400), as one parsed whole would be, and its spans are counted against the rate limit
+    once. A failure while appending a later piece answers as for a whole request (503): the
+    client's retry appends the earlier pieces again, with the same event ids, which every
+    stage folds once.
+    """
+    size = intake.config.otlp_piece_bytes
+    spans = 0
+    try:
+        for piece in split.pieces(data, size):
+            export = wire.parse(piece)
+            spans += sum(len(scope.spans) for resource in export.resource_spans for scope in resource.scope_spans)
+            del export
+    except wire.WireError as exc:
+        raise DecodeError(f"malformed protobuf: {exc}") from None
+    headers = await intake.check_rate(caller, spans)
+    rejected, messages = 0, []
+    log.update(events=0, rejected=0, pieces=0)
+    for piece in split.pieces(data, size):
+        part: dict[str, Any] = {}
+        try:
+            done = await export_spans(intake, caller, wire.parse(piece), source, part, link, rate_counted=True)
+        finally:
+            log["pieces"] += 1
+            log["events"] += part.get("events", 0)
+            log["rejected"] += part.get("rejected", 0)
+            if "observations_count" in part:
+                log["observations_count"] = log.get("observations_count", 0) + part["observations_count"]
+            log["trace_id"] = log.get("trace_id") or part.get("trace_id")
+            if "experiment_items" in part:
+                log["experiment_items"] = log.get("experiment_items", 0) + part["experiment_items"]
+        rejected += done.rejected
+        if done.message:
+            messages.append(done.message)
+    return Exported(rejected, "; ".join(messages), headers)

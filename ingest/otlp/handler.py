@@ -12,9 +12,9 @@ from typing import Any
 from aiohttp import web
 
 from ingest.intake import Intake
-from ingest.otlp.decode import JSON, encode_response, media_type, parse_request, response_content_type
+from ingest.otlp.decode import JSON, PROTOBUF, encode_response, media_type, parse_request, response_content_type
 from ingest.otlp.experiments import Linker
-from ingest.otlp.export import export_spans
+from ingest.otlp.export import export_pieces, export_spans
 from pipeline.envelope import OTLP_HTTP
 
 
@@ -25,10 +25,15 @@ async def export_traces(request: web.Request) -> web.Response:
     response_type = response_content_type(content_type)
     log: dict[str, Any] = {}
     request["log"] = log
-    # Read and parsed in the call, not kept here: export_spans lets the request go once mapped.
-    reading = intake.body(request, json=media_type(content_type) is JSON)
-    export = parse_request(await reading, content_type)
-    done = await export_spans(intake, caller, export, OTLP_HTTP, log, Linker(request.app["postgres"]))
+    kind = media_type(content_type)
+    data = await intake.body(request, json=kind is JSON, split=kind is PROTOBUF)
+    linker = Linker(request.app["postgres"])
+    if len(data) > intake.config.max_body_bytes:  # protobuf: JSON is refused past it
+        done = await export_pieces(intake, caller, data, OTLP_HTTP, log, linker)
+    else:
+        export = parse_request(data, content_type)
+        del data  # parsed: export_spans lets the request go once mapped
+        done = await export_spans(intake, caller, export, OTLP_HTTP, log, linker)
     request["log_msg"] = "otlp spans ingested"
     return web.Response(
         status=200,

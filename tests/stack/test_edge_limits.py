@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import io
+import os
 import re
 import time
 import uuid
@@ -20,7 +21,12 @@ import aiohttp
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from agenttrace.settings import Settings
@@ -38,6 +44,10 @@ OTLP = "/v1/traces"
 LIMIT = 5 * 1024 * 1024  # the shared API's AGENTTRACE_MAX_BODY_BYTES (the default)
 OVER = b"\0" * (LIMIT + 1024)
 BOMB = gzip.compress(OVER)  # a few KiB on the wire, past the limit once inflated
+# OTLP/protobuf exports are cut into pieces past LIMIT (ingest/otlp/split.py), up to this.
+OTLP_LIMIT = 32 * 1024 * 1024  # AGENTTRACE_MAX_OTLP_BODY_BYTES (the default)
+OTLP_OVER = b"\0" * (OTLP_LIMIT + 1024)
+OTLP_BOMB = gzip.compress(OTLP_OVER)
 
 
 def batch(n: int, *, pad: int = 0) -> dict:
@@ -102,11 +112,13 @@ async def test_bodies_past_the_limit_get_413(
     http: aiohttp.ClientSession, project: NewKey, path: str, content_type: str, shape: str
 ) -> None:
     headers = {**basic_auth(project), "Content-Type": content_type}
-    data: object = io.BytesIO(OVER)  # aiohttp warns about raw bytes this large
+    protobuf = content_type == "application/x-protobuf"
+    limit, over, bomb = (OTLP_LIMIT, OTLP_OVER, OTLP_BOMB) if protobuf else (LIMIT, OVER, BOMB)
+    data: object = io.BytesIO(over)  # aiohttp warns about raw bytes this large
     if shape == "chunked":
-        data = _chunks(OVER)  # no Content-Length: the limit hits while reading
+        data = _chunks(over)  # no Content-Length: the limit hits while reading
     elif shape == "gzip-bomb":
-        data, headers["Content-Encoding"] = BOMB, "gzip"
+        data, headers["Content-Encoding"] = bomb, "gzip"
     before = sample(await scrape(http, API), "http_requests_total", method="POST", path=path, status="413")
     async with http.post(f"{API}{path}", data=data, headers=headers) as r:
         assert r.status == 413, await r.text()
@@ -117,7 +129,7 @@ async def test_bodies_past_the_limit_get_413(
         else:
             doc = await r.json()
     assert doc["error"] == "too_large"
-    assert str(LIMIT) in doc["message"]
+    assert str(limit) in doc["message"]
     after = sample(await scrape(http, API), "http_requests_total", method="POST", path=path, status="413")
     assert after >= before + 1
 
@@ -633,3 +645,73 @@ async def test_an_otlp_export_in_slices_is_refused_whole_by_the_rate_limit(setti
                 settled_at = time.monotonic() + 1
     traces = {e.body.get("traceId") or e.body.get("id") for e in found}
     assert traces == {admitted.hex()}, traces
+
+
+# ---------------------------------------------------------------------------------------------
+# A Collector's batch: 8,192 spans with prompts, past max_body_bytes, cut into pieces and kept.
+
+
+def _collector_batch(traces: int, per_trace: int, prompt_bytes: int) -> tuple[bytes, list[bytes]]:
+    """One export as an OpenTelemetry Collector's batch processor sends it: many traces under two
+    resources (each with a scope of its own), every span carrying a prompt."""
+    trace_ids = [uuid.uuid4().bytes for _ in range(traces)]
+
+    def prompt() -> str:
+        return os.urandom(prompt_bytes // 2).hex()
+
+    resources = []
+    for r in range(2):
+        spans = []
+        for t in trace_ids[r::2]:
+            for i in range(per_trace):
+                spans.append(
+                    Span(
+                        trace_id=t,
+                        span_id=uuid.uuid4().bytes[:8],
+                        name=f"call-{i}",
+                        start_time_unix_nano=1_795_773_600_000_000_000 + i,
+                        end_time_unix_nano=1_795_773_601_000_000_000 + i,
+                        attributes=[
+                            KeyValue(key="gen_ai.request.model", value=AnyValue(string_value="gpt-4o-mini")),
+                            KeyValue(
+                                key="gen_ai.prompt", value=AnyValue(string_value=os.urandom(prompt_bytes // 2).hex())
+                            ),
+                        ],
+                    )
+                )
+        resources.append(
+            ResourceSpans(
+                resource=Resource(attributes=[KeyValue(key="service.name", value=AnyValue(string_value=f"svc-{r}"))]),
+                scope_spans=[ScopeSpans(scope=InstrumentationScope(name=f"scope-{r}"), spans=spans)],
+            )
+        )
+    return ExportTraceServiceRequest(resource_spans=resources).SerializeToString(), trace_ids
+
+
+async def test_a_collector_batch_past_the_body_limit_is_kept_whole(
+    http: aiohttp.ClientSession, ch: ClickHouse, project: NewKey
+) -> None:
+    body, trace_ids = _collector_batch(traces=2048, per_trace=4, prompt_bytes=1600)
+    assert LIMIT * 2 < len(body) < OTLP_LIMIT
+    headers = {**basic_auth(project), "Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}
+    async with http.post(f"{API}{OTLP}", data=io.BytesIO(gzip.compress(body, 1)), headers=headers) as r:
+        assert r.status == 200, await r.text()
+        answer = ExportTraceServiceResponse()
+        answer.ParseFromString(await r.read())
+    assert not answer.HasField("partial_success")
+    counted = await eventually(
+        lambda: ch.fetch(
+            "SELECT count(), uniqExact(id), uniqExact(trace_id), sum(length(input) > 1600),"
+            " uniqExact(visitParamExtractRaw(metadata, 'resourceAttributes'))"
+            f" FROM observations FINAL WHERE project_id = '{project.project_id}'"
+        ),
+        lambda found: found[0][0] >= 8192,
+        timeout_s=60,
+    )
+    # Every span once, each with its prompt and under its own resource.
+    assert [tuple(r) for r in counted] == [(8192, 8192, 2048, 8192, 2)]
+    named = await rows(ch, f"SELECT count() AS n FROM traces FINAL WHERE project_id = '{project.project_id}'")
+    assert named == [{"n": 2048}]
+    assert {t.hex() for t in trace_ids[:3]} <= {
+        r["id"] for r in await rows(ch, f"SELECT id FROM traces FINAL WHERE project_id = '{project.project_id}'")
+    }
