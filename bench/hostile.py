@@ -2,7 +2,8 @@
 batches of 10,000 events, 100 OTLP exports of one span with ~400k tiny attributes (5 MB of
 protobuf that parse and map into ~15 times their size), 100 of ~100k tiny spans (~35 times),
 100 batches whose metadata holds ~480k tiny values (~25 times) and 10 OTLP exports of 33 MB of
-tiny spans (taken in pieces), all at once per kind; then
+tiny spans (taken in pieces), all at once per kind; 100 OTLP/gRPC exports at once (of 4.9 and
+9 MiB); then
 20 media uploads of 32 MiB through the media API, half of them not the bytes declared (refused
 once read); then `--count` reads at once of the largest prompts (1 MiB: a text, a chat of ~30k
 messages, a chat resolving a reference), and as many of a page of 50 dataset items of 256 KiB
@@ -164,6 +165,34 @@ async def wave(http: aiohttp.ClientSession, url: str, bodies: list[tuple[bytes, 
 MEDIA_BYTES = 32 * 1024 * 1024
 
 
+async def grpc_wave(target: str, authorization: str, count: int) -> Counter[str]:
+    """`count` TraceService/Export calls at once over 10 connections, of messages of 4.9 MiB
+    (within the limit: grpc core holds each whole before the method runs) and of 9 MiB (past
+    it), alternately; the codes they end with."""
+    import grpc  # here: the other waves run without it
+
+    within = _field(1, b"\x00" * (4900 * 1024))  # a ResourceSpans of zeros: refused once read
+    past = _field(1, b"\x00" * (9 * 1024 * 1024))
+    options = [("grpc.max_send_message_length", 64 << 20)]
+    channels = [grpc.aio.insecure_channel(target, options=options) for _ in range(10)]
+    seen: Counter[str] = Counter()
+
+    async def one(i: int) -> None:
+        call = channels[i % 10].unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+        try:
+            await call(within if i % 2 else past, metadata=(("authorization", authorization),), timeout=60)
+            seen["OK"] += 1
+        except grpc.aio.AioRpcError as exc:
+            seen[exc.code().name] += 1
+
+    try:
+        await asyncio.gather(*(one(i) for i in range(count)))
+    finally:
+        for channel in channels:
+            await channel.close()
+    return seen
+
+
 async def media_wave(http: aiohttp.ClientSession, api: str, headers: dict[str, str], count: int) -> Counter[str]:
     """`count` distinct media declared and uploaded at once; every other upload's last byte
     altered (the edge reads it whole, then refuses it for its hash)."""
@@ -258,7 +287,7 @@ async def sampled(pids: dict[str, int], work: Any) -> tuple[Any, dict[str, float
     return task.result(), peaks
 
 
-async def main(api: str, count: int, runs: int, settle_s: float, apps: dict[str, int]) -> int:
+async def main(api: str, count: int, runs: int, settle_s: float, apps: dict[str, int], grpc_target: str) -> int:
     settings = Settings.from_env()
     pg = Postgres(settings.postgres)
     await pg.start()
@@ -307,6 +336,7 @@ async def main(api: str, count: int, runs: int, settle_s: float, apps: dict[str,
         ),
     }
     media_count = min(count, 20)
+    waves["grpc"] = (f"{count} OTLP/gRPC exports at once, of 4.9 MiB and of 9 MiB in turn", "", [])
     waves["media"] = (f"{media_count} media uploads of 32 MiB, half not as declared", "", [])
     waves["prompts"] = (f"{count} reads at once of each of three 1 MiB prompts", "", [])
     waves["datasets"] = (f"{count} reads at once of a page of 50 dataset items of 256 KiB, and of items", "", [])
@@ -321,6 +351,8 @@ async def main(api: str, count: int, runs: int, settle_s: float, apps: dict[str,
                 began = time.monotonic()
                 if target:
                     work = wave(http, target, bodies)
+                elif kind == "grpc":
+                    work = grpc_wave(grpc_target, headers["Authorization"], count)
                 elif kind == "media":
                     work = media_wave(http, api, headers, media_count)
                 elif kind == "prompts":
@@ -365,7 +397,8 @@ if __name__ == "__main__":
     parser.add_argument("--count", type=int, default=100, help="requests per kind")
     parser.add_argument("--runs", type=int, default=1, help="repeat the three waves; medians over the runs")
     parser.add_argument("--settle-s", type=float, default=3.0, help="wait after a wave before reading RSS")
+    parser.add_argument("--grpc", default="127.0.0.1:4317", help="the api's OTLP/gRPC listener")
     parser.add_argument("--app", action="append", default=[], metavar="NAME=PORT", help="another process to watch")
     args = parser.parse_args()
     watched = {name: int(port) for name, _, port in (a.partition("=") for a in args.app)}
-    raise SystemExit(asyncio.run(main(args.api, args.count, args.runs, args.settle_s, watched)))
+    raise SystemExit(asyncio.run(main(args.api, args.count, args.runs, args.settle_s, watched, args.grpc)))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -120,7 +121,8 @@ def unary(service: str, method: str, handle: Method) -> grpc.RpcMethodHandler:
         HANDLED.labels(*labels, code)
     path = f"/{service}/{method}"
 
-    async def observed(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    async def observed(request: Message, context: grpc.aio.ServicerContext) -> bytes:
+        raw = request.take()
         metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
         call = Call(request_id_from(metadata.get("x-request-id")), metadata)
         STARTED.labels(*labels).inc()
@@ -159,14 +161,36 @@ def unary(service: str, method: str, handle: Method) -> grpc.RpcMethodHandler:
             trailers += tuple(call.trailers)
             if retry_s is not None:
                 trailers += retry_trailers(code, message, retry_s)
+            # abort() raises with this exception as its context, and grpc keeps what it raised
+            # in cycles only a full collection frees: the frames of its traceback held the
+            # message (100 refused messages of 9 MiB kept the api at 1 GB). Their locals go now.
+            chained: BaseException | None = exc
+            while chained is not None:
+                traceback.clear_frames(chained.__traceback__)
+                chained = chained.__cause__ or chained.__context__
+            del raw
             await context.abort(code, message, trailing_metadata=trailers)
             raise  # abort() raised already; this line is for the type checker
         record(grpc.StatusCode.OK)
         context.set_trailing_metadata(trailers + tuple(call.trailers))
         return response
 
-    # No (de)serializers: the method sees the bytes, to bound and decode them itself.
-    return grpc.unary_unary_rpc_method_handler(observed)
+    # The method sees the bytes, to bound and decode them itself.
+    return grpc.unary_unary_rpc_method_handler(observed, request_deserializer=Message)
+
+
+class Message:
+    """A request's bytes, handed over once: grpc keeps its request objects in reference cycles
+    (freed by a full collection, rare in the api), so it must not hold the bytes themselves."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: bytes) -> None:
+        self._data: bytes | None = data
+
+    def take(self) -> bytes:
+        data, self._data = self._data, None
+        return data or b""
 
 
 class GrpcListener:
