@@ -76,7 +76,9 @@ def observation(
     usage = _ints(json_of(r["usage_details"], {}))
     cost = _floats(json_of(r["cost_details"], {}))
     start, end, first = r["start_time"], r["end_time"], r["completion_start_time"]
-    tokens = {"input": usage.get("input", 0), "output": usage.get("output", 0), "total": usage.get("total", 0)}
+    usage_in, usage_out = _in_and_out(usage)
+    cost_in, cost_out = _in_and_out(cost)
+    tokens = {"input": usage_in or 0, "output": usage_out or 0, "total": usage.get("total", 0)}
     return {
         "id": r["id"],
         "projectId": project_id,
@@ -104,8 +106,8 @@ def observation(
         "inputPrice": prices.get("input"),
         "outputPrice": prices.get("output"),
         "totalPrice": prices.get("total"),
-        "calculatedInputCost": cost.get("input"),
-        "calculatedOutputCost": cost.get("output"),
+        "calculatedInputCost": cost_in,
+        "calculatedOutputCost": cost_out,
         "calculatedTotalCost": r["total_cost"],
         "latency": None if end is None else (end - start) / 1e6,
         "timeToFirstToken": None if first is None else (first - start) / 1e6,
@@ -119,6 +121,19 @@ def observation(
         "createdAt": iso(r.get("created_at")),
         "updatedAt": iso(r.get("updated_at")),
     }
+
+
+def _in_and_out(details: Mapping[str, Any]) -> tuple[Any, Any]:
+    """Usage or cost details as the v1 API sums them, as Langfuse does: input is every type
+    whose name says input (input_cached_tokens, cache_read_input_tokens beside input), output
+    likewise; None when there is none."""
+    total_in = total_out = None
+    for name, value in details.items():
+        if "input" in name:
+            total_in = (total_in or 0) + value
+        if "output" in name:
+            total_out = (total_out or 0) + value
+    return total_in, total_out
 
 
 def observation_v2(

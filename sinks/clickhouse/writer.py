@@ -646,15 +646,18 @@ class ClickHouseWriter:
         return Columns([out[c] for c in COLUMNS[table]], len(states))
 
     def _priced(self, s: EntityState, book: PriceBook | None = None) -> tuple[dict[str, int], dict[str, float], str]:
-        """Usage and cost with totals and the costs inferred from the model's price, and its id."""
+        """Usage and cost with totals and the costs inferred from the model's price, and the id
+        of the model definition its model matches: Langfuse links that one (internal_model_id)
+        whether or not its prices were needed, as when the client sent the cost."""
         values = s.values
         usage, cost = values.get("usage_details"), values.get("cost_details")
-        if not usage and not cost:
-            return {}, {}, ""  # what priced() makes of nothing, whatever the model: skip the lookup
+        name = values.get("provided_model_name")
+        if not usage and not cost and not name:
+            return {}, {}, ""  # what priced() makes of nothing, with no model: skip the lookup
         start = values.get("start_time", s.first_ts)
-        model = (book or self._prices()).match(s.project_id, values.get("provided_model_name") or "", start)
-        usage, cost, used = priced(usage or {}, cost or {}, model)
-        return usage, cost, model.id if used and model else ""
+        model = (book or self._prices()).match(s.project_id, name or "", start)
+        usage, cost, _ = priced(usage or {}, cost or {}, model)
+        return usage, cost, model.id if model else ""
 
     def _state(self, table: str, row: dict[str, Any]) -> EntityState:
         versions = versions_of(row["field_versions"])

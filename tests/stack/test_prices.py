@@ -91,6 +91,36 @@ async def test_a_gpt_4o_generation_without_cost_is_priced_in_both_projections(
     )
 
 
+async def test_the_read_api_sums_every_input_and_links_the_model_of_a_generation_priced_by_its_client(
+    http: aiohttp.ClientSession, project: NewKey, ch: ClickHouse
+) -> None:
+    # As Langfuse reads them: usage.input and promptTokens (and calculatedInputCost) are the sum
+    # of every type that names input, cached tokens included; modelId is the definition the model
+    # matches, also when the client's own cost left nothing to infer from its prices.
+    paid = generation(
+        "gpt-4o",
+        {"input": 1000, "input_cached_tokens": 600, "output": 200},
+        costDetails={"input": 0.001, "input_cached_tokens": 0.0003, "output": 0.002},
+    )
+    await ingest(http, project, paid)
+    got = await eventually(
+        lambda: row(ch, project.project_id, paid["id"]), lambda r: r is not None, timeout_s=TIMEOUT_S
+    )
+    assert got["model_id"] == "at-openai-gpt-4o"
+    assert got["cost"] == pytest.approx(
+        {"input": 0.001, "input_cached_tokens": 0.0003, "output": 0.002, "total": 0.0033}
+    )
+    async with http.get(f"{API}/api/public/observations/{paid['id']}", headers=basic_auth(project)) as r:
+        assert r.status == 200, await r.text()
+        doc = await r.json()
+    assert (doc["promptTokens"], doc["completionTokens"], doc["totalTokens"]) == (1600, 200, 1800)
+    assert doc["usage"] == {"input": 1600, "output": 200, "total": 1800, "unit": "TOKENS"}
+    assert doc["calculatedInputCost"] == pytest.approx(0.0013)
+    assert doc["calculatedOutputCost"] == pytest.approx(0.002)
+    assert doc["modelId"] == "at-openai-gpt-4o" and doc["inputPrice"] == pytest.approx(2.5e-06)
+    assert doc["usageDetails"] == {"input": 1000, "input_cached_tokens": 600, "output": 200, "total": 1800}
+
+
 async def test_a_cost_the_client_sent_wins_and_an_embedding_is_priced(
     http: aiohttp.ClientSession, project: NewKey, ch: ClickHouse
 ) -> None:
