@@ -19,6 +19,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from ingest.encoding import DecodeError, UnsupportedMediaType
 from ingest.otlp import wire
 from ingest.otlp.json_request import build_request
+from sinks.clickhouse.native import varint  # LEB128, as protobuf's varints are
 
 __all__ = ["encode_response", "encode_status", "media_type", "parse_request", "response_content_type"]
 
@@ -104,13 +105,4 @@ def encode_status(http_status: int, message: str, content_type: str | None) -> b
     if response_content_type(content_type) is JSON:
         return orjson.dumps({"code": code, "message": message})
     text = message.encode()
-    return b"\x08" + _varint(code) + b"\x12" + _varint(len(text)) + text
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
+    return b"\x08" + varint(code) + b"\x12" + varint(len(text)) + text

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ingest.otlp.wire import WireError, _length, _skip, _tag
+from sinks.clickhouse.native import varint  # LEB128, as protobuf's varints are
 
 _LEN = 2  # the length-delimited wire type
 # Field numbers: ExportTraceServiceRequest.resource_spans, ResourceSpans.scope_spans,
@@ -110,13 +111,7 @@ def _scope_parts(data: bytes, pos: int, end: int, target: int, outer: int) -> It
 
 def _field(number: int, payload: bytes) -> bytes:
     """A length-delimited field."""
-    out = bytearray([number << 3 | _LEN])
-    n = len(payload)
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out) + payload
+    return bytes([number << 3 | _LEN]) + varint(len(payload)) + payload
 
 
 __all__ = ["WireError", "pieces"]
