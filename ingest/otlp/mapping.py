@@ -604,7 +604,11 @@ def _add_metadata(
         if "completionStartTime" not in body:
             times = [e.time_unix_nano for e in span.events if e.name in FIRST_TOKEN_EVENTS and e.time_unix_nano]
             first = min(times, default=0) // 1000
-            if times and MIN_US <= first < MAX_US:
+            # Not past the span's end: OpenInference's LlamaIndex stream_chat span ends before
+            # its stream is read, and a first token after the end made the time to it longer
+            # than the call.
+            end = body["endTime"]
+            if times and MIN_US <= first < MAX_US and (type(end) is not int or first <= end):
                 body["completionStartTime"] = first
     if len(span.links):
         metadata["spanLinks"] = [_span_link(link) for link in span.links]

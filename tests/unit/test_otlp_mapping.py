@@ -512,6 +512,9 @@ def test_first_token_events_give_the_completion_start() -> None:
     given = one({"langfuse.observation.completion_start_time": "2023-11-14T22:13:20.5Z"}, events=chunks)["body"]
     assert given["completionStartTime"] == 1_700_000_000_500_000
     assert "completionStartTime" not in one(events=[at("exception", 100)])["body"]
+    # A stream read after its span ended (the span's end is 1 s after its start here).
+    assert "completionStartTime" not in one(events=[at("First Token Stream Event", 1_300_000)])["body"]
+    assert one(events=[at("First Token Stream Event", 1_000_000)])["body"]["completionStartTime"] == T0 // 1000 + 10**6
 
 
 # --- Vercel AI SDK, Pydantic AI, Logfire: the composed fields ------------------------------
