@@ -12,7 +12,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from ingest.encoding import DecodeError
 from ingest.intake import Caller, Intake, handing_over
-from ingest.otlp import split, wire
+from ingest.otlp import split
+from ingest.otlp.decode import PROTOBUF, parse_request
 from ingest.otlp.experiments import ROOT, Link, experiment_item
 from ingest.otlp.mapping import Slices, as_tuples
 from ingest.otlp.wire import Request
@@ -62,7 +63,7 @@ async def export_spans(
     `link` raises. `log` collects the fields of the request's log line, also when it raises.
     """
     config = intake.config
-    spans = sum(len(scope.spans) for resource in export.resource_spans for scope in resource.scope_spans)
+    spans = _span_count(export)
     slices = Slices(export, config.max_mapped_bytes, config.max_event_bytes)
     del export  # what it was read into: the slices let it go once the last span is mapped
     counted = rate_counted
@@ -99,6 +100,14 @@ async def export_spans(
     return Exported(mapped_rejected + refused, "; ".join([*mapped_errors, *sorted(reasons)]), headers)
 
 
+# The log fields of a piece's export_spans that add up over a request's pieces.
+_SUMMED = ("events", "rejected", "observations_count", "experiment_items")
+
+
+def _span_count(export: Request | ExportTraceServiceRequest) -> int:
+    return sum(len(scope.spans) for resource in export.resource_spans for scope in resource.scope_spans)
+
+
 async def export_pieces(
     intake: Intake, caller: Caller, data: bytes, source: str, log: dict[str, Any], link: Link | None = None
 ) -> Exported:
@@ -113,13 +122,9 @@ async def export_pieces(
     stage folds once.
     """
     size = intake.config.otlp_piece_bytes
-    spans = 0
     try:
-        for piece in split.pieces(data, size):
-            export = wire.parse(piece)
-            spans += sum(len(scope.spans) for resource in export.resource_spans for scope in resource.scope_spans)
-            del export
-    except wire.WireError as exc:
+        spans = sum(_span_count(parse_request(piece, PROTOBUF)) for piece in split.pieces(data, size))
+    except split.WireError as exc:  # the framing around the spans (parse_request judges the rest)
         raise DecodeError(f"malformed protobuf: {exc}") from None
     headers = await intake.check_rate(caller, spans)
     rejected, messages = 0, []
@@ -127,16 +132,14 @@ async def export_pieces(
     for piece in split.pieces(data, size):
         part: dict[str, Any] = {}
         try:
-            done = await export_spans(intake, caller, wire.parse(piece), source, part, link, rate_counted=True)
+            export = parse_request(piece, PROTOBUF)
+            done = await export_spans(intake, caller, export, source, part, link, rate_counted=True)
         finally:
             log["pieces"] += 1
-            log["events"] += part.get("events", 0)
-            log["rejected"] += part.get("rejected", 0)
-            if "observations_count" in part:
-                log["observations_count"] = log.get("observations_count", 0) + part["observations_count"]
+            for key in _SUMMED:
+                if key in part:
+                    log[key] = log.get(key, 0) + part[key]
             log["trace_id"] = log.get("trace_id") or part.get("trace_id")
-            if "experiment_items" in part:
-                log["experiment_items"] = log.get("experiment_items", 0) + part["experiment_items"]
         rejected += done.rejected
         if done.message:
             messages.append(done.message)
