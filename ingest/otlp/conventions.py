@@ -30,6 +30,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+import orjson
+
 from ingest.otlp import attributes as coerce
 from ingest.otlp.attributes import SKIP
 from ingest.otlp.router import WHOLE, Coerce, IndexedRow
@@ -209,8 +211,42 @@ def _prompt_field(key: str, fn: Coerce) -> Coerce:
     return coerce_field
 
 
+def _name(value: Any) -> Any:
+    """An observation's name from an attribute, as Langfuse's `extractName` takes it: a
+    non-empty string as it is, another value that is not empty as its JSON."""
+    if type(value) is str:
+        return value if value else SKIP
+    if not value:
+        return SKIP
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return SKIP
+
+
+def _set_params(value: Any) -> Any:
+    """Logfire's `model_config`: the settings a call gave, not the ones it left unset (null)."""
+    given = coerce.json_object(value)
+    if given is SKIP:
+        return SKIP
+    kept = {k: v for k, v in given.items() if v is not None}
+    return kept if kept else SKIP
+
+
 # (attribute key, group, field, rank, coercion). Rank orders the sources of one slot.
 EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
+    # name: the span's own unless one of these says better (Langfuse's order); the AI SDK's
+    # `functionId:operationId` comes after them all (mapping.py)
+    ("gen_ai.tool.name", OBS, "name", 0, _name),
+    ("genkit:name", OBS, "name", 1, _name),
+    ("genkit:name", META, "genkit:name", 0, None),
+    ("logfire.msg", OBS, "name", 2, _name),  # the message, where the span's name is its template
+    ("logfire.msg", META, "logfire.msg", 0, None),
+    ("ai.toolCall.name", OBS, "name", 3, _name),
+    ("ai.toolCall.name", META, "ai.toolCall.name", 0, None),
+    ("ai.operationId", HINTS, "operationId", 0, coerce.text),
+    ("ai.telemetry.functionId", HINTS, "functionId", 0, coerce.text),
+    ("ai.telemetry.functionId", META, "ai.telemetry.functionId", 0, None),
     # observation type
     ("langfuse.observation.type", OBS, "type", 0, _type_langfuse),
     ("openinference.span.kind", OBS, "type", 1, _type_openinference),
@@ -285,6 +321,8 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("langfuse.observation.model.parameters", PARAMS, WHOLE, 0, coerce.json_object),
     ("llm.invocation_parameters", PARAMS, WHOLE, 1, coerce.json_object),
     ("embedding.invocation_parameters", PARAMS, WHOLE, 1, coerce.json_object),
+    ("model_config", PARAMS, WHOLE, 2, _set_params),  # Logfire's (the OpenAI Agents SDK's settings)
+    ("model_config", META, "model_config", 0, None),
     ("ai.prompt.toolChoice", PARAMS, "toolChoice", 3, _io),
     # the AI SDK's settings under the GenAI names, where they have one (the rest: ai.settings.*)
     ("ai.settings.maxOutputTokens", PARAMS, "max_tokens", 3, None),

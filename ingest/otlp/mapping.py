@@ -429,6 +429,10 @@ def _map_span(span: Any, context: tuple[Any, ...], result: MappingResult) -> str
     if "statusMessage" not in body and status.message:
         body["statusMessage"] = status.message
     hints = groups.get(HINTS)
+    if hints and "operationId" in hints and not (o and "name" in o):
+        # The AI SDK's spans as Langfuse names them: the app's function id, then the operation.
+        function_id = hints.get("functionId")
+        body["name"] = f"{function_id}:{hints['operationId']}" if function_id else hints["operationId"]
     if hints:
         _compose(hints, body, metadata, start, obs_type, langfuse_usage, scope_meta["name"])
     if not langfuse_usage and "usageDetails" in body:
@@ -457,7 +461,7 @@ def _map_span(span: Any, context: tuple[Any, ...], result: MappingResult) -> str
         trace: dict[str, Any] = {"id": trace_id}
         if as_root:
             trace["timestamp"] = start
-            trace["name"] = span.name
+            trace["name"] = body["name"]
         if t:
             trace.update(t)
         if as_root:  # the root's input and output describe the whole trace

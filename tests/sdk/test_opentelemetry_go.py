@@ -91,7 +91,7 @@ async def assert_stored(ch: ClickHouse, project: NewKey, ids: dict[str, str], ru
     assert agent["level"] == "DEFAULT"
 
     tool = by_id[ids["tool_id"]]
-    assert (tool["type"], tool["name"], tool["parent_observation_id"]) == ("TOOL", "execute_tool calc", ids["agent_id"])
+    assert (tool["type"], tool["name"], tool["parent_observation_id"]) == ("TOOL", "calc", ids["agent_id"])
     assert orjson.loads(tool["input"]) == {"expr": "2+2"}
     assert (tool["level"], tool["status_message"]) == ("ERROR", "division by zero")
     # span.RecordError's exception event stays with the span, in its metadata.

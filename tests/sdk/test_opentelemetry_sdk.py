@@ -178,7 +178,7 @@ async def assert_landed(ch: ClickHouse, project: NewKey, ids: dict[str, str], ru
     agent = by_id[ids["agent_id"]]
     assert (agent["type"], agent["name"], agent["parent_observation_id"]) == ("AGENT", "invoke_agent planner", "")
     tool = by_id[ids["tool_id"]]
-    assert (tool["type"], tool["name"]) == ("TOOL", "execute_tool calc")
+    assert (tool["type"], tool["name"]) == ("TOOL", "calc")  # gen_ai.tool.name, as Langfuse names it
     assert orjson.loads(tool["input"]) == {"expr": "2+2"}
     assert (tool["level"], tool["status_message"]) == ("ERROR", "division by zero")
 

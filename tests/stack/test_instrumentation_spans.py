@@ -68,7 +68,7 @@ async def test_vercel_ai_sdk_5_stream_text(ch: ClickHouse, http: aiohttp.ClientS
     by_id = await observations(ch, project, 6)
 
     stream = by_id["fad70d053adc9c52"]  # ai.streamText.doStream
-    assert (stream["type"], stream["name"]) == ("GENERATION", "ai.streamText.doStream")
+    assert (stream["type"], stream["name"]) == ("GENERATION", "answer-stream:ai.streamText.doStream")
     assert (stream["trace_id"], stream["parent_observation_id"]) == (STREAM_TRACE, "259e7683b16af7a4")
     assert stream["provided_model_name"] == "o4-mini-2025-04-16"
     assert loads(stream["model_parameters"]) == {"maxRetries": 2}
@@ -111,10 +111,10 @@ async def test_vercel_ai_sdk_5_stream_text(ch: ClickHouse, http: aiohttp.ClientS
         lambda r: len(r) == 2 and all(t["name"] for t in r),
         timeout_s=TIMEOUT_S,
     )
-    generate, stream_trace = traces
+    stream_trace, generate = traces  # named after their functions (ai.telemetry.functionId)
     assert (generate["id"], stream_trace["id"]) == (GENERATE_TRACE, STREAM_TRACE)
     assert (generate["name"], generate["user_id"], generate["session_id"], list(generate["tags"])) == (
-        "ai.generateText",
+        "weather-agent-v5:ai.generateText",
         "user-v5",
         "session-v5",
         ["vercel", "v5"],
@@ -122,7 +122,7 @@ async def test_vercel_ai_sdk_5_stream_text(ch: ClickHouse, http: aiohttp.ClientS
     assert loads(generate["input"]) == {"system": "You answer weather questions.", "prompt": "Weather in Oslo?"}
     assert loads(generate["output"]) == "Snow in Oslo."
     assert (stream_trace["name"], stream_trace["user_id"], stream_trace["session_id"]) == (
-        "ai.streamText",
+        "answer-stream:ai.streamText",
         "user-v5",
         "",
     )
@@ -163,7 +163,7 @@ async def test_openllmetry_workflow(ch: ClickHouse, http: aiohttp.ClientSession,
     assert kinds["haiku_workflow.workflow"] == ("CHAIN", {"args": ["autumn"], "kwargs": {}}, "A haiku.")
     assert kinds["poet.agent"] == ("AGENT", {"args": ["autumn"], "kwargs": {}}, "A haiku.")
     assert kinds["write_haiku.task"] == ("SPAN", {"args": ["autumn"], "kwargs": {}}, "A haiku.")
-    assert kinds["count_syllables.tool"] == ("TOOL", {"args": ["A haiku."], "kwargs": {}}, "17")
+    assert kinds["count_syllables"] == ("TOOL", {"args": ["A haiku."], "kwargs": {}}, "17")
 
     trace = await one_trace(ch, project)
     assert trace["id"] == chat["trace_id"] == OPENLLMETRY_TRACE

@@ -50,7 +50,7 @@ def test_vercel_ai_v4_generate_text_with_a_tool_step() -> None:
     assert step1["type"] == "generation-create"
     params = {"temperature": 0.3, "max_tokens": 200, "maxRetries": 2, "toolChoice": {"type": "auto"}}
     assert fields(step1) == {
-        "name": "ai.generateText.doGenerate",
+        "name": "weather-agent:ai.generateText.doGenerate",
         "model": "gpt-4o-mini",
         "input": [SYSTEM, {"role": "user", "content": [{"type": "text", "text": "What is the weather in Paris?"}]}],
         "output": [  # a step that only calls tools: its calls are the output
@@ -82,7 +82,7 @@ def test_vercel_ai_v4_generate_text_with_a_tool_step() -> None:
     tool = obs[V4_TOOL]
     assert tool["type"] == "tool-create"
     assert fields(tool) == {
-        "name": "ai.toolCall",
+        "name": "weather",  # ai.toolCall.name, as Langfuse names it
         "input": {"city": "Paris"},
         "output": {"city": "Paris", "sky": "sunny"},
     }
@@ -98,7 +98,7 @@ def test_vercel_ai_v4_wrapper_span_keeps_the_steps_usage_out_of_its_own() -> Non
     assert root["type"] == "span-create"  # ai.generateText: the app's call, not a model call
     body = fields(root)
     assert body == {
-        "name": "ai.generateText",
+        "name": "weather-agent:ai.generateText",
         "input": {"system": "You answer weather questions.", "prompt": "What is the weather in Paris?"},
         "output": "It is sunny in Paris.",
         "modelParameters": {"temperature": 0.3, "max_tokens": 200, "maxRetries": 2, "maxSteps": 2},
@@ -117,7 +117,7 @@ def test_vercel_ai_v4_wrapper_span_keeps_the_steps_usage_out_of_its_own() -> Non
     assert trace == {
         "id": root["body"]["traceId"],
         "timestamp": 1796137653817000,
-        "name": "ai.generateText",
+        "name": "weather-agent:ai.generateText",
         **TRACE_V4,
         "input": body["input"],
         "output": body["output"],
@@ -129,7 +129,7 @@ def test_vercel_ai_v4_embedding() -> None:
     embed = obs[V4_EMBED]
     assert embed["type"] == "embedding-create"
     assert fields(embed) == {
-        "name": "ai.embed.doEmbed",
+        "name": "embed-city:ai.embed.doEmbed",
         "model": "text-embedding-3-small",
         "input": ["sunny in Paris"],
         "modelParameters": {"maxRetries": 2},
@@ -149,7 +149,7 @@ def test_vercel_ai_v5_generate_text() -> None:
     step1 = obs[V5_STEP1]
     assert step1["type"] == "generation-create"
     assert fields(step1) == {
-        "name": "ai.generateText.doGenerate",
+        "name": "weather-agent-v5:ai.generateText.doGenerate",
         "model": "claude-sonnet-4",
         "input": [SYSTEM, {"role": "user", "content": [{"type": "text", "text": "Weather in Oslo?"}]}],
         "output": [{"toolCallId": "call-1", "toolName": "weather", "input": '{"city":"Oslo"}'}],
@@ -177,7 +177,7 @@ def test_vercel_ai_v5_stream_text_with_cached_and_reasoning_tokens() -> None:
     # msToFirstChunk (9.677018 ms) after the start
     assert body.pop("completionStartTime") == 1796137677759000 + 9677
     assert body == {
-        "name": "ai.streamText.doStream",
+        "name": "answer-stream:ai.streamText.doStream",
         "model": "o4-mini-2025-04-16",  # the response's model wins over ai.model.id
         "input": [{"role": "user", "content": [{"type": "text", "text": "The answer?"}]}],
         "output": "Forty-two.",
@@ -248,7 +248,7 @@ def test_openllmetry_chat_span() -> None:
     ("span_id", "event_type", "name", "output"),
     [
         (OL_TASK, "span-create", "write_haiku.task", "A haiku."),
-        (OL_TOOL, "tool-create", "count_syllables.tool", "17"),
+        (OL_TOOL, "tool-create", "count_syllables", "17"),
         (OL_AGENT, "agent-create", "poet.agent", "A haiku."),
         (OL_WORKFLOW, "chain-create", "haiku_workflow.workflow", "A haiku."),
     ],
@@ -321,7 +321,7 @@ def test_pydantic_ai_tool_span() -> None:
     obs, _ = mapped("pydantic_ai")
     tool = obs[PA_TOOL]
     assert tool["type"] == "tool-create"
-    assert fields(tool) == {"name": "execute_tool get_weather", "input": {"city": "Lima"}, "output": "cloudy in Lima"}
+    assert fields(tool) == {"name": "get_weather", "input": {"city": "Lima"}, "output": "cloudy in Lima"}
     assert user_metadata(tool)["logfire.msg"] == "running tool: get_weather"
 
 
@@ -331,7 +331,7 @@ def test_pydantic_ai_agent_run_is_an_agent_without_the_runs_usage() -> None:
     assert agent["type"] == "agent-create"
     body = fields(agent)
     assert body == {
-        "name": "invoke_agent weather_agent",
+        "name": "weather_agent run",
         "input": [PA_SYSTEM, PA_ASK, PA_CALL, PA_RESULT, PA_ANSWER],  # pydantic_ai.all_messages
         "output": "Cloudy in Lima.",  # final_result
     }
@@ -342,7 +342,7 @@ def test_pydantic_ai_agent_run_is_an_agent_without_the_runs_usage() -> None:
     assert trace == {
         "id": agent["body"]["traceId"],
         "timestamp": 1796137924120439,
-        "name": "invoke_agent weather_agent",
+        "name": "weather_agent run",
         "sessionId": PA_SESSION,
         "input": body["input"],
         "output": body["output"],
@@ -510,7 +510,7 @@ def test_pydantic_ai_0x_tool_and_agent_run() -> None:
     obs, traces = mapped("pydantic_ai_events")
     tool = obs[PE_TOOL]
     assert tool["type"] == "tool-create"
-    assert fields(tool) == {"name": "running tool", "input": {"city": "Quito"}, "output": "rain in Quito"}
+    assert fields(tool) == {"name": "get_weather", "input": {"city": "Quito"}, "output": "rain in Quito"}
     assert obs[PE_TOOLS]["type"] == "span-create"
     run = obs[PE_RUN]
     assert run["type"] == "agent-create"  # agent_name marks the run
@@ -523,7 +523,7 @@ def test_pydantic_ai_0x_tool_and_agent_run() -> None:
         "gen_ai.tool.message",
         "gen_ai.assistant.message",
     ]
-    assert body == {"name": "agent run"}  # the run's token sum is not a generation's usage
+    assert body == {"name": "weather_agent run"}  # logfire.msg; the run's token sum is no usage of its own
     meta = user_metadata(run)
     assert meta["aggregate"] == {"usageDetails": {"input": 75, "output": 14, "total": 89}}
     assert (meta["agent_name"], meta["model_name"], meta["logfire.msg"]) == (
@@ -532,7 +532,7 @@ def test_pydantic_ai_0x_tool_and_agent_run() -> None:
         "weather_agent run",
     )
     [trace] = traces[PE_RUN]
-    assert (trace["name"], trace["output"]) == ("agent run", "Rain in Quito.")
+    assert (trace["name"], trace["output"]) == ("weather_agent run", "Rain in Quito.")
 
 
 # --- Semantic Kernel: prompt and completion as span events ---------------------------------

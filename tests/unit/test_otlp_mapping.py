@@ -339,6 +339,58 @@ def test_genai_tool_span() -> None:
     assert event["body"]["metadata"]["gen_ai.tool.name"] == "search"
 
 
+# --- names: Langfuse's extractName -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("attrs", "name"),
+    [
+        ({}, "op"),
+        ({"gen_ai.tool.name": "search"}, "search"),
+        ({"logfire.msg": "Chat with 'gpt-4o'", "logfire.msg_template": "Chat with {m!r}"}, "Chat with 'gpt-4o'"),
+        ({"genkit:name": "flow"}, "flow"),
+        ({"ai.toolCall.name": "weather"}, "weather"),
+        # their order: the tool's name over Genkit's over Logfire's message over the AI SDK's tool
+        ({"logfire.msg": "running tool", "gen_ai.tool.name": "search"}, "search"),
+        ({"logfire.msg": "m", "genkit:name": "flow"}, "flow"),
+        ({"ai.toolCall.name": "weather", "logfire.msg": "m"}, "m"),
+        # the AI SDK's operation, after the function id its app gave; after all of the above
+        ({"ai.operationId": "ai.generateText", "ai.telemetry.functionId": "agent"}, "agent:ai.generateText"),
+        ({"ai.operationId": "ai.generateText"}, "ai.generateText"),
+        ({"ai.operationId": "ai.toolCall", "ai.telemetry.functionId": "agent", "ai.toolCall.name": "w"}, "w"),
+        # empty values say nothing; other values are written as JSON
+        ({"logfire.msg": "", "gen_ai.tool.name": ""}, "op"),
+        ({"gen_ai.tool.name": ["a", 1]}, '["a",1]'),
+        ({"gen_ai.tool.name": 7}, "7"),
+    ],
+)
+def test_a_name_attribute_names_the_observation_as_langfuse_does(attrs: dict[str, Any], name: str) -> None:
+    event = one(attrs, name="op")
+    assert event["body"]["name"] == name
+    for key in ("logfire.msg", "genkit:name", "ai.toolCall.name", "ai.telemetry.functionId", "gen_ai.tool.name"):
+        if key in attrs:  # what named it is still shown as sent
+            assert event["body"]["metadata"][key] == attrs[key]
+
+
+def test_a_root_span_names_its_trace_as_its_observation() -> None:
+    result = map_request(request(span({"logfire.msg": "weather_agent run"}, name="{agent_name} run", parent=b"")))
+    [trace] = traces(result)
+    [obs] = observations(result)
+    assert trace["body"]["name"] == obs["body"]["name"] == "weather_agent run"
+    explicit = {"logfire.msg": "weather_agent run", "langfuse.trace.name": "mine"}
+    [trace] = traces(map_request(request(span(explicit, name="{agent_name} run", parent=b""))))
+    assert trace["body"]["name"] == "mine"
+
+
+def test_logfire_model_config_gives_the_parameters_that_were_set() -> None:
+    config = '{"temperature": 0.2, "top_p": null, "max_tokens": 100, "reasoning": null}'
+    event = one({"model_config": config, "gen_ai.request.model": "gpt-4o"})
+    assert event["body"]["modelParameters"] == {"temperature": 0.2, "max_tokens": 100}
+    assert event["body"]["metadata"]["model_config"] == config
+    unset = one({"model_config": '{"temperature": null}', "gen_ai.request.model": "gpt-4o"})
+    assert "modelParameters" not in unset["body"]
+
+
 # --- OpenInference -----------------------------------------------------------------------
 
 
