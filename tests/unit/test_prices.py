@@ -177,6 +177,152 @@ def test_the_shipped_defaults_parse_and_price_gpt_4o() -> None:
         assert book.match("p", name, 0) is not None, name
 
 
+def _default_book() -> PriceBook:
+    return PriceBook(
+        ModelPrice(m["id"], None, m["modelName"], m["matchPattern"], parse_definition(m, per_million=True).prices)
+        for m in default_models()["models"]
+    )
+
+
+# What clients send: dated, provider-prefixed, Bedrock (cross-region) and Vertex names, and the
+# near misses a loose pattern would price as its neighbour. (name, entry, input, output per 1M)
+_SENT = [
+    ("gpt-5.4-mini", "at-openai-gpt-5.4-mini", 0.75, 4.5),
+    ("gpt-5.4-mini-2026-03-17", "at-openai-gpt-5.4-mini", 0.75, 4.5),
+    ("openai/gpt-5.4", "at-openai-gpt-5.4", 2.5, 15.0),
+    ("azure/gpt-5.4-2026-03-05", "at-openai-gpt-5.4", 2.5, 15.0),
+    ("gpt-5.4-pro", "at-openai-gpt-5.4-pro", 30.0, 180.0),
+    ("gpt-5.4-nano", "at-openai-gpt-5.4-nano", 0.2, 1.25),
+    ("gpt-5-2025-08-07", "at-openai-gpt-5", 1.25, 10.0),
+    ("gpt-5-pro-2025-10-06", "at-openai-gpt-5-pro", 15.0, 120.0),
+    ("gpt-5.1", "at-openai-gpt-5.1", 1.25, 10.0),
+    ("gpt-5.2-2025-12-11", "at-openai-gpt-5.2", 1.75, 14.0),
+    ("gpt-5.2-pro", "at-openai-gpt-5.2-pro", 21.0, 168.0),
+    ("gpt-5.3-codex", "at-openai-gpt-5.3-codex", 1.75, 14.0),
+    ("openai/gpt-5.5", "at-openai-gpt-5.5", 5.0, 30.0),
+    ("gpt-5.5-pro-2026-04-23", "at-openai-gpt-5.5-pro", 30.0, 180.0),
+    ("GPT-5.6-Terra", "at-openai-gpt-5.6-terra", 2.0, 12.0),
+    ("gpt-5.6-sol", "at-openai-gpt-5.6-sol", 5.0, 30.0),
+    ("gpt-5.6-luna", "at-openai-gpt-5.6-luna", 0.2, 1.2),
+    ("o3-2025-04-16", "at-openai-o3", 2.0, 8.0),
+    ("o3-pro-2025-06-10", "at-openai-o3-pro", 20.0, 80.0),
+    ("o1-pro", "at-openai-o1-pro", 150.0, 600.0),
+    ("o1-preview-2024-09-12", "at-openai-o1-preview", 15.0, 60.0),
+    ("gpt-4.5-preview-2025-02-27", "at-openai-gpt-4.5-preview", 75.0, 150.0),
+    ("chatgpt-4o-latest", "at-openai-chatgpt-4o-latest", 5.0, 15.0),
+    ("gpt-4-0613", "at-openai-gpt-4", 30.0, 60.0),
+    ("azure/gpt-4-32k-0314", "at-openai-gpt-4-32k", 60.0, 120.0),
+    ("gpt-4-1106-preview", "at-openai-gpt-4-turbo", 10.0, 30.0),
+    ("gpt-4-vision-preview", "at-openai-gpt-4-turbo", 10.0, 30.0),
+    ("gpt-35-turbo-instruct", "at-openai-gpt-3.5-turbo-instruct", 1.5, 2.0),
+    ("gpt-3.5-turbo-1106", "at-openai-gpt-3.5-turbo-1106", 1.0, 2.0),
+    ("gpt-3.5-turbo-0125", "at-openai-gpt-3.5-turbo", 0.5, 1.5),
+    ("claude-sonnet-4-6", "at-anthropic-claude-sonnet", 3.0, 15.0),
+    ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "at-anthropic-claude-sonnet", 3.0, 15.0),
+    ("claude-3-5-sonnet-v2@20241022", "at-anthropic-claude-sonnet", 3.0, 15.0),
+    ("claude-opus-4-5-20251101", "at-anthropic-claude-opus-4-5", 5.0, 25.0),
+    ("claude-opus-4-5@20251101", "at-anthropic-claude-opus-4-5", 5.0, 25.0),
+    ("global.anthropic.claude-opus-4-6-v1", "at-anthropic-claude-opus-4-5", 5.0, 25.0),
+    ("anthropic/claude-opus-4-8", "at-anthropic-claude-opus-4-5", 5.0, 25.0),
+    ("claude-opus-5", "at-anthropic-claude-opus-4-5", 5.0, 25.0),
+    ("claude-opus-4-1-20250805", "at-anthropic-claude-opus-4", 15.0, 75.0),
+    ("eu.anthropic.claude-opus-4-20250514-v1:0", "at-anthropic-claude-opus-4", 15.0, 75.0),
+    ("apac.anthropic.claude-sonnet-5-v1:0", "at-anthropic-claude-sonnet-5", 2.0, 10.0),
+    ("claude-fable-5", "at-anthropic-claude-fable-5", 10.0, 50.0),
+    ("jp.anthropic.claude-mythos-5-v1:0", "at-anthropic-claude-mythos-5", 10.0, 50.0),
+    ("claude-haiku-4-5@20251001", "at-anthropic-claude-haiku-4-5", 1.0, 5.0),
+    ("au.anthropic.claude-haiku-4-5-20251001-v1:0", "at-anthropic-claude-haiku-4-5", 1.0, 5.0),
+    ("anthropic.claude-3-haiku-20240307-v1:0", "at-anthropic-claude-3-haiku", 0.25, 1.25),
+    ("models/gemini-3-pro-preview", "at-google-gemini-3-pro-preview", 2.0, 12.0),
+    ("gemini-3.1-pro-preview-customtools", "at-google-gemini-3.1-pro-preview", 2.0, 12.0),
+    ("gemini-3-flash-preview", "at-google-gemini-3-flash-preview", 0.5, 3.0),
+    ("gemini-3.5-flash", "at-google-gemini-3.5-flash", 1.5, 9.0),
+    ("google/gemini-3.5-flash-lite", "at-google-gemini-3.5-flash-lite", 0.3, 2.5),
+    ("gemini-3.7-flash", "at-google-gemini-3.7-flash", 0.75, 3.75),
+    ("gemini-3.1-flash-lite-preview", "at-google-gemini-3.1-flash-lite", 0.25, 1.5),
+    ("gemini-2.5-flash-lite", "at-google-gemini-2.5-flash-lite", 0.1, 0.4),
+    # Near misses: an unescaped `.` or a pattern open at the end would price these.
+    ("gpt-5x4", None, 0, 0),
+    ("gemini-3x5-flash", None, 0, 0),
+    ("gpt-5.4-turbo", None, 0, 0),
+    ("claude-opus-4-9", None, 0, 0),
+    ("us-east.anthropic.claude-sonnet-4-6-v1:0", None, 0, 0),
+]
+
+
+@pytest.mark.parametrize(("name", "model_id", "input_price", "output_price"), _SENT)
+def test_the_shipped_defaults_price_the_names_clients_send(
+    name: str, model_id: str | None, input_price: float, output_price: float
+) -> None:
+    found = _default_book().match("p", name, 0)
+    if model_id is None:
+        assert found is None, found
+        return
+    assert found is not None and found.id == model_id, (name, found)
+    per_unit = [float(Decimal(repr(price)) / 1_000_000) for price in (input_price, output_price)]
+    assert [found.prices["input"], found.prices["output"]] == per_unit
+
+
+def test_the_shipped_cache_prices_follow_the_provider_s_published_ones() -> None:
+    models = {m["id"]: m["prices"] for m in default_models()["models"]}
+    assert models["at-google-gemini-2.5-pro"]["input_cached_tokens"] == 0.125
+    assert models["at-google-gemini-2.5-flash"]["input_cached_tokens"] == 0.03
+    assert models["at-google-gemini-2.5-flash-lite"]["input_cached_tokens"] == 0.01
+    sonnet_5 = models["at-anthropic-claude-sonnet-5"]
+    assert (sonnet_5["cache_read_input_tokens"], sonnet_5["input_cache_creation_5m"]) == (0.2, 2.5)
+    assert sonnet_5["input_cache_creation_1h"] == 4.0
+    # Each provider's entries price the same usage keys, so a key a client sends is priced by
+    # every model of the family, not by some.
+    keys = set(models["at-anthropic-claude-sonnet"])
+    for model_id, prices in models.items():
+        if model_id.startswith("at-anthropic-"):
+            assert set(prices) == keys, model_id
+        assert "output_reasoning_tokens" not in prices, model_id  # reasoning is counted in output
+
+
+_OPENAI = ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-4.5-preview", "gpt-5",
+           "gpt-5-mini", "gpt-5-nano", "gpt-5-pro", "gpt-5-chat-latest", "gpt-5.1", "gpt-5.2", "gpt-5.2-pro",
+           "gpt-5.3-codex", "gpt-5.4", "gpt-5.4-pro", "gpt-5.4-mini", "gpt-5.4-nano", "gpt-5.5", "gpt-5.5-pro",
+           "gpt-5.6-sol", "gpt-5.6-terra", "gpt-5.6-luna", "o1", "o1-mini", "o1-preview", "o1-pro", "o3", "o3-mini",
+           "o3-pro", "o4-mini", "gpt-4", "gpt-4-0613", "gpt-4-32k", "gpt-4-turbo", "gpt-4-turbo-preview",
+           "gpt-4-1106-preview", "gpt-4-preview", "gpt-4-vision-preview", "gpt-3.5-turbo", "gpt-3.5-turbo-0125",
+           "gpt-3.5-turbo-1106", "gpt-3.5-turbo-0613", "gpt-3.5-turbo-16k", "gpt-3.5-turbo-16k-0613",
+           "gpt-3.5-turbo-0301", "gpt-3.5-turbo-instruct", "chatgpt-4o-latest")  # fmt: skip
+_ANTHROPIC = ("claude-3-haiku", "claude-3-5-haiku", "claude-haiku-4-5", "claude-3-opus", "claude-opus-4",
+              "claude-opus-4-1", "claude-opus-4-5", "claude-opus-4-6", "claude-opus-4-7", "claude-opus-4-8",
+              "claude-opus-5", "claude-3-5-sonnet", "claude-3-7-sonnet", "claude-sonnet-4", "claude-sonnet-4-5",
+              "claude-sonnet-4-6", "claude-sonnet-5", "claude-fable-5", "claude-mythos-5")  # fmt: skip
+_GOOGLE = ("gemini-1.5-pro", "gemini-1.5-flash", "gemini-2.0-flash", "gemini-2.0-flash-lite", "gemini-2.5-pro",
+           "gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-3-pro-preview", "gemini-3.1-pro-preview",
+           "gemini-3-flash-preview", "gemini-3.5-flash", "gemini-3.6-flash", "gemini-3.7-flash",
+           "gemini-3.1-flash-lite", "gemini-3.5-flash-lite")  # fmt: skip
+
+
+def _variants() -> list[str]:
+    names = [p + n + s for n in _OPENAI for p in ("", "openai/", "azure/") for s in ("", "-2026-01-02")]
+    names += [
+        p + n + s
+        for n in _ANTHROPIC
+        for p in ("", "anthropic/", "anthropic.", "us.anthropic.", "global.anthropic.")
+        for s in ("", "-20260102", "-latest", "-v1:0", "-v1", "-20260102-v1:0", "@20260102", "-v2@20260102")
+    ]
+    names += [p + n + s for n in _GOOGLE for p in ("", "google/", "models/") for s in ("", "-001", "-preview-06-05")]
+    return names + [name for name, *_ in _SENT]
+
+
+def test_no_name_is_matched_by_two_shipped_defaults() -> None:
+    # Between two defaults that match one name, PriceBook has no rule (same owner, no start date,
+    # created in whatever order the table was first filled): the entries must not overlap.
+    book = _default_book()
+    names = _variants()
+    for name in names:
+        found = [m.id for m in book.models if m.pattern.search(name)]
+        assert len(found) <= 1, (name, found)
+    # And none of the model names is left unpriced.
+    for name in [*_OPENAI, *_ANTHROPIC, *_GOOGLE]:
+        assert book.match("p", name, 0) is not None, name
+
+
 usage_maps = st.dictionaries(st.sampled_from(sorted(USAGE_TYPES)), st.integers(0, 10**7), max_size=5)
 cost_maps = st.dictionaries(st.sampled_from(sorted(USAGE_TYPES)), st.floats(0, 100), max_size=3)
 price_maps = st.dictionaries(st.sampled_from(sorted(USAGE_TYPES - {"total"})), st.floats(0, 1e-3), min_size=1)
