@@ -86,6 +86,8 @@ def as_tuples(events: list[dict[str, Any]]) -> list[tuple[Any, Any, Any, Any]]:
 _ZERO_TRACE: Final = bytes(16)
 _ZERO_SPAN: Final = bytes(8)
 _STATUS_ERROR: Final = 2
+# What a span's metadata holds of itself alone, not of its trace.
+_SPAN_ONLY_METADATA: Final = frozenset({"spanEvents", "spanLinks"})
 _MAX_ERRORS: Final = 20
 # What a mapped span holds in memory, by its length on the wire (tracemalloc, wire.py's reader):
 # ~1.4 KB for a span of a few bytes (its observation and trace event), ~6 bytes per byte of
@@ -472,6 +474,11 @@ def _map_span(span: Any, context: tuple[Any, ...], result: MappingResult) -> str
         for fld in _SHARED_FIELDS:
             if fld in shared:
                 trace[fld] = shared[fld]
+        if as_root:
+            # The root's metadata describes the trace too, as in Langfuse: its attributes, its
+            # resource's and its scope (what service sent it); the trace's own keys over them.
+            root_meta = {k: v for k, v in body["metadata"].items() if k not in _SPAN_ONLY_METADATA}
+            trace_meta = {**root_meta, **trace_meta} if trace_meta else root_meta
         if trace_meta:
             trace["metadata"] = trace_meta
         events = [{"id": f"{trace_id}-{span_id}-trace", "type": "trace-create", "timestamp": end, "body": trace}]

@@ -37,6 +37,11 @@ def user_metadata(event: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in event["body"]["metadata"].items() if k not in ("resourceAttributes", "scope")}
 
 
+def trace_metadata(root: dict[str, Any]) -> dict[str, Any]:
+    """What a root span's trace has of its metadata: the span's, without its events and links."""
+    return {k: v for k, v in root["body"]["metadata"].items() if k not in ("spanEvents", "spanLinks")}
+
+
 # --- Vercel AI SDK -------------------------------------------------------------------------
 
 V4_STEP1, V4_TOOL, V4_STEP2, V4_ROOT = "e967fa42af0fdf85", "0dac866341b2fdb7", "944ba4594132457b", "5a154aa04a8df521"
@@ -121,6 +126,7 @@ def test_vercel_ai_v4_wrapper_span_keeps_the_steps_usage_out_of_its_own() -> Non
         **TRACE_V4,
         "input": body["input"],
         "output": body["output"],
+        "metadata": trace_metadata(root),
     }
 
 
@@ -275,6 +281,7 @@ def test_openllmetry_workflow_names_the_trace() -> None:
         **OL_TRACE,
         "input": {"args": ["autumn"], "kwargs": {}},
         "output": "A haiku.",
+        "metadata": trace_metadata(obs[OL_WORKFLOW]),
     }
 
 
@@ -346,6 +353,7 @@ def test_pydantic_ai_agent_run_is_an_agent_without_the_runs_usage() -> None:
         "sessionId": PA_SESSION,
         "input": body["input"],
         "output": body["output"],
+        "metadata": trace_metadata(agent),
     }
 
 

@@ -156,7 +156,17 @@ def test_root_span_gives_a_trace_and_an_observation_with_deterministic_ids() -> 
         "id": f"{TRACE.hex()}-{ROOT.hex()}-trace",
         "type": "trace-create",
         "timestamp": (T0 + 10**9) // 1000,
-        "body": {"id": TRACE.hex(), "timestamp": T0 // 1000, "name": "handle"},
+        "body": {
+            "id": TRACE.hex(),
+            "timestamp": T0 // 1000,
+            "name": "handle",
+            # the root's metadata describes its trace too, as in Langfuse
+            "metadata": {
+                "http.method": "GET",
+                "resourceAttributes": {"service.name": "svc"},
+                "scope": {"name": "my.scope", "version": "1.2"},
+            },
+        },
     }
     assert obs == {
         "id": f"{ROOT.hex()}-obs",
@@ -380,6 +390,20 @@ def test_a_root_span_names_its_trace_as_its_observation() -> None:
     explicit = {"logfire.msg": "weather_agent run", "langfuse.trace.name": "mine"}
     [trace] = traces(map_request(request(span(explicit, name="{agent_name} run", parent=b""))))
     assert trace["body"]["name"] == "mine"
+
+
+def test_a_root_span_s_events_and_links_stay_its_own_not_its_trace_s() -> None:
+    root = span({"team": "core"}, span_id=ROOT, parent=b"", events=[Span.Event(name="retry", time_unix_nano=T0)])
+    child = span({"step": 2}, span_id=CHILD, parent=ROOT)
+    result = map_request(request(root, child, resource={"service.name": "svc"}))
+    [trace] = traces(result)
+    obs = {e["body"]["id"]: e["body"] for e in observations(result)}
+    assert [e["name"] for e in obs[ROOT.hex()]["metadata"]["spanEvents"]] == ["retry"]
+    assert trace["body"]["metadata"] == {
+        "team": "core",
+        "resourceAttributes": {"service.name": "svc"},
+        "scope": {"name": "my.scope", "version": "1.2"},
+    }  # and nothing of the child's
 
 
 def test_logfire_model_config_gives_the_parameters_that_were_set() -> None:
@@ -835,7 +859,12 @@ def test_langfuse_trace_attributes_on_the_root() -> None:
         "release": "r1",
         "version": "v2",
         "environment": "prod",
-        "metadata": {"region": "eu", "plan": "pro"},
+        "metadata": {
+            "region": "eu",
+            "plan": "pro",
+            "resourceAttributes": {"deployment.environment.name": "prod"},
+            "scope": {"name": "my.scope", "version": "1.2"},
+        },
     }
     assert observations(result)[0]["body"]["input"] == "obs in"
 
@@ -861,8 +890,9 @@ def test_metadata_values_json_encoded_by_langfuse_sdks_are_decoded() -> None:
         )
     )
     [trace] = traces(result)
-    assert trace["body"]["metadata"] == {"team": "core", "region": "eu"}
     metadata = observations(result)[0]["body"]["metadata"]
+    # the root's own metadata is its trace's too, under the trace's keys
+    assert trace["body"]["metadata"] == {**metadata, "team": "core", "region": "eu"}
     assert {k: metadata[k] for k in ("attempt", "tags", "cfg", "note", "raw")} == {
         "attempt": "1",
         "tags": ["a"],
