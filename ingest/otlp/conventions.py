@@ -139,6 +139,10 @@ def _present(value: Any) -> Any:
     return True if coerce.text(value) is not SKIP else SKIP
 
 
+def _turn(value: Any) -> Any:
+    return "span" if value == "turn" else SKIP
+
+
 def _agent_hint(value: Any) -> Any:
     return "agent" if coerce.text(value) is not SKIP else SKIP
 
@@ -256,7 +260,10 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("traceloop.span.kind", OBS, "type", 5, _type_traceloop),
     ("gen_ai.tool.name", OBS, "type", 6, _tool_hint),
     ("gen_ai.tool.name", META, "gen_ai.tool.name", 0, None),
-    ("agent_name", OBS, "type", 7, _agent_hint),  # Pydantic AI's agent run before invoke_agent
+    # The OpenAI Agents SDK's turns through Logfire carry the agent's name too: not agents.
+    ("name", OBS, "type", 7, _turn),
+    ("name", META, "name", 0, None),
+    ("agent_name", OBS, "type", 8, _agent_hint),  # Pydantic AI's agent run before invoke_agent
     ("agent_name", META, "agent_name", 0, None),
     # spans that sum up the calls below them
     ("ai.operationId", HINTS, "aggregate", 0, _vercel_wrapper),

@@ -392,6 +392,21 @@ def test_a_root_span_names_its_trace_as_its_observation() -> None:
     assert trace["body"]["name"] == "mine"
 
 
+@pytest.mark.parametrize(
+    ("attrs", "event_type"),
+    [
+        ({"agent_name": "weather_agent", "model_name": "gpt-4o"}, "agent-create"),  # Pydantic AI's run
+        ({"agent_name": "Weather agent", "name": "turn"}, "span-create"),  # an Agents SDK turn (Logfire)
+        ({"name": "turn"}, "span-create"),
+        ({"name": "Weather agent", "tools": '["get_weather"]'}, "span-create"),
+    ],
+)
+def test_an_agent_name_makes_an_agent_but_of_a_turn(attrs: dict[str, Any], event_type: str) -> None:
+    event = one(attrs)
+    assert event["type"] == event_type
+    assert all(event["body"]["metadata"][k] == v for k, v in attrs.items())
+
+
 def test_a_root_span_s_events_and_links_stay_its_own_not_its_trace_s() -> None:
     root = span({"team": "core"}, span_id=ROOT, parent=b"", events=[Span.Event(name="retry", time_unix_nano=T0)])
     child = span({"step": 2}, span_id=CHILD, parent=ROOT)
