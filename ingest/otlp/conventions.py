@@ -28,6 +28,7 @@ sent.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final
 
 import orjson
@@ -110,7 +111,18 @@ _type_genai: Final = coerce.one_of(_GENAI_OPERATIONS)
 _type_openllmetry: Final = coerce.one_of(_OPENLLMETRY_REQUESTS)
 _type_traceloop: Final = coerce.one_of(_TRACELOOP_KINDS)
 _level: Final = coerce.one_of(_LEVELS, str.upper)
-_io: Final = coerce.json_text
+# A JSON number short enough to be exact as a double (Langfuse keeps longer ones as their
+# text), true or false: what an SDK's JSON.stringify makes of a scalar.
+_JSON_SCALAR: Final = re.compile(r"-?(0|[1-9][0-9]{0,11})(\.[0-9]{1,11})?|true|false")
+
+
+def _io(value: Any) -> Any:
+    """An input, output or metadata value: JSON text parsed, a JSON scalar too (`"21"` is 21,
+    as Langfuse reads it back: the SDKs send `JSON.stringify` of whatever was observed)."""
+    parsed = coerce.json_text(value)
+    if parsed is value and type(value) is str and len(value) <= 24 and _JSON_SCALAR.fullmatch(value):
+        return orjson.loads(value)
+    return parsed
 
 
 def _tool_hint(value: Any) -> Any:

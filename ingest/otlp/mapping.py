@@ -481,7 +481,9 @@ def _map_span(span: Any, context: tuple[Any, ...], result: MappingResult) -> str
             trace_meta = {**root_meta, **trace_meta} if trace_meta else root_meta
         if trace_meta:
             trace["metadata"] = trace_meta
-        events = [{"id": f"{trace_id}-{span_id}-trace", "type": "trace-create", "timestamp": end, "body": trace}]
+        # At the span's start: of two spans that set a trace field, the one that started later
+        # wins (a child's update of its trace over its root's), as Langfuse orders them.
+        events = [{"id": f"{trace_id}-{span_id}-trace", "type": "trace-create", "timestamp": start, "body": trace}]
         if trace_id in result.traces:
             result.repeated = True
         else:

@@ -55,7 +55,7 @@ async def test_langfuse_v5_trace_generation_and_scores(
     assert orjson.loads(gen["output"]) == {"role": "assistant", "content": "4"}
     # 5.x JSON-encodes every metadata value (1 arrives as "1", "core" as '"core"').
     metadata = orjson.loads(gen["metadata"])
-    assert metadata["attempt"] == "1"
+    assert metadata["attempt"] == 1  # sent as the number 1, read back as Langfuse reads it
     assert metadata["scope"]["name"] == "langfuse-sdk"
     assert (gen["environment"], gen["version"]) == ("sdk-test", "v7")
     assert micros(gen["completion_start_time"]) == 1_795_773_600_423_456  # 2026-11-27T10:00:00.423456Z
@@ -64,7 +64,7 @@ async def test_langfuse_v5_trace_generation_and_scores(
     assert (root["type"], root["name"], root["parent_observation_id"]) == ("SPAN", "agent-run", "")
     tool = by_id[sent["tool_id"]]
     assert (tool["type"], tool["name"], tool["parent_observation_id"]) == ("TOOL", "calc", sent["root_id"])
-    assert orjson.loads(tool["output"]) == "4"
+    assert orjson.loads(tool["output"]) == 4  # update(output=4): the SDK sends "4", JSON of the number
 
     traces = await eventually(
         lambda: rows(

@@ -163,7 +163,7 @@ async def test_openllmetry_workflow(ch: ClickHouse, http: aiohttp.ClientSession,
     assert kinds["haiku_workflow.workflow"] == ("CHAIN", {"args": ["autumn"], "kwargs": {}}, "A haiku.")
     assert kinds["poet.agent"] == ("AGENT", {"args": ["autumn"], "kwargs": {}}, "A haiku.")
     assert kinds["write_haiku.task"] == ("SPAN", {"args": ["autumn"], "kwargs": {}}, "A haiku.")
-    assert kinds["count_syllables"] == ("TOOL", {"args": ["A haiku."], "kwargs": {}}, "17")
+    assert kinds["count_syllables"] == ("TOOL", {"args": ["A haiku."], "kwargs": {}}, 17)
 
     trace = await one_trace(ch, project)
     assert trace["id"] == chat["trace_id"] == OPENLLMETRY_TRACE

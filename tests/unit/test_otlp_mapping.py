@@ -19,7 +19,9 @@ from ingest.otlp import parse_request
 from ingest.otlp.conventions import EXACT, INDEXED, PREFIXED
 from ingest.otlp.mapping import MappingResult, Slices
 from ingest.otlp.wire import Request, WireError, parse
-from pipeline.fold import usage_and_cost
+from pipeline.envelope import Envelope
+from pipeline.fold import TRACE as TRACES
+from pipeline.fold import EntityState, apply, usage_and_cost
 from pipeline.prices import ModelPrice, priced
 
 TRACE = bytes.fromhex("5b8efff798038103d269b633813fc60c")
@@ -155,7 +157,7 @@ def test_root_span_gives_a_trace_and_an_observation_with_deterministic_ids() -> 
     assert trace == {
         "id": f"{TRACE.hex()}-{ROOT.hex()}-trace",
         "type": "trace-create",
-        "timestamp": (T0 + 10**9) // 1000,
+        "timestamp": T0 // 1000,  # the span's start: see test_a_child_s_trace_update_wins
         "body": {
             "id": TRACE.hex(),
             "timestamp": T0 // 1000,
@@ -405,6 +407,71 @@ def test_an_agent_name_makes_an_agent_but_of_a_turn(attrs: dict[str, Any], event
     event = one(attrs)
     assert event["type"] == event_type
     assert all(event["body"]["metadata"][k] == v for k, v in attrs.items())
+
+
+@pytest.mark.parametrize(
+    ("sent", "read"),
+    [
+        ("21", 21),
+        ("-0.25", -0.25),
+        ("true", True),
+        ("false", False),
+        ('"21"', "21"),  # a JSON string stays a string
+        ("null", "null"),  # not a value to lose the field to
+        ("007", "007"),  # not JSON
+        ("1e3", "1e3"),
+        ("1234567890123", "1234567890123"),  # past what a double holds exactly, as Langfuse keeps it
+        ("21 apples", "21 apples"),
+    ],
+)
+def test_an_sdk_s_json_scalars_are_read_as_langfuse_reads_them(sent: str, read: Any) -> None:
+    event = one(
+        {
+            "langfuse.observation.input": sent,
+            "langfuse.observation.output": sent,
+            "langfuse.observation.metadata.value": sent,
+        }
+    )
+    body = event["body"]
+    assert (body["input"], body["output"], body["metadata"]["value"]) == (read, read, read)
+    assert type(body["input"]) is type(read)
+
+
+def fold(events: list[dict[str, Any]]) -> EntityState:
+    """The trace the events' trace-creates fold into, in the order given."""
+    state = EntityState("p", TRACE.hex())
+    for e in events:
+        if e["type"] == "trace-create":
+            apply(state, Envelope(e["id"], "p", e["type"], e["timestamp"], 1, e["body"]), TRACES)
+    return state
+
+
+def test_a_child_s_trace_update_wins_over_its_root_s() -> None:
+    """Langfuse folds a trace's events in the order their spans started: an SDK's
+    update_active_trace below the root (which ends last) sets the trace's fields."""
+    root = span(
+        {"langfuse.observation.input": "root in", "langfuse.release": "proc-release"},
+        name="root-span",
+        span_id=ROOT,
+        parent=b"",
+    )
+    child = span(
+        {"langfuse.trace.name": "child-set", "langfuse.trace.input": '{"q": 1}', "langfuse.release": "trace-release"},
+        span_id=CHILD,
+        parent=ROOT,
+        start=T0 + 10**6,
+        end=T0 + 2 * 10**6,
+    )
+    for spans in ((root, child), (child, root)):  # in either order, in one request or two
+        state = fold(map_request(request(*spans)).events)
+        assert (state.values["name"], state.values["input"], state.values["release"]) == (
+            "child-set",
+            '{"q":1}',
+            "trace-release",
+        )
+        state = fold(map_request(request(spans[0])).events + map_request(request(spans[1])).events)
+        assert (state.values["name"], state.values["release"]) == ("child-set", "trace-release")
+        assert state.values["timestamp"] == T0 // 1000  # the root's start stays the trace's time
 
 
 def test_a_root_span_s_events_and_links_stay_its_own_not_its_trace_s() -> None:
@@ -909,7 +976,7 @@ def test_metadata_values_json_encoded_by_langfuse_sdks_are_decoded() -> None:
     # the root's own metadata is its trace's too, under the trace's keys
     assert trace["body"]["metadata"] == {**metadata, "team": "core", "region": "eu"}
     assert {k: metadata[k] for k in ("attempt", "tags", "cfg", "note", "raw")} == {
-        "attempt": "1",
+        "attempt": 1,  # a JSON scalar, read as Langfuse reads it
         "tags": ["a"],
         "cfg": {"k": True},
         "note": "n",

@@ -104,7 +104,8 @@ def attr(key: str, value: str) -> KeyValue:
 
 def test_an_sdk_trace_with_propagated_attributes_maps_to_two_trace_events() -> None:
     """A root and four children, each carrying the user and session (Langfuse's
-    propagate_attributes): the root's trace event and the earliest child's remain."""
+    propagate_attributes): the root's trace event and the latest child's remain (a trace event
+    is at its span's start: the root's is the earliest)."""
     req = ExportTraceServiceRequest()
     spans = req.resource_spans.add().scope_spans.add().spans
     root = b"\x01" * 8
@@ -135,13 +136,13 @@ def test_an_sdk_trace_with_propagated_attributes_maps_to_two_trace_events() -> N
     assert result.rejected == 0, result.errors
     trace_events = [e for e in result.events if e["type"] == "trace-create"]
     assert [e["id"] for e in trace_events] == [
-        f"{TRACE_ID.hex()}-{'02' * 8}-trace",
+        f"{TRACE_ID.hex()}-{'05' * 8}-trace",
         f"{TRACE_ID.hex()}-{'01' * 8}-trace",
     ]
     assert sum(e["type"] == "span-create" for e in result.events) == 5
     state = fold(result.events)
     assert (state.values["user_id"], state.values["session_id"], state.values["name"]) == ("u1", "s1", "agent")
-    assert state.first_ts == (T0 + 10**6) // 1000
+    assert state.first_ts == T0 // 1000
 
     # A child whose session differs decides something: it stays.
     spans[2].attributes[1].value.string_value = "s2"
