@@ -30,6 +30,8 @@ _KIND_OPS = {
     "datetime": frozenset({">", "<", ">=", "<="}),
     "array": frozenset({"any of", "none of", "all of"}),
     "boolean": frozenset({"=", "<>"}),
+    # Langfuse's stringObject: a key of the column's object and the text of its value
+    "object": frozenset({"=", "contains", "does not contain", "starts with", "ends with"}),
 }
 
 # Langfuse's column -> (our column, its kind); `trace.` columns are the observation's trace's.
@@ -59,6 +61,8 @@ OBSERVATION_COLUMNS: dict[str, tuple[str, str]] = {
     "traceName": ("trace.name", "string"),
     "traceTags": ("trace.tags", "array"),
     "tags": ("trace.tags", "array"),
+    "metadata": ("metadata", "object"),
+    "latency": ("latency", "number"),  # seconds from start to end
 }
 TRACE_COLUMNS: dict[str, tuple[str, str]] = {
     "id": ("id", "string"),
@@ -70,6 +74,7 @@ TRACE_COLUMNS: dict[str, tuple[str, str]] = {
     "release": ("release", "string"),
     "version": ("version", "string"),
     "tags": ("tags", "array"),
+    "metadata": ("metadata", "object"),
 }
 
 
@@ -98,6 +103,13 @@ def _condition(item: Any, columns: dict[str, tuple[str, str]]) -> Condition:
     if op not in _KIND_OPS[kind]:
         ops = ", ".join(sorted(_KIND_OPS[kind]))
         raise ClientError(f"invalid filter: operator {op!r} is not supported for {name}; use one of {ops}")
+    if kind == "object":
+        key = item.get("key")
+        if type(key) is not str or not key:
+            raise ClientError(f"invalid filter: a {name} condition needs a key (the name of one of its keys)")
+        if type(value) is not str:
+            raise ClientError(f"invalid filter: {op} on {name} needs a string")
+        return column, op, (key, value)
     return column, op, _value(name, kind, op, value)
 
 

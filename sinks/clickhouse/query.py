@@ -70,6 +70,21 @@ class Select:
         """A read of another table for a subquery of this one, numbering its parameters on."""
         return Select(table, self.project, self.dialect, self.params)
 
+    def micros(self, column: str) -> str:
+        """A time column as signed µs since the epoch, for arithmetic."""
+        return f"toUnixTimestamp64Micro({column})" if self.dialect.subsecond_type else f"toInt64({column})"
+
+    def json_field(self, column: str, key: str) -> str:
+        """The text of a top-level key of a JSON object column, as Langfuse's metadata holds
+        it: a string's value, anything else's JSON; '' when the key is missing. 18.16 has only
+        the simple JSON functions, which find the key at any depth (the first occurrence)."""
+        k = self.param(key)
+        modern = self.dialect.subsecond_type
+        raw, text = (
+            ("JSONExtractRaw", "JSONExtractString") if modern else ("visitParamExtractRaw", "visitParamExtractString")
+        )
+        return f"if(startsWith({raw}({column}, {k}), '\"'), {text}({column}, {k}), {raw}({column}, {k}))"
+
     def day(self, column: str) -> str:
         """The UTC day of a time column: a Date on DateTime64, days since the epoch on µs."""
         return f"toDate({column})" if self.dialect.subsecond_type else f"intDiv({column}, 86400000000)"

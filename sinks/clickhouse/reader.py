@@ -491,6 +491,13 @@ def _conditions(q: Select, conditions: tuple[Condition, ...]) -> Select:
             q.where(f"parent_observation_id {'=' if empty else '!='} ''", "parent_observation_id")
         elif column == "tags":
             q.where(ARRAY_MATCH[op].format(e="tags", v=q.param(list(value))), "tags")
+        elif column == "metadata":  # Langfuse's stringObject: a key's value
+            key, text = value
+            e = q.json_field("metadata", key)
+            q.where(f"{e} = {q.param(text)}" if op == "=" else TEXT_MATCH[op].format(e=e, v=q.param(text)), "metadata")
+        elif column == "latency":  # seconds; none for an observation that has not ended
+            e = f"({q.micros('end_time')} - {q.micros('start_time')}) / 1000000"
+            q.where(f"{e} {_COMPARE[op]} {q.param(value)}", "end_time", "start_time")
         elif op in OPTION_MATCH:
             q.where(OPTION_MATCH[op].format(e=column, v=q.param(list(value))), column)
         elif op in TEXT_MATCH:

@@ -196,7 +196,8 @@ async def test_structured_filters_session_and_root_parameters(http: aiohttp.Clie
 
     # What cannot be answered is refused, naming it.
     for path, bad, named in (
-        ("/api/public/v2/observations", filter_of(("number", "latency", ">", 1)), "latency"),
+        ("/api/public/v2/observations", filter_of(("number", "latency", "contains", 1)), "latency"),
+        ("/api/public/traces", filter_of(("stringObject", "metadata", "=", "core")), "key"),
         ("/api/public/observations", filter_of(("string", "name", "matches", "x")), "matches"),
         ("/api/public/traces", filter_of(("string", "name", "=", 3)), "name"),
         ("/api/public/traces", "not json", "filter"),
@@ -205,6 +206,56 @@ async def test_structured_filters_session_and_root_parameters(http: aiohttp.Clie
         status, doc = await get(http, project, path, filter=bad)
         assert status == 400 and named in doc["message"], (path, doc)
     assert (await get(http, project, "/api/public/v2/observations", isRootObservation="maybe"))[0] == 400
+
+
+async def test_metadata_and_latency_filters(http: aiohttp.ClientSession, project: NewKey) -> None:
+    """Langfuse's stringObject filter on a metadata key (its value's text) and the number filter
+    on an observation's latency in seconds, on 18.16's SQL (chDB runs the current dialect's)."""
+    t1, t2 = str(uuid.uuid4()), str(uuid.uuid4())
+    at = "2026-10-04T10:00:00Z"
+    await ingest(
+        http,
+        project,
+        event("trace-create", at, {"id": t1, "name": "a", "metadata": {"team": "core", "n": 1}}),
+        event("trace-create", at, {"id": t2, "name": "b", "metadata": {"team": "core-ops"}}),
+        event(
+            "span-create",
+            at,
+            {
+                "id": f"{t1}-s",
+                "traceId": t1,
+                "startTime": at,
+                "endTime": "2026-10-04T10:00:02.5Z",
+                "metadata": {"n": 1},
+            },
+        ),
+        event(
+            "span-create", at, {"id": f"{t2}-s", "traceId": t2, "startTime": at, "endTime": "2026-10-04T10:00:00.5Z"}
+        ),
+        event("event-create", at, {"id": f"{t2}-e", "traceId": t2, "startTime": at, "metadata": {"team": "core"}}),
+    )
+
+    def on(column: str, key: str, op: str, value: str) -> str:
+        return orjson.dumps(
+            [{"type": "stringObject", "column": column, "key": key, "operator": op, "value": value}]
+        ).decode()
+
+    await eventually(lambda: trace_ids(http, project), lambda r: len(r) == 2, timeout_s=TIMEOUT_S)
+    assert await trace_ids(http, project, filter=on("metadata", "team", "=", "core")) == [t1]
+    assert sorted(await trace_ids(http, project, filter=on("metadata", "team", "starts with", "core"))) == sorted(
+        [t1, t2]
+    )
+    assert await trace_ids(http, project, filter=on("metadata", "n", "=", "1")) == [t1]  # a number as its JSON
+    await eventually(
+        lambda: get(http, project, "/api/public/v2/observations"), lambda r: len(r[1]["data"]) == 3, timeout_s=TIMEOUT_S
+    )
+    for path in ("/api/public/v2/observations", "/api/public/observations"):
+        _, doc = await get(http, project, path, filter=on("metadata", "team", "=", "core"))
+        assert {o["id"] for o in doc["data"]} == {f"{t2}-e"}
+        _, doc = await get(http, project, path, filter=filter_of(("number", "latency", ">", 1)))
+        assert {o["id"] for o in doc["data"]} == {f"{t1}-s"}  # 2.5 s; the event has no end
+        _, doc = await get(http, project, path, filter=filter_of(("number", "latency", "<", 1)))
+        assert {o["id"] for o in doc["data"]} == {f"{t2}-s"}
 
 
 async def test_v2_observations_say_whether_their_trace_is_public(http: aiohttp.ClientSession, project: NewKey) -> None:

@@ -227,6 +227,43 @@ async def test_structured_filter_conditions_on_the_newest_version(reader: Reader
     assert [r["id"] for r in traces.rows] == ["t3"]
 
 
+async def test_metadata_and_latency_filters_as_langfuse_reads_them(reader: Reader) -> None:
+    client = reader._ch
+    assert isinstance(client, ChdbClient)
+    rows = [  # id, metadata, end (µs after the start; None: not ended)
+        ("m1", {"team": "core", "n": 1, "nested": {"team": "x"}}, 2_500_000),
+        ("m2", {"team": "core-ops", "cfg": {"k": True}}, 500_000),
+        ("m3", {"other": {"team": "core"}}, None),
+    ]
+    for id_, metadata, end in rows:
+        end_sql = "NULL" if end is None else f"'{_ts(T0 + end)}'"
+        client._s.query(
+            "INSERT INTO observations (project_id, id, trace_id, start_time, end_time, metadata, created_at,"
+            f" updated_at, event_ts) VALUES ('m', '{id_}', 'tm', '{_ts(T0)}', {end_sql},"
+            f" {_literal(orjson.dumps(metadata).decode())}, '{_ts(T0)}', '{_ts(T0)}', 1)"
+        )
+        client._s.query(
+            "INSERT INTO traces (project_id, id, timestamp, metadata, created_at, updated_at, event_ts) VALUES"
+            f" ('m', 't{id_}', '{_ts(T0)}', {_literal(orjson.dumps(metadata).decode())}, '{_ts(T0)}', '{_ts(T0)}', 1)"
+        )
+
+    async def obs(*conditions: Any) -> list[str]:
+        return sorted(
+            r["id"] for r in (await reader.observations("m", ObservationFilter(conditions=conditions), Page(10))).rows
+        )
+
+    assert await obs(("metadata", "=", ("team", "core"))) == ["m1"]  # a top-level key only
+    assert await obs(("metadata", "starts with", ("team", "core"))) == ["m1", "m2"]
+    assert await obs(("metadata", "does not contain", ("team", "ops"))) == ["m1", "m3"]  # m3 has none: ''
+    assert await obs(("metadata", "=", ("n", "1"))) == ["m1"]  # a number as its JSON
+    assert await obs(("metadata", "contains", ("cfg", '"k":true'))) == ["m2"]
+    assert await obs(("latency", ">", 1)) == ["m1"] and await obs(("latency", "<=", 0.5)) == ["m2"]
+    traces = await reader.traces(
+        "m", TraceFilter(conditions=(("metadata", "=", ("team", "core-ops")),)), ("id", False), Page(10)
+    )
+    assert [r["id"] for r in traces.rows] == ["tm2"]
+
+
 async def test_sessions_scores_and_daily(reader: Reader) -> None:
     sessions = await reader.sessions("p", None, None, (), Page(10))
     assert [(s["id"], s["created_at"]) for s in sessions.rows] == [("s2", T0 + DAY), ("s1", T0)]

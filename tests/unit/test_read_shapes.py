@@ -141,6 +141,8 @@ def test_structured_filter_conditions_become_our_columns() -> None:
                 {"type": "number", "column": "totalCost", "operator": ">", "value": 0.5},
                 {"type": "boolean", "column": "isRootObservation", "operator": "=", "value": True},
                 {"type": "arrayOptions", "column": "tags", "operator": "all of", "value": ["a", "b"]},
+                {"type": "stringObject", "column": "metadata", "key": "team", "operator": "=", "value": "core"},
+                {"type": "number", "column": "latency", "operator": ">", "value": 1.5},
             ]
         ),
         OBSERVATION_COLUMNS,
@@ -152,6 +154,8 @@ def test_structured_filter_conditions_become_our_columns() -> None:
         ("total_cost", ">", 0.5),
         ("root", "=", True),
         ("trace.tags", "all of", ("a", "b")),
+        ("metadata", "=", ("team", "core")),
+        ("latency", ">", 1.5),
     )
     assert conditions(params(), OBSERVATION_COLUMNS) == ()
 
@@ -163,7 +167,11 @@ def test_structured_filter_conditions_become_our_columns() -> None:
         ({"column": "name"}, "JSON array"),
         ([{"column": "name", "operator": "="}] * (MAX_CONDITIONS + 1), "JSON array"),
         (["name"], "each condition"),
-        ([{"column": "latency", "operator": ">", "value": 1}], "latency"),
+        ([{"column": "latency", "operator": "contains", "value": 1}], "latency"),
+        ([{"column": "metadata", "operator": "=", "value": "core"}], "needs a key"),
+        ([{"column": "metadata", "key": "", "operator": "=", "value": "core"}], "needs a key"),
+        ([{"column": "metadata", "key": "team", "operator": "=", "value": 1}], "needs a string"),
+        ([{"column": "metadata", "key": "team", "operator": "any of", "value": "x"}], "metadata"),
         ([{"column": "name", "operator": "matches", "value": "x"}], "matches"),
         ([{"column": "totalCost", "operator": ">", "value": True}], "finite number"),
         ([{"column": "totalCost", "operator": ">", "value": "1e999"}], "finite number"),
