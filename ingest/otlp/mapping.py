@@ -537,9 +537,12 @@ def _compose(
     if ms is None and "timeToFirstToken" in hints:
         ms = hints["timeToFirstToken"] * (1000 if scope.startswith("openlit") else 1)
     if ms is not None and "completionStartTime" not in body:
-        first = start + round(ms * 1000)  # round: 147.8 ms in binary, times 1000, is 147799.99...
-        if MIN_US <= first < MAX_US:
-            body["completionStartTime"] = first
+        offset = ms * 1000
+        # A delay past any time (1e302 s is infinite in µs) sets none, rather than refuse the span.
+        if -MAX_US < offset < MAX_US:
+            first = start + round(offset)  # round: 147.8 ms in binary, times 1000, is 147799.99...
+            if MIN_US <= first < MAX_US:
+                body["completionStartTime"] = first
 
 
 def _provider_usage(provider: dict[str, Any], body: dict[str, Any]) -> None:

@@ -829,6 +829,9 @@ def test_time_to_first_chunk_attributes_give_the_completion_start() -> None:
     # An explicit time to the first chunk still wins.
     both = one({"ai.stream.msToFirstChunk": 12.0, "gen_ai.server.time_to_first_token": 379})["body"]
     assert both["completionStartTime"] == start + 12_000
+    # A delay past any time (infinite in µs) sets none; the span is kept (it was refused).
+    for seconds in (1.8e302, -1.8e302, 1e13):
+        assert "completionStartTime" not in one({"gen_ai.client.operation.time_to_first_chunk": seconds})["body"]
 
 
 def test_plain_input_and_output_attributes_are_the_payloads() -> None:
