@@ -529,14 +529,14 @@ async def _models(settings: Settings, args: argparse.Namespace, doc: Any) -> int
 
 
 async def _import_models(table: Any, doc: Any, project_id: str | None) -> int:
-    from sinks.postgres.models import parse_definition
+    from sinks.postgres.models import parse_file_entry
 
     if project_id is None:
         return await table.load_defaults(doc)
     entries = doc.get("models") if isinstance(doc, dict) else None
     if not isinstance(entries, list):
         raise ValueError('the file must be an object with a "models" list')
-    parsed = [(e.get("id") if isinstance(e, dict) else None, parse_definition(e, per_million=True)) for e in entries]
+    parsed = [(e.get("id") if isinstance(e, dict) else None, parse_file_entry(e)) for e in entries]
     for model_id, new in parsed:
         await table.create(project_id, new, model_id if isinstance(model_id, str) and model_id else None)
     return len(parsed)
@@ -551,6 +551,8 @@ def _model_json(m: Any) -> dict[str, Any]:
         "startDate": m.start_date.isoformat() if m.start_date else None,
         "unit": m.unit,
         "prices": m.prices,
+        "defaultTier": m.default_tier,
+        "tiers": m.tiers,
     }
 
 

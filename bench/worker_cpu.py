@@ -50,11 +50,11 @@ from pipeline.config import TopicConfig
 from pipeline.envelope import OTLP_HTTP, Envelope, Group, decode_record
 from pipeline.events import normalize
 from pipeline.fold import EntityState, apply, table_of
-from pipeline.prices import ModelPrice, PriceBook
+from pipeline.prices import PriceBook
 from sinks.clickhouse import native
 from sinks.clickhouse.schema import Dialect, dialect_for
 from sinks.clickhouse.writer import NULLABLE, ClickHouseWriter
-from sinks.postgres.models import default_models, parse_definition
+from sinks.postgres.models import default_models, parse_file_entry
 
 BODIES = 50  # 5000 events per workload
 OTLP_BODIES = 100  # 5000 spans: 6000 events (a trace-create per trace)
@@ -67,11 +67,7 @@ T = TypeVar("T")
 
 def default_book() -> PriceBook:
     """The shipped model prices, as a worker holds them: one book for every batch."""
-    models = []
-    for doc in default_models()["models"]:
-        new = parse_definition(doc, per_million=True)
-        models.append(ModelPrice(doc["id"], None, new.model_name, new.match_pattern, new.prices, new.start_us))
-    return PriceBook(models)
+    return PriceBook(parse_file_entry(doc).price(doc["id"]) for doc in default_models()["models"])
 
 
 BOOK = default_book()

@@ -17,7 +17,7 @@ from health.http import error
 from ingest.encoding import ClientError
 from ingest.intake import Intake
 from ingest.stored import stored
-from sinks.postgres.models import Model, ModelTable, parse_definition
+from sinks.postgres.models import Model, ModelTable, parse_definition, tier_id
 
 PATH = "/api/public/models"
 ITEM_PATH = "/api/public/models/{id}"
@@ -95,18 +95,21 @@ def model_json(m: Model) -> dict[str, Any]:
         "isLangfuseManaged": m.project_id is None,
         "createdAt": m.created_at.isoformat().replace("+00:00", "Z"),
         "prices": {usage: {"price": price} for usage, price in prices.items()},
-        "pricingTiers": [_standard_tier(m.id, prices)],
+        "pricingTiers": [_tier(m.id, m.default_tier, None, [], prices)]
+        + [_tier(m.id, t["name"], t["priority"], t["conditions"], t["prices"]) for t in m.tiers],
     }
 
 
-def _standard_tier(model_id: str, prices: dict[str, float]) -> dict[str, Any]:
-    """The one tier AgentTrace prices by, in the shape the current SDKs require."""
+def _tier(
+    model_id: str, name: str, priority: int | None, conditions: list[dict[str, Any]], prices: dict[str, float]
+) -> dict[str, Any]:
+    """A tier in Langfuse's shape; priority None: the default tier."""
     return {
-        "id": f"{model_id}-standard",
-        "name": "Standard",
-        "isDefault": True,
-        "priority": 0,
-        "conditions": [],
+        "id": tier_id(model_id, priority),
+        "name": name,
+        "isDefault": priority is None,
+        "priority": priority or 0,
+        "conditions": conditions,
         "prices": dict(prices),
     }
 

@@ -171,7 +171,11 @@ def observation_v2(
         doc.update(providedModelName=v1["model"], model=v1["model"], internalModelId=v1["modelId"])
         doc["modelParameters"] = json_of(r["model_parameters"])
     if "usage" in fields:
-        doc.update(usageDetails=v1["usageDetails"], costDetails=v1["costDetails"], usagePricingTierName=None)
+        doc.update(
+            usageDetails=v1["usageDetails"],
+            costDetails=v1["costDetails"],
+            usagePricingTierName=r.get("usage_pricing_tier_name") or None,
+        )
         doc["totalCost"] = r["total_cost"]
     if "prompt" in fields:
         doc.update(promptId=prompt_id, promptName=v1["promptName"], promptVersion=v1["promptVersion"])

@@ -6,6 +6,12 @@ definitions win over the shipped defaults; among equals, the latest start date, 
 definition. A cost the client sent for a usage type always wins over an inferred one, and a
 total cost the client sent stands alone. Both
 projections price through `priced()`, so they agree on every generation's cost.
+
+A definition may have conditional pricing tiers (Langfuse's `pricingTiers`): a provider's long-
+context or priority prices. The first tier by priority whose conditions all hold prices the
+generation, else the default tier (the definition's `prices`). A usage condition sums the usage
+types whose names its regex finds and compares the sum; an attribute condition holds when a
+top-level model parameter or metadata key, as text, is one of its values.
 """
 
 from __future__ import annotations
@@ -35,6 +41,83 @@ USAGE_TYPES: Final = frozenset(
 UNITS: Final = frozenset({"TOKENS", "CHARACTERS", "MILLISECONDS", "SECONDS", "IMAGES", "REQUESTS"})
 _NO_START: Final = -(2**63)
 _CACHED_NAMES: Final = 50_000  # distinct (project, model name) pairs whose candidates are kept
+DEFAULT_TIER: Final = "Standard"  # the default tier's name, as Langfuse names it
+OPERATORS: Final = ("gt", "gte", "lt", "lte", "eq", "neq")
+# The observation attributes an attribute condition reads, by the name Langfuse gives them.
+ATTRIBUTE_SOURCES: Final = ("model_parameters", "metadata")
+
+
+class TierCondition:
+    """One condition of a pricing tier: on usage (`pattern` set) or on an attribute (`key`)."""
+
+    def __init__(
+        self,
+        pattern: re.Pattern[str] | None = None,
+        operator: str = "gt",
+        value: float = 0.0,
+        source: str = "",
+        key: str = "",
+        values: frozenset[str] = frozenset(),
+    ) -> None:
+        self.pattern, self.operator, self.value = pattern, operator, value
+        self.source, self.key, self.values = source, key, values
+
+    def holds(
+        self, usage: Mapping[str, int], params: Mapping[str, object] | None, metadata: Mapping[str, object] | None
+    ) -> bool:
+        pattern = self.pattern
+        if pattern is None:
+            attributes = params if self.source == "model_parameters" else metadata
+            if not attributes or self.key not in attributes:
+                return False
+            text = attribute_text(attributes[self.key])
+            return text is not None and text in self.values
+        total = 0
+        for name, n in usage.items():
+            if pattern.search(name):
+                total += n
+        op, value = self.operator, self.value
+        if op == "gt":
+            return total > value
+        if op == "gte":
+            return total >= value
+        if op == "lt":
+            return total < value
+        if op == "lte":
+            return total <= value
+        if op == "eq":
+            return total == value
+        return total != value
+
+
+class PriceTier:
+    """A conditional tier: its prices apply when all its conditions hold."""
+
+    def __init__(
+        self, id: str, name: str, priority: int, conditions: tuple[TierCondition, ...], prices: Mapping[str, float]
+    ) -> None:
+        self.id, self.name, self.priority, self.conditions, self.prices = id, name, priority, conditions, prices
+
+    def applies(
+        self, usage: Mapping[str, int], params: Mapping[str, object] | None, metadata: Mapping[str, object] | None
+    ) -> bool:
+        return all(condition.holds(usage, params, metadata) for condition in self.conditions)
+
+
+def attribute_text(v: object) -> str | None:
+    """A model parameter's or metadata value as an attribute condition compares it: text as
+    JavaScript's String() writes a string, number or boolean (Langfuse's), None otherwise."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if v.is_integer() and abs(v) < 1e21:
+            return str(int(v))
+        return repr(v).replace("inf", "Infinity").replace("nan", "NaN")
+    return None
 
 
 @dataclass(frozen=True)
@@ -47,10 +130,25 @@ class ModelPrice:
     start_us: int | None = None
     created_us: int = 0
     unit: str = "TOKENS"
+    # The conditional tiers, by priority; `prices` is the default tier's, named `default_tier`.
+    tiers: tuple[PriceTier, ...] = ()
+    default_tier: str = DEFAULT_TIER
     pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pattern", compile_pattern(self.match_pattern))
+
+    def tier(
+        self,
+        usage: Mapping[str, int],
+        params: Mapping[str, object] | None = None,
+        metadata: Mapping[str, object] | None = None,
+    ) -> tuple[str, Mapping[str, float]]:
+        """The name and prices of the tier that prices this usage."""
+        for tier in self.tiers:
+            if tier.applies(usage, params, metadata):
+                return tier.name, tier.prices
+        return self.default_tier, self.prices
 
 
 def compile_pattern(pattern: str) -> re.Pattern[str]:
@@ -70,6 +168,15 @@ class PriceBook:
     def __init__(self, models: Iterable[ModelPrice] = ()) -> None:
         self.models = tuple(models)
         self._candidates: dict[tuple[str, str], tuple[ModelPrice, ...]] = {}
+        # The attribute keys some tier's condition reads, by source: what the Postgres stage
+        # keeps of a generation's model parameters and metadata.
+        keys: dict[str, set[str]] = {source: set() for source in ATTRIBUTE_SOURCES}
+        for m in self.models:
+            for tier in m.tiers:
+                for c in tier.conditions:
+                    if c.pattern is None:
+                        keys[c.source].add(c.key)
+        self.attribute_keys: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in keys.items()}
 
     def match(self, project_id: str, model_name: str, at_us: int) -> ModelPrice | None:
         """The definition that prices `model_name` for `project_id` at time `at_us`, if any."""
@@ -111,31 +218,37 @@ def usage_total(usage: Mapping[str, int]) -> int | None:
 
 
 def priced(
-    usage: Mapping[str, int], cost: Mapping[str, float], model: ModelPrice | None
-) -> tuple[dict[str, int], dict[str, float], bool]:
+    usage: Mapping[str, int],
+    cost: Mapping[str, float],
+    model: ModelPrice | None,
+    params: Mapping[str, object] | None = None,
+    metadata: Mapping[str, object] | None = None,
+) -> tuple[dict[str, int], dict[str, float], str]:
     """Usage and cost with what the client left out: costs inferred per usage type from the
-    model's prices, then the totals (each the sum of its parts, as Langfuse sums every usage
-    type when no total was sent); and whether any cost was inferred from the model."""
+    prices of the model's tier for this usage (and model parameters and metadata), then the
+    totals (each the sum of its parts, as Langfuse sums every usage type when no total was
+    sent); and that tier's name, as Langfuse records it whenever a model and usage are there
+    ('' otherwise)."""
     usage, cost = dict(usage), dict(cost)
     if usage and "total" not in usage:
         total = usage_total(usage)
         if total is not None:
             usage["total"] = total
-    inferred = False
-    # A total the client sent covers every usage type: nothing is inferred beside it.
-    if model is not None and usage and "total" not in cost:
-        prices = model.prices
-        priced_part = False
-        for u, n in usage.items():
-            if u != "total" and u in prices:
-                priced_part = True
-                if u not in cost:
-                    cost[u] = n * prices[u]
-                    inferred = True
-        # A price for "total" alone (no per-type price used) prices the total usage.
-        if not priced_part and "total" in prices and "total" not in cost:
-            cost["total"] = usage["total"] * prices["total"]
-            inferred = True
+    tier = ""
+    if model is not None and usage:
+        # The conditions see the usage with its total, as Langfuse's matcher does.
+        tier, prices = model.tier(usage, params, metadata)
+        # A total the client sent covers every usage type: nothing is inferred beside it.
+        if "total" not in cost:
+            priced_part = False
+            for u, n in usage.items():
+                if u != "total" and u in prices:
+                    priced_part = True
+                    if u not in cost:
+                        cost[u] = n * prices[u]
+            # A price for "total" alone (no per-type price used) prices the total usage.
+            if not priced_part and "total" in prices:
+                cost["total"] = usage["total"] * prices["total"]
     if cost and "total" not in cost:
         cost["total"] = sum(cost.values())
-    return usage, cost, inferred
+    return usage, cost, tier

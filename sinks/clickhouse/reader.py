@@ -30,6 +30,7 @@ OBSERVATION_COLUMNS = (
     "completion_start_time", "level", "status_message", "version", "environment", "metadata", "input",
     "output", "provided_model_name", "model_parameters", "usage_details", "cost_details", "total_cost",
     "prompt_name", "prompt_version", "created_at", "updated_at", "usage_pricing_model_id",
+    "usage_pricing_tier_name",
 )  # fmt: skip
 SCORE_COLUMNS = (
     "id", "trace_id", "observation_id", "session_id", "dataset_run_id", "name", "value", "string_value",

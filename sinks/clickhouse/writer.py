@@ -101,6 +101,7 @@ COLUMNS: Final = {
         "prompt_name",
         "prompt_version",
         "usage_pricing_model_id",
+        "usage_pricing_tier_name",
         "field_versions",
         "created_at",
         "updated_at",
@@ -155,6 +156,7 @@ _DERIVED: Final = {
     TRACE: ("timestamp",),
     OBSERVATION: (
         "usage_pricing_model_id",
+        "usage_pricing_tier_name",
         "usage_details",
         "cost_details",
         "input_tokens",
@@ -623,6 +625,7 @@ class ClickHouseWriter:
             usages = [p[0] for p in priced]
             costs = [p[1] for p in priced]
             out["usage_pricing_model_id"] = [p[2] for p in priced]
+            out["usage_pricing_tier_name"] = [p[3] for p in priced]
             out["usage_details"] = [_map_text(u) for u in usages]
             out["cost_details"] = [_map_text(c) for c in costs]
             out["input_tokens"] = [max(0, int(u.get("input", 0))) for u in usages]
@@ -645,19 +648,24 @@ class ClickHouseWriter:
                 out[column] = [None if t is None else column_of_micros(t, True) for t in out[column]]
         return Columns([out[c] for c in COLUMNS[table]], len(states))
 
-    def _priced(self, s: EntityState, book: PriceBook | None = None) -> tuple[dict[str, int], dict[str, float], str]:
-        """Usage and cost with totals and the costs inferred from the model's price, and the id
-        of the model definition its model matches: Langfuse links that one (internal_model_id)
-        whether or not its prices were needed, as when the client sent the cost."""
+    def _priced(
+        self, s: EntityState, book: PriceBook | None = None
+    ) -> tuple[dict[str, int], dict[str, float], str, str]:
+        """Usage and cost with totals and the costs inferred from the model's price, the id
+        of the model definition its model matches (Langfuse links that one, internal_model_id,
+        whether or not its prices were needed, as when the client sent the cost), and the name
+        of the pricing tier its usage falls in."""
         values = s.values
         usage, cost = values.get("usage_details"), values.get("cost_details")
         name = values.get("provided_model_name")
         if not usage and not cost and not name:
-            return {}, {}, ""  # what priced() makes of nothing, with no model: skip the lookup
+            return {}, {}, "", ""  # what priced() makes of nothing, with no model: skip the lookup
         start = values.get("start_time", s.first_ts)
         model = (book or self._prices()).match(s.project_id, name or "", start)
-        usage, cost, _ = priced(usage or {}, cost or {}, model)
-        return usage, cost, model.id if model else ""
+        usage, cost, tier = priced(
+            usage or {}, cost or {}, model, values.get("model_parameters"), values.get("metadata")
+        )
+        return usage, cost, model.id if model else "", tier
 
     def _state(self, table: str, row: dict[str, Any]) -> EntityState:
         versions = versions_of(row["field_versions"])
@@ -686,6 +694,7 @@ class ClickHouseWriter:
                 orjson.loads(row["usage_details"] or "{}"),
                 orjson.loads(row["cost_details"] or "{}"),
                 row["usage_pricing_model_id"],
+                row["usage_pricing_tier_name"],
             )
         return state
 

@@ -18,7 +18,7 @@ from pipeline.envelope import Envelope
 from pipeline.errors import PoisonEvent
 from pipeline.events import MAX_KEY_CHARS, OBSERVATION_TYPES
 from pipeline.fold import UNSET, EntityState, as_text, body_time, usage_and_cost
-from pipeline.prices import PriceBook, priced, usage_total
+from pipeline.prices import PriceBook, attribute_text, priced, usage_total
 
 # Observation events that feed the usage ledger: generations, and anything carrying a model or usage.
 GENERATION_EVENTS: Final = frozenset({"generation-create", "generation-update", "embedding-create"})
@@ -27,7 +27,15 @@ USAGE_FIELDS: Final = ("model", "usage", "usageDetails", "costDetails")
 GENERATION_COLUMNS: Final = ("provided_model_name", "start_time")
 # The ledger's usage keys; every usage and cost key is kept, as each may be priced.
 USAGE_KEYS: Final = ("input", "output", "total")
-GENERATION_MAPS: Final[dict[str, tuple[str, ...] | None]] = {"usage_details": None, "cost_details": None}
+# model_parameters and metadata: only the keys some pricing tier's condition reads, as text.
+GENERATION_MAPS: Final[dict[str, tuple[str, ...] | None]] = {
+    "usage_details": None,
+    "cost_details": None,
+    "model_parameters": None,
+    "metadata": None,
+}
+# Where a generation's body holds what a tier's attribute condition reads, by its source.
+_ATTRIBUTE_FIELDS: Final = (("model_parameters", "modelParameters"), ("metadata", "metadata"))
 TRACE_COLUMNS: Final = ("session_id", "user_id")
 # Ids, session and user ids and model names are primary-key parts; a btree entry must stay small.
 # MAX_KEY_CHARS is the edge's own limit (pipeline/events.py): events published before the edge
@@ -198,13 +206,14 @@ def judge(env: Envelope) -> None:
         raise PoisonEvent(f"{env.type}: event id is longer than {MAX_KEY_CHARS} characters")
 
 
-def fold_event(folded: dict[Key, TraceDelta], env: Envelope) -> None:
+def fold_event(folded: dict[Key, TraceDelta], env: Envelope, keys: dict[str, frozenset[str]] | None = None) -> None:
     """Fold one relevant event into the batch's per-trace deltas; PoisonEvent leaves them untouched.
 
     Only what the aggregates read is converted, and judged: a trace's session and user, a
-    generation's model, start time, usage and cost, and the event's time. (An event whose other
-    fields the ClickHouse fold refuses is dead-lettered there and still counted here: its usage
-    happened.)
+    generation's model, start time, usage and cost, the model parameters and metadata `keys`
+    names (what the price book's tier conditions read, by source), and the event's time. (An
+    event whose other fields the ClickHouse fold refuses is dead-lettered there and still
+    counted here: its usage happened.)
 
     A generation is kept with its trace. An event of one that names no trace is kept under the
     generation's own id, apart from the rest of it: Langfuse's SDKs send the trace id with every
@@ -212,14 +221,14 @@ def fold_event(folded: dict[Key, TraceDelta], env: Envelope) -> None:
     id would take a row (or an index entry) per span.
     """
     try:
-        _fold(folded, env)
+        _fold(folded, env, keys)
     except PoisonEvent:
         raise
     except (TypeError, ValueError, OverflowError) as exc:  # e.g. an id no encoder takes: never retried
         raise PoisonEvent(f"{env.type} {str(env.body.get('id'))[:100]}: {exc}") from exc
 
 
-def _fold(folded: dict[Key, TraceDelta], env: Envelope) -> None:
+def _fold(folded: dict[Key, TraceDelta], env: Envelope, keys: dict[str, frozenset[str]] | None) -> None:
     body, project, ts = env.body, env.project_id, event_ts(env)
     entity_id = clean(str(body["id"]))
     if env.type == "trace-create":
@@ -236,6 +245,7 @@ def _fold(folded: dict[Key, TraceDelta], env: Envelope) -> None:
         # Everything converted (and judged) before anything is folded.
         model, start = _key_text(body.get("model")), body_time(body.get("startTime"))
         usage, cost = usage_and_cost(body)
+        attributes = _attributes(body, keys) if keys else None
         trace = folded.get(key) or TraceDelta(EntityState(*key))
         gen = trace.generations.get(entity_id)
         if gen is None:
@@ -253,6 +263,9 @@ def _fold(folded: dict[Key, TraceDelta], env: Envelope) -> None:
                 state.take_map("usage_details", {clean(k): v for k, v in usage.items()}, ts)
             if cost:
                 state.take_map("cost_details", {clean(k): v for k, v in cost.items()}, ts)
+            if attributes:
+                for column, found in attributes:
+                    state.take_map(column, found, ts)
             trace.generations[entity_id] = Generation(state, {clean(env.id)})
         else:
             state = gen.state
@@ -262,6 +275,9 @@ def _fold(folded: dict[Key, TraceDelta], env: Envelope) -> None:
                 state.merge_map("usage_details", {clean(k): v for k, v in usage.items()}, ts)
             if cost:
                 state.merge_map("cost_details", {clean(k): v for k, v in cost.items()}, ts)
+            if attributes:
+                for column, found in attributes:
+                    state.merge_map(column, found, ts)
             state.touch(ts)
             gen.events.add(clean(env.id))
         folded[key] = trace
@@ -271,6 +287,23 @@ def _fold(folded: dict[Key, TraceDelta], env: Envelope) -> None:
         if delta is None:
             delta = folded[key] = TraceDelta(EntityState(*key))
         delta.state.touch(ts)
+
+
+def _attributes(body: dict[str, Any], keys: dict[str, frozenset[str]]) -> list[tuple[str, dict[str, str]]]:
+    """The model parameters and metadata values `keys` names, as tier conditions compare them."""
+    out: list[tuple[str, dict[str, str]]] = []
+    for column, field in _ATTRIBUTE_FIELDS:
+        wanted, given = keys.get(column), body.get(field)
+        if wanted and isinstance(given, dict):
+            found: dict[str, str] = {}
+            for k in wanted:
+                if k in given:
+                    text = attribute_text(given[k])
+                    if text is not None:
+                        found[clean(k)] = clean(text)
+            if found:
+                out.append((column, found))
+    return out
 
 
 def _key_text(v: Any) -> str | None:
@@ -388,7 +421,9 @@ def contribution(
         cost, total = Decimal(counted), usage_total(usage)
     else:
         price = prices.match(state.project_id, model, start) if prices is not None else None
-        usage, costs, _ = priced(usage, values.get("cost_details") or {}, price)
+        usage, costs, _ = priced(
+            usage, values.get("cost_details") or {}, price, values.get("model_parameters"), values.get("metadata")
+        )
         total_cost = costs.get("total")
         cost = Decimal(repr(float(total_cost))) if total_cost is not None else _ZERO
         total = usage.get("total")

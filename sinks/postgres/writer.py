@@ -97,10 +97,12 @@ class PostgresWriter:
         # Scores are ClickHouse's alone: their deletions are the other stage's to fold.
         envelopes, (deleting, _) = split_deletions(envelopes, self._tombstones)
         self._tombstones.learned_scores().clear()
-        poison, folded = _judge([e for e in envelopes if e.received_at >= horizon_us])
+        book = self._prices()  # one book for the batch: a refresh does not split it
+        keys = book.attribute_keys if any(book.attribute_keys.values()) else None
+        poison, folded = _judge([e for e in envelopes if e.received_at >= horizon_us], keys)
         if folded or deleting:
             async with self._pg.transaction(operation="pg_projection") as tx:
-                await _project(tx, folded, self._prices(), self._known)
+                await _project(tx, folded, book, self._known)
                 await _delete_traces(tx, deleting, self._horizon_us / 1_000_000)
             self._tombstones.add(deleting)
             await self._tombstones.refresh(force=True)  # the generations' tombstones just written
@@ -132,9 +134,11 @@ class PostgresWriter:
         return deleted
 
 
-def _judge(envelopes: list[Envelope]) -> tuple[list[tuple[Envelope, str]], dict[Key, TraceDelta]]:
+def _judge(
+    envelopes: list[Envelope], keys: dict[str, frozenset[str]] | None = None
+) -> tuple[list[tuple[Envelope, str]], dict[Key, TraceDelta]]:
     """Poison events, and the fold of the others (an event is converted whole before any of it is
-    folded, so folding is judging)."""
+    folded, so folding is judging); `keys`: the attributes the prices' tiers read (fold_event)."""
     poison: list[tuple[Envelope, str]] = []
     folded: dict[Key, TraceDelta] = {}
     for env in sorted(envelopes, key=event_ts):
@@ -142,7 +146,7 @@ def _judge(envelopes: list[Envelope]) -> tuple[list[tuple[Envelope, str]], dict[
             continue
         try:
             judge(env)
-            fold_event(folded, env)
+            fold_event(folded, env, keys)
         except PoisonEvent as exc:
             poison.append((env, str(exc)))
     return poison, folded

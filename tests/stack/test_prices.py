@@ -260,3 +260,66 @@ async def test_models_api_refuses_what_postgres_cannot_hold_with_a_4xx(
     for method in ("GET", "DELETE"):
         async with http.request(method, f"{API}/api/public/models/a%00b", headers=basic_auth(project)) as r:
             assert r.status == 404, method
+
+
+async def test_the_shipped_tiers_price_long_context_and_flex_in_both_projections(
+    http: aiohttp.ClientSession, project: NewKey, ch: ClickHouse, pg: Postgres
+) -> None:
+    # Gemini 2.5 Pro doubles its input price past 200k prompt tokens (cached ones count); GPT-5's
+    # flex service tier halves it. Sent through the batch API, as Langfuse's v2 SDKs send them.
+    long = generation("gemini-2.5-pro", {"input": 150_000, "input_cached_tokens": 60_000, "output": 1000})
+    flex = generation("gpt-5", {"input": 1000, "output": 1000}, modelParameters={"service_tier": "flex"})
+    plain = generation("gpt-5", {"input": 1000, "output": 1000}, modelParameters={"service_tier": "default"})
+    await ingest(http, project, long, flex, plain)
+    expected = {
+        long["id"]: ("Large Context", 150_000 * 2.5e-6 + 60_000 * 0.25e-6 + 1000 * 15e-6),
+        flex["id"]: ("Flex", 1000 * 0.625e-6 + 1000 * 5e-6),
+        plain["id"]: ("Standard", 1000 * 1.25e-6 + 1000 * 10e-6),
+    }
+
+    async def tiers() -> dict[str, tuple[str, float]]:
+        rows = await ch.fetch(
+            "SELECT id, usage_pricing_tier_name, total_cost FROM observations FINAL WHERE project_id = %(p)s",
+            {"p": project.project_id},
+        )
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    got = await eventually(tiers, lambda t: len(t) == 3, timeout_s=TIMEOUT_S)
+    for gen_id, (tier, total) in expected.items():
+        assert got[gen_id][0] == tier and got[gen_id][1] == pytest.approx(total), (tier, got[gen_id])
+    want = Decimal(repr(sum(total for _, total in expected.values())))
+    await eventually(
+        lambda: ledger_cost(pg, project.project_id), lambda c: abs(c - want) < Decimal("1e-9"), timeout_s=TIMEOUT_S
+    )
+    # The models API shows the shipped tiers in Langfuse's shape, the default first.
+    async with http.get(f"{API}/api/public/models/at-openai-gpt-5", headers=basic_auth(project)) as r:
+        assert r.status == 200
+        model = await r.json()
+    assert [(t["name"], t["isDefault"], t["priority"]) for t in model["pricingTiers"]] == [
+        ("Standard", True, 0),
+        ("Fast mode", False, 1),
+        ("Flex", False, 2),
+    ]
+    flex_tier = model["pricingTiers"][2]
+    assert flex_tier["conditions"] == [
+        {"source": "model_parameters", "key": "service_tier", "operator": "in", "values": ["flex"]}
+    ]
+    assert flex_tier["prices"]["input"] == pytest.approx(0.625e-6)
+    assert model["prices"]["input"] == {"price": 1.25e-6}
+
+
+async def test_models_api_refuses_tiers_langfuse_refuses(http: aiohttp.ClientSession, project: NewKey) -> None:
+    standard = {"name": "Standard", "isDefault": True, "priority": 0, "conditions": [], "prices": {"input": 1e-6}}
+    long = {"name": "Long", "isDefault": False, "priority": 1, "prices": {"input": 2e-6},
+            "conditions": [{"usageDetailPattern": "input", "operator": "gt", "value": 200000}]}  # fmt: skip
+    for tiers, message in (
+        ([long], "isDefault"),
+        ([standard, long | {"priority": 0}], "unique"),
+        ([standard, long | {"conditions": []}], "condition"),
+        ([standard, long | {"prices": {"output": 1e-6}}], "same usage types"),
+        ([standard, long | {"conditions": [{"usageDetailPattern": "(", "operator": "gt", "value": 1}]}], "regular"),
+    ):
+        doc = {"modelName": "x", "matchPattern": "^x$", "pricingTiers": tiers}
+        async with http.post(f"{API}/api/public/models", json=doc, headers=basic_auth(project)) as r:
+            assert r.status == 400, (tiers, await r.text())
+            assert message in (await r.json())["message"], message

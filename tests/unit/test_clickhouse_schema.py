@@ -114,8 +114,13 @@ def test_cluster_ddl_is_replicated_local_tables_behind_distributed_public_names(
         # 0005: the index by trace, filled from each server's own observations
         f"{EACH_SERVER}INSERT INTO agenttrace.{BY_TRACE}_local SELECT {INDEX_COLUMNS} "
         "FROM agenttrace.observations_local WHERE trace_id != ''",
+        # 0006: the pricing tier, on the observations and their journal
+        f"{EACH_SHARD}ALTER TABLE agenttrace.observations_local",
+        f"{EACH_SERVER}ALTER TABLE agenttrace.observations",
+        f"{EACH_SHARD}ALTER TABLE agenttrace.observation_journal_local",
+        f"{EACH_SERVER}ALTER TABLE agenttrace.observation_journal",
     ]
-    columns = added.pop()
+    columns = added.pop(-5)
     pairs = zip(added[::2], added[1::2], strict=True)
     assert all(local.split(" ADD COLUMN")[1] == public.split(" ADD COLUMN")[1] for local, public in pairs)
     creates = [s for s in statements if s.startswith("CREATE TABLE")]
@@ -223,12 +228,16 @@ async def test_migrate_in_cluster_mode_runs_on_cluster_and_checks_the_engines() 
         "ALTER TABLE agenttrace.scores",
         f"INSERT INTO agenttrace.{BY_TRACE}_local SELECT {INDEX_COLUMNS} "
         "FROM agenttrace.observations_local WHERE trace_id != ''",
+        "ALTER TABLE agenttrace.observations",
+        "ALTER TABLE agenttrace.observation_journal",
     ]
     # The replicated local tables are altered on one replica of each shard, not ON CLUSTER.
     assert [s.split(" ADD COLUMN")[0] for s in on_shards] == [
         "ALTER TABLE agenttrace.observations_local",
         "ALTER TABLE agenttrace.observations_local",
         "ALTER TABLE agenttrace.scores_local",
+        "ALTER TABLE agenttrace.observations_local",
+        "ALTER TABLE agenttrace.observation_journal_local",
     ]
     assert not [s for s in executed if s.startswith(("DROP", "ALTER", EACH_SERVER, EACH_SHARD))]
     with pytest.raises(ValueError, match="each_shard"):

@@ -405,7 +405,7 @@ def test_fold_is_latest_writer_wins_all_or_nothing_in_any_order(table_events: Ev
 
 # ---- ClickHouse rows
 DERIVED = {"project_id", "id", "field_versions", "created_at", "updated_at", "event_ts", "is_deleted", "total_cost"}
-DERIVED |= {"input_tokens", "output_tokens", "total_tokens", "usage_pricing_model_id"}
+DERIVED |= {"input_tokens", "output_tokens", "total_tokens", "usage_pricing_model_id", "usage_pricing_tier_name"}
 PARTS, MAP = st.sampled_from(["input", "output", "total", "x"]), st.dictionaries(TEXT, JSON, max_size=3)
 ROW_VALUES = {"metadata": MAP, "model_parameters": MAP, "tags": st.lists(TEXT, max_size=3), "public": st.integers(0, 1)}
 ROW_VALUES["value"] = st.floats(allow_nan=False)

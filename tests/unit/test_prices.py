@@ -9,13 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.envelope import Envelope
 from pipeline.fold import EntityState
 from pipeline.prices import USAGE_TYPES, ModelPrice, PriceBook, priced
 from pipeline.times import datetime_from_micros
 from sinks.clickhouse.schema import dialect_for
 from sinks.clickhouse.writer import ClickHouseWriter
-from sinks.postgres.models import default_models, parse_definition
-from sinks.postgres.rollup import contribution
+from sinks.postgres.models import default_models, parse_definition, parse_file_entry
+from sinks.postgres.rollup import GENERATION_MAPS, contribution, fold_event, state_doc, state_from_doc
 
 DAY_US = 86_400_000_000
 GPT4O = ModelPrice("d-4o", None, "gpt-4o", r"^gpt-4o(-\d{4}-\d{2}-\d{2})?$", {"input": 2.5e-6, "output": 1e-5})
@@ -35,14 +36,14 @@ def test_the_project_s_own_definition_wins_then_the_latest_start_date() -> None:
 
 
 def test_costs_are_inferred_per_usage_type_and_the_client_s_win() -> None:
-    usage, cost, inferred = priced({"input": 1000, "output": 500}, {}, GPT4O)
+    usage, cost, tier = priced({"input": 1000, "output": 500}, {}, GPT4O)
     assert usage == {"input": 1000, "output": 500, "total": 1500}
     assert cost == pytest.approx({"input": 0.0025, "output": 0.005, "total": 0.0075})
-    assert inferred
+    assert tier == "Standard"
     _, cost, _ = priced({"input": 1000, "output": 500}, {"input": 1.0}, GPT4O)
     assert cost == pytest.approx({"input": 1.0, "output": 0.005, "total": 1.005})
-    _, cost, inferred = priced({"input": 10}, {"total": 3.0}, None)
-    assert cost == {"total": 3.0} and not inferred
+    _, cost, tier = priced({"input": 10}, {"total": 3.0}, None)
+    assert cost == {"total": 3.0} and tier == ""
     total_only = ModelPrice("t", None, "t", "^t$", {"total": 0.5})
     assert priced({"input": 2, "output": 2}, {}, total_only)[1] == {"total": 2.0}
 
@@ -58,6 +59,13 @@ def test_a_usage_total_not_sent_is_the_sum_of_every_usage_type() -> None:
 
 # Deeper than orjson encodes (254 levels), as a 5 MB body may be: orjson parses 1,024.
 _DEEP = orjson.loads("[" * 300 + "]" * 300)
+_LONG = {"usageDetailPattern": "(input|prompt|cached)", "operator": "gt", "value": 200000, "caseSensitive": False}
+_FAST = {"source": "model_parameters", "key": "service_tier", "operator": "in", "values": ["fast", "priority"]}
+_STANDARD = {"name": "Standard", "isDefault": True, "priority": 0, "conditions": [], "prices": {"input": 1}}
+
+
+def _tier(name: str, priority: int, conditions: list, prices: dict) -> dict:
+    return {"name": name, "isDefault": False, "priority": priority, "conditions": conditions, "prices": prices}
 
 
 @pytest.mark.parametrize(
@@ -83,11 +91,51 @@ _DEEP = orjson.loads("[" * 300 + "]" * 300)
         ({"modelName": "m", "matchPattern": "^m$", "inputPrice": 1, "tokenizerConfig": {"k": ["\x00"]}}, "NUL"),
         ({"modelName": "m", "matchPattern": "^m$", "inputPrice": 1, "tokenizerConfig": {"\x00": 1}}, "NUL"),
         ({"modelName": "m", "matchPattern": "^m$", "inputPrice": 1, "tokenizerConfig": _DEEP}, "deeply"),
-        (
-            {"modelName": "m", "matchPattern": "^m$",
-             "pricingTiers": [{"isDefault": False, "conditions": [{"usageDetailPattern": "input"}], "prices": {}}]},
-            "not supported",
-        ),
+        ({"modelName": "m", "matchPattern": "^m$", "pricingTiers": [_tier("Long", 1, [_LONG], {"input": 2})]},
+         "exactly one pricing tier must have isDefault"),
+        ({"modelName": "m", "matchPattern": "^m$", "pricingTiers": [_STANDARD, _STANDARD | {"name": "Two"}]},
+         "exactly one"),
+        ({"modelName": "m", "matchPattern": "^m$", "pricingTiers": [_STANDARD | {"conditions": [_LONG]}]},
+         "priority 0 and no conditions"),
+        ({"modelName": "m", "matchPattern": "^m$", "pricingTiers": [_STANDARD, _tier("Long", 1, [], {"input": 2})]},
+         "at least one condition"),
+        ({"modelName": "m", "matchPattern": "^m$",
+          "pricingTiers": [_STANDARD, _tier("A", 1, [_LONG], {"input": 2}), _tier("B", 1, [_LONG], {"input": 3})]},
+         "priorities must be unique"),
+        ({"modelName": "m", "matchPattern": "^m$",
+          "pricingTiers": [_STANDARD, _tier("A", 1, [_LONG], {"input": 2}), _tier("A", 2, [_LONG], {"input": 3})]},
+         "names must be unique"),
+        ({"modelName": "m", "matchPattern": "^m$", "pricingTiers": [_STANDARD, _tier("L", 1, [_LONG], {"output": 2})]},
+         "same usage types"),
+        ({"modelName": "m", "matchPattern": "^m$", "pricingTiers": [_STANDARD, _tier("L", 1, [_LONG], {})]},
+         "at least one price"),
+        ({"modelName": "m", "matchPattern": "^m$",
+          "pricingTiers": [_STANDARD, _tier("L", 1000, [_LONG], {"input": 2})]},
+         "priority"),
+        ({"modelName": "m", "matchPattern": "^m$",
+          "pricingTiers": [_STANDARD, _tier("L", 1, [_LONG | {"operator": "between"}], {"input": 2})]},
+         "operator"),
+        ({"modelName": "m", "matchPattern": "^m$",
+          "pricingTiers": [_STANDARD, _tier("L", 1, [_LONG | {"usageDetailPattern": "(input"}], {"input": 2})]},
+         "regular expression"),
+        ({"modelName": "m", "matchPattern": "^m$",
+          "pricingTiers": [_STANDARD, _tier("L", 1, [_LONG | {"usageDetailPattern": "^(in+)+$"}], {"input": 2})]},
+         "backtracking"),
+        ({"modelName": "m", "matchPattern": "^m$",
+          "pricingTiers": [_STANDARD, _tier("L", 1, [_LONG | {"usageDetailPattern": "(x\\d{2})*"}], {"input": 2})]},
+         "backtracking"),
+        ({"modelName": "m", "matchPattern": "^m$",
+          "pricingTiers": [_STANDARD, _tier("L", 1, [_LONG | {"value": -1}], {"input": 2})]},
+         ">= 0"),
+        ({"modelName": "m", "matchPattern": "^m$",
+          "pricingTiers": [_STANDARD, _tier("L", 1, [_FAST | {"values": []}], {"input": 2})]},
+         "values"),
+        ({"modelName": "m", "matchPattern": "^m$",
+          "pricingTiers": [_STANDARD, _tier("L", 1, [_FAST | {"source": "headers"}], {"input": 2})]},
+         "source"),
+        ({"modelName": "m", "matchPattern": "^m$", "inputPrice": 1, "pricingTiers": [_STANDARD]}, "one way"),
+        ({"modelName": "m", "matchPattern": "^m$", "pricingTiers": [_STANDARD | {"name": " "}]}, "name"),
+        ({"modelName": "m", "matchPattern": "^m$", "pricingTiers": {"Standard": {}}}, "list"),
     ],
 )  # fmt: skip
 def test_bad_definitions_are_refused_with_a_reason(doc: dict, message: str) -> None:
@@ -143,8 +191,8 @@ def test_the_shipped_claude_prices_price_anthropic_usage_keys_as_sent() -> None:
     prices = parse_definition(sonnet, per_million=True).prices
     model = ModelPrice(sonnet["id"], None, "s", sonnet["matchPattern"], prices)
     usage = {"input": 100, "output": 50, "cache_read_input_tokens": 1000, "cache_creation_input_tokens": 200}
-    _, cost, inferred = priced(usage, {}, model)
-    assert inferred
+    _, cost, tier = priced(usage, {}, model)
+    assert tier == "Standard"
     assert cost == pytest.approx(
         {
             "input": 3e-4,
@@ -178,10 +226,7 @@ def test_the_shipped_defaults_parse_and_price_gpt_4o() -> None:
 
 
 def _default_book() -> PriceBook:
-    return PriceBook(
-        ModelPrice(m["id"], None, m["modelName"], m["matchPattern"], parse_definition(m, per_million=True).prices)
-        for m in default_models()["models"]
-    )
+    return PriceBook(parse_file_entry(m).price(m["id"]) for m in default_models()["models"])
 
 
 # What clients send: dated, provider-prefixed, Bedrock (cross-region) and Vertex names, and the
@@ -334,8 +379,165 @@ def test_both_projections_give_the_same_cost(usage: dict, cost: dict, prices: di
     book = PriceBook([ModelPrice("m1", None, "gpt-x", "^gpt-x$", prices)])
     values = {"provided_model_name": model, "start_time": 5, "usage_details": usage, "cost_details": cost}
     state = EntityState("p", "g", values=values, first_ts=5, last_ts=5)
-    _, ch_cost, model_id = ClickHouseWriter(None, dialect_for((18, 16, 1)), prices=lambda: book)._priced(state)  # type: ignore[arg-type]
+    _, ch_cost, model_id, _ = ClickHouseWriter(None, dialect_for((18, 16, 1)), prices=lambda: book)._priced(state)  # type: ignore[arg-type]
     pg = contribution(state, 1, book)
     assert pg.cost == (Decimal(repr(float(ch_cost["total"]))) if "total" in ch_cost else Decimal(0))
     # The definition the model matches, whether or not its prices were used (Langfuse's link).
     assert model_id == ("m1" if model == "gpt-x" else "")
+
+
+# Langfuse's own example of tiers (its public API's docs): a long-context tier over 200k input
+# tokens, and a priority tier on a model parameter, evaluated by priority.
+_TIERED = {
+    "modelName": "tiered",
+    "matchPattern": "^tiered$",
+    "pricingTiers": [
+        _tier("Priority", 2, [_FAST], {"input": 4e-6, "output": 8e-6}),
+        _STANDARD | {"prices": {"input": 1e-6, "output": 2e-6}},
+        _tier("Large Context", 1, [_LONG], {"input": 2e-6, "output": 3e-6}),
+    ],
+}  # fmt: skip
+
+
+def _tiered_model() -> ModelPrice:
+    return parse_definition(_TIERED).price("m-tiered")
+
+
+def test_the_first_tier_by_priority_whose_conditions_all_hold_prices_the_usage() -> None:
+    model = _tiered_model()
+    assert [t.name for t in model.tiers] == ["Large Context", "Priority"]  # by priority, not as sent
+    _, cost, tier = priced({"input": 100_000, "output": 10}, {}, model)
+    assert tier == "Standard" and cost == pytest.approx({"input": 0.1, "output": 2e-5, "total": 0.10002})
+    # The pattern's usage types are summed: 150k input and 60k cached make 210k.
+    _, cost, tier = priced({"input": 150_000, "input_cached_tokens": 60_000, "output": 10}, {}, model)
+    assert tier == "Large Context" and cost["input"] == pytest.approx(0.3)
+    # Both hold: the lower priority number wins.
+    _, cost, tier = priced({"input": 300_000, "output": 10}, {}, model, {"service_tier": "priority"})
+    assert tier == "Large Context"
+    _, cost, tier = priced({"input": 10, "output": 10}, {}, model, {"service_tier": "priority"})
+    assert tier == "Priority" and cost["input"] == pytest.approx(4e-5)
+    # A key absent, or a value not listed, is the default tier; a metadata key is not a parameter.
+    for params, metadata in (({"service_tier": "flex"}, None), ({}, {"service_tier": "priority"}), (None, None)):
+        assert priced({"input": 10}, {}, model, params, metadata)[2] == "Standard"
+    # The tier is named whenever a model and usage are there, as Langfuse records it, also when
+    # the client sent the cost; without usage there is no tier.
+    assert priced({"input": 300_000}, {"total": 1.0}, model)[1:] == ({"total": 1.0}, "Large Context")
+    assert priced({}, {"total": 1.0}, model)[2] == ""
+
+
+@pytest.mark.parametrize(
+    ("operator", "value", "holds"),
+    [("gt", 100, False), ("gte", 100, True), ("lt", 100, False), ("lte", 100, True), ("eq", 100, True),
+     ("neq", 100, False), ("gt", 99.5, True), ("lt", 100.5, True)],
+)  # fmt: skip
+def test_each_operator_compares_the_sum_as_langfuse_s(operator: str, value: float, holds: bool) -> None:
+    condition = {"usageDetailPattern": "^input", "operator": operator, "value": value}
+    doc = {"modelName": "m", "matchPattern": "^m$",
+           "pricingTiers": [_STANDARD, _tier("T", 1, [condition], {"input": 2})]}  # fmt: skip
+    model = parse_definition(doc).price("m")
+    # `input` and `input_audio` are summed (search, not a full match); `output` and the total are not.
+    assert priced({"input": 60, "input_audio": 40, "output": 7}, {}, model)[2] == ("T" if holds else "Standard")
+
+
+def test_a_usage_pattern_is_case_insensitive_unless_it_says_otherwise() -> None:
+    condition = {"usageDetailPattern": "^Input$", "operator": "gt", "value": 5}
+    for sensitive, expected in ((False, "T"), (True, "Standard")):
+        tier = _tier("T", 1, [condition | {"caseSensitive": sensitive}], {"input": 2})
+        doc = {"modelName": "m", "matchPattern": "^m$", "pricingTiers": [_STANDARD, tier]}
+        assert priced({"input": 10}, {}, parse_definition(doc).price("m"))[2] == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "listed"),
+    [("priority", "priority"), (True, "true"), (False, "false"), (2, "2"), (2.0, "2"), (0.5, "0.5"),
+     (1e21, "1e+21"), ([1], None), ({"a": 1}, None), (None, None)],
+)  # fmt: skip
+def test_an_attribute_is_compared_as_the_text_javascript_writes(value: object, listed: str | None) -> None:
+    condition = {"source": "metadata", "key": "k", "operator": "in", "values": [listed or "x"]}
+    doc = {
+        "modelName": "m",
+        "matchPattern": "^m$",
+        "pricingTiers": [_STANDARD, _tier("T", 1, [condition], {"input": 2})],
+    }
+    tier = priced({"input": 1}, {}, parse_definition(doc).price("m"), None, {"k": value})[2]
+    assert tier == ("T" if listed else "Standard")
+
+
+def test_a_definition_with_tiers_keeps_them_as_given_and_prices_by_its_default() -> None:
+    new = parse_definition(_TIERED)
+    assert new.prices == {"input": 1e-6, "output": 2e-6} and new.default_tier == "Standard"
+    assert [(t["name"], t["priority"]) for t in new.tiers] == [("Large Context", 1), ("Priority", 2)]
+    assert new.tiers[0]["conditions"] == [_LONG]
+    assert new.tiers[1]["conditions"] == [_FAST]
+    # Per 1M in a price file, as the defaults are written.
+    entry = {"modelName": "m", "matchPattern": "^m$", "prices": {"input": 2.5},
+             "tiers": [{"name": "Long", "priority": 1, "conditions": [_LONG], "prices": {"input": 5}}]}  # fmt: skip
+    filed = parse_file_entry(entry)
+    assert filed.prices == {"input": 2.5e-6} and filed.tiers[0]["prices"] == {"input": 5e-6}
+
+
+# (name, params, usage, tier, input price per 1M)
+_SHIPPED_TIERS = [
+    ("gemini-2.5-pro", None, {"input": 150_000, "input_cached_tokens": 60_000}, "Large Context", 2.5),
+    ("gemini-2.5-pro", None, {"input": 150_000}, "Standard", 1.25),
+    ("gpt-5-2025-08-07", {"service_tier": "priority"}, {"input": 10}, "Fast mode", 2.5),
+    ("gpt-5", {"service_tier": "flex"}, {"input": 10}, "Flex", 0.625),
+    ("gpt-5", {"service_tier": "default"}, {"input": 10}, "Standard", 1.25),
+    ("gpt-5.4", None, {"input": 300_000}, "Large Context (>272K)", 5.0),
+    ("gpt-5.4", {"service_tier": "flex"}, {"input": 300_000}, "Flex · Large context (>272K)", 2.5),
+    ("gpt-4o-mini", {"service_tier": "priority", "temperature": 0.2}, {"input": 10}, "Fast mode", 0.25),
+]
+
+
+@pytest.mark.parametrize(("name", "params", "usage", "tier", "input_price"), _SHIPPED_TIERS)
+def test_the_shipped_defaults_price_long_context_priority_and_flex(
+    name: str, params: dict | None, usage: dict, tier: str, input_price: float
+) -> None:
+    model = _default_book().match("p", name, 0)
+    assert model is not None
+    _, cost, found = priced(usage, {}, model, params)
+    assert found == tier
+    assert cost["input"] == pytest.approx(usage["input"] * input_price / 1e6)
+
+
+def test_the_shipped_tiers_price_the_usage_types_of_their_default() -> None:
+    tiered = [m for m in default_models()["models"] if m.get("tiers")]
+    assert len(tiered) >= 20
+    for m in tiered:
+        for t in m["tiers"]:
+            assert sorted(t["prices"]) == sorted(m["prices"]), (m["id"], t["name"])
+
+
+tier_params = st.fixed_dictionaries(
+    {}, optional={"service_tier": st.sampled_from(["priority", "flex", "fast", "default", 1, True]), "x": st.text()}
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(usage=usage_maps, cost=cost_maps, params=tier_params, metadata=tier_params)
+def test_both_projections_price_by_the_same_tier(usage: dict, cost: dict, params: dict, metadata: dict) -> None:
+    # The ClickHouse stage holds the whole state; the Postgres stage only what the book's tier
+    # conditions read, as text, through its fold and a stored document.
+    metadata_tier = _tier("Meta", 3, [_FAST | {"source": "metadata"}], {"input": 7e-6, "output": 9e-6})
+    doc = {**_TIERED, "pricingTiers": [*_TIERED["pricingTiers"], metadata_tier]}
+    book = PriceBook([parse_definition(doc).price("m-tiered")])
+    assert book.attribute_keys == {
+        "model_parameters": frozenset({"service_tier"}),
+        "metadata": frozenset({"service_tier"}),
+    }
+    body = {"id": "g", "traceId": "t", "model": "tiered", "startTime": 5, "usageDetails": usage, "costDetails": cost,
+            "modelParameters": params, "metadata": metadata}  # fmt: skip
+    folded: dict = {}
+    fold_event(folded, Envelope("e", "p", "generation-create", 5, 5, body), book.attribute_keys)
+    pg_state = folded[("p", "t")].generations["g"].state
+    pg_state = state_from_doc("p", "g", orjson.loads(orjson.dumps(state_doc(pg_state, ["e"], Decimal(0)))))
+    assert set(pg_state.values) <= {"provided_model_name", "start_time", *GENERATION_MAPS}
+    values = {"provided_model_name": "tiered", "start_time": 5, "usage_details": usage, "cost_details": cost,
+              "model_parameters": params, "metadata": metadata}  # fmt: skip
+    state = EntityState("p", "g", values=values, first_ts=5, last_ts=5)
+    _, ch_cost, _, tier = ClickHouseWriter(None, dialect_for((18, 16, 1)), prices=lambda: book)._priced(state)  # type: ignore[arg-type]
+    assert contribution(pg_state, 1, book).cost == (
+        Decimal(repr(float(ch_cost["total"]))) if "total" in ch_cost else Decimal(0)
+    )
+    assert tier == (priced(usage, cost, book.models[0], params, metadata)[2])
+    assert not usage or tier
