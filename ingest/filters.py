@@ -75,6 +75,22 @@ TRACE_COLUMNS: dict[str, tuple[str, str]] = {
     "version": ("version", "string"),
     "tags": ("tags", "array"),
     "metadata": ("metadata", "object"),
+    # Summed up from the trace's observations (Langfuse's aggregated metrics): seconds, USD,
+    # tokens (input and output: every type naming them), the highest level and the number of
+    # observations at each.
+    "latency": ("observations.latency", "number"),
+    "totalCost": ("observations.total_cost", "number"),
+    "inputTokens": ("observations.input_tokens", "number"),
+    "outputTokens": ("observations.output_tokens", "number"),
+    "totalTokens": ("observations.total_tokens", "number"),
+    "tokens": ("observations.total_tokens", "number"),
+    "inputCost": ("observations.input_cost", "number"),
+    "outputCost": ("observations.output_cost", "number"),
+    "level": ("observations.level", "string"),
+    "errorCount": ("observations.error_count", "number"),
+    "warningCount": ("observations.warning_count", "number"),
+    "defaultCount": ("observations.default_count", "number"),
+    "debugCount": ("observations.debug_count", "number"),
 }
 
 

@@ -256,6 +256,44 @@ async def test_metadata_and_latency_filters(http: aiohttp.ClientSession, project
         assert {o["id"] for o in doc["data"]} == {f"{t1}-s"}  # 2.5 s; the event has no end
         _, doc = await get(http, project, path, filter=filter_of(("number", "latency", "<", 1)))
         assert {o["id"] for o in doc["data"]} == {f"{t2}-s"}
+    # A trace's latency: its observations' first start to last end (t2's event has none).
+    assert await trace_ids(http, project, filter=filter_of(("number", "latency", ">", 1))) == [t1]
+    assert await trace_ids(http, project, filter=filter_of(("number", "latency", "<", 1))) == [t2]
+
+
+async def test_trace_filters_on_what_its_observations_sum_up_to(http: aiohttp.ClientSession, project: NewKey) -> None:
+    """Langfuse's aggregated trace filters (cost, tokens, level and the counts per level),
+    on 18.16's SQL; a trace without observations counts as 0 cost, as Langfuse answers it."""
+    costly, failed, empty = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    at = "2026-10-05T10:00:00Z"
+    usage = {"input": 800, "input_cached_tokens": 100, "output": 100}
+    gen = {"traceId": costly, "startTime": at, "model": "own-model", "usageDetails": usage}
+    await ingest(
+        http,
+        project,
+        *(event("trace-create", at, {"id": t, "name": "agg"}) for t in (costly, failed, empty)),
+        event("generation-create", at, {**gen, "id": f"{costly}-g", "costDetails": {"input": 0.2, "output": 0.05}}),
+        event("span-create", at, {"id": f"{failed}-s", "traceId": failed, "startTime": at, "level": "ERROR"}),
+        event("span-create", at, {"id": f"{failed}-w", "traceId": failed, "startTime": at, "level": "WARNING"}),
+    )
+    await eventually(
+        lambda: get(http, project, "/api/public/v2/observations"), lambda r: len(r[1]["data"]) == 3, timeout_s=TIMEOUT_S
+    )
+
+    async def traces(*conditions: tuple[str, str, str, Any]) -> list[str]:
+        found = await trace_ids(http, project, filter=filter_of(("string", "name", "=", "agg"), *conditions))
+        return sorted(found)
+
+    assert await traces(("number", "totalCost", ">", 0.2)) == [costly]
+    assert await traces(("number", "totalCost", "<", 0.1)) == sorted([failed, empty])
+    assert await traces(("number", "totalTokens", "=", 1000)) == [costly]
+    # Every type naming input, cached input too, as Langfuse sums them.
+    assert await traces(("number", "inputTokens", "=", 900), ("number", "outputTokens", "<", 101)) == [costly]
+    assert await traces(("number", "inputCost", ">", 0.1), ("number", "outputCost", "=", 0.05)) == [costly]
+    assert await traces(("string", "level", "=", "ERROR")) == [failed]
+    assert await traces(("stringOptions", "level", "any of", ["DEFAULT", "DEBUG"])) == [costly]
+    assert await traces(("number", "warningCount", ">", 0), ("number", "errorCount", "=", 1)) == [failed]
+    assert await traces(("number", "errorCount", "=", 0)) == sorted([costly, empty])
 
 
 async def test_v2_observations_say_whether_their_trace_is_public(http: aiohttp.ClientSession, project: NewKey) -> None:

@@ -305,3 +305,54 @@ async def test_reads_by_trace_tell_apart_traces_whose_hashes_collide(reader: Rea
     assert read in client.statements["read_trace_observations"]
     assert "FROM observations_by_trace WHERE" in client.statements["read_trace_summaries"]
     assert "trace_hash IN (SELECT murmurHash2_32(" in client.statements["read_trace_scores"]
+
+
+async def test_trace_filters_on_figures_summed_up_from_observations(reader: Reader) -> None:
+    client = reader._ch
+    assert isinstance(client, ChdbClient)
+    # (trace, observation, start and end in s after T0, total cost, input tokens, level, version)
+    rows = [
+        ("ta", "a1", 0, 2, 0.02, 100, "DEFAULT", 1),
+        ("ta", "a2", 1, 4, 0.03, 50, "ERROR", 1),
+        ("tb", "b1", 0, None, None, 10, "WARNING", 1),  # not ended, no cost
+        ("tb", "b1", 0, 1, 0.5, 10, "DEBUG", 2),  # its newest version: ended, priced, DEBUG
+        ("tc", "c1", 0, 0.5, 0.001, 0, "DEFAULT", 1),
+    ]
+    for trace_id, id_, start, end, cost, tokens, level, version in rows:
+        end_sql = "NULL" if end is None else f"'{_ts(T0 + int(end * 1e6))}'"
+        client._s.query(
+            "INSERT INTO observations (project_id, id, trace_id, start_time, end_time, total_cost, usage_details,"
+            f" cost_details, level, created_at, updated_at, event_ts) VALUES ('agg', '{id_}', '{trace_id}',"
+            f" '{_ts(T0 + int(start * 1e6))}', {end_sql}, {'NULL' if cost is None else cost},"
+            f" {_literal(orjson.dumps({'input': tokens, 'Input_Cached': 1, 'output': 2}).decode())},"
+            f" {_literal(orjson.dumps({'input': 1e-5, 'output': 2.5e-6, 'total': cost or 0}).decode())},"
+            f" '{level}', '{_ts(T0)}', '{_ts(T0)}', {version})"
+        )
+    for trace_id in ("ta", "tb", "tc", "td"):  # td: no observations
+        client._s.query(
+            "INSERT INTO traces (project_id, id, timestamp, created_at, updated_at, event_ts) VALUES"
+            f" ('agg', '{trace_id}', '{_ts(T0)}', '{_ts(T0)}', '{_ts(T0)}', 1)"
+        )
+
+    async def ids(*conditions: Any) -> list[str]:
+        listing = await reader.traces("agg", TraceFilter(conditions=conditions), ("id", False), Page(10))
+        assert listing.total == len(listing.rows)
+        return [r["id"] for r in listing.rows]
+
+    L = "observations."
+    assert await ids((L + "latency", ">", 3)) == ["ta"]  # 0 to 4 s
+    assert await ids((L + "latency", "<", 1)) == ["tc", "td"]  # 0.5 s, and none: 0 as Langfuse answers
+    assert await ids((L + "total_cost", ">=", 0.05)) == ["ta", "tb"]  # b1's newest version: 0.5
+    assert await ids((L + "total_cost", "<", 0.01)) == ["tc", "td"]
+    assert await ids((L + "total_cost", "=", 0)) == ["td"]
+    # Every key naming input, in any case (cached input too): ta 100+1 and 50+1.
+    assert await ids((L + "input_tokens", "=", 152)) == ["ta"]
+    assert await ids((L + "output_tokens", "=", 4)) == ["ta"]
+    assert await ids((L + "input_cost", ">", 1.5e-5)) == ["ta"]  # two observations' 1e-5
+    assert await ids((L + "output_cost", "<", 3e-6)) == ["tb", "tc", "td"]
+    assert await ids((L + "level", "=", "ERROR")) == ["ta"]
+    assert await ids((L + "level", "any of", ("DEBUG", "DEFAULT"))) == ["tb", "tc"]  # not tb's old WARNING
+    assert await ids((L + "level", "none of", ("ERROR",))) == ["tb", "tc"]  # td has no level at all
+    assert await ids((L + "error_count", ">", 0)) == ["ta"]
+    assert await ids((L + "warning_count", "=", 0)) == ["ta", "tb", "tc", "td"]
+    assert await ids((L + "total_cost", ">", 0.01), (L + "latency", "<", 2)) == ["tb"]
