@@ -1,4 +1,7 @@
-"""Request bodies as bytes: content codings (gzip, deflate, zstd) and the client errors of decoding.
+"""Request bodies as bytes: content codings and the client errors of decoding.
+
+The codings are those OpenTelemetry Collectors' OTLP/HTTP exporters send (gzip, zstd, zlib,
+deflate, snappy, x-snappy-framed, lz4) and x-gzip.
 
 Both ingestion dialects (the batch JSON API and OTLP/HTTP) read their body through
 `decompress`, which stops as soon as the output passes the limit, so a small compressed
@@ -11,6 +14,8 @@ from __future__ import annotations
 import io
 import zlib
 
+import cramjam
+import lz4.frame
 import zstandard
 
 # Output is produced in slices of this size, so the limit is checked at least this often.
@@ -54,9 +59,10 @@ class UnsupportedMediaType(ClientError):
 def decompress(body: bytes, content_encoding: str | None, limit: int) -> bytes:
     """Undo the Content-Encoding of `body`; raise BodyTooLarge once output exceeds `limit` bytes.
 
-    Accepts identity, gzip (also x-gzip, concatenated members), deflate (zlib-wrapped, or raw
-    as some clients send it) and zstd (also several frames). A list such as "gzip, zstd" is
-    undone last coding first, as RFC 9110 says it was applied in order.
+    Accepts identity, gzip (also x-gzip, concatenated members), deflate and zlib (zlib-wrapped,
+    or raw as some clients send it), zstd and lz4 (also several frames), snappy (the block or the
+    framing format) and x-snappy-framed. A list such as "gzip, zstd" is undone last coding
+    first, as RFC 9110 says it was applied in order.
     """
     codings = _codings(content_encoding)
     data = body
@@ -159,9 +165,97 @@ def _unzstd(data: bytes, limit: int) -> bytes:
     return bytes(out)
 
 
+def _unlz4(data: bytes, limit: int) -> bytes:
+    """LZ4 frames (the Collector's `lz4`), one after another too, output bounded."""
+    out = bytearray()
+    pending = data
+    try:
+        while pending:
+            d = lz4.frame.LZ4FrameDecompressor()
+            out += d.decompress(pending, max_length=limit + 1 - len(out))
+            while not d.eof and not d.needs_input and len(out) <= limit:
+                out += d.decompress(b"", max_length=limit + 1 - len(out))
+            if len(out) > limit:
+                raise _too_large(limit)
+            if not d.eof:
+                raise DecodeError("truncated lz4 data")
+            pending = d.unused_data or b""
+    except RuntimeError as exc:  # python-lz4's error for a frame it cannot decode
+        raise DecodeError(f"corrupt lz4 data: {exc}") from None
+    return bytes(out)
+
+
+# The stream identifier that starts snappy's framing format (framing_format.txt, chunk 0xff).
+_SNAPPY_STREAM = b"\xff\x06\x00\x00sNaPpY"
+_SNAPPY_CHUNK = 65536  # the most a chunk of the framing format decompresses to
+
+
+def _unsnappy(data: bytes, limit: int) -> bytes:
+    """`snappy`: the block format (Collectors since 0.125, Prometheus), or the framing format,
+    which earlier Collectors sent under this name: told apart by the stream identifier, as the
+    Collector's own server does."""
+    if data.startswith(_SNAPPY_STREAM):
+        return _unsnappy_framed(data, limit)
+    return bytes(_snappy_block(data, limit))
+
+
+def _snappy_block(data: bytes, limit: int) -> bytes:
+    # The block starts with its decompressed length: checked before anything is decompressed.
+    try:
+        size = cramjam.snappy.decompress_raw_len(data)
+        if size > limit:
+            raise _too_large(limit)
+        return bytes(cramjam.snappy.decompress_raw(data))
+    except cramjam.DecompressionError as exc:
+        raise DecodeError(f"corrupt snappy data: {exc}") from None
+
+
+def _unsnappy_framed(data: bytes, limit: int) -> bytes:
+    """Snappy's framing format (`x-snappy-framed`): chunks of at most 64 KiB each, decompressed
+    one by one, so the output is bounded as it grows. Their CRC-32C is not verified: corrupt
+    data fails to parse as the body it claims to be instead."""
+    out = bytearray()
+    at, end = 0, len(data)
+    if data and not data.startswith(_SNAPPY_STREAM):  # an empty stream is an empty body
+        raise DecodeError("snappy framed data must start with its stream identifier")
+    while at < end:
+        if end - at < 4:
+            raise DecodeError("truncated snappy frame")
+        kind, size = data[at], int.from_bytes(data[at + 1 : at + 4], "little")
+        body = data[at + 4 : at + 4 + size]
+        if len(body) < size:
+            raise DecodeError("truncated snappy frame")
+        at += 4 + size
+        if kind in (0x00, 0x01):  # compressed or uncompressed data, after a 4-byte checksum
+            if size < 4:
+                raise DecodeError("snappy chunk without its checksum")
+            chunk: bytes | None = body[4:]
+            if kind == 0x00:
+                try:
+                    chunk = _snappy_block(body[4:], _SNAPPY_CHUNK)
+                except BodyTooLarge:
+                    chunk = None  # its length says more than a chunk may hold
+            if chunk is None or len(chunk) > _SNAPPY_CHUNK:
+                raise DecodeError("snappy chunk longer than 65536 bytes")
+            out += chunk
+            if len(out) > limit:
+                raise _too_large(limit)
+        elif kind == 0xFF:
+            if body != b"sNaPpY":
+                raise DecodeError("bad snappy stream identifier")
+        elif kind < 0x80:
+            raise DecodeError(f"reserved unskippable snappy chunk {kind:#x}")
+        # 0x80-0xfe (padding among them): skippable
+    return bytes(out)
+
+
 _DECODERS = {
     "gzip": _gunzip,
     "x-gzip": _gunzip,
     "deflate": _inflate,
+    "zlib": _inflate,
     "zstd": _unzstd,
+    "lz4": _unlz4,
+    "snappy": _unsnappy,
+    "x-snappy-framed": _unsnappy_framed,
 }

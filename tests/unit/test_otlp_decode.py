@@ -7,6 +7,8 @@ import os
 import tracemalloc
 import zlib
 
+import cramjam
+import lz4.frame
 import orjson
 import pytest
 import zstandard
@@ -78,11 +80,24 @@ def _raw_deflate(data: bytes) -> bytes:
     return c.compress(data) + c.flush()
 
 
+def _snappy_block(data: bytes) -> bytes:
+    return bytes(cramjam.snappy.compress_raw(data))
+
+
+def _snappy_framed(data: bytes) -> bytes:
+    return bytes(cramjam.snappy.compress(data))
+
+
+# What OpenTelemetry Collectors' exporters send, each coding by its own library's encoder.
 ENCODERS = {
     "gzip": gzip.compress,
     "x-gzip": gzip.compress,
     "deflate": zlib.compress,
+    "zlib": zlib.compress,
     "zstd": zstandard.ZstdCompressor().compress,
+    "lz4": lz4.frame.compress,
+    "snappy": _snappy_block,
+    "x-snappy-framed": _snappy_framed,
 }
 
 
@@ -106,13 +121,25 @@ def test_coding_names_are_case_insensitive_and_stack_in_order() -> None:
     assert decompress(gzip.compress(PAYLOAD), " Gzip ", LIMIT) == PAYLOAD
 
 
+def test_snappy_is_the_block_format_or_the_framed_one_collectors_sent_before() -> None:
+    # Collectors before 0.125 sent the framing format as `snappy`; their server tells the two
+    # apart by the stream identifier, and so does ours.
+    assert decompress(_snappy_framed(PAYLOAD), "snappy", LIMIT) == PAYLOAD
+    assert decompress(_snappy_block(PAYLOAD), "snappy", LIMIT) == PAYLOAD
+    with pytest.raises(DecodeError):
+        decompress(_snappy_block(PAYLOAD), "x-snappy-framed", LIMIT)
+    # Linked blocks, and frames one after another, as python-lz4 and others write them.
+    linked = lz4.frame.compress(PAYLOAD * 40, block_linked=True, block_size=lz4.frame.BLOCKSIZE_MAX64KB)
+    assert decompress(linked + lz4.frame.compress(b"z"), "lz4", 100 * LIMIT) == PAYLOAD * 40 + b"z"
+
+
 def test_concatenated_gzip_members_and_zstd_frames_are_all_read() -> None:
     assert decompress(gzip.compress(b"a" * 10) + gzip.compress(b"b" * 5), "gzip", LIMIT) == (b"a" * 10 + b"b" * 5)
     z = zstandard.ZstdCompressor()
     assert decompress(z.compress(b"x" * 7) + z.compress(b"y"), "zstd", LIMIT) == b"x" * 7 + b"y"
 
 
-@pytest.mark.parametrize("coding", ["gzip", "deflate", "zstd"])
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "zstd", "lz4", "snappy", "x-snappy-framed"])
 def test_bomb_is_rejected_before_it_is_inflated(coding: str) -> None:
     bomb = ENCODERS[coding](bytes(64 << 20))  # 64 MiB of zeros, a few KiB compressed
     tracemalloc.start()
@@ -152,6 +179,13 @@ def test_unknown_coding_is_415(coding: str) -> None:
         ("deflate", zlib.compress(PAYLOAD)[:-6]),
         ("zstd", b"not zstd"),
         ("zstd", zstandard.ZstdCompressor().compress(os.urandom(50_000))[:-100]),  # truncated
+        ("lz4", b"not lz4"),
+        ("lz4", lz4.frame.compress(os.urandom(50_000))[:-100]),  # truncated
+        ("snappy", b"\x0anot snappy"),
+        ("snappy", _snappy_block(os.urandom(50_000))[:-100]),  # truncated
+        ("x-snappy-framed", _snappy_framed(os.urandom(50_000))[:-100]),
+        ("x-snappy-framed", b"\xff\x06\x00\x00sNaPpY\x02\x01\x00\x00x"),  # reserved chunk
+        ("x-snappy-framed", b"\xff\x06\x00\x00sNaPpY\x00\x08\x00\x00abcd\xff\xff\xff\x7f"),  # > 64 KiB
     ],
 )
 def test_corrupt_data_is_400(coding: str, body: bytes) -> None:
@@ -176,7 +210,7 @@ def test_decompress_returns_the_data_or_says_it_is_too_large(data: bytes, coding
 
 
 @settings(max_examples=60, deadline=None)
-@given(garbage=st.binary(max_size=512), coding=st.sampled_from(["gzip", "deflate", "zstd"]))
+@given(garbage=st.binary(max_size=512), coding=st.sampled_from(sorted(ENCODERS)))
 def test_decompress_raises_only_client_errors_on_garbage(garbage: bytes, coding: str) -> None:
     try:
         decompress(garbage, coding, LIMIT)
