@@ -103,7 +103,7 @@ def setup() -> None:
     config = STATE / "mypy.ini"
     config.write_text(
         "[mypy]\npython_version = 3.11\n"
-        "[mypy-aiokafka.*,aiopg.*,psycopg2.*,asynch.*,zstandard.*,google.protobuf.*,opentelemetry.proto.*]\n"
+        "[mypy-aiokafka.*,aiopg.*,psycopg2.*,asynch.*,zstandard.*,cramjam.*,lz4.*,google.protobuf.*,opentelemetry.proto.*]\n"
         "ignore_missing_imports = True\n"
     )
     modules = mypycify(
