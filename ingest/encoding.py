@@ -14,8 +14,6 @@ from __future__ import annotations
 import io
 import zlib
 
-import cramjam
-import lz4.frame
 import zstandard
 
 # Output is produced in slices of this size, so the limit is checked at least this often.
@@ -167,6 +165,9 @@ def _unzstd(data: bytes, limit: int) -> bytes:
 
 def _unlz4(data: bytes, limit: int) -> bytes:
     """LZ4 frames (the Collector's `lz4`), one after another too, output bounded."""
+    # Imported at first use, as snappy's codec: ~2 MB of the api's RSS that most never need.
+    import lz4.frame
+
     out = bytearray()
     pending = data
     try:
@@ -200,6 +201,8 @@ def _unsnappy(data: bytes, limit: int) -> bytes:
 
 
 def _snappy_block(data: bytes, limit: int) -> bytes:
+    import cramjam
+
     # The block starts with its decompressed length: checked before anything is decompressed.
     try:
         size = cramjam.snappy.decompress_raw_len(data)
