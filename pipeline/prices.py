@@ -45,6 +45,9 @@ DEFAULT_TIER: Final = "Standard"  # the default tier's name, as Langfuse names i
 OPERATORS: Final = ("gt", "gte", "lt", "lte", "eq", "neq")
 # The observation attributes an attribute condition reads, by the name Langfuse gives them.
 ATTRIBUTE_SOURCES: Final = ("model_parameters", "metadata")
+# The longest value an attribute condition lists: a longer attribute matches none, so the
+# Postgres stage need not keep it.
+ATTRIBUTE_TEXT_MAX: Final = 1000
 
 
 class TierCondition:

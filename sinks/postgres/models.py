@@ -24,6 +24,7 @@ from pipeline.errors import StoreError
 from pipeline.periodic import Periodic
 from pipeline.prices import (
     ATTRIBUTE_SOURCES,
+    ATTRIBUTE_TEXT_MAX,
     DEFAULT_TIER,
     OPERATORS,
     UNITS,
@@ -263,10 +264,11 @@ def _condition(tier: str, c: Any) -> dict[str, Any]:
         if (
             not isinstance(values, list)
             or not 0 < len(values) <= _MAX_VALUES
-            or not all(isinstance(v, str) and v and "\x00" not in v for v in values)
+            or not all(isinstance(v, str) and 0 < len(v) <= ATTRIBUTE_TEXT_MAX and "\x00" not in v for v in values)
         ):
             raise ValueError(
-                f"pricing tier {tier!r}: a condition's values must be 1 to {_MAX_VALUES} non-empty strings"
+                f"pricing tier {tier!r}: a condition's values must be 1 to {_MAX_VALUES} strings"
+                f" of 1 to {ATTRIBUTE_TEXT_MAX} characters"
             )
         return {"source": source, "key": key, "operator": "in", "values": list(values)}
     pattern, operator, value = c.get("usageDetailPattern"), c.get("operator"), c.get("value")

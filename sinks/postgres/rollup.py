@@ -18,7 +18,7 @@ from pipeline.envelope import Envelope
 from pipeline.errors import PoisonEvent
 from pipeline.events import MAX_KEY_CHARS, OBSERVATION_TYPES
 from pipeline.fold import UNSET, EntityState, as_text, body_time, usage_and_cost
-from pipeline.prices import PriceBook, attribute_text, priced, usage_total
+from pipeline.prices import ATTRIBUTE_TEXT_MAX, PriceBook, attribute_text, priced, usage_total
 
 # Observation events that feed the usage ledger: generations, and anything carrying a model or usage.
 GENERATION_EVENTS: Final = frozenset({"generation-create", "generation-update", "embedding-create"})
@@ -299,8 +299,9 @@ def _attributes(body: dict[str, Any], keys: dict[str, frozenset[str]]) -> list[t
             for k in wanted:
                 if k in given:
                     text = attribute_text(given[k])
-                    if text is not None:
-                        found[clean(k)] = clean(text)
+                    # A longer text, or one with NUL, matches no condition's value: not kept.
+                    if text is not None and len(text) <= ATTRIBUTE_TEXT_MAX and "\x00" not in text:
+                        found[clean(k)] = text
             if found:
                 out.append((column, found))
     return out

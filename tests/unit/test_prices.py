@@ -133,6 +133,9 @@ def _tier(name: str, priority: int, conditions: list, prices: dict) -> dict:
         ({"modelName": "m", "matchPattern": "^m$",
           "pricingTiers": [_STANDARD, _tier("L", 1, [_FAST | {"source": "headers"}], {"input": 2})]},
          "source"),
+        ({"modelName": "m", "matchPattern": "^m$",
+          "pricingTiers": [_STANDARD, _tier("L", 1, [_FAST | {"values": ["x" * 1001]}], {"input": 2})]},
+         "1000 characters"),
         ({"modelName": "m", "matchPattern": "^m$", "inputPrice": 1, "pricingTiers": [_STANDARD]}, "one way"),
         ({"modelName": "m", "matchPattern": "^m$", "pricingTiers": [_STANDARD | {"name": " "}]}, "name"),
         ({"modelName": "m", "matchPattern": "^m$", "pricingTiers": {"Standard": {}}}, "list"),
@@ -509,7 +512,11 @@ def test_the_shipped_tiers_price_the_usage_types_of_their_default() -> None:
 
 
 tier_params = st.fixed_dictionaries(
-    {}, optional={"service_tier": st.sampled_from(["priority", "flex", "fast", "default", 1, True]), "x": st.text()}
+    {},
+    optional={
+        "service_tier": st.sampled_from(["priority", "flex", "fast", "default", 1, True, "priority\x00", "f" * 1001]),
+        "x": st.text(),
+    },
 )
 
 
