@@ -73,7 +73,8 @@ class Model:
     tokenizer_config: Any
     created_at: datetime
     updated_at: datetime
-    # The conditional tiers as stored (tier_json), by priority; `prices` is the default tier's.
+    # The conditional tiers as stored ({name, priority, conditions, prices}), by priority;
+    # `prices` is the default tier's.
     tiers: list[dict[str, Any]]
     default_tier: str
 
