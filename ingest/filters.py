@@ -32,7 +32,13 @@ _KIND_OPS = {
     "boolean": frozenset({"=", "<>"}),
     # Langfuse's stringObject: a key of the column's object and the text of its value
     "object": frozenset({"=", "contains", "does not contain", "starts with", "ends with"}),
+    # Its numberObject, categoryOptions and booleanObject on scores: the key is a score's name.
+    "numberObject": _ORDER_OPS,
+    "categoryOptions": frozenset({"any of", "none of"}),
+    "booleanObject": frozenset({"=", "<>"}),
 }
+# The kinds of a condition on one key of a column; what its value is read as.
+_KEYED = {"object": "string", "numberObject": "number", "categoryOptions": "list", "booleanObject": "boolean"}
 
 # Langfuse's column -> (our column, its kind); `trace.` columns are the observation's trace's.
 OBSERVATION_COLUMNS: dict[str, tuple[str, str]] = {
@@ -91,6 +97,12 @@ TRACE_COLUMNS: dict[str, tuple[str, str]] = {
     "warningCount": ("observations.warning_count", "number"),
     "defaultCount": ("observations.default_count", "number"),
     "debugCount": ("observations.debug_count", "number"),
+    # The trace's scores of one name (the condition's key): the average of the numeric ones, the
+    # values of the categorical ones, the boolean one.
+    "scores_avg": ("scores.avg", "numberObject"),
+    "scores": ("scores.avg", "numberObject"),
+    "score_categories": ("scores.categories", "categoryOptions"),
+    "score_booleans": ("scores.booleans", "booleanObject"),
 }
 
 
@@ -119,13 +131,11 @@ def _condition(item: Any, columns: dict[str, tuple[str, str]]) -> Condition:
     if op not in _KIND_OPS[kind]:
         ops = ", ".join(sorted(_KIND_OPS[kind]))
         raise ClientError(f"invalid filter: operator {op!r} is not supported for {name}; use one of {ops}")
-    if kind == "object":
+    if kind in _KEYED:
         key = item.get("key")
         if type(key) is not str or not key:
             raise ClientError(f"invalid filter: a {name} condition needs a key (the name of one of its keys)")
-        if type(value) is not str:
-            raise ClientError(f"invalid filter: {op} on {name} needs a string")
-        return column, op, (key, value)
+        return column, op, (key, _value(name, _KEYED[kind], op, value))
     return column, op, _value(name, kind, op, value)
 
 

@@ -529,6 +529,34 @@ _HOLDS = {
 }
 
 
+# A trace condition on its scores of one name (ingest/filters.py).
+OF_SCORES = "scores."
+
+
+def _scored(q: Select, figure: str, op: str, name: str, value: Any) -> None:
+    """Traces by their scores named `name` (Langfuse's scores_avg, score_categories and
+    score_booleans): the average of the numeric ones compared with `value`; a categorical one
+    among `value` (`none of`: no such one); the boolean one equal to `value` (`<>`: none
+    equal, so traces without that score too, as Langfuse documents)."""
+    sub = q.sub(SCORE)
+    sub.where(f"name = {q.param(name)}", "name")
+    negate = op in ("none of", "<>")
+    if figure == "avg":
+        sub.where("data_type = 'NUMERIC'", "data_type")
+        rows = sub.latest(["trace_id", "value"])
+        traces = f"SELECT trace_id FROM {rows} GROUP BY trace_id HAVING avg(value) {_COMPARE[op]} {q.param(value)}"
+    else:
+        if figure == "categories":
+            sub.where("data_type = 'CATEGORICAL'", "data_type")
+            sub.where(f"has({q.param(list(value))}, string_value)", "string_value")
+        else:
+            sub.where("data_type = 'BOOLEAN'", "data_type")
+            sub.where(f"value = {1 if value else 0}", "value")
+        traces = f"SELECT trace_id FROM {sub.latest(['trace_id'])}"
+    q.by_id.append(f"id {'NOT IN' if negate else 'IN'} ({traces})")
+    q.local_subqueries = True
+
+
 def _summed_up(q: Select, figure: str, op: str, value: Any) -> None:
     """Traces whose figure summed up from their observations' newest rows holds to the condition
     (Langfuse's aggregated trace filters): the ids of the traces it holds for, or, when a trace
@@ -568,6 +596,8 @@ def _conditions(q: Select, conditions: tuple[Condition, ...]) -> Select:
             q.where(f"{e} = {q.param(text)}" if op == "=" else TEXT_MATCH[op].format(e=e, v=q.param(text)), "metadata")
         elif column.startswith(OF_OBSERVATIONS):
             _summed_up(q, column[len(OF_OBSERVATIONS) :], op, value)
+        elif column.startswith(OF_SCORES):
+            _scored(q, column[len(OF_SCORES) :], op, *value)
         elif column == "latency":  # seconds; none for an observation that has not ended
             e = f"({q.micros('end_time')} - {q.micros('start_time')}) / 1000000"
             q.where(f"{e} {_COMPARE[op]} {q.param(value)}", "end_time", "start_time")

@@ -296,6 +296,50 @@ async def test_trace_filters_on_what_its_observations_sum_up_to(http: aiohttp.Cl
     assert await traces(("number", "errorCount", "=", 0)) == sorted([costly, empty])
 
 
+async def test_trace_filters_on_their_scores(http: aiohttp.ClientSession, project: NewKey) -> None:
+    """Langfuse's scores_avg (numberObject), score_categories (categoryOptions) and
+    score_booleans (booleanObject) on the scores of one name, on 18.16's SQL."""
+    good, bad, none = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    at = "2026-10-06T10:00:00Z"
+
+    def score(trace: str, name: str, value: Any, data_type: str) -> dict[str, Any]:
+        body = {"id": str(uuid.uuid4()), "traceId": trace, "name": name, "value": value, "dataType": data_type}
+        return event("score-create", at, body)
+
+    await ingest(
+        http,
+        project,
+        *(event("trace-create", at, {"id": t, "name": "scored"}) for t in (good, bad, none)),
+        score(good, "quality", 0.9, "NUMERIC"),
+        score(bad, "quality", 0.1, "NUMERIC"),
+        score(good, "tone", "polite", "CATEGORICAL"),
+        score(bad, "tone", "rude", "CATEGORICAL"),
+        score(good, "correct", 1, "BOOLEAN"),
+    )
+    await eventually(
+        lambda: get(http, project, "/api/public/v2/scores"), lambda r: len(r[1]["data"]) == 5, timeout_s=TIMEOUT_S
+    )
+
+    async def traces(kind: str, column: str, key: str, op: str, value: Any) -> list[str]:
+        conditions = [
+            {"type": "string", "column": "name", "operator": "=", "value": "scored"},
+            {"type": kind, "column": column, "key": key, "operator": op, "value": value},
+        ]
+        return sorted(await trace_ids(http, project, filter=orjson.dumps(conditions).decode()))
+
+    assert await traces("numberObject", "scores_avg", "quality", ">=", 0.5) == [good]
+    assert await traces("numberObject", "scores", "quality", "<", 0.5) == [bad]
+    assert await traces("categoryOptions", "score_categories", "tone", "any of", ["rude"]) == [bad]
+    assert await traces("categoryOptions", "score_categories", "tone", "none of", ["rude"]) == sorted([good, none])
+    assert await traces("booleanObject", "score_booleans", "correct", "=", True) == [good]
+    assert await traces("booleanObject", "score_booleans", "correct", "<>", True) == sorted([bad, none])
+    status, doc = await get(
+        http, project, "/api/public/traces",
+        filter=orjson.dumps([{"type": "numberObject", "column": "scores_avg", "operator": ">", "value": 1}]).decode(),
+    )  # fmt: skip
+    assert status == 400 and "key" in doc["message"]
+
+
 async def test_v2_observations_say_whether_their_trace_is_public(http: aiohttp.ClientSession, project: NewKey) -> None:
     shared, private = str(uuid.uuid4()), str(uuid.uuid4())
     at = "2026-10-03T10:00:00Z"

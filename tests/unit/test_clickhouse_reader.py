@@ -356,3 +356,42 @@ async def test_trace_filters_on_figures_summed_up_from_observations(reader: Read
     assert await ids((L + "error_count", ">", 0)) == ["ta"]
     assert await ids((L + "warning_count", "=", 0)) == ["ta", "tb", "tc", "td"]
     assert await ids((L + "total_cost", ">", 0.01), (L + "latency", "<", 2)) == ["tb"]
+
+
+async def test_trace_filters_on_their_scores_of_one_name(reader: Reader) -> None:
+    client = reader._ch
+    assert isinstance(client, ChdbClient)
+    # (trace, score, name, value, string value, data type, version)
+    rows = [
+        ("ta", "s1", "quality", 0.9, "", "NUMERIC", 1),
+        ("ta", "s2", "quality", 0.5, "", "NUMERIC", 1),  # ta's average: 0.7
+        ("tb", "s3", "quality", 0.2, "", "NUMERIC", 1),
+        ("tb", "s3", "quality", 0.95, "", "NUMERIC", 2),  # its newest version counts
+        ("ta", "s4", "tone", 0, "rude", "CATEGORICAL", 1),
+        ("tb", "s5", "tone", 1, "polite", "CATEGORICAL", 1),
+        ("ta", "s6", "correct", 1, "True", "BOOLEAN", 1),
+        ("tb", "s7", "correct", 0, "False", "BOOLEAN", 1),
+    ]
+    for trace_id, id_, name, value, text, data_type, version in rows:
+        client._s.query(
+            "INSERT INTO scores (project_id, id, trace_id, name, value, string_value, data_type, source, timestamp,"
+            f" created_at, updated_at, event_ts) VALUES ('sc', '{id_}', '{trace_id}', '{name}', {value}, '{text}',"
+            f" '{data_type}', 'API', '{_ts(T0)}', '{_ts(T0)}', '{_ts(T0)}', {version})"
+        )
+    for trace_id in ("ta", "tb", "tc"):  # tc: no scores
+        client._s.query(
+            "INSERT INTO traces (project_id, id, timestamp, created_at, updated_at, event_ts) VALUES"
+            f" ('sc', '{trace_id}', '{_ts(T0)}', '{_ts(T0)}', '{_ts(T0)}', 1)"
+        )
+
+    async def ids(*conditions: Any) -> list[str]:
+        listing = await reader.traces("sc", TraceFilter(conditions=conditions), ("id", False), Page(10))
+        return [r["id"] for r in listing.rows]
+
+    assert await ids(("scores.avg", ">", ("quality", 0.8))) == ["tb"]  # 0.95, not its old 0.2
+    assert await ids(("scores.avg", "<", ("quality", 0.8))) == ["ta"]  # 0.7; tc has none
+    assert await ids(("scores.avg", "=", ("tone", 0))) == []  # categorical: not averaged
+    assert await ids(("scores.categories", "any of", ("tone", ("polite", "calm")))) == ["tb"]
+    assert await ids(("scores.categories", "none of", ("tone", ("polite",)))) == ["ta", "tc"]
+    assert await ids(("scores.booleans", "=", ("correct", True))) == ["ta"]
+    assert await ids(("scores.booleans", "<>", ("correct", True))) == ["tb", "tc"]
