@@ -17,8 +17,9 @@ top-level model parameter or metadata key, as text, is one of its values.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from operator import eq, ge, gt, le, lt, ne
 from typing import Final
 
 # The usage types of Langfuse's prices and of the OTLP mapping; a price may name others too.
@@ -42,7 +43,16 @@ UNITS: Final = frozenset({"TOKENS", "CHARACTERS", "MILLISECONDS", "SECONDS", "IM
 _NO_START: Final = -(2**63)
 _CACHED_NAMES: Final = 50_000  # distinct (project, model name) pairs whose candidates are kept
 DEFAULT_TIER: Final = "Standard"  # the default tier's name, as Langfuse names it
-OPERATORS: Final = ("gt", "gte", "lt", "lte", "eq", "neq")
+# A usage condition's operators: how its sum compares with its value.
+_COMPARISONS: Final[dict[str, Callable[[float, float], bool]]] = {
+    "gt": gt,
+    "gte": ge,
+    "lt": lt,
+    "lte": le,
+    "eq": eq,
+    "neq": ne,
+}
+OPERATORS: Final = tuple(_COMPARISONS)
 # The observation attributes an attribute condition reads, by the name Langfuse gives them.
 ATTRIBUTE_SOURCES: Final = ("model_parameters", "metadata")
 # The longest value an attribute condition lists: a longer attribute matches none, so the
@@ -62,7 +72,9 @@ class TierCondition:
         key: str = "",
         values: frozenset[str] = frozenset(),
     ) -> None:
-        self.pattern, self.operator, self.value = pattern, operator, value
+        # An attribute condition (`in`) compares no sum.
+        self.compare = _COMPARISONS[operator] if pattern is not None else eq
+        self.pattern, self.value = pattern, value
         self.source, self.key, self.values = source, key, values
 
     def holds(
@@ -79,18 +91,7 @@ class TierCondition:
         for name, n in usage.items():
             if pattern.search(name):
                 total += n
-        op, value = self.operator, self.value
-        if op == "gt":
-            return total > value
-        if op == "gte":
-            return total >= value
-        if op == "lt":
-            return total < value
-        if op == "lte":
-            return total <= value
-        if op == "eq":
-            return total == value
-        return total != value
+        return self.compare(total, self.value)
 
 
 class PriceTier:

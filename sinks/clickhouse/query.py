@@ -131,8 +131,15 @@ class Select:
         a Distributed subquery inside a Distributed read is refused by default.
         """
         trace = self.param(trace_id)
-        self.by_id.append(f"id IN (SELECT id FROM {BY_TRACE} WHERE project_id = %(project)s AND trace_id = {trace})")
+        self.ids_in(f"SELECT id FROM {BY_TRACE} WHERE project_id = %(project)s AND trace_id = {trace}")
         self.keys.append(f"trace_id = {trace}")
+        return self
+
+    def ids_in(self, subquery: str, *, negate: bool = False) -> Select:
+        """The rows whose id `subquery` lists (`negate`: does not list), tested by id first. In a
+        cluster the subquery reads each shard's local tables, which suits a subquery of the
+        trace's own rows: a trace's observations and scores share its shard."""
+        self.by_id.append(f"id {'NOT IN' if negate else 'IN'} ({subquery})")
         self.local_subqueries = True
         return self
 

@@ -8,6 +8,7 @@ its time limit.
 from __future__ import annotations
 
 import asyncio
+import operator
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -520,13 +521,27 @@ _SUMMED_UP: dict[str, tuple[str, tuple[str, ...], str, float | None]] = {
     ),
     **{f"{lv.lower()}_count": (OBSERVATION, ("level",), f"countIf(level = '{lv}')", 0) for lv in _LEVELS},
 }
-_HOLDS = {
-    "=": lambda a, b: a == b,
-    ">": lambda a, b: a > b,
-    "<": lambda a, b: a < b,
-    ">=": lambda a, b: a >= b,
-    "<=": lambda a, b: a <= b,
-}
+_HOLDS = {"=": operator.eq, ">": operator.gt, "<": operator.lt, ">=": operator.ge, "<=": operator.le}
+
+
+def _summed_up(q: Select, figure: str, op: str, value: Any) -> None:
+    """Traces whose figure summed up from their observations' newest rows holds to the condition
+    (Langfuse's aggregated trace filters): the ids of the traces it holds for, or, when a trace
+    without observations holds to it too (`totalCost < 0.01`), all but those it fails for."""
+    table, columns, aggregate, empty = _SUMMED_UP[figure]
+    sub = q.sub(table)
+    e = aggregate.format(s=sub.micros("start_time"), e=sub.micros("end_time"))
+    if op in OPTION_MATCH:
+        having = OPTION_MATCH[op].format(e=e, v=q.param(list(value)))
+    elif op in TEXT_MATCH:
+        having = TEXT_MATCH[op].format(e=e, v=q.param(value))
+    else:
+        having = f"{e} {_COMPARE[op]} {q.param(value)}"
+    negate = empty is not None and op in _HOLDS and _HOLDS[op](empty, value)
+    rows = sub.latest(["trace_id", *columns])
+    q.ids_in(
+        f"SELECT trace_id FROM {rows} GROUP BY trace_id HAVING {'NOT ' if negate else ''}({having})", negate=negate
+    )
 
 
 # A trace condition on its scores of one name (ingest/filters.py).
@@ -553,30 +568,7 @@ def _scored(q: Select, figure: str, op: str, name: str, value: Any) -> None:
             sub.where("data_type = 'BOOLEAN'", "data_type")
             sub.where(f"value = {1 if value else 0}", "value")
         traces = f"SELECT trace_id FROM {sub.latest(['trace_id'])}"
-    q.by_id.append(f"id {'NOT IN' if negate else 'IN'} ({traces})")
-    q.local_subqueries = True
-
-
-def _summed_up(q: Select, figure: str, op: str, value: Any) -> None:
-    """Traces whose figure summed up from their observations' newest rows holds to the condition
-    (Langfuse's aggregated trace filters): the ids of the traces it holds for, or, when a trace
-    without observations holds to it too (`totalCost < 0.01`), all but those it fails for.
-    Read in the same query, through the trace's own shard in a cluster (rows share the shard of
-    their trace)."""
-    table, columns, aggregate, empty = _SUMMED_UP[figure]
-    sub = q.sub(table)
-    e = aggregate.format(s=sub.micros("start_time"), e=sub.micros("end_time"))
-    if op in OPTION_MATCH:
-        having = OPTION_MATCH[op].format(e=e, v=q.param(list(value)))
-    elif op in TEXT_MATCH:
-        having = TEXT_MATCH[op].format(e=e, v=q.param(value))
-    else:
-        having = f"{e} {_COMPARE[op]} {q.param(value)}"
-    negate = empty is not None and op in _HOLDS and _HOLDS[op](empty, value)
-    rows = sub.latest(["trace_id", *columns])
-    traces = f"SELECT trace_id FROM {rows} GROUP BY trace_id HAVING {'NOT ' if negate else ''}({having})"
-    q.by_id.append(f"id {'NOT IN' if negate else 'IN'} ({traces})")
-    q.local_subqueries = True
+    q.ids_in(traces, negate=negate)
 
 
 _TIME_COLUMNS = frozenset({"timestamp", "start_time", "end_time"})
