@@ -16,6 +16,7 @@ top-level model parameter or metadata key, as text, is one of its values.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -116,12 +117,48 @@ def attribute_text(v: object) -> str | None:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):
-        return str(v)
+        # Below 2^53 a double holds it exactly, and both write its digits; past that, JSON.parse
+        # rounds it to a double first (String(2 ** 60) is "1152921504606847000").
+        if -(2**53) <= v <= 2**53:
+            return str(v)
+        try:
+            return js_number(float(v))
+        except OverflowError:
+            return "Infinity" if v > 0 else "-Infinity"
     if isinstance(v, float):
-        if v.is_integer() and abs(v) < 1e21:
-            return str(int(v))
-        return repr(v).replace("inf", "Infinity").replace("nan", "NaN")
+        return js_number(v)
     return None
+
+
+def js_number(v: float) -> str:
+    """JavaScript's String() of a number: the shortest digits that read back as `v` (which
+    Python's repr finds too), laid out as ECMAScript's Number::toString lays them out. It writes
+    positions from 1e-7 to 1e21 without an exponent ("0.000001", "123456789012345680000") and
+    an exponent without padding ("1e-7", "1.5e+21"), where repr writes "1e-06" and "1e-07"."""
+    if v != v:
+        return "NaN"
+    if v in (math.inf, -math.inf):
+        return "Infinity" if v > 0 else "-Infinity"
+    if v == 0:
+        return "0"  # -0 too
+    mantissa, _, exponent = repr(abs(v)).partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    digits = whole + fraction
+    # The decimal point falls after `point` of `digits`.
+    point = len(whole) + (int(exponent) if exponent else 0)
+    significant = digits.lstrip("0")
+    point -= len(digits) - len(significant)
+    significant = significant.rstrip("0")
+    sign, k, n = "-" if v < 0 else "", len(significant), point
+    if k <= n <= 21:
+        return sign + significant + "0" * (n - k)
+    if 0 < n <= 21:
+        return sign + significant[:n] + "." + significant[n:]
+    if -6 < n <= 0:
+        return sign + "0." + "0" * -n + significant
+    e = n - 1
+    shown = significant if k == 1 else significant[0] + "." + significant[1:]
+    return f"{sign}{shown}e{'+' if e >= 0 else '-'}{abs(e)}"
 
 
 @dataclass(frozen=True)

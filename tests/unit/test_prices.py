@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from pipeline.envelope import Envelope
 from pipeline.fold import EntityState
-from pipeline.prices import USAGE_TYPES, ModelPrice, PriceBook, priced
+from pipeline.prices import USAGE_TYPES, ModelPrice, PriceBook, attribute_text, js_number, priced
 from pipeline.times import datetime_from_micros
 from sinks.clickhouse.schema import dialect_for
 from sinks.clickhouse.writer import ClickHouseWriter
@@ -453,7 +453,8 @@ def test_a_usage_pattern_is_case_insensitive_unless_it_says_otherwise() -> None:
 @pytest.mark.parametrize(
     ("value", "listed"),
     [("priority", "priority"), (True, "true"), (False, "false"), (2, "2"), (2.0, "2"), (0.5, "0.5"),
-     (1e21, "1e+21"), ([1], None), ({"a": 1}, None), (None, None)],
+     (1e21, "1e+21"), (1e-7, "1e-7"), (0.000001, "0.000001"), (2**60, "1152921504606847000"),
+     ([1], None), ({"a": 1}, None), (None, None)],
 )  # fmt: skip
 def test_an_attribute_is_compared_as_the_text_javascript_writes(value: object, listed: str | None) -> None:
     condition = {"source": "metadata", "key": "k", "operator": "in", "values": [listed or "x"]}
@@ -464,6 +465,29 @@ def test_an_attribute_is_compared_as_the_text_javascript_writes(value: object, l
     }
     tier = priced({"input": 1}, {}, parse_definition(doc).price("m"), None, {"k": value})[2]
     assert tier == ("T" if listed else "Standard")
+
+
+# As Node.js 20 writes them (String(x)), where Python's repr differs in all but a few.
+@pytest.mark.parametrize(
+    ("number", "text"),
+    [(1e-7, "1e-7"), (-1e-7, "-1e-7"), (1.5e-7, "1.5e-7"), (0.000001, "0.000001"), (0.00001234, "0.00001234"),
+     (1e16, "10000000000000000"), (1.2345678901234568e20, "123456789012345680000"), (1e21, "1e+21"),
+     (2e21, "2e+21"), (-1.5e300, "-1.5e+300"), (1.7976931348623157e308, "1.7976931348623157e+308"),
+     (5e-324, "5e-324"), (1.23e-18, "1.23e-18"), (123456.789, "123456.789"), (0.1, "0.1"), (100.0, "100"),
+     (-0.0, "0"), (1 / 3, "0.3333333333333333"), (float("inf"), "Infinity"), (float("-inf"), "-Infinity"),
+     (float("nan"), "NaN")],
+)  # fmt: skip
+def test_a_number_is_written_as_javascript_writes_it(number: float, text: str) -> None:
+    assert js_number(number) == text
+
+
+@pytest.mark.parametrize(
+    ("number", "text"),
+    [(2**53, "9007199254740992"), (-(2**53) - 2, "-9007199254740994"), (12345678901234567890, "12345678901234567000"),
+     (10**400, "Infinity"), (-(10**400), "-Infinity")],
+)  # fmt: skip
+def test_an_integer_past_what_a_double_holds_is_written_as_its_double(number: int, text: str) -> None:
+    assert attribute_text(number) == text
 
 
 def test_a_definition_with_tiers_keeps_them_as_given_and_prices_by_its_default() -> None:
