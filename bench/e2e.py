@@ -29,6 +29,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Final
 
 import aiohttp
 import orjson
@@ -38,9 +39,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agenttrace.settings import Settings
 from bench.cpu_budget import PRELOADED
 from bench.load import batch_body, new_key, otlp_body, update_body
-from sinks.clickhouse.client import ClickHouse
+from sinks.clickhouse.client import ClickHouse, ClickHouseError
 from sinks.postgres.client import Postgres
 
+# The bench's own reads are marked and logged, so that the server CPU they take is told apart
+# from the pipeline's (own_server_cpu): ~1 s of it in a 20 s run at 15k spans/s (2026-12-07).
+MARK = "/* bench/e2e.py */ "
+LOGGED: Final = {"log_queries": 1}
 PROBE_EVERY_S = 0.1
 # The latency's resolution: a probe is seen within this of becoming visible (plus the query).
 POLL_EVERY_S = 0.05
@@ -142,13 +147,13 @@ async def main(args: argparse.Namespace) -> dict:
             if not waiting:
                 continue
             sql = f"SELECT id FROM traces WHERE project_id = '{project_id}' AND id IN _ids"
-            for (found,) in await ch.fetch(sql, ids=list(waiting)):
+            for (found,) in await read(ch, sql, ids=list(waiting)):
                 if (t0 := waiting.pop(found, None)) is not None:
                     latencies.append(time.monotonic() - t0)
             if stop.is_set() and give_up == float("inf"):
                 give_up = time.monotonic() + 60
 
-    start, cpu_start = time.monotonic(), time.process_time()
+    start, cpu_start, began = time.monotonic(), time.process_time(), time.time()
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=args.concurrency + 2)) as session:
         probe_task, watch_task = asyncio.create_task(probe(session)), asyncio.create_task(watch())
         await asyncio.gather(*(sender(session, range(k, n_bodies, args.concurrency)) for k in range(args.concurrency)))
@@ -166,18 +171,19 @@ async def main(args: argparse.Namespace) -> dict:
         sql = sql.replace("count()", "count(), countIf(output_tokens = 7)")
         while time.monotonic() < deadline:
             polls += 1
-            visible, updated = (await ch.fetch(sql))[0]
+            visible, updated = (await read(ch, sql))[0]
             if visible >= accepted and updated >= accepted_updates:
                 break
             await asyncio.sleep(1.0)
     else:
-        while (visible := (await ch.fetch(sql))[0][0]) < accepted and time.monotonic() < deadline:
+        while (visible := (await read(ch, sql))[0][0]) < accepted and time.monotonic() < deadline:
             await asyncio.sleep(POLL_EVERY_S)
     done = time.monotonic() - start
     all_stages = await postgres_caught_up(ch, project_id, deadline) - start if args.all_stages else None
     await watch_task
     # The generator's CPU while it sends and waits, not for building the bodies beforehand.
     cpu = time.process_time() - cpu_start
+    server_cpu = await own_server_cpu(ch, began)
     await ch.close()
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 2 else [float("nan")] * 99
     a = statistics.quantiles(answered, n=100) if len(answered) > 2 else [float("nan")] * 99
@@ -202,7 +208,32 @@ async def main(args: argparse.Namespace) -> dict:
         "answered_p99_ms": round(a[98] * 1000, 1),
         "wait_polls": polls,
         "client_cpu_seconds": round(cpu, 3),
+        "clickhouse_cpu_seconds": None if server_cpu is None else round(server_cpu, 3),
     }
+
+
+async def read(ch: ClickHouse, sql: str, ids: list[str] | None = None) -> list[tuple]:
+    return await ch.fetch(MARK + sql, ids=ids, settings=LOGGED, operation="bench")
+
+
+async def own_server_cpu(ch: ClickHouse, since: float) -> float | None:
+    """The server CPU seconds of this run's own reads (the probes and the counts), from
+    system.query_log: what the load generator took of ClickHouse. None without a query log."""
+    await asyncio.sleep(1.0)  # a read still being logged
+    used = "ProfileEvents.Values[indexOf(ProfileEvents.Names, '{0}')]"  # 18.16; a Map since 21.x
+    for form in (used, "ProfileEvents['{0}']"):
+        cpu = f"{form.format('UserTimeMicroseconds')} + {form.format('SystemTimeMicroseconds')}"
+        try:
+            await ch.execute("SYSTEM FLUSH LOGS", operation="bench")
+            rows = await ch.fetch(
+                f"SELECT sum({cpu}) FROM system.query_log WHERE type = 2 "
+                f"AND event_time >= toDateTime({int(since)}) AND query LIKE '{MARK}%'",
+                operation="bench",
+            )
+        except ClickHouseError:
+            continue
+        return int(rows[0][0] or 0) / 1e6
+    return None
 
 
 async def postgres_caught_up(ch: ClickHouse, project_id: str, deadline: float) -> float:
@@ -213,7 +244,7 @@ async def postgres_caught_up(ch: ClickHouse, project_id: str, deadline: float) -
         f"SELECT uniqExact(id) FROM observations WHERE project_id = '{project_id}' AND name != '{PRELOADED}' "
         "AND (type = 'GENERATION' OR provided_model_name != '')"
     )
-    expected = (await ch.fetch(sql))[0][0]
+    expected = (await read(ch, sql))[0][0]
     pg = Postgres(Settings.from_env().postgres)
     await pg.start()
     try:

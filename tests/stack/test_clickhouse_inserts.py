@@ -125,3 +125,12 @@ async def test_types_it_does_not_encode_go_through_asynch(ch: ClickHouse, by_col
         assert [tuple(r) for r in await ch.fetch(f"SELECT d, f, s FROM {name} ORDER BY s")] == written
     finally:
         await ch.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+async def test_a_read_runs_with_its_own_settings(ch: ClickHouse) -> None:
+    # A setting's value is the query's own (`max_result_rows` refuses past it); others keep theirs.
+    sql = "SELECT number FROM system.numbers LIMIT 10"
+    assert len(await ch.fetch(sql)) == 10
+    with pytest.raises(ClickHouseError):
+        await ch.fetch(sql, settings={"max_result_rows": 5, "result_overflow_mode": "throw"})
+    assert len(await ch.fetch(sql)) == 10
