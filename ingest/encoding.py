@@ -204,19 +204,39 @@ def _snappy_block(data: bytes, limit: int) -> bytes:
     import cramjam
 
     # The block starts with its decompressed length: checked before anything is decompressed.
+    if _snappy_length(data) > limit:
+        raise _too_large(limit)
     try:
-        size = cramjam.snappy.decompress_raw_len(data)
-        if size > limit:
-            raise _too_large(limit)
         return bytes(cramjam.snappy.decompress_raw(data))
     except cramjam.DecompressionError as exc:
         raise DecodeError(f"corrupt snappy data: {exc}") from None
 
 
+def _snappy_length(block: bytes) -> int:
+    """What a snappy block says it decompresses to."""
+    import cramjam
+
+    try:
+        return int(cramjam.snappy.decompress_raw_len(block))
+    except cramjam.DecompressionError as exc:
+        raise DecodeError(f"corrupt snappy data: {exc}") from None
+
+
+def _snappy_chunk(chunk: bytes) -> bytes:
+    """One data chunk of the framing format (at most 64 KiB once decompressed, checked before),
+    decompressed by the format's own decoder as a stream of that chunk alone: it verifies the
+    chunk's CRC-32C, which the standard library has no function for."""
+    import cramjam
+
+    try:
+        return bytes(cramjam.snappy.decompress(_SNAPPY_STREAM + chunk))
+    except cramjam.DecompressionError as exc:
+        raise DecodeError(f"corrupt snappy chunk: {exc}") from None
+
+
 def _unsnappy_framed(data: bytes, limit: int) -> bytes:
     """Snappy's framing format (`x-snappy-framed`): chunks of at most 64 KiB each, decompressed
-    one by one, so the output is bounded as it grows. Their CRC-32C is not verified: corrupt
-    data fails to parse as the body it claims to be instead."""
+    one by one, so the output is bounded as it grows, and each checked against its CRC-32C."""
     out = bytearray()
     at, end = 0, len(data)
     if data and not data.startswith(_SNAPPY_STREAM):  # an empty stream is an empty body
@@ -225,6 +245,7 @@ def _unsnappy_framed(data: bytes, limit: int) -> bytes:
         if end - at < 4:
             raise DecodeError("truncated snappy frame")
         kind, size = data[at], int.from_bytes(data[at + 1 : at + 4], "little")
+        start = at
         body = data[at + 4 : at + 4 + size]
         if len(body) < size:
             raise DecodeError("truncated snappy frame")
@@ -232,15 +253,10 @@ def _unsnappy_framed(data: bytes, limit: int) -> bytes:
         if kind in (0x00, 0x01):  # compressed or uncompressed data, after a 4-byte checksum
             if size < 4:
                 raise DecodeError("snappy chunk without its checksum")
-            chunk: bytes | None = body[4:]
-            if kind == 0x00:
-                try:
-                    chunk = _snappy_block(body[4:], _SNAPPY_CHUNK)
-                except BodyTooLarge:
-                    chunk = None  # its length says more than a chunk may hold
-            if chunk is None or len(chunk) > _SNAPPY_CHUNK:
+            # What it decompresses to: an uncompressed chunk's data, a compressed one's length.
+            if (size - 4 if kind == 0x01 else _snappy_length(body[4:])) > _SNAPPY_CHUNK:
                 raise DecodeError("snappy chunk longer than 65536 bytes")
-            out += chunk
+            out += _snappy_chunk(data[start:at])
             if len(out) > limit:
                 raise _too_large(limit)
         elif kind == 0xFF:

@@ -88,6 +88,11 @@ def _snappy_framed(data: bytes) -> bytes:
     return bytes(cramjam.snappy.compress(data))
 
 
+def _flipped(data: bytes, at: int) -> bytes:
+    """`data` with one bit of its byte `at` flipped."""
+    return data[:at] + bytes([data[at] ^ 1]) + data[at + 1 :]
+
+
 # What OpenTelemetry Collectors' exporters send, each coding by its own library's encoder.
 ENCODERS = {
     "gzip": gzip.compress,
@@ -186,6 +191,9 @@ def test_unknown_coding_is_415(coding: str) -> None:
         ("x-snappy-framed", _snappy_framed(os.urandom(50_000))[:-100]),
         ("x-snappy-framed", b"\xff\x06\x00\x00sNaPpY\x02\x01\x00\x00x"),  # reserved chunk
         ("x-snappy-framed", b"\xff\x06\x00\x00sNaPpY\x00\x08\x00\x00abcd\xff\xff\xff\x7f"),  # > 64 KiB
+        ("x-snappy-framed", _flipped(_snappy_framed(PAYLOAD), 15)),  # a compressed chunk's checksum
+        ("x-snappy-framed", _flipped(_snappy_framed(os.urandom(300)), 20)),  # an uncompressed chunk's data
+        ("snappy", _flipped(_snappy_framed(PAYLOAD), 16)),
     ],
 )
 def test_corrupt_data_is_400(coding: str, body: bytes) -> None:
