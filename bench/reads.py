@@ -9,8 +9,9 @@ observations), plus `others` projects of `other-traces` traces each, straight in
 days, with OTLP-shaped ids (32 hex digits a trace, 16 an observation; `--short-ids` for the
 't12'/'o60' ids of the figures before 2026-12-02, which compress and compare far cheaper).
 Then, per endpoint, `concurrency` closed-loop readers ask for `seconds`, each request varied:
-the first page of traces under one of a few filter combinations, one random trace by id,
-metrics/daily over 30 days under one of a few filters. With `--ingest-rate`, Langfuse batches of 100 events go into the
+the first page of traces under one of a few filter combinations, the first page under one of
+a few filters on what the traces' observations and scores add up to (`traces_summed_filter`),
+one random trace by id, metrics/daily over 30 days under one of a few filters. With `--ingest-rate`, Langfuse batches of 100 events go into the
 same project through the api meanwhile, and the accepted rate is reported. Prints one JSON
 object: p50/p99 (ms), requests/s and errors per endpoint, the api's CPU seconds per request
 (/proc of the process listening on the api's port) and the load average.
@@ -27,6 +28,7 @@ import random
 import statistics
 import sys
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -264,6 +266,21 @@ async def main() -> None:
         "&userId=u{u}&tags=bench",
     ]
     daily_filters = ["", "&traceName=agent-run", "&userId=u{u}", "&tags=bench"]
+    # Filters on what a trace's observations and scores add up to (ingest/filters.py): each reads
+    # the project's rows of that table, not the trace index alone.
+    summed = [
+        [{"type": "number", "column": "totalCost", "operator": ">=", "value": 0.004}],
+        [{"type": "number", "column": "latency", "operator": ">", "value": 0.001}],
+        [{"type": "number", "column": "totalTokens", "operator": ">", "value": 70}],
+        [{"type": "stringOptions", "column": "level", "operator": "any of", "value": ["ERROR"]}],
+        [{"type": "numberObject", "column": "scores_avg", "key": "quality", "operator": ">", "value": 0.5}],
+        [{"type": "stringOptions", "column": "userId", "operator": "any of", "value": ["u{u}"]},
+         {"type": "number", "column": "totalCost", "operator": ">", "value": 0}],
+    ]  # fmt: skip
+    # Quoted, but for the user's placeholder, which pick() and every() fill in.
+    summed_filters = [
+        "&filter=" + urllib.parse.quote(orjson.dumps(f).decode()).replace("u%7Bu%7D", "u{u}") for f in summed
+    ]
 
     users = (1, 7, 13)
 
@@ -276,6 +293,7 @@ async def main() -> None:
     endpoints = {
         "traces_first_page": lambda: f"{base}/traces?limit=50{pick(page_filters)}",
         "one_trace": lambda: f"{base}/traces/{trace_id(random.randrange(args.traces), not args.short_ids)}",
+        "traces_summed_filter": lambda: f"{base}/traces?limit=50{pick(summed_filters)}",
         "metrics_daily": lambda: (
             f"{base}/metrics/daily?limit=30&fromTimestamp={first_day}&toTimestamp={last_day}{pick(daily_filters)}"
         ),
@@ -283,6 +301,7 @@ async def main() -> None:
     # Each distinct answer a cache could hold, for --cold: the first computation of each.
     distinct = {
         "traces_first_page": [f"{base}/traces?limit=50{f}" for f in every(page_filters)],
+        "traces_summed_filter": [f"{base}/traces?limit=50{f}" for f in every(summed_filters)],
         "metrics_daily": [
             f"{base}/metrics/daily?limit=30&fromTimestamp={first_day}&toTimestamp={last_day}{f}"
             for f in every(daily_filters)
