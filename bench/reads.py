@@ -11,8 +11,9 @@ days, with OTLP-shaped ids (32 hex digits a trace, 16 an observation; `--short-i
 Then, per endpoint, `concurrency` closed-loop readers ask for `seconds`, each request varied:
 the first page of traces under one of a few filter combinations, the first page under one of
 a few filters on what the traces' observations and scores add up to (`traces_summed_filter`),
-one random trace by id, metrics/daily over 30 days under one of a few filters. With `--ingest-rate`, Langfuse batches of 100 events go into the
-same project through the api meanwhile, and the accepted rate is reported. Prints one JSON
+one random trace by id, metrics/daily over 30 days under one of a few filters. With
+`--ingest-rate`, Langfuse batches of 100 events go into the same project through the api
+meanwhile, and the accepted rate is reported. Prints one JSON
 object: p50/p99 (ms), requests/s and errors per endpoint, the api's CPU seconds per request
 (/proc of the process listening on the api's port) and the load average.
 """
