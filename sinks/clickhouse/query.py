@@ -193,6 +193,25 @@ class Select:
             f"ORDER BY id, event_ts DESC LIMIT 1 BY id) WHERE {outer})"
         )
 
+    def newest(self, columns: Sequence[str]) -> str:
+        """`latest`, deduplicated by grouping rather than sorting: for a subquery that reads all of
+        a project's rows (a trace filter on what its observations add up to), where sorting every
+        version is most of the cost (18.16, 1M observations: 655 ms against 1,165). Each id's
+        newest row is one argMax of a tuple of its columns: of a tuple, because argMax of a
+        Nullable column skips NULLs, and would keep an older version's value where the newest
+        has none."""
+        if self.window:
+            return self.latest(columns)
+        inner = " AND ".join(["project_id = %(project)s", *self.keys])
+        outer = " AND ".join(["is_deleted = 0", *self.after])
+        picked = [*(c for c in dict.fromkeys([*columns, *sorted(self.needs)]) if c != "id"), "is_deleted"]
+        elements = ", ".join(f"tupleElement(_newest, {i}) AS {c}" for i, c in enumerate(picked, 1))
+        return (
+            f"(SELECT {', '.join(dict.fromkeys(['id', *columns]))} FROM (SELECT id, {elements} FROM "
+            f"(SELECT id, argMax(tuple({', '.join(picked)}), event_ts) AS _newest FROM {self.table} "
+            f"{self._prewhere()}WHERE {inner} GROUP BY id)) WHERE {outer})"
+        )
+
     def candidates(self, column: str, direction: str, n: int) -> str:
         """The `n` first rows by (`column`, id) in `direction` among all stored versions that pass
         every filter: (column, id) of each, for `Reader.traces` to read a page from their ids only.

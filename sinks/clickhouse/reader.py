@@ -197,11 +197,13 @@ class Reader:
         )
         return (traces[0] if traces else None), observations, scores
 
-    def _traces(self, project_id: str, f: TraceFilter, table: str = TRACE) -> Select:
+    def _traces(self, project_id: str, f: TraceFilter, table: str = TRACE, *, summed: bool = True) -> Select:
+        """The traces `f` selects; `summed` false leaves out its conditions on what a trace's
+        observations and scores add up to (for ids that already passed them)."""
         q = self.select(table, project_id).between("timestamp", f.from_us, f.to_us).all_tags(f.tags)
         q.eq("user_id", f.user_id).eq("name", f.name).eq("session_id", f.session_id)
         q.eq("release", f.release).eq("version", f.version).any_of("environment", f.environments)
-        return _conditions(q, f.conditions)
+        return _conditions(q, f.conditions if summed else tuple(c for c in f.conditions if not _summed(c)))
 
     async def traces(self, project_id: str, f: TraceFilter, order: tuple[str, bool], page: Page) -> Listing:
         """A page of traces, ordered by (column, descending), and the number of matches."""
@@ -242,7 +244,9 @@ class Reader:
             )
             if not candidates:
                 return []
-            pq = self._traces(project_id, f, TRACES_BY_ID)
+            # The candidates passed the conditions on what their traces add up to, which depend on
+            # the id alone: evaluated again here, each would read the project's rows once more.
+            pq = self._traces(project_id, f, TRACES_BY_ID, summed=False)
             pq.in_ids()
             rows = await self._ch.fetch(
                 pq.sql(TRACE_COLUMNS, order=order, limit=page.limit, offset=page.offset),
@@ -538,7 +542,7 @@ def _summed_up(q: Select, figure: str, op: str, value: Any) -> None:
     else:
         having = f"{e} {_COMPARE[op]} {q.param(value)}"
     negate = empty is not None and op in _HOLDS and _HOLDS[op](empty, value)
-    rows = sub.latest(["trace_id", *columns])
+    rows = sub.newest(["trace_id", *columns])
     q.ids_in(
         f"SELECT trace_id FROM {rows} GROUP BY trace_id HAVING {'NOT ' if negate else ''}({having})", negate=negate
     )
@@ -558,7 +562,7 @@ def _scored(q: Select, figure: str, op: str, name: str, value: Any) -> None:
     negate = op in ("none of", "<>")
     if figure == "avg":
         sub.where("data_type = 'NUMERIC'", "data_type")
-        rows = sub.latest(["trace_id", "value"])
+        rows = sub.newest(["trace_id", "value"])
         traces = f"SELECT trace_id FROM {rows} GROUP BY trace_id HAVING avg(value) {_COMPARE[op]} {q.param(value)}"
     else:
         if figure == "categories":
@@ -567,11 +571,16 @@ def _scored(q: Select, figure: str, op: str, name: str, value: Any) -> None:
         else:
             sub.where("data_type = 'BOOLEAN'", "data_type")
             sub.where(f"value = {1 if value else 0}", "value")
-        traces = f"SELECT trace_id FROM {sub.latest(['trace_id'])}"
+        traces = f"SELECT trace_id FROM {sub.newest(['trace_id'])}"
     q.ids_in(traces, negate=negate)
 
 
 _TIME_COLUMNS = frozenset({"timestamp", "start_time", "end_time"})
+
+
+def _summed(condition: Condition) -> bool:
+    """A condition on what a trace's observations or scores add up to: it holds for an id."""
+    return condition[0].startswith((OF_OBSERVATIONS, OF_SCORES))
 
 
 def _conditions(q: Select, conditions: tuple[Condition, ...]) -> Select:

@@ -395,3 +395,41 @@ async def test_trace_filters_on_their_scores_of_one_name(reader: Reader) -> None
     assert await ids(("scores.categories", "none of", ("tone", ("polite",)))) == ["ta", "tc"]
     assert await ids(("scores.booleans", "=", ("correct", True))) == ["ta"]
     assert await ids(("scores.booleans", "<>", ("correct", True))) == ["tb", "tc"]
+
+
+async def test_summed_up_filters_take_each_observations_newest_version_whole(reader: Reader) -> None:
+    client = reader._ch
+    assert isinstance(client, ChdbClient)
+    # (trace, observation, total cost, deleted, version): the newest version decides, NULL included.
+    rows = [
+        ("tn", "n1", 0.9, 0, 1),
+        ("tn", "n1", None, 0, 2),  # its newest version has no cost: none, not the older 0.9
+        ("tx", "x1", 0.2, 0, 1),
+        ("tx", "x2", 0.7, 0, 1),
+        ("tx", "x2", 0.7, 1, 2),  # deleted: counts no more
+        ("tk", "k1", 0.6, 0, 2),
+        ("tk", "k1", 0.1, 0, 1),  # an older version read after the newer one
+    ]
+    for trace_id, id_, cost, deleted, version in rows:
+        client._s.query(
+            "INSERT INTO observations (project_id, id, trace_id, start_time, total_cost, created_at, updated_at,"
+            f" event_ts, is_deleted) VALUES ('agn', '{id_}', '{trace_id}', '{_ts(T0)}',"
+            f" {'NULL' if cost is None else cost}, '{_ts(T0)}', '{_ts(T0)}', {version}, {deleted})"
+        )
+    for trace_id in ("tn", "tx", "tk"):
+        client._s.query(
+            "INSERT INTO traces (project_id, id, timestamp, created_at, updated_at, event_ts) VALUES"
+            f" ('agn', '{trace_id}', '{_ts(T0)}', '{_ts(T0)}', '{_ts(T0)}', 1)"
+        )
+
+    async def ids(*conditions: Any) -> list[str]:
+        listing = await reader.traces("agn", TraceFilter(conditions=conditions), ("id", False), Page(10))
+        assert listing.total == len(listing.rows)
+        return [r["id"] for r in listing.rows]
+
+    assert await ids(("observations.total_cost", ">", 0.5)) == ["tk"]
+    assert await ids(("observations.total_cost", "=", 0)) == ["tn"]
+    assert await ids(("observations.total_cost", "<", 0.3)) == ["tn", "tx"]
+    # Evaluated once for the page, by the candidates' read; the page reads those ids' rows only.
+    assert "FROM observations_by_trace" in client.statements["read_trace_candidates"]
+    assert "FROM observations_by_trace" not in client.statements["read_traces"]
