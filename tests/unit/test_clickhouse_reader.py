@@ -307,6 +307,22 @@ async def test_reads_by_trace_tell_apart_traces_whose_hashes_collide(reader: Rea
     assert "trace_hash IN (SELECT murmurHash2_32(" in client.statements["read_trace_scores"]
 
 
+def _bare_traces(client: ChdbClient, project: str, trace_ids: tuple[str, ...]) -> None:
+    """Trace rows with nothing but their ids, at T0."""
+    for trace_id in trace_ids:
+        client._s.query(
+            "INSERT INTO traces (project_id, id, timestamp, created_at, updated_at, event_ts) VALUES"
+            f" ('{project}', '{trace_id}', '{_ts(T0)}', '{_ts(T0)}', '{_ts(T0)}', 1)"
+        )
+
+
+async def _trace_ids(reader: Reader, project: str, *conditions: Any) -> list[str]:
+    """The ids of the traces the conditions select, by id; the count must agree."""
+    listing = await reader.traces(project, TraceFilter(conditions=conditions), ("id", False), Page(10))
+    assert listing.total == len(listing.rows)
+    return [r["id"] for r in listing.rows]
+
+
 async def test_trace_filters_on_figures_summed_up_from_observations(reader: Reader) -> None:
     client = reader._ch
     assert isinstance(client, ChdbClient)
@@ -328,16 +344,10 @@ async def test_trace_filters_on_figures_summed_up_from_observations(reader: Read
             f" {_literal(orjson.dumps({'input': 1e-5, 'output': 2.5e-6, 'total': cost or 0}).decode())},"
             f" '{level}', '{_ts(T0)}', '{_ts(T0)}', {version})"
         )
-    for trace_id in ("ta", "tb", "tc", "td"):  # td: no observations
-        client._s.query(
-            "INSERT INTO traces (project_id, id, timestamp, created_at, updated_at, event_ts) VALUES"
-            f" ('agg', '{trace_id}', '{_ts(T0)}', '{_ts(T0)}', '{_ts(T0)}', 1)"
-        )
+    _bare_traces(client, "agg", ("ta", "tb", "tc", "td"))  # td: no observations
 
     async def ids(*conditions: Any) -> list[str]:
-        listing = await reader.traces("agg", TraceFilter(conditions=conditions), ("id", False), Page(10))
-        assert listing.total == len(listing.rows)
-        return [r["id"] for r in listing.rows]
+        return await _trace_ids(reader, "agg", *conditions)
 
     L = "observations."
     assert await ids((L + "latency", ">", 3)) == ["ta"]  # 0 to 4 s
@@ -378,15 +388,10 @@ async def test_trace_filters_on_their_scores_of_one_name(reader: Reader) -> None
             f" created_at, updated_at, event_ts) VALUES ('sc', '{id_}', '{trace_id}', '{name}', {value}, '{text}',"
             f" '{data_type}', 'API', '{_ts(T0)}', '{_ts(T0)}', '{_ts(T0)}', {version})"
         )
-    for trace_id in ("ta", "tb", "tc"):  # tc: no scores
-        client._s.query(
-            "INSERT INTO traces (project_id, id, timestamp, created_at, updated_at, event_ts) VALUES"
-            f" ('sc', '{trace_id}', '{_ts(T0)}', '{_ts(T0)}', '{_ts(T0)}', 1)"
-        )
+    _bare_traces(client, "sc", ("ta", "tb", "tc"))  # tc: no scores
 
     async def ids(*conditions: Any) -> list[str]:
-        listing = await reader.traces("sc", TraceFilter(conditions=conditions), ("id", False), Page(10))
-        return [r["id"] for r in listing.rows]
+        return await _trace_ids(reader, "sc", *conditions)
 
     assert await ids(("scores.avg", ">", ("quality", 0.8))) == ["tb"]  # 0.95, not its old 0.2
     assert await ids(("scores.avg", "<", ("quality", 0.8))) == ["ta"]  # 0.7; tc has none
@@ -416,16 +421,10 @@ async def test_summed_up_filters_take_each_observations_newest_version_whole(rea
             f" event_ts, is_deleted) VALUES ('agn', '{id_}', '{trace_id}', '{_ts(T0)}',"
             f" {'NULL' if cost is None else cost}, '{_ts(T0)}', '{_ts(T0)}', {version}, {deleted})"
         )
-    for trace_id in ("tn", "tx", "tk"):
-        client._s.query(
-            "INSERT INTO traces (project_id, id, timestamp, created_at, updated_at, event_ts) VALUES"
-            f" ('agn', '{trace_id}', '{_ts(T0)}', '{_ts(T0)}', '{_ts(T0)}', 1)"
-        )
+    _bare_traces(client, "agn", ("tn", "tx", "tk"))
 
     async def ids(*conditions: Any) -> list[str]:
-        listing = await reader.traces("agn", TraceFilter(conditions=conditions), ("id", False), Page(10))
-        assert listing.total == len(listing.rows)
-        return [r["id"] for r in listing.rows]
+        return await _trace_ids(reader, "agn", *conditions)
 
     assert await ids(("observations.total_cost", ">", 0.5)) == ["tk"]
     assert await ids(("observations.total_cost", "=", 0)) == ["tn"]
