@@ -44,7 +44,7 @@ from sinks.postgres.client import Postgres
 
 # The bench's own reads are marked and logged, so that the server CPU they take is told apart
 # from the pipeline's (own_server_cpu): ~1 s of it in a 20 s run at 15k spans/s (2026-12-07).
-MARK = "/* bench/e2e.py */ "
+MARK: Final = "/* bench/e2e.py */ "
 LOGGED: Final = {"log_queries": 1}
 PROBE_EVERY_S = 0.1
 # The latency's resolution: a probe is seen within this of becoming visible (plus the query).
@@ -220,11 +220,14 @@ async def own_server_cpu(ch: ClickHouse, since: float) -> float | None:
     """The server CPU seconds of this run's own reads (the probes and the counts), from
     system.query_log: what the load generator took of ClickHouse. None without a query log."""
     await asyncio.sleep(1.0)  # a read still being logged
+    try:
+        await ch.execute("SYSTEM FLUSH LOGS", operation="bench")
+    except ClickHouseError:
+        return None
     used = "ProfileEvents.Values[indexOf(ProfileEvents.Names, '{0}')]"  # 18.16; a Map since 21.x
     for form in (used, "ProfileEvents['{0}']"):
         cpu = f"{form.format('UserTimeMicroseconds')} + {form.format('SystemTimeMicroseconds')}"
         try:
-            await ch.execute("SYSTEM FLUSH LOGS", operation="bench")
             rows = await ch.fetch(
                 f"SELECT sum({cpu}) FROM system.query_log WHERE type = 2 "
                 f"AND event_time >= toDateTime({int(since)}) AND query LIKE '{MARK}%'",
