@@ -35,8 +35,8 @@ CLIENTS = Path(__file__).resolve().parent / "clients"
 LANGFUSE_V2 = "langfuse==2.60.10"  # the last 2.x: batch ingestion API
 # 2.x with its OpenAI and LangChain integrations (the LangChain 0.3 line it supports).
 LANGFUSE_V2_INTEGRATIONS = "langfuse==2.60.10 openai==1.109.1 langchain==0.3.30 langchain-openai==0.3.35"
-LANGFUSE_V4 = "langfuse==4.14.3"  # the last 4.x: the read clients 5.x dropped (trace, sessions, scores)
-LANGFUSE_V5 = "langfuse==5.0.4"  # current: OTLP/HTTP spans, scores via /api/public/scores
+LANGFUSE_V4 = "langfuse==4.18.0"  # the last 4.x: the read clients 5.x dropped (trace, sessions, scores)
+LANGFUSE_V5 = "langfuse==5.2.0"  # current: OTLP/HTTP spans, scores via /api/public/scores
 # The last 3.x (OTLP), with the integrations most of its users trace through: OpenAI and LangChain.
 LANGFUSE_V3 = "langfuse==3.15.0 openai==3.63.0 langchain==1.5.2 langchain-openai==1.8.1"
 
