@@ -14,7 +14,10 @@ first, then the OpenTelemetry GenAI conventions, then the instrumentations':
 - Pydantic AI and Logfire: `gen_ai.*` plus `pydantic_ai.all_messages`, `final_result`,
   `gen_ai.system_instructions`, `logfire.*`, `tool_arguments` / `tool_response`, and in 0.x
   the JSON `events` and `all_messages_events`, with `agent_name` on the agent run;
-- Langfuse's OTel attribute names: `langfuse.*`.
+- Langfuse's OTel attribute names: `langfuse.*`;
+- frameworks with payloads of their own, as Langfuse reads them: Google ADK before its GenAI
+  spans (`gcp.vertex.agent.*`), MLflow (`mlflow.*`), Genkit (`genkit:*`), LiveKit Agents
+  (`lk.*`, its spans typed by name) and Flue (`flue.*`).
 
 Structured message lists always rank before the opaque payloads (`input.value`, `traceloop.entity.
 input`, ...) that instrumentations record next to them: those hold the raw request.
@@ -71,6 +74,8 @@ _GENAI_OPERATIONS: Final = {
     "chat": "generation",
     "text_completion": "generation",
     "generate_content": "generation",
+    "generate": "generation",
+    "completion": "generation",  # the operation's name before text_completion
     "embeddings": "embedding",
     "execute_tool": "tool",
     "invoke_agent": "agent",
@@ -101,8 +106,35 @@ _VERCEL_WRAPPERS: Final = frozenset(
 # Spans whose model and usage add up their children's: kept out of usage, or counted twice.
 # Langfuse does the same for these operations (`isAiSdkAgentOperation`).
 _AGGREGATE_OPERATIONS: Final = frozenset({"invoke_agent", "agent_step"})
+# Genkit's `genkit:metadata:subtype` (of its actions) and MLflow's `mlflow.spanType`.
+_GENKIT_SUBTYPES: Final = {
+    "model": "generation",
+    "background-model": "generation",
+    "embedder": "embedding",
+    "tool": "tool",
+    "tool.v2": "tool",
+    "retriever": "retriever",
+    "evaluator": "evaluator",
+}
+_MLFLOW_SPAN_TYPES: Final = {
+    "llm": "generation",
+    "chat_model": "generation",
+    "embedding": "embedding",
+    "tool": "tool",
+    "agent": "agent",
+    "chain": "chain",
+    "retriever": "retriever",
+    "reranker": "retriever",
+    "guardrail": "guardrail",
+    "evaluator": "evaluator",
+}
+# LiveKit Agents' spans (scope `livekit-agents`) carry no kind: Langfuse types them by name.
+LIVEKIT_SCOPE: Final = "livekit-agents"
+LIVEKIT_SPANS: Final = {"agent_turn": "agent", "start_agent_activity": "agent", "function_tool": "tool"}
 # Logfire's `logfire.level_num` (its OTel severity numbers) as observation levels.
 _LOGFIRE_LEVELS: Final = ((17, "ERROR"), (13, "WARNING"), (9, "DEFAULT"), (0, "DEBUG"))
+# MLflow's `mlflow.spanLogLevel` (Python's logging levels).
+_MLFLOW_LEVELS: Final = ((40, "ERROR"), (30, "WARNING"), (20, "DEFAULT"), (0, "DEBUG"))
 _LEVELS: Final = {lv: lv for lv in ("DEBUG", "DEFAULT", "WARNING", "ERROR")}
 
 _type_langfuse: Final = coerce.one_of(_LANGFUSE_TYPES)
@@ -110,6 +142,7 @@ _type_openinference: Final = coerce.one_of(_OPENINFERENCE_KINDS, str.upper)
 _type_genai: Final = coerce.one_of(_GENAI_OPERATIONS)
 _type_openllmetry: Final = coerce.one_of(_OPENLLMETRY_REQUESTS)
 _type_traceloop: Final = coerce.one_of(_TRACELOOP_KINDS)
+_type_genkit: Final = coerce.one_of(_GENKIT_SUBTYPES)
 _level: Final = coerce.one_of(_LEVELS, str.upper)
 # A JSON number short enough to be exact as a double (Langfuse keeps longer ones as their
 # text), true or false: what an SDK's JSON.stringify makes of a scalar.
@@ -186,6 +219,42 @@ def _logfire_level(value: Any) -> Any:
     if n is SKIP:
         return SKIP
     return next(level for floor, level in _LOGFIRE_LEVELS if n >= floor)
+
+
+def _mlflow_level(value: Any) -> Any:
+    n = coerce.count(value)
+    if n is SKIP:
+        return SKIP
+    return next(level for floor, level in _MLFLOW_LEVELS if n >= floor)
+
+
+def _type_mlflow(value: Any) -> Any:
+    """`mlflow.spanType`: MLflow writes every attribute as JSON, so the type is `"\"TOOL\""`."""
+    kind = coerce.json_text(value)
+    return _MLFLOW_SPAN_TYPES.get(kind.strip().lower(), SKIP) if type(kind) is str else SKIP
+
+
+def _adk_payload(value: Any) -> Any:
+    """Google ADK's `llm_request` and `llm_response`: `{}` on its tool spans, which carry the
+    tool's arguments and response instead."""
+    return SKIP if value in ("", "{}") else _io(value)
+
+
+def _adk_response(value: Any) -> Any:
+    return SKIP if value in ("", "{}") else coerce.json_object(value)
+
+
+def _genkit_field(key: str) -> Coerce:
+    """Genkit's `genkit:input` / `genkit:output`: a model action's messages (`messages`, the
+    answer's `message`), any other action's whole value."""
+
+    def coerce_io(value: Any) -> Any:
+        parsed = _io(value)
+        if type(parsed) is dict and parsed.get(key) is not None:
+            return parsed[key]
+        return parsed
+
+    return coerce_io
 
 
 def _non_empty_io(value: Any) -> Any:
@@ -267,15 +336,31 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("langfuse.observation.type", OBS, "type", 0, _type_langfuse),
     ("openinference.span.kind", OBS, "type", 1, _type_openinference),
     ("gen_ai.operation.name", OBS, "type", 2, _type_genai),
-    ("ai.operationId", OBS, "type", 3, _type_vercel),
-    ("llm.request.type", OBS, "type", 4, _type_openllmetry),
-    ("traceloop.span.kind", OBS, "type", 5, _type_traceloop),
-    ("gen_ai.tool.name", OBS, "type", 6, _tool_hint),
+    ("genkit:metadata:subtype", OBS, "type", 3, _type_genkit),
+    ("genkit:metadata:subtype", META, "genkit:metadata:subtype", 0, None),
+    ("mlflow.spanType", OBS, "type", 4, _type_mlflow),
+    ("mlflow.spanType", META, "mlflow.spanType", 0, None),
+    ("ai.operationId", OBS, "type", 5, _type_vercel),
+    ("llm.request.type", OBS, "type", 6, _type_openllmetry),
+    ("traceloop.span.kind", OBS, "type", 7, _type_traceloop),
+    ("gen_ai.tool.name", OBS, "type", 8, _tool_hint),
     ("gen_ai.tool.name", META, "gen_ai.tool.name", 0, None),
+    ("gen_ai.tool.call.id", OBS, "type", 8, _tool_hint),  # Pydantic AI names no operation
+    ("gen_ai.tool.call.id", META, "gen_ai.tool.call.id", 0, None),
+    # Flue (@flue/opentelemetry): its model turns name their operation; tools and delegated
+    # tasks (sub-agents) only carry flue.* attributes.
+    ("flue.tool.name", OBS, "type", 9, _tool_hint),
+    ("flue.tool.name", META, "flue.tool.name", 0, None),
+    ("flue.tool.call_id", OBS, "type", 9, _tool_hint),
+    ("flue.tool.call_id", META, "flue.tool.call_id", 0, None),
+    ("flue.task.id", OBS, "type", 10, _agent_hint),
+    ("flue.task.id", META, "flue.task.id", 0, None),
+    ("flue.task.agent", OBS, "type", 10, _agent_hint),
+    ("flue.task.agent", META, "flue.task.agent", 0, None),
     # The OpenAI Agents SDK's turns through Logfire carry the agent's name too: not agents.
-    ("name", OBS, "type", 7, _turn),
+    ("name", OBS, "type", 11, _turn),
     ("name", META, "name", 0, None),
-    ("agent_name", OBS, "type", 8, _agent_hint),  # Pydantic AI's agent run before invoke_agent
+    ("agent_name", OBS, "type", 12, _agent_hint),  # Pydantic AI's agent run before invoke_agent
     ("agent_name", META, "agent_name", 0, None),
     # spans that sum up the calls below them
     ("ai.operationId", HINTS, "aggregate", 0, _vercel_wrapper),
@@ -285,6 +370,8 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("langfuse.observation.level", OBS, "level", 0, _level),
     ("logfire.level_num", OBS, "level", 1, _logfire_level),
     ("logfire.level_num", META, "logfire.level_num", 0, None),
+    ("mlflow.spanLogLevel", OBS, "level", 2, _mlflow_level),
+    ("mlflow.spanLogLevel", META, "mlflow.spanLogLevel", 0, None),
     ("langfuse.observation.status_message", OBS, "statusMessage", 0, coerce.text),
     # input: message lists, then payloads (ranks 9 and up: see INDEXED for 5 to 8)
     ("langfuse.observation.input", OBS, "input", 0, _io),
@@ -304,6 +391,20 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("tool_arguments", OBS, "input", 14, _io),
     ("ai.values", OBS, "input", 15, _io_items),
     ("ai.value", OBS, "input", 15, _io),
+    # Namespaced payloads of frameworks no other convention covers, in Langfuse's order.
+    ("genkit:input", OBS, "input", 17, _genkit_field("messages")),
+    ("flue.turn.input", OBS, "input", 18, _io),
+    ("flue.tool.arguments", OBS, "input", 19, _io),
+    ("flue.task.prompt", OBS, "input", 20, _io),
+    ("flue.workflow.payload", OBS, "input", 21, _io),
+    # Google ADK before its GenAI-convention spans (1.x, or ADK_TELEMETRY_SCHEMA_VERSION_OPT_IN=1)
+    ("gcp.vertex.agent.llm_request", OBS, "input", 22, _adk_payload),
+    ("gcp.vertex.agent.tool_call_args", OBS, "input", 23, _adk_payload),
+    ("lk.input_text", OBS, "input", 24, _io),  # LiveKit Agents
+    ("lk.user_transcript", OBS, "input", 25, _io),
+    ("lk.chat_ctx", OBS, "input", 26, _io),
+    ("lk.user_input", OBS, "input", 27, _io),
+    ("mlflow.spanInputs", OBS, "input", 28, _io),
     ("gen_ai.system_instructions", HINTS, "system", 0, _io),
     # output
     ("langfuse.observation.output", OBS, "output", 0, _io),
@@ -324,6 +425,24 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("gen_ai.tool.call.result", OBS, "output", 13, _io),
     ("ai.toolCall.result", OBS, "output", 13, _io),
     ("tool_response", OBS, "output", 14, _io),
+    ("genkit:output", OBS, "output", 17, _genkit_field("message")),
+    ("flue.turn.output", OBS, "output", 18, _io),
+    ("flue.tool.result", OBS, "output", 19, _io),
+    ("flue.task.result", OBS, "output", 20, _io),
+    ("flue.operation.result", OBS, "output", 21, _io),
+    ("flue.workflow.result", OBS, "output", 22, _io),
+    ("gcp.vertex.agent.llm_response", OBS, "output", 23, _adk_payload),
+    ("gcp.vertex.agent.tool_response", OBS, "output", 24, _adk_payload),
+    ("lk.function_tool.output", OBS, "output", 25, _non_empty_io),
+    ("lk.response.text", OBS, "output", 26, _non_empty_io),
+    ("mlflow.spanOutputs", OBS, "output", 27, _io),
+    # Figures some of them only give inside those payloads (mapping._compose).
+    ("genkit:input", HINTS, "genkitInput", 0, coerce.json_object),
+    ("genkit:output", HINTS, "genkitOutput", 0, coerce.json_object),
+    ("genkit:name", HINTS, "genkitName", 0, coerce.text),
+    ("genkit:metadata:subtype", HINTS, "genkitSubtype", 0, coerce.text),
+    ("gcp.vertex.agent.llm_response", HINTS, "adkResponse", 0, _adk_response),
+    ("mlflow.chat.tokenUsage", HINTS, "mlflowUsage", 0, coerce.json_object),
     # model
     ("langfuse.observation.model.name", OBS, "model", 0, coerce.text),
     ("gen_ai.response.model", OBS, "model", 1, coerce.text),
@@ -334,6 +453,7 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("llm.request.model", OBS, "model", 5, coerce.text),
     ("llm.model_name", OBS, "model", 6, coerce.text),
     ("embedding.model_name", OBS, "model", 7, coerce.text),
+    ("mlflow.llm.model", OBS, "model", 7, _json_text),  # as MLflow writes a string: its JSON
     # The request's model, where OpenInference records nothing else (a call that failed).
     ("llm.invocation_parameters", OBS, "model", 8, _prompt_field("model", coerce.text)),
     # model parameters (also PREFIXED gen_ai.request.* and ai.settings.*)

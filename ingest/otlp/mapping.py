@@ -32,6 +32,8 @@ from ingest.otlp.conventions import (
     FIRST_TOKEN_EVENTS,
     HINTS,
     INDEXED,
+    LIVEKIT_SCOPE,
+    LIVEKIT_SPANS,
     MESSAGE_EVENTS,
     META,
     OBS,
@@ -415,7 +417,10 @@ def _map_span(span: Any, context: tuple[Any, ...], result: MappingResult) -> str
     # Langfuse's SDKs send their own usage dict, whose keys are already disjoint: its total is
     # then the sum of them all, made where every usage is priced (pipeline/prices.py).
     langfuse_usage = WHOLE in groups.get(USAGE, ())
-    usage = _merged(groups, USAGE)
+    usage = _merged(groups, USAGE) or {}
+    hints = groups.get(HINTS)
+    if hints and not langfuse_usage:
+        _payload_usage(hints, usage)
     if usage:
         if "total" not in usage and not langfuse_usage and ("input" in usage or "output" in usage):
             total = usage.get("input", 0) + usage.get("output", 0)
@@ -430,7 +435,6 @@ def _map_span(span: Any, context: tuple[Any, ...], result: MappingResult) -> str
         body["level"] = "ERROR"
     if "statusMessage" not in body and status.message:
         body["statusMessage"] = status.message
-    hints = groups.get(HINTS)
     if hints and "operationId" in hints and not (o and "name" in o):
         # The AI SDK's spans as Langfuse names them: the app's function id, then the operation.
         function_id = hints.get("functionId")
@@ -447,6 +451,8 @@ def _map_span(span: Any, context: tuple[Any, ...], result: MappingResult) -> str
         system = from_events
     if system is not None:
         _system_message(system, body, metadata)
+    if obs_type is None and scope_meta["name"] == LIVEKIT_SCOPE:
+        obs_type = LIVEKIT_SPANS.get(span.name)
     if obs_type is None:
         obs_type = "generation" if ("model" in body or "usageDetails" in body) else "span"
     if obs_type in _UNPROMPTED:
@@ -524,6 +530,8 @@ def _compose(
             _cache_out_of_input(aggregate["usageDetails"])  # as in the generations it sums up
         if aggregate:
             metadata["aggregate"] = aggregate
+    if "genkitInput" in hints or "genkitOutput" in hints or "genkitSubtype" in hints:
+        _genkit(hints, body)
     calls = hints.get("toolCalls")
     if calls is not None:  # the AI SDK's tool calls of a step, with its text if it has any
         output = body.get("output")
@@ -543,6 +551,63 @@ def _compose(
             first = start + round(offset)  # round: 147.8 ms in binary, times 1000, is 147799.99...
             if MIN_US <= first < MAX_US:
                 body["completionStartTime"] = first
+
+
+# MLflow's `mlflow.chat.tokenUsage` keys as usage keys.
+_MLFLOW_USAGE: Final = (
+    ("input_tokens", "input"),
+    ("output_tokens", "output"),
+    ("total_tokens", "total"),
+    ("cache_read_input_tokens", "input_cached_tokens"),
+    ("cache_creation_input_tokens", "input_cache_creation"),
+)
+
+
+def _payload_usage(hints: dict[str, Any], usage: dict[str, Any]) -> None:
+    """Token counts some frameworks record only inside a payload, for the keys no attribute gave
+    (before the total is derived, so that it sums them too)."""
+    genkit: Any = hints.get("genkitOutput")
+    counts = genkit.get("usage") if genkit is not None and not usage else None
+    if type(counts) is dict:  # Genkit's, where no attribute gave any: thoughts apart, as Langfuse
+        thoughts = coerce.count(counts.get("thoughtsTokens"))
+        thoughts = thoughts if thoughts is not SKIP else 0
+        for name, key in (("inputTokens", "input"), ("outputTokens", "output"), ("totalTokens", "total")):
+            n = coerce.count(counts.get(name))
+            if n is not SKIP and n:
+                usage[key] = max(n - thoughts, 0) if key == "output" else n
+        if thoughts:
+            usage["output_reasoning_tokens"] = thoughts
+    adk: Any = hints.get("adkResponse")
+    meta = adk.get("usage_metadata") if adk is not None else None
+    if type(meta) is dict and "input_cached_tokens" not in usage:
+        # Google ADK's prompt count includes the cached part, which releases before its GenAI
+        # convention spans report only in the response they record.
+        cached = coerce.count(meta.get("cached_content_token_count"))
+        if cached is not SKIP and cached > 0:
+            usage["input_cached_tokens"] = cached
+    mlflow: Any = hints.get("mlflowUsage")
+    if mlflow is not None:
+        for name, key in _MLFLOW_USAGE:
+            n = coerce.count(mlflow.get(name))
+            if n is not SKIP and key not in usage:
+                usage[key] = n
+
+
+def _genkit(hints: dict[str, Any], body: dict[str, Any]) -> None:
+    """What Genkit records of a model call only inside its action's input and output: the model
+    (the action's name, on a `model` action) and its settings (`config`), where no attribute
+    gave them (its usage: _payload_usage)."""
+    given: Any = hints.get("genkitInput")
+    answer: Any = hints.get("genkitOutput")
+    if hints.get("genkitSubtype") == "model" and "model" not in body and "genkitName" in hints:
+        body["model"] = hints["genkitName"]
+    if "modelParameters" not in body:
+        request = answer.get("request") if answer is not None else None
+        config = given.get("config") if given is not None else None
+        if type(config) is not dict and type(request) is dict:
+            config = request.get("config")
+        if type(config) is dict and config:
+            body["modelParameters"] = config
 
 
 def _provider_usage(provider: dict[str, Any], body: dict[str, Any]) -> None:

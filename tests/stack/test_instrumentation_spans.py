@@ -1,4 +1,4 @@
-"""Spans recorded from the Vercel AI SDK and OpenLLMetry (tests/fixtures/otlp), posted to
+"""Spans recorded from the Vercel AI SDK, OpenLLMetry, MLflow and Google ADK (tests/fixtures/otlp), posted to
 /v1/traces as the exporters send them and read back from ClickHouse, field by field."""
 
 from __future__ import annotations
@@ -188,3 +188,37 @@ async def test_openinference_embedding(ch: ClickHouse, http: aiohttp.ClientSessi
     assert (embed["input_tokens"], embed["output_tokens"], embed["total_tokens"]) == (9, 0, 9)
     assert loads(embed["model_parameters"]) == {"model": "text-embedding-3-small", "encoding_format": "base64"}
     assert loads(embed["metadata"])["embedding.embeddings.1.embedding.vector"] == [0.25, -0.5, 0.125]
+
+
+async def test_mlflow_autolog_span_is_stored_priced(
+    ch: ClickHouse, http: aiohttp.ClientSession, project: NewKey
+) -> None:
+    await export(http, project, "mlflow.json")
+    by_id = await observations(ch, project, 3)
+    chat = by_id["5e190ae89bceb920"]
+    assert (chat["type"], chat["provided_model_name"]) == ("GENERATION", "gpt-4o-mini-2024-07-18")
+    assert loads(chat["input"])["messages"][0] == {"role": "user", "content": "Weather in Lima?"}
+    assert (chat["input_tokens"], chat["output_tokens"], chat["total_tokens"]) == (21, 6, 27)
+    [(cost, total)] = await ch.fetch(
+        "SELECT cost_details, total_cost FROM observations FINAL WHERE project_id = %(p)s AND id = %(id)s",
+        {"p": project.project_id, "id": chat["id"]},
+    )
+    # gpt-4o-mini's shipped prices: $0.15 and $0.60 per million input and output tokens
+    assert total == pytest.approx(21 * 0.15e-6 + 6 * 0.6e-6)
+    assert loads(cost)["input"] == pytest.approx(21 * 0.15e-6)
+    assert (by_id["581be8c52fca14e9"]["type"], by_id["7708bdacce4b81a3"]["type"]) == ("TOOL", "AGENT")
+
+
+async def test_google_adk_legacy_spans(ch: ClickHouse, http: aiohttp.ClientSession, project: NewKey) -> None:
+    await export(http, project, "google_adk_legacy.json")
+    by_id = await observations(ch, project, 7)
+    call = by_id["b6f27765b70b1ed0"]
+    assert (call["type"], call["name"]) == ("GENERATION", "call_llm")
+    assert loads(call["input"])["contents"] == [{"parts": [{"text": "Weather in Lima?"}], "role": "user"}]
+    assert loads(call["output"])["content"]["role"] == "model"
+    tool = by_id["faac73da51cfb559"]
+    assert (tool["type"], loads(tool["input"]), loads(tool["output"])) == (
+        "TOOL",
+        {"city": "Lima"},
+        {"city": "Lima", "weather": "cloudy"},
+    )

@@ -566,3 +566,105 @@ def test_semantic_kernel_chat_span_events() -> None:
     assert [e["name"] for e in meta["spanEvents"]] == ["gen_ai.content.prompt", "gen_ai.content.completion"]
     assert meta["gen_ai.response.finish_reason"] == "FinishReason.STOP"
     assert traces["1e2c018ce345963e"][0]["input"] == fields(chat)["input"]
+
+
+# --- Google ADK: its GenAI-convention spans, and the gcp.vertex.agent.* ones before them -----
+
+ADK_TOOL, ADK_CALL1, ADK_MODEL1, ADK_CALL2 = (
+    "faac73da51cfb559",
+    "b6f27765b70b1ed0",
+    "175120b2bfe57c23",
+    "72ec05af94c586df",
+)
+ADK_SYSTEM = 'Answer weather questions briefly.\n\nYou are an agent. Your internal name is "weather_agent".'
+
+
+def test_google_adk_legacy_call_llm_takes_its_request_and_response() -> None:
+    obs, _ = mapped("google_adk_legacy")
+    call = obs[ADK_CALL1]
+    assert call["type"] == "generation-create"
+    body = fields(call)
+    assert (body["name"], body["model"]) == ("call_llm", "scripted-model")
+    assert body["input"]["config"]["system_instruction"] == ADK_SYSTEM
+    assert body["input"]["contents"] == [{"parts": [{"text": "Weather in Lima?"}], "role": "user"}]
+    assert body["output"]["content"]["parts"] == [{"function_call": {"args": {"city": "Lima"}, "name": "get_weather"}}]
+    assert body["usageDetails"] == {"input": 28, "output": 9, "input_cached_tokens": 12, "total": 49}
+    meta = user_metadata(call)
+    assert not {"gcp.vertex.agent.llm_request", "gcp.vertex.agent.llm_response"} & meta.keys()
+    assert meta["gcp.vertex.agent.session_id"] == "7dae6da8-32ed-4bfd-9bfc-c5115507f499"
+    assert fields(obs[ADK_CALL2])["output"]["content"] == {"parts": [{"text": "Cloudy in Lima."}], "role": "model"}
+
+
+def test_google_adk_legacy_tool_span_takes_the_arguments_and_response_past_the_empty_request() -> None:
+    obs, _ = mapped("google_adk_legacy")
+    tool = obs[ADK_TOOL]
+    assert tool["type"] == "tool-create"
+    assert fields(tool) == {
+        "name": "get_weather",
+        "input": {"city": "Lima"},
+        "output": {"city": "Lima", "weather": "cloudy"},
+    }
+    # ADK's empty request and response of a tool span stay what they were: metadata
+    meta = user_metadata(tool)
+    assert (meta["gcp.vertex.agent.llm_request"], meta["gcp.vertex.agent.llm_response"]) == ("{}", "{}")
+
+
+def test_google_adk_genai_convention_spans() -> None:
+    obs, traces = mapped("google_adk")
+    chat = obs["8248c8a7690afaab"]
+    assert chat["type"] == "generation-create"
+    body = fields(chat)
+    assert body["input"] == [
+        {"role": "system", "content": ADK_SYSTEM},
+        {"role": "user", "parts": [{"content": "Weather in Lima?", "type": "text"}]},
+    ]
+    assert body["output"][0]["parts"][0]["name"] == "get_weather"
+    assert body["usageDetails"] == {"input": 28, "output": 9, "input_cached_tokens": 12, "total": 49}
+    assert fields(obs["6a11bfda42ab44ce"]) == {
+        "name": "get_weather",
+        "input": {"city": "Lima"},
+        "output": {"city": "Lima", "weather": "cloudy"},
+    }
+    assert obs["10668ed8300f05f8"]["type"] == "agent-create"
+    # gen_ai.conversation.id: ADK's session
+    assert traces["0c74a763fb3852a1"] == [
+        {"id": chat["body"]["traceId"], "sessionId": "9bc402ee-6f95-48ae-a0df-8dd88638f97e"}
+    ]
+
+
+# --- MLflow: mlflow.spanInputs / spanOutputs, its span types, model and token usage ---------
+
+ML_TOOL, ML_CHAT, ML_AGENT = "581be8c52fca14e9", "5e190ae89bceb920", "7708bdacce4b81a3"
+
+
+def test_mlflow_openai_autolog_span_is_a_priced_generation() -> None:
+    obs, _ = mapped("mlflow")
+    chat = obs[ML_CHAT]
+    assert chat["type"] == "generation-create"  # mlflow.spanType "CHAT_MODEL"
+    body = fields(chat)
+    assert body["model"] == "gpt-4o-mini-2024-07-18"  # mlflow.llm.model, a JSON string
+    assert body["input"]["messages"][0] == {"role": "user", "content": "Weather in Lima?"}
+    assert body["output"]["choices"][0]["message"]["content"] == "Cloudy in Lima."
+    assert body["usageDetails"] == {"input": 21, "output": 6, "total": 27}  # mlflow.chat.tokenUsage
+    assert body["level"] == "DEFAULT"  # mlflow.spanLogLevel 20 (INFO)
+    meta = user_metadata(chat)
+    assert not {"mlflow.spanInputs", "mlflow.spanOutputs", "mlflow.chat.tokenUsage", "mlflow.llm.model"} & meta.keys()
+    assert meta["mlflow.spanType"] == '"CHAT_MODEL"'
+
+
+def test_mlflow_traced_functions() -> None:
+    obs, traces = mapped("mlflow")
+    tool, agent = obs[ML_TOOL], obs[ML_AGENT]
+    assert (tool["type"], agent["type"]) == ("tool-create", "agent-create")
+    assert fields(tool) == {
+        "name": "get_weather",
+        "input": {"city": "Lima"},
+        "output": {"city": "Lima", "weather": "cloudy"},
+        "level": "DEFAULT",
+    }
+    [trace] = traces[ML_AGENT]
+    assert (trace["name"], trace["input"], trace["output"]) == (
+        "agent",
+        {"question": "Weather in Lima?"},
+        "Cloudy in Lima.",
+    )

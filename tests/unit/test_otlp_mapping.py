@@ -331,6 +331,8 @@ def test_indexed_items_nest_their_dotted_keys() -> None:
         ("chat", "generation-create"),
         ("text_completion", "generation-create"),
         ("generate_content", "generation-create"),
+        ("generate", "generation-create"),
+        ("completion", "generation-create"),
         ("embeddings", "embedding-create"),
         ("execute_tool", "tool-create"),
         ("invoke_agent", "agent-create"),
@@ -349,6 +351,143 @@ def test_genai_tool_span() -> None:
     assert event["type"] == "tool-create"
     assert event["body"]["input"] == {"q": "x"} and event["body"]["output"] == "found"
     assert event["body"]["metadata"]["gen_ai.tool.name"] == "search"
+
+
+def test_a_tool_call_id_alone_makes_a_tool() -> None:
+    # Pydantic AI's tool spans name no operation; Langfuse types them by the call id too.
+    event = one({"gen_ai.tool.call.id": "call-1", "tool_arguments": '{"q": "x"}'})
+    assert event["type"] == "tool-create"
+    assert event["body"]["input"] == {"q": "x"}
+    assert event["body"]["metadata"]["gen_ai.tool.call.id"] == "call-1"
+    # an operation the span names still decides
+    assert one({"gen_ai.tool.call.id": "call-1", "gen_ai.operation.name": "chat"})["type"] == "generation-create"
+
+
+# --- frameworks whose payloads only Langfuse's processor names -----------------------------
+
+
+GENKIT_INPUT = {
+    "messages": [{"role": "user", "content": [{"text": "Weather in Lima?"}]}],
+    "config": {"temperature": 0.3, "maxOutputTokens": 200},
+}
+GENKIT_OUTPUT = {
+    "message": {"role": "model", "content": [{"text": "Cloudy."}]},
+    "finishReason": "stop",
+    "usage": {"inputTokens": 12, "outputTokens": 20, "totalTokens": 32, "thoughtsTokens": 5},
+}
+
+
+def test_genkit_model_action_is_a_generation_with_its_messages_settings_and_usage() -> None:
+    event = one(
+        {
+            "genkit:name": "googleai/gemini-2.5-flash",
+            "genkit:type": "action",
+            "genkit:metadata:subtype": "model",
+            "genkit:input": orjson.dumps(GENKIT_INPUT).decode(),
+            "genkit:output": orjson.dumps(GENKIT_OUTPUT).decode(),
+        },
+        name="googleai/gemini-2.5-flash",
+    )
+    body = event["body"]
+    assert event["type"] == "generation-create"
+    assert body["model"] == "googleai/gemini-2.5-flash"  # the action's name, on a model action
+    assert body["input"] == GENKIT_INPUT["messages"]
+    assert body["output"] == GENKIT_OUTPUT["message"]
+    assert body["modelParameters"] == {"temperature": 0.3, "maxOutputTokens": 200}
+    # thoughts are counted in the output and priced apart, as Langfuse splits them
+    assert body["usageDetails"] == {"input": 12, "output": 15, "total": 32, "output_reasoning_tokens": 5}
+    assert not {"genkit:input", "genkit:output"} & body["metadata"].keys()
+    assert body["metadata"]["genkit:metadata:subtype"] == "model"
+
+
+def test_genkit_settings_of_the_request_and_other_actions_whole() -> None:
+    answer = {**GENKIT_OUTPUT, "request": {"config": {"temperature": 0.9}}}
+    model = one(
+        {"genkit:name": "m", "genkit:metadata:subtype": "model", "genkit:output": orjson.dumps(answer).decode()}
+    )["body"]
+    assert model["modelParameters"] == {"temperature": 0.9}
+    tool = one(
+        {"genkit:name": "getWeather", "genkit:metadata:subtype": "tool", "genkit:input": '{"city": "Lima"}',
+         "genkit:output": '"cloudy"'}
+    )  # fmt: skip
+    assert tool["type"] == "tool-create"
+    assert (tool["body"]["input"], tool["body"]["output"], tool["body"]["name"]) == (
+        {"city": "Lima"},
+        "cloudy",
+        "getWeather",
+    )
+    assert "model" not in tool["body"]
+    flow = one({"genkit:name": "weatherFlow", "genkit:type": "flow", "genkit:input": '"Lima"', "genkit:output": "{}"})
+    assert flow["type"] == "span-create"
+    assert (flow["body"]["input"], flow["body"]["output"]) == ("Lima", {})
+
+
+def test_flue_tools_and_tasks() -> None:
+    tool = one({"flue.tool.name": "search", "flue.tool.arguments": '{"q": "x"}', "flue.tool.result": "found"})
+    assert tool["type"] == "tool-create"
+    assert (tool["body"]["input"], tool["body"]["output"]) == ({"q": "x"}, "found")
+    assert tool["body"]["metadata"]["flue.tool.name"] == "search"
+    task = one({"flue.task.agent": "researcher", "flue.task.prompt": "Find it", "flue.task.result": "Found"})
+    assert task["type"] == "agent-create"
+    assert (task["body"]["input"], task["body"]["output"]) == ("Find it", "Found")
+    turn = one({"gen_ai.operation.name": "chat", "flue.turn.input": "[1]", "flue.turn.output": '{"a": 1}'})
+    assert (turn["type"], turn["body"]["input"], turn["body"]["output"]) == ("generation-create", [1], {"a": 1})
+
+
+def test_livekit_spans_by_name_with_their_texts() -> None:
+    def livekit(name: str, attrs: dict[str, Any]) -> dict[str, Any]:
+        result = map_request(request(span(attrs, name=name), scope=("livekit-agents", "1.2")))
+        [event] = observations(result)
+        return event
+
+    turn = livekit("agent_turn", {"lk.user_transcript": "What's the weather?", "lk.response.text": "Cloudy."})
+    assert (turn["type"], turn["body"]["input"], turn["body"]["output"]) == (
+        "agent-create",
+        "What's the weather?",
+        "Cloudy.",
+    )
+    tool = livekit("function_tool", {"lk.function_tool.output": "", "lk.response.text": "cloudy"})
+    assert (tool["type"], tool["body"]["output"]) == ("tool-create", "cloudy")  # an empty output is none
+    ctx = livekit("llm_node", {"lk.chat_ctx": '{"items": []}', "lk.input_text": "hi"})
+    assert (ctx["type"], ctx["body"]["input"]) == ("span-create", "hi")
+    # the names mean nothing outside LiveKit's scope
+    assert one({}, name="function_tool")["type"] == "span-create"
+
+
+def test_google_adk_cached_tokens_from_the_recorded_response() -> None:
+    # ADK before its GenAI-convention spans: the prompt count includes the cache, reported only
+    # in the response it records; a cache attribute, where given, wins.
+    response = '{"usage_metadata": {"cached_content_token_count": 12, "prompt_token_count": 40}}'
+    attrs = {
+        "gen_ai.usage.input_tokens": 40,
+        "gen_ai.usage.output_tokens": 9,
+        "gcp.vertex.agent.llm_response": response,
+    }
+    body = one(attrs)["body"]
+    assert body["usageDetails"] == {"input": 28, "output": 9, "total": 49, "input_cached_tokens": 12}
+    body = one({**attrs, "gen_ai.usage.cache_read.input_tokens": 5})["body"]
+    assert body["usageDetails"]["input_cached_tokens"] == 5
+
+
+@pytest.mark.parametrize(
+    ("level", "expected"), [("40", "ERROR"), ("30", "WARNING"), ("20", "DEFAULT"), ("10", "DEBUG"), ("x", None)]
+)
+def test_mlflow_log_level(level: str, expected: str | None) -> None:
+    body = one({"mlflow.spanLogLevel": level, "mlflow.spanType": '"PARSER"'})["body"]
+    assert body.get("level") == expected
+    assert body["metadata"]["mlflow.spanLogLevel"] == level  # kept as sent
+
+
+def test_mlflow_usage_fills_what_the_attributes_left_out() -> None:
+    body = one(
+        {
+            "mlflow.spanType": '"CHAT_MODEL"',
+            "gen_ai.usage.input_tokens": 30,
+            "mlflow.chat.tokenUsage": '{"input_tokens": 99, "output_tokens": 7, "cache_read_input_tokens": 10}',
+        }
+    )["body"]
+    # the attribute's input wins; the cached part comes out of it, the total stays whole
+    assert body["usageDetails"] == {"input": 20, "output": 7, "total": 37, "input_cached_tokens": 10}
 
 
 # --- names: Langfuse's extractName -------------------------------------------------------
