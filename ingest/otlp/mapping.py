@@ -553,6 +553,14 @@ def _compose(
                 body["completionStartTime"] = first
 
 
+# Genkit's usage keys (of a model action's output) as usage keys.
+_GENKIT_USAGE: Final = (
+    ("inputTokens", "input"),
+    ("outputTokens", "output"),
+    ("totalTokens", "total"),
+    ("thoughtsTokens", "output_reasoning_tokens"),
+    ("cachedContentTokens", "input_cached_tokens"),
+)
 # MLflow's `mlflow.chat.tokenUsage` keys as usage keys.
 _MLFLOW_USAGE: Final = (
     ("input_tokens", "input"),
@@ -568,15 +576,14 @@ def _payload_usage(hints: dict[str, Any], usage: dict[str, Any]) -> None:
     (before the total is derived, so that it sums them too)."""
     genkit: Any = hints.get("genkitOutput")
     counts = genkit.get("usage") if genkit is not None and not usage else None
-    if type(counts) is dict:  # Genkit's, where no attribute gave any: thoughts apart, as Langfuse
-        thoughts = coerce.count(counts.get("thoughtsTokens"))
-        thoughts = thoughts if thoughts is not SKIP else 0
-        for name, key in (("inputTokens", "input"), ("outputTokens", "output"), ("totalTokens", "total")):
+    if type(counts) is dict:  # Genkit's, where no attribute gave any
+        # The thoughts are listed, not taken out of the output (Langfuse takes them out): Gemini
+        # counts them apart from its output already, and every other convention here keeps the
+        # reported output whole, a detail beside it.
+        for name, key in _GENKIT_USAGE:
             n = coerce.count(counts.get(name))
             if n is not SKIP and n:
-                usage[key] = max(n - thoughts, 0) if key == "output" else n
-        if thoughts:
-            usage["output_reasoning_tokens"] = thoughts
+                usage[key] = n
     adk: Any = hints.get("adkResponse")
     meta = adk.get("usage_metadata") if adk is not None else None
     if type(meta) is dict and "input_cached_tokens" not in usage:

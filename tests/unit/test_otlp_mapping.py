@@ -373,7 +373,7 @@ GENKIT_INPUT = {
 GENKIT_OUTPUT = {
     "message": {"role": "model", "content": [{"text": "Cloudy."}]},
     "finishReason": "stop",
-    "usage": {"inputTokens": 12, "outputTokens": 20, "totalTokens": 32, "thoughtsTokens": 5},
+    "usage": {"inputTokens": 12, "outputTokens": 20, "totalTokens": 32, "thoughtsTokens": 5, "cachedContentTokens": 4},
 }
 
 
@@ -394,8 +394,15 @@ def test_genkit_model_action_is_a_generation_with_its_messages_settings_and_usag
     assert body["input"] == GENKIT_INPUT["messages"]
     assert body["output"] == GENKIT_OUTPUT["message"]
     assert body["modelParameters"] == {"temperature": 0.3, "maxOutputTokens": 200}
-    # thoughts are counted in the output and priced apart, as Langfuse splits them
-    assert body["usageDetails"] == {"input": 12, "output": 15, "total": 32, "output_reasoning_tokens": 5}
+    # the thoughts listed beside the output as reported (Langfuse takes them out of it); the
+    # cached part of the prompt priced apart
+    assert body["usageDetails"] == {
+        "input": 8,
+        "output": 20,
+        "total": 32,
+        "output_reasoning_tokens": 5,
+        "input_cached_tokens": 4,
+    }
     assert not {"genkit:input", "genkit:output"} & body["metadata"].keys()
     assert body["metadata"]["genkit:metadata:subtype"] == "model"
 
