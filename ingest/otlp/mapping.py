@@ -553,6 +553,7 @@ def _compose(
                 body["completionStartTime"] = first
 
 
+_GENKIT_MODELS: Final = frozenset({"model", "background-model"})
 # Genkit's usage keys (of a model action's output) as usage keys.
 _GENKIT_USAGE: Final = (
     ("inputTokens", "input"),
@@ -575,7 +576,9 @@ def _payload_usage(hints: dict[str, Any], usage: dict[str, Any]) -> None:
     """Token counts some frameworks record only inside a payload, for the keys no attribute gave
     (before the total is derived, so that it sums them too)."""
     genkit: Any = hints.get("genkitOutput")
-    counts = genkit.get("usage") if genkit is not None and not usage else None
+    # A model action's; the `generate` step around them repeats the last one's.
+    model_action = hints.get("genkitSubtype") in _GENKIT_MODELS
+    counts = genkit.get("usage") if genkit is not None and model_action and not usage else None
     if type(counts) is dict:  # Genkit's, where no attribute gave any
         # The thoughts are listed, not taken out of the output (Langfuse takes them out): Gemini
         # counts them apart from its output already, and every other convention here keeps the
@@ -606,7 +609,7 @@ def _genkit(hints: dict[str, Any], body: dict[str, Any]) -> None:
     gave them (its usage: _payload_usage)."""
     given: Any = hints.get("genkitInput")
     answer: Any = hints.get("genkitOutput")
-    if hints.get("genkitSubtype") == "model" and "model" not in body and "genkitName" in hints:
+    if hints.get("genkitSubtype") in _GENKIT_MODELS and "model" not in body and "genkitName" in hints:
         body["model"] = hints["genkitName"]
     if "modelParameters" not in body:
         request = answer.get("request") if answer is not None else None

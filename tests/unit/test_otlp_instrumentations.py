@@ -668,3 +668,56 @@ def test_mlflow_traced_functions() -> None:
         {"question": "Weather in Lima?"},
         "Cloudy in Lima.",
     )
+
+
+# --- Genkit: its actions' genkit:input and genkit:output ------------------------------------
+
+GK_MODEL1, GK_TOOL, GK_MODEL2, GK_GENERATE, GK_FLOW = (
+    "c2d6ffdae0d5766c",
+    "4bf2a54a0e3bf378",
+    "d320c05e25871ba0",
+    "baa833cb3febdefc",
+    "59970e03cff7cb0b",
+)
+GK_ASK = {"role": "user", "content": [{"text": "Weather in Lima?"}]}
+GK_CALL = {"role": "model", "content": [{"toolRequest": {"name": "get_weather", "input": "Lima"}}]}
+
+
+def test_genkit_model_actions_are_priced_generations() -> None:
+    obs, _ = mapped("genkit")
+    first = obs[GK_MODEL1]
+    assert first["type"] == "generation-create"
+    assert fields(first) == {
+        "name": "scripted-model",
+        "model": "scripted-model",  # the model action's name
+        "input": [GK_ASK],  # the request's messages
+        "output": GK_CALL,  # the response's message
+        "modelParameters": {"temperature": 0.3},  # the request's config
+        # the cached part out of the input; the thoughts beside the output
+        "usageDetails": {
+            "input": 20,
+            "output": 8,
+            "total": 43,
+            "output_reasoning_tokens": 5,
+            "input_cached_tokens": 10,
+        },
+    }
+    second = fields(obs[GK_MODEL2])
+    assert second["input"][1:] == [
+        GK_CALL,
+        {"role": "tool", "content": [{"toolResponse": {"name": "get_weather", "output": "cloudy in Lima"}}]},
+    ]
+    assert second["usageDetails"] == {"input": 52, "output": 6, "total": 58}
+    assert not {"genkit:input", "genkit:output"} & user_metadata(first).keys()
+
+
+def test_genkit_tool_flow_and_the_generate_step() -> None:
+    obs, traces = mapped("genkit")
+    assert obs[GK_TOOL]["type"] == "tool-create"  # subtype tool.v2
+    assert fields(obs[GK_TOOL]) == {"name": "get_weather", "input": "Lima", "output": {"output": "cloudy in Lima"}}
+    # the generate step repeats its last model call's answer and usage: a span, not a generation
+    step = obs[GK_GENERATE]
+    assert step["type"] == "span-create"
+    assert "usageDetails" not in step["body"] and "model" not in step["body"]
+    [trace] = traces[GK_FLOW]
+    assert (trace["name"], trace["input"], trace["output"]) == ("weather_flow", "Weather in Lima?", "Cloudy in Lima.")
