@@ -721,3 +721,76 @@ def test_genkit_tool_flow_and_the_generate_step() -> None:
     assert "usageDetails" not in step["body"] and "model" not in step["body"]
     [trace] = traces[GK_FLOW]
     assert (trace["name"], trace["input"], trace["output"]) == ("weather_flow", "Weather in Lima?", "Cloudy in Lima.")
+
+
+# --- Vercel AI SDK 7: @ai-sdk/otel's GenAI-convention spans, and its legacy ai.* ones --------
+
+V7_CHAT1, V7_TOOL, V7_STEP1, V7_CHAT2, V7_AGENT = (
+    "490abad25b5c9f48",
+    "7e5b9c6f9287133a",
+    "9602eaf8b637a161",
+    "880b00a863409407",
+    "252ebdbbc3c2b3c6",
+)
+V7_SYSTEM = {"role": "system", "content": "You answer weather questions."}
+
+
+def test_vercel_ai_v7_chat_spans_are_generations() -> None:
+    obs, _ = mapped("vercel_ai_v7")
+    chat = fields(obs[V7_CHAT1])
+    assert obs[V7_CHAT1]["type"] == "generation-create"
+    assert chat["model"] == "gpt-4o-mini"
+    assert chat["input"] == [V7_SYSTEM, {"role": "user", "parts": [{"type": "text", "content": "Weather in Oslo?"}]}]
+    assert chat["output"][0]["parts"][0] == {
+        "type": "tool_call",
+        "id": "call-1",
+        "name": "weather",
+        "arguments": {"city": "Oslo"},
+    }
+    assert chat["modelParameters"] == {"max_tokens": 300, "temperature": 0.1}
+    assert chat["usageDetails"] == {
+        "input": 20,
+        "output": 20,
+        "total": 70,
+        "input_cached_tokens": 30,
+        "input_cache_creation": 0,
+    }
+    assert fields(obs[V7_CHAT2])["usageDetails"]["input_cached_tokens"] == 64
+    assert fields(obs[V7_TOOL]) == {
+        "name": "weather",
+        "input": {"city": "Oslo"},
+        "output": {"city": "Oslo", "sky": "snow"},
+    }
+    assert obs[V7_STEP1]["type"] == "span-create"  # agent_step
+
+
+def test_vercel_ai_v7_agent_keeps_the_runs_usage_out_of_its_own() -> None:
+    obs, traces = mapped("vercel_ai_v7")
+    agent = obs[V7_AGENT]
+    assert agent["type"] == "agent-create"
+    assert "usageDetails" not in agent["body"] and "model" not in agent["body"]
+    assert user_metadata(agent)["aggregate"]["usageDetails"]["total"] == 170  # the two calls' 70 and 100
+    [trace] = traces[V7_AGENT]
+    assert trace["name"] == "invoke_agent gpt-4o-mini"
+    assert trace["output"][0]["parts"][-1] == {"type": "text", "content": "Snow in Oslo."}
+
+
+def test_vercel_ai_v7_legacy_spans() -> None:
+    obs, _ = mapped("vercel_ai_v7_legacy")
+    step = obs["ebf9e18af8f113c2"]
+    assert step["type"] == "generation-create"
+    body = fields(step)
+    assert (body["name"], body["model"], body["output"]) == (
+        "weather-agent-v7:ai.generateText.doGenerate",
+        "gpt-4o-mini",
+        "Snow in Oslo.",
+    )
+    assert body["usageDetails"] == {
+        "input": 26,
+        "output": 10,
+        "total": 100,
+        "output_reasoning_tokens": 4,
+        "input_cached_tokens": 64,
+    }
+    assert obs["dc9d30d6f27fbd01"]["type"] == "tool-create"
+    assert obs["0176663c10a5969a"]["type"] == "span-create"  # ai.generateText: the calls' sum, not a call
