@@ -740,15 +740,26 @@ def _io_from_events(events: list[dict[str, Any]], body: dict[str, Any]) -> None:
                 if key in attrs and fld not in found:
                     found[fld] = coerce.json_text(attrs[key])
         elif name in MESSAGE_EVENTS:
-            messages.append({"role": MESSAGE_EVENTS[name], **attrs})
+            messages.append({"role": MESSAGE_EVENTS[name], **_message_fields(attrs)})
         elif name == CHOICE_EVENT:
-            choices.append(attrs)
+            choices.append(_message_fields(attrs))
     if messages:
         found.setdefault("input", messages)
     if choices:
         found.setdefault("output", choices[0] if len(choices) == 1 else choices)
     for fld, value in found.items():
         body.setdefault(fld, value)
+
+
+# The fields of a message event whose JSON text is read as JSON (Strands writes its content
+# blocks so, `[{"text": ...}]`), as the attributes' payloads are.
+_JSON_MESSAGE_FIELDS: Final = frozenset({"content", "message", "tool_calls", "tool.result"})
+
+
+def _message_fields(attrs: dict[str, Any]) -> dict[str, Any]:
+    if not _JSON_MESSAGE_FIELDS.intersection(attrs):
+        return attrs
+    return {k: coerce.json_text(v) if k in _JSON_MESSAGE_FIELDS else v for k, v in attrs.items()}
 
 
 def _merged(groups: dict[str, dict[str, Any]], group: str) -> dict[str, Any] | None:

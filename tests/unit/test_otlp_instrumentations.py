@@ -794,3 +794,55 @@ def test_vercel_ai_v7_legacy_spans() -> None:
     }
     assert obs["dc9d30d6f27fbd01"]["type"] == "tool-create"
     assert obs["0176663c10a5969a"]["type"] == "span-create"  # ai.generateText: the calls' sum, not a call
+
+
+# --- Strands Agents: messages as span events, in its default and its latest conventions ------
+
+ST_CHAT1, ST_TOOL, ST_AGENT = "4938eb1d0d54732a", "eaaff68d54ef75f0", "ff947a5c90a4059d"
+ST_SYSTEM_BLOCKS = {"role": "system", "content": [{"text": "Answer weather questions briefly."}]}
+
+
+def test_strands_chat_spans_with_message_events() -> None:
+    obs, traces = mapped("strands")
+    chat = obs[ST_CHAT1]
+    assert chat["type"] == "generation-create"
+    body = fields(chat)
+    # gen_ai.server.time_to_first_token: Strands' milliseconds (310) after the start
+    assert body.pop("completionStartTime") == chat["body"]["startTime"] + 310_000
+    assert body == {
+        "name": "chat",
+        "model": "gpt-4o-mini",
+        # the events' content blocks, JSON text, read as JSON
+        "input": [ST_SYSTEM_BLOCKS, {"role": "user", "content": [{"text": "Weather in Lima?"}]}],
+        "output": {
+            "finish_reason": "tool_use",
+            "message": [{"toolUse": {"toolUseId": "call-1", "name": "get_weather", "input": {"city": "Lima"}}}],
+        },
+        "usageDetails": {"input": 28, "output": 9, "total": 49, "input_cached_tokens": 12},
+    }
+    assert obs[ST_TOOL]["type"] == "tool-create"
+    agent = obs[ST_AGENT]
+    assert agent["type"] == "agent-create" and "usageDetails" not in agent["body"]
+    assert user_metadata(agent)["aggregate"]["usageDetails"]["total"] == 115
+    [trace] = traces[ST_AGENT]
+    assert (trace["name"], trace["userId"], trace["sessionId"]) == (
+        "invoke_agent weather_agent",
+        "user-st",
+        "session-st",
+    )
+
+
+def test_strands_latest_conventions_operation_details_events() -> None:
+    obs, _ = mapped("strands_latest")
+    chat = fields(obs["2d42c5eb6b9090c2"])
+    assert chat["input"] == [
+        {"role": "system", "content": "Answer weather questions briefly."},
+        {"role": "user", "parts": [{"type": "text", "content": "Weather in Lima?"}]},
+    ]
+    assert chat["output"][0]["parts"][0]["name"] == "get_weather"
+    assert chat["usageDetails"] == {"input": 28, "output": 9, "total": 49, "input_cached_tokens": 12}
+    assert fields(obs["821d0710ca3cfbac"]) == {
+        "name": "get_weather",
+        "input": {"city": "Lima"},
+        "output": [{"text": "cloudy in Lima"}],
+    }

@@ -1287,7 +1287,16 @@ def test_genai_span_events_give_input_and_output_when_no_attribute_does() -> Non
     ]
     body = one(events=messages)["body"]
     assert body["input"] == [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
-    assert body["output"] == {"index": 0, "finish_reason": "stop", "message": '{"content": "yo"}'}
+    # a message written as JSON text is read as JSON, as the attributes' payloads are
+    assert body["output"] == {"index": 0, "finish_reason": "stop", "message": {"content": "yo"}}
+    blocks = [_event("gen_ai.user.message", content='[{"text": "hi"}]'), _event("gen_ai.choice", message="{not json")]
+    body = one(events=blocks)["body"]
+    assert (body["input"], body["output"]) == (
+        [{"role": "user", "content": [{"text": "hi"}]}],
+        {"message": "{not json"},
+    )
+    # the events in metadata stay as sent
+    assert body["metadata"]["spanEvents"][0]["attributes"] == {"content": '[{"text": "hi"}]'}
 
     details = _event(
         "gen_ai.client.inference.operation.details",
