@@ -846,3 +846,21 @@ def test_strands_latest_conventions_operation_details_events() -> None:
         "input": {"city": "Lima"},
         "output": [{"text": "cloudy in Lima"}],
     }
+
+
+# --- Logfire's OpenAI instrumentation (5.x): GenAI-convention attributes --------------------
+
+
+def test_logfire_openai_chat_spans() -> None:
+    obs, _ = mapped("logfire_openai")
+    chat = obs["57db910888acedcd"]
+    assert chat["type"] == "generation-create"
+    body = fields(chat)
+    assert (body["name"], body["model"]) == ("Chat Completion with 'gpt-4o-mini'", "gpt-4o-mini-2024-07-18")
+    assert body["input"][1] == {"role": "user", "parts": [{"type": "text", "content": "Weather in Lima?"}]}
+    assert body["output"][0]["finish_reason"] == "tool_calls"
+    assert body["modelParameters"] == {"temperature": 0.2}
+    # the cached prompt tokens it reports since 5.x, out of the input
+    assert body["usageDetails"] == {"input": 28, "output": 9, "total": 49, "input_cached_tokens": 12}
+    assert user_metadata(chat)["logfire.msg_template"] == "Chat Completion with {request_data[model]!r}"
+    assert fields(obs["4d48d10c401b9aa7"])["output"][0]["parts"] == [{"type": "text", "content": "Cloudy in Lima."}]
