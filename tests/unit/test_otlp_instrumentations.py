@@ -864,3 +864,27 @@ def test_logfire_openai_chat_spans() -> None:
     assert body["usageDetails"] == {"input": 28, "output": 9, "total": 49, "input_cached_tokens": 12}
     assert user_metadata(chat)["logfire.msg_template"] == "Chat Completion with {request_data[model]!r}"
     assert fields(obs["4d48d10c401b9aa7"])["output"][0]["parts"] == [{"type": "text", "content": "Cloudy in Lima."}]
+
+
+# --- OpenInference's LangChain instrumentation ----------------------------------------------
+
+
+def test_openinference_langchain_chain_model_and_tool() -> None:
+    obs, traces = mapped("openinference_langchain")
+    chat = obs["4b69f9c97bb08e3c"]
+    assert chat["type"] == "generation-create"
+    body = fields(chat)
+    assert body["model"] == "gpt-4o-mini-2024-07-18"
+    assert body["input"] == [
+        {"role": "system", "content": "Answer briefly."},
+        {"role": "user", "content": "Weather in Lima?"},
+    ]
+    assert body["output"][0]["tool_calls"][0]["function"]["name"] == "get_weather"
+    assert body["modelParameters"]["temperature"] == 0.2
+    assert body["usageDetails"] == {"input": 28, "output": 9, "total": 49, "input_cached_tokens": 12}
+    assert user_metadata(chat)["ls_model_name"] == "gpt-4o-mini"  # LangChain's metadata, a key each
+    assert obs["a3d9c7b7bf782fb1"]["type"] == "chain-create"
+    assert obs["f831375bd2f63a5a"]["type"] == "tool-create"
+    assert obs["94355d044414b376"]["type"] == "span-create"  # a PROMPT span, as Langfuse types it
+    [trace] = traces["a3d9c7b7bf782fb1"]
+    assert (trace["name"], trace["sessionId"], trace["userId"]) == ("RunnableSequence", "session-lc", "user-lc")
