@@ -399,7 +399,7 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("flue.workflow.payload", OBS, "input", 21, _io),
     # Google ADK before its GenAI-convention spans (1.x, or ADK_TELEMETRY_SCHEMA_VERSION_OPT_IN=1)
     ("gcp.vertex.agent.llm_request", OBS, "input", 22, _adk_payload),
-    ("gcp.vertex.agent.tool_call_args", OBS, "input", 23, _adk_payload),
+    ("gcp.vertex.agent.tool_call_args", OBS, "input", 23, _io),
     ("lk.input_text", OBS, "input", 24, _io),  # LiveKit Agents
     ("lk.user_transcript", OBS, "input", 25, _io),
     ("lk.chat_ctx", OBS, "input", 26, _io),
@@ -432,7 +432,7 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("flue.operation.result", OBS, "output", 21, _io),
     ("flue.workflow.result", OBS, "output", 22, _io),
     ("gcp.vertex.agent.llm_response", OBS, "output", 23, _adk_payload),
-    ("gcp.vertex.agent.tool_response", OBS, "output", 24, _adk_payload),
+    ("gcp.vertex.agent.tool_response", OBS, "output", 24, _io),
     ("lk.function_tool.output", OBS, "output", 25, _non_empty_io),
     ("lk.response.text", OBS, "output", 26, _non_empty_io),
     ("mlflow.spanOutputs", OBS, "output", 27, _io),
