@@ -400,10 +400,16 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     # Google ADK before its GenAI-convention spans (1.x, or ADK_TELEMETRY_SCHEMA_VERSION_OPT_IN=1)
     ("gcp.vertex.agent.llm_request", OBS, "input", 22, _adk_payload),
     ("gcp.vertex.agent.tool_call_args", OBS, "input", 23, _io),
-    ("lk.input_text", OBS, "input", 24, _io),  # LiveKit Agents
+    # LiveKit Agents: the names Langfuse reads, and those of its current releases (`lk.pii.*`)
+    ("lk.input_text", OBS, "input", 24, _io),
+    ("lk.pii.input_text", OBS, "input", 24, _io),
+    ("lk.pii.function_tool.arguments", OBS, "input", 24, _io),
     ("lk.user_transcript", OBS, "input", 25, _io),
+    ("lk.pii.user_transcript", OBS, "input", 25, _io),
     ("lk.chat_ctx", OBS, "input", 26, _io),
+    ("lk.pii.chat_ctx", OBS, "input", 26, _io),
     ("lk.user_input", OBS, "input", 27, _io),
+    ("lk.pii.user_input", OBS, "input", 27, _io),
     ("mlflow.spanInputs", OBS, "input", 28, _io),
     ("gen_ai.system_instructions", HINTS, "system", 0, _io),
     # output
@@ -434,8 +440,11 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("gcp.vertex.agent.llm_response", OBS, "output", 23, _adk_payload),
     ("gcp.vertex.agent.tool_response", OBS, "output", 24, _io),
     ("lk.function_tool.output", OBS, "output", 25, _non_empty_io),
+    ("lk.pii.function_tool.output", OBS, "output", 25, _non_empty_io),
     ("lk.response.text", OBS, "output", 26, _non_empty_io),
-    ("mlflow.spanOutputs", OBS, "output", 27, _io),
+    ("lk.pii.response.text", OBS, "output", 26, _non_empty_io),
+    ("lk.pii.response.function_calls", OBS, "output", 27, _io),
+    ("mlflow.spanOutputs", OBS, "output", 28, _io),
     # Figures some of them only give inside those payloads (mapping._compose).
     ("genkit:input", HINTS, "genkitInput", 0, coerce.json_object),
     ("genkit:output", HINTS, "genkitOutput", 0, coerce.json_object),

@@ -461,6 +461,17 @@ def test_livekit_spans_by_name_with_their_texts() -> None:
     assert one({}, name="function_tool")["type"] == "span-create"
 
 
+def test_livekit_current_releases_content_attributes() -> None:
+    # livekit-agents 1.8 names its content attributes lk.pii.* (telemetry/trace_types.py)
+    tool = one({"lk.function_tool.name": "lookup", "lk.pii.function_tool.arguments": '{"id": 7}',
+                "lk.pii.function_tool.output": "found"})  # fmt: skip
+    assert (tool["body"]["input"], tool["body"]["output"]) == ({"id": 7}, "found")
+    turn = one({"lk.pii.user_input": "hi", "lk.pii.response.text": "hello"})
+    assert (turn["body"]["input"], turn["body"]["output"]) == ("hi", "hello")
+    calls = one({"lk.pii.chat_ctx": '{"items": []}', "lk.pii.response.function_calls": '[{"name": "lookup"}]'})
+    assert (calls["body"]["input"], calls["body"]["output"]) == ({"items": []}, [{"name": "lookup"}])
+
+
 def test_google_adk_cached_tokens_from_the_recorded_response() -> None:
     # ADK before its GenAI-convention spans: the prompt count includes the cache, reported only
     # in the response it records; a cache attribute, where given, wins.
