@@ -348,7 +348,7 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("gen_ai.tool.call.id", OBS, "type", 8, _tool_hint),  # Pydantic AI names no operation
     ("gen_ai.tool.call.id", META, "gen_ai.tool.call.id", 0, None),
     # Flue (@flue/opentelemetry): its model turns name their operation; tools and delegated
-    # tasks (sub-agents) only carry flue.* attributes.
+    # tasks (sub-agents) of its 1.x only carry flue.* attributes (2.x writes the GenAI ones).
     ("flue.tool.name", OBS, "type", 9, _tool_hint),
     ("flue.tool.name", META, "flue.tool.name", 0, None),
     ("flue.tool.call_id", OBS, "type", 9, _tool_hint),
@@ -395,6 +395,7 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("genkit:input", OBS, "input", 17, _genkit_field("messages")),
     ("flue.turn.input", OBS, "input", 18, _io),
     ("flue.tool.arguments", OBS, "input", 19, _io),
+    ("flue.tool.call.arguments", OBS, "input", 19, _io),  # 2.x, where not a JSON object
     ("flue.task.prompt", OBS, "input", 20, _io),
     ("flue.workflow.payload", OBS, "input", 21, _io),
     # Google ADK before its GenAI-convention spans (1.x, or ADK_TELEMETRY_SCHEMA_VERSION_OPT_IN=1)
@@ -434,6 +435,7 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("genkit:output", OBS, "output", 17, _genkit_field("message")),
     ("flue.turn.output", OBS, "output", 18, _io),
     ("flue.tool.result", OBS, "output", 19, _io),
+    ("flue.tool.call.result", OBS, "output", 19, _io),
     ("flue.task.result", OBS, "output", 20, _io),
     ("flue.operation.result", OBS, "output", 21, _io),
     ("flue.workflow.result", OBS, "output", 22, _io),

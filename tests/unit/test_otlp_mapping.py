@@ -437,6 +437,9 @@ def test_flue_tools_and_tasks() -> None:
     task = one({"flue.task.agent": "researcher", "flue.task.prompt": "Find it", "flue.task.result": "Found"})
     assert task["type"] == "agent-create"
     assert (task["body"]["input"], task["body"]["output"]) == ("Find it", "Found")
+    # 2.x: the GenAI attributes, and its own names for arguments and results that are not objects
+    raw = one({"gen_ai.tool.name": "echo", "flue.tool.call.arguments": "say hi", "flue.tool.call.result": "hi"})
+    assert (raw["type"], raw["body"]["input"], raw["body"]["output"]) == ("tool-create", "say hi", "hi")
     turn = one({"gen_ai.operation.name": "chat", "flue.turn.input": "[1]", "flue.turn.output": '{"a": 1}'})
     assert (turn["type"], turn["body"]["input"], turn["body"]["output"]) == ("generation-create", [1], {"a": 1})
 
