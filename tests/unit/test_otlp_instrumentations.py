@@ -1,5 +1,5 @@
 """Spans recorded from the real instrumentations (tests/fixtures/otlp/README.md) mapped to events,
-field by field: the Vercel AI SDK 4 and 5, OpenLLMetry, Pydantic AI and OpenInference."""
+field by field, one section per instrumentation."""
 
 from __future__ import annotations
 
