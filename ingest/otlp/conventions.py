@@ -128,6 +128,24 @@ _MLFLOW_SPAN_TYPES: Final = {
     "guardrail": "guardrail",
     "evaluator": "evaluator",
 }
+# Google ADK from 1.24 writes each model call as a `generate_content` span inside its `call_llm`
+# span and records the call's usage on both (its native span, or google-genai's instrumentation):
+# from that release `call_llm` sums up its child, as an agent run does. Earlier releases have no
+# child, and their call_llm is the model call.
+ADK_SCOPE: Final = "gcp.vertex.agent"
+ADK_CALL_SPAN: Final = "call_llm"
+_ADK_CHILD_CALLS_FROM: Final = (1, 24)
+
+
+def adk_call_has_child(scope_version: str) -> bool:
+    """Whether this ADK release writes a model call span under its `call_llm`."""
+    try:
+        release = tuple(int(part) for part in scope_version.split(".")[:2])
+    except ValueError:
+        return False
+    return release >= _ADK_CHILD_CALLS_FROM
+
+
 # LiveKit Agents' spans (scope `livekit-agents`) carry no kind: Langfuse types them by name.
 LIVEKIT_SCOPE: Final = "livekit-agents"
 LIVEKIT_SPANS: Final = {"agent_turn": "agent", "start_agent_activity": "agent", "function_tool": "tool"}

@@ -24,6 +24,8 @@ import orjson
 from ingest.otlp import attributes as coerce
 from ingest.otlp.attributes import SKIP, attributes_dict
 from ingest.otlp.conventions import (
+    ADK_CALL_SPAN,
+    ADK_SCOPE,
     CACHED_INPUT,
     CHOICE_EVENT,
     COST,
@@ -47,6 +49,7 @@ from ingest.otlp.conventions import (
     TRACE,
     TRACE_META,
     USAGE,
+    adk_call_has_child,
 )
 from ingest.otlp.router import WHOLE, Router
 from ingest.otlp.wire import Link, Span, SpanEvent, Status
@@ -435,6 +438,13 @@ def _map_span(span: Any, context: tuple[Any, ...], result: MappingResult) -> str
         body["level"] = "ERROR"
     if "statusMessage" not in body and status.message:
         body["statusMessage"] = status.message
+    if (
+        span.name == ADK_CALL_SPAN
+        and scope_meta["name"] == ADK_SCOPE
+        and adk_call_has_child(scope_meta.get("version", ""))
+    ):
+        # Its usage is its generate_content child's: counted there, kept here as a sum.
+        hints = groups[HINTS] = {**hints, "aggregate": True} if hints else {"aggregate": True}
     if hints and "operationId" in hints and not (o and "name" in o):
         # The AI SDK's spans as Langfuse names them: the app's function id, then the operation.
         function_id = hints.get("functionId")

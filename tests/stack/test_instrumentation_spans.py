@@ -213,7 +213,8 @@ async def test_google_adk_legacy_spans(ch: ClickHouse, http: aiohttp.ClientSessi
     await export(http, project, "google_adk_legacy.json")
     by_id = await observations(ch, project, 7)
     call = by_id["b6f27765b70b1ed0"]
-    assert (call["type"], call["name"]) == ("GENERATION", "call_llm")
+    assert (call["type"], call["name"]) == ("SPAN", "call_llm")  # its generate_content child is the call
+    assert by_id["175120b2bfe57c23"]["type"] == "GENERATION"
     assert loads(call["input"])["contents"] == [{"parts": [{"text": "Weather in Lima?"}], "role": "user"}]
     assert loads(call["output"])["content"]["role"] == "model"
     tool = by_id["faac73da51cfb559"]

@@ -582,13 +582,20 @@ ADK_SYSTEM = 'Answer weather questions briefly.\n\nYou are an agent. Your intern
 def test_google_adk_legacy_call_llm_takes_its_request_and_response() -> None:
     obs, _ = mapped("google_adk_legacy")
     call = obs[ADK_CALL1]
-    assert call["type"] == "generation-create"
+    # ADK 2.13 (from 1.24): the model call is its generate_content child, which carries the same
+    # usage; call_llm keeps it as the sum of its child, not as a second generation
+    assert call["type"] == "span-create"
     body = fields(call)
-    assert (body["name"], body["model"]) == ("call_llm", "scripted-model")
+    assert body["name"] == "call_llm"
     assert body["input"]["config"]["system_instruction"] == ADK_SYSTEM
     assert body["input"]["contents"] == [{"parts": [{"text": "Weather in Lima?"}], "role": "user"}]
     assert body["output"]["content"]["parts"] == [{"function_call": {"args": {"city": "Lima"}, "name": "get_weather"}}]
-    assert body["usageDetails"] == {"input": 28, "output": 9, "input_cached_tokens": 12, "total": 49}
+    assert "usageDetails" not in body and "model" not in body
+    child = obs[ADK_MODEL1]
+    assert child["type"] == "generation-create"
+    usage = {"input": 28, "output": 9, "input_cached_tokens": 12, "total": 49}
+    assert fields(child)["usageDetails"] == usage
+    assert user_metadata(call)["aggregate"] == {"model": "scripted-model", "usageDetails": usage}
     meta = user_metadata(call)
     assert not {"gcp.vertex.agent.llm_request", "gcp.vertex.agent.llm_response"} & meta.keys()
     assert meta["gcp.vertex.agent.session_id"] == "7dae6da8-32ed-4bfd-9bfc-c5115507f499"

@@ -475,6 +475,27 @@ def test_livekit_current_releases_content_attributes() -> None:
     assert (calls["body"]["input"], calls["body"]["output"]) == ({"items": []}, [{"name": "lookup"}])
 
 
+@pytest.mark.parametrize(
+    ("version", "event_type"), [("1.23.0", "generation"), ("", "generation"), ("1.24.0", "span"), ("2.13.0", "span")]
+)
+def test_google_adk_call_llm_is_the_model_call_until_it_has_a_child(version: str, event_type: str) -> None:
+    # ADK writes a generate_content span under call_llm from 1.24, with the same usage
+    attrs = {
+        "gen_ai.request.model": "gemini-2.5-flash",
+        "gen_ai.usage.input_tokens": 40,
+        "gen_ai.usage.output_tokens": 9,
+    }
+    result = map_request(request(span(attrs, name="call_llm"), scope=("gcp.vertex.agent", version)))
+    [event] = observations(result)
+    assert event["type"] == f"{event_type}-create"
+    assert ("usageDetails" in event["body"]) == (event_type == "generation")
+    # other spans of that scope, and call_llm spans of others, are as they were
+    other = map_request(request(span(attrs, name="generate_content"), scope=("gcp.vertex.agent", version)))
+    assert observations(other)[0]["type"] == "generation-create"
+    foreign = map_request(request(span(attrs, name="call_llm"), scope=("my.scope", "2.0")))
+    assert observations(foreign)[0]["type"] == "generation-create"
+
+
 def test_google_adk_cached_tokens_from_the_recorded_response() -> None:
     # ADK before its GenAI-convention spans: the prompt count includes the cache, reported only
     # in the response it records; a cache attribute, where given, wins.
