@@ -32,6 +32,7 @@ sent.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any, Final
 
 import orjson
@@ -232,18 +233,20 @@ def _events_output(value: Any) -> Any:
     return next((e for e in events if e["event.name"] == "gen_ai.choice"), SKIP)
 
 
-def _logfire_level(value: Any) -> Any:
-    n = coerce.count(value)
-    if n is SKIP:
-        return SKIP
-    return next(level for floor, level in _LOGFIRE_LEVELS if n >= floor)
+def _level_by_floor(floors: tuple[tuple[int, str], ...]) -> Coerce:
+    """A level from a severity number: the first level whose floor it reaches."""
+
+    def level(value: Any) -> Any:
+        n = coerce.count(value)
+        if n is SKIP:
+            return SKIP
+        return next(level for floor, level in floors if n >= floor)
+
+    return level
 
 
-def _mlflow_level(value: Any) -> Any:
-    n = coerce.count(value)
-    if n is SKIP:
-        return SKIP
-    return next(level for floor, level in _MLFLOW_LEVELS if n >= floor)
+_logfire_level: Final = _level_by_floor(_LOGFIRE_LEVELS)
+_mlflow_level: Final = _level_by_floor(_MLFLOW_LEVELS)
 
 
 def _type_mlflow(value: Any) -> Any:
@@ -252,14 +255,14 @@ def _type_mlflow(value: Any) -> Any:
     return _MLFLOW_SPAN_TYPES.get(kind.strip().lower(), SKIP) if type(kind) is str else SKIP
 
 
-def _adk_payload(value: Any) -> Any:
+def _unless_empty(fn: Callable[[Any], Any]) -> Coerce:
     """Google ADK's `llm_request` and `llm_response`: `{}` on its tool spans, which carry the
-    tool's arguments and response instead."""
-    return SKIP if value in ("", "{}") else _io(value)
+    tool's arguments and response instead, so none then."""
+    return lambda value: SKIP if value in ("", "{}") else fn(value)
 
 
-def _adk_response(value: Any) -> Any:
-    return SKIP if value in ("", "{}") else coerce.json_object(value)
+_adk_payload: Final = _unless_empty(_io)
+_adk_response: Final = _unless_empty(coerce.json_object)
 
 
 def _genkit_field(key: str) -> Coerce:

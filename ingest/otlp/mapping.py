@@ -420,10 +420,10 @@ def _map_span(span: Any, context: tuple[Any, ...], result: MappingResult) -> str
     # Langfuse's SDKs send their own usage dict, whose keys are already disjoint: its total is
     # then the sum of them all, made where every usage is priced (pipeline/prices.py).
     langfuse_usage = WHOLE in groups.get(USAGE, ())
-    usage = _merged(groups, USAGE) or {}
+    usage = _merged(groups, USAGE)
     hints = groups.get(HINTS)
     if hints and not langfuse_usage:
-        _payload_usage(hints, usage)
+        usage = _payload_usage(hints, usage)
     if usage:
         if "total" not in usage and not langfuse_usage and ("input" in usage or "output" in usage):
             total = usage.get("input", 0) + usage.get("output", 0)
@@ -444,7 +444,9 @@ def _map_span(span: Any, context: tuple[Any, ...], result: MappingResult) -> str
         and adk_call_has_child(scope_meta.get("version", ""))
     ):
         # Its usage is its generate_content child's: counted there, kept here as a sum.
-        hints = groups[HINTS] = {**hints, "aggregate": True} if hints else {"aggregate": True}
+        if hints is None:
+            hints = {}
+        hints["aggregate"] = True  # the router's dict of this span
     if hints and "operationId" in hints and not (o and "name" in o):
         # The AI SDK's spans as Langfuse names them: the app's function id, then the operation.
         function_id = hints.get("functionId")
@@ -582,9 +584,10 @@ _MLFLOW_USAGE: Final = (
 )
 
 
-def _payload_usage(hints: dict[str, Any], usage: dict[str, Any]) -> None:
+def _payload_usage(hints: dict[str, Any], given: dict[str, Any] | None) -> dict[str, Any] | None:
     """Token counts some frameworks record only inside a payload, for the keys no attribute gave
-    (before the total is derived, so that it sums them too)."""
+    (before the total is derived, so that it sums them too): `given` with them, or None."""
+    usage: dict[str, Any] = {} if given is None else given
     genkit: Any = hints.get("genkitOutput")
     # A model action's; the `generate` step around them repeats the last one's.
     model_action = hints.get("genkitSubtype") in _GENKIT_MODELS
@@ -611,6 +614,7 @@ def _payload_usage(hints: dict[str, Any], usage: dict[str, Any]) -> None:
             n = coerce.count(mlflow.get(name))
             if n is not SKIP and key not in usage:
                 usage[key] = n
+    return usage if usage else given
 
 
 def _genkit(hints: dict[str, Any], body: dict[str, Any]) -> None:
