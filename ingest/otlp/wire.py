@@ -396,6 +396,166 @@ def _kvlist(data: bytes, pos: int, end: int, entries: dict[str, Any], depth: int
             pos = _skip(data, pos, end, field, wire, depth)
 
 
+# --- log exports: only the records a caller wants become objects -------------------------
+
+
+class LogRecord:
+    """A log record the caller asked for (by its event name), with the byte ranges of its body
+    and of itself: their values are converted only when read (log_body, log_attributes)."""
+
+    def __init__(self) -> None:
+        self.time_unix_nano = 0
+        self.observed_time_unix_nano = 0
+        self.event_name = ""
+        self.trace_id = b""
+        self.span_id = b""
+        # Each occurrence of the body field: later ones merge into earlier ones, as upb does.
+        self.bodies: list[tuple[int, int]] = []
+        self.start = 0
+        self.end = 0
+
+
+class LogsRequest:
+    def __init__(self) -> None:
+        self.records: list[LogRecord] = []
+        self.limit = 0
+        # Records read and left out: no event name the caller wants; wanted past the limit.
+        self.skipped = 0
+        self.over = 0
+
+
+def parse_logs(data: bytes, wanted: frozenset[str], limit: int) -> LogsRequest:
+    """An ExportLogsServiceRequest's first `limit` records whose event name (the `event_name`
+    field, else the `event.name` attribute) is in `wanted`; the others are only counted, so a body
+    of many tiny records costs no object each. WireError for what upb would refuse in the parts
+    read."""
+    request = LogsRequest()
+    request.limit = limit
+    pos, end = 0, len(data)
+    while pos < end:
+        field, wire, pos = _tag(data, pos, end)
+        if field == 1 and wire == _LEN:
+            start, pos = _length(data, pos, end)
+            _resource_logs(data, start, pos, request, wanted, 2)
+        else:
+            pos = _skip(data, pos, end, field, wire, 1)
+    return request
+
+
+def _resource_logs(data: bytes, pos: int, end: int, request: LogsRequest, wanted: frozenset[str], depth: int) -> None:
+    while pos < end:
+        field, wire, pos = _tag(data, pos, end)
+        if field == 2 and wire == _LEN:
+            start, pos = _length(data, pos, end)
+            _scope_logs(data, start, pos, request, wanted, depth + 1)
+        else:
+            pos = _skip(data, pos, end, field, wire, depth)
+
+
+def _scope_logs(data: bytes, pos: int, end: int, request: LogsRequest, wanted: frozenset[str], depth: int) -> None:
+    while pos < end:
+        field, wire, pos = _tag(data, pos, end)
+        if field == 2 and wire == _LEN:
+            start, pos = _length(data, pos, end)
+            record = _log_record(data, start, pos, wanted, depth + 1)
+            if record is None:
+                request.skipped += 1
+            elif len(request.records) >= request.limit:
+                request.over += 1
+            else:
+                request.records.append(record)
+        else:
+            pos = _skip(data, pos, end, field, wire, depth)
+
+
+def _log_record(data: bytes, pos: int, end: int, wanted: frozenset[str], depth: int) -> LogRecord | None:
+    start = pos
+    time_unix_nano = observed = 0
+    event_name = ""
+    trace_id = span_id = b""
+    bodies: list[tuple[int, int]] = []
+    while pos < end:
+        field, wire, pos = _tag(data, pos, end)
+        if wire == _LEN and (field == 5 or field == 9 or field == 10 or field == 12):
+            begin, pos = _length(data, pos, end)
+            if field == 5:
+                bodies.append((begin, pos))
+            elif field == 9:
+                trace_id = data[begin:pos]
+            elif field == 10:
+                span_id = data[begin:pos]
+            else:
+                event_name = _text(data, begin, pos)
+        elif wire == _I64 and (field == 1 or field == 11):
+            if pos + 8 > end:
+                raise WireError("truncated fixed64")
+            if field == 1:
+                time_unix_nano = int.from_bytes(data[pos : pos + 8], "little")
+            else:
+                observed = int.from_bytes(data[pos : pos + 8], "little")
+            pos += 8
+        else:
+            pos = _skip(data, pos, end, field, wire, depth)
+    if not event_name:
+        named = _attribute_named(data, start, end, "event.name", depth)
+        event_name = named if type(named) is str else ""
+    if event_name not in wanted:
+        return None
+    record = LogRecord()
+    record.time_unix_nano, record.observed_time_unix_nano, record.event_name = time_unix_nano, observed, event_name
+    record.trace_id, record.span_id, record.bodies, record.start, record.end = trace_id, span_id, bodies, start, end
+    return record
+
+
+def _attribute_named(data: bytes, pos: int, end: int, name: str, depth: int) -> Any:
+    """The value of a record's last attribute of this key, only that one converted; None if none."""
+    value: Any = None
+    while pos < end:
+        field, wire, pos = _tag(data, pos, end)
+        if field == 6 and wire == _LEN:
+            start, pos = _length(data, pos, end)
+            if _key_of(data, start, pos) == name:
+                value = _key_value(data, start, pos, depth + 1)[1]
+        else:
+            pos = _skip(data, pos, end, field, wire, depth)
+    return value
+
+
+def _key_of(data: bytes, pos: int, end: int) -> str:
+    key = ""
+    while pos < end:
+        field, wire, pos = _tag(data, pos, end)
+        if field == 1 and wire == _LEN:
+            start, pos = _length(data, pos, end)
+            key = _text(data, start, pos)
+        else:
+            pos = _skip(data, pos, end, field, wire, 0)
+    return key
+
+
+def log_body(data: bytes, record: LogRecord) -> Any:
+    """The record's body as attributes.any_value converts it (None when unset)."""
+    value: Any = None
+    for start, end in record.bodies:
+        value = _any_value(data, start, end, value, 5)
+    return value
+
+
+def log_attributes(data: bytes, record: LogRecord) -> dict[str, Any]:
+    """The record's attributes as a dict; a repeated key keeps its last value."""
+    out: dict[str, Any] = {}
+    pos, end = record.start, record.end
+    while pos < end:
+        field, wire, pos = _tag(data, pos, end)
+        if field == 6 and wire == _LEN:
+            start, pos = _length(data, pos, end)
+            key, value = _key_value(data, start, pos, 5)
+            out[key] = value
+        else:
+            pos = _skip(data, pos, end, field, wire, 4)
+    return out
+
+
 # --- the wire format ------------------------------------------------------------------------
 
 
