@@ -47,8 +47,8 @@ from ingest.limits import InflightBytes, RateLimiter
 from ingest.openapi import PATH as OPENAPI_PATH
 from ingest.openapi import openapi_document
 from ingest.otlp.experiments import Linker
-from ingest.otlp.grpc_service import TraceService
-from ingest.otlp.handler import export_traces
+from ingest.otlp.grpc_service import LogsService, TraceService
+from ingest.otlp.handler import export_log_records, export_traces
 from ingest.projects import PATH as PROJECTS_PATH
 from ingest.projects import get_projects
 from ingest.publisher import EventPublisher
@@ -59,6 +59,7 @@ from sinks.postgres.client import Postgres
 from sinks.readiness import SchemaCheck
 
 OTLP_PATHS = ("/v1/traces", "/api/public/otel/v1/traces")
+OTLP_LOGS_PATHS = ("/v1/logs", "/api/public/otel/v1/logs")
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ def build_app(
     async def grpc_listener(app: web.Application) -> AsyncIterator[None]:
         listener = GrpcListener(
             config.grpc_address,
-            [TraceService(app["intake"], Linker(app["postgres"])).handler()],
+            [TraceService(app["intake"], Linker(app["postgres"])).handler(), LogsService(app["intake"]).handler()],
             # grpc core holds a message whole before the method sees it: at twice the body limit,
             # 100 calls of 9 MiB at once took the api to 0.9 GB. Past this it refuses from the
             # message's length prefix, without reading it; just past max_body_bytes the method
@@ -174,6 +175,8 @@ def build_app(
     app.router.add_put(admin.PROJECT_PATH, admin.update_project)
     for path in OTLP_PATHS:
         app.router.add_post(path, export_traces)
+    for path in OTLP_LOGS_PATHS:
+        app.router.add_post(path, export_log_records)
     app.router.add_get("/metrics", server_stats)
     app.router.add_get(OPENAPI_PATH, openapi_document)
     app.router.add_get(PROJECTS_PATH, get_projects)

@@ -2,7 +2,7 @@
 
 from prometheus_client import Counter, Histogram
 
-from pipeline.envelope import OTLP_GRPC, OTLP_HTTP
+from pipeline.envelope import OTLP_GRPC, OTLP_HTTP, OTLP_LOGS, OTLP_LOGS_GRPC
 
 TRACES_INGESTED = Counter("traces_ingested_total", "Total traces ingested", ["source"])
 OBSERVATIONS_INGESTED = Counter("observations_ingested_total", "Total observations ingested", ["source"])
@@ -11,7 +11,7 @@ API_KEYS_CREATED = Counter("api_keys_created_total", "API keys generated")
 API_KEYS_REVOKED = Counter("api_keys_revoked_total", "API keys revoked")
 
 # Every source exists (at 0) from the start, so a dashboard never sees a series appear late.
-SOURCES = ("batch", OTLP_HTTP, OTLP_GRPC)
+SOURCES = ("batch", OTLP_HTTP, OTLP_GRPC, OTLP_LOGS, OTLP_LOGS_GRPC)
 for _source in SOURCES:
     for _counter in (TRACES_INGESTED, OBSERVATIONS_INGESTED, SCORES_CREATED):
         _counter.labels(_source)

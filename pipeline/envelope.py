@@ -47,6 +47,10 @@ _FRAME: Final = len(b"v4 \n") + _LENGTH_DIGITS + 2
 # ended, whole: an observation made from one needs no stored state to merge into.
 OTLP_HTTP: Final = "otlp"
 OTLP_GRPC: Final = "otlp_grpc"
+# Of the GenAI content that instrumentations send as OTLP log records (ingest/otlp/logs.py):
+# updates of spans, not spans, so none of the above.
+OTLP_LOGS: Final = "otlp_logs"
+OTLP_LOGS_GRPC: Final = "otlp_logs_grpc"
 SPAN_SOURCES: Final = frozenset({OTLP_HTTP, OTLP_GRPC})
 
 

@@ -709,7 +709,7 @@ PROVIDER_USAGE: Final[tuple[tuple[tuple[str, ...], str], ...]] = (
     (("bedrock", "usage", "cacheWriteInputTokens"), "input_cache_creation"),
 )
 
-# Span events of the GenAI conventions that carry the input and output (mapping._io_from_events).
+# Span events of the GenAI conventions that carry the input and output (mapping.io_from_events).
 EVENT_IO: Final = {
     "gen_ai.content.prompt": ("input", "gen_ai.prompt"),
     "gen_ai.content.completion": ("output", "gen_ai.completion"),

@@ -9,6 +9,8 @@ id, so the mapping rejects that span alone instead of the whole request.
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -21,7 +23,15 @@ from ingest.otlp import wire
 from ingest.otlp.json_request import build_request
 from sinks.clickhouse.native import varint  # LEB128, as protobuf's varints are
 
-__all__ = ["encode_response", "encode_status", "media_type", "parse_request", "response_content_type"]
+__all__ = [
+    "encode_partial",
+    "encode_response",
+    "encode_status",
+    "json_object",
+    "media_type",
+    "parse_request",
+    "response_content_type",
+]
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -68,16 +78,22 @@ def parse_request(body: bytes, content_type: str) -> wire.Request | ExportTraceS
             return wire.parse(bytes(body))
         except wire.WireError as exc:
             raise DecodeError(f"malformed protobuf: {exc}") from None
+    doc = json_object(body)
+    try:
+        return build_request(doc)
+    except (json_format.ParseError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+        raise DecodeError(f"malformed OTLP/JSON: {exc}") from None
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    """An OTLP/JSON body's top object; DecodeError (400) for anything else."""
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise DecodeError(f"malformed JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise DecodeError("malformed OTLP/JSON: the body must be an object")
-    try:
-        return build_request(doc)
-    except (json_format.ParseError, TypeError, ValueError, AttributeError, RecursionError) as exc:
-        raise DecodeError(f"malformed OTLP/JSON: {exc}") from None
+    return doc
 
 
 def encode_response(partial_rejected: int, message: str, content_type: str | None) -> bytes:
@@ -85,16 +101,22 @@ def encode_response(partial_rejected: int, message: str, content_type: str | Non
 
     `partial_success` is set only when spans were rejected, as the spec asks.
     """
+    return encode_partial(ExportTraceServiceResponse(), "rejected_spans", partial_rejected, message, content_type)
+
+
+def encode_partial(response: Any, counter: str, rejected: int, message: str, content_type: str | None) -> bytes:
+    """An empty Export*ServiceResponse, with `partial_success` (its `counter` field) when items
+    were rejected, in the request's encoding."""
     if response_content_type(content_type) is JSON:
-        if partial_rejected <= 0:
+        if rejected <= 0:
             return b"{}"
-        # int64 fields are decimal strings in the protobuf JSON mapping.
-        return orjson.dumps({"partialSuccess": {"rejectedSpans": str(partial_rejected), "errorMessage": message}})
-    response = ExportTraceServiceResponse()
-    if partial_rejected > 0:
-        response.partial_success.rejected_spans = partial_rejected
+        # int64 fields are decimal strings in the protobuf JSON mapping, whose names are camelCase.
+        name = counter.split("_")[0] + "".join(part.title() for part in counter.split("_")[1:])
+        return orjson.dumps({"partialSuccess": {name: str(rejected), "errorMessage": message}})
+    if rejected > 0:
+        setattr(response.partial_success, counter, rejected)
         response.partial_success.error_message = message
-    return response.SerializeToString()
+    return bytes(response.SerializeToString())
 
 
 def encode_status(http_status: int, message: str, content_type: str | None) -> bytes:

@@ -462,7 +462,7 @@ def _map_span(span: Any, context: tuple[Any, ...], result: MappingResult) -> str
     if system is None:
         system = from_events
     if system is not None:
-        _system_message(system, body, metadata)
+        system_message(system, body, metadata)
     if obs_type is None and scope_meta["name"] == LIVEKIT_SCOPE:
         obs_type = LIVEKIT_SPANS.get(span.name)
     if obs_type is None:
@@ -701,7 +701,7 @@ def _add_metadata(
             None,
         )
         if "input" not in body or "output" not in body:
-            _io_from_events(events, body)
+            io_from_events(events, body)
         if body.get("level") == "ERROR" and "statusMessage" not in body:
             message = _exception_message(events)
             if message is not None:
@@ -724,7 +724,7 @@ def _add_metadata(
     return system
 
 
-def _system_message(system: Any, body: dict[str, Any], metadata: dict[str, Any]) -> None:
+def system_message(system: Any, body: dict[str, Any], metadata: dict[str, Any]) -> None:
     """System instructions as the input's first message; metadata where the input is not a
     list of messages."""
     messages = body.get("input")
@@ -735,7 +735,7 @@ def _system_message(system: Any, body: dict[str, Any], metadata: dict[str, Any])
         metadata["gen_ai.system_instructions"] = system
 
 
-def _io_from_events(events: list[dict[str, Any]], body: dict[str, Any]) -> None:
+def io_from_events(events: list[dict[str, Any]], body: dict[str, Any]) -> None:
     """Input and output that older GenAI conventions record as span events, when no attribute
     gave them: `gen_ai.content.prompt`/`.completion` (Semantic Kernel and many apps), the
     per-message events (`gen_ai.user.message`, ..., `gen_ai.choice`) and
