@@ -1,0 +1,163 @@
+"""GenAI content sent as OTLP log records (ingest/otlp/logs.py) lands on its span, whichever of the
+two exports comes first: recorded from opentelemetry-instrumentation-openai-v2 and posted as
+OTLP/JSON, and sent by the OpenTelemetry SDK's own OTLP exporters (HTTP and gRPC)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from opentelemetry._logs import LogRecord as ApiLogRecord
+from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import LogRecordExportResult, SimpleLogRecordProcessor
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from sinks.clickhouse.client import ClickHouse
+from sinks.postgres.keys import NewKey
+from tests.support import API, GRPC, basic_auth, eventually, rows
+
+try:
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
+except ImportError:  # SDKs before 1.39
+    from opentelemetry.sdk._logs.export import InMemoryLogExporter as InMemoryLogRecordExporter
+
+pytestmark = pytest.mark.stack
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "otlp"
+TIMEOUT_S = 60.0
+
+
+async def post(http: aiohttp.ClientSession, key: NewKey, path: str, fixture: str) -> Any:
+    headers = {**basic_auth(key), "Content-Type": "application/json"}
+    async with http.post(f"{API}{path}", data=(FIXTURES / fixture).read_bytes(), headers=headers) as r:
+        assert r.status == 200, await r.text()
+        return await r.json()
+
+
+async def generations(ch: ClickHouse, key: NewKey, count: int) -> dict[str, dict[str, Any]]:
+    """The project's observations once `count` of them have both an input and a model."""
+    found = await eventually(
+        lambda: rows(
+            ch,
+            "SELECT id, type, trace_id, provided_model_name, input, output, input_tokens FROM observations FINAL "
+            f"WHERE project_id = '{key.project_id}'",
+        ),
+        lambda r: sum(1 for o in r if o["input"] and o["provided_model_name"]) == count,
+        timeout_s=TIMEOUT_S,
+    )
+    return {o["id"]: o for o in found}
+
+
+async def test_openai_v2_content_logs_before_their_spans(
+    ch: ClickHouse, http: aiohttp.ClientSession, project: NewKey
+) -> None:
+    # The SDK's log processor exports every second by default, its span processor every five: the
+    # content usually arrives first, for spans no stage has seen.
+    assert await post(http, project, "/v1/logs", "openai_v2.logs.json") == {}
+    await asyncio.sleep(1.0)
+    assert await post(http, project, "/api/public/otel/v1/traces", "openai_v2.json") == {}
+    by_id = await generations(ch, project, 2)
+    call = by_id["e8a69f6e036d1e3e"]  # the second call: the tool's answer, then the reply
+    assert (call["type"], call["provided_model_name"], call["input_tokens"]) == (
+        "GENERATION",
+        "gpt-4o-mini-2024-07-18",
+        61,
+    )
+    assert call["trace_id"] == "e429df562723b611df4b25f4e1b29ed2"
+    assert orjson.loads(call["input"])[-1] == {"role": "tool", "content": {"sky": "cloudy"}, "id": "call-1"}
+    assert orjson.loads(call["output"])["message"] == {"role": "assistant", "content": "Cloudy in Lima."}
+    # What users read: the public API's observation.
+    async with http.get(f"{API}/api/public/observations/e8a69f6e036d1e3e", headers=basic_auth(project)) as r:
+        assert r.status == 200, await r.text()
+        observation = await r.json()
+    assert observation["traceId"] == "e429df562723b611df4b25f4e1b29ed2"
+    assert observation["output"]["message"]["content"] == "Cloudy in Lima."
+
+
+def _sdk_call(key: NewKey, logs_over_grpc: bool) -> tuple[str, str]:
+    """A chat call's span and its message records made with the SDK, the span exported first
+    over OTLP/HTTP, then the records (the order the other test does not take)."""
+    spans = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "sdk-logs-test"}))
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    records = InMemoryLogRecordExporter()
+    logger_provider = LoggerProvider(resource=provider.resource)
+    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(records))
+    logger = logger_provider.get_logger("test")
+    with provider.get_tracer("test").start_as_current_span("chat gpt-4o-mini") as span:
+        span.set_attributes({"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini"})
+        span.set_attributes({"gen_ai.usage.input_tokens": 12, "gen_ai.usage.output_tokens": 3})
+        logger.emit(ApiLogRecord(event_name="gen_ai.user.message", body={"content": "Capital of Peru?"}))
+        logger.emit(
+            ApiLogRecord(
+                event_name="gen_ai.choice",
+                body={"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "Lima."}},
+            )
+        )
+        context = span.get_span_context()
+    auth = basic_auth(key)
+    assert OTLPSpanExporter(endpoint=f"{API}/v1/traces", headers=auth).export(spans.get_finished_spans()) is (
+        SpanExportResult.SUCCESS
+    )
+    finished = records.get_finished_logs()
+    assert len(finished) == 2
+    if logs_over_grpc:
+        metadata = {"authorization": auth["Authorization"]}
+        exporter: Any = GrpcLogExporter(endpoint=GRPC, insecure=True, headers=metadata)
+    else:
+        exporter = OTLPLogExporter(endpoint=f"{API}/v1/logs", headers=auth)
+    assert exporter.export(finished) is LogRecordExportResult.SUCCESS
+    exporter.shutdown()
+    return f"{context.trace_id:032x}", f"{context.span_id:016x}"
+
+
+@pytest.mark.parametrize("logs_over_grpc", [False, True], ids=["http", "grpc"])
+async def test_sdk_exporters_spans_then_content(ch: ClickHouse, project: NewKey, logs_over_grpc: bool) -> None:
+    trace_id, span_id = await asyncio.to_thread(_sdk_call, project, logs_over_grpc)
+    call = (await generations(ch, project, 1))[span_id]
+    assert (call["type"], call["trace_id"], call["input_tokens"]) == ("GENERATION", trace_id, 12)
+    assert orjson.loads(call["input"]) == [{"role": "user", "content": "Capital of Peru?"}]
+    assert orjson.loads(call["output"])["message"]["content"] == "Lima."
+
+
+async def test_other_log_records_are_answered_as_rejected(http: aiohttp.ClientSession, project: NewKey) -> None:
+    body = {
+        "resourceLogs": [
+            {
+                "scopeLogs": [
+                    {
+                        "logRecords": [
+                            {"body": {"stringValue": "GET /health 200"}, "severityText": "INFO"},
+                            {"eventName": "gen_ai.user.message", "body": {"kvlistValue": {"values": []}}},
+                        ]
+                    }
+                ]
+            }
+        ]
+    }
+    headers = {**basic_auth(project), "Content-Type": "application/json"}
+    async with http.post(f"{API}/v1/logs", data=orjson.dumps(body), headers=headers) as r:
+        assert r.status == 200, await r.text()
+        answer = await r.json()
+    partial = answer["partialSuccess"]
+    assert partial["rejectedLogRecords"] == "2"
+    assert (
+        "not GenAI content events" in partial["errorMessage"]
+        and "no valid trace and span id" in partial["errorMessage"]
+    )
+    async with http.post(
+        f"{API}/v1/logs", data=b"\x0a\x05\x12", headers={**headers, "Content-Type": "application/x-protobuf"}
+    ) as r:
+        assert r.status == 400
+    async with http.post(f"{API}/v1/logs", data=b"{}", headers={"Content-Type": "application/json"}) as r:
+        assert r.status == 401
