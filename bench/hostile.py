@@ -1,13 +1,13 @@
 """Hostile load against the edge, then its memory: 100 bodies of 6 MiB, 100 gzip bombs, 100
 batches of 10,000 events, 100 OTLP exports of one span with ~400k tiny attributes (5 MB of
 protobuf that parse and map into ~15 times their size), 100 of ~100k tiny spans (~35 times),
-100 batches whose metadata holds ~480k tiny values (~25 times) and 10 OTLP exports of 33 MB of
-tiny spans (taken in pieces), all at once per kind; 100 OTLP/gRPC exports at once (of 4.9 and
-9 MiB); then
-20 media uploads of 32 MiB through the media API, half of them not the bytes declared (refused
-once read); then `--count` reads at once of the largest prompts (1 MiB: a text, a chat of ~30k
-messages, a chat resolving a reference), and as many of a page of 50 dataset items of 256 KiB
-each and of single items; reports the answers and each process's RSS.
+100 batches whose metadata holds ~480k tiny values (~25 times), 100 OTLP log exports of ~80k
+tiny GenAI content records, 100 of content records whose bodies hold ~75k tiny values each, and
+10 OTLP exports of 33 MB of tiny spans (taken in pieces), all at once per kind; 100 OTLP/gRPC
+exports at once (of 4.9 and 9 MiB); then 20 media uploads of 32 MiB through the media API, half
+of them not the bytes declared (refused once read); then `--count` reads at once of the largest
+prompts (1 MiB: a text, a chat of ~30k messages, a chat resolving a reference), and as many of a
+page of 50 dataset items of 256 KiB each and of single items; reports the answers and each process's RSS.
 
     .venv/bin/python bench/hostile.py --api http://127.0.0.1:8080 --runs 3 \
         --app worker=8081 --app worker_2=8083 --app worker_postgres=8082
@@ -137,6 +137,39 @@ def tiny_spans(size: int) -> bytes:
         spans.append(span)
         used += len(span)
     return _field(1, _field(2, b"".join(spans)))
+
+
+def tiny_log_records(size: int) -> bytes:
+    """An OTLP log export of GenAI content records of a few bytes each (`gen_ai.user.message`,
+    "hi"), each on a span of its own, filling `size`: ~80k in 5 MB, of which the edge reads the
+    first 20,000 (ingest/otlp/logs.py MAX_RECORDS), each an update of its span."""
+    name = _field(12, b"gen_ai.user.message")
+    body = _field(5, _field(1, b"hi"))
+    records, used = [], 0
+    while used < size:
+        record = _field(2, name + _field(9, os.urandom(16)) + _field(10, os.urandom(8)) + body)
+        records.append(record)
+        used += len(record)
+    return _field(1, _field(2, b"".join(records)))
+
+
+def log_value_bombs(size: int, per_record: int) -> bytes:
+    """An OTLP log export of GenAI content records whose bodies are key-value lists of tiny
+    entries, ~`per_record` bytes each (read whole: under the limit of an event), filling `size`."""
+    name = _field(12, b"gen_ai.user.message")
+    records, used = [], 0
+    while used + per_record + 64 < size:
+        # A content key makes each an update of its span, published: ~0.7 MB of JSON.
+        entries, length, i = [_field(1, _field(1, b"content") + _field(2, _field(1, b"x")))], 0, 0
+        while length < per_record:
+            entry = _field(1, _field(1, f"{i:x}".encode()) + _field(2, b"\x18\x01"))  # key, int_value 1
+            entries.append(entry)
+            length, i = length + len(entry), i + 1
+        body = _field(5, _field(6, b"".join(entries)))
+        record = _field(2, name + _field(9, os.urandom(16)) + _field(10, os.urandom(8)) + body)
+        records.append(record)
+        used += len(record)
+    return _field(1, _field(2, b"".join(records)))
 
 
 def tiny_values(size: int) -> bytes:
@@ -287,7 +320,9 @@ async def sampled(pids: dict[str, int], work: Any) -> tuple[Any, dict[str, float
     return task.result(), peaks
 
 
-async def main(api: str, count: int, runs: int, settle_s: float, apps: dict[str, int], grpc_target: str) -> int:
+async def main(
+    api: str, count: int, runs: int, settle_s: float, apps: dict[str, int], grpc_target: str, only: list[str]
+) -> int:
     settings = Settings.from_env()
     pg = Postgres(settings.postgres)
     await pg.start()
@@ -304,6 +339,8 @@ async def main(api: str, count: int, runs: int, settle_s: float, apps: dict[str,
     otlp_headers = {**headers, "Content-Type": "application/x-protobuf"}
     spans = tiny_spans(5 * 1024 * 1024 - 4096)
     values = tiny_values(5 * 1024 * 1024 - 4096)
+    log_records = tiny_log_records(5 * 1024 * 1024 - 4096)
+    log_values = log_value_bombs(5 * 1024 * 1024 - 4096, 900_000)
     # What an OTLP/protobuf export may be (cut into pieces past 5 MiB): of tiny spans, the worst.
     large = tiny_spans(32 * 1024 * 1024 - 4096)
     waves = {
@@ -329,6 +366,16 @@ async def main(api: str, count: int, runs: int, settle_s: float, apps: dict[str,
             url,
             [(values, headers)] * count,
         ),
+        "logs": (
+            f"{count} OTLP log exports of tiny GenAI content records ({len(log_records) / 1e6:.1f} MB)",
+            f"{api}/v1/logs",
+            [(log_records, otlp_headers)] * count,
+        ),
+        "log_values": (
+            f"{count} OTLP log exports of content records of tiny values ({len(log_values) / 1e6:.1f} MB)",
+            f"{api}/v1/logs",
+            [(log_values, otlp_headers)] * count,
+        ),
         "large": (
             f"{count // 10} OTLP exports of tiny spans ({len(large) / 1e6:.1f} MB, taken in pieces)",
             f"{api}/v1/traces",
@@ -340,6 +387,8 @@ async def main(api: str, count: int, runs: int, settle_s: float, apps: dict[str,
     waves["media"] = (f"{media_count} media uploads of 32 MiB, half not as declared", "", [])
     waves["prompts"] = (f"{count} reads at once of each of three 1 MiB prompts", "", [])
     waves["datasets"] = (f"{count} reads at once of a page of 50 dataset items of 256 KiB, and of items", "", [])
+    if only:
+        waves = {kind: wave for kind, wave in waves.items() if kind in only}
     print(f"pids {pids}; load average {os.getloadavg()[0]:.2f}")
     figures: dict[str, list[float]] = {}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as http:
@@ -399,6 +448,7 @@ if __name__ == "__main__":
     parser.add_argument("--settle-s", type=float, default=3.0, help="wait after a wave before reading RSS")
     parser.add_argument("--grpc", default="127.0.0.1:4317", help="the api's OTLP/gRPC listener")
     parser.add_argument("--app", action="append", default=[], metavar="NAME=PORT", help="another process to watch")
+    parser.add_argument("--only", action="append", default=[], metavar="KIND", help="this wave only (repeatable)")
     args = parser.parse_args()
     watched = {name: int(port) for name, _, port in (a.partition("=") for a in args.app)}
-    raise SystemExit(asyncio.run(main(args.api, args.count, args.runs, args.settle_s, watched, args.grpc)))
+    raise SystemExit(asyncio.run(main(args.api, args.count, args.runs, args.settle_s, watched, args.grpc, args.only)))
