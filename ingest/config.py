@@ -14,9 +14,9 @@ class EdgeConfig:
     grpc_address: str = "127.0.0.1:4317"
     # Langfuse's limit; measured after decompression so a small gzip bomb is still refused.
     max_body_bytes: int = 5 * 1024 * 1024
-    # OTLP/protobuf exports may be this long (decompressed): a Collector's batch processor sends
-    # 8,192 spans a request by default, 10-30 MB of spans that carry prompts. One past
-    # max_body_bytes is cut into requests of otlp_piece_bytes (otlp/split.py), parsed and
+    # OTLP trace exports (protobuf or JSON) may be this long (decompressed): a Collector's batch
+    # processor sends 8,192 spans a request by default, 10-30 MB of spans that carry prompts. One
+    # past max_body_bytes is cut into requests of otlp_piece_bytes (otlp/split.py, json_split.py), parsed and
     # appended one after another: memory holds the body and one piece's parse, not ~10 times
     # the body. 413 (which exporters do not retry) only past this.
     max_otlp_body_bytes: int = 32 * 1024 * 1024

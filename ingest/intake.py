@@ -107,9 +107,10 @@ class Intake:
 
     async def body(self, request: web.Request, *, json: bool = False, split: bool = False) -> bytes:
         """The decompressed body; 413 past the limit, 503 when too many bytes are in flight.
-        With `json`, weighed by its values too (`_weigh_json`). With `split` (an OTLP/protobuf
-        export), up to max_otlp_body_bytes: one past max_body_bytes is parsed a piece of
-        otlp_piece_bytes at a time (otlp/split.py), so only that much of it is reserved as parsed.
+        With `json`, weighed by its values too (`_weigh_json`). With `split` (an OTLP export),
+        up to max_otlp_body_bytes: one past max_body_bytes is parsed a piece of otlp_piece_bytes
+        at a time (otlp/split.py, otlp/json_split.py), so only that much of it is reserved as
+        parsed.
 
         The bytes stay counted until the answer is sent (`hold_budget` releases them): the
         body, its decompressed copy and what is parsed from it live that long, Kafka's
@@ -150,7 +151,7 @@ class Intake:
             held.grow(size * (1 + parsed) if size <= whole else size + config.otlp_piece_bytes * parsed)
         elif size > whole:  # a plain body past `whole`: the pieces' parse
             held.grow(config.otlp_piece_bytes * parsed)
-        if json:
+        if json and size <= whole:  # past it, pieces are parsed one at a time (reserved above)
             self._weigh_json(data, held)
         return data
 

@@ -12,7 +12,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from ingest.encoding import DecodeError
 from ingest.intake import Caller, Intake, handing_over
-from ingest.otlp import split
+from ingest.otlp import json_split, split
 from ingest.otlp.decode import PROTOBUF, parse_request
 from ingest.otlp.experiments import ROOT, Link, experiment_item
 from ingest.otlp.mapping import Slices, as_tuples
@@ -109,11 +109,17 @@ def _span_count(export: Request | ExportTraceServiceRequest) -> int:
 
 
 async def export_pieces(
-    intake: Intake, caller: Caller, data: bytes, source: str, log: dict[str, Any], link: Link | None = None
+    intake: Intake,
+    caller: Caller,
+    data: bytes,
+    source: str,
+    log: dict[str, Any],
+    link: Link | None = None,
+    kind: str = PROTOBUF,
 ) -> Exported:
-    """An OTLP/protobuf export longer than max_body_bytes, a piece of otlp_piece_bytes at a time
-    (split.py): parsed and appended one after another, so that memory holds the body and one
-    piece's parse.
+    """An OTLP export (protobuf, or JSON with `kind`) longer than max_body_bytes, a piece of
+    otlp_piece_bytes at a time (split.py, json_split.py): parsed and appended one after another,
+    so that memory holds the body and one piece's parse.
 
     Every piece is parsed once before anything is appended: a malformed export is refused
     whole (400), as one parsed whole would be, and its spans are counted against the rate limit
@@ -122,17 +128,20 @@ async def export_pieces(
     stage folds once.
     """
     size = intake.config.otlp_piece_bytes
+    cut = split.pieces if kind is PROTOBUF else json_split.pieces
     try:
-        spans = sum(_span_count(parse_request(piece, PROTOBUF)) for piece in split.pieces(data, size))
+        spans = sum(_span_count(parse_request(piece, kind)) for piece in cut(data, size))
     except split.WireError as exc:  # the framing around the spans (parse_request judges the rest)
         raise DecodeError(f"malformed protobuf: {exc}") from None
+    except json_split.JsonSplitError as exc:
+        raise DecodeError(f"malformed OTLP/JSON: {exc}") from None
     headers = await intake.check_rate(caller, spans)
     rejected, messages = 0, []
     log.update(events=0, rejected=0, pieces=0)
-    for piece in split.pieces(data, size):
+    for piece in cut(data, size):
         part: dict[str, Any] = {}
         try:
-            export = parse_request(piece, PROTOBUF)
+            export = parse_request(piece, kind)
             done = await export_spans(intake, caller, export, source, part, link, rate_counted=True)
         finally:
             log["pieces"] += 1

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from ingest.intake import Caller, Intake
-from ingest.otlp.decode import JSON, PROTOBUF, encode_response, media_type, parse_request, response_content_type
+from ingest.otlp.decode import JSON, encode_response, media_type, parse_request, response_content_type
 from ingest.otlp.experiments import Linker
 from ingest.otlp.export import Exported, export_pieces, export_spans
 from ingest.otlp.logs import encode_logs_response, export_logs, parse_logs
@@ -23,10 +23,10 @@ from pipeline.envelope import OTLP_HTTP, OTLP_LOGS
 async def export_traces(request: web.Request) -> web.Response:
     intake, caller, content_type, log = await _started(request)
     kind = media_type(content_type)
-    data = await intake.body(request, json=kind is JSON, split=kind is PROTOBUF)
+    data = await intake.body(request, json=kind is JSON, split=True)
     linker = Linker(request.app["postgres"])
-    if len(data) > intake.config.max_body_bytes:  # protobuf: JSON is refused past it
-        done = await export_pieces(intake, caller, data, OTLP_HTTP, log, linker)
+    if len(data) > intake.config.max_body_bytes:
+        done = await export_pieces(intake, caller, data, OTLP_HTTP, log, linker, kind)
     else:
         export = parse_request(data, content_type)
         del data  # parsed: export_spans lets the request go once mapped

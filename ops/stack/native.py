@@ -49,6 +49,7 @@ MODULES = [
     "ingest/otlp/mapping.py",
     "ingest/otlp/router.py",
     "ingest/otlp/wire.py",
+    "ingest/otlp/json_split.py",
     # stages: the fold, prices, tombstones; ClickHouse rows and blocks; the Postgres rollup
     "pipeline/fold.py",
     "pipeline/prices.py",
