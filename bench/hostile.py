@@ -3,7 +3,7 @@ batches of 10,000 events, 100 OTLP exports of one span with ~400k tiny attribute
 protobuf that parse and map into ~15 times their size), 100 of ~100k tiny spans (~35 times),
 100 batches whose metadata holds ~480k tiny values (~25 times), 100 OTLP log exports of ~80k
 tiny GenAI content records, 100 of content records whose bodies hold ~75k tiny values each, and
-10 OTLP exports of 33 MB of tiny spans (taken in pieces), all at once per kind; 100 OTLP/gRPC
+10 OTLP exports of 33 MB of tiny spans (taken in pieces), as protobuf and as JSON, all at once per kind; 100 OTLP/gRPC
 exports at once (of 4.9 and 9 MiB); then 20 media uploads of 32 MiB through the media API, half
 of them not the bytes declared (refused once read); then `--count` reads at once of the largest
 prompts (1 MiB: a text, a chat of ~30k messages, a chat resolving a reference), and as many of a
@@ -137,6 +137,20 @@ def tiny_spans(size: int) -> bytes:
         spans.append(span)
         used += len(span)
     return _field(1, _field(2, b"".join(spans)))
+
+
+def tiny_json_spans(size: int) -> bytes:
+    """tiny_spans as OTLP/JSON (~290 bytes a span, ~110k in 32 MB)."""
+    span = (
+        '{"traceId":"%s","spanId":"%s","name":"s",'
+        '"startTimeUnixNano":"1795000000000000000","endTimeUnixNano":"1795000001000000000"}'
+    )
+    spans, used = [], 0
+    while used < size - 64:
+        item = span % (os.urandom(16).hex(), os.urandom(8).hex())
+        spans.append(item)
+        used += len(item) + 1
+    return ('{"resourceSpans":[{"scopeSpans":[{"spans":[' + ",".join(spans) + "]}]}]}").encode()
 
 
 def tiny_log_records(size: int) -> bytes:
@@ -343,6 +357,8 @@ async def main(
     log_values = log_value_bombs(5 * 1024 * 1024 - 4096, 900_000)
     # What an OTLP/protobuf export may be (cut into pieces past 5 MiB): of tiny spans, the worst.
     large = tiny_spans(32 * 1024 * 1024 - 4096)
+    large_json = tiny_json_spans(32 * 1024 * 1024 - 4096)
+    json_headers = {**otlp_headers, "Content-Type": "application/json"}
     waves = {
         "bodies": (f"{count} x 6 MiB bodies", url, [(big, headers)] * count),
         "bombs": (
@@ -382,6 +398,11 @@ async def main(
             [(large, otlp_headers)] * (count // 10),
         ),
     }
+    waves["large_json"] = (
+        f"{count // 10} OTLP/JSON exports of tiny spans ({len(large_json) / 1e6:.1f} MB, taken in pieces)",
+        f"{api}/v1/traces",
+        [(large_json, json_headers)] * (count // 10),
+    )
     media_count = min(count, 20)
     waves["grpc"] = (f"{count} OTLP/gRPC exports at once, of 4.9 MiB and of 9 MiB in turn", "", [])
     waves["media"] = (f"{media_count} media uploads of 32 MiB, half not as declared", "", [])

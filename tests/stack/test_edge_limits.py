@@ -8,6 +8,7 @@ need settings the shared API does not have, so those tests start their own `agen
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import io
 import os
@@ -21,6 +22,7 @@ import aiohttp
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -44,7 +46,7 @@ OTLP = "/v1/traces"
 LIMIT = 5 * 1024 * 1024  # the shared API's AGENTTRACE_MAX_BODY_BYTES (the default)
 OVER = b"\0" * (LIMIT + 1024)
 BOMB = gzip.compress(OVER)  # a few KiB on the wire, past the limit once inflated
-# OTLP/protobuf exports are cut into pieces past LIMIT (ingest/otlp/split.py), up to this.
+# OTLP exports are cut into pieces past LIMIT (ingest/otlp/split.py, json_split.py), up to this.
 OTLP_LIMIT = 32 * 1024 * 1024  # AGENTTRACE_MAX_OTLP_BODY_BYTES (the default)
 OTLP_OVER = b"\0" * (OTLP_LIMIT + 1024)
 OTLP_BOMB = gzip.compress(OTLP_OVER)
@@ -112,8 +114,7 @@ async def test_bodies_past_the_limit_get_413(
     http: aiohttp.ClientSession, project: NewKey, path: str, content_type: str, shape: str
 ) -> None:
     headers = {**basic_auth(project), "Content-Type": content_type}
-    protobuf = content_type == "application/x-protobuf"
-    limit, over, bomb = (OTLP_LIMIT, OTLP_OVER, OTLP_BOMB) if protobuf else (LIMIT, OVER, BOMB)
+    limit, over, bomb = (OTLP_LIMIT, OTLP_OVER, OTLP_BOMB) if path == OTLP else (LIMIT, OVER, BOMB)
     data: object = io.BytesIO(over)  # aiohttp warns about raw bytes this large
     if shape == "chunked":
         data = _chunks(over)  # no Content-Length: the limit hits while reading
@@ -651,6 +652,17 @@ async def test_an_otlp_export_in_slices_is_refused_whole_by_the_rate_limit(setti
 # A Collector's batch: 8,192 spans with prompts, past max_body_bytes, cut into pieces and kept.
 
 
+def as_otlp_json(body: bytes) -> bytes:
+    """A protobuf export as OTLP/JSON, its ids in hex."""
+    doc = json_format.MessageToDict(ExportTraceServiceRequest.FromString(body))
+    for rs in doc["resourceSpans"]:
+        for ss in rs["scopeSpans"]:
+            for span in ss["spans"]:
+                for k in ("traceId", "spanId"):
+                    span[k] = base64.b64decode(span[k]).hex()
+    return orjson.dumps(doc)
+
+
 def _collector_batch(traces: int, per_trace: int, prompt_bytes: int) -> tuple[bytes, list[bytes]]:
     """One export as an OpenTelemetry Collector's batch processor sends it: many traces under two
     resources (each with a scope of its own), every span carrying a prompt."""
@@ -688,17 +700,24 @@ def _collector_batch(traces: int, per_trace: int, prompt_bytes: int) -> tuple[by
     return ExportTraceServiceRequest(resource_spans=resources).SerializeToString(), trace_ids
 
 
+@pytest.mark.parametrize("encoding", ["protobuf", "json"])
 async def test_a_collector_batch_past_the_body_limit_is_kept_whole(
-    http: aiohttp.ClientSession, ch: ClickHouse, project: NewKey
+    http: aiohttp.ClientSession, ch: ClickHouse, project: NewKey, encoding: str
 ) -> None:
     body, trace_ids = _collector_batch(traces=2048, per_trace=4, prompt_bytes=1600)
+    if encoding == "json":  # as OpenTelemetry's JavaScript OTLP/HTTP exporter sends it (hex ids)
+        body = as_otlp_json(body)
     assert LIMIT * 2 < len(body) < OTLP_LIMIT
-    headers = {**basic_auth(project), "Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}
+    kind = "application/x-protobuf" if encoding == "protobuf" else "application/json"
+    headers = {**basic_auth(project), "Content-Type": kind, "Content-Encoding": "gzip"}
     async with http.post(f"{API}{OTLP}", data=io.BytesIO(gzip.compress(body, 1)), headers=headers) as r:
         assert r.status == 200, await r.text()
-        answer = ExportTraceServiceResponse()
-        answer.ParseFromString(await r.read())
-    assert not answer.HasField("partial_success")
+        if encoding == "json":
+            assert await r.json() == {}
+        else:
+            answer = ExportTraceServiceResponse()
+            answer.ParseFromString(await r.read())
+            assert not answer.HasField("partial_success")
     counted = await eventually(
         lambda: ch.fetch(
             "SELECT count(), uniqExact(id), uniqExact(trace_id), sum(length(input) > 1600),"
