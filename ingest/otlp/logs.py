@@ -36,8 +36,12 @@ from ingest.otlp.export import Exported
 from ingest.otlp.mapping import SPAN_WEIGHT, WEIGHT_PER_BYTE, io_from_events, system_message
 from pipeline.times import MAX_US, MIN_US
 
+# Semantic Kernel's record of a text completion's prompt (its body the prompt), read as the
+# span event of the same content.
+_PROMPT_EVENT: Final = "gen_ai.prompt"
+_PROMPT_AS: Final = next(name for name, (field, _) in EVENT_IO.items() if field == "input")
 # The records whose content is kept, on their span.
-CONTENT_EVENTS: Final = frozenset({*MESSAGE_EVENTS, CHOICE_EVENT, OPERATION_DETAILS, *EVENT_IO})
+CONTENT_EVENTS: Final = frozenset({*MESSAGE_EVENTS, CHOICE_EVENT, OPERATION_DETAILS, *EVENT_IO, _PROMPT_EVENT})
 # What makes a message record worth an update: with content capture off, the instrumentations
 # still send each message's record, holding only its role, index or finish reason.
 _CONTENT_KEYS: Final = frozenset({"content", "tool_calls", "parts", "text", "message"})
@@ -310,10 +314,14 @@ def _update(span_hex: str, records: list[Record], now_us: int) -> dict[str, Any]
     for record in records:
         name = record.name
         if name in MESSAGE_EVENTS or name == CHOICE_EVENT:
-            body = record.body()
-            fields = body if type(body) is dict else {} if body is None else {"content": body}
+            fields = _message_of(record.body())
             if not _carries_content(fields):
                 continue
+        elif name == _PROMPT_EVENT:
+            body = record.body()
+            if body is None:
+                continue
+            name, fields = _PROMPT_AS, {EVENT_IO[_PROMPT_AS][1]: body}
         else:  # the operation's details, or a prompt or completion: their attributes, the body's over them
             fields = record.attributes()
             body = record.body()
@@ -333,6 +341,23 @@ def _update(span_hex: str, records: list[Record], now_us: int) -> dict[str, Any]
         return None
     ts = latest if MIN_US <= latest < MAX_US else now_us
     return {"id": f"{span_hex}-log-{ts}", "type": "span-update", "timestamp": ts, "body": update}
+
+
+def _message_of(body: Any) -> dict[str, Any]:
+    """A message record's body as the message's fields: the OpenTelemetry instrumentations send a
+    map, Semantic Kernel (through Python's logging) the message's JSON as text."""
+    if type(body) is dict:
+        return body
+    if body is None:
+        return {}
+    if type(body) is str and body[:1] == "{":
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            parsed = None
+        if type(parsed) is dict:
+            return parsed
+    return {"content": body}
 
 
 def _carries_content(fields: dict[str, Any]) -> bool:

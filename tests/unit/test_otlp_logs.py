@@ -278,3 +278,39 @@ def test_records_past_the_cap_and_spans_past_an_events_limit_are_rejected_unread
             "2 GenAI content log records past the first 2 of one export",
             "1 GenAI content log records of spans whose content exceeds 1000 bytes",
         ]
+
+
+def test_messages_as_json_text_and_a_text_prompt_through_pythons_logging() -> None:
+    # Semantic Kernel logs each message's JSON as the record's text, named by `event.name`.
+    def logged(name: str, text: str) -> dict[str, Any]:
+        return {"event_name": "", "attributes": {"event.name": name, "gen_ai.system": "openai"}, "body": text}
+
+    user = orjson.dumps({"role": "user", "content": "Weather in Lima?"}).decode()
+    choice = orjson.dumps({"message": {"role": "assistant", "content": "Cloudy."}, "finish_reason": "stop"}).decode()
+    [event] = mapped(request(logged("gen_ai.user.message", user), logged("gen_ai.choice", choice))).events
+    assert event["body"]["input"] == [{"role": "user", "content": "Weather in Lima?"}]
+    assert event["body"]["output"] == {"message": {"role": "assistant", "content": "Cloudy."}, "finish_reason": "stop"}
+    # A text that is not a message's JSON is the message's content; a text completion's prompt is the input.
+    [event] = mapped(request(logged("gen_ai.user.message", "{not json"))).events
+    assert event["body"]["input"] == [{"role": "user", "content": "{not json"}]
+    [event] = mapped(request(logged("gen_ai.prompt", "Say hi."))).events
+    assert event["body"]["input"] == "Say hi."
+
+
+def test_recorded_semantic_kernel_messages_logged_through_pythons_logging() -> None:
+    from tests.unit.test_otlp_instrumentations import mapped as spans_of
+
+    result = _fixture("semantic_kernel_logs.logs.json")
+    # Its own INFO line ("OpenAI usage: ...") passes SK's logging filter too: not content.
+    assert result.rejected == 1 and result.errors[0].startswith("1 log records are not GenAI content events")
+    [event] = result.events
+    generations, _ = spans_of("semantic_kernel_logs")
+    assert generations[event["body"]["id"]]["body"]["usageDetails"] == {"input": 25, "output": 5, "total": 30}
+    assert event["body"]["input"] == [
+        {"role": "system", "content": "Answer briefly."},
+        {"role": "user", "content": "Weather in Lima?"},
+    ]
+    assert event["body"]["output"] == {
+        "message": {"role": "assistant", "content": "Cloudy in Lima."},
+        "finish_reason": "stop",
+    }
