@@ -19,7 +19,7 @@ from ingest.otlp.decode import encode_status, response_content_type
 from ingest.publisher import PublishError
 
 _CLIENT_ERRORS = {400: "bad_request", 404: "not_found", 409: "conflict", 413: "too_large", 415: "unsupported"}
-_OTHER_SIGNALS = ("/v1/metrics", "/v1/logs")
+_OTHER_SIGNALS = ("/v1/metrics",)
 # OTLP/HTTP's paths (and the signals we refuse under them): their errors are OTLP Status bodies.
 _OTLP_PATHS = ("/v1/", "/api/public/otel/")
 # An error's headers that outlive its re-encoding (the rest are the body's).
@@ -54,10 +54,13 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not request.path.startswith(("/api/", "/v1/")):
             raise
         if request.path.endswith(_OTHER_SIGNALS):
-            # OpenTelemetry SDKs (traceloop's, for one) export metrics and logs to the same base
-            # URL as traces: say why they are refused, once, in the exporter's error log.
+            # OpenTelemetry SDKs (traceloop's, for one) export metrics to the same base URL as
+            # traces and logs: say why they are refused, once, in the exporter's error log.
             return error(
-                404, "not_found", f"no endpoint at {request.path}: this server takes OpenTelemetry traces only"
+                404,
+                "not_found",
+                f"no endpoint at {request.path}: this server takes OpenTelemetry traces and logs only"
+                " (of logs, the GenAI content)",
             )
         return error(404, "not_found", f"no endpoint at {request.path}")
     except Unauthorized as exc:

@@ -475,12 +475,12 @@ async def test_unknown_paths_and_methods_answer_json(http: aiohttp.ClientSession
     assert status == 404 and doc["error"] == "not_found" and "message" in doc
     # OpenTelemetry exporters of other signals, pointed at the traces' base URL: an OTLP Status
     # in the request's encoding (protobuf when it names none), which exporters log.
-    for path, content_type in (("/v1/metrics", None), ("/api/public/otel/v1/logs", "application/json")):
+    for path, content_type in (("/v1/metrics", None), ("/api/public/otel/v1/metrics", "application/json")):
         headers = {**basic_auth(project), **({"Content-Type": content_type} if content_type else {})}
         async with http.post(f"{API}{path}", data=b"\x00", headers=headers) as r:
             assert r.status == 404 and r.content_type == (content_type or "application/x-protobuf"), path
             code, message = await otlp_error(r)
-            assert code == 12 and "traces only" in message, path
+            assert code == 12 and "traces and logs only" in message, path
     async with http.put(f"{API}/api/public/traces", headers=basic_auth(project)) as r:
         assert r.status == 405 and r.headers["Allow"] == "DELETE, GET"
         assert (await r.json())["error"] == "method_not_allowed"
