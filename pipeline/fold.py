@@ -399,3 +399,20 @@ def synthesize_trace(state: EntityState, env: Envelope, table: str) -> None:
         state.set("name", as_text(body["name"]), version)
     if not state.first_ts:
         state.touch(ts)
+
+
+def root_content(trace: EntityState, root: EntityState) -> bool:
+    """A root span's input and output as its trace's where no trace event gave them, as the edge
+    gives a root span's own (ingest/otlp/mapping.py): for content that reached the span apart from
+    it (log records, ingest/otlp/logs.py). Synthetic versions, as synthesize_trace's: any real
+    trace event's value wins. Whether the trace changed."""
+    start = root.values.get("start_time", root.first_ts)
+    version = -start - 1 if type(start) is int else -1
+    changed = False
+    for column in ("input", "output"):
+        value = root.values.get(column)
+        if value is not None and version > trace.versions.get(column, UNSET):
+            trace.values[column] = value
+            trace.versions[column] = version
+            changed = True
+    return changed

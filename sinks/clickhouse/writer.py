@@ -29,6 +29,7 @@ from pipeline.fold import (
     EntityState,
     apply,
     outranks,
+    root_content,
     synthesize_trace,
     table_of,
 )
@@ -248,6 +249,8 @@ class ClickHouseWriter:
         grouped: dict[Key, list[Envelope]] = {}
         # The observations and scores that name a trace: each makes its trace exist.
         naming: dict[Key, list[tuple[str, Envelope]]] = {}
+        # Root spans, by their trace: their input and output are the trace's (root_content).
+        roots: dict[Key, Key] = {}
         for env in envelopes:
             table = table_of(env.type)
             body = env.body
@@ -264,10 +267,12 @@ class ClickHouseWriter:
                 events.append(env)
             trace_id = body.get("traceId") if table != TRACE else None
             if trace_id:
-                key = (TRACE, env.project_id, str(trace_id))
-                names = naming.get(key)
+                trace_key = (TRACE, env.project_id, str(trace_id))
+                if table == OBSERVATION and env.source in SPAN_SOURCES and not body.get("parentObservationId"):
+                    roots[key] = trace_key
+                names = naming.get(trace_key)
                 if names is None:
-                    naming[key] = [(table, env)]
+                    naming[trace_key] = [(table, env)]
                 else:
                     names.append((table, env))
         for key in naming:
@@ -305,6 +310,9 @@ class ClickHouseWriter:
                 for table, env in naming[key]:
                     if id(env) not in refused:
                         synthesize_trace(state, env, table)
+                        root = (OBSERVATION, key[1], str(env.body.get("id")))
+                        if table == OBSERVATION and roots.get(root) == key and root in states:
+                            root_content(state, states[root])
             if not state.last_ts:
                 continue  # nothing but poison for an entity not stored yet
             states[key] = state
@@ -333,7 +341,7 @@ class ClickHouseWriter:
 
         async def insert_observations_then_reconcile() -> None:
             await _all([self._insert(OBSERVATION, observations), self._insert(JOURNAL, journal)])
-            await self._reconcile([k for k in cold if k in states], unanchored, states)
+            await self._reconcile([k for k in cold if k in states], unanchored, states, roots)
 
         await _all([insert_observations_then_reconcile(), *(self._insert(t, r) for t, r in by_table.items())])
         for key, state in states.items():
@@ -353,7 +361,9 @@ class ClickHouseWriter:
             await self._ch.insert(table, COLUMNS[OBSERVATION if table == JOURNAL else table], rows)
             CLICKHOUSE_INSERT_ROWS.labels(table).inc(len(rows))
 
-    async def _reconcile(self, cold: list[Key], unanchored: list[Key], states: dict[Key, EntityState]) -> None:
+    async def _reconcile(
+        self, cold: list[Key], unanchored: list[Key], states: dict[Key, EntityState], roots: dict[Key, Key]
+    ) -> None:
         """Merge what another process wrote at the same time into the observations just written.
 
         An update without traceId is keyed by its own id, so another process than its create's
@@ -397,12 +407,25 @@ class ClickHouseWriter:
                     stale.append(key)
                 if source == OBSERVATION:
                     top[key] = max(top.get(key, 0), other.revision)
+        traces: list[EntityState] = []
         for key in stale:
             state = states[key]
             state.derived = self._priced(state)  # the merged usage and model price anew
             # A journal copy's revision is its writer's clock, not a rank: its row is at 0.
             state.revision = max(state.revision, top.get(key, 0)) + 1
-        await self._insert(OBSERVATION, self._rows(OBSERVATION, [states[k] for k in stale]))
+            # A root span's content that came apart from it (log records) is its trace's too:
+            # above the trace row this batch wrote.
+            trace_key = roots.get(key)
+            trace = states.get(trace_key) if trace_key is not None else None
+            if trace is not None and root_content(trace, state):
+                trace.revision += 1
+                traces.append(trace)
+        await _all(
+            [
+                self._insert(OBSERVATION, self._rows(OBSERVATION, [states[k] for k in stale])),
+                self._insert(TRACE, self._rows(TRACE, traces)),
+            ]
+        )
 
     async def _rows_of(self, table: str, project: str, ids: list[str], operation: str) -> list[dict[str, Any]]:
         """Every row, as column -> value, of these observations in `table` (observations or the

@@ -211,6 +211,48 @@ async def test_an_update_naming_no_trace_reaches_a_create_that_skipped_the_looku
     assert await rows(ch, sql) == [{"name": "llm", "output": '"done"', "trace_id": trace}]
 
 
+@pytest.mark.parametrize("one_writer", [False, True], ids=["journal", "cached"])
+async def test_a_root_spans_content_from_logs_is_its_traces_too(
+    ch: ClickHouse, project: NewKey, one_writer: bool
+) -> None:
+    """GenAI content from log records (ingest/otlp/logs.py) is an update naming no trace,
+    folded before the span: merged by the span's writer, through the journal or from its
+    cache, a root span's input and output are its trace's, as a root's own attributes are;
+    a child's are not, and a trace's own input stays."""
+    pid, trace, root, child = project.project_id, uuid.uuid4().hex, uuid.uuid4().hex[:16], uuid.uuid4().hex[:16]
+    other_trace, other_root = uuid.uuid4().hex, uuid.uuid4().hex[:16]
+    updates = []
+    for span, words in ((root, "root"), (child, "child"), (other_root, "other")):
+        update = envelope(
+            pid, "span-update", {"id": span, "input": [words], "output": f"{words}!"}, "2026-11-20T10:00:00Z"
+        )
+        update.source = "otlp_logs"
+        updates.append(update)
+    first = writer(ch)
+    assert await first.write(updates) == []
+    created = [
+        envelope(pid, "trace-create", {"id": trace, "name": "chat"}, "2026-11-20T10:00:01Z"),
+        envelope(pid, "generation-create", {"id": root, "traceId": trace, "name": "chat"}, "2026-11-20T10:00:01Z"),
+        envelope(
+            pid,
+            "generation-create",
+            {"id": child, "traceId": trace, "parentObservationId": root, "name": "tool"},
+            "2026-11-20T10:00:01Z",
+        ),
+        envelope(pid, "trace-create", {"id": other_trace, "input": "own"}, "2026-11-20T10:00:01Z"),
+        envelope(pid, "generation-create", {"id": other_root, "traceId": other_trace}, "2026-11-20T10:00:01Z"),
+    ]
+    for env in created:
+        env.source = "otlp"
+    assert await (first if one_writer else writer(ch)).write(created) == []
+    sql = f"SELECT id, input, output FROM traces FINAL WHERE project_id = '{pid}' ORDER BY id"
+    found = {r["id"]: (r["input"], r["output"]) for r in await rows(ch, sql)}
+    assert found[trace] == ('["root"]', '"root!"')
+    assert found[other_trace] == ('"own"', '"other!"')  # the trace's own input wins
+    sql = f"SELECT id, input, trace_id FROM observations FINAL WHERE project_id = '{pid}' AND id = '{child}'"
+    assert await rows(ch, sql) == [{"id": child, "input": '["child"]', "trace_id": trace}]
+
+
 # The partition of the concurrent tests' rows, which their forced merges rewrite: a month no
 # other test writes, so that a merge stays small on a database holding benchmark runs.
 MERGED_MONTH = 200102

@@ -76,12 +76,25 @@ async def test_openai_v2_content_logs_before_their_spans(
     assert call["trace_id"] == "e429df562723b611df4b25f4e1b29ed2"
     assert orjson.loads(call["input"])[-1] == {"role": "tool", "content": {"sky": "cloudy"}, "id": "call-1"}
     assert orjson.loads(call["output"])["message"] == {"role": "assistant", "content": "Cloudy in Lima."}
-    # What users read: the public API's observation.
+    # What users read: the public API's observation, and its trace: each call is a root span
+    # (no span around it), whose input and output are its trace's, as a root's own attributes are.
     async with http.get(f"{API}/api/public/observations/e8a69f6e036d1e3e", headers=basic_auth(project)) as r:
         assert r.status == 200, await r.text()
         observation = await r.json()
     assert observation["traceId"] == "e429df562723b611df4b25f4e1b29ed2"
     assert observation["output"]["message"]["content"] == "Cloudy in Lima."
+    trace = await eventually(
+        lambda: _trace(http, project, "e429df562723b611df4b25f4e1b29ed2"),
+        lambda t: t is not None and t.get("output") is not None,
+        timeout_s=TIMEOUT_S,
+    )
+    assert trace["input"][0] == {"role": "system", "content": "Answer briefly."}
+    assert trace["output"]["message"]["content"] == "Cloudy in Lima."
+
+
+async def _trace(http: aiohttp.ClientSession, key: NewKey, trace_id: str) -> dict[str, Any] | None:
+    async with http.get(f"{API}/api/public/traces/{trace_id}", headers=basic_auth(key)) as r:
+        return await r.json() if r.status == 200 else None
 
 
 def _sdk_call(key: NewKey, logs_over_grpc: bool) -> tuple[str, str]:
