@@ -64,11 +64,17 @@ def _enum(v: Any) -> int | str:
 def _id(v: Any) -> bytes:
     if type(v) is not str:
         raise _GiveUp
+    return id_bytes(v)
+
+
+def id_bytes(v: str) -> bytes:
+    """An OTLP/JSON id: hex, or base64 (the stock protobuf JSON mapping, which some clients
+    send); BAD_ID when it is neither."""
     try:
         return bytes.fromhex(v)
     except ValueError:
         pass
-    try:  # the stock protobuf JSON mapping (base64), which some clients send
+    try:
         return base64.b64decode(v, validate=True)
     except (binascii.Error, ValueError):
         return BAD_ID

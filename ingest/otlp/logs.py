@@ -33,6 +33,7 @@ from ingest.otlp.attributes import MAX_DEPTH, TOO_DEEP
 from ingest.otlp.conventions import CHOICE_EVENT, EVENT_IO, MESSAGE_EVENTS, OPERATION_DETAILS
 from ingest.otlp.decode import PROTOBUF, encode_partial, json_object, media_type
 from ingest.otlp.export import Exported
+from ingest.otlp.json_request import id_bytes
 from ingest.otlp.mapping import SPAN_WEIGHT, WEIGHT_PER_BYTE, io_from_events, system_message
 from pipeline.times import MAX_US, MIN_US
 
@@ -162,17 +163,9 @@ def _nanos(v: Any) -> int:
 
 
 def _id(v: Any) -> bytes:
-    """OTLP/JSON ids are hex; base64 (the protobuf JSON mapping's bytes) is read too; b"" else."""
-    if type(v) is not str or not v:
-        return b""
-    try:
-        return bytes.fromhex(v)
-    except ValueError:
-        pass
-    try:
-        return base64.b64decode(v, validate=True)
-    except (binascii.Error, ValueError):
-        return b""
+    """OTLP/JSON ids are hex (base64 is read too); an id of no length otherwise, which `group`
+    rejects as no span context."""
+    return id_bytes(v) if type(v) is str else b""
 
 
 def _any(v: Any, depth: int) -> Any:
@@ -235,6 +228,10 @@ class Grouped:
     spans: list[tuple[str, list[Record]]]
     rejected: int
     errors: list[str]
+
+    def reasons(self, malformed: int) -> list[str]:
+        """Why records were rejected, with the `malformed` ones that building the updates found."""
+        return self.errors + ([f"{malformed} {_MALFORMED}"] if malformed else [])
 
 
 def group(parsed: Parsed, max_event_bytes: int) -> Grouped:
@@ -302,8 +299,7 @@ def map_logs(parsed: Parsed, now_us: int | None = None, max_event_bytes: int = 1
         malformed += bad
         if event is not None:
             events.append(event)
-    errors = grouped.errors + ([f"{malformed} {_MALFORMED}"] if malformed else [])
-    return Mapped(events, grouped.rejected + malformed, errors)
+    return Mapped(events, grouped.rejected + malformed, grouped.reasons(malformed))
 
 
 def _update(span_hex: str, records: list[Record], now_us: int) -> dict[str, Any] | None:
@@ -401,8 +397,7 @@ async def export_logs(intake: Intake, caller: Caller, parsed: Parsed, source: st
             reasons.update(reason for _, _, reason in published.refused)
     rejected = grouped.rejected + malformed + refused
     log["rejected"] = rejected
-    errors = grouped.errors + ([f"{malformed} {_MALFORMED}"] if malformed else [])
-    return Exported(rejected, "; ".join([*errors, *sorted(reasons)]), headers)
+    return Exported(rejected, "; ".join([*grouped.reasons(malformed), *sorted(reasons)]), headers)
 
 
 def encode_logs_response(rejected: int, message: str, content_type: str | None) -> bytes:
