@@ -52,6 +52,11 @@ OTLP_GRPC: Final = "otlp_grpc"
 OTLP_LOGS: Final = "otlp_logs"
 OTLP_LOGS_GRPC: Final = "otlp_logs_grpc"
 SPAN_SOURCES: Final = frozenset({OTLP_HTTP, OTLP_GRPC})
+LOG_SOURCES: Final = frozenset({OTLP_LOGS, OTLP_LOGS_GRPC})
+# The trace of a log record's context, on the update it becomes: it names no trace (see
+# ingest/otlp/logs.py), yet goes to its trace's partition, to the process holding the trace's
+# state, which then gives a root span's content to its trace (sinks/clickhouse/writer.py).
+CONTEXT_TRACE: Final = "contextTraceId"
 
 
 # init=False and a written __init__: the dataclass decorator's generated __init__ is interpreted
@@ -169,7 +174,7 @@ class Envelope:
 
 def partition_key(project_id: str, etype: str, body: dict[str, Any], event_id: str) -> bytes:
     """The trace, so its events stay ordered; else the entity itself, else the event."""
-    trace = body.get("traceId") if etype != "trace-create" else body.get("id")
+    trace = body.get("traceId") or body.get(CONTEXT_TRACE) if etype != "trace-create" else body.get("id")
     return f"{project_id}:{trace or body.get('id') or event_id}".encode()
 
 

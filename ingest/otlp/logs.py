@@ -11,8 +11,10 @@ A request's records of one span become one `span-update` of that observation, it
 output read as the same events on a span are (mapping.io_from_events). The update names no
 trace: logs and spans travel in separate exports, often the logs first, and an update without
 a trace goes the way that merges with a create folded anywhere, in either order (the journal,
-sinks/clickhouse/writer.py `_reconcile`). Its type yields to the span's. Other log records are
-not stored: they count as rejected in the answer's `partial_success`, with the reason.
+sinks/clickhouse/writer.py `_reconcile`); the trace of the records' context (`contextTraceId`)
+only places it in its trace's partition, with the trace's state. Its type yields to the span's.
+Other log records are not stored: they count as rejected in the answer's `partial_success`,
+with the reason.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from ingest.otlp.decode import PROTOBUF, encode_partial, json_object, media_type
 from ingest.otlp.export import Exported
 from ingest.otlp.json_request import id_bytes
 from ingest.otlp.mapping import SPAN_WEIGHT, WEIGHT_PER_BYTE, io_from_events, system_message
+from pipeline.envelope import CONTEXT_TRACE
 from pipeline.times import MAX_US, MIN_US
 
 # Semantic Kernel's record of a text completion's prompt (its body the prompt), read as the
@@ -329,7 +332,7 @@ def _update(span_hex: str, records: list[Record], now_us: int) -> dict[str, Any]
         latest = max(latest, record.time_ns // 1000)
     if not events:
         return None
-    update: dict[str, Any] = {"id": span_hex}
+    update: dict[str, Any] = {"id": span_hex, CONTEXT_TRACE: records[0].trace_id.hex()}
     io_from_events(events, update)
     if system is not None and "input" in update:
         system_message(system, update, {})

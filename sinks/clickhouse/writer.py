@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import orjson
 
-from pipeline.envelope import SPAN_SOURCES, Envelope
+from pipeline.envelope import LOG_SOURCES, SPAN_SOURCES, Envelope
 from pipeline.errors import PoisonEvent
 from pipeline.events import UPDATE_TYPES
 from pipeline.fold import (
@@ -251,6 +251,7 @@ class ClickHouseWriter:
         naming: dict[Key, list[tuple[str, Envelope]]] = {}
         # Root spans, by their trace: their input and output are the trace's (root_content).
         roots: dict[Key, Key] = {}
+        content: list[Key] = []  # observations that GenAI content from log records updates
         for env in envelopes:
             table = table_of(env.type)
             body = env.body
@@ -275,6 +276,8 @@ class ClickHouseWriter:
                     naming[trace_key] = [(table, env)]
                 else:
                     names.append((table, env))
+            elif env.source in LOG_SOURCES:
+                content.append(key)
         for key in naming:
             grouped.setdefault(key, [])
         gone: set[Key] = set()  # stored as deleted: an update naming no trace must not revive it
@@ -326,6 +329,8 @@ class ClickHouseWriter:
             # older one, and the create's fields were lost.
             state.revision = max(state.last_ts, base.revision + 1 if base else 0)
             changed.append(key)
+        if content:
+            await self._late_roots(content, roots, states, changed, gone)
         unanchored = [k for k in unanchored if k in states]
         for key in unanchored:
             # Below every row a fold with a trace writes: a merge of the two in the store keeps
@@ -355,6 +360,45 @@ class ClickHouseWriter:
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return poison
+
+    async def _late_roots(
+        self,
+        content: list[Key],
+        roots: dict[Key, Key],
+        states: dict[Key, EntityState],
+        changed: list[Key],
+        gone: set[Key],
+    ) -> None:
+        """A root span's content from log records folded after the span (stored, not in this
+        batch, where `naming` gives it): its trace's too (root_content). The update went to its
+        trace's partition (CONTEXT_TRACE), so this process is the one writing the trace."""
+        late: dict[Key, Key] = {}
+        for key in content:
+            state = states.get(key)
+            if state is None or key in roots:
+                continue
+            trace_id = state.values.get("trace_id")
+            if trace_id and not state.values.get("parent_observation_id"):
+                late[(TRACE, key[1], str(trace_id))] = key
+        found: dict[Key, EntityState] = {}
+        unknown = [t for t in late if t not in states and t not in self._cache]
+        if unknown:
+            await self._lookup(unknown, found, gone)
+        for trace_key, root in late.items():
+            trace = states.get(trace_key)
+            if trace is not None:
+                if root_content(trace, states[root]) and trace_key not in changed:
+                    trace.revision += 1
+                    changed.append(trace_key)
+                continue
+            base = self._cache.get(trace_key) or found.get(trace_key)
+            if base is None:
+                continue  # deleted, or not stored (then its root was not either)
+            trace = _copy(base)
+            if root_content(trace, states[root]):
+                trace.revision = base.revision + 1
+                states[trace_key] = trace
+                changed.append(trace_key)
 
     async def _insert(self, table: str, rows: Columns) -> None:
         if len(rows):

@@ -253,6 +253,51 @@ async def test_a_root_spans_content_from_logs_is_its_traces_too(
     assert await rows(ch, sql) == [{"id": child, "input": '["child"]', "trace_id": trace}]
 
 
+@pytest.mark.parametrize("one_writer", [False, True], ids=["stored", "cached"])
+async def test_a_root_spans_content_from_logs_after_it_is_its_traces_too(
+    ch: ClickHouse, project: NewKey, one_writer: bool
+) -> None:
+    """The same content folded after its spans were stored (the logs exported last): the
+    update's writer, which holds the trace (its partition, CONTEXT_TRACE), gives a root's
+    input and output to its trace, from its cache or the stored row; a child's stay its own,
+    a trace's own input wins, and a redelivery writes nothing new."""
+    pid, trace, root, child = project.project_id, uuid.uuid4().hex, uuid.uuid4().hex[:16], uuid.uuid4().hex[:16]
+    other_trace, other_root = uuid.uuid4().hex, uuid.uuid4().hex[:16]
+    created = [
+        envelope(pid, "generation-create", {"id": root, "traceId": trace, "name": "chat"}, "2026-11-20T10:00:01Z"),
+        envelope(
+            pid,
+            "generation-create",
+            {"id": child, "traceId": trace, "parentObservationId": root, "name": "tool"},
+            "2026-11-20T10:00:01Z",
+        ),
+        envelope(pid, "trace-create", {"id": other_trace, "input": "own"}, "2026-11-20T10:00:01Z"),
+        envelope(pid, "generation-create", {"id": other_root, "traceId": other_trace}, "2026-11-20T10:00:01Z"),
+    ]
+    for env in created:
+        env.source = "otlp"
+    first = writer(ch)
+    assert await first.write(created) == []
+    updates = []
+    for span, words, of in ((root, "root", trace), (child, "child", trace), (other_root, "other", other_trace)):
+        body = {"id": span, "contextTraceId": of, "input": [words], "output": f"{words}!"}
+        update = envelope(pid, "span-update", body, "2026-11-20T10:00:00Z")
+        update.source = "otlp_logs"
+        updates.append(update)
+    later = first if one_writer else writer(ch)
+    assert await later.write(updates) == []
+    sql = f"SELECT id, input, output, event_ts FROM traces FINAL WHERE project_id = '{pid}' ORDER BY id"
+    found = {r["id"]: r for r in await rows(ch, sql)}
+    assert (found[trace]["input"], found[trace]["output"]) == ('["root"]', '"root!"')
+    assert (found[other_trace]["input"], found[other_trace]["output"]) == ('"own"', '"other!"')
+    sql = f"SELECT id, input, trace_id FROM observations FINAL WHERE project_id = '{pid}' AND id = '{child}'"
+    assert await rows(ch, sql) == [{"id": child, "input": '["child"]', "trace_id": trace}]
+    count = f"SELECT count() AS n FROM traces WHERE project_id = '{pid}'"
+    written = (await rows(ch, count))[0]["n"]
+    assert await writer(ch).write(updates) == []  # a redelivery, by a writer reading the store
+    assert (await rows(ch, count))[0]["n"] <= written  # merges may only have joined rows
+
+
 # The partition of the concurrent tests' rows, which their forced merges rewrite: a month no
 # other test writes, so that a merge stays small on a database holding benchmark runs.
 MERGED_MONTH = 200102

@@ -97,9 +97,9 @@ async def _trace(http: aiohttp.ClientSession, key: NewKey, trace_id: str) -> dic
         return await r.json() if r.status == 200 else None
 
 
-def _sdk_call(key: NewKey, logs_over_grpc: bool) -> tuple[str, str]:
-    """A chat call's span and its message records made with the SDK, the span exported first
-    over OTLP/HTTP, then the records (the order the other test does not take)."""
+def _sdk_span(key: NewKey) -> tuple[str, str, list[Any]]:
+    """A chat call's span, made with the SDK and exported over OTLP/HTTP, and its message
+    records, left to export (the order the other test does not take)."""
     spans = InMemorySpanExporter()
     provider = TracerProvider(resource=Resource.create({"service.name": "sdk-logs-test"}))
     provider.add_span_processor(SimpleSpanProcessor(spans))
@@ -124,23 +124,44 @@ def _sdk_call(key: NewKey, logs_over_grpc: bool) -> tuple[str, str]:
     )
     finished = records.get_finished_logs()
     assert len(finished) == 2
-    if logs_over_grpc:
+    return f"{context.trace_id:032x}", f"{context.span_id:016x}", list(finished)
+
+
+def _sdk_logs(key: NewKey, finished: list[Any], over_grpc: bool) -> None:
+    auth = basic_auth(key)
+    if over_grpc:
         metadata = {"authorization": auth["Authorization"]}
         exporter: Any = GrpcLogExporter(endpoint=GRPC, insecure=True, headers=metadata)
     else:
         exporter = OTLPLogExporter(endpoint=f"{API}/v1/logs", headers=auth)
     assert exporter.export(finished) is LogRecordExportResult.SUCCESS
     exporter.shutdown()
-    return f"{context.trace_id:032x}", f"{context.span_id:016x}"
 
 
 @pytest.mark.parametrize("logs_over_grpc", [False, True], ids=["http", "grpc"])
-async def test_sdk_exporters_spans_then_content(ch: ClickHouse, project: NewKey, logs_over_grpc: bool) -> None:
-    trace_id, span_id = await asyncio.to_thread(_sdk_call, project, logs_over_grpc)
+async def test_sdk_exporters_spans_then_content(
+    ch: ClickHouse, http: aiohttp.ClientSession, project: NewKey, logs_over_grpc: bool
+) -> None:
+    """The span stored before its content arrives (a program that flushes its spans first): the
+    content still lands on the span, and on its trace, the span being the root."""
+    trace_id, span_id, finished = await asyncio.to_thread(_sdk_span, project)
+    await eventually(
+        lambda: rows(ch, f"SELECT id FROM observations WHERE project_id = '{project.project_id}'"),
+        lambda r: len(r) == 1,
+        timeout_s=TIMEOUT_S,
+    )
+    await asyncio.to_thread(_sdk_logs, project, finished, logs_over_grpc)
     call = (await generations(ch, project, 1))[span_id]
     assert (call["type"], call["trace_id"], call["input_tokens"]) == ("GENERATION", trace_id, 12)
     assert orjson.loads(call["input"]) == [{"role": "user", "content": "Capital of Peru?"}]
     assert orjson.loads(call["output"])["message"]["content"] == "Lima."
+    trace = await eventually(
+        lambda: _trace(http, project, trace_id),
+        lambda t: t is not None and t.get("output") is not None,
+        timeout_s=TIMEOUT_S,
+    )
+    assert trace["input"] == [{"role": "user", "content": "Capital of Peru?"}]
+    assert trace["output"]["message"]["content"] == "Lima."
 
 
 async def test_other_log_records_are_answered_as_rejected(http: aiohttp.ClientSession, project: NewKey) -> None:

@@ -20,6 +20,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyVa
 from ingest.encoding import DecodeError
 from ingest.otlp import logs
 from ingest.otlp.logs import encode_logs_response, map_logs, parse_logs
+from pipeline.envelope import partition_key
 
 PROTOBUF, JSON = "application/x-protobuf", "application/json"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "otlp"
@@ -94,6 +95,7 @@ def test_a_calls_message_records_become_one_update_of_its_span() -> None:
             "timestamp": 1_795_000_000_005_000,  # the latest record's: it outranks none of the span's fields
             "body": {
                 "id": "b7ad6b7169203331",  # no traceId: merged with the span's create in either order
+                "contextTraceId": "0af7651916cd43dd8448eb211c80319c",  # only its partition: its trace's
                 "input": [
                     {"role": "system", "content": "Answer briefly."},
                     {"role": "user", "content": "Weather in Lima?"},
@@ -229,6 +231,8 @@ def test_recorded_openai_v2_content_events_on_the_generations_of_its_spans() -> 
         span = generations[event["body"]["id"]]
         assert span["type"] == "generation-create" and "input" not in span["body"]
         assert "traceId" not in event["body"]
+        assert event["body"]["contextTraceId"] == span["body"]["traceId"]
+        assert partition_key("p", event["type"], event["body"], event["id"]) == f"p:{span['body']['traceId']}".encode()
     first, second = (event["body"] for event in result.events)
     assert first["input"] == [
         {"role": "system", "content": "Answer briefly."},
