@@ -107,6 +107,7 @@ _VERCEL_WRAPPERS: Final = frozenset(
 # Spans whose model and usage add up their children's: kept out of usage, or counted twice.
 # Langfuse does the same for these operations (`isAiSdkAgentOperation`).
 _AGGREGATE_OPERATIONS: Final = frozenset({"invoke_agent", "agent_step"})
+_OPENINFERENCE_SUMS: Final = frozenset({"AGENT", "CHAIN"})
 # Genkit's `genkit:metadata:subtype` (of its actions) and MLflow's `mlflow.spanType`.
 _GENKIT_SUBTYPES: Final = {
     "model": "generation",
@@ -197,6 +198,11 @@ def _vercel_wrapper(value: Any) -> Any:
 
 def _aggregate_operation(value: Any) -> Any:
     return True if type(value) is str and value in _AGGREGATE_OPERATIONS else SKIP
+
+
+def _aggregate_kind(value: Any) -> Any:
+    # Token counts belong on LLM spans (OpenInference); smolagents also sums a run's on its AGENT span.
+    return True if type(value) is str and value.upper() in _OPENINFERENCE_SUMS else SKIP
 
 
 def _present(value: Any) -> Any:
@@ -387,6 +393,7 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("ai.operationId", HINTS, "aggregate", 0, _vercel_wrapper),
     ("gen_ai.operation.name", HINTS, "aggregate", 1, _aggregate_operation),
     ("agent_name", HINTS, "aggregate", 2, _present),
+    ("openinference.span.kind", HINTS, "aggregate", 3, _aggregate_kind),
     # level and status
     ("langfuse.observation.level", OBS, "level", 0, _level),
     ("logfire.level_num", OBS, "level", 1, _logfire_level),

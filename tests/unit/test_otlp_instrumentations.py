@@ -895,3 +895,173 @@ def test_openinference_langchain_chain_model_and_tool() -> None:
     assert obs["94355d044414b376"]["type"] == "span-create"  # a PROMPT span, as Langfuse types it
     [trace] = traces["a3d9c7b7bf782fb1"]
     assert (trace["name"], trace["sessionId"], trace["userId"]) == ("RunnableSequence", "session-lc", "user-lc")
+
+
+# --- The OpenAI Agents SDK through OpenInference's instrumentor -----------------------------
+
+
+def test_openai_agents_responses_are_generations_under_turns() -> None:
+    obs, traces = mapped("openai_agents")
+    first, second = obs["02897754e4726ca6"], obs["a7885ee7959479de"]
+    assert first["type"] == second["type"] == "generation-create"
+    body = fields(first)
+    assert (body["name"], body["model"]) == ("response", "gpt-4o-mini-2024-07-18")
+    assert body["input"] == [
+        {"role": "system", "content": "Answer briefly."},
+        {"role": "user", "content": "Weather in Lima?"},
+    ]
+    assert body["output"][0]["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": '{"city":"Lima"}'}
+    # cached tokens out of the input, reasoning tokens kept apart, as Langfuse reads OpenInference's
+    assert body["usageDetails"] == {
+        "input": 40,
+        "output": 17,
+        "total": 69,
+        "input_cached_tokens": 12,
+        "output_reasoning_tokens": 4,
+    }
+    assert fields(second)["input"][-1] == {"role": "tool", "content": "cloudy in Lima", "tool_call_id": "call_1"}
+    assert fields(second)["output"][0]["content"] == "Cloudy in Lima."
+    tool = obs["7d85fe6ba239f225"]
+    assert (tool["type"], fields(tool)["input"], fields(tool)["output"]) == (
+        "tool-create",
+        {"city": "Lima"},
+        "cloudy in Lima",
+    )
+    assert obs["f0998eb3ba5c4a63"]["type"] == "chain-create"  # a turn
+    assert obs["3078a0c0043c1070"]["type"] == "agent-create"
+    [trace] = traces["aad4a7df1c595c37"]
+    assert trace["name"] == "Agent workflow"
+
+
+# --- OpenInference's LlamaIndex instrumentation: a RAG query and a FunctionAgent --------------
+
+
+def test_openinference_llamaindex_rag_query() -> None:
+    obs, traces = mapped("openinference_llamaindex")
+    chat = fields(obs["e8932c5ad10d5d6b"])
+    assert obs["e8932c5ad10d5d6b"]["type"] == "generation-create"
+    assert (chat["model"], chat["usageDetails"]) == ("gpt-4o-mini", {"input": 120, "output": 12, "total": 132})
+    assert chat["output"] == [{"role": "assistant", "content": "Lima is the capital of Peru, on the Pacific coast."}]
+    retriever = obs["e8ffcd2e38bae658"]
+    assert retriever["type"] == "retriever-create"
+    assert user_metadata(retriever)["retrieval.documents.0.document.content"] == "Lima is the capital of Peru."
+    assert obs["7862e32589fe613a"]["type"] == "embedding-create"
+    [trace] = traces["7c9606b9b74d772a"]
+    assert (trace["name"], trace["sessionId"], trace["userId"]) == (
+        "RetrieverQueryEngine.query",
+        "session-li",
+        "user-li",
+    )
+    assert (trace["input"], trace["output"]) == (
+        "What is the capital of Peru?",
+        "Lima is the capital of Peru, on the Pacific coast.",
+    )
+
+
+def test_openinference_llamaindex_function_agent() -> None:
+    obs, _ = mapped("openinference_llamaindex")
+    call = fields(obs["c8454c8fa1acebba"])
+    assert call["usageDetails"] == {"input": 28, "output": 9, "total": 49, "input_cached_tokens": 12}
+    assert call["output"][0]["tool_calls"][0]["id"] == "call-1"
+    answer = fields(obs["c0cb4af8cd3286ff"])
+    assert answer["input"][-1] == {"role": "tool", "content": "cloudy in Lima", "tool_call_id": "call-1"}
+    assert answer["output"] == [{"role": "assistant", "content": "Cloudy in Lima."}]
+
+
+# --- smolagents through OpenInference: the run's usage summed on its AGENT span --------------
+
+
+def test_smolagents_agent_run_keeps_its_sum_out_of_its_usage() -> None:
+    obs, traces = mapped("smolagents")
+    generations = [e for e in obs.values() if e["type"] == "generation-create"]
+    assert sorted(fields(g)["usageDetails"]["total"] for g in generations) == [49, 66]
+    run = obs["236fc6ea5cb06e4a"]
+    assert run["type"] == "agent-create" and "usageDetails" not in run["body"]
+    assert run["body"]["metadata"]["aggregate"] == {"usageDetails": {"input": 101, "output": 14, "total": 115}}
+    tool = obs["589c2f802b83a5b1"]
+    assert (tool["type"], fields(tool)["output"]) == ("tool-create", "cloudy in Lima")
+    [trace] = traces["236fc6ea5cb06e4a"]
+    assert trace["output"] == "Cloudy in Lima."
+
+
+# --- AutoGen AgentChat's own spans (its model client writes none) -----------------------------
+
+
+def test_autogen_agent_and_tool_spans() -> None:
+    obs, traces = mapped("autogen")
+    assert obs["9639268bacc8538c"]["type"] == "agent-create"
+    tool = obs["c92e8e9b8f90ea5a"]
+    assert (tool["type"], fields(tool)["name"]) == ("tool-create", "get_weather")
+    assert user_metadata(tool)["gen_ai.tool.call.id"] == "call-1"
+    assert [t["name"] for t in traces["9639268bacc8538c"]] == ["invoke_agent weather_agent"]
+
+
+# --- OpenLIT's OpenAI instrumentation: messages in the parts shape, its own cost --------------
+
+
+def test_openlit_chat_spans_are_priced_as_it_says() -> None:
+    obs, traces = mapped("openlit")
+    first, second = obs["e58e72674eb8c1bf"], obs["0a34ae967746070d"]
+    assert first["type"] == second["type"] == "generation-create"
+    body = fields(first)
+    # named after gen_ai.tool.name, which OpenLIT sets on the chat span that calls it: as Langfuse does
+    assert (body["name"], body["model"]) == ("get_weather", "gpt-4o-mini-2024-07-18")
+    assert body["usageDetails"] == {
+        "input": 28,
+        "output": 9,
+        "total": 49,
+        "input_cached_tokens": 12,
+        "input_cache_creation": 0,
+    }
+    assert body["costDetails"] == {"total": 1.05e-05}
+    assert body["output"][0]["parts"][0] == {
+        "type": "tool_call",
+        "id": "call-1",
+        "name": "get_weather",
+        "arguments": {"city": "Lima"},
+    }
+    assert fields(second)["name"] == "chat gpt-4o-mini"
+    [trace] = traces["697a6ef18e99cce8"]
+    assert (trace["name"], trace["output"]) == ("weather question", "Cloudy in Lima.")
+
+
+# --- LiteLLM's OpenTelemetry callbacks: its Langfuse one, and its generic one ------------------
+
+
+def test_litellm_langfuse_otel_calls_are_traces_of_a_session() -> None:
+    obs, traces = mapped("litellm_langfuse_otel")
+    call = obs["572e05953b4362af"]
+    assert call["type"] == "generation-create"
+    body = fields(call)
+    assert (body["name"], body["model"]) == ("litellm_request", "gpt-4o-mini-2024-07-18")
+    assert body["input"] == [
+        {"role": "system", "content": "Answer briefly."},
+        {"role": "user", "content": "Weather in Lima?"},
+    ]
+    assert body["output"][0]["name"] == "get_weather"
+    assert body["usageDetails"] == {"input": 28, "output": 9, "total": 49, "input_cached_tokens": 12}
+    assert body["costDetails"] == {"total": 1.05e-05}
+    assert body["modelParameters"]["temperature"] == 0.2
+    [trace] = traces["572e05953b4362af"]
+    assert (trace["name"], trace["userId"], trace["sessionId"], trace["tags"]) == (
+        "weather-question",
+        "user-42",
+        "session-lima-1",
+        ["fixture", "weather"],
+    )
+    assert trace["metadata"]["app"] == "fixture"
+    assert fields(obs["73768a3b36cbaad5"])["output"] == {"role": "assistant", "content": "Cloudy in Lima."}
+    assert obs["9b30f8a1c3f41f0c"]["type"] == "span-create"  # raw_gen_ai_request: the provider's own call
+
+
+def test_litellm_otel_generic_callback() -> None:
+    obs, traces = mapped("litellm_otel")
+    body = fields(obs["5b0dfb90b8bf8ea0"])
+    assert body["model"] == "gpt-4o-mini-2024-07-18"
+    assert body["input"][1] == {"role": "user", "parts": [{"type": "text", "content": "Weather in Lima?"}]}
+    assert body["usageDetails"] == {"input": 40, "output": 9, "total": 49}  # it sends no cached count
+    answer = fields(obs["f36ee892a8dbbd06"])
+    assert answer["output"] == [
+        {"role": "assistant", "parts": [{"type": "text", "content": "Cloudy in Lima."}], "finish_reason": "stop"}
+    ]
+    assert [t["name"] for t in traces["f36ee892a8dbbd06"]] == ["litellm_request"]
