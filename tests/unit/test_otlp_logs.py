@@ -318,3 +318,19 @@ def test_recorded_semantic_kernel_messages_logged_through_pythons_logging() -> N
         "message": {"role": "assistant", "content": "Cloudy in Lima."},
         "finish_reason": "stop",
     }
+
+
+def test_recorded_openlit_operation_details_without_a_time_of_their_own() -> None:
+    """OpenLIT's records: the messages as attributes in the parts shape, an empty string body,
+    and only an observed time."""
+    from tests.unit.test_otlp_instrumentations import mapped as spans_of
+
+    result = _fixture("openlit.logs.json")
+    assert (result.rejected, len(result.events)) == (0, 2)
+    generations, _ = spans_of("openlit")
+    first, second = result.events
+    assert first["timestamp"] == 1_796_658_305_241_576  # its observedTimeUnixNano
+    assert first["body"]["contextTraceId"] == generations[first["body"]["id"]]["body"]["traceId"]
+    assert [m["role"] for m in first["body"]["input"]] == ["system", "user"]  # the instructions once
+    assert second["body"]["input"][-1]["parts"][0]["type"] == "tool_call_response"
+    assert second["body"]["output"][0]["parts"] == [{"type": "text", "content": "Cloudy in Lima."}]
