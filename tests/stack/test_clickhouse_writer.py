@@ -211,6 +211,24 @@ async def test_an_update_naming_no_trace_reaches_a_create_that_skipped_the_looku
     assert await rows(ch, sql) == [{"name": "llm", "output": '"done"', "trace_id": trace}]
 
 
+def _spans(pid: str, trace: str, root: str, child: str, other_trace: str, other_root: str) -> list[Envelope]:
+    """A trace's root span and its child; another trace, with an input of its own, and its root."""
+    created = [
+        envelope(pid, "generation-create", {"id": root, "traceId": trace, "name": "chat"}, "2026-11-20T10:00:01Z"),
+        envelope(
+            pid,
+            "generation-create",
+            {"id": child, "traceId": trace, "parentObservationId": root, "name": "tool"},
+            "2026-11-20T10:00:01Z",
+        ),
+        envelope(pid, "trace-create", {"id": other_trace, "input": "own"}, "2026-11-20T10:00:01Z"),
+        envelope(pid, "generation-create", {"id": other_root, "traceId": other_trace}, "2026-11-20T10:00:01Z"),
+    ]
+    for env in created:
+        env.source = "otlp"
+    return created
+
+
 @pytest.mark.parametrize("one_writer", [False, True], ids=["journal", "cached"])
 async def test_a_root_spans_content_from_logs_is_its_traces_too(
     ch: ClickHouse, project: NewKey, one_writer: bool
@@ -232,18 +250,9 @@ async def test_a_root_spans_content_from_logs_is_its_traces_too(
     assert await first.write(updates) == []
     created = [
         envelope(pid, "trace-create", {"id": trace, "name": "chat"}, "2026-11-20T10:00:01Z"),
-        envelope(pid, "generation-create", {"id": root, "traceId": trace, "name": "chat"}, "2026-11-20T10:00:01Z"),
-        envelope(
-            pid,
-            "generation-create",
-            {"id": child, "traceId": trace, "parentObservationId": root, "name": "tool"},
-            "2026-11-20T10:00:01Z",
-        ),
-        envelope(pid, "trace-create", {"id": other_trace, "input": "own"}, "2026-11-20T10:00:01Z"),
-        envelope(pid, "generation-create", {"id": other_root, "traceId": other_trace}, "2026-11-20T10:00:01Z"),
+        *_spans(pid, trace, root, child, other_trace, other_root),
     ]
-    for env in created:
-        env.source = "otlp"
+    created[0].source = "otlp"
     assert await (first if one_writer else writer(ch)).write(created) == []
     sql = f"SELECT id, input, output FROM traces FINAL WHERE project_id = '{pid}' ORDER BY id"
     found = {r["id"]: (r["input"], r["output"]) for r in await rows(ch, sql)}
@@ -263,19 +272,7 @@ async def test_a_root_spans_content_from_logs_after_it_is_its_traces_too(
     a trace's own input wins, and a redelivery writes nothing new."""
     pid, trace, root, child = project.project_id, uuid.uuid4().hex, uuid.uuid4().hex[:16], uuid.uuid4().hex[:16]
     other_trace, other_root = uuid.uuid4().hex, uuid.uuid4().hex[:16]
-    created = [
-        envelope(pid, "generation-create", {"id": root, "traceId": trace, "name": "chat"}, "2026-11-20T10:00:01Z"),
-        envelope(
-            pid,
-            "generation-create",
-            {"id": child, "traceId": trace, "parentObservationId": root, "name": "tool"},
-            "2026-11-20T10:00:01Z",
-        ),
-        envelope(pid, "trace-create", {"id": other_trace, "input": "own"}, "2026-11-20T10:00:01Z"),
-        envelope(pid, "generation-create", {"id": other_root, "traceId": other_trace}, "2026-11-20T10:00:01Z"),
-    ]
-    for env in created:
-        env.source = "otlp"
+    created = _spans(pid, trace, root, child, other_trace, other_root)
     first = writer(ch)
     assert await first.write(created) == []
     updates = []
