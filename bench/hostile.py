@@ -358,6 +358,7 @@ async def main(
     # What an OTLP/protobuf export may be (cut into pieces past 5 MiB): of tiny spans, the worst.
     large = tiny_spans(32 * 1024 * 1024 - 4096)
     large_json = tiny_json_spans(32 * 1024 * 1024 - 4096)
+    large_logs = tiny_log_records(32 * 1024 * 1024 - 4096)
     json_headers = {**otlp_headers, "Content-Type": "application/json"}
     waves = {
         "bodies": (f"{count} x 6 MiB bodies", url, [(big, headers)] * count),
@@ -402,6 +403,11 @@ async def main(
         f"{count // 10} OTLP/JSON exports of tiny spans ({len(large_json) / 1e6:.1f} MB, taken in pieces)",
         f"{api}/v1/traces",
         [(large_json, json_headers)] * (count // 10),
+    )
+    waves["large_logs"] = (
+        f"{count // 10} OTLP log exports of tiny GenAI content records ({len(large_logs) / 1e6:.1f} MB, read lazily)",
+        f"{api}/v1/logs",
+        [(large_logs, otlp_headers)] * (count // 10),
     )
     media_count = min(count, 20)
     waves["grpc"] = (f"{count} OTLP/gRPC exports at once, of 4.9 MiB and of 9 MiB in turn", "", [])

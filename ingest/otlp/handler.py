@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from ingest.intake import Caller, Intake
-from ingest.otlp.decode import JSON, encode_response, media_type, parse_request, response_content_type
+from ingest.otlp.decode import JSON, PROTOBUF, encode_response, media_type, parse_request, response_content_type
 from ingest.otlp.experiments import Linker
 from ingest.otlp.export import Exported, export_pieces, export_spans
 from ingest.otlp.logs import encode_logs_response, export_logs, parse_logs
@@ -37,8 +37,11 @@ async def export_traces(request: web.Request) -> web.Response:
 
 async def export_log_records(request: web.Request) -> web.Response:
     intake, caller, content_type, log = await _started(request)
-    # Parsed whole, within max_body_bytes (413 past it): no pieces, as for OTLP/JSON.
-    data = await intake.body(request, json=media_type(content_type) is JSON)
+    kind = media_type(content_type)
+    # Protobuf as long as a trace export may be: read lazily (its records point into the body,
+    # at most logs.MAX_RECORDS of them) and mapped a slice at a time, it holds about the body
+    # and a piece's worth more. JSON is parsed whole: within max_body_bytes (413 past it).
+    data = await intake.body(request, json=kind is JSON, split=kind is PROTOBUF)
     parsed = parse_logs(data, content_type)
     del data
     done = await export_logs(intake, caller, parsed, OTLP_LOGS, log)

@@ -5,6 +5,7 @@ OTLP/JSON, and sent by the OpenTelemetry SDK's own OTLP exporters (HTTP and gRPC
 from __future__ import annotations
 
 import asyncio
+import io
 from pathlib import Path
 from typing import Any
 
@@ -195,3 +196,45 @@ async def test_other_log_records_are_answered_as_rejected(http: aiohttp.ClientSe
         assert r.status == 400
     async with http.post(f"{API}/v1/logs", data=b"{}", headers={"Content-Type": "application/json"}) as r:
         assert r.status == 401
+
+
+async def test_a_protobuf_log_export_past_the_body_limit_is_kept(
+    ch: ClickHouse, http: aiohttp.ClientSession, project: NewKey
+) -> None:
+    """The SDK's log processor exports up to 512 records a request: with long prompts, past the
+    5 MiB a body is parsed whole at. Protobuf is read lazily, so it is taken as long as a
+    trace export (a 413 is not retried: the content would be lost); JSON still is not."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+    request = ExportLogsServiceRequest()
+    records = request.resource_logs.add().scope_logs.add().log_records
+    prompt = "x" * 200_000
+    trace_id = bytes.fromhex("5b8efff798038103d269b633813fc60c")
+    spans = [(i + 1).to_bytes(8, "big") for i in range(40)]
+    for span in spans:
+        record = records.add(event_name="gen_ai.user.message", trace_id=trace_id, span_id=span)
+        record.time_unix_nano = 1_796_000_000_000_000_000
+        record.body.kvlist_value.values.append(KeyValue(key="content", value=AnyValue(string_value=prompt)))
+    body = request.SerializeToString()
+    assert 5 * 1024 * 1024 < len(body) < 32 * 1024 * 1024
+    headers = {**basic_auth(project), "Content-Type": "application/x-protobuf"}
+    async with http.post(f"{API}/v1/logs", data=io.BytesIO(body), headers=headers) as r:
+        assert r.status == 200, await r.text()
+    stored = await eventually(
+        lambda: rows(
+            ch,
+            f"SELECT id, length(input) AS n FROM observations FINAL WHERE project_id = '{project.project_id}'",
+        ),
+        lambda found: len(found) == len(spans),
+        timeout_s=TIMEOUT_S,
+    )
+    assert {o["id"] for o in stored} == {s.hex() for s in spans}
+    assert all(o["n"] > len(prompt) for o in stored)
+    json_body = orjson.dumps(
+        {"resourceLogs": [{"scopeLogs": [{"logRecords": [{"body": {"stringValue": prompt}}] * 30}]}]}
+    )
+    async with http.post(
+        f"{API}/v1/logs", data=io.BytesIO(json_body), headers={**headers, "Content-Type": "application/json"}
+    ) as r:
+        assert r.status == 413
