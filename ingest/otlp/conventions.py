@@ -563,6 +563,10 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("llm.cost.total", COST, "total", 2, coerce.amount),
     ("llm.cost.prompt", COST, "input", 2, coerce.amount),
     ("llm.cost.completion", COST, "output", 2, coerce.amount),
+    # LiteLLM's `otel` callback: what it charged, with its own price list (and any margin)
+    ("gen_ai.cost.total_cost", COST, "total", 3, coerce.amount),
+    ("gen_ai.cost.input_cost", COST, "input", 3, coerce.amount),
+    ("gen_ai.cost.output_cost", COST, "output", 3, coerce.amount),
     # generation details
     ("langfuse.observation.completion_start_time", OBS, "completionStartTime", 0, coerce.timestamp),
     ("ai.response.msToFirstChunk", HINTS, "msToFirstChunk", 0, coerce.amount),

@@ -1060,6 +1060,7 @@ def test_litellm_otel_generic_callback() -> None:
     assert body["model"] == "gpt-4o-mini-2024-07-18"
     assert body["input"][1] == {"role": "user", "parts": [{"type": "text", "content": "Weather in Lima?"}]}
     assert body["usageDetails"] == {"input": 40, "output": 9, "total": 49}  # it sends no cached count
+    assert body["costDetails"] == {"total": 1.05e-05, "input": 5.0999999999999995e-06, "output": 5.4e-06}
     answer = fields(obs["f36ee892a8dbbd06"])
     assert answer["output"] == [
         {"role": "assistant", "parts": [{"type": "text", "content": "Cloudy in Lima."}], "finish_reason": "stop"}
