@@ -1066,3 +1066,27 @@ def test_litellm_otel_generic_callback() -> None:
         {"role": "assistant", "parts": [{"type": "text", "content": "Cloudy in Lima."}], "finish_reason": "stop"}
     ]
     assert [t["name"] for t in traces["f36ee892a8dbbd06"]] == ["litellm_request"]
+
+
+# --- Anthropic with prompt caching, through OpenInference and OpenLLMetry ----------------------
+
+
+@pytest.mark.parametrize(
+    ("fixture", "span"),
+    [("openinference_anthropic", "ecff44e531f020bb"), ("openllmetry_anthropic", "cd597803bb518eaf")],
+)
+def test_anthropic_cache_reads_and_writes_are_out_of_the_input(fixture: str, span: str) -> None:
+    """Anthropic reports 20 uncached input tokens, 100 written to the cache and 300 read; both
+    instrumentations send 420 as the input with the two parts beside it: priced once each."""
+    obs, _ = mapped(fixture)
+    body = fields(obs[span])
+    assert obs[span]["type"] == "generation-create"
+    assert body["model"] == "claude-sonnet-4-5-20250929"
+    assert body["usageDetails"] == {
+        "input": 20,
+        "input_cached_tokens": 300,
+        "input_cache_creation": 100,
+        "output": 7,
+        "total": 427,
+    }
+    assert body["input"][0] == {"role": "system", "content": "Answer briefly."}
