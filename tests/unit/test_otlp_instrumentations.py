@@ -1090,3 +1090,49 @@ def test_anthropic_cache_reads_and_writes_are_out_of_the_input(fixture: str, spa
         "total": 427,
     }
     assert body["input"][0] == {"role": "system", "content": "Answer briefly."}
+
+
+# --- OpenLLMetry's LangChain instrumentation (GenAI-convention messages) ----------------------
+
+
+def test_openllmetry_langchain_chain_chat_and_tool() -> None:
+    obs, traces = mapped("openllmetry_langchain")
+    chat = obs["4879bf0b43e6659f"]
+    assert chat["type"] == "generation-create"
+    body = fields(chat)
+    assert (body["name"], body["model"]) == ("ChatOpenAI.chat", "gpt-4o-mini-2024-07-18")
+    # its system instructions in front of the messages, as Langfuse shows them
+    assert body["input"][0] == {"role": "system", "content": "Answer briefly."}
+    assert body["output"][0]["parts"][0]["name"] == "get_weather"
+    assert body["usageDetails"] == {"input": 28, "output": 9, "total": 49, "input_cached_tokens": 12}
+    assert user_metadata(chat)["ls_model_name"] == "gpt-4o-mini"  # its association properties
+    assert obs["cfcfbdb70db4d8f4"]["type"] == "span-create"
+    tool = obs["1c0948ad4e7e2793"]
+    assert (tool["type"], fields(tool)["input"]["inputs"]) == ("tool-create", {"city": "Lima"})
+    [trace] = traces["e58a949dc9fa6ae9"]
+    assert trace["name"] == "RunnableSequence.workflow" and trace["input"]["inputs"] == {"question": "Weather in Lima?"}
+
+
+# --- Google Gen AI (Gemini 2.5, thinking tokens), official instrumentation and OpenInference ----
+
+
+@pytest.mark.parametrize(
+    ("fixture", "span"), [("google_genai", "f085f7022af7a8b5"), ("openinference_google_genai", "bfabfeca2edc6472")]
+)
+def test_google_genai_generate_content(fixture: str, span: str) -> None:
+    """Gemini counts 12 prompt tokens (4 of them cached) and 35 output tokens, 30 of them
+    thinking: the thinking stays in the output (priced as output, as Gemini bills it) and is
+    shown beside it."""
+    obs, _ = mapped(fixture)
+    body = fields(obs[span])
+    assert obs[span]["type"] == "generation-create"
+    assert body["model"] == "gemini-2.5-flash"
+    assert body["usageDetails"] == {
+        "input": 8,
+        "input_cached_tokens": 4,
+        "output": 35,
+        "output_reasoning_tokens": 30,
+        "total": 47,
+    }
+    assert body["input"][0] == {"role": "system", "content": "Answer briefly."}
+    assert body["modelParameters"] == {"temperature": 0.2}

@@ -334,3 +334,14 @@ def test_recorded_openlit_operation_details_without_a_time_of_their_own() -> Non
     assert [m["role"] for m in first["body"]["input"]] == ["system", "user"]  # the instructions once
     assert second["body"]["input"][-1]["parts"][0]["type"] == "tool_call_response"
     assert second["body"]["output"][0]["parts"] == [{"type": "text", "content": "Cloudy in Lima."}]
+
+
+def test_recorded_google_genai_operation_details() -> None:
+    """The official Google Gen AI instrumentation's record (SPAN_AND_EVENT): the same messages as
+    its span, as structured attributes, with an empty body."""
+    result = _fixture("google_genai.logs.json")
+    assert (result.rejected, len(result.events)) == (0, 1)
+    [event] = result.events
+    assert event["body"]["id"] == "f085f7022af7a8b5"
+    assert event["body"]["input"][0] == {"role": "system", "content": "Answer briefly."}
+    assert event["body"]["output"][0]["parts"] == [{"content": "Cloudy in Lima.", "type": "text"}]
