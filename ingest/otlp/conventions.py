@@ -289,6 +289,36 @@ def _non_empty_io(value: Any) -> Any:
     return SKIP if value == "" else _io(value)
 
 
+# What a message holds besides its content: a list of such messages says nothing to show.
+_MESSAGE_FRAME: Final = frozenset({"role", "finish_reason", "parts"})
+# Longer message lists than this hold content: not parsed twice to learn it.
+_FRAME_TEXT: Final = 512
+
+
+def _frames(parsed: Any) -> bool:
+    if type(parsed) is not list or not parsed:
+        return False
+    for message in parsed:
+        if type(message) is not dict or message.get("parts") or not _MESSAGE_FRAME.issuperset(message):
+            return False
+    return True
+
+
+def _output_messages(value: Any) -> Any:
+    """LiteLLM's generic `otel` callback sends a tool call's answer as an assistant message
+    without parts, the call itself only as `gen_ai.completion.0.function_call.*`: messages
+    without content leave the output to the next source (`emptyOutput` keeps them)."""
+    parsed = _io(value)
+    return SKIP if _frames(parsed) else parsed
+
+
+def _empty_output(value: Any) -> Any:
+    if type(value) is str and len(value) > _FRAME_TEXT:
+        return SKIP
+    parsed = _io(value)
+    return parsed if _frames(parsed) else SKIP
+
+
 def _io_items(value: Any) -> Any:
     """A list of JSON texts (the AI SDK's `ai.values`), each parsed."""
     return [_io(v) for v in value] if type(value) is list else _io(value)
@@ -443,7 +473,8 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("gen_ai.system_instructions", HINTS, "system", 0, _io),
     # output
     ("langfuse.observation.output", OBS, "output", 0, _io),
-    ("gen_ai.output.messages", OBS, "output", 1, _io),
+    ("gen_ai.output.messages", OBS, "output", 1, _output_messages),
+    ("gen_ai.output.messages", HINTS, "emptyOutput", 0, _empty_output),
     ("ai.response.text", OBS, "output", 2, _non_empty_io),
     ("ai.result.text", OBS, "output", 3, _non_empty_io),  # AI SDK before 4.0
     ("ai.response.object", OBS, "output", 3, _io),

@@ -553,6 +553,12 @@ def _compose(
             body["output"] = {"role": "assistant", "content": output, "tool_calls": calls}
         else:
             metadata["ai.response.toolCalls"] = calls
+    empty = hints.get("emptyOutput")
+    if empty is not None:  # messages without content: the output unless another source gave one
+        if "output" in body:
+            metadata["gen_ai.output.messages"] = empty
+        else:
+            body["output"] = empty
     ms = hints.get("msToFirstChunk")
     if ms is None and "timeToFirstToken" in hints:
         ms = hints["timeToFirstToken"] * (1000 if scope.startswith("openlit") else 1)

@@ -1066,6 +1066,11 @@ def test_litellm_otel_generic_callback() -> None:
         {"role": "assistant", "parts": [{"type": "text", "content": "Cloudy in Lima."}], "finish_reason": "stop"}
     ]
     assert [t["name"] for t in traces["f36ee892a8dbbd06"]] == ["litellm_request"]
+    # The tool call: its output message has no parts, the call is in the legacy attributes.
+    assert body["output"] == [{"function_call": {"name": "get_weather", "arguments": '{"city": "Lima"}'}}]
+    meta = user_metadata(obs["5b0dfb90b8bf8ea0"])
+    assert meta["gen_ai.output.messages"] == [{"role": "assistant", "parts": [], "finish_reason": "tool_calls"}]
+    assert not any(k.startswith("gen_ai.completion.") for k in meta)
 
 
 # --- Anthropic with prompt caching, through OpenInference and OpenLLMetry ----------------------
