@@ -27,8 +27,9 @@ lint:
 	.venv/bin/mypy
 
 # Tests run against the real servers (see STYLE.md), so they always start from `make up`.
+# The slowest tests are listed: the suite has a 20-minute budget (.ci/run).
 test: up lint
-	.venv/bin/python -m pytest $(PYTEST_ARGS)
+	.venv/bin/python -m pytest --durations=15 $(PYTEST_ARGS)
 
 clean:
 	@$(STACK) clean
