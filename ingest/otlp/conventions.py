@@ -291,7 +291,8 @@ def _non_empty_io(value: Any) -> Any:
 
 # What a message holds besides its content: a list of such messages says nothing to show.
 _MESSAGE_FRAME: Final = frozenset({"role", "finish_reason", "parts"})
-# Longer message lists than this hold content: not parsed twice to learn it.
+# Message lists longer than this, or with a part (each has a "type"), hold content: not parsed
+# twice to learn it.
 _FRAME_TEXT: Final = 512
 
 
@@ -313,7 +314,7 @@ def _output_messages(value: Any) -> Any:
 
 
 def _empty_output(value: Any) -> Any:
-    if type(value) is str and len(value) > _FRAME_TEXT:
+    if type(value) is str and (len(value) > _FRAME_TEXT or '"type"' in value):
         return SKIP
     parsed = _io(value)
     return parsed if _frames(parsed) else SKIP
