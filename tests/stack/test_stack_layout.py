@@ -47,6 +47,9 @@ async def test_every_merge_of_the_servers_tables_is_vertical(ch: ClickHouse) -> 
     assert dict(rows) == {"enable_vertical_merge_algorithm": "1", "vertical_merge_algorithm_min_rows_to_activate": "1"}
 
 
+# Above the three `make up`s' own limits: one that recompiles the per-event modules (sources
+# edited since) takes minutes, and a `make` killed by pytest would leave that build running.
+@pytest.mark.timeout(960)
 def test_make_up_says_when_the_running_servers_config_is_not_this_checkouts() -> None:
     # The vertical merges above take effect at the server's start only; `make up` on a running
     # stack keeps the server, so it has to say that the config it started with is out of date.
