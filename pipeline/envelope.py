@@ -57,6 +57,11 @@ LOG_SOURCES: Final = frozenset({OTLP_LOGS, OTLP_LOGS_GRPC})
 # ingest/otlp/logs.py), yet goes to its trace's partition, to the process holding the trace's
 # state, which then gives a root span's content to its trace (sinks/clickhouse/writer.py).
 CONTEXT_TRACE: Final = "contextTraceId"
+# On such an update whose input is a call's message records: `[key, count]`, the part of the
+# input its export held. An SDK's log processor may export one call's records in two requests;
+# the fold joins the parts in key order (pipeline/fold.py, add_part) instead of the later
+# replacing the earlier. The key: the first record's time (ns, 20 digits), "-" and a checksum.
+INPUT_PART: Final = "inputPart"
 
 
 # init=False and a written __init__: the dataclass decorator's generated __init__ is interpreted

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import orjson
 
-from pipeline.envelope import TEXT_FIELDS, Envelope
+from pipeline.envelope import INPUT_PART, LOG_SOURCES, TEXT_FIELDS, Envelope
 from pipeline.errors import PoisonEvent
 from pipeline.events import OBSERVATION_TYPES, OPENAI_USAGE_DETAILS, UPDATE_TYPES
 from pipeline.times import MAX_US, MIN_US
@@ -30,6 +30,13 @@ UNSET: Final = -(2**63)
 # time it was sent as the trace's timestamp), which must not move a trace or a span in time.
 FIRST_WINS: Final = frozenset({"timestamp", "start_time"})
 _FIRST_BASE: Final = 2**62  # above every event time (µs)
+# The version of an input joined from parts (add_part): below every event's and synthetic one,
+# so that an input any other event gives wins, whatever the order.
+PART_VERSION: Final = UNSET + 1
+# A part's entry in the versions, `input~<key>`, holds the count of messages it gave.
+PART_MARK: Final = "input~"
+_PART_KEY_MAX: Final = 40
+_PART_COUNT_MAX: Final = 1_000_000
 
 
 def first_key(version: int) -> int:
@@ -298,6 +305,7 @@ def apply(state: EntityState, env: Envelope, table: str) -> None:
     dead-lettered event must not have half its fields written.
     """
     body, ts = env.body, env.ts or env.received_at
+    part = _input_part(body) if env.source in LOG_SOURCES and table == OBSERVATION else None
     try:
         # Convert everything first; only then touch the state. The fields at the event's time
         # as two lists, not a tuple each: allocating and freeing those cost as much as most
@@ -336,11 +344,17 @@ def apply(state: EntityState, env: Envelope, table: str) -> None:
         raise
     except (TypeError, ValueError, OverflowError) as exc:
         raise PoisonEvent(f"{env.type} {state.id}: {exc}") from exc
+    part_text: Any = None
+    if part is not None and "input" in columns:
+        i = columns.index("input")
+        del columns[i]
+        part_text = converted.pop(i)
     # EntityState.set, inlined: these loops run for every field of every event.
     values, versions = state.values, state.versions
     # A state no event has set a field of yet (most are: a span, a create): each field wins
     # without a versions lookup.
     fresh = not versions and ts >= UNSET
+    parted = not fresh and versions.get("input") == PART_VERSION
     for i, column in enumerate(columns):
         value = converted[i]
         if value is not None and (fresh or ts >= versions.get(column, UNSET)):
@@ -360,7 +374,70 @@ def apply(state: EntityState, env: Envelope, table: str) -> None:
             state.merge_map(column, m, ts)
     if tags is not None:
         state.union("tags", tags)
+    if parted and versions.get("input") != PART_VERSION:
+        drop_parts(versions)  # another event's input won over the parts
+    if part is not None and part_text is not None:
+        add_part(state, part[0], part[1], part_text)
     state.touch(ts)
+
+
+def _input_part(body: dict[str, Any]) -> tuple[str, int] | None:
+    """A log update's INPUT_PART, if it is one the edge writes."""
+    part = body.get(INPUT_PART)
+    if type(part) is not list or len(part) != 2:
+        return None
+    key, count = part[0], part[1]
+    if type(key) is not str or not 0 < len(key) <= _PART_KEY_MAX or type(count) is not int:
+        return None
+    return (key, count) if 0 <= count <= _PART_COUNT_MAX else None
+
+
+def add_part(state: EntityState, key: str, count: int, text: str) -> None:
+    """Join a part of an input made of a call's message records (pipeline/envelope.py,
+    INPUT_PART): the parts' messages in the order of their keys, each part once. Any other
+    event's input wins over parts (PART_VERSION); while one holds, a part changes nothing. So
+    the parts of two exports give the whole input in any order, any number of times."""
+    versions, values = state.versions, state.values
+    mark = PART_MARK + key
+    current = versions.get("input", UNSET)
+    if current == UNSET:
+        values["input"] = text
+        versions["input"] = PART_VERSION
+        versions[mark] = count
+        return
+    if current != PART_VERSION or mark in versions:
+        return
+    held = orjson.loads(values["input"])
+    messages = held if type(held) is list else [held]
+    given = orjson.loads(text)
+    offset = sum(n for name, n in versions.items() if name.startswith(PART_MARK) and name < mark)
+    messages[offset:offset] = given if type(given) is list else [given]
+    values["input"] = orjson.dumps(messages).decode()
+    versions[mark] = count
+
+
+def parts_of(state: EntityState) -> list[tuple[str, int, str]]:
+    """The parts an input joined from parts holds, as add_part takes them, in key order; none
+    when another event's input holds."""
+    versions = state.versions
+    if versions.get("input") != PART_VERSION:
+        return []
+    marks = sorted((name, n) for name, n in versions.items() if name.startswith(PART_MARK))
+    if len(marks) == 1:
+        return [(marks[0][0][len(PART_MARK) :], marks[0][1], state.values["input"])]
+    held = orjson.loads(state.values["input"])
+    messages = held if type(held) is list else [held]
+    out: list[tuple[str, int, str]] = []
+    offset = 0
+    for name, n in marks:
+        out.append((name[len(PART_MARK) :], n, orjson.dumps(messages[offset : offset + n]).decode()))
+        offset += n
+    return out
+
+
+def drop_parts(versions: dict[str, int]) -> None:
+    for name in [name for name in versions if name.startswith(PART_MARK)]:
+        del versions[name]
 
 
 def _score_value(value: Any, data_type: Any, ts: int, label: Any = None) -> list[tuple[str, Any, int]]:
@@ -411,7 +488,9 @@ def root_content(trace: EntityState, root: EntityState) -> bool:
     changed = False
     for column in ("input", "output"):
         value = root.values.get(column)
-        if value is not None and version > trace.versions.get(column, UNSET):
+        held = trace.versions.get(column, UNSET)
+        # On a tie, the root's newer value: its input grew by a part (add_part).
+        if value is not None and (version > held or (version == held and value != trace.values.get(column))):
             trace.values[column] = value
             trace.versions[column] = version
             changed = True

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import time
+import zlib
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -37,7 +38,7 @@ from ingest.otlp.decode import PROTOBUF, encode_partial, json_object, media_type
 from ingest.otlp.export import Exported
 from ingest.otlp.json_request import id_bytes
 from ingest.otlp.mapping import SPAN_WEIGHT, WEIGHT_PER_BYTE, io_from_events, system_message
-from pipeline.envelope import CONTEXT_TRACE
+from pipeline.envelope import CONTEXT_TRACE, INPUT_PART
 from pipeline.times import MAX_US, MIN_US
 
 # Semantic Kernel's record of a text completion's prompt (its body the prompt), read as the
@@ -310,12 +311,15 @@ def _update(span_hex: str, records: list[Record], now_us: int) -> dict[str, Any]
     events: list[dict[str, Any]] = []
     system: Any = None
     latest = 0
+    first_message = -1  # the earliest message record's time (ns)
     for record in records:
         name = record.name
         if name in MESSAGE_EVENTS or name == CHOICE_EVENT:
             fields = _message_of(record.body())
             if not _carries_content(fields):
                 continue
+            if name != CHOICE_EVENT and (first_message < 0 or record.time_ns < first_message):
+                first_message = record.time_ns
         elif name == _PROMPT_EVENT:
             body = record.body()
             if body is None:
@@ -333,11 +337,16 @@ def _update(span_hex: str, records: list[Record], now_us: int) -> dict[str, Any]
     if not events:
         return None
     update: dict[str, Any] = {"id": span_hex, CONTEXT_TRACE: records[0].trace_id.hex()}
-    io_from_events(events, update)
+    from_messages = io_from_events(events, update)
     if system is not None and "input" in update:
         system_message(system, update, {})
     if "input" not in update and "output" not in update:
         return None
+    if from_messages and type(update.get("input")) is list:
+        # A part of the input: the call's other message records may come in another export.
+        messages = update["input"]
+        check = zlib.crc32(orjson.dumps(messages))
+        update[INPUT_PART] = [f"{max(first_message, 0):020d}-{check:08x}", len(messages)]
     ts = latest if MIN_US <= latest < MAX_US else now_us
     return {"id": f"{span_hex}-log-{ts}", "type": "span-update", "timestamp": ts, "body": update}
 

@@ -741,11 +741,12 @@ def system_message(system: Any, body: dict[str, Any], metadata: dict[str, Any]) 
         metadata["gen_ai.system_instructions"] = system
 
 
-def io_from_events(events: list[dict[str, Any]], body: dict[str, Any]) -> None:
+def io_from_events(events: list[dict[str, Any]], body: dict[str, Any]) -> bool:
     """Input and output that older GenAI conventions record as span events, when no attribute
     gave them: `gen_ai.content.prompt`/`.completion` (Semantic Kernel and many apps), the
     per-message events (`gen_ai.user.message`, ..., `gen_ai.choice`) and
-    `gen_ai.client.inference.operation.details`. The events stay in metadata too."""
+    `gen_ai.client.inference.operation.details`. The events stay in metadata too. Whether the
+    input is the list of the per-message events."""
     found: dict[str, Any] = {}
     messages: list[dict[str, Any]] = []
     choices: list[dict[str, Any]] = []
@@ -769,6 +770,7 @@ def io_from_events(events: list[dict[str, Any]], body: dict[str, Any]) -> None:
         found.setdefault("output", choices[0] if len(choices) == 1 else choices)
     for fld, value in found.items():
         body.setdefault(fld, value)
+    return bool(messages) and body.get("input") is messages
 
 
 # The fields of a message event whose JSON text is read as JSON (Strands writes its content

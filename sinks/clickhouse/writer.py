@@ -24,11 +24,15 @@ from pipeline.events import UPDATE_TYPES
 from pipeline.fold import (
     FIELDS,
     OBSERVATION,
+    PART_VERSION,
     SCORE,
     TRACE,
     EntityState,
+    add_part,
     apply,
+    drop_parts,
     outranks,
+    parts_of,
     root_content,
     synthesize_trace,
     table_of,
@@ -802,7 +806,8 @@ def _unstored_unless(key: Key, events: list[Envelope]) -> tuple[Key, bool] | Non
 
 def _merge_into(state: EntityState, other: EntityState) -> None:
     """Field by field, the newer version wins (FIRST_WINS fields: the older; a tie keeps
-    `state`'s); tags are a union."""
+    `state`'s); tags are a union, an input's parts too (pipeline/fold.py, add_part)."""
+    parted = state.versions.get("input") == PART_VERSION
     for vkey, version in other.versions.items():
         column, dot, k = vkey.partition(".")
         if dot and column in other.values and isinstance(other.values[column], dict):
@@ -813,6 +818,10 @@ def _merge_into(state: EntityState, other: EntityState) -> None:
             state.versions[vkey] = version
     if other.values.get("tags"):
         state.union("tags", list(other.values["tags"]))
+    if parted and state.versions.get("input") != PART_VERSION:
+        drop_parts(state.versions)
+    for key, count, text in parts_of(other):
+        add_part(state, key, count, text)
     if other.first_ts:
         state.first_ts = min(state.first_ts, other.first_ts) if state.first_ts else other.first_ts
     state.last_ts = max(state.last_ts, other.last_ts)

@@ -98,9 +98,9 @@ async def _trace(http: aiohttp.ClientSession, key: NewKey, trace_id: str) -> dic
         return await r.json() if r.status == 200 else None
 
 
-def _sdk_span(key: NewKey) -> tuple[str, str, list[Any]]:
-    """A chat call's span, made with the SDK and exported over OTLP/HTTP, and its message
-    records, left to export (the order the other test does not take)."""
+def _sdk_call(messages: list[tuple[str, str]]) -> tuple[str, str, list[Any], list[Any]]:
+    """A chat call made with the SDK: its trace and span ids, its span and its message records
+    (the role's record per message, then the choice), none exported yet."""
     spans = InMemorySpanExporter()
     provider = TracerProvider(resource=Resource.create({"service.name": "sdk-logs-test"}))
     provider.add_span_processor(SimpleSpanProcessor(spans))
@@ -111,7 +111,8 @@ def _sdk_span(key: NewKey) -> tuple[str, str, list[Any]]:
     with provider.get_tracer("test").start_as_current_span("chat gpt-4o-mini") as span:
         span.set_attributes({"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini"})
         span.set_attributes({"gen_ai.usage.input_tokens": 12, "gen_ai.usage.output_tokens": 3})
-        logger.emit(ApiLogRecord(event_name="gen_ai.user.message", body={"content": "Capital of Peru?"}))
+        for role, content in messages:
+            logger.emit(ApiLogRecord(event_name=f"gen_ai.{role}.message", body={"content": content}))
         logger.emit(
             ApiLogRecord(
                 event_name="gen_ai.choice",
@@ -119,13 +120,22 @@ def _sdk_span(key: NewKey) -> tuple[str, str, list[Any]]:
             )
         )
         context = span.get_span_context()
-    auth = basic_auth(key)
-    assert OTLPSpanExporter(endpoint=f"{API}/v1/traces", headers=auth).export(spans.get_finished_spans()) is (
-        SpanExportResult.SUCCESS
-    )
-    finished = records.get_finished_logs()
-    assert len(finished) == 2
-    return f"{context.trace_id:032x}", f"{context.span_id:016x}", list(finished)
+    finished = list(records.get_finished_logs())
+    assert len(finished) == len(messages) + 1
+    return f"{context.trace_id:032x}", f"{context.span_id:016x}", list(spans.get_finished_spans()), finished
+
+
+def _export_spans(key: NewKey, spans: list[Any]) -> None:
+    exporter = OTLPSpanExporter(endpoint=f"{API}/v1/traces", headers=basic_auth(key))
+    assert exporter.export(spans) is SpanExportResult.SUCCESS
+
+
+def _sdk_span(key: NewKey) -> tuple[str, str, list[Any]]:
+    """A chat call's span, exported over OTLP/HTTP, and its message records, left to export (the
+    order the other test does not take)."""
+    trace_id, span_id, spans, records = _sdk_call([("user", "Capital of Peru?")])
+    _export_spans(key, spans)
+    return trace_id, span_id, records
 
 
 def _sdk_logs(key: NewKey, finished: list[Any], over_grpc: bool) -> None:
@@ -163,6 +173,49 @@ async def test_sdk_exporters_spans_then_content(
     )
     assert trace["input"] == [{"role": "user", "content": "Capital of Peru?"}]
     assert trace["output"]["message"]["content"] == "Lima."
+
+
+PARTED = [
+    ("system", "Answer briefly."),
+    ("user", "Capital of Peru?"),
+    ("assistant", "Lima."),
+    ("user", "And of Chile?"),
+]
+
+
+async def test_a_calls_messages_in_two_log_exports_are_its_whole_input(
+    ch: ClickHouse, http: aiohttp.ClientSession, project: NewKey
+) -> None:
+    """The later part first, in a batch of its own, then the span, then the earlier part: the
+    stage joins each part into what the store holds, in the messages' order."""
+    trace_id, span_id, spans, records = await asyncio.to_thread(_sdk_call, PARTED)
+    query = f"SELECT id, input, provided_model_name FROM observations FINAL WHERE project_id = '{project.project_id}'"
+    await asyncio.to_thread(_sdk_logs, project, records[2:], False)
+    await eventually(lambda: rows(ch, query), lambda r: len(r) == 1 and r[0]["input"], timeout_s=TIMEOUT_S)
+    await asyncio.to_thread(_export_spans, project, spans)
+    await eventually(
+        lambda: rows(ch, query), lambda r: len(r) == 1 and r[0]["provided_model_name"], timeout_s=TIMEOUT_S
+    )
+    await asyncio.to_thread(_sdk_logs, project, records[:2], True)
+    whole = [{"role": role, "content": content} for role, content in PARTED]
+    found = await eventually(
+        lambda: rows(ch, query),
+        lambda r: len(r) == 1 and len(orjson.loads(r[0]["input"] or "[]")) == len(whole),
+        timeout_s=TIMEOUT_S,
+    )
+    assert orjson.loads(found[0]["input"]) == whole
+    async with http.get(f"{API}/api/public/observations/{span_id}", headers=basic_auth(project)) as r:
+        assert r.status == 200, await r.text()
+        observation = await r.json()
+    assert observation["input"] == whole
+    assert observation["output"]["message"]["content"] == "Lima."
+    # The call is the root span: its trace shows the whole input too.
+    trace = await eventually(
+        lambda: _trace(http, project, trace_id),
+        lambda t: t is not None and t.get("input") is not None and len(t["input"]) == len(whole),
+        timeout_s=TIMEOUT_S,
+    )
+    assert trace["input"] == whole
 
 
 async def test_other_log_records_are_answered_as_rejected(http: aiohttp.ClientSession, project: NewKey) -> None:

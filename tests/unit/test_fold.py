@@ -2,6 +2,7 @@
 
 import itertools
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,6 +18,7 @@ from pipeline.fold import (
     synthesize_trace,
     usage_and_cost,
 )
+from sinks.clickhouse.writer import _merge_into
 
 FIELDS = st.fixed_dictionaries(
     {},
@@ -205,3 +207,52 @@ def test_a_configured_category_keeps_its_label_and_number() -> None:
     # Not categorical: a stray stringValue is ignored.
     numeric = score({"id": "s", "name": "n", "value": 2, "stringValue": "x", "dataType": "NUMERIC"}, 5)
     assert numeric.values["value"] == 2.0 and "string_value" not in numeric.values
+
+
+# A call's input whose message records two (or three) log exports held: parts with keys that
+# order them, and perhaps an input some other event gave, which wins over parts.
+MESSAGES = [{"role": "system", "content": "s"}, {"role": "user", "content": "u1"}, {"role": "user", "content": "u2"}]
+
+
+@st.composite
+def parted_events(draw) -> tuple[list[Envelope], bool]:
+    cuts = draw(st.lists(st.integers(1, 2), unique=True, max_size=2))
+    bounds = [0, *sorted(cuts), 3]
+    events = [Envelope("c", "p", "span-create", 10, 10, {"id": "o1", "traceId": "t1", "name": "chat"}, source="otlp")]
+    for i, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+        key = f"{1000 + lo:020d}-{i:08x}"
+        body = {"id": "o1", "contextTraceId": "t1", "input": MESSAGES[lo:hi], "inputPart": [key, hi - lo]}
+        ts = draw(st.integers(20, 40))  # exports' times need not follow the messages' order
+        events.append(Envelope(f"l{i}", "p", "span-update", ts, ts, body, source="otlp_logs"))
+    other = draw(st.booleans())
+    if other:  # an SDK's own update with the input: it wins, whatever its time
+        events.append(Envelope("u", "p", "span-update", 5, 5, {"id": "o1", "input": ["own"]}))
+    return events, other
+
+
+@settings(max_examples=300)
+@given(parted_events(), st.randoms(use_true_random=False))
+def test_an_input_in_parts_is_whole_in_any_order(case: tuple[list[Envelope], bool], rnd) -> None:
+    events, other = case
+    expected = fold(events)
+    assert orjson.loads(expected.values["input"]) == (["own"] if other else MESSAGES)
+    shuffled = events + rnd.sample(events, k=len(events) // 2)  # some delivered twice
+    rnd.shuffle(shuffled)
+    got = fold(shuffled)
+    assert (got.values, got.versions) == (expected.values, expected.versions)
+    assert (got.first_ts, got.last_ts) == (expected.first_ts, expected.last_ts)
+    # As two processes fold them, and the reconcile joins their rows (sinks/clickhouse/writer.py).
+    cut = rnd.randint(0, len(shuffled))
+    mine, theirs = fold(shuffled[:cut]), fold(shuffled[cut:])
+    _merge_into(mine, theirs)
+    assert (mine.values, mine.versions) == (expected.values, expected.versions)
+
+
+def test_parts_only_from_log_records_of_the_edge() -> None:
+    # A client's span-update with the same key is an input as any other: no part.
+    body = {"id": "o1", "input": ["x"], "inputPart": [f"{1:020d}-00000000", 1]}
+    state = fold([Envelope("u", "p", "span-update", 5, 5, body)])
+    assert state.versions == {"input": 5, "type": -1}
+    # A malformed one from the log path is ignored, not poison.
+    state = fold([Envelope("u", "p", "span-update", 5, 5, {**body, "inputPart": ["k", -1]}, source="otlp_logs")])
+    assert state.versions["input"] == 5

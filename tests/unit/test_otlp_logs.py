@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import tracemalloc
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -101,9 +102,21 @@ def test_a_calls_message_records_become_one_update_of_its_span() -> None:
                     {"role": "user", "content": "Weather in Lima?"},
                 ],
                 "output": {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "Cloudy."}},
+                # The part of the input this export held: its first message's time, a checksum, a count.
+                "inputPart": [f"{T0:020d}-{zlib.crc32(orjson.dumps(result.events[0]['body']['input'])):08x}", 2],
             },
         }
     ]
+
+
+def test_a_call_split_over_two_exports_gives_two_parts_of_its_input() -> None:
+    system, user, choice = CHAT[0], CHAT[1], CHAT[-1]
+    first, second = mapped(request(system)).events, mapped(request(user, choice)).events
+    (a,), (b,) = first, second
+    assert a["body"]["input"] == [{"role": "system", "content": "Answer briefly."}]
+    assert b["body"]["input"] == [{"role": "user", "content": "Weather in Lima?"}]
+    key_a, key_b = a["body"]["inputPart"][0], b["body"]["inputPart"][0]
+    assert key_a < key_b and a["body"]["inputPart"][1] == b["body"]["inputPart"][1] == 1
 
 
 def test_records_of_two_spans_and_the_event_name_as_an_attribute() -> None:
@@ -136,6 +149,7 @@ def test_the_latest_conventions_operation_details_with_system_instructions() -> 
     assert event["body"]["output"] == [
         {"role": "assistant", "parts": [{"type": "text", "content": "Cloudy."}], "finish_reason": "stop"}
     ]
+    assert "inputPart" not in event["body"]  # one record holds the call's whole input
 
 
 def test_records_without_content_make_no_update() -> None:
