@@ -17,7 +17,8 @@ first, then the OpenTelemetry GenAI conventions, then the instrumentations':
 - Langfuse's OTel attribute names: `langfuse.*`;
 - frameworks with payloads of their own, as Langfuse reads them: Google ADK before its GenAI
   spans (`gcp.vertex.agent.*`), MLflow (`mlflow.*`), Genkit (`genkit:*`), LiveKit Agents
-  (`lk.*`, its spans typed by name) and Flue (`flue.*`).
+  (`lk.*`, its spans typed by name), Flue (`flue.*`) and Haystack's tracer (`haystack.*`:
+  JSON payloads, its chat messages converted, a generator's model and usage in its replies).
 
 Structured message lists always rank before the opaque payloads (`input.value`, `traceloop.entity.
 input`, ...) that instrumentations record next to them: those hold the raw request.
@@ -284,6 +285,114 @@ def _genkit_field(key: str) -> Coerce:
     return coerce_io
 
 
+def _generation_hint(value: Any) -> Any:
+    return "generation" if coerce.text(value) is not SKIP else SKIP
+
+
+# Haystack's component types by how their names end (its own and integrations' follow them).
+_HAYSTACK_TYPES: Final = (
+    ("ChatGenerator", "generation"),
+    ("Generator", "generation"),
+    ("Embedder", "embedding"),
+    ("Retriever", "retriever"),
+    ("Ranker", "retriever"),
+    ("ToolInvoker", "tool"),
+    ("Agent", "agent"),
+)
+
+
+def _type_haystack(value: Any) -> Any:
+    """`haystack.component.type`, the component's class name."""
+    if type(value) is str:
+        for suffix, kind in _HAYSTACK_TYPES:
+            if value.endswith(suffix):
+                return kind
+    return SKIP
+
+
+def _haystack_message(m: Any) -> Any:
+    """A Haystack ChatMessage as its `to_dict()` writes it (`content` a list of parts: `text`,
+    `tool_call`, `tool_call_result`) in the chat form the other conventions are shown in; one
+    with a part of another kind stays as it is, so that nothing of it is lost."""
+    if type(m) is not dict or type(m.get("content")) is not list:
+        return m
+    texts: list[Any] = []
+    calls: list[dict[str, Any]] = []
+    out: dict[str, Any] = {"role": m.get("role")}
+    for part in m["content"]:
+        if type(part) is not dict or len(part) != 1:
+            return m
+        if "text" in part:
+            texts.append(part["text"])
+        elif "tool_call" in part and type(part["tool_call"]) is dict:
+            call = part["tool_call"]
+            arguments = call.get("arguments")
+            calls.append(
+                {
+                    "id": call.get("id"),
+                    "type": "function",
+                    "function": {
+                        "name": call.get("tool_name"),
+                        "arguments": arguments if type(arguments) is str else orjson.dumps(arguments).decode(),
+                    },
+                }
+            )
+        elif "tool_call_result" in part and type(part["tool_call_result"]) is dict:
+            result = part["tool_call_result"]
+            texts.append(result.get("result"))
+            origin = result.get("origin")
+            if type(origin) is dict and origin.get("id") is not None:
+                out["tool_call_id"] = origin["id"]
+            if result.get("error"):
+                out["error"] = True
+        else:
+            return m
+    if texts:
+        out["content"] = texts[0] if len(texts) == 1 else texts
+    if calls:
+        out["tool_calls"] = calls
+    if m.get("name"):
+        out["name"] = m["name"]
+    return out
+
+
+def _haystack_messages(value: Any, depth: int = 0) -> Any:
+    """A Haystack payload with the chat messages in it, down to a few levels (a pipeline's output
+    holds its components' outputs, which hold replies), in chat form."""
+    if depth > 3:
+        return value
+    if type(value) is dict:
+        if "role" in value and type(value.get("content")) is list:
+            return _haystack_message(value)
+        return {k: _haystack_messages(v, depth + 1) for k, v in value.items()}
+    if type(value) is list:
+        return [_haystack_messages(v, depth + 1) for v in value]
+    return value
+
+
+def _haystack_field(key: str) -> Coerce:
+    """Haystack's JSON payloads of a component, an agent step or an agent run: what is under
+    `key` (a generator's `messages` and `replies`, an agent's `last_message`), or else the whole
+    payload, their chat messages in chat form."""
+
+    def coerce_io(value: Any) -> Any:
+        parsed = _io(value)
+        if type(parsed) is dict and parsed.get(key):
+            parsed = parsed[key]
+        return _haystack_messages(parsed)
+
+    return coerce_io
+
+
+def _haystack_messages_io(value: Any) -> Any:
+    return _haystack_messages(_io(value))
+
+
+def _haystack_pipeline_output(value: Any) -> Any:
+    """`haystack.pipeline.output_data`: Haystack 2.x sets it when the run starts, to `{}`."""
+    return SKIP if value == "{}" else _haystack_messages_io(value)
+
+
 def _non_empty_io(value: Any) -> Any:
     """`ai.response.text` is set, empty, on steps that only call tools."""
     return SKIP if value == "" else _io(value)
@@ -383,6 +492,11 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("gen_ai.tool.name", OBS, "name", 0, _name),
     ("genkit:name", OBS, "name", 1, _name),
     ("genkit:name", META, "genkit:name", 0, None),
+    # Haystack's spans are all `haystack.component.run` (or `haystack.agent.step.*`): its name
+    ("haystack.component.name", OBS, "name", 4, _name),
+    ("haystack.component.name", META, "haystack.component.name", 0, None),
+    ("haystack.tool.name", OBS, "name", 4, _name),
+    ("haystack.tool.name", META, "haystack.tool.name", 0, None),
     ("logfire.msg", OBS, "name", 2, _name),  # the message, where the span's name is its template
     ("logfire.msg", META, "logfire.msg", 0, None),
     ("ai.toolCall.name", OBS, "name", 3, _name),
@@ -420,6 +534,12 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("name", META, "name", 0, None),
     ("agent_name", OBS, "type", 12, _agent_hint),  # Pydantic AI's agent run before invoke_agent
     ("agent_name", META, "agent_name", 0, None),
+    # Haystack: components by their class, and its agent's own spans (3.x) by their payloads
+    ("haystack.component.type", OBS, "type", 13, _type_haystack),
+    ("haystack.component.type", META, "haystack.component.type", 0, None),
+    ("haystack.agent.step.llm.input", OBS, "type", 13, _generation_hint),
+    ("haystack.agent.step.tool.input", OBS, "type", 13, _tool_hint),
+    ("haystack.agent.input", OBS, "type", 13, _agent_hint),
     # spans that sum up the calls below them
     ("ai.operationId", HINTS, "aggregate", 0, _vercel_wrapper),
     ("gen_ai.operation.name", HINTS, "aggregate", 1, _aggregate_operation),
@@ -471,6 +591,11 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("lk.user_input", OBS, "input", 27, _io),
     ("lk.pii.user_input", OBS, "input", 27, _io),
     ("mlflow.spanInputs", OBS, "input", 28, _io),
+    ("haystack.component.input", OBS, "input", 29, _haystack_field("messages")),
+    ("haystack.agent.step.llm.input", OBS, "input", 29, _haystack_field("messages")),
+    ("haystack.agent.step.tool.input", OBS, "input", 29, _io),
+    ("haystack.agent.input", OBS, "input", 29, _haystack_field("messages")),
+    ("haystack.pipeline.input_data", OBS, "input", 29, _haystack_messages_io),
     ("gen_ai.system_instructions", HINTS, "system", 0, _io),
     # output
     ("langfuse.observation.output", OBS, "output", 0, _io),
@@ -507,6 +632,11 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("lk.pii.response.text", OBS, "output", 26, _non_empty_io),
     ("lk.pii.response.function_calls", OBS, "output", 27, _io),
     ("mlflow.spanOutputs", OBS, "output", 28, _io),
+    ("haystack.component.output", OBS, "output", 29, _haystack_field("replies")),
+    ("haystack.agent.step.llm.output", OBS, "output", 29, _haystack_field("replies")),
+    ("haystack.agent.step.tool.output", OBS, "output", 29, _io),
+    ("haystack.agent.output", OBS, "output", 29, _haystack_field("last_message")),
+    ("haystack.pipeline.output_data", OBS, "output", 29, _haystack_pipeline_output),
     # Figures some of them only give inside those payloads (mapping._compose).
     ("genkit:input", HINTS, "genkitInput", 0, coerce.json_object),
     ("genkit:output", HINTS, "genkitOutput", 0, coerce.json_object),
@@ -514,6 +644,8 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("genkit:metadata:subtype", HINTS, "genkitSubtype", 0, coerce.text),
     ("gcp.vertex.agent.llm_response", HINTS, "adkResponse", 0, _adk_response),
     ("mlflow.chat.tokenUsage", HINTS, "mlflowUsage", 0, coerce.json_object),
+    ("haystack.component.output", HINTS, "haystackOutput", 0, coerce.json_object),
+    ("haystack.agent.step.llm.output", HINTS, "haystackOutput", 0, coerce.json_object),
     # model
     ("langfuse.observation.model.name", OBS, "model", 0, coerce.text),
     ("gen_ai.response.model", OBS, "model", 1, coerce.text),

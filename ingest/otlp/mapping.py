@@ -544,6 +544,9 @@ def _compose(
             metadata["aggregate"] = aggregate
     if "genkitInput" in hints or "genkitOutput" in hints or "genkitSubtype" in hints:
         _genkit(hints, body)
+    meta = _haystack_meta(hints)
+    if meta is not None and "model" not in body and type(meta.get("model")) is str and meta["model"]:
+        body["model"] = meta["model"]
     calls = hints.get("toolCalls")
     if calls is not None:  # the AI SDK's tool calls of a step, with its text if it has any
         output = body.get("output")
@@ -614,6 +617,18 @@ def _payload_usage(hints: dict[str, Any], given: dict[str, Any] | None) -> dict[
         cached = coerce.count(meta.get("cached_content_token_count"))
         if cached is not SKIP and cached > 0:
             usage["input_cached_tokens"] = cached
+    haystack = _haystack_meta(hints)
+    counts = haystack.get("usage") if haystack is not None else None
+    if type(counts) is dict:  # an OpenAI usage object, as Haystack's OpenAI generators keep it
+        for name, key in _HAYSTACK_USAGE:
+            n = coerce.count(counts.get(name))
+            if n is not SKIP and key not in usage:
+                usage[key] = n
+        for details, name, key in _HAYSTACK_DETAILS:
+            found = counts.get(details)
+            n = coerce.count(found.get(name)) if type(found) is dict else SKIP
+            if n is not SKIP and n and key not in usage:
+                usage[key] = n
     mlflow: Any = hints.get("mlflowUsage")
     if mlflow is not None:
         for name, key in _MLFLOW_USAGE:
@@ -621,6 +636,25 @@ def _payload_usage(hints: dict[str, Any], given: dict[str, Any] | None) -> dict[
             if n is not SKIP and key not in usage:
                 usage[key] = n
     return usage if usage else given
+
+
+# Haystack's replies keep the provider's usage in their meta: OpenAI's, and the same keys from
+# the generators built on it.
+_HAYSTACK_USAGE: Final = (("prompt_tokens", "input"), ("completion_tokens", "output"), ("total_tokens", "total"))
+_HAYSTACK_DETAILS: Final = (
+    ("prompt_tokens_details", "cached_tokens", "input_cached_tokens"),
+    ("completion_tokens_details", "reasoning_tokens", "output_reasoning_tokens"),
+)
+
+
+def _haystack_meta(hints: dict[str, Any]) -> dict[str, Any] | None:
+    """The meta of a Haystack generator's first reply (its `replies` output), where the model
+    that answered and its usage are."""
+    output: Any = hints.get("haystackOutput")
+    replies = output.get("replies") if output is not None else None
+    first = replies[0] if type(replies) is list and replies else None
+    meta = first.get("meta") if type(first) is dict else None
+    return meta if type(meta) is dict else None
 
 
 def _genkit(hints: dict[str, Any], body: dict[str, Any]) -> None:

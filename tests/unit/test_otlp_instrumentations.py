@@ -1141,3 +1141,74 @@ def test_google_genai_generate_content(fixture: str, span: str) -> None:
     }
     assert body["input"][0] == {"role": "system", "content": "Answer briefly."}
     assert body["modelParameters"] == {"temperature": 0.2}
+
+
+# --- Haystack's OpenTelemetry tracer (3.x and 2.x) -----------------------------------------------
+
+HAYSTACK_SYSTEM = {"role": "system", "content": "Answer weather questions briefly."}
+HAYSTACK_CALL = {
+    "role": "assistant",
+    "tool_calls": [
+        {"id": "call-1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Lima"}'}}
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("fixture", "names"),
+    [("haystack", ("haystack.agent.step.llm", "get_weather")), ("haystack_2x", ("chat_generator", "tool_invoker"))],
+)
+def test_haystack_pipeline_and_agent(fixture: str, names: tuple[str, str]) -> None:
+    """Every Haystack span carries its payloads as JSON, a chat message as a list of parts; the
+    generators' model and usage are only in their replies' meta."""
+    obs, traces = mapped(fixture)
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for event in obs.values():
+        by_name.setdefault(event["body"]["name"], []).append(event)
+    # The pipeline: its components by their names, not all `haystack.component.run`.
+    [builder], [llm] = by_name["prompt_builder"], by_name["llm"]
+    assert builder["type"] == "span-create"
+    assert builder["body"]["output"]["prompt"][1] == {"role": "user", "content": "Tell me about Berlin"}
+    assert llm["type"] == "generation-create"
+    body = fields(llm)
+    assert (body["model"], body["usageDetails"]) == ("gpt-4o-mini-2024-07-18", {"input": 21, "output": 7, "total": 28})
+    assert body["input"][0] == {"role": "system", "content": "Always respond in German."}
+    assert body["output"] == [{"role": "assistant", "content": "Berlin ist die Hauptstadt Deutschlands."}]
+    assert llm["body"]["metadata"]["haystack.component.type"] == "OpenAIChatGenerator"
+    [pipeline] = [t for ts in traces.values() for t in ts if t["name"] == "haystack.pipeline.run"]
+    assert pipeline["input"]["prompt_builder"]["template_variables"] == {"location": "Berlin"}
+    # The agent: its model calls (the first asks for the tool, 12 of its 40 prompt tokens cached),
+    # its tool, and the run whose input is the trace's.
+    step, tool = names
+    first, second = sorted(by_name[step], key=lambda e: e["body"]["startTime"])
+    assert (first["type"], second["type"]) == ("generation-create", "generation-create")
+    assert fields(first)["usageDetails"] == {"input": 28, "input_cached_tokens": 12, "output": 9, "total": 49}
+    assert fields(first)["output"] == [HAYSTACK_CALL]
+    assert fields(second)["input"][2:] == [
+        HAYSTACK_CALL,
+        {"role": "tool", "tool_call_id": "call-1", "content": "cloudy in Lima"},
+    ]
+    assert fields(second)["output"] == [{"role": "assistant", "content": "Cloudy in Lima."}]
+    [invoked] = by_name[tool]
+    assert invoked["type"] == "tool-create"
+    [run] = by_name["haystack.agent.run"]
+    assert run["type"] == "agent-create" and "usageDetails" not in run["body"]
+    assert fields(run)["input"] == [{"role": "user", "content": "Weather in Lima?"}]
+    [trace] = [t for ts in traces.values() for t in ts if t["name"] == "haystack.agent.run"]
+    assert trace["input"] == [{"role": "user", "content": "Weather in Lima?"}]
+    if fixture == "haystack":  # 3.x: the tool's own span, and the run's last message as its output
+        assert (fields(invoked)["input"], fields(invoked)["output"]) == ({"city": "Lima"}, "cloudy in Lima")
+        assert fields(run)["output"] == {"role": "assistant", "content": "Cloudy in Lima."}
+    assert first["body"]["input"][0] == HAYSTACK_SYSTEM
+
+
+def test_haystack_messages_of_another_kind_stay_as_they_are() -> None:
+    from ingest.otlp.conventions import _haystack_message
+
+    image = {"role": "user", "content": [{"text": "What is it?"}, {"image": {"base64_image": "..."}}]}
+    assert _haystack_message(image) == image
+    failed = {
+        "role": "tool",
+        "content": [{"tool_call_result": {"result": "boom", "origin": {"id": "c"}, "error": True}}],
+    }
+    assert _haystack_message(failed) == {"role": "tool", "content": "boom", "tool_call_id": "c", "error": True}
