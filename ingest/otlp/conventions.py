@@ -750,6 +750,8 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("metadata", META, WHOLE, 1, coerce.json_object),
     ("model_request_parameters", META, "model_request_parameters", 0, _io),
     ("gen_ai.tool.definitions", META, "gen_ai.tool.definitions", 0, _io),
+    # a string array, which Microsoft Agent Framework writes as its JSON
+    ("gen_ai.response.finish_reasons", META, "gen_ai.response.finish_reasons", 0, _io),
     # trace-level attributes
     ("langfuse.trace.name", TRACE, "name", 0, coerce.text),
     ("langfuse.trace.input", TRACE, "input", 0, _io),

@@ -1212,3 +1212,29 @@ def test_haystack_messages_of_another_kind_stay_as_they_are() -> None:
         "content": [{"tool_call_result": {"result": "boom", "origin": {"id": "c"}, "error": True}}],
     }
     assert _haystack_message(failed) == {"role": "tool", "content": "boom", "tool_call_id": "c", "error": True}
+
+
+# --- Microsoft Agent Framework -------------------------------------------------------------------
+
+
+def test_agent_framework_run_with_a_tool() -> None:
+    obs, traces = mapped("agent_framework")
+    chats = sorted((e for e in obs.values() if e["type"] == "generation-create"), key=lambda e: e["body"]["startTime"])
+    first, second = chats
+    assert fields(first)["model"] == "gpt-4o-mini-2024-07-18"
+    assert fields(first)["usageDetails"] == {"input": 28, "input_cached_tokens": 12, "output": 9, "total": 49}
+    assert fields(first)["output"][0]["parts"][0]["name"] == "get_weather"
+    # Written as the JSON of an array: read as one.
+    assert first["body"]["metadata"]["gen_ai.response.finish_reasons"] == ["tool_calls"]
+    assert fields(second)["usageDetails"] == {"input": 61, "output": 5, "total": 66}
+    [tool] = [e for e in obs.values() if e["type"] == "tool-create"]
+    assert (fields(tool)["name"], fields(tool)["input"], fields(tool)["output"]) == (
+        "get_weather",
+        {"city": "Lima"},
+        "cloudy in Lima",
+    )
+    [agent] = [e for e in obs.values() if e["type"] == "agent-create"]
+    assert "usageDetails" not in agent["body"]  # the sum of its calls: metadata, not counted again
+    assert agent["body"]["metadata"]["aggregate"]["usageDetails"]["total"] == 115
+    [trace] = [t for ts in traces.values() for t in ts]
+    assert trace["input"][-1]["parts"][0]["content"] == "Weather in Lima?"

@@ -359,3 +359,13 @@ def test_recorded_google_genai_operation_details() -> None:
     assert event["body"]["id"] == "f085f7022af7a8b5"
     assert event["body"]["input"][0] == {"role": "system", "content": "Answer briefly."}
     assert event["body"]["output"][0]["parts"] == [{"content": "Cloudy in Lima.", "type": "text"}]
+
+
+def test_recorded_agent_framework_messages_are_parts_its_spans_own_input_outranks() -> None:
+    """Microsoft Agent Framework sends each call's messages on its span and again as records: the
+    records' input is a part (pipeline/fold.py add_part), below the span's own input."""
+    result = map_logs(parse_logs((FIXTURES / "agent_framework.logs.json").read_bytes(), JSON), now_us=1)
+    assert result.rejected == 0 and len(result.events) == 2
+    for event in result.events:
+        key, count = event["body"]["inputPart"]
+        assert count == len(event["body"]["input"]) and len(key) == 29
