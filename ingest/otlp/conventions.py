@@ -218,6 +218,10 @@ def _agent_hint(value: Any) -> Any:
     return "agent" if coerce.text(value) is not SKIP else SKIP
 
 
+# Logfire's OpenAI Agents spans say what they are only in their message templates.
+_type_logfire_template: Final = coerce.one_of({"function: {name}": "tool", "agent run: {name!r}": "agent"})
+
+
 def _logfire_events(value: Any) -> Any:
     """Logfire's `events`: a JSON list of GenAI events, each named by its `event.name`."""
     events = _io(value)
@@ -534,6 +538,8 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("name", META, "name", 0, None),
     ("agent_name", OBS, "type", 12, _agent_hint),  # Pydantic AI's agent run before invoke_agent
     ("agent_name", META, "agent_name", 0, None),
+    ("logfire.msg_template", OBS, "type", 12, _type_logfire_template),
+    ("logfire.msg_template", META, "logfire.msg_template", 0, None),
     # Haystack: components by their class, and its agent's own spans (3.x) by their payloads
     ("haystack.component.type", OBS, "type", 13, _type_haystack),
     ("haystack.component.type", META, "haystack.component.type", 0, None),
@@ -644,6 +650,10 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("genkit:metadata:subtype", HINTS, "genkitSubtype", 0, coerce.text),
     ("gcp.vertex.agent.llm_response", HINTS, "adkResponse", 0, _adk_response),
     ("mlflow.chat.tokenUsage", HINTS, "mlflowUsage", 0, coerce.json_object),
+    # Logfire's OpenAI Agents spans of a model call: their `events` end with the answer, not as
+    # a gen_ai.choice (mapping._compose); the whole response stays metadata.
+    ("response", HINTS, "logfireResponse", 0, _present),
+    ("response", META, "response", 0, None),
     ("haystack.component.output", HINTS, "haystackOutput", 0, coerce.json_object),
     ("haystack.agent.step.llm.output", HINTS, "haystackOutput", 0, coerce.json_object),
     # model
@@ -665,6 +675,8 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("embedding.invocation_parameters", PARAMS, WHOLE, 1, coerce.json_object),
     ("model_config", PARAMS, WHOLE, 2, _set_params),  # Logfire's (the OpenAI Agents SDK's settings)
     ("model_config", META, "model_config", 0, None),
+    ("model_settings", PARAMS, WHOLE, 2, _set_params),  # Logfire's OpenAI Agents spans
+    ("model_settings", META, "model_settings", 0, None),
     ("ai.prompt.toolChoice", PARAMS, "toolChoice", 3, _io),
     # the AI SDK's settings under the GenAI names, where they have one (the rest: ai.settings.*)
     ("ai.settings.maxOutputTokens", PARAMS, "max_tokens", 3, None),

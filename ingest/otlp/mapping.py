@@ -556,6 +556,8 @@ def _compose(
             body["output"] = {"role": "assistant", "content": output, "tool_calls": calls}
         else:
             metadata["ai.response.toolCalls"] = calls
+    if "logfireResponse" in hints and "output" not in body:
+        _answer_out_of_events(body)
     empty = hints.get("emptyOutput")
     if empty is not None:  # messages without content: the output unless another source gave one
         if "output" in body:
@@ -636,6 +638,25 @@ def _payload_usage(hints: dict[str, Any], given: dict[str, Any] | None) -> dict[
             if n is not SKIP and key not in usage:
                 usage[key] = n
     return usage if usage else given
+
+
+_ASSISTANT_EVENT: Final = "gen_ai.assistant.message"
+
+
+def _answer_out_of_events(body: dict[str, Any]) -> None:
+    """Logfire's OpenAI Agents integration appends a model call's answer to its `events` as
+    assistant messages (no gen_ai.choice): those at the end are the output, not the input."""
+    events = body.get("input")
+    if type(events) is not list or not events:
+        return
+    n = len(events)
+    while n and type(events[n - 1]) is dict and events[n - 1].get("event.name") == _ASSISTANT_EVENT:
+        n -= 1
+    if n == len(events) or n == 0:
+        return
+    answer = events[n:]
+    body["input"] = events[:n]
+    body["output"] = answer[0] if len(answer) == 1 else answer
 
 
 # Haystack's replies keep the provider's usage in their meta: OpenAI's, and the same keys from

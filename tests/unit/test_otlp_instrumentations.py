@@ -1238,3 +1238,24 @@ def test_agent_framework_run_with_a_tool() -> None:
     assert agent["body"]["metadata"]["aggregate"]["usageDetails"]["total"] == 115
     [trace] = [t for ts in traces.values() for t in ts]
     assert trace["input"][-1]["parts"][0]["content"] == "Weather in Lima?"
+
+
+# --- The OpenAI Agents SDK through Logfire -----------------------------------------------------
+
+
+def test_openai_agents_through_logfire() -> None:
+    """Logfire appends a model call's answer to its `events` as an assistant message: the output,
+    not the input's last message."""
+    obs, _ = mapped("openai_agents_logfire")
+    calls = sorted((e for e in obs.values() if e["type"] == "generation-create"), key=lambda e: e["body"]["startTime"])
+    first, second = (fields(e) for e in calls)
+    assert [m["role"] for m in first["input"]] == ["system", "user"]
+    assert first["output"]["tool_calls"][0]["function"]["name"] == "get_weather"
+    assert [m["role"] for m in second["input"]] == ["system", "user", "assistant", "tool"]
+    assert second["output"]["content"] == "Cloudy in Lima."
+    assert first["modelParameters"]["temperature"] == 0.2  # Logfire's model_settings, without its nulls
+    assert first["usageDetails"] == {"input": 40, "input_cached_tokens": 12, "output": 17, "total": 69}
+    by_name = {e["body"]["name"]: e for e in obs.values()}
+    assert by_name["Function: get_weather"]["type"] == "tool-create"
+    assert by_name["Agent run: 'Weather agent'"]["type"] == "agent-create"
+    assert by_name["Turn 1 for agent Weather agent"]["type"] == "span-create"
