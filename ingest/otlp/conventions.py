@@ -485,7 +485,7 @@ def _set_params(value: Any) -> Any:
     given = coerce.json_object(value)
     if given is SKIP:
         return SKIP
-    kept = {k: v for k, v in given.items() if v is not None}
+    kept = {k: v for k, v in given.items() if v is not None and k != "base_url"}  # an endpoint
     return kept if kept else SKIP
 
 
@@ -650,6 +650,10 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("genkit:metadata:subtype", HINTS, "genkitSubtype", 0, coerce.text),
     ("gcp.vertex.agent.llm_response", HINTS, "adkResponse", 0, _adk_response),
     ("mlflow.chat.tokenUsage", HINTS, "mlflowUsage", 0, coerce.json_object),
+    # The OpenAI Agents SDK's usage object on Logfire's spans: a model call's cached and reasoning
+    # tokens are only there on the Chat Completions path (and the reasoning on either).
+    ("usage", HINTS, "agentsUsage", 0, coerce.json_object),
+    ("usage", META, "usage", 0, None),
     # Logfire's OpenAI Agents spans of a model call: their `events` end with the answer, not as
     # a gen_ai.choice (mapping._compose); the whole response stays metadata.
     ("response", HINTS, "logfireResponse", 0, _present),

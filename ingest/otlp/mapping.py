@@ -631,6 +631,13 @@ def _payload_usage(hints: dict[str, Any], given: dict[str, Any] | None) -> dict[
             n = coerce.count(found.get(name)) if type(found) is dict else SKIP
             if n is not SKIP and n and key not in usage:
                 usage[key] = n
+    agents: Any = hints.get("agentsUsage")
+    if agents is not None and given:  # a model call's (its own counts given): not a turn's sum
+        for details, name, key in _AGENTS_DETAILS:
+            found = agents.get(details)
+            n = coerce.count(found.get(name)) if type(found) is dict else SKIP
+            if n is not SKIP and n and key not in usage:
+                usage[key] = n
     mlflow: Any = hints.get("mlflowUsage")
     if mlflow is not None:
         for name, key in _MLFLOW_USAGE:
@@ -665,6 +672,13 @@ _HAYSTACK_USAGE: Final = (("prompt_tokens", "input"), ("completion_tokens", "out
 _HAYSTACK_DETAILS: Final = (
     ("prompt_tokens_details", "cached_tokens", "input_cached_tokens"),
     ("completion_tokens_details", "reasoning_tokens", "output_reasoning_tokens"),
+)
+
+
+# The OpenAI Agents SDK's Usage (and the Responses API's): the parts of its counts.
+_AGENTS_DETAILS: Final = (
+    ("input_tokens_details", "cached_tokens", "input_cached_tokens"),
+    ("output_tokens_details", "reasoning_tokens", "output_reasoning_tokens"),
 )
 
 

@@ -1254,8 +1254,28 @@ def test_openai_agents_through_logfire() -> None:
     assert [m["role"] for m in second["input"]] == ["system", "user", "assistant", "tool"]
     assert second["output"]["content"] == "Cloudy in Lima."
     assert first["modelParameters"]["temperature"] == 0.2  # Logfire's model_settings, without its nulls
-    assert first["usageDetails"] == {"input": 40, "input_cached_tokens": 12, "output": 17, "total": 69}
+    # the reasoning tokens only in the provider's usage object (`gen_ai.usage.raw`), shown beside the output
+    assert first["usageDetails"] == {
+        "input": 40,
+        "input_cached_tokens": 12,
+        "output": 17,
+        "output_reasoning_tokens": 4,
+        "total": 69,
+    }
     by_name = {e["body"]["name"]: e for e in obs.values()}
     assert by_name["Function: get_weather"]["type"] == "tool-create"
     assert by_name["Agent run: 'Weather agent'"]["type"] == "agent-create"
     assert by_name["Turn 1 for agent Weather agent"]["type"] == "span-create"
+
+
+def test_openai_agents_through_logfire_on_chat_completions() -> None:
+    """On the Chat Completions path the cached tokens are only in the SDK's `usage` object; a
+    turn's `usage` (the sum of its calls) gives nothing: its calls count."""
+    obs, _ = mapped("openai_agents_logfire_chat")
+    calls = sorted((e for e in obs.values() if e["type"] == "generation-create"), key=lambda e: e["body"]["startTime"])
+    first, second = (fields(e) for e in calls)
+    assert first["usageDetails"] == {"input": 28, "input_cached_tokens": 12, "output": 9, "total": 49}
+    assert first["modelParameters"] == {"temperature": 0.2}  # not the client's base_url
+    assert first["output"][0]["tool_calls"][0]["function"]["name"] == "get_weather"
+    assert second["output"][0]["content"] == "Cloudy in Lima."
+    assert all("usageDetails" not in e["body"] for e in obs.values() if e["type"] != "generation-create")
