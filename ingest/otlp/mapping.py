@@ -622,29 +622,33 @@ def _payload_usage(hints: dict[str, Any], given: dict[str, Any] | None) -> dict[
     haystack = _haystack_meta(hints)
     counts = haystack.get("usage") if haystack is not None else None
     if type(counts) is dict:  # an OpenAI usage object, as Haystack's OpenAI generators keep it
-        for name, key in _HAYSTACK_USAGE:
-            n = coerce.count(counts.get(name))
-            if n is not SKIP and key not in usage:
-                usage[key] = n
-        for details, name, key in _HAYSTACK_DETAILS:
-            found = counts.get(details)
-            n = coerce.count(found.get(name)) if type(found) is dict else SKIP
-            if n is not SKIP and n and key not in usage:
-                usage[key] = n
+        _take_counts(counts, _HAYSTACK_USAGE, usage)
+        _take_details(counts, _HAYSTACK_DETAILS, usage)
     agents: Any = hints.get("agentsUsage")
     if agents is not None and given:  # a model call's (its own counts given): not a turn's sum
-        for details, name, key in _AGENTS_DETAILS:
-            found = agents.get(details)
-            n = coerce.count(found.get(name)) if type(found) is dict else SKIP
-            if n is not SKIP and n and key not in usage:
-                usage[key] = n
+        _take_details(agents, _AGENTS_DETAILS, usage)
     mlflow: Any = hints.get("mlflowUsage")
     if mlflow is not None:
-        for name, key in _MLFLOW_USAGE:
-            n = coerce.count(mlflow.get(name))
-            if n is not SKIP and key not in usage:
-                usage[key] = n
+        _take_counts(mlflow, _MLFLOW_USAGE, usage)
     return usage if usage else given
+
+
+def _take_counts(found: dict[str, Any], names: tuple[tuple[str, str], ...], usage: dict[str, Any]) -> None:
+    """The counts `found` has under `names` (its name, the usage key), where no other gave one."""
+    for name, key in names:
+        n = coerce.count(found.get(name))
+        if n is not SKIP and key not in usage:
+            usage[key] = n
+
+
+def _take_details(found: dict[str, Any], details: tuple[tuple[str, str, str], ...], usage: dict[str, Any]) -> None:
+    """The non-zero counts of `found`'s nested details (its details object, the count's name in
+    it, the usage key), where no other gave one."""
+    for group, name, key in details:
+        parts = found.get(group)
+        n = coerce.count(parts.get(name)) if type(parts) is dict else SKIP
+        if n is not SKIP and n and key not in usage:
+            usage[key] = n
 
 
 _ASSISTANT_EVENT: Final = "gen_ai.assistant.message"
