@@ -22,8 +22,6 @@ _LEN = 2  # the length-delimited wire type
 # ScopeSpans.spans.
 _RESOURCE_SPANS = 1
 _SCOPE_SPANS = 2
-# Two messages' tags and lengths around a piece's spans (a length takes at most 5 bytes).
-_FRAMING = 12
 _SPANS = 2
 # Two messages' tags and lengths around a piece's spans (a length takes at most 5 bytes).
 _FRAMING = 12
