@@ -9,6 +9,7 @@ never raise: whatever a client sends, the span maps.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
@@ -23,6 +24,9 @@ SKIP: Final[Any] = object()
 # kept well within that, counting the levels of the event around them.
 MAX_DEPTH: Final = 128
 TOO_DEEP: Final = f"[nested deeper than {MAX_DEPTH} levels]"
+# A decimal number as text (number_text): longer ones stay text.
+_NUMBER: Final = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+_NUMBER_TEXT: Final = 32
 
 
 def any_value(v: Any, depth: int = 0) -> Any:
@@ -211,6 +215,16 @@ def tag_list(value: Any) -> Any:
     if type(value) is list:
         return [t if type(t) is str else orjson.dumps(t).decode() for t in value] or SKIP
     return SKIP
+
+
+def number_text(value: Any) -> Any:
+    """A value as given, except a string that is a decimal number: that number."""
+    if type(value) is str and 0 < len(value) <= _NUMBER_TEXT and _NUMBER.fullmatch(value):
+        if "." not in value and "e" not in value and "E" not in value:
+            return int(value)
+        number = float(value)
+        return number if math.isfinite(number) else value
+    return value
 
 
 def prompt_version(value: Any) -> Any:

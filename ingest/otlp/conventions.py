@@ -17,8 +17,9 @@ first, then the OpenTelemetry GenAI conventions, then the instrumentations':
 - Langfuse's OTel attribute names: `langfuse.*`;
 - frameworks with payloads of their own, as Langfuse reads them: Google ADK before its GenAI
   spans (`gcp.vertex.agent.*`), MLflow (`mlflow.*`), Genkit (`genkit:*`), LiveKit Agents
-  (`lk.*`, its spans typed by name), Flue (`flue.*`) and Haystack's tracer (`haystack.*`:
-  JSON payloads, its chat messages converted, a generator's model and usage in its replies).
+  (`lk.*`, its spans typed by name), Flue (`flue.*`), Haystack's tracer (`haystack.*`:
+  JSON payloads, its chat messages converted, a generator's model and usage in its replies) and
+  Mastra (`mastra.<span type>.input`/`.output`, its run's metadata, user, session and tags).
 
 Structured message lists always rank before the opaque payloads (`input.value`, `traceloop.entity.
 input`, ...) that instrumentations record next to them: those hold the raw request.
@@ -219,6 +220,25 @@ def _agent_hint(value: Any) -> Any:
 
 
 # Logfire's OpenAI Agents spans say what they are only in their message templates.
+# Spring AI's observations (`spring.ai.kind`): the ChatClient's call runs its advisors, model
+# calls and tools; its model calls name their operation (chat), the rest only `framework`.
+_type_spring: Final = coerce.one_of({"tool_call": "tool", "chat_client": "chain"})
+# AgentOps' decorators (`agentops.span.kind`); its session is the trace's root, a plain span.
+_type_agentops: Final = coerce.one_of(
+    {
+        "agent": "agent",
+        "team": "agent",
+        "tool": "tool",
+        "llm": "generation",
+        "guardrail": "guardrail",
+        "task": "chain",
+        "operation": "chain",
+        "workflow": "chain",
+    }
+)
+# The entities AgentOps records a decorated function's call and result for, as
+# `agentops.<entity>.input` / `.output`.
+_AGENTOPS_ENTITIES: Final = ("entity", "agent", "team", "tool", "task", "operation", "workflow", "guardrail")
 _type_logfire_template: Final = coerce.one_of({"function: {name}": "tool", "agent run: {name!r}": "agent"})
 
 
@@ -489,6 +509,66 @@ def _set_params(value: Any) -> Any:
     return kept if kept else SKIP
 
 
+# Mastra (@mastra/otel-exporter) writes a span's payloads as `mastra.<span type>.input` and
+# `.output` wherever no GenAI attribute holds them (agent runs, model steps with their messages,
+# workflows, processors, memory): its span types, as @mastra/core 1.x names them.
+_MASTRA_SPANS: Final = (
+    "agent_run",
+    "agent_signal",
+    "classifier_evaluation",
+    "client_tool_call",
+    "generic",
+    "graph_action",
+    "mapping",
+    "mcp_server_request",
+    "memory_operation",
+    "model_chunk",
+    "model_generation",
+    "model_inference",
+    "model_step",
+    "processor_run",
+    "rag_action",
+    "rag_embedding",
+    "rag_ingestion",
+    "rag_vector_operation",
+    "scorer_run",
+    "scorer_step",
+    "skill_action",
+    "skill_resolution",
+    "workflow_conditional",
+    "workflow_conditional_eval",
+    "workflow_loop",
+    "workflow_parallel",
+    "workflow_run",
+    "workflow_sleep",
+    "workflow_step",
+    "workflow_wait_event",
+    "workspace_action",
+)
+
+
+def _agentops_call(value: Any) -> Any:
+    """AgentOps' record of a decorated function's call, `{"args": [..], "kwargs": {..}}`: the
+    keyword arguments alone, or the one positional argument, where that is all it was given."""
+    call = _io(value)
+    if type(call) is dict and len(call) == 2 and "args" in call and "kwargs" in call:
+        args, kwargs = call["args"], call["kwargs"]
+        if args == [] and kwargs == {}:
+            return SKIP  # called without arguments: no input
+        if args == [] and type(kwargs) is dict:
+            return kwargs
+        if kwargs == {} and type(args) is list and len(args) == 1:
+            return args[0]
+    return call
+
+
+def _request_tools(value: Any) -> Any:
+    """Langtrace's `gen_ai.request.tools`: a list holding the tools' JSON text."""
+    if type(value) is list and len(value) == 1 and type(value[0]) is str:
+        return _io(value[0])
+    return _io(value)
+
+
 # (attribute key, group, field, rank, coercion). Rank orders the sources of one slot.
 EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     # name: the span's own unless one of these says better (Langfuse's order); the AI SDK's
@@ -501,6 +581,8 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("haystack.component.name", META, "haystack.component.name", 0, None),
     ("haystack.tool.name", OBS, "name", 4, _name),
     ("haystack.tool.name", META, "haystack.tool.name", 0, None),
+    ("spring.ai.tool.definition.name", OBS, "name", 5, _name),
+    ("spring.ai.tool.definition.name", META, "spring.ai.tool.definition.name", 0, None),
     ("logfire.msg", OBS, "name", 2, _name),  # the message, where the span's name is its template
     ("logfire.msg", META, "logfire.msg", 0, None),
     ("ai.toolCall.name", OBS, "name", 3, _name),
@@ -546,6 +628,10 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("haystack.agent.step.llm.input", OBS, "type", 13, _generation_hint),
     ("haystack.agent.step.tool.input", OBS, "type", 13, _tool_hint),
     ("haystack.agent.input", OBS, "type", 13, _agent_hint),
+    ("spring.ai.kind", OBS, "type", 14, _type_spring),
+    ("agentops.span.kind", OBS, "type", 15, _type_agentops),
+    ("agentops.span.kind", META, "agentops.span.kind", 0, None),
+    ("spring.ai.kind", META, "spring.ai.kind", 0, None),
     # spans that sum up the calls below them
     ("ai.operationId", HINTS, "aggregate", 0, _vercel_wrapper),
     ("gen_ai.operation.name", HINTS, "aggregate", 1, _aggregate_operation),
@@ -602,6 +688,9 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("haystack.agent.step.tool.input", OBS, "input", 29, _io),
     ("haystack.agent.input", OBS, "input", 29, _haystack_field("messages")),
     ("haystack.pipeline.input_data", OBS, "input", 29, _haystack_messages_io),
+    *((f"mastra.{t}.input", OBS, "input", 30, _io) for t in _MASTRA_SPANS),
+    ("spring.ai.tool.call.arguments", OBS, "input", 31, _io),
+    *((f"agentops.{e}.input", OBS, "input", 32, _agentops_call) for e in _AGENTOPS_ENTITIES),
     ("gen_ai.system_instructions", HINTS, "system", 0, _io),
     # output
     ("langfuse.observation.output", OBS, "output", 0, _io),
@@ -643,6 +732,9 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("haystack.agent.step.tool.output", OBS, "output", 29, _io),
     ("haystack.agent.output", OBS, "output", 29, _haystack_field("last_message")),
     ("haystack.pipeline.output_data", OBS, "output", 29, _haystack_pipeline_output),
+    *((f"mastra.{t}.output", OBS, "output", 30, _io) for t in _MASTRA_SPANS),
+    ("spring.ai.tool.call.result", OBS, "output", 31, _io),  # its JSON: a string in quotes
+    *((f"agentops.{e}.output", OBS, "output", 32, _io) for e in _AGENTOPS_ENTITIES),
     # Figures some of them only give inside those payloads (mapping._compose).
     ("genkit:input", HINTS, "genkitInput", 0, coerce.json_object),
     ("genkit:output", HINTS, "genkitOutput", 0, coerce.json_object),
@@ -716,6 +808,7 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("gen_ai.usage.cache_read_input_tokens", USAGE, "input_cached_tokens", 2, coerce.count),
     ("gen_ai.usage.input_tokens.cached", USAGE, "input_cached_tokens", 2, coerce.count),
     ("gen_ai.usage.cache_read_tokens", USAGE, "input_cached_tokens", 2, coerce.count),
+    ("gen_ai.usage.cached_tokens", USAGE, "input_cached_tokens", 2, coerce.count),  # Langtrace
     ("gen_ai.usage.details.cache_read_tokens", USAGE, "input_cached_tokens", 3, coerce.count),
     ("gen_ai.usage.details.cache_read_input_tokens", USAGE, "input_cached_tokens", 3, coerce.count),
     ("ai.usage.cachedInputTokens", USAGE, "input_cached_tokens", 3, coerce.count),
@@ -749,6 +842,9 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("gen_ai.cost.output_cost", COST, "output", 3, coerce.amount),
     # generation details
     ("langfuse.observation.completion_start_time", OBS, "completionStartTime", 0, coerce.timestamp),
+    # Mastra's: a later step's call may carry the first step's time, which mapping.py drops.
+    ("mastra.completion_start_time", HINTS, "completionStart", 0, coerce.timestamp),
+    ("mastra.completion_start_time", META, "mastra.completion_start_time", 0, None),
     ("ai.response.msToFirstChunk", HINTS, "msToFirstChunk", 0, coerce.amount),
     ("ai.stream.msToFirstChunk", HINTS, "msToFirstChunk", 1, coerce.amount),
     # Pydantic AI's, in seconds. Strands' (its timeToFirstByteMs) in milliseconds, OpenLIT's in
@@ -766,6 +862,10 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("metadata", META, WHOLE, 1, coerce.json_object),
     ("model_request_parameters", META, "model_request_parameters", 0, _io),
     ("gen_ai.tool.definitions", META, "gen_ai.tool.definitions", 0, _io),
+    # under gen_ai.request.* but not settings of the call: Langtrace's tools (a list of one JSON
+    # text), the request type OpenLLMetry's older OpenAI wrapper (AgentOps) writes
+    ("gen_ai.request.tools", META, "gen_ai.request.tools", 0, _request_tools),
+    ("gen_ai.request.type", META, "gen_ai.request.type", 0, None),
     # a string array, which Microsoft Agent Framework writes as its JSON
     ("gen_ai.response.finish_reasons", META, "gen_ai.response.finish_reasons", 0, _io),
     # trace-level attributes
@@ -776,23 +876,34 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("langfuse.tags", TRACE, "tags", 1, coerce.tag_list),
     ("ai.telemetry.metadata.tags", TRACE, "tags", 2, coerce.tag_list),
     ("tag.tags", TRACE, "tags", 3, coerce.tag_list),
+    ("mastra.tags", TRACE, "tags", 5, coerce.tag_list),
+    ("agentops.tags", TRACE, "tags", 6, coerce.tag_list),
     ("langfuse.trace.public", TRACE, "public", 0, coerce.flag),
     ("langfuse.trace.metadata", TRACE_META, WHOLE, 0, coerce.json_object),
     ("langfuse.user.id", TRACE, "userId", 0, coerce.text),
     ("user.id", TRACE, "userId", 1, coerce.text),
     ("ai.telemetry.metadata.userId", TRACE, "userId", 2, coerce.text),
     ("traceloop.association.properties.user_id", TRACE, "userId", 3, coerce.text),
+    # Mastra's tracingOptions.metadata, where its docs put the user and session; a memory's
+    # resource is the user it belongs to (its thread is the session: gen_ai.conversation.id)
+    ("mastra.metadata.userId", TRACE, "userId", 6, coerce.text),
+    ("mastra.metadata.resourceId", TRACE, "userId", 7, coerce.text),
+    # Langtrace's: the end user OpenAI's `user` names, and its `user_id` (inject_additional_attributes)
+    ("gen_ai.user", TRACE, "userId", 8, coerce.text),
+    ("user_id", TRACE, "userId", 9, coerce.text),
     ("langfuse.session.id", TRACE, "sessionId", 0, coerce.text),
     ("session.id", TRACE, "sessionId", 1, coerce.text),
-    ("gen_ai.conversation.id", TRACE, "sessionId", 2, coerce.text),
-    ("ai.telemetry.metadata.sessionId", TRACE, "sessionId", 3, coerce.text),
-    ("traceloop.association.properties.session_id", TRACE, "sessionId", 4, coerce.text),
+    # Mastra's tracingOptions.metadata, over the memory thread it also writes as the conversation
+    ("mastra.metadata.sessionId", TRACE, "sessionId", 2, coerce.text),
+    ("gen_ai.conversation.id", TRACE, "sessionId", 3, coerce.text),
+    ("ai.telemetry.metadata.sessionId", TRACE, "sessionId", 4, coerce.text),
+    ("traceloop.association.properties.session_id", TRACE, "sessionId", 5, coerce.text),
     # Langfuse's OpenAI drop-in takes them as metadata keys (metadata={"langfuse_user_id": ..});
     # its 5.x SDK sends each metadata value as JSON text.
     ("langfuse.observation.metadata.langfuse_user_id", TRACE, "userId", 5, _json_text),
     ("langfuse.trace.metadata.langfuse_user_id", TRACE, "userId", 5, _json_text),
-    ("langfuse.observation.metadata.langfuse_session_id", TRACE, "sessionId", 5, _json_text),
-    ("langfuse.trace.metadata.langfuse_session_id", TRACE, "sessionId", 5, _json_text),
+    ("langfuse.observation.metadata.langfuse_session_id", TRACE, "sessionId", 6, _json_text),
+    ("langfuse.trace.metadata.langfuse_session_id", TRACE, "sessionId", 6, _json_text),
     ("langfuse.observation.metadata.langfuse_tags", TRACE, "tags", 4, coerce.tag_list),
     ("langfuse.trace.metadata.langfuse_tags", TRACE, "tags", 4, coerce.tag_list),
     ("langfuse.internal.as_root", TRACE, "asRoot", 0, coerce.flag),
@@ -817,7 +928,9 @@ PREFIXED: Final[tuple[tuple[str, str, int, Coerce], ...]] = (
     # The app's own metadata, as the AI SDK and OpenLLMetry carry it.
     ("ai.telemetry.metadata.", META, 2, None),
     ("traceloop.association.properties.", META, 3, None),
-    ("gen_ai.request.", PARAMS, 2, None),
+    ("mastra.metadata.", META, 4, None),
+    # Micrometer's OpenTelemetry bridge (Spring AI) sends every value as a string: numbers as numbers.
+    ("gen_ai.request.", PARAMS, 2, coerce.number_text),
     ("ai.settings.", PARAMS, 3, None),
     ("gen_ai.usage.details.", USAGE, 4, coerce.count),  # Pydantic AI: the provider's own names
     ("gen_ai.usage.", USAGE, 5, coerce.count),
@@ -883,6 +996,8 @@ INDEXED: Final[tuple[IndexedRow, ...]] = (
     ("embedding.embeddings.", OBS, "input", 7, "embedding.", frozenset({"text"}), None),
     ("gen_ai.completion.", OBS, "output", 5, "", None, None),
     ("llm.output_messages.", OBS, "output", 6, "message.", None, _openinference_message),
+    # The tools a call offered, flattened under gen_ai.request.* (AgentOps): metadata, not settings.
+    ("gen_ai.request.functions.", META, "gen_ai.request.functions", 0, "", None, None),
 )
 
 # Usage keys that count part of the input an instrumentation reports (mapping._cache_out_of_input).

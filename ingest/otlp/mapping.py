@@ -564,6 +564,9 @@ def _compose(
             metadata["gen_ai.output.messages"] = empty
         else:
             body["output"] = empty
+    first_chunk = hints.get("completionStart")
+    if first_chunk is not None and first_chunk >= start and "completionStartTime" not in body:
+        body["completionStartTime"] = first_chunk
     ms = hints.get("msToFirstChunk")
     if ms is None and "timeToFirstToken" in hints:
         ms = hints["timeToFirstToken"] * (1000 if scope.startswith("openlit") else 1)
@@ -828,7 +831,7 @@ def io_from_events(events: list[dict[str, Any]], body: dict[str, Any]) -> bool:
         if name in EVENT_IO:
             fld, key = EVENT_IO[name]
             if fld not in found:
-                found[fld] = coerce.json_text(attrs[key]) if key in attrs else attrs
+                found[fld] = _tool_call_messages(coerce.json_text(attrs[key])) if key in attrs else attrs
         elif name == OPERATION_DETAILS:
             for fld, key in (("input", "gen_ai.input.messages"), ("output", "gen_ai.output.messages")):
                 if key in attrs and fld not in found:
@@ -844,6 +847,34 @@ def io_from_events(events: list[dict[str, Any]], body: dict[str, Any]) -> bool:
     for fld, value in found.items():
         body.setdefault(fld, value)
     return bool(messages) and body.get("input") is messages
+
+
+def _tool_call_messages(messages: Any) -> Any:
+    """Langtrace writes an assistant's tool calls as its message's content (in the answer) or as a
+    bare list in place of the message (in the next request): as the chat shape's `tool_calls`."""
+    if type(messages) is not list:
+        return messages
+    out: list[Any] | None = None
+    for i, m in enumerate(messages):
+        fixed = m
+        if type(m) is list and _all_tool_calls(m):
+            fixed = {"role": "assistant", "tool_calls": m}
+        elif type(m) is dict and m.get("role") == "assistant" and _all_tool_calls(m.get("content")):
+            fixed = {k: v for k, v in m.items() if k != "content"}
+            fixed["tool_calls"] = m["content"]
+        if fixed is not m:
+            if out is None:
+                out = list(messages)
+            out[i] = fixed
+    return messages if out is None else out
+
+
+def _all_tool_calls(items: Any) -> bool:
+    return (
+        type(items) is list
+        and len(items) > 0
+        and all(type(c) is dict and c.get("type") == "function" and type(c.get("function")) is dict for c in items)
+    )
 
 
 # The fields of a message event whose JSON text is read as JSON (Strands writes its content

@@ -1279,3 +1279,142 @@ def test_openai_agents_through_logfire_on_chat_completions() -> None:
     assert first["output"][0]["tool_calls"][0]["function"]["name"] == "get_weather"
     assert second["output"][0]["content"] == "Cloudy in Lima."
     assert all("usageDetails" not in e["body"] for e in obs.values() if e["type"] != "generation-create")
+
+
+# --- Mastra ------------------------------------------------------------------------------------
+
+
+def _by_name(obs: dict[str, dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return sorted((e for e in obs.values() if e["body"].get("name") == name), key=lambda e: e["body"]["startTime"])
+
+
+def test_mastra_agent_run_with_its_payloads_user_session_and_tags() -> None:
+    """Mastra's exporter writes the payloads no GenAI attribute holds as `mastra.<span type>.input`
+    and `.output`, and the run's tracingOptions as `mastra.metadata.*` and `mastra.tags`."""
+    obs, traces = mapped("mastra")
+    (agent,) = _by_name(obs, "invoke_agent Weather Agent")
+    assert agent["type"] == "agent-create"
+    assert fields(agent)["input"] == "Weather in Lima?"
+    assert fields(agent)["output"]["text"] == "It is 19°C and overcast in Lima."
+    (trace,) = traces[agent["body"]["id"]][-1:]
+    assert trace["userId"] == "user-42" and trace["sessionId"] == "session-42"
+    assert trace["tags"] == ["fixture", "weather"]
+    assert trace["input"] == "Weather in Lima?"
+    # the run's other metadata under its own keys; the user and session are fields, not metadata
+    meta = user_metadata(agent)
+    assert meta["runId"] and "userId" not in meta and "mastra.metadata.userId" not in meta
+
+    first_step, second_step = _by_name(obs, "agent_step Weather Agent")
+    assert [m["role"] for m in fields(first_step)["input"]] == ["system", "user"]
+    assert fields(first_step)["output"]["toolCalls"][0]["args"] == {"city": "Lima"}
+    assert fields(second_step)["output"]["text"] == "It is 19°C and overcast in Lima."
+    (generation,) = _by_name(obs, "model_generation gpt-4o-mini")
+    assert generation["type"] == "span-create"  # its calls below are the generations
+    assert fields(generation)["input"]["messages"][0]["role"] == "system"
+
+    (tool,) = _by_name(obs, "get_weather")
+    assert tool["type"] == "tool-create"
+    assert fields(tool)["input"] == {"city": "Lima"}
+
+
+def test_mastra_model_calls_are_priced_generations_with_a_plausible_first_chunk() -> None:
+    """Mastra gives every call of a run the first step's completion start: kept where it falls
+    within the call, dropped where it is before the call began."""
+    obs, _ = mapped("mastra")
+    first, second = _by_name(obs, "chat gpt-4o-mini")
+    assert first["type"] == second["type"] == "generation-create"
+    assert fields(first)["model"] == "gpt-4o-mini-2024-07-18"
+    assert fields(first)["modelParameters"] == {"temperature": 0.2, "max_tokens": 300}
+    assert fields(first)["usageDetails"] == {
+        "input": 20,
+        "input_cached_tokens": 32,
+        "output": 18,
+        "output_reasoning_tokens": 0,
+        "total": 70,
+    }
+    assert fields(second)["usageDetails"]["input_cached_tokens"] == 64
+    assert first["body"]["startTime"] <= fields(first)["completionStartTime"] <= first["body"]["endTime"]
+    assert "completionStartTime" not in fields(second)
+    assert fields(second)["output"][0]["parts"][0]["content"] == "It is 19°C and overcast in Lima."
+
+
+def test_mastra_with_memory_keeps_the_runs_session_over_the_thread() -> None:
+    """With a Memory, every span names its thread as the conversation; the session the run's
+    metadata gives wins over it. The memory's own spans carry the messages it read and wrote."""
+    obs, traces = mapped("mastra_memory")
+    (agent,) = _by_name(obs, "invoke_agent Weather Agent")
+    trace = traces[agent["body"]["id"]][-1]
+    assert trace["sessionId"] == "session-42" and trace["userId"] == "user-42"
+    reads = _by_name(obs, "memory_operation MessageHistory")
+    assert reads and all("input" in fields(e) for e in reads)
+    assert fields(reads[0])["input"]["messages"][0]["role"] == "user"
+
+
+# --- Spring AI ---------------------------------------------------------------------------------
+
+
+def test_spring_ai_tool_call_client_and_model_calls() -> None:
+    """Spring AI's tool observation carries its arguments and result as `spring.ai.tool.call.*`;
+    Micrometer's bridge sends every value as a string, the model parameters as numbers again."""
+    obs, _ = mapped("spring_ai")
+    (tool,) = (e for e in obs.values() if e["type"] == "tool-create")
+    assert fields(tool) == {"name": "get_weather", "input": {"city": "Lima"}, "output": "Cloudy, 18 C in Lima"}
+    (client,) = _by_name(obs, "spring_ai chat_client")
+    assert client["type"] == "chain-create"
+    assert _by_name(obs, "call")[0]["type"] == "span-create"  # an advisor
+    first, second = _by_name(obs, "chat gpt-4o-mini")
+    assert first["type"] == "generation-create"
+    assert fields(first)["model"] == "gpt-4o-mini-2024-07-18"
+    assert fields(first)["modelParameters"] == {"max_tokens": 100, "temperature": 0.2}
+    assert fields(first)["usageDetails"] == {"input": 40, "output": 9, "total": 49}
+    # As Spring AI reports it: the loop's running total (61/5/66 of its own), not corrected here.
+    assert fields(second)["usageDetails"] == {"input": 101, "output": 14, "total": 115}
+
+
+# --- AgentOps, Langtrace, Agno -----------------------------------------------------------------
+
+
+def test_agentops_decorated_functions_are_typed_with_their_calls() -> None:
+    """AgentOps types its spans by `agentops.span.kind` and records a call as `{"args", "kwargs"}`:
+    the arguments it was given are the input, the result the output."""
+    obs, traces = mapped("agentops")
+    (tool,) = _by_name(obs, "get_weather.tool")
+    assert tool["type"] == "tool-create"
+    assert (fields(tool)["input"], fields(tool)["output"]) == ({"city": "Lima"}, "cloudy in Lima")
+    (task,) = _by_name(obs, "answer.task")
+    assert task["type"] == "chain-create"
+    assert (fields(task)["input"], fields(task)["output"]) == ("Weather in Lima?", "Cloudy in Lima.")
+    (agent,) = _by_name(obs, "weather_agent.agent")
+    assert agent["type"] == "agent-create" and "input" not in fields(agent)  # called without arguments
+    (session,) = _by_name(obs, "weather_session.session")
+    assert traces[session["body"]["id"]][0]["tags"] == ["weather", "lima"]
+    first, _ = _by_name(obs, "openai.chat.completion")
+    # the tools offered are metadata, not settings of the call
+    assert fields(first)["modelParameters"] == {"temperature": 0.2, "streaming": False}
+    assert first["body"]["metadata"]["gen_ai.request.functions"][0]["name"] == "get_weather"
+
+
+def test_langtrace_tool_calls_cached_tokens_and_user() -> None:
+    """Langtrace writes an assistant's tool calls as its content, or as a bare list in the next
+    request's messages, and its cached tokens as `gen_ai.usage.cached_tokens`."""
+    obs, traces = mapped("langtrace")
+    first, second = _by_name(obs, "openai.chat.completions.create")
+    assert fields(first)["usageDetails"] == {"input": 28, "input_cached_tokens": 12, "output": 9, "total": 49}
+    (answer,) = fields(first)["output"]
+    assert answer["role"] == "assistant" and "content" not in answer
+    assert answer["tool_calls"][0]["function"]["name"] == "get_weather"
+    assert fields(second)["input"][2] == {"role": "assistant", "tool_calls": answer["tool_calls"]}
+    assert "tools" not in fields(first)["modelParameters"]
+    assert {t.get("userId") for ts in traces.values() for t in ts} >= {"user-lt"}
+
+
+def test_agno_through_openinference() -> None:
+    obs, traces = mapped("agno")
+    calls = [e for e in obs.values() if e["type"] == "generation-create"]
+    assert len(calls) == 2
+    assert sorted(fields(c)["usageDetails"]["input"] for c in calls) == [28, 61]
+    (tool,) = (e for e in obs.values() if e["type"] == "tool-create")
+    assert fields(tool)["input"] == {"city": "Lima"}
+    (agent,) = (e for e in obs.values() if e["type"] == "agent-create")
+    trace = traces[agent["body"]["id"]][-1]
+    assert trace["input"] == "Weather in Lima?" and trace["userId"] and trace["sessionId"]
