@@ -163,7 +163,7 @@ def observation_v2(
     if "time" in fields:
         doc.update({k: v1[k] for k in ("completionStartTime", "createdAt", "updatedAt")})
     if "io" in fields:
-        doc.update(input=r["input"], output=r["output"])
+        doc.update(input=_io_text(r["input"]), output=_io_text(r["output"]))
     if "metadata" in fields:
         metadata = v1["metadata"]
         doc["metadata"] = metadata if isinstance(metadata, dict) else {"value": metadata}
@@ -186,6 +186,19 @@ def observation_v2(
             traceName=ctx.get("name") or None, tags=list(ctx.get("tags") or ()), release=ctx.get("release") or None
         )
     return doc
+
+
+def _io_text(stored: str | None) -> str | None:
+    """An input or output as v2 answers it: the text Langfuse stores, which is a string value's
+    own text (ours is stored as its JSON, quoted) and any other value's JSON."""
+    if stored and stored[0] == '"':
+        try:
+            value = orjson.loads(stored)
+        except orjson.JSONDecodeError:
+            return stored
+        if type(value) is str:
+            return value
+    return stored
 
 
 def decimal_text(value: float | None) -> str | None:

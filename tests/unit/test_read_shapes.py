@@ -85,6 +85,11 @@ def test_v1_observation_is_what_every_sdk_parses() -> None:
     assert doc["input"] == {"q": 1} and doc["output"] == "text"
     v2 = shapes.observation_v2(_observation(), "p", frozenset({"core", "io", "model"}), None)
     assert v2["input"] == '{"q":1}'  # v2 io is the stored text
+    # ... and a string value's own text, as Langfuse stores it, not its JSON
+    quoted = shapes.observation_v2(_observation(output='"It is \\"sunny\\"."'), "p", frozenset({"io"}), None)
+    assert quoted["output"] == 'It is "sunny".'
+    unclosed = shapes.observation_v2(_observation(output='"unclosed'), "p", frozenset({"io"}), None)
+    assert unclosed["output"] == '"unclosed'
     assert v2["model"] == v2["providedModelName"] == "m" and v2["totalPrice"] is None
     assert (doc["inputPrice"], doc["outputPrice"], doc["totalPrice"]) == (None, None, None)
 
