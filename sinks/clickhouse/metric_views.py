@@ -99,6 +99,19 @@ def _ms(end: str, start: str) -> str:
     return f"intDiv(US({end}) - US({start}), 1000)"
 
 
+def keys_sum(column: str, word: str) -> str:
+    """A row's sum of the values of a JSON map column (`{"k":n,..}` as the writer writes it)
+    under the keys whose name holds `word`, in any case: Langfuse's input (output) usage and
+    cost count every type so named, cached input too. 18.16 cannot list an object's keys; a
+    regex over the text it runs."""
+    values = f'extractAll({column}, \'(?i)"[^"]*{word}[^"]*":(-?[0-9.eE+-]+)\')'
+    return f"arraySum(arrayMap(x -> toFloat64OrZero(x), {values}))"
+
+
+_INPUT_TOKENS = f"toInt64({keys_sum('usage_details', 'input')})"
+_OUTPUT_TOKENS = f"toInt64({keys_sum('usage_details', 'output')})"
+
+
 def _per_second(tokens: str, end: str, start: str) -> str:
     return f"{tokens} / nullIf((US({end}) - US({start})) / 1000000, 0)"
 
@@ -171,12 +184,12 @@ OBSERVATIONS = View(
         "timeToFirstToken": Measure(
             _ms("completion_start_time", "start_time"), ("start_time", "completion_start_time")
         ),
-        "inputTokens": Measure("input_tokens", ("input_tokens",)),
-        "outputTokens": Measure("output_tokens", ("output_tokens",)),
+        "inputTokens": Measure(_INPUT_TOKENS, ("usage_details",)),
+        "outputTokens": Measure(_OUTPUT_TOKENS, ("usage_details",)),
         "totalTokens": Measure("total_tokens", ("total_tokens",)),
         "outputTokensPerSecond": Measure(
-            _per_second("output_tokens", "end_time", "completion_start_time"),
-            ("output_tokens", "end_time", "completion_start_time"),
+            _per_second(f"({_OUTPUT_TOKENS})", "end_time", "completion_start_time"),
+            ("usage_details", "end_time", "completion_start_time"),
             integral=False,
         ),
         "tokensPerSecond": Measure(
@@ -184,10 +197,8 @@ OBSERVATIONS = View(
             ("total_tokens", "end_time", "start_time"),
             integral=False,
         ),
-        # The usage type `input`/`output` of the cost details (Langfuse sums every type
-        # whose name contains the word; 18.16 cannot list a JSON object's keys).
-        "inputCost": Measure("visitParamExtractFloat(cost_details, 'input')", ("cost_details",), integral=False),
-        "outputCost": Measure("visitParamExtractFloat(cost_details, 'output')", ("cost_details",), integral=False),
+        "inputCost": Measure(keys_sum("cost_details", "input"), ("cost_details",), integral=False),
+        "outputCost": Measure(keys_sum("cost_details", "output"), ("cost_details",), integral=False),
         "totalCost": Measure("total_cost", ("total_cost",), integral=False),
         "countScores": Measure("score_count", relation=SCORES_OF_OBSERVATION),
         "traceId": Measure("trace_id", ("trace_id",), text=True),

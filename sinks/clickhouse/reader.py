@@ -17,7 +17,7 @@ from pipeline.fold import OBSERVATION, SCORE, TRACE
 from pipeline.times import micros_of_column
 from sinks.clickhouse.client import ClickHouse
 from sinks.clickhouse.memo import Memo
-from sinks.clickhouse.metric_views import VIEWS, MetricsQuery
+from sinks.clickhouse.metric_views import VIEWS, MetricsQuery, keys_sum
 from sinks.clickhouse.metrics import MetricsSql
 from sinks.clickhouse.query import ARRAY_MATCH, OPTION_MATCH, SETTINGS, TEXT_MATCH, Select
 from sinks.clickhouse.schema import BY_TRACE, Dialect, dialect_for
@@ -436,13 +436,15 @@ class Reader:
         obs = traces.sub(OBSERVATION)
         obs.where(f"trace_id IN (SELECT id FROM {traces.latest(['timestamp'])})", "trace_id")
         start_day = obs.day("start_time")
-        columns = ["trace_id", "start_time", "provided_model_name", "total_cost", "input_tokens", "output_tokens"]
+        columns = ["trace_id", "start_time", "provided_model_name", "total_cost", "usage_details"]
         # The usage of every day too, at the same time as the days, not after them for the
         # page's days only: the deduplication reads the project's observations either way, and
         # the answer then waits for the longer query, not for both (18.16, 1M observations).
         usage_sql = (
             f"SELECT {start_day} AS day, provided_model_name, count(), uniqExact(trace_id), "
-            f"sum(ifNull(total_cost, 0)), sum(input_tokens), sum(output_tokens), sum(total_tokens) "
+            # Langfuse's input (output): every usage type so named, cached input too.
+            f"sum(ifNull(total_cost, 0)), {_summed_keys('usage_details', 'input')}, "
+            f"{_summed_keys('usage_details', 'output')}, sum(total_tokens) "
             f"FROM {obs.latest([*columns, 'total_tokens'])} GROUP BY day, provided_model_name "
             f"ORDER BY day, provided_model_name{SETTINGS}"
         )
@@ -489,10 +491,8 @@ _COMPARE = {"=": "=", "<>": "!=", "!=": "!=", ">": ">", "<": "<", ">=": ">=", "<
 
 
 def _summed_keys(column: str, word: str) -> str:
-    """The sum over a trace's rows of the values of the keys of a JSON map column (`{"k":n,..}`
-    as the writer writes it) whose name holds `word`, in any case."""
-    values = f'extractAll({column}, \'(?i)"[^"]*{word}[^"]*":(-?[0-9.eE+-]+)\')'
-    return f"sum(arraySum(arrayMap(x -> toFloat64OrZero(x), {values})))"
+    """The sum over a trace's rows of keys_sum (every type whose name holds `word`)."""
+    return f"sum({keys_sum(column, word)})"
 
 
 # A trace condition on a figure summed up from its observations (ingest/filters.py).

@@ -105,8 +105,10 @@ def reader(tmp_path_factory: pytest.TempPathFactory) -> Any:
     trace("p", "t3", T0 + DAY, 1, name="new", user_id="u2", session_id="s2")
     trace("other", "t9", T0, 1, name="new", user_id="u1", tags=["x", "y"])
     observation("p", "o1", "t1", T0 + 10, 1, type="SPAN", name="plan")
-    observation("p", "o2", "t1", T0 + 20, 1, type="GENERATION", name="llm", provided_model_name="m", input_tokens=3)
-    observation("p", "o2", "t1", T0 + 20, 2, type="GENERATION", name="llm", provided_model_name="m", input_tokens=5)
+    llm = {"type": "GENERATION", "name": "llm", "provided_model_name": "m"}
+    observation("p", "o2", "t1", T0 + 20, 1, **llm, input_tokens=3, usage_details='{"input":3}')
+    cached = '{"input":5,"input_cached_tokens":2,"output":1}'
+    observation("p", "o2", "t1", T0 + 20, 2, **llm, input_tokens=5, output_tokens=1, usage_details=cached)
     observation("p", "o3", "t3", T0 + DAY, 1, type="EVENT", name="log")
     observation("other", "o9", "t9", T0, 1, type="SPAN")
     s.query(
@@ -273,7 +275,9 @@ async def test_sessions_scores_and_daily(reader: Reader) -> None:
     daily = await reader.daily("p", TraceFilter(), Page(10))
     assert [(d["day"], d["traces"]) for d in daily.rows] == [(date(2026, 11, 28), 1), (date(2026, 11, 27), 1)]
     models = {u["model"]: u for u in daily.rows[1]["usage"]}
-    assert models["m"]["input"] == 5 and models["m"]["observations"] == 1 and models[None]["observations"] == 1
+    # Langfuse's input: every usage type so named, the cached input too (the newest version's)
+    assert (models["m"]["input"], models["m"]["output"]) == (7, 1)
+    assert models["m"]["observations"] == 1 and models[None]["observations"] == 1
 
 
 async def test_reads_by_trace_tell_apart_traces_whose_hashes_collide(reader: Reader) -> None:

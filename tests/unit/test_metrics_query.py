@@ -69,8 +69,9 @@ def reader(chdb: chdb_session.Session) -> Iterator[Reader]:
     gen: dict[str, Any] = {"type": "GENERATION", "name": "llm", "provided_model_name": "gpt"}
     obs(
         "o1", "t1", T0, **gen, end_time=_At(T0 + 2 * S), completion_start_time=_At(T0 + S // 2),
-        input_tokens=10, output_tokens=5, total_tokens=15, total_cost=0.5,
-        cost_details='{"input":0.2,"output":0.3,"total":0.5}',
+        input_tokens=6, output_tokens=5, total_tokens=15, total_cost=0.5,
+        usage_details='{"input":6,"input_cached_tokens":4,"output":5,"total":15}',
+        cost_details='{"input":0.15,"input_cached_tokens":0.05,"output":0.3,"total":0.5}',
     )  # fmt: skip
     obs("o2", "t1", T0 + S // 10, type="SPAN", name="tool", end_time=_At(T0 + S))
     obs("o3", "t2", T0 + HOUR, 1, **gen, end_time=_At(T0 + HOUR + S), total_tokens=99, total_cost=9.0)
@@ -157,6 +158,10 @@ async def test_observations_by_model_with_trace_fields_and_filters(reader: Reade
             "sum_inputCost": 0.0, "max_timeToFirstToken": None,
         },
     ]  # fmt: skip
+    # Input and output as Langfuse sums them: every type so named, the cached input too
+    # (the cost's 0.2 above is 0.15 of input and 0.05 of cached input).
+    usage = await run(reader, view="observations", metrics=agg("sum_inputTokens", "sum_outputTokens"))
+    assert usage == [{"sum_inputTokens": "10", "sum_outputTokens": "5"}]
     by_user = await run(
         reader,
         view="observations",
