@@ -66,6 +66,12 @@ def _key(name: str, v: Any) -> None:
         raise InvalidEvent(f"body.{name} must be a string of at most {MAX_KEY_CHARS} characters")
 
 
+# Go's and .NET's zero time (0001-01-01T00:00:00Z), which their JSON encoders write for a time
+# left unset: CloudWeGo Eino's Langfuse client sends it as every update's startTime and every
+# create's endTime. Such a field is absent, as Langfuse takes it, not out of range.
+UNSET_TIME_US: Final = -62_135_596_800_000_000
+
+
 def event_time(name: str, v: Any) -> int | None:
     """A client's time as µs, within what every store holds; InvalidEvent otherwise."""
     try:
@@ -74,6 +80,19 @@ def event_time(name: str, v: Any) -> int | None:
         raise InvalidEvent(f"{name} is not an ISO 8601 timestamp") from exc
     if us is not None and not MIN_US <= us < MAX_US:
         raise InvalidEvent(f"{name} must lie between 1970 and 2100")
+    return us
+
+
+def _body_time(name: str, v: Any) -> int | None:
+    """A body's time as µs, or None for the zero time that means unset (UNSET_TIME_US)."""
+    try:
+        us = to_micros(v)
+    except (ValueError, OverflowError) as exc:
+        raise InvalidEvent(f"body.{name} is not an ISO 8601 timestamp") from exc
+    if us == UNSET_TIME_US:
+        return None
+    if us is not None and not MIN_US <= us < MAX_US:
+        raise InvalidEvent(f"body.{name} must lie between 1970 and 2100")
     return us
 
 
@@ -248,7 +267,11 @@ def normalize(event: Any) -> tuple[str, str, int, dict[str, Any]]:
     check_body(etype, body)
     for name in TIME_FIELDS.get(etype, ()):
         if body.get(name) is not None:
-            body[name] = event_time(f"body.{name}", body[name])
+            us = _body_time(name, body[name])
+            if us is None:
+                del body[name]
+            else:
+                body[name] = us
     if etype == "sdk-log":
         return event_id, etype, ts or 0, body
     if etype in UPDATE_TYPES:

@@ -35,7 +35,7 @@ def test_ids_the_api_lets_clients_omit_are_generated() -> None:
         (_event("span-create", {"id": "s"}), "body.traceId"),
         (_event("span-update", {"traceId": "t"}), "body.id"),
         (_event("span-create", {"traceId": "t", "startTime": "later"}), "body.startTime"),
-        (_event("span-create", {"traceId": "t", "startTime": "0001-01-01T00:00:00Z"}), "body.startTime"),
+        (_event("span-create", {"traceId": "t", "startTime": "0001-01-01T00:00:01Z"}), "body.startTime"),
         (_event("trace-create", {}, timestamp="1969-12-31T23:59:59Z"), "event.timestamp"),
         (_event("generation-create", {"traceId": "t", "level": "LOUD"}), "body.level"),
         (_event("generation-create", {"traceId": "t", "usage": {"input": "ten"}}), "body.usage.input"),
@@ -131,3 +131,17 @@ def test_keys_the_postgres_stage_would_dead_letter_are_refused_at_the_edge(etype
     body[field] = "m" * (MAX_KEY_CHARS + 1)
     with pytest.raises(InvalidEvent, match=f"body.{field} must be a string of at most {MAX_KEY_CHARS}"):
         normalize({"id": "e1", "type": etype, "timestamp": "2026-11-27T10:00:00Z", "body": body})
+
+
+def test_the_zero_time_of_go_and_dotnet_is_an_unset_time() -> None:
+    """Go's encoding/json writes a time.Time left unset as 0001-01-01T00:00:00Z (CloudWeGo Eino's
+    Langfuse client on every update's startTime), .NET's DateTime.MinValue the same: the field is
+    absent, as Langfuse takes it, and the event is kept."""
+    zero = "0001-01-01T00:00:00Z"
+    _, _, _, body = normalize(_event("span-update", {"id": "s", "startTime": zero, "endTime": "2026-11-27T10:00:01Z"}))
+    assert body == {"id": "s", "endTime": 1_795_773_601_000_000}
+    create = {"traceId": "t", "startTime": "2026-11-27T10:00:00Z", "endTime": zero, "completionStartTime": zero}
+    _, _, _, body = normalize(_event("generation-create", create))
+    assert "endTime" not in body and "completionStartTime" not in body and body["startTime"] == 1_795_773_600_000_000
+    for other in ("0001-01-01T00:00:00", "0001-01-01T00:00:00.000+00:00"):
+        assert "startTime" not in normalize(_event("span-update", {"id": "s", "startTime": other}))[3]
