@@ -36,8 +36,8 @@ def trace(r: Row, project_id: str) -> dict[str, Any]:
         "public": bool(r["public"]),
         "bookmarked": False,
         "metadata": json_of(r["metadata"], {}),
-        "input": json_of(r["input"]),
-        "output": json_of(r["output"]),
+        "input": io_of(r["input"]),
+        "output": io_of(r["output"]),
         "createdAt": iso(r.get("created_at")),
         "updatedAt": iso(r.get("updated_at")),
     }
@@ -111,8 +111,8 @@ def observation(
         "calculatedTotalCost": r["total_cost"],
         "latency": None if end is None else (end - start) / 1e6,
         "timeToFirstToken": None if first is None else (first - start) / 1e6,
-        "input": json_of(r["input"]),
-        "output": json_of(r["output"]),
+        "input": io_of(r["input"]),
+        "output": io_of(r["output"]),
         "metadata": json_of(r["metadata"], {}),
         "promptId": prompt_id,
         "promptName": r["prompt_name"] or None,
@@ -274,6 +274,22 @@ def day(value: Any) -> str:
 
 def iso(us: int | None) -> str | None:
     return None if us is None else micros_to_iso(us)
+
+
+def io_of(text: str | None) -> Any:
+    """An input or output as v1 answers it: its value, and a string holding a JSON object or
+    array as that object or array. Langfuse stores a string as its text and reads every stored
+    text back as JSON where it parses, so clients that send their messages as JSON text (Go's
+    Eino) get the messages back; a string that is not such JSON stays a string."""
+    value = json_of(text)
+    if type(value) is str and value[:1] in ("{", "["):
+        try:
+            parsed = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return value
+        if type(parsed) is dict or type(parsed) is list:
+            return parsed
+    return value
 
 
 def json_of(text: str | None, empty: Any = None) -> Any:

@@ -83,6 +83,10 @@ def test_v1_observation_is_what_every_sdk_parses() -> None:
     assert doc["usageDetails"] == {"input": 10, "output": 5, "total": 15}  # ints: 3.x and later reject 1.5
     assert (doc["environment"], doc["metadata"], doc["latency"], doc["timeToFirstToken"]) == ("default", {}, 2.0, 0.5)
     assert doc["input"] == {"q": 1} and doc["output"] == "text"
+    # A string holding JSON messages (Go's Eino sends them so) as Langfuse's v1 reads it back.
+    sent = _observation(input=orjson.dumps('[{"role":"user","content":"Hi"}]').decode(), output='"[not json"')
+    assert shapes.observation(sent, "p")["input"] == [{"role": "user", "content": "Hi"}]
+    assert shapes.observation(sent, "p")["output"] == "[not json"
     v2 = shapes.observation_v2(_observation(), "p", frozenset({"core", "io", "model"}), None)
     assert v2["input"] == '{"q":1}'  # v2 io is the stored text
     # ... and a string value's own text, as Langfuse stores it, not its JSON
