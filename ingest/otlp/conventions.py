@@ -809,6 +809,8 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("gen_ai.usage.input_tokens.cached", USAGE, "input_cached_tokens", 2, coerce.count),
     ("gen_ai.usage.cache_read_tokens", USAGE, "input_cached_tokens", 2, coerce.count),
     ("gen_ai.usage.cached_tokens", USAGE, "input_cached_tokens", 2, coerce.count),  # Langtrace
+    # BeeAI (through OpenInference): its usage object flattened under the span's metadata
+    ("metadata.usage.cached_prompt_tokens", USAGE, "input_cached_tokens", 4, coerce.count),
     ("gen_ai.usage.details.cache_read_tokens", USAGE, "input_cached_tokens", 3, coerce.count),
     ("gen_ai.usage.details.cache_read_input_tokens", USAGE, "input_cached_tokens", 3, coerce.count),
     ("ai.usage.cachedInputTokens", USAGE, "input_cached_tokens", 3, coerce.count),
@@ -818,6 +820,7 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("gen_ai.usage.input_tokens.cache_write", USAGE, "input_cache_creation", 2, coerce.count),
     ("gen_ai.usage.cache_write_tokens", USAGE, "input_cache_creation", 2, coerce.count),
     ("gen_ai.usage.cache_write_input_tokens", USAGE, "input_cache_creation", 2, coerce.count),  # Strands
+    ("metadata.usage.cached_creation_tokens", USAGE, "input_cache_creation", 4, coerce.count),  # BeeAI
     ("gen_ai.usage.details.cache_write_tokens", USAGE, "input_cache_creation", 3, coerce.count),
     ("gen_ai.usage.details.cache_creation_input_tokens", USAGE, "input_cache_creation", 3, coerce.count),
     ("llm.token_count.prompt_details.cache_write", USAGE, "input_cache_creation", 3, coerce.count),

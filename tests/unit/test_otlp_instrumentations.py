@@ -1418,3 +1418,16 @@ def test_agno_through_openinference() -> None:
     (agent,) = (e for e in obs.values() if e["type"] == "agent-create")
     trace = traces[agent["body"]["id"]][-1]
     assert trace["input"] == "Weather in Lima?" and trace["userId"] and trace["sessionId"]
+
+
+def test_beeai_cached_tokens_from_its_usage_object() -> None:
+    """BeeAI's cached prompt tokens are only in its usage object, flattened under `metadata.`."""
+    obs, _ = mapped("openinference_beeai")
+    calls = sorted((e for e in obs.values() if e["type"] == "generation-create"), key=lambda e: e["body"]["startTime"])
+    assert fields(calls[0])["usageDetails"] == {
+        "input": 28,
+        "input_cached_tokens": 12,
+        "input_cache_creation": 0,
+        "output": 9,
+        "total": 49,
+    }
