@@ -72,27 +72,17 @@ def _key(name: str, v: Any) -> None:
 UNSET_TIME_US: Final = -62_135_596_800_000_000
 
 
-def event_time(name: str, v: Any) -> int | None:
-    """A client's time as µs, within what every store holds; InvalidEvent otherwise."""
+def event_time(name: str, v: Any, unset: bool = False) -> int | None:
+    """A client's time as µs, within what every store holds; InvalidEvent otherwise. With
+    `unset`, None for the zero time that means no time (UNSET_TIME_US)."""
     try:
         us = to_micros(v)
     except (ValueError, OverflowError) as exc:
         raise InvalidEvent(f"{name} is not an ISO 8601 timestamp") from exc
-    if us is not None and not MIN_US <= us < MAX_US:
-        raise InvalidEvent(f"{name} must lie between 1970 and 2100")
-    return us
-
-
-def _body_time(name: str, v: Any) -> int | None:
-    """A body's time as µs, or None for the zero time that means unset (UNSET_TIME_US)."""
-    try:
-        us = to_micros(v)
-    except (ValueError, OverflowError) as exc:
-        raise InvalidEvent(f"body.{name} is not an ISO 8601 timestamp") from exc
-    if us == UNSET_TIME_US:
+    if unset and us == UNSET_TIME_US:
         return None
     if us is not None and not MIN_US <= us < MAX_US:
-        raise InvalidEvent(f"body.{name} must lie between 1970 and 2100")
+        raise InvalidEvent(f"{name} must lie between 1970 and 2100")
     return us
 
 
@@ -267,7 +257,7 @@ def normalize(event: Any) -> tuple[str, str, int, dict[str, Any]]:
     check_body(etype, body)
     for name in TIME_FIELDS.get(etype, ()):
         if body.get(name) is not None:
-            us = _body_time(name, body[name])
+            us = event_time(f"body.{name}", body[name], unset=True)
             if us is None:
                 del body[name]
             else:

@@ -219,7 +219,6 @@ def _agent_hint(value: Any) -> Any:
     return "agent" if coerce.text(value) is not SKIP else SKIP
 
 
-# Logfire's OpenAI Agents spans say what they are only in their message templates.
 # Spring AI's observations (`spring.ai.kind`): the ChatClient's call runs its advisors, model
 # calls and tools; its model calls name their operation (chat), the rest only `framework`.
 _type_spring: Final = coerce.one_of({"tool_call": "tool", "chat_client": "chain"})
@@ -239,6 +238,7 @@ _type_agentops: Final = coerce.one_of(
 # The entities AgentOps records a decorated function's call and result for, as
 # `agentops.<entity>.input` / `.output`.
 _AGENTOPS_ENTITIES: Final = ("entity", "agent", "team", "tool", "task", "operation", "workflow", "guardrail")
+# Logfire's OpenAI Agents spans say what they are only in their message templates.
 _type_logfire_template: Final = coerce.one_of({"function: {name}": "tool", "agent run: {name!r}": "agent"})
 
 
@@ -629,9 +629,9 @@ EXACT: Final[tuple[tuple[str, str, str, int, Coerce], ...]] = (
     ("haystack.agent.step.tool.input", OBS, "type", 13, _tool_hint),
     ("haystack.agent.input", OBS, "type", 13, _agent_hint),
     ("spring.ai.kind", OBS, "type", 14, _type_spring),
+    ("spring.ai.kind", META, "spring.ai.kind", 0, None),
     ("agentops.span.kind", OBS, "type", 15, _type_agentops),
     ("agentops.span.kind", META, "agentops.span.kind", 0, None),
-    ("spring.ai.kind", META, "spring.ai.kind", 0, None),
     # spans that sum up the calls below them
     ("ai.operationId", HINTS, "aggregate", 0, _vercel_wrapper),
     ("gen_ai.operation.name", HINTS, "aggregate", 1, _aggregate_operation),
